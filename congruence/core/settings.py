@@ -1,0 +1,80 @@
+"""The only reader of the environment. Everything else receives a ``Settings``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
+DEFAULT_TEXT_ENCODER = "minilm-l6"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time configuration, fixed for the life of a process.
+
+    home: where the embedded database, the FAISS index and models live.
+    database_url: an external PostgreSQL with pgvector; None = embedded server under home.
+    image_encoder / text_encoder: encoder registry names (see indexer.encoders).
+    device: "auto", "cpu" or "cuda".
+    exact_threshold: indexes up to this many vectors are exact (flat); above, HNSW.
+    candidates: how many FAISS candidates a match query retrieves before reranking.
+    batch_size: encoder batch size.
+    """
+
+    home: Path = Path(".congruence")
+    database_url: str | None = None
+    image_encoder: str = DEFAULT_IMAGE_ENCODER
+    text_encoder: str = DEFAULT_TEXT_ENCODER
+    device: str = "auto"
+    exact_threshold: int = 20_000
+    candidates: int = 200
+    batch_size: int = 32
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pg"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{key}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{key}: must be at least {minimum}, got {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build ``Settings`` from the environment; fail fast on bad values."""
+    env = os.environ if env is None else env
+    device = env.get("CONGRUENCE_DEVICE", "auto")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"CONGRUENCE_DEVICE: expected auto, cpu or cuda, got {device!r}")
+    return Settings(
+        home=Path(env.get("CONGRUENCE_HOME") or ".congruence").expanduser().absolute(),
+        database_url=env.get("DATABASE_URL") or None,
+        image_encoder=env.get("CONGRUENCE_IMAGE_ENCODER") or DEFAULT_IMAGE_ENCODER,
+        text_encoder=env.get("CONGRUENCE_TEXT_ENCODER") or DEFAULT_TEXT_ENCODER,
+        device=device,
+        exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 20_000, 1),
+        candidates=_int(env, "CONGRUENCE_CANDIDATES", 200, 1),
+        batch_size=_int(env, "CONGRUENCE_BATCH_SIZE", 32, 1),
+    )
