@@ -1,0 +1,5 @@
+import sys
+
+from congruence.api.cli import main
+
+sys.exit(main())

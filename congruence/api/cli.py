@@ -1,0 +1,212 @@
+"""The `congruence` command line: one subcommand per job, each a plain function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from congruence.core.errors import CongruenceError
+from congruence.core.settings import Settings, load_settings
+
+logger = logging.getLogger("congruence")
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _out(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def _progress_bar() -> Callable[[str, int], None]:
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, n: int) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm(desc=f"encoding {stage}", unit=stage[:-1] if stage.endswith("s") else stage,
+                               file=sys.stderr, disable=not sys.stderr.isatty() and None)
+        bars[stage].update(n)
+
+    return update
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.indexer.ingest import ingest
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"error: corpus folder not found: {folder}", file=sys.stderr)
+        return 1
+    report = ingest(folder, settings, progress=None if args.json else _progress_bar())
+    if args.json:
+        _out(report.to_dict())
+    else:
+        print(f"accounts: {report.accounts_new} new, {report.accounts_updated} updated")
+        print(f"posts: {report.posts_new} new, {report.posts_updated} updated")
+        print(f"encoded: {report.images_encoded} images, {report.texts_encoded} captions; "
+              f"pooled {report.accounts_pooled} accounts")
+        print(f"index: {report.index.get('size')} influencers ({report.index.get('kind')}, {report.index.get('reason')})")
+        if report.rejected:
+            print(f"rejected {len(report.rejected)} rows:", file=sys.stderr)
+            for e in report.rejected:
+                print(f"  {e}", file=sys.stderr)
+    return report.exit_code
+
+
+def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from congruence.search.filters import Filters
+
+    return Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro)
+
+
+def _print_hits(hits: list, as_json: bool) -> None:
+    if as_json:
+        _out({"data": [h.to_dict() for h in hits], "count": len(hits)})
+        return
+    if not hits:
+        print("no influencers pass these filters")
+        return
+    print(f"{'rank':>4}  {'influencer':<28} {'category':<12} {'followers':>9}  score")
+    for h in hits:
+        fol = f"{h.followers:,}" if h.followers is not None else "?"
+        print(f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}")
+
+
+def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.search.engine import Engine
+
+    if bool(args.brand) == bool(args.images or args.text):
+        print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
+        return 1
+    filters = _filters(args)
+    engine = Engine(settings)
+    try:
+        if args.brand:
+            hits = engine.match_brand(args.brand, args.k, filters)
+        else:
+            from congruence.indexer.images import read_image
+
+            images = [read_image(Path(p))[0] for p in args.images or []]
+            hits = engine.match_new(images, args.text or "", args.k, filters)
+    finally:
+        engine.close()
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.search.engine import Engine
+
+    engine = Engine(settings)
+    try:
+        hits = engine.similar(args.influencer, args.k, _filters(args))
+    finally:
+        engine.close()
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.search.engine import Engine
+
+    engine = Engine(settings)
+    try:
+        st = engine.status()
+    finally:
+        engine.close()
+    if args.json:
+        _out(st)
+    else:
+        for key, value in st.items():
+            print(f"{key}: {json.dumps(value, default=str) if isinstance(value, dict) else value}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.indexer.maintenance import delete_accounts
+
+    n = delete_accounts(settings, args.accounts)
+    _out({"deleted": n}) if args.json else print(f"deleted {n} accounts")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.indexer.demo import BRANDS, build_demo
+
+    corpus = settings.home / "demo-corpus"
+    if not (corpus / "accounts.jsonl").exists():
+        print(f"building the demo corpus in {corpus} ...", file=sys.stderr)
+        build_demo(corpus)
+    ns = argparse.Namespace(folder=str(corpus), json=False)
+    code = cmd_ingest(ns, settings)
+    if code == 1:
+        return code
+    brand = f"brand_{BRANDS['fitness']}"
+    print(f"\nbest-matching influencers for {brand} (micro-influencers, 5k-100k followers):")
+    ns = argparse.Namespace(brand=brand, images=None, text=None, k=args.k, json=False, category=None,
+                            min_followers=None, max_followers=None, micro=True)
+    return cmd_match(ns, settings)
+
+
+def _query_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-k", type=int, default=20, help="number of influencers (default 20)")
+    p.add_argument("--category", help="only influencers of this category")
+    p.add_argument("--min-followers", type=int)
+    p.add_argument("--max-followers", type=int)
+    p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
+    p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N}')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="congruence", description="Match brands with micro-influencers.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="validate, store, encode, pool and index a corpus folder")
+    p.add_argument("folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("match", help="ranked influencers for a brand")
+    p.add_argument("--brand", help="id of a brand in the corpus")
+    p.add_argument("--images", nargs="+", help="images of a brand not in the corpus")
+    p.add_argument("--text", help="description of a brand not in the corpus")
+    _query_args(p)
+    p.set_defaults(func=cmd_match)
+    p = sub.add_parser("similar", help="influencers similar to one you know")
+    p.add_argument("--influencer", required=True)
+    _query_args(p)
+    p.set_defaults(func=cmd_similar)
+    p = sub.add_parser("status", help="counts, models, index state")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("delete", help="remove accounts (with their posts and vectors)")
+    p.add_argument("accounts", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delete)
+    p = sub.add_parser("demo", help="build the demo corpus, ingest it, show matches")
+    p.add_argument("-k", type=int, default=10)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        return int(args.func(args, settings))
+    except (CongruenceError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""A small synthetic corpus: Pillow-drawn images per category and templated captions.
+
+Needs nothing downloaded. Each category has its own palette, shapes and vocabulary, so
+brands and influencers of one category look and read alike.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFilter
+
+
+@dataclass(frozen=True)
+class Style:
+    sky: tuple[int, int, int]
+    ground: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    shape: str
+    words: tuple[str, ...]
+
+
+STYLES: dict[str, Style] = {
+    "fitness": Style((250, 120, 40), (60, 60, 70), (255, 230, 0), "circle",
+                     ("running", "workout", "gym", "marathon", "sneakers", "training")),
+    "food": Style((255, 236, 179), (150, 90, 40), (210, 40, 40), "plate",
+                  ("pasta", "recipe", "brunch", "bakery", "coffee", "dinner")),
+    "travel": Style((90, 170, 235), (40, 140, 70), (245, 245, 245), "mountain",
+                    ("beach", "mountains", "hiking", "roadtrip", "island", "sunset")),
+    "pets": Style((200, 170, 120), (110, 80, 50), (60, 40, 30), "blob",
+                  ("puppy", "kitten", "dog", "cat", "pet food", "walkies")),
+    "fashion": Style((240, 170, 210), (120, 40, 110), (30, 30, 30), "stripes",
+                     ("outfit", "dress", "streetwear", "handbag", "style", "runway")),
+    "tech": Style((40, 50, 70), (20, 220, 230), (180, 180, 190), "grid",
+                  ("laptop", "gadget", "smartphone", "coding", "setup", "headphones")),
+}
+BRANDS = {"fitness": "peakfit", "food": "nonna_kitchen", "travel": "wanderly", "pets": "happy_paws",
+          "fashion": "atelier_rose", "tech": "circuitry"}
+
+
+def draw(category: str, rng: random.Random, size: int = 224) -> Image.Image:
+    s = STYLES[category]
+    jitter = lambda c: tuple(max(0, min(255, v + rng.randint(-25, 25))) for v in c)  # noqa: E731
+    img = Image.new("RGB", (size, size), jitter(s.sky))
+    d = ImageDraw.Draw(img)
+    horizon = rng.randint(size // 2, 3 * size // 4)
+    d.rectangle([0, horizon, size, size], fill=jitter(s.ground))
+    for _ in range(rng.randint(2, 4)):
+        x, y, r = rng.randint(20, size - 20), rng.randint(20, size - 20), rng.randint(14, 40)
+        color = jitter(s.accent)
+        if s.shape == "circle":
+            d.ellipse([x - r, y - r, x + r, y + r], fill=color, outline=(0, 0, 0), width=3)
+        elif s.shape == "plate":
+            d.ellipse([x - r, y - r // 2, x + r, y + r // 2], fill=(250, 250, 250))
+            d.ellipse([x - r // 2, y - r // 4, x + r // 2, y + r // 4], fill=color)
+        elif s.shape == "mountain":
+            d.polygon([(x - 2 * r, horizon), (x, horizon - 3 * r), (x + 2 * r, horizon)], fill=jitter((90, 90, 100)))
+            d.polygon([(x - r // 2, horizon - 2 * r), (x, horizon - 3 * r), (x + r // 2, horizon - 2 * r)], fill=color)
+        elif s.shape == "blob":
+            d.ellipse([x - r, y - r // 2, x + r, y + r], fill=color)
+            d.ellipse([x - r // 2, y - r, x + r // 2, y], fill=color)
+        elif s.shape == "stripes":
+            for k in range(0, size, 16):
+                d.line([(k + x % 16, 0), (k + x % 16 - 60, size)], fill=color, width=4)
+        else:
+            for k in range(0, size, 24):
+                d.line([(k, 0), (k, size)], fill=color, width=1)
+                d.line([(0, k), (size, k)], fill=color, width=1)
+            d.rectangle([x - r, y - r // 2, x + r, y + r // 2], fill=(20, 20, 25), outline=color, width=2)
+    return img.filter(ImageFilter.GaussianBlur(0.6))
+
+
+def caption(category: str, rng: random.Random) -> str:
+    w = STYLES[category].words
+    a, b = rng.sample(w, 2)
+    templates = ["Loving this {a} today #{b}", "New {a} post, all about {b}!", "{a} and {b} vibes",
+                 "Weekend {a} with friends #{b}", "My favourite {a} #{b} #{a}"]
+    return rng.choice(templates).format(a=a, b=b.replace(" ", ""))
+
+
+def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influencer: int = 5,
+               posts_per_brand: int = 4, seed: int = 7) -> Path:
+    """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/)."""
+    rng = random.Random(seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    accounts, posts, matches = [], [], []
+    cats = list(STYLES)
+
+    def add_post(acc: str, cat: str, n: int) -> None:
+        pid = f"{acc}_p{n}"
+        draw(cat, rng).save(out / "images" / f"{pid}.jpg", quality=88)
+        posts.append({"id": pid, "account_id": acc, "image": f"images/{pid}.jpg", "caption": caption(cat, rng),
+                      "likes": rng.randint(50, 5000), "comments": rng.randint(0, 200),
+                      "ts": f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T12:00:00Z",
+                      "sponsored": False, "tagged": []})
+
+    for cat in cats:
+        bid = f"brand_{BRANDS[cat]}"
+        accounts.append({"id": bid, "kind": "brand", "handle": BRANDS[cat], "category": cat, "followers": 250_000})
+        for n in range(posts_per_brand):
+            add_post(bid, cat, n)
+        for i in range(influencers_per_category):
+            iid = f"{cat}_creator_{i:02d}"
+            followers = int(10 ** rng.uniform(3.3, 5.4))
+            accounts.append({"id": iid, "kind": "influencer", "handle": f"{cat}.{rng.choice(STYLES[cat].words).replace(' ', '')}{i}",
+                             "category": cat, "followers": followers})
+            for n in range(posts_per_influencer):
+                off_topic = n == posts_per_influencer - 1 and rng.random() < 0.5
+                add_post(iid, rng.choice(cats) if off_topic else cat, n)
+            if i % 3 == 0:
+                matches.append({"brand_id": bid, "influencer_id": iid})
+    for name, rows in (("accounts", accounts), ("posts", posts), ("matches", matches)):
+        with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    return out

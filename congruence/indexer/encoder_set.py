@@ -1,0 +1,63 @@
+"""The image and text encoders of a store, loaded lazily, with their model ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from congruence.core.settings import Settings
+from congruence.indexer import encoders
+from congruence.indexer.store import Store
+
+KNOWN_DIMS = {"efficientnet-lite0": 1280, "minilm-l6": 384}
+
+
+@dataclass(frozen=True)
+class ModelIds:
+    image: int
+    text: int
+    d_image: int
+    d_text: int
+    image_name: str
+    text_name: str
+
+    @property
+    def pooled_space(self) -> str:
+        return "pooled"
+
+    @property
+    def pooled_model(self) -> str:
+        return f"pooled:{self.image_name}+{self.text_name}"
+
+
+class EncoderSet:
+    """Loads each encoder only when something must actually be encoded."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @property
+    def image(self) -> encoders.ImageEncoder:
+        return encoders.image_encoder(self.settings.image_encoder, self.settings.device)
+
+    @property
+    def text(self) -> encoders.TextEncoder:
+        return encoders.text_encoder(self.settings.text_encoder, self.settings.device)
+
+    def _dim(self, store: Store, role: str, name: str) -> int:
+        row = store.conn.execute("SELECT dim FROM models WHERE role = %s AND name = %s AND version = ''",
+                                 (role, name)).fetchone()
+        if row:
+            return int(row[0])
+        if name in KNOWN_DIMS:
+            return KNOWN_DIMS[name]
+        return (self.image if role == "image" else self.text).dim
+
+    def model_ids(self, store: Store) -> ModelIds:
+        """Register (or find) both encoders in the store; refuses a store built with others."""
+        s = self.settings
+        store.pin_encoders(s.image_encoder, s.text_encoder)
+        di, dt = self._dim(store, "image", s.image_encoder), self._dim(store, "text", s.text_encoder)
+        return ModelIds(
+            image=store.model_id("image", s.image_encoder, di), text=store.model_id("text", s.text_encoder, dt),
+            d_image=di, d_text=dt, image_name=s.image_encoder, text_name=s.text_encoder,
+        )

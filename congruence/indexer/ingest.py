@@ -1,0 +1,144 @@
+"""The ingest runner: read → validate → store → encode → pool → index, incrementally."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from congruence.core.settings import Settings
+from congruence.indexer.corpus import RowError, read_corpus
+from congruence.indexer.encode import Progress, encode_images, encode_texts
+from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.index_sync import SyncResult, sync_index
+from congruence.indexer.pool import pool_features
+from congruence.indexer.prepare import prepare_posts
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+
+logger = logging.getLogger(__name__)
+POOL_CHUNK = 2000
+# Called with the accounts being re-pooled, so other spaces (a trained head) follow along.
+SpaceHook = Callable[[Store, VectorStore, ModelIds, list[str]], None]
+
+
+@dataclass
+class IngestReport:
+    accounts_new: int = 0
+    accounts_updated: int = 0
+    posts_new: int = 0
+    posts_updated: int = 0
+    matches_new: int = 0
+    images_encoded: int = 0
+    texts_encoded: int = 0
+    accounts_pooled: int = 0
+    index: dict[str, object] = field(default_factory=dict)
+    rejected: list[RowError] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.rejected else 0
+
+    def to_dict(self) -> dict[str, object]:
+        d = {k: v for k, v in self.__dict__.items() if k != "rejected"}
+        d["rejected"] = [{"file": e.file, "line": e.line, "reason": e.reason} for e in self.rejected]
+        return d
+
+
+class _Timer:
+    def __init__(self, report: IngestReport, name: str):
+        self.report, self.name = report, name
+
+    def __enter__(self) -> None:
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.report.seconds[self.name] = round(time.perf_counter() - self.t, 3)
+
+
+def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
+           hooks: tuple[SpaceHook, ...] = ()) -> IngestReport:
+    """Ingest a corpus folder into the store and the index; see the README for the format."""
+    report = IngestReport()
+    encs = EncoderSet(settings)
+    with Store.open(settings) as store:
+        vstore = VectorStore(store)
+        ids = encs.model_ids(store)
+        with _Timer(report, "store"):
+            _store_rows(folder, store, ids, report)
+        with _Timer(report, "encode"):
+            encode_pending(vstore, encs, ids, settings.batch_size, report, progress)
+        with _Timer(report, "pool"):
+            report.accounts_pooled = pool_dirty(store, vstore, ids, hooks)
+        with _Timer(report, "index"):
+            res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, settings.exact_threshold)
+            report.index = _index_summary(res)
+    return report
+
+
+def _store_rows(folder: Path, store: Store, ids: ModelIds, report: IngestReport) -> None:
+    cache: dict[str, str | None] = {}
+
+    def known(acc_id: str) -> str | None:
+        if acc_id not in cache:
+            cache[acc_id] = store.account_kinds([acc_id]).get(acc_id)
+        return cache[acc_id]
+
+    corpus = read_corpus(folder, known)
+    report.rejected.extend(corpus.errors)
+    report.accounts_new, report.accounts_updated = store.upsert_accounts(corpus.accounts)
+    known_images = _known_image_hashes(store, ids.image)
+    posts, errors = prepare_posts(corpus.posts, corpus.root, known_images)
+    report.rejected.extend(errors)
+    report.rejected.sort(key=lambda e: (e.file, e.line))
+    report.posts_new, report.posts_updated = store.upsert_posts(posts)
+    report.matches_new = store.upsert_matches(corpus.matches)
+
+
+def _known_image_hashes(store: Store, model_id: int) -> set[str]:
+    rows = store.conn.execute("SELECT content_hash FROM vectors WHERE model_id = %s", (model_id,))
+    return {r[0] for r in rows}
+
+
+def encode_pending(vstore: VectorStore, encs: EncoderSet, ids: ModelIds, batch_size: int,
+                   report: IngestReport, progress: Progress | None = None) -> None:
+    if vstore.pending_images(ids.image):
+        n, failed = encode_images(vstore, encs.image, ids.image, batch_size, progress)
+        report.images_encoded = n
+        for h, reason in failed:
+            # the file changed or broke after it was checked: drop its posts, report them
+            gone = vstore.conn.execute("DELETE FROM posts WHERE image_hash = %s RETURNING id", (h,)).fetchall()
+            report.rejected += [RowError("posts.jsonl", 0, f"post {pid!r}: {reason}") for (pid,) in gone]
+    if vstore.pending_texts(ids.text):
+        report.texts_encoded = encode_texts(vstore, encs.text, ids.text, batch_size, progress)
+
+
+def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds, hooks: tuple[SpaceHook, ...] = ()) -> int:
+    """Recompute the pooled vector of every account whose posts changed."""
+    dirty = vstore.dirty_accounts()
+    done = 0
+    for i in range(0, len(dirty), POOL_CHUNK):
+        chunk = dirty[i : i + POOL_CHUNK]
+        sets = vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=chunk)
+        vecs = [pool_features(sets.posts_of(j), ids.d_image) for j in range(len(sets))]
+        n_posts = [int(sets.offsets[j + 1] - sets.offsets[j]) for j in range(len(sets))]
+        for hook in hooks:
+            hook(store, vstore, ids, list(sets.account_ids))
+        if vecs:
+            vstore.put_account_vectors(ids.pooled_space, sets.account_ids, np.stack(vecs), n_posts,
+                                       ids.d_image + ids.d_text)
+        empty = sorted(set(chunk) - set(sets.account_ids))
+        if empty:
+            vstore.clear_dirty(empty, ids.pooled_space)
+        done += len(sets)
+    return done
+
+
+def _index_summary(res: SyncResult) -> dict[str, object]:
+    return {"size": res.manifest.count, "kind": res.manifest.kind, "added": res.added,
+            "removed": res.removed, "rebuilt": res.rebuilt, "reason": res.reason}

@@ -1,0 +1,20 @@
+"""Removing accounts: rows first (system of record), then the index follows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from congruence.core.settings import Settings
+from congruence.indexer.encoder_set import EncoderSet
+from congruence.indexer.index_sync import sync_index
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+
+
+def delete_accounts(settings: Settings, ids: Sequence[str]) -> int:
+    with Store.open(settings) as store:
+        n = store.delete_accounts(ids)
+        vstore = VectorStore(store)
+        mids = EncoderSet(settings).model_ids(store)
+        sync_index(vstore, settings.index_dir, mids.pooled_space, mids.pooled_model, settings.exact_threshold)
+    return n

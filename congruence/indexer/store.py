@@ -1,0 +1,267 @@
+"""The system of record: accounts, posts, matches and models in PostgreSQL.
+
+All SQL about rows lives here; vectors live in ``vector_store``. Writes are idempotent
+upserts keyed by id and guarded by a row hash, so re-running an ingest changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from congruence.core.errors import ModelMismatch, NotFound
+from congruence.core.settings import Settings
+from congruence.indexer import database
+from congruence.indexer.corpus import Account, Match
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """A validated post ready to store: image path relative to ``corpus_root``, hashes."""
+
+    id: str
+    account_id: str
+    image: str | None
+    image_hash: str | None
+    caption: str
+    caption_hash: str | None
+    likes: int | None
+    comments: int | None
+    ts: Any
+    sponsored: bool
+    tagged: tuple[str, ...]
+    extra: dict[str, Any]
+    row_hash: str
+    corpus_root: str
+
+
+@dataclass(frozen=True)
+class AccountTable:
+    """Columns of the accounts of one kind, aligned by position; seq is the FAISS label."""
+
+    seq: np.ndarray  # (n,) int64
+    ids: list[str]
+    handles: list[str]
+    categories: list[str]
+    followers: np.ndarray  # (n,) int64, -1 when unknown
+
+
+def row_hash(obj: Any) -> str:
+    from congruence.indexer.images import sha256_text
+
+    return sha256_text(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False))
+
+
+class Store:
+    def __init__(self, conn: psycopg.Connection, url: str):
+        self.conn = conn
+        self.url = url
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        url = database.database_url(settings)
+        # autocommit: every write below is an explicit `transaction()` block, and plain
+        # reads must not open a transaction that would turn those blocks into savepoints
+        conn = database.connect(url, autocommit=True)
+        database.migrate(conn)
+        return cls(conn, url)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- models -------------------------------------------------------------------
+    def model_id(self, role: str, name: str, dim: int, version: str = "", meta: dict | None = None) -> int:
+        with self.conn.transaction():
+            row = self.conn.execute(
+                "INSERT INTO models (role, name, dim, version, meta) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (role, name, version) DO UPDATE SET role = EXCLUDED.role"
+                " RETURNING id, dim",
+                (role, name, dim, version, json.dumps(meta or {})),
+            ).fetchone()
+        assert row is not None
+        if row[1] != dim:
+            raise ModelMismatch(f"{role} model {name!r} was stored with {row[1]} dimensions, now {dim}")
+        return int(row[0])
+
+    def pin_encoders(self, image: str, text: str) -> None:
+        """Record the encoders of this store on first use; refuse different ones later."""
+        with self.conn.transaction():
+            for key, value in (("image_encoder", image), ("text_encoder", text)):
+                self.conn.execute(
+                    "INSERT INTO store_meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, value)
+                )
+                stored = self.conn.execute("SELECT value FROM store_meta WHERE key = %s", (key,)).fetchone()
+                if stored and stored[0] != value:
+                    raise ModelMismatch(
+                        f"this store's vectors were made by {key.replace('_', ' ')} {stored[0]!r}, not {value!r}:"
+                        " use the same encoder, or a new CONGRUENCE_HOME / DATABASE_URL"
+                    )
+
+    def meta(self) -> dict[str, str]:
+        return {k: v for k, v in self.conn.execute("SELECT key, value FROM store_meta")}
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO store_meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
+
+    # -- accounts -----------------------------------------------------------------
+    def account_kinds(self, ids: Iterable[str]) -> dict[str, str]:
+        rows = self.conn.execute("SELECT id, kind FROM accounts WHERE id = ANY(%s)", (list(ids),))
+        return {r[0]: r[1] for r in rows}
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT id, kind, handle, category, followers, extra,"
+            " (SELECT count(*) FROM posts p WHERE p.account_id = a.id) FROM accounts a WHERE id = %s",
+            (account_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"unknown account {account_id!r}")
+        keys = ("id", "kind", "handle", "category", "followers", "extra", "posts")
+        return dict(zip(keys, row, strict=True))
+
+    def require_kind(self, account_id: str, kind: str) -> None:
+        found = self.account_kinds([account_id]).get(account_id)
+        if found is None:
+            raise NotFound(f"unknown {kind} {account_id!r}")
+        if found != kind:
+            raise NotFound(f"{account_id!r} is a {found}, not a {kind}")
+
+    def upsert_accounts(self, accounts: Sequence[Account]) -> tuple[int, int]:
+        """Insert new and update changed accounts; returns (inserted, updated)."""
+        if not accounts:
+            return 0, 0
+        rows = []
+        for a in accounts:
+            extra = json.dumps(a.extra, ensure_ascii=False, default=str)
+            h = row_hash([a.kind, a.handle, a.category, a.followers, extra])
+            rows.append((a.id, a.kind, a.handle, a.category, a.followers, extra, h))
+        with self.conn.transaction():
+            out = self.conn.execute(
+                "INSERT INTO accounts (id, kind, handle, category, followers, extra, row_hash)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+                " %s::jsonb[], %s::text[])"
+                " ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, handle = EXCLUDED.handle,"
+                " category = EXCLUDED.category, followers = EXCLUDED.followers, extra = EXCLUDED.extra,"
+                " row_hash = EXCLUDED.row_hash, updated_at = now()"
+                " WHERE accounts.row_hash <> EXCLUDED.row_hash RETURNING (xmax = 0)",
+                [list(c) for c in zip(*rows, strict=True)],
+            ).fetchall()
+        inserted = sum(1 for (new,) in out if new)
+        return inserted, len(out) - inserted
+
+    def upsert_posts(self, posts: Sequence[StoredPost]) -> tuple[int, int]:
+        """Insert new and update changed posts, marking their accounts for re-pooling."""
+        if not posts:
+            return 0, 0
+        cols = [
+            [p.id for p in posts], [p.account_id for p in posts], [p.image for p in posts],
+            [p.image_hash for p in posts], [p.caption for p in posts], [p.caption_hash for p in posts],
+            [p.likes for p in posts], [p.comments for p in posts], [p.ts for p in posts],
+            [p.sponsored for p in posts], [json.dumps(list(p.tagged)) for p in posts],
+            [json.dumps(p.extra, ensure_ascii=False, default=str) for p in posts],
+            [p.row_hash for p in posts], [p.corpus_root for p in posts],
+        ]
+        with self.conn.transaction():
+            # a post that moves to another account leaves the old one to re-pool too
+            self.conn.execute(
+                "UPDATE accounts SET pool_dirty = true WHERE id IN (SELECT p.account_id FROM posts p"
+                " JOIN unnest(%s::text[], %s::text[]) AS t(id, h) ON t.id = p.id WHERE p.row_hash <> t.h)",
+                (cols[0], cols[12]),
+            )
+            out = self.conn.execute(
+                "INSERT INTO posts (id, account_id, image, image_hash, caption, caption_hash, likes,"
+                " comments, ts, sponsored, tagged, extra, row_hash, corpus_root)"
+                " SELECT id, account_id, image, image_hash, caption, caption_hash, likes, comments, ts,"
+                " sponsored, ARRAY(SELECT jsonb_array_elements_text(tagged)), extra, row_hash, corpus_root"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::bigint[], %s::bigint[], %s::timestamptz[], %s::boolean[], %s::jsonb[], %s::jsonb[],"
+                " %s::text[], %s::text[]) AS t(id, account_id, image, image_hash, caption, caption_hash,"
+                " likes, comments, ts, sponsored, tagged, extra, row_hash, corpus_root)"
+                " ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, image = EXCLUDED.image,"
+                " image_hash = EXCLUDED.image_hash, caption = EXCLUDED.caption,"
+                " caption_hash = EXCLUDED.caption_hash, likes = EXCLUDED.likes,"
+                " comments = EXCLUDED.comments, ts = EXCLUDED.ts, sponsored = EXCLUDED.sponsored,"
+                " tagged = EXCLUDED.tagged, extra = EXCLUDED.extra, row_hash = EXCLUDED.row_hash,"
+                " corpus_root = EXCLUDED.corpus_root, updated_at = now()"
+                " WHERE posts.row_hash <> EXCLUDED.row_hash RETURNING account_id, (xmax = 0)",
+                cols,
+            ).fetchall()
+            changed = sorted({r[0] for r in out})
+            self.conn.execute("UPDATE accounts SET pool_dirty = true WHERE id = ANY(%s)", (changed,))
+        inserted = sum(1 for r in out if r[1])
+        return inserted, len(out) - inserted
+
+    def post_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """row_hash of the stored posts among ``ids``."""
+        rows = self.conn.execute("SELECT id, row_hash FROM posts WHERE id = ANY(%s)", (list(ids),))
+        return {r[0]: r[1] for r in rows}
+
+    def upsert_matches(self, matches: Sequence[Match]) -> int:
+        if not matches:
+            return 0
+        with self.conn.transaction():
+            out = self.conn.execute(
+                "INSERT INTO matches (brand_id, influencer_id) SELECT * FROM unnest(%s::text[], %s::text[])"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                ([m.brand_id for m in matches], [m.influencer_id for m in matches]),
+            ).fetchall()
+        return len(out)
+
+    def matches(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT brand_id, influencer_id FROM matches ORDER BY 1, 2")]
+
+    def delete_accounts(self, ids: Sequence[str]) -> int:
+        """Delete accounts with their posts, matches and vectors; returns how many existed."""
+        with self.conn.transaction():
+            out = self.conn.execute("DELETE FROM accounts WHERE id = ANY(%s) RETURNING 1", (list(ids),))
+            return len(out.fetchall())
+
+    def account_table(self, kind: str) -> AccountTable:
+        rows = self.conn.execute(
+            "SELECT seq, id, handle, category, coalesce(followers, -1) FROM accounts WHERE kind = %s ORDER BY seq",
+            (kind,),
+        ).fetchall()
+        return AccountTable(
+            seq=np.array([r[0] for r in rows], dtype=np.int64),
+            ids=[r[1] for r in rows],
+            handles=[r[2] for r in rows],
+            categories=[r[3] for r in rows],
+            followers=np.array([r[4] for r in rows], dtype=np.int64),
+        )
+
+    def post(self, post_id: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT id, account_id, image, image_hash, caption, corpus_root, likes, sponsored FROM posts WHERE id = %s",
+            (post_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"unknown post {post_id!r}")
+        keys = ("id", "account_id", "image", "image_hash", "caption", "corpus_root", "likes", "sponsored")
+        return dict(zip(keys, row, strict=True))
+
+    def counts(self) -> dict[str, Any]:
+        kinds = dict(self.conn.execute("SELECT kind, count(*) FROM accounts GROUP BY kind").fetchall())
+        posts = self.conn.execute("SELECT count(*) FROM posts").fetchone()
+        matches = self.conn.execute("SELECT count(*) FROM matches").fetchone()
+        return {
+            "accounts": {"brand": int(kinds.get("brand", 0)), "influencer": int(kinds.get("influencer", 0))},
+            "posts": int(posts[0]) if posts else 0,
+            "matches": int(matches[0]) if matches else 0,
+        }

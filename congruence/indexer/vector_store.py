@@ -1,0 +1,185 @@
+"""Vectors in PostgreSQL: the content-addressed post-embedding cache and pooled accounts.
+
+Every vector written here has passed ``as_matrix`` (finite, right width) first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pgvector import Vector
+
+from congruence.core.errors import ModelMismatch
+from congruence.core.vectors import as_matrix
+from congruence.indexer.postsets import PostSets
+from congruence.indexer.store import Store
+
+
+class VectorStore:
+    def __init__(self, store: Store):
+        self.store = store
+        self.conn = store.conn
+
+    # -- post embedding cache -------------------------------------------------------
+    def pending_images(self, model_id: int) -> list[tuple[str, str, str]]:
+        """(image_hash, corpus_root, image) of stored images without a vector, one per hash."""
+        return self.conn.execute(
+            "SELECT DISTINCT ON (p.image_hash) p.image_hash, p.corpus_root, p.image FROM posts p"
+            " WHERE p.image_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vectors v"
+            " WHERE v.model_id = %s AND v.content_hash = p.image_hash) ORDER BY p.image_hash, p.id",
+            (model_id,),
+        ).fetchall()
+
+    def pending_texts(self, model_id: int) -> list[tuple[str, str]]:
+        """(caption_hash, caption) of stored captions without a vector, one per hash."""
+        return self.conn.execute(
+            "SELECT DISTINCT ON (p.caption_hash) p.caption_hash, p.caption FROM posts p"
+            " WHERE p.caption_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vectors v"
+            " WHERE v.model_id = %s AND v.content_hash = p.caption_hash) ORDER BY p.caption_hash",
+            (model_id,),
+        ).fetchall()
+
+    def put_vectors(self, model_id: int, hashes: Sequence[str], vecs: np.ndarray, dim: int) -> None:
+        """Store one committed batch of post vectors (idempotent)."""
+        mat = as_matrix(vecs, dim, name="post embeddings")
+        if len(hashes) != len(mat):
+            raise ValueError(f"expected {len(hashes)} vectors, got {len(mat)}")
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO vectors (model_id, content_hash, embedding) VALUES (%s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [(model_id, h, Vector(v)) for h, v in zip(hashes, mat, strict=True)],
+            )
+
+    def count_embedded_posts(self, image_model: int, text_model: int) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM posts p WHERE"
+            " (p.image_hash IS NULL OR EXISTS (SELECT 1 FROM vectors v WHERE v.model_id = %s AND v.content_hash = p.image_hash))"
+            " AND (p.caption_hash IS NULL OR EXISTS (SELECT 1 FROM vectors v WHERE v.model_id = %s AND v.content_hash = p.caption_hash))",
+            (image_model, text_model),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- per-account post features ----------------------------------------------------
+    def post_sets(self, image_model: int, text_model: int, d_image: int, d_text: int,
+                  account_ids: Sequence[str] | None = None, kind: str | None = None) -> PostSets:
+        """PostSets for the given accounts (or all, or all of ``kind``), posts in (ts, id) order.
+
+        Accounts with no posts are left out. Posts whose vectors are missing get zeros there.
+        """
+        where, args = [], [image_model, text_model]
+        if account_ids is not None:
+            where.append("a.id = ANY(%s)")
+            args.append(list(account_ids))
+        if kind is not None:
+            where.append("a.kind = %s")
+            args.append(kind)
+        sql = (
+            "SELECT a.id, a.kind, a.category, coalesce(a.followers, -1), p.id, vi.embedding, vt.embedding"
+            " FROM posts p JOIN accounts a ON a.id = p.account_id"
+            " LEFT JOIN vectors vi ON vi.model_id = %s AND vi.content_hash = p.image_hash"
+            " LEFT JOIN vectors vt ON vt.model_id = %s AND vt.content_hash = p.caption_hash"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY a.seq, p.ts NULLS LAST, p.id"
+        )
+        with self.conn.cursor(binary=True) as cur:
+            rows = cur.execute(sql, args).fetchall()
+        return _rows_to_postsets(rows, d_image, d_text)
+
+    # -- pooled account vectors ----------------------------------------------------------
+    def dirty_accounts(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT id FROM accounts WHERE pool_dirty ORDER BY seq")]
+
+    def put_account_vectors(self, space: str, ids: Sequence[str], vecs: np.ndarray, n_posts: Sequence[int],
+                            dim: int, clear_dirty: bool = True) -> None:
+        """Upsert pooled vectors of ``space``; a changed vector gets a new version."""
+        mat = as_matrix(vecs, dim, name="account embeddings") if len(ids) else np.zeros((0, dim), np.float32)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO account_vectors (account_id, space, embedding, n_posts) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (account_id, space) DO UPDATE SET embedding = EXCLUDED.embedding,"
+                " n_posts = EXCLUDED.n_posts, version = nextval('vector_version')"
+                " WHERE account_vectors.embedding IS DISTINCT FROM EXCLUDED.embedding",
+                [(i, space, Vector(v), int(n)) for i, v, n in zip(ids, mat, n_posts, strict=True)],
+            )
+            if clear_dirty:
+                cur.execute("UPDATE accounts SET pool_dirty = false WHERE id = ANY(%s)", (list(ids),))
+
+    def clear_dirty(self, ids: Sequence[str], space: str) -> None:
+        """Accounts left with no posts: drop their vector and mark them clean."""
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM account_vectors WHERE account_id = ANY(%s) AND space = %s", (list(ids), space))
+            self.conn.execute("UPDATE accounts SET pool_dirty = false WHERE id = ANY(%s)", (list(ids),))
+
+    def vector_state(self, space: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(seq, version) of every account of ``kind`` with a vector in ``space``."""
+        rows = self.conn.execute(
+            "SELECT a.seq, v.version FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
+            " WHERE v.space = %s AND a.kind = %s ORDER BY a.seq", (space, kind),
+        ).fetchall()
+        seq = np.array([r[0] for r in rows], dtype=np.int64)
+        ver = np.array([r[1] for r in rows], dtype=np.int64)
+        return seq, ver
+
+    def account_vectors(self, space: str, seqs: Sequence[int] | None = None, kind: str | None = None,
+                        ids: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(seq, ids, (n, d) vectors) in ``space``, chosen by seq, by id, or by kind."""
+        where, args = ["v.space = %s"], [space]
+        if seqs is not None:
+            where.append("a.seq = ANY(%s)")
+            args.append([int(s) for s in seqs])
+        if ids is not None:
+            where.append("a.id = ANY(%s)")
+            args.append(list(ids))
+        if kind is not None:
+            where.append("a.kind = %s")
+            args.append(kind)
+        with self.conn.cursor(binary=True) as cur:
+            rows = cur.execute(
+                "SELECT a.seq, a.id, v.embedding FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
+                " WHERE " + " AND ".join(where) + " ORDER BY a.seq", args,
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
+        vecs = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], vecs
+
+    def space_dim(self, space: str) -> int | None:
+        row = self.conn.execute("SELECT vector_dims(embedding) FROM account_vectors WHERE space = %s LIMIT 1",
+                                (space,)).fetchone()
+        return int(row[0]) if row else None
+
+    def check_dim(self, space: str, dim: int) -> None:
+        stored = self.space_dim(space)
+        if stored is not None and stored != dim:
+            raise ModelMismatch(f"space {space!r} holds {stored}-d vectors, got {dim}-d")
+
+
+def _rows_to_postsets(rows: list[tuple], d_image: int, d_text: int) -> PostSets:
+    n = len(rows)
+    feats = np.zeros((n, d_image + d_text), np.float32)
+    acc_ids: list[str] = []
+    kinds: list[str] = []
+    cats: list[str] = []
+    fol: list[int] = []
+    offsets = [0]
+    post_ids: list[str] = []
+    for i, (aid, kind, cat, followers, pid, vi, vt) in enumerate(rows):
+        if not acc_ids or acc_ids[-1] != aid:
+            if acc_ids:
+                offsets.append(i)
+            acc_ids.append(aid)
+            kinds.append(kind)
+            cats.append(cat)
+            fol.append(followers)
+        post_ids.append(pid)
+        if vi is not None:
+            feats[i, :d_image] = vi.to_numpy()
+        if vt is not None:
+            feats[i, d_image:] = vt.to_numpy()
+    offsets.append(n)
+    if not acc_ids:
+        offsets = [0]
+    return PostSets(account_ids=acc_ids, features=feats, offsets=np.asarray(offsets, np.int64), post_ids=post_ids,
+                    kinds=kinds, categories=cats, followers=np.asarray(fol, np.int64), d_image=d_image, d_text=d_text)

@@ -1,0 +1,84 @@
+"""Saving and loading a ``CongruenceHead``.
+
+A checkpoint is a plain dict of strings, numbers, lists and tensors, so that it loads
+with ``torch.load(weights_only=True)``: no pickled code runs on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from congruence.training.model import CongruenceHead, HeadConfig, MetaValue
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "congruence-head/1"
+
+
+def weights_hash(model: CongruenceHead) -> str:
+    """Short sha256 of the weights: same weights, same hash, on any device."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def _check_meta(meta: Mapping[str, MetaValue]) -> dict[str, MetaValue]:
+    out: dict[str, MetaValue] = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, (str, int, float, bool))):
+            raise ValueError(f"meta[{key!r}]: expected a string, number, bool or None")
+        out[key] = value
+    return out
+
+
+def save_head(model: CongruenceHead, path: str | Path, meta: Mapping[str, MetaValue] | None = None) -> str:
+    """Write ``model`` to ``path``; sets and returns ``model.version`` (UTC time + weights hash).
+
+    ``meta`` carries what the head cannot know, e.g. {"image_encoder": ..., "text_encoder": ...}.
+    """
+    merged = {**model.meta, **_check_meta(meta or {})}
+    version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + weights_hash(model)
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "config": asdict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "categories": list(model.categories),
+        "train_brands": list(model.train_brands),
+        "meta": merged,
+        "version": version,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    # a reader never sees a half-written checkpoint
+    tmp.replace(path)
+    model.meta, model.version = merged, version
+    logger.info("saved congruence head %s to %s", version, path)
+    return version
+
+
+def load_head(path: str | Path, map_location: str | torch.device = "cpu") -> CongruenceHead:
+    """Read a checkpoint written by ``save_head``; the head is in eval mode."""
+    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a congruence head checkpoint ({FORMAT})")
+    known = {f.name for f in fields(HeadConfig)}
+    config = HeadConfig(**{k: v for k, v in payload["config"].items() if k in known})
+    model = CongruenceHead(config, categories=payload["categories"])
+    model.load_state_dict(payload["state_dict"])
+    model.train_brands = tuple(payload["train_brands"])
+    model.meta = dict(payload["meta"])
+    model.version = str(payload["version"])
+    model.to(map_location)
+    return model.eval()

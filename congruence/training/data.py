@@ -1,0 +1,190 @@
+"""Training examples: brand-disjoint splits and per-brand candidate lists.
+
+A pair (brand_id, influencer_id) says the influencer is a true match of the brand.
+Splits are over brands: a test brand's pairs are never trained on. Influencers paired
+only with held-out brands are held out too (never used as training negatives), so the
+training loop sees none of the test positives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from congruence.indexer.postsets import PostSets
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Split:
+    train_brands: tuple[str, ...]
+    test_brands: tuple[str, ...]
+
+
+def assert_no_leak(train_brands: Iterable[str], test_brands: Iterable[str]) -> None:
+    """Raise ValueError naming every brand id that is both in train and in test."""
+    leaked = sorted(set(train_brands) & set(test_brands))
+    if leaked:
+        raise ValueError(f"brands in both train and test: {', '.join(leaked)}")
+
+
+def brand_disjoint_split(
+    brand_ids: Sequence[str],
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    test_brands: Collection[str] | None = None,
+) -> Split:
+    """Split distinct ``brand_ids`` into train and test brands (each sorted).
+
+    With ``test_brands`` given, those are the test brands (they must be among
+    ``brand_ids``) and the rest train; otherwise a seeded ``test_fraction`` of the brands,
+    at least one, and at least one left for training when there are two or more.
+    """
+    brands = sorted(set(brand_ids))
+    if test_brands is not None:
+        unknown = sorted(set(test_brands) - set(brands))
+        if unknown:
+            raise ValueError(f"test_brands: unknown brand ids: {', '.join(unknown)}")
+        test = set(test_brands)
+    else:
+        if not 0.0 < test_fraction < 1.0:
+            raise ValueError(f"test_fraction: must be in (0, 1), got {test_fraction}")
+        n_test = min(max(1, round(test_fraction * len(brands))), max(1, len(brands) - 1))
+        order = np.random.default_rng(seed).permutation(len(brands))
+        test = {brands[i] for i in order[:n_test]} if brands else set()
+    split = Split(tuple(b for b in brands if b not in test), tuple(b for b in brands if b in test))
+    assert_no_leak(split.train_brands, split.test_brands)
+    return split
+
+
+def index_pairs(postsets: PostSets, pairs: Iterable[Pair]) -> list[tuple[int, int]]:
+    """(brand_row, influencer_row) per pair; ValueError for an unknown id or a wrong kind."""
+    index = postsets.index_of()
+    rows: list[tuple[int, int]] = []
+    for brand_id, influencer_id in pairs:
+        for account_id, kind in ((brand_id, "brand"), (influencer_id, "influencer")):
+            if account_id not in index:
+                raise ValueError(f"pairs: unknown account id {account_id!r}")
+            if postsets.kinds[index[account_id]] != kind:
+                raise ValueError(f"pairs: {account_id!r} is not a {kind}")
+        rows.append((index[brand_id], index[influencer_id]))
+    return rows
+
+
+def held_out_influencers(pairs: Iterable[Pair], brands: Collection[str]) -> set[str]:
+    """Influencers paired with some brand outside ``brands`` and with none inside it."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for brand_id, influencer_id in pairs:
+        (inside if brand_id in brands else outside).add(influencer_id)
+    return outside - inside
+
+
+def category_vocabulary(postsets: PostSets) -> tuple[str, ...]:
+    """Sorted distinct non-empty categories of all accounts."""
+    return tuple(sorted({c for c in postsets.categories if c}))
+
+
+@dataclass(frozen=True)
+class RankingData:
+    """What the training loop samples from; rows index into the ``PostSets``.
+
+    brand_rows: (nb,) training brands with at least one positive.
+    positives: nb arrays of the positive influencer rows of each brand.
+    influencer_rows: (ni,) the negative pool: influencers not held out.
+    category_ids: (n_accounts,) int64 index into ``categories``, -1 when unknown.
+    pool_by_category: per category id, the influencer_rows of that category.
+    """
+
+    brand_rows: np.ndarray
+    positives: tuple[np.ndarray, ...]
+    influencer_rows: np.ndarray
+    category_ids: np.ndarray
+    categories: tuple[str, ...]
+    pool_by_category: tuple[np.ndarray, ...]
+
+
+def build_ranking_data(postsets: PostSets, pairs: Sequence[Pair], train_brands: Collection[str]) -> RankingData:
+    """Training view of ``postsets``: pairs of ``train_brands`` only, held-out influencers removed."""
+    train = set(train_brands)
+    rows = index_pairs(postsets, pairs)
+    by_brand: dict[int, set[int]] = {}
+    for (brand_id, _), (b, i) in zip(pairs, rows):
+        if brand_id in train:
+            by_brand.setdefault(b, set()).add(i)
+    held = held_out_influencers(pairs, train)
+    pool = np.asarray(
+        [r for r, (a, k) in enumerate(zip(postsets.account_ids, postsets.kinds)) if k == "influencer" and a not in held],
+        dtype=np.int64,
+    )
+    categories = category_vocabulary(postsets)
+    lookup = {c: j for j, c in enumerate(categories)}
+    category_ids = np.asarray([lookup.get(c, -1) for c in postsets.categories], dtype=np.int64)
+    brand_rows = np.asarray(sorted(by_brand), dtype=np.int64)
+    return RankingData(
+        brand_rows=brand_rows,
+        positives=tuple(np.asarray(sorted(by_brand[int(b)]), dtype=np.int64) for b in brand_rows),
+        influencer_rows=pool,
+        category_ids=category_ids,
+        categories=categories,
+        pool_by_category=tuple(pool[category_ids[pool] == j] for j in range(len(categories))),
+    )
+
+
+@dataclass(frozen=True)
+class CandidateLists:
+    """B candidate lists of length L: rows (B, L) int64 (0 where padded), labels (B, L)
+    float32 (1 for a positive), mask (B, L) bool (False where padded)."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+
+
+def _draw(pool: np.ndarray, n: int, exclude: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``n`` distinct rows of ``pool`` not in ``exclude``."""
+    if n <= 0 or pool.size == 0:
+        return pool[:0]
+    drawn = rng.choice(pool, size=min(pool.size, n + exclude.size), replace=False)
+    return drawn[~np.isin(drawn, exclude)][:n]
+
+
+def _one_list(data: RankingData, b: int, size: int, hard_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    positives = data.positives[b]
+    n_pos = min(positives.size, max(1, size // 2))
+    chosen = rng.choice(positives, size=n_pos, replace=False) if positives.size > n_pos else positives
+    n_neg = size - n_pos
+    category = int(data.category_ids[data.brand_rows[b]])
+    hard = positives[:0]
+    if category >= 0 and hard_fraction > 0:
+        hard = _draw(data.pool_by_category[category], round(hard_fraction * n_neg), positives, rng)
+    easy = _draw(data.influencer_rows, n_neg - hard.size, np.concatenate([positives, hard]), rng)
+    return np.concatenate([chosen, hard, easy]).astype(np.int64)
+
+
+def sample_candidate_lists(
+    data: RankingData,
+    brands: np.ndarray,
+    list_size: int,
+    hard_negative_fraction: float,
+    rng: np.random.Generator,
+) -> CandidateLists:
+    """For each index in ``brands`` (into ``data.brand_rows``): positives first, then negatives.
+
+    At most half the list (at least one) are positives, sampled when there are more;
+    ``hard_negative_fraction`` of the negatives come from the brand's own category (when
+    known and available), the rest from the whole pool. Lists run short (masked) when
+    the pool is too small.
+    """
+    lists = [_one_list(data, int(b), list_size, hard_negative_fraction, rng) for b in brands]
+    rows = np.zeros((len(lists), list_size), dtype=np.int64)
+    labels = np.zeros((len(lists), list_size), dtype=np.float32)
+    mask = np.zeros((len(lists), list_size), dtype=bool)
+    for i, (b, cand) in enumerate(zip(brands, lists)):
+        rows[i, : cand.size] = cand
+        mask[i, : cand.size] = True
+        labels[i, : cand.size] = np.isin(cand, data.positives[int(b)])
+    return CandidateLists(rows=rows, labels=labels, mask=mask)

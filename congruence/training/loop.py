@@ -1,0 +1,230 @@
+"""The training loop: list-wise ranking loss per brand + auxiliary category loss.
+
+Each step takes a batch of training brands, samples one candidate list per brand
+(positives + negatives), projects only the posts of the accounts in the batch, pools
+them, scores every (brand, candidate) pair from their post sets and takes a gradient
+step. Deterministic on CPU for a given seed; uses CUDA when asked for or available.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from congruence.indexer.postsets import PostSets
+from congruence.training.data import CandidateLists, Pair, RankingData, build_ranking_data, sample_candidate_lists
+from congruence.training.losses import category_loss, listmle_loss, listnet_loss
+from congruence.training.model import CongruenceHead, HeadConfig
+from congruence.training.sets import pad_index
+
+logger = logging.getLogger(__name__)
+
+LOSSES = {"listnet": listnet_loss, "listmle": listmle_loss}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. aux_weight 0 disables the category task (the head then has no classifier).
+
+    max_posts: posts per account seen in one step (a fresh random subset each step, to
+        bound the cost of prolific accounts); 0 = all.
+    """
+
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_brands: int = 16
+    list_size: int = 32
+    loss: str = "listnet"
+    aux_weight: float = 0.1
+    hard_negative_fraction: float = 0.25
+    max_posts: int = 32
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: expected listnet or listmle, got {self.loss!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
+        if self.epochs < 1 or self.batch_brands < 1 or self.list_size < 2 or self.max_posts < 0:
+            raise ValueError("epochs, batch_brands: at least 1; list_size: at least 2; max_posts: at least 0")
+        if not 0.0 <= self.hard_negative_fraction <= 1.0 or self.aux_weight < 0 or self.lr <= 0:
+            raise ValueError("hard_negative_fraction: in [0, 1]; aux_weight: at least 0; lr: positive")
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    loss: float
+    rank_loss: float
+    aux_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained head (eval mode, on the training device) and one EpochStats per epoch."""
+
+    model: CongruenceHead
+    history: tuple[EpochStats, ...]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for but is not available")
+    return torch.device(name)
+
+
+@contextmanager
+def _deterministic(seed: int) -> Iterator[None]:
+    """Seeded, deterministic torch inside; the caller's RNG and flags are restored after."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+@dataclass(frozen=True)
+class _Batchable:
+    """Everything a step needs, built once: features on the device, a padded post index."""
+
+    features: torch.Tensor
+    post_index: np.ndarray
+    category_ids: torch.Tensor
+
+
+def _head_config(postsets: PostSets, head_config: HeadConfig | None, n_categories: int) -> HeadConfig:
+    if head_config is None:
+        return HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text, n_categories=n_categories)
+    if (head_config.d_image, head_config.d_text) != (postsets.d_image, postsets.d_text):
+        raise ValueError(
+            f"head_config: d_image={head_config.d_image}, d_text={head_config.d_text} do not match "
+            f"postsets ({postsets.d_image}, {postsets.d_text})"
+        )
+    return replace(head_config, n_categories=n_categories)
+
+
+def _sample_posts(index: np.ndarray, max_posts: int, rng: np.random.Generator) -> np.ndarray:
+    """A random subset of at most ``max_posts`` posts per row of ``index`` (-1 = none), trimmed."""
+    if max_posts and index.shape[1] > max_posts:
+        keys = rng.random(index.shape)
+        keys[index < 0] = 2.0
+        index = np.take_along_axis(index, np.argsort(keys, axis=1, kind="stable")[:, :max_posts], axis=1)
+    width = max(1, int((index >= 0).sum(axis=1).max()))
+    return np.ascontiguousarray(np.sort(index, axis=1)[:, ::-1][:, :width])
+
+
+def _step_loss(
+    model: CongruenceHead,
+    tensors: _Batchable,
+    brand_rows: np.ndarray,
+    lists: CandidateLists,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ranking loss, category loss) of one batch of candidate lists."""
+    device = tensors.features.device
+    accounts, inverse = np.unique(np.concatenate([brand_rows, lists.rows[lists.mask]]), return_inverse=True)
+    index = torch.from_numpy(_sample_posts(tensors.post_index[accounts], config.max_posts, rng)).to(device)
+    valid = index >= 0
+    projected = model.project(tensors.features[index[valid]])
+    padded = projected.new_zeros((*index.shape, projected.shape[-1]))
+    padded[valid] = projected
+    pooled = model.pool_padded(padded, valid)
+    b = torch.from_numpy(inverse[: brand_rows.size]).to(device)
+    c_np = np.zeros(lists.rows.shape, dtype=np.int64)
+    c_np[lists.mask] = inverse[brand_rows.size :]
+    c = torch.from_numpy(c_np).to(device)
+    scores = model.score_sets(padded[b], valid[b], pooled[b], padded[c], valid[c], pooled[c])
+    labels = torch.from_numpy(lists.labels).to(device)
+    rank = LOSSES[config.loss](scores, labels, torch.from_numpy(lists.mask).to(device))
+    if model.classifier is None:
+        return rank, rank.new_zeros(())
+    targets = tensors.category_ids[torch.from_numpy(accounts).to(device)]
+    return rank, category_loss(model.classify(pooled), targets)
+
+
+def _run_epoch(
+    model: CongruenceHead,
+    optimizer: torch.optim.Optimizer,
+    data: RankingData,
+    tensors: _Batchable,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    epoch: int,
+) -> EpochStats:
+    start = time.perf_counter()
+    model.train()
+    order = rng.permutation(data.brand_rows.size)
+    sums = np.zeros(3)
+    for s in range(0, order.size, config.batch_brands):
+        batch = order[s : s + config.batch_brands]
+        lists = sample_candidate_lists(data, batch, config.list_size, config.hard_negative_fraction, rng)
+        rank, aux = _step_loss(model, tensors, data.brand_rows[batch], lists, config, rng)
+        loss = rank + config.aux_weight * aux
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        sums += batch.size * np.array([loss.item(), rank.item(), aux.item()])
+    mean = sums / order.size
+    return EpochStats(epoch, float(mean[0]), float(mean[1]), float(mean[2]), time.perf_counter() - start)
+
+
+def train(
+    postsets: PostSets,
+    pairs: Sequence[Pair],
+    config: TrainConfig = TrainConfig(),
+    head_config: HeadConfig | None = None,
+    progress: Callable[[EpochStats], None] | None = None,
+    train_brands: Collection[str] | None = None,
+) -> TrainResult:
+    """Train a ``CongruenceHead`` on the (brand_id, influencer_id) positive ``pairs``.
+
+    train_brands: the brands to learn from (default: every brand in ``pairs``). Pairs of
+        other brands only mark their influencers as held out: an influencer paired only
+        with non-training brands is never used, not even as a negative.
+    head_config: its d_image/d_text must match ``postsets``; n_categories is set from the
+        category vocabulary of ``postsets`` (0 when aux_weight is 0).
+    progress: called with each epoch's EpochStats.
+    """
+    brands = {b for b, _ in pairs} if train_brands is None else set(train_brands)
+    data = build_ranking_data(postsets, pairs, brands)
+    if data.brand_rows.size == 0:
+        raise ValueError("pairs: no training brand has a positive influencer")
+    categories = data.categories if config.aux_weight > 0 else ()
+    device = resolve_device(config.device)
+    with _deterministic(config.seed):
+        model = CongruenceHead(_head_config(postsets, head_config, len(categories)), categories).to(device)
+        model.train_brands = tuple(sorted(postsets.account_ids[int(r)] for r in data.brand_rows))
+        tensors = _Batchable(
+            features=torch.from_numpy(np.asarray(postsets.features, np.float32)).to(device),
+            post_index=pad_index(postsets.offsets),
+            category_ids=torch.from_numpy(data.category_ids).to(device),
+        )
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        rng = np.random.default_rng(config.seed)
+        history: list[EpochStats] = []
+        for epoch in range(config.epochs):
+            stats = _run_epoch(model, optimizer, data, tensors, config, rng, epoch)
+            history.append(stats)
+            logger.info("epoch %d: loss %.4f (rank %.4f, aux %.4f) in %.1fs", epoch, stats.loss,
+                        stats.rank_loss, stats.aux_loss, stats.seconds)
+            if progress is not None:
+                progress(stats)
+    return TrainResult(model=model.eval(), history=tuple(history))

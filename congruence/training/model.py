@@ -1,0 +1,251 @@
+"""The congruence head: per-post projection, pooling over an account's posts, pair score.
+
+After Elwood, Gasparin & Rozza (IEEE ISM 2021): frozen per-post image+text embeddings
+go through a trainable projection; a learned pooling turns an account's posts into one
+vector; a similarity head scores a (brand, influencer) pair from their post sets; an
+auxiliary classifier predicts the account's category from its pooled vector.
+
+Shapes: d_in = d_image + d_text; d = d_model. Per-post projections and pooled vectors
+are L2-normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from congruence.indexer.postsets import PostSets
+from congruence.training.sets import masked_mean, masked_softmax, pad_posts, pad_sets
+
+POOLINGS = ("attention", "mean")
+MetaValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Architecture of a ``CongruenceHead``.
+
+    temperature: softmax temperature of the set-to-set term (lower = closer to a hard max
+        over the influencer's posts).
+    init_scale: initial weight of both similarity terms; list-wise losses take a softmax
+        over scores, so this is also the initial inverse temperature of that softmax.
+    """
+
+    d_image: int
+    d_text: int
+    d_model: int = 256
+    d_hidden: int = 512
+    pooling: str = "attention"
+    n_categories: int = 0
+    dropout: float = 0.1
+    temperature: float = 0.1
+    init_scale: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: expected attention or mean, got {self.pooling!r}")
+        if self.d_image < 0 or self.d_text < 0 or self.d_image + self.d_text < 1:
+            raise ValueError("d_image + d_text: must be at least 1")
+        if self.d_model < 1 or self.d_hidden < 1 or self.n_categories < 0:
+            raise ValueError("d_model and d_hidden: must be at least 1; n_categories: at least 0")
+        if not 0.0 <= self.dropout < 1.0 or self.temperature <= 0.0:
+            raise ValueError("dropout: must be in [0, 1); temperature: must be positive")
+
+    @property
+    def d_in(self) -> int:
+        return self.d_image + self.d_text
+
+
+class CongruenceHead(nn.Module):
+    """Scores (brand, influencer) pairs from their sets of frozen post embeddings.
+
+    Attributes set by training or loading: ``categories`` (the classifier's vocabulary),
+    ``train_brands`` (brand ids seen in training, for leak checks), ``meta`` and ``version``.
+    """
+
+    def __init__(self, config: HeadConfig, categories: Sequence[str] = ()) -> None:
+        super().__init__()
+        if categories and len(categories) != config.n_categories:
+            raise ValueError(f"categories: expected {config.n_categories} names, got {len(categories)}")
+        self.config = config
+        self.categories: tuple[str, ...] = tuple(categories)
+        self.train_brands: tuple[str, ...] = ()
+        self.meta: dict[str, MetaValue] = {}
+        self.version = ""
+        self.proj = nn.Sequential(
+            nn.LayerNorm(config.d_in),
+            nn.Linear(config.d_in, config.d_hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.d_hidden, config.d_model),
+        )
+        # a zero query makes attention pooling start as mean pooling
+        self.query = nn.Parameter(torch.zeros(config.d_model)) if config.pooling == "attention" else None
+        self.mix = nn.Parameter(torch.full((2,), config.init_scale))
+        self.bias = nn.Parameter(torch.zeros(()))
+        self.classifier = nn.Linear(config.d_model, config.n_categories) if config.n_categories else None
+
+    @property
+    def device(self) -> torch.device:
+        return self.mix.device
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(n_posts, d_in) frozen features -> (n_posts, d) L2-normalised projections."""
+        return F.normalize(self.proj(features), dim=-1)
+
+    def pool_padded(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(..., P, d) projections + (..., P) mask -> (..., d) L2-normalised pooled vectors."""
+        if self.query is None:
+            pooled = masked_mean(x, mask.unsqueeze(-1).expand_as(x), dim=-2)
+        else:
+            weights = masked_softmax(x @ self.query, mask, dim=-1)
+            pooled = (weights.unsqueeze(-1) * x).sum(dim=-2)
+        return F.normalize(pooled, dim=-1)
+
+    def pool(self, proj: torch.Tensor, offsets: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(n_posts, d) projections grouped by ``offsets`` -> (n_accounts, d) pooled, L2-normalised."""
+        padded, mask = pad_posts(proj, offsets)
+        return self.pool_padded(padded, mask)
+
+    def score(
+        self,
+        brand_post_proj: torch.Tensor,
+        brand_mask: torch.Tensor,
+        infl_post_proj: torch.Tensor,
+        infl_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Scores (B, C) of B brands against C candidate influencers each.
+
+        brand_post_proj (B, Pb, d) + brand_mask (B, Pb); infl_post_proj (B, C, Pi, d) +
+        infl_mask (B, C, Pi), or (C, Pi, d) + (C, Pi) for one candidate list shared by all
+        brands. Inputs are per-post projections from ``project``.
+        """
+        return self.score_sets(
+            brand_post_proj,
+            brand_mask,
+            self.pool_padded(brand_post_proj, brand_mask),
+            infl_post_proj,
+            infl_mask,
+            self.pool_padded(infl_post_proj, infl_mask),
+        )
+
+    def score_sets(
+        self,
+        brand_post_proj: torch.Tensor,
+        brand_mask: torch.Tensor,
+        brand_pooled: torch.Tensor,
+        infl_post_proj: torch.Tensor,
+        infl_mask: torch.Tensor,
+        infl_pooled: torch.Tensor,
+    ) -> torch.Tensor:
+        """``score`` with the pooled vectors (B, d) and (B, C, d) or (C, d) already computed."""
+        shared = infl_post_proj.ndim == 3
+        if shared:
+            cosine = brand_pooled @ infl_pooled.T
+            sims = torch.einsum("bpd,cqd->bcpq", brand_post_proj, infl_post_proj)
+            qmask = infl_mask[None, :, None, :]
+        else:
+            cosine = torch.einsum("bd,bcd->bc", brand_pooled, infl_pooled)
+            sims = torch.einsum("bpd,bcqd->bcpq", brand_post_proj, infl_post_proj)
+            qmask = infl_mask[:, :, None, :]
+        # each brand post looks for its closest influencer posts (a soft max), then the
+        # brand's posts vote equally: an influencer covering the brand's themes wins
+        weights = masked_softmax(sims / self.config.temperature, qmask.expand_as(sims), dim=-1)
+        per_brand_post = (weights * sims).sum(dim=-1)
+        pmask = brand_mask[:, None, :].expand_as(per_brand_post)
+        set_term = masked_mean(per_brand_post, pmask, dim=-1)
+        return self.mix[0] * cosine + self.mix[1] * set_term + self.bias
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, d) pooled vectors -> (N, n_categories) category logits."""
+        if self.classifier is None:
+            raise ValueError("classify: this head has no categories (n_categories=0)")
+        return self.classifier(pooled)
+
+    @torch.no_grad()
+    def project_posts(self, postsets: PostSets, batch_posts: int = 8192) -> np.ndarray:
+        """(n_posts, d) float32 L2-normalised projections, rows aligned with ``postsets.features``."""
+        self._check_dims(postsets)
+        self.eval()
+        out = np.zeros((postsets.features.shape[0], self.config.d_model), dtype=np.float32)
+        for start in range(0, out.shape[0], batch_posts):
+            chunk = torch.from_numpy(np.asarray(postsets.features[start : start + batch_posts], np.float32))
+            out[start : start + chunk.shape[0]] = self.project(chunk.to(self.device)).cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def pool_projected(self, post_proj: np.ndarray, offsets: np.ndarray, batch_accounts: int = 1024) -> np.ndarray:
+        """(n_accounts, d) float32 L2-normalised pooled vectors from ``project_posts`` output."""
+        self.eval()
+        offs = np.asarray(offsets, dtype=np.int64)
+        n_acc = offs.size - 1
+        out = np.zeros((n_acc, self.config.d_model), dtype=np.float32)
+        for a in range(0, n_acc, batch_accounts):
+            b = min(n_acc, a + batch_accounts)
+            rows = torch.from_numpy(np.asarray(post_proj[offs[a] : offs[b]], np.float32)).to(self.device)
+            out[a:b] = self.pool(rows, offs[a : b + 1] - offs[a]).cpu().numpy()
+        return out
+
+    def encode_accounts(self, postsets: PostSets) -> np.ndarray:
+        """(n_accounts, d) float32 L2-normalised pooled embeddings (what the FAISS index holds)."""
+        return self.pool_projected(self.project_posts(postsets), postsets.offsets)
+
+    @torch.no_grad()
+    def score_candidates(
+        self,
+        brand_post_proj: np.ndarray | torch.Tensor,
+        cand_post_proj: Sequence[np.ndarray | torch.Tensor] | torch.Tensor,
+        cand_mask: torch.Tensor | None = None,
+        batch_candidates: int = 512,
+    ) -> np.ndarray:
+        """(C,) float32 scores of one brand against C candidates, from per-post projections.
+
+        brand_post_proj: (Pb, d). cand_post_proj: a list of C (Pi, d) arrays, or a padded
+        (C, P, d) tensor with its (C, P) ``cand_mask``.
+        """
+        self.eval()
+        d = self.config.d_model
+        brand = torch.as_tensor(np.asarray(brand_post_proj, np.float32) if not torch.is_tensor(brand_post_proj)
+                                else brand_post_proj).float()
+        if brand.ndim != 2 or brand.shape[1] != d:
+            raise ValueError(f"brand_post_proj: expected shape (n, {d}), got {tuple(brand.shape)}")
+        if torch.is_tensor(cand_post_proj):
+            if cand_mask is None:
+                raise ValueError("cand_mask: required with a padded cand_post_proj tensor")
+            cands, mask = cand_post_proj, cand_mask
+        else:
+            cands, mask = pad_sets(list(cand_post_proj), d)
+        brand = brand[None].to(self.device)
+        bmask = torch.ones(brand.shape[:2], dtype=torch.bool, device=self.device)
+        scores = [
+            self.score(brand, bmask, cands[s : s + batch_candidates].to(self.device),
+                       mask[s : s + batch_candidates].to(self.device))[0]
+            for s in range(0, cands.shape[0], batch_candidates)
+        ]
+        return torch.cat(scores).cpu().numpy() if scores else np.zeros(0, np.float32)
+
+    def save(self, path: str | Path, meta: Mapping[str, MetaValue] | None = None) -> str:
+        """Write a checkpoint (config, weights, categories, meta, version); returns the version."""
+        from congruence.training.checkpoint import save_head
+
+        return save_head(self, path, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CongruenceHead:
+        """Read a checkpoint written by ``save``; the head comes back in eval mode."""
+        from congruence.training.checkpoint import load_head
+
+        return load_head(path, map_location)
+
+    def _check_dims(self, postsets: PostSets) -> None:
+        if (postsets.d_image, postsets.d_text) != (self.config.d_image, self.config.d_text):
+            raise ValueError(
+                f"postsets: expected d_image={self.config.d_image}, d_text={self.config.d_text}, "
+                f"got {postsets.d_image}, {postsets.d_text}"
+            )
