@@ -110,7 +110,7 @@ def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influenc
             for n in range(posts_per_influencer):
                 off_topic = n == posts_per_influencer - 1 and rng.random() < 0.5
                 add_post(iid, rng.choice(cats) if off_topic else cat, n)
-            if i % 3 == 0:
+            if i % 3 == 0 and i < influencers_per_category:
                 matches.append({"brand_id": bid, "influencer_id": iid})
     for name, rows in (("accounts", accounts), ("posts", posts), ("matches", matches)):
         with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:

@@ -24,7 +24,7 @@ def _check(post: Post, root: Path) -> tuple[StoredPost | None, str | None, bytes
         image_hash = sha256_bytes(data)
     caption_hash = sha256_text(post.caption) if post.caption.strip() else None
     fields = [post.account_id, image_rel, image_hash, post.caption, post.likes, post.comments,
-              post.ts.isoformat() if post.ts else None, post.sponsored, list(post.tagged), post.extra, str(root)]
+              post.ts.isoformat() if post.ts else None, post.sponsored, list(post.tagged), post.extra]
     stored = StoredPost(
         id=post.id, account_id=post.account_id, image=image_rel, image_hash=image_hash, caption=post.caption,
         caption_hash=caption_hash, likes=post.likes, comments=post.comments, ts=post.ts,

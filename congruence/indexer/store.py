@@ -179,6 +179,12 @@ class Store:
             [p.row_hash for p in posts], [p.corpus_root for p in posts],
         ]
         with self.conn.transaction():
+            # the same corpus read from another folder: follow it, nothing to re-encode
+            self.conn.execute(
+                "UPDATE posts SET corpus_root = t.root FROM unnest(%s::text[], %s::text[], %s::text[])"
+                " AS t(id, h, root) WHERE posts.id = t.id AND posts.row_hash = t.h AND posts.corpus_root <> t.root",
+                (cols[0], cols[12], cols[13]),
+            )
             # a post that moves to another account leaves the old one to re-pool too
             self.conn.execute(
                 "UPDATE accounts SET pool_dirty = true WHERE id IN (SELECT p.account_id FROM posts p"

@@ -55,6 +55,12 @@ class Engine:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _load(self, force: bool = False) -> Snapshot:
         res: SyncResult = sync_index(self.vstore, self.settings.index_dir, self.ids.pooled_space,
                                      self.ids.pooled_model, self.settings.exact_threshold, force_rebuild=force)

@@ -62,18 +62,24 @@ def pooled_cosine(postsets: PostSets, brand_rows: np.ndarray, candidate_rows: np
     return mean_features(postsets, brand_rows) @ mean_features(postsets, candidate_rows).T
 
 
-def head_scorer(model: CongruenceHead, brand_chunk: int = 8, candidate_chunk: int = 256) -> Scorer:
-    """Scores from a trained head: posts projected once, candidates scored chunk by chunk."""
+def head_scorer(model: CongruenceHead, brand_chunk: int = 8, max_pairs: int = 8_000_000) -> Scorer:
+    """Scores from a trained head: posts projected once, then brands x candidates in chunks.
+
+    A chunk holds at most about ``max_pairs`` post-post similarities, which bounds memory
+    whatever the number of posts per account.
+    """
 
     def score(postsets: PostSets, brand_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray:
         brands = postsets.subset([int(r) for r in brand_rows])
         cands = postsets.subset([int(r) for r in candidate_rows])
         b_proj, c_proj = model.project_posts(brands), model.project_posts(cands)
+        widest = max(1, int(np.diff(cands.offsets).max(initial=1)))
         out = np.zeros((brand_rows.size, candidate_rows.size), dtype=np.float32)
         for i in range(0, brand_rows.size, brand_chunk):
             bp, bm = _padded(b_proj, brands.offsets, i, i + brand_chunk, model.device)
-            for j in range(0, candidate_rows.size, candidate_chunk):
-                cp, cm = _padded(c_proj, cands.offsets, j, j + candidate_chunk, model.device)
+            step = max(1, max_pairs // (bp.shape[0] * bp.shape[1] * widest))
+            for j in range(0, candidate_rows.size, step):
+                cp, cm = _padded(c_proj, cands.offsets, j, j + step, model.device)
                 with torch.no_grad():
                     out[i : i + bp.shape[0], j : j + cp.shape[0]] = model.score(bp, bm, cp, cm).cpu().numpy()
         return out

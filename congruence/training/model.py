@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from congruence.indexer.postsets import PostSets
-from congruence.training.sets import masked_mean, masked_softmax, pad_posts, pad_sets
+from congruence.training.sets import as_float_tensor, masked_mean, masked_softmax, pad_posts, pad_sets
 
 POOLINGS = ("attention", "mean")
 MetaValue = str | int | float | bool | None
@@ -67,6 +67,8 @@ class CongruenceHead(nn.Module):
 
     Attributes set by training or loading: ``categories`` (the classifier's vocabulary),
     ``train_brands`` (brand ids seen in training, for leak checks), ``meta`` and ``version``.
+    The numpy helpers (``project_posts``, ``encode_accounts``, ``score_candidates``) switch
+    the head to eval mode and run without gradients.
     """
 
     def __init__(self, config: HeadConfig, categories: Sequence[str] = ()) -> None:
@@ -211,8 +213,7 @@ class CongruenceHead(nn.Module):
         """
         self.eval()
         d = self.config.d_model
-        brand = torch.as_tensor(np.asarray(brand_post_proj, np.float32) if not torch.is_tensor(brand_post_proj)
-                                else brand_post_proj).float()
+        brand = as_float_tensor(brand_post_proj)
         if brand.ndim != 2 or brand.shape[1] != d:
             raise ValueError(f"brand_post_proj: expected shape (n, {d}), got {tuple(brand.shape)}")
         if torch.is_tensor(cand_post_proj):
@@ -232,6 +233,7 @@ class CongruenceHead(nn.Module):
 
     def save(self, path: str | Path, meta: Mapping[str, MetaValue] | None = None) -> str:
         """Write a checkpoint (config, weights, categories, meta, version); returns the version."""
+        # imported here because checkpoint imports this module
         from congruence.training.checkpoint import save_head
 
         return save_head(self, path, meta)

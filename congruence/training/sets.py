@@ -12,6 +12,11 @@ import numpy as np
 import torch
 
 
+def as_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``x`` as a float32 tensor (shares memory with a float32 array or tensor)."""
+    return x.float() if torch.is_tensor(x) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
 def pad_index(offsets: np.ndarray) -> np.ndarray:
     """(A, P) int64 post-row indices of each account, -1 for padding; P >= 1."""
     offs = np.asarray(offsets, dtype=np.int64)
@@ -24,8 +29,7 @@ def pad_index(offsets: np.ndarray) -> np.ndarray:
 
 def pad_posts(x: torch.Tensor, offsets: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of ``x`` (n_posts, d), grouped CSR-style by ``offsets``, as (A, P, d) + mask (A, P)."""
-    offs = torch.as_tensor(np.asarray(offsets, dtype=np.int64) if not torch.is_tensor(offsets) else offsets)
-    offs = offs.to(device=x.device, dtype=torch.long)
+    offs = torch.as_tensor(offsets).to(device=x.device, dtype=torch.long)
     counts = offs[1:] - offs[:-1]
     n_acc = counts.numel()
     width = max(1, int(counts.max().item()) if n_acc else 1)
@@ -40,13 +44,13 @@ def pad_posts(x: torch.Tensor, offsets: np.ndarray | torch.Tensor) -> tuple[torc
 
 def pad_sets(sets: Sequence[np.ndarray | torch.Tensor], d: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A list of (n_i, d) arrays as a float32 (C, P, d) tensor + (C, P) mask."""
-    parts = [torch.as_tensor(np.asarray(s, dtype=np.float32)) if not torch.is_tensor(s) else s for s in sets]
+    parts = [as_float_tensor(s) for s in sets]
     for i, part in enumerate(parts):
         if part.ndim != 2 or part.shape[1] != d:
             raise ValueError(f"sets[{i}]: expected shape (n, {d}), got {tuple(part.shape)}")
     counts = [p.shape[0] for p in parts]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = torch.cat([p.float() for p in parts]) if parts else torch.zeros((0, d))
+    flat = torch.cat(parts) if parts else torch.zeros((0, d))
     return pad_posts(flat, offsets)
 
 

@@ -12,6 +12,7 @@ from congruence.training.data import (
     index_pairs,
     sample_candidate_lists,
 )
+from training_synthetic import POSITIVES_PER_BRAND, TEST_BRANDS, TRAIN_BRANDS
 
 BRANDS = [f"b{i}" for i in range(10)]
 
@@ -51,27 +52,27 @@ def test_held_out_influencers() -> None:
 
 def test_candidate_lists(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    data = build_ranking_data(postsets, pairs, {"b0", "b1", "b2", "b3"})
-    held = {postsets.index_of()[f"i{b}_{j}"] for b in (4, 5) for j in range(4)}
-    assert data.brand_rows.size == 4 and not held & set(data.influencer_rows.tolist())
+    data = build_ranking_data(postsets, pairs, TRAIN_BRANDS)
+    held = {postsets.index_of()[f"i{b[1:]}_{j}"] for b in TEST_BRANDS for j in range(POSITIVES_PER_BRAND)}
+    assert data.brand_rows.size == len(TRAIN_BRANDS) and not held & set(data.influencer_rows.tolist())
     lists = sample_candidate_lists(data, np.arange(4), 8, 0.5, np.random.default_rng(0))
     again = sample_candidate_lists(data, np.arange(4), 8, 0.5, np.random.default_rng(0))
     assert np.array_equal(lists.rows, again.rows)
     assert lists.rows.shape == (4, 8) and lists.mask.all()
     for k in range(4):
         positives = set(data.positives[k].tolist())
-        assert lists.labels[k].tolist() == [1.0] * 4 + [0.0] * 4  # all 4 positives fit in half of 8
-        assert set(lists.rows[k, :4].tolist()) == positives
-        negatives = lists.rows[k, 4:]
-        assert len(set(negatives.tolist())) == 4 and not positives & set(negatives.tolist())
+        assert lists.labels[k].tolist() == [1.0] * 3 + [0.0] * 5  # all 3 positives fit in half of 8
+        assert set(lists.rows[k, :3].tolist()) == positives
+        negatives = lists.rows[k, 3:]
+        assert len(set(negatives.tolist())) == 5 and not positives & set(negatives.tolist())
         brand_category = data.category_ids[data.brand_rows[k]]
         available = set(data.pool_by_category[brand_category].tolist()) - positives
         hard = (data.category_ids[negatives] == brand_category).sum()
-        assert hard >= min(2, len(available)) and len(available) >= 1  # half are hard, when there are
+        assert hard >= min(2, len(available)) and len(available) >= 2  # round(0.5 * 5) are hard
 
 
 def test_short_pool_is_masked(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
     data = build_ranking_data(postsets, pairs, {"b0"})
     lists = sample_candidate_lists(data, np.array([0]), 64, 0.0, np.random.default_rng(0))
-    assert lists.mask.sum() == data.influencer_rows.size and lists.labels.sum() == 4
+    assert lists.mask.sum() == data.influencer_rows.size and lists.labels.sum() == POSITIVES_PER_BRAND

@@ -13,12 +13,14 @@ from congruence.training.evaluate import (
     test_candidates as candidates_of,
 )
 from congruence.training.model import CongruenceHead, HeadConfig
+from training_synthetic import N_UNPAIRED, POSITIVES_PER_BRAND, TEST_BRANDS
 
 
 def test_candidates_exclude_train_only_influencers(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    ids = {postsets.account_ids[r] for r in candidates_of(postsets, pairs, {"b4", "b5"})}
-    assert ids == {f"i{b}_{j}" for b in (4, 5) for j in range(4)} | {f"u{u}" for u in range(6)}
+    ids = {postsets.account_ids[r] for r in candidates_of(postsets, pairs, TEST_BRANDS)}
+    paired = {f"i{b[1:]}_{j}" for b in TEST_BRANDS for j in range(POSITIVES_PER_BRAND)}
+    assert ids == paired | {f"u{u}" for u in range(N_UNPAIRED)}
 
 
 def test_evaluation_refuses_a_leaking_split(synthetic: tuple[PostSets, list]) -> None:
@@ -58,13 +60,13 @@ def test_untrained_head_scores_like_score_candidates(synthetic: tuple[PostSets, 
                                    for b in brand_rows])
         return seen["scores"]
 
-    by_head, by_hand = evaluate(model, postsets, pairs, ["b4", "b5"]), evaluate(scorer, postsets, pairs, ["b4", "b5"])
+    by_head, by_hand = evaluate(model, postsets, pairs, list(TEST_BRANDS)), evaluate(scorer, postsets, pairs, list(TEST_BRANDS))
     assert by_head.to_dict() == by_hand.to_dict()
 
 
 def test_markdown_table(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    table = markdown_table({"random": evaluate(random_scorer(0), postsets, pairs, ["b4", "b5"])})
+    table = markdown_table({"random": evaluate(random_scorer(0), postsets, pairs, list(TEST_BRANDS))})
     lines = table.splitlines()
     assert lines[0] == "| method | AUC | cAUC | R@10 | R@50 | MedR | MRR | brands |"
-    assert lines[2].startswith("| random | ") and lines[2].endswith(" | 2 |")
+    assert lines[2].startswith("| random | ") and lines[2].endswith(f" | {len(TEST_BRANDS)} |")

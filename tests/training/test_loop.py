@@ -8,16 +8,17 @@ from congruence.indexer.postsets import PostSets
 from congruence.training.data import brand_disjoint_split
 from congruence.training.evaluate import evaluate, pooled_cosine, random_scorer
 from congruence.training.loop import EpochStats, TrainConfig, TrainResult, train
-from congruence.training.model import HeadConfig
+from congruence.training.model import CongruenceHead, HeadConfig
+from training_synthetic import TEST_BRANDS, TRAIN_BRANDS
 
-TEST_BRANDS = ("b4", "b5")
 HEAD = HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, dropout=0.0)
-CONFIG = TrainConfig(epochs=12, lr=5e-3, batch_brands=2, list_size=8, seed=0, device="cpu")
+CONFIG = TrainConfig(epochs=20, lr=5e-3, batch_brands=4, list_size=8, seed=0, device="cpu")
 
 
 def _train(synthetic: tuple[PostSets, list], config: TrainConfig = CONFIG) -> TrainResult:
     postsets, pairs = synthetic
     split = brand_disjoint_split([b for b, _ in pairs], test_brands=TEST_BRANDS)
+    assert split.train_brands == tuple(sorted(TRAIN_BRANDS))
     return train(postsets, pairs, config, HEAD, train_brands=split.train_brands)
 
 
@@ -35,11 +36,15 @@ def test_loss_decreases(trained: TrainResult) -> None:
 
 def test_head_beats_random_on_held_out_brands(trained: TrainResult, synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    assert trained.model.train_brands == ("b0", "b1", "b2", "b3")
+    assert trained.model.train_brands == tuple(sorted(TRAIN_BRANDS))
     head = evaluate(trained.model, postsets, pairs, TEST_BRANDS)
     chance = evaluate(random_scorer(0), postsets, pairs, TEST_BRANDS)
-    assert head.n_brands == 2 and head.auc > 0.9 and head.auc > chance.auc + 0.2
-    assert evaluate(pooled_cosine, postsets, pairs, TEST_BRANDS).auc > 0.9
+    torch.manual_seed(CONFIG.seed)
+    untrained = evaluate(CongruenceHead(HEAD), postsets, pairs, TEST_BRANDS)
+    cosine = evaluate(pooled_cosine, postsets, pairs, TEST_BRANDS)
+    assert head.n_brands == len(TEST_BRANDS)
+    # the planted signal is learnable: the head learns to ignore the nuisance dimensions
+    assert head.auc > chance.auc + 0.25 and head.auc > untrained.auc + 0.05 and head.auc > cosine.auc
 
 
 def test_same_seed_same_scores(trained: TrainResult, synthetic: tuple[PostSets, list]) -> None:

