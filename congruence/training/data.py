@@ -83,6 +83,14 @@ def held_out_influencers(pairs: Iterable[Pair], brands: Collection[str]) -> set[
     return outside - inside
 
 
+def influencer_rows(postsets: PostSets, exclude: Collection[str] = ()) -> np.ndarray:
+    """(n,) int64 rows of the influencers of ``postsets`` whose id is not in ``exclude``."""
+    skip = set(exclude)
+    kinds, ids = postsets.kinds, postsets.account_ids
+    rows = [r for r in range(len(ids)) if kinds[r] == "influencer" and ids[r] not in skip]
+    return np.asarray(rows, dtype=np.int64)
+
+
 def category_vocabulary(postsets: PostSets) -> tuple[str, ...]:
     """Sorted distinct non-empty categories of all accounts."""
     return tuple(sorted({c for c in postsets.categories if c}))
@@ -107,7 +115,9 @@ class RankingData:
     pool_by_category: tuple[np.ndarray, ...]
 
 
-def build_ranking_data(postsets: PostSets, pairs: Sequence[Pair], train_brands: Collection[str]) -> RankingData:
+def build_ranking_data(
+    postsets: PostSets, pairs: Sequence[Pair], train_brands: Collection[str]
+) -> RankingData:
     """Training view of ``postsets``: pairs of ``train_brands`` only, held-out influencers removed."""
     train = set(train_brands)
     rows = index_pairs(postsets, pairs)
@@ -115,11 +125,7 @@ def build_ranking_data(postsets: PostSets, pairs: Sequence[Pair], train_brands: 
     for (brand_id, _), (b, i) in zip(pairs, rows):
         if brand_id in train:
             by_brand.setdefault(b, set()).add(i)
-    held = held_out_influencers(pairs, train)
-    pool = np.asarray(
-        [r for r, (a, k) in enumerate(zip(postsets.account_ids, postsets.kinds)) if k == "influencer" and a not in held],
-        dtype=np.int64,
-    )
+    pool = influencer_rows(postsets, exclude=held_out_influencers(pairs, train))
     categories = category_vocabulary(postsets)
     lookup = {c: j for j, c in enumerate(categories)}
     category_ids = np.asarray([lookup.get(c, -1) for c in postsets.categories], dtype=np.int64)

@@ -16,7 +16,7 @@ import torch
 
 from congruence.core.vectors import l2_normalize
 from congruence.indexer.postsets import PostSets
-from congruence.training.data import Pair, assert_no_leak, held_out_influencers, index_pairs
+from congruence.training.data import Pair, assert_no_leak, held_out_influencers, index_pairs, influencer_rows
 from congruence.training.metrics import Metrics, evaluate_rankings
 from congruence.training.model import CongruenceHead
 from congruence.training.sets import pad_posts
@@ -33,11 +33,7 @@ def test_candidates(postsets: PostSets, pairs: Sequence[Pair], test_brands: Coll
     the influencers paired with a test brand (the positives) plus all influencers in no
     pair or only in pairs of test brands.
     """
-    train_only = held_out_influencers(pairs, set(test_brands))
-    return np.asarray(
-        [r for r, (a, k) in enumerate(zip(postsets.account_ids, postsets.kinds)) if k == "influencer" and a not in train_only],
-        dtype=np.int64,
-    )
+    return influencer_rows(postsets, exclude=held_out_influencers(pairs, set(test_brands)))
 
 
 def random_scorer(seed: int = 0) -> Scorer:
@@ -51,7 +47,8 @@ def random_scorer(seed: int = 0) -> Scorer:
 
 def mean_features(postsets: PostSets, rows: np.ndarray) -> np.ndarray:
     """(len(rows), dim) L2-normalised mean of each account's raw post features (0 if no post)."""
-    cumulative = np.vstack([np.zeros((1, postsets.dim)), np.cumsum(postsets.features, axis=0, dtype=np.float64)])
+    cumsum = np.cumsum(postsets.features, axis=0, dtype=np.float64)
+    cumulative = np.vstack([np.zeros((1, postsets.dim)), cumsum])
     start, end = postsets.offsets[rows], postsets.offsets[rows + 1]
     sums = cumulative[end] - cumulative[start]
     return l2_normalize(sums / np.maximum(end - start, 1)[:, None])
@@ -87,7 +84,9 @@ def head_scorer(model: CongruenceHead, brand_chunk: int = 8, max_pairs: int = 8_
     return score
 
 
-def _padded(proj: np.ndarray, offsets: np.ndarray, a: int, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(
+    proj: np.ndarray, offsets: np.ndarray, a: int, b: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Accounts a..b (clipped) of CSR projections as a padded tensor + mask on ``device``."""
     b = min(b, offsets.size - 1)
     rows = torch.from_numpy(proj[offsets[a] : offsets[b]]).to(device)
@@ -135,7 +134,9 @@ def evaluate(
         [postsets.categories[int(r)] for r in brand_rows],
         [postsets.categories[int(r)] for r in cand_rows],
     )
-    logger.info("evaluated %d brands against %d candidates: %s", metrics.n_brands, cand_rows.size, metrics.to_dict())
+    logger.info(
+        "evaluated %d brands against %d candidates: %s", metrics.n_brands, cand_rows.size, metrics.to_dict()
+    )
     return metrics
 
 

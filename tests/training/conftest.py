@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from congruence.indexer.postsets import PostSets
-from training_synthetic import make_postsets
+from .training_synthetic import make_postsets
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import pytest
 from congruence.indexer.postsets import PostSets
 from congruence.training.evaluate import (
     evaluate,
+    head_scorer,
     markdown_table,
     mean_features,
     pooled_cosine,
@@ -13,7 +14,7 @@ from congruence.training.evaluate import (
     test_candidates as candidates_of,
 )
 from congruence.training.model import CongruenceHead, HeadConfig
-from training_synthetic import N_UNPAIRED, POSITIVES_PER_BRAND, TEST_BRANDS
+from .training_synthetic import N_UNPAIRED, POSITIVES_PER_BRAND, TEST_BRANDS
 
 
 def test_candidates_exclude_train_only_influencers(synthetic: tuple[PostSets, list]) -> None:
@@ -51,22 +52,22 @@ def test_pooled_cosine_matches_brute_force(synthetic: tuple[PostSets, list]) -> 
 def test_untrained_head_scores_like_score_candidates(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
     model = CongruenceHead(HeadConfig(d_image=8, d_text=4, d_model=8, d_hidden=8)).eval()
-    seen: dict[str, np.ndarray] = {}
 
     def scorer(ps: PostSets, brand_rows: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
         proj = model.project_posts(ps)
         sets = [proj[ps.offsets[r] : ps.offsets[r + 1]] for r in cand_rows]
-        seen["scores"] = np.stack([model.score_candidates(proj[ps.offsets[b] : ps.offsets[b + 1]], sets)
-                                   for b in brand_rows])
-        return seen["scores"]
+        return np.stack([model.score_candidates(proj[ps.offsets[b] : ps.offsets[b + 1]], sets) for b in brand_rows])
 
-    by_head, by_hand = evaluate(model, postsets, pairs, list(TEST_BRANDS)), evaluate(scorer, postsets, pairs, list(TEST_BRANDS))
-    assert by_head.to_dict() == by_hand.to_dict()
+    by_head = evaluate(model, postsets, pairs, TEST_BRANDS)
+    assert by_head.to_dict() == evaluate(scorer, postsets, pairs, TEST_BRANDS).to_dict()
+    brand_rows, cand_rows = np.array([0, 4, 8]), candidates_of(postsets, pairs, TEST_BRANDS)
+    chunked = head_scorer(model, brand_chunk=2, max_pairs=50)(postsets, brand_rows, cand_rows)
+    assert np.allclose(chunked, scorer(postsets, brand_rows, cand_rows), atol=1e-5)
 
 
 def test_markdown_table(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    table = markdown_table({"random": evaluate(random_scorer(0), postsets, pairs, list(TEST_BRANDS))})
+    table = markdown_table({"random": evaluate(random_scorer(0), postsets, pairs, TEST_BRANDS)})
     lines = table.splitlines()
     assert lines[0] == "| method | AUC | cAUC | R@10 | R@50 | MedR | MRR | brands |"
     assert lines[2].startswith("| random | ") and lines[2].endswith(f" | {len(TEST_BRANDS)} |")

@@ -9,7 +9,7 @@ from congruence.training.data import brand_disjoint_split
 from congruence.training.evaluate import evaluate, pooled_cosine, random_scorer
 from congruence.training.loop import EpochStats, TrainConfig, TrainResult, train
 from congruence.training.model import CongruenceHead, HeadConfig
-from training_synthetic import TEST_BRANDS, TRAIN_BRANDS
+from .training_synthetic import TEST_BRANDS, TRAIN_BRANDS
 
 HEAD = HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, dropout=0.0)
 CONFIG = TrainConfig(epochs=20, lr=5e-3, batch_brands=4, list_size=8, seed=0, device="cpu")

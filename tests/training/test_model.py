@@ -32,6 +32,7 @@ def test_attention_pooling_one_post_and_many_posts() -> None:
     assert torch.allclose(pooled[1], alone[0], atol=1e-6)  # padding changes nothing
     assert torch.allclose(pooled[1].norm(), torch.tensor(1.0), atol=1e-6)
     assert torch.equal(pooled[2], torch.zeros(16))
+    assert model.query is not None
     weights = torch.softmax(proj[1:] @ model.query.detach(), dim=0)
     assert torch.allclose(pooled[1], F.normalize(weights @ proj[1:], dim=-1), atol=1e-6)
 

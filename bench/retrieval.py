@@ -1,0 +1,110 @@
+"""Match latency of the product's VectorIndex at 10k/100k influencers, with and without filters."""
+
+from __future__ import annotations
+
+import logging
+import resource
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from bench.common import Row, Section, Stats, Table, sample_latency, stats, stopwatch
+from bench.data import D_PRODUCTION, FILTERS, Influencers, ground_truth, influencers, recall_at_k
+from congruence.core.settings import Settings
+from congruence.indexer.index import VectorIndex
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    sizes: tuple[int, ...]
+    n_queries: int  # timed single queries per (size, filter)
+    n_baseline_queries: int  # for the exact baseline, which is slow at 100k
+    k: int = 10
+    d: int = D_PRODUCTION
+    seed: int = 0
+
+    @classmethod
+    def for_run(cls, quick: bool) -> RetrievalConfig:
+        return cls((10_000,), 200, 200) if quick else cls((10_000, 100_000), 500, 100)
+
+
+@dataclass(frozen=True)
+class Built:
+    index: VectorIndex
+    seconds: float
+    megabytes: float
+
+
+def build(xb: np.ndarray, kind: str) -> Built:
+    """A product VectorIndex over ``xb`` (labels = row numbers), its build time and size."""
+    index = VectorIndex(xb.shape[1], kind)
+    n = len(xb)
+    with stopwatch() as sw:
+        index.add(np.arange(n, dtype=np.int64), np.zeros(n, np.int64), xb)
+    size = faiss.serialize_index(index.index).nbytes + index.labels.nbytes + index.versions.nbytes + index.alive.nbytes
+    return Built(index, sw[0], size / 1e6)
+
+
+def product_kind(n: int) -> str:
+    return "flat" if n <= Settings().exact_threshold else "hnsw"
+
+
+def time_search(index: VectorIndex, xq: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[Stats, np.ndarray]:
+    """Single-query latency stats and the (nq, k) labels found."""
+    found = np.empty((len(xq), k), np.int64)
+
+    def call(i: int) -> None:
+        found[i] = index.search(xq[i : i + 1], k, allowed)[1][0]
+
+    return stats(sample_latency(call, len(xq))), found
+
+
+def size_rows(cfg: RetrievalConfig, data: Influencers, built: Built, baseline: VectorIndex) -> list[Row]:
+    index = built.index
+    rows: list[Row] = []
+    for name, flt in FILTERS.items():
+        mask = flt.mask(data.table, index) if flt else None
+        truth = ground_truth(data.xq, data.xb, cfg.k, mask)
+        lat, found = time_search(index, data.xq[: cfg.n_queries], cfg.k, mask)
+        if baseline is index:
+            base = lat
+        else:
+            base, _ = time_search(baseline, data.xq[: cfg.n_baseline_queries], cfg.k, mask)
+        rows.append({
+            "n": len(data.xb), "index": index.kind, "filter": name,
+            "pass %": 100.0 if mask is None else 100 * float(mask.mean()),
+            "p50 ms": lat.median_ms, "p99 ms": lat.p99_ms, "QPS": lat.per_s,
+            "recall@10": recall_at_k(found, truth[: cfg.n_queries]),
+            "exact p50 ms": base.median_ms, "speedup vs exact": base.median_ms / lat.median_ms,
+        })
+    return rows
+
+
+def run(cfg: RetrievalConfig) -> Section:
+    section = Section("match latency")
+    latency: list[Row] = []
+    builds: list[Row] = []
+    for n in cfg.sizes:
+        with stopwatch() as sw:
+            data = influencers(n, cfg.n_queries, cfg.d, cfg.seed)
+        built = build(data.xb, product_kind(n))
+        base = built.index if built.index.kind == "flat" else build(data.xb, "flat").index
+        latency += size_rows(cfg, data, built, base)
+        builds.append({"n": n, "index": built.index.kind, "build s": built.seconds, "index MB": built.megabytes,
+                       "raw vectors MB": data.xb.nbytes / 1e6, "data gen s": sw[0]})
+        del data, built, base
+    section.tables += [Table("single-query latency, k=10 (exact = flat VectorIndex with the same filter)", latency),
+                       Table("index build and size", builds)]
+    section.notes += [
+        f"d={cfg.d}; {cfg.n_queries} timed queries per row after 5 warm-ups; exact baseline "
+        f"{cfg.n_baseline_queries} queries where it is a separate index (same index below "
+        f"{Settings().exact_threshold:,}, where the product is exact already)",
+        "filters via congruence Filters.make(category, micro=True).mask(); recall against brute force "
+        "over the rows that pass the filter",
+        f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+    ]
+    section.details = {"config": cfg.__dict__, "filters": {k: (v.__dict__ if v else None) for k, v in FILTERS.items()}}
+    return section
