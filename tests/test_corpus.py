@@ -142,11 +142,7 @@ def long_line() -> bytes:
 BAD_ROWS = [
     # (case id, file, raw line inserted as line 2, exact reason[, xfail mark])
     ("malformed-json", "accounts.jsonl", b'{"id": "b9", "kind": }', "malformed JSON: Expecting value at column 22"),
-    ("truncated-json", "posts.jsonl", b'{"id": "p9"', "malformed JSON: Expecting ',' delimiter at column 12",
-                 pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-                     "corpus.py iter_jsonl: json.loads gets the line with its '\\n', so an error at the end of a "
-                     "truncated row is reported at line 2 of the decoded text, 'at column 1', and the reason "
-                     "drops e.lineno; the row's real column is 12"))),
+    ("truncated-json", "posts.jsonl", b'{"id": "p9"', "malformed JSON: Expecting ',' delimiter at column 12"),
     ("not-utf8", "accounts.jsonl", b'{"id":"\xff", "kind": "brand"}', "not valid UTF-8 (byte 7)"),
     ("json-list", "accounts.jsonl", b'["b9", "brand"]', "expected a JSON object, got list"),
     ("json-string", "posts.jsonl", b'"p9"', "expected a JSON object, got str"),
@@ -312,10 +308,6 @@ def test_line_of_exactly_the_limit_plus_one_is_refused_either_way(tmp_path: Path
         assert [e for _, e in iter_jsonl(p)] == [RowError("x.jsonl", 1, f"line longer than {MAX_LINE_BYTES} bytes")]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "corpus.py iter_jsonl: the length check counts the line terminator, so a row of exactly "
-    "MAX_LINE_BYTES bytes is refused as 'longer than' the limit when followed by a newline but "
-    "accepted as the file's last line without one"))
 def test_line_of_exactly_the_limit_is_accepted_either_way(tmp_path: Path) -> None:
     obj = b'{"pad": "' + b"a" * (MAX_LINE_BYTES - len(b'{"pad": ""}')) + b'"}'
     assert len(obj) == MAX_LINE_BYTES
@@ -346,10 +338,7 @@ CRASHING_IMAGES = [
 ]
 
 
-@pytest.mark.parametrize("rel", [pytest.param(rel, id=cid, marks=pytest.mark.xfail(strict=True, raises=exc, reason=(
-    f"corpus.py resolve_image: {why} escapes read_corpus instead of becoming a RowError "
-    "(_read catches only RowInvalid), so one bad row aborts the whole corpus")))
-    for cid, rel, exc, why in CRASHING_IMAGES])
+@pytest.mark.parametrize("rel", [pytest.param(rel, id=cid) for cid, rel, _exc, _why in CRASHING_IMAGES])
 def test_unresolvable_image_path_is_one_row_error(corpus: Path, rel: str) -> None:
     (corpus / "img" / "loop_a").symlink_to("loop_b")
     (corpus / "img" / "loop_b").symlink_to("loop_a")

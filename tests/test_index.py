@@ -176,10 +176,6 @@ def test_add_existing_seq_replaces_vector(kind: str) -> None:
     assert target not in L[0].tolist()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "index.py add(): a seq repeated inside one add() batch stays live twice; _index_positions "
-    "maps the seq to its last position only, so search returns it twice and remove() leaves "
-    "the first copy live forever"))
 def test_seq_repeated_in_one_batch_is_stored_once() -> None:
     rng = np.random.default_rng(7)
     index = VectorIndex(4)

@@ -33,5 +33,5 @@ def as_matrix(x: Any, d: int | None = None, *, name: str = "vectors") -> np.ndar
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows of ``x`` scaled to unit L2 norm (all-zero rows stay zero). float32."""
     a = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(a, axis=-1, keepdims=True)
+    norms = np.linalg.norm(a.astype(np.float64), axis=-1, keepdims=True)  # float64: no overflow
     return (a / np.maximum(norms, eps)).astype(np.float32, copy=False)

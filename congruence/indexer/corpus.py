@@ -79,6 +79,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     name = path.name
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b"\r\n")
+            if lineno == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # editors on Windows add a BOM
             if len(raw) > MAX_LINE_BYTES:
                 yield lineno, RowError(name, lineno, f"line longer than {MAX_LINE_BYTES} bytes")
                 continue
@@ -157,11 +160,16 @@ def resolve_image(root: Path, rel: str) -> Path:
     if p.is_absolute():
         raise RowInvalid(f"image path must be relative to the corpus folder: {rel!r}")
     root_r = root.resolve()
-    full = (root_r / p).resolve()  # resolves symlinks, so a link pointing outside is caught
-    if not full.is_relative_to(root_r):
-        raise RowInvalid(f"image path escapes the corpus folder: {rel!r}")
-    if not full.is_file():
-        raise RowInvalid(f"image file not found: {rel!r}")
+    try:
+        full = (root_r / p).resolve()  # resolves symlinks, so a link pointing outside is caught
+        if not full.is_relative_to(root_r):
+            raise RowInvalid(f"image path escapes the corpus folder: {rel!r}")
+        if not full.is_file():
+            raise RowInvalid(f"image file not found: {rel!r}")
+    except (ValueError, OSError, RuntimeError) as e:  # NUL bytes, names too long, symlink loops
+        if isinstance(e, RowInvalid):
+            raise
+        raise RowInvalid(f"image path cannot be resolved: {rel[:80]!r}") from None
     return full
 
 

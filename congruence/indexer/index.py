@@ -101,10 +101,15 @@ class VectorIndex:
         """Add vectors (L2-normalised rows); an existing seq is replaced."""
         xb = as_matrix(xb, self.dim, name="index vectors")
         seqs = np.asarray(seqs, np.int64)
+        versions = np.asarray(versions, np.int64)
+        if len(np.unique(seqs)) != len(seqs):  # a seq repeated in one batch: its last row wins
+            _, last = np.unique(seqs[::-1], return_index=True)
+            keep = np.sort(len(seqs) - 1 - last)
+            seqs, versions, xb = seqs[keep], versions[keep], xb[keep]
         self.remove(seqs)
         self.index.add(xb)
         self.labels = np.concatenate([self.labels, seqs])
-        self.versions = np.concatenate([self.versions, np.asarray(versions, np.int64)])
+        self.versions = np.concatenate([self.versions, versions])
         self.alive = np.concatenate([self.alive, np.ones(len(seqs), bool)])
         self._index_positions()
 
