@@ -27,7 +27,7 @@ def embedded_url(pgdata: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL for ``pgdata`` and return its URL.
 
     The server keeps running after this process exits, so the next CLI call connects in
-    milliseconds; `congruence db stop` stops it.
+    milliseconds instead of starting PostgreSQL again.
     """
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:

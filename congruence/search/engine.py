@@ -16,7 +16,6 @@ from PIL import Image
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
-from congruence.core.vectors import l2_normalize
 from congruence.indexer.encode import encode_batch
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index import VectorIndex
@@ -160,7 +159,7 @@ class Engine:
             **counts,
             "embedded_posts": self.vstore.count_embedded_posts(self.ids.image, self.ids.text),
             "models": {"image": self.ids.image_name, "text": self.ids.text_name, "head": None},
-            "ranking": "untrained: pooled embeddings (run `congruence train` for the congruence head)",
+            "ranking": "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)",
             "index": {"size": snap.index.n_alive, "kind": snap.index.kind, "model": snap.model,
                       "space": snap.space, "dim": snap.index.dim, "stale": man_stale is not None,
                       "stale_reason": man_stale},
@@ -174,5 +173,3 @@ def _manifest(snap: Snapshot):  # type: ignore[no-untyped-def]
     return Manifest(snap.space, snap.model, snap.index.dim, snap.index.kind, len(seq_ver),
                     int(sum(seq_ver.values())), 0.0, {})
 
-
-__all__ = ["Engine", "Filters", "Hit", "l2_normalize"]
