@@ -52,6 +52,30 @@ def sample_latency(call: Callable[[int], object], n: int, warmup: int = 5) -> np
     return out
 
 
+def sample_ab(a: Callable[[int], object], b: Callable[[int], object] | None, n: int, b_every: int = 1,
+              warmup: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Wall seconds of ``a(i)`` for every i < n and of ``b(i)`` for every ``b_every``-th i.
+
+    The calls alternate, so a change in the load of a shared machine hits both alike and
+    the ratio of their medians stays meaningful when absolute times do not.
+    """
+    for i in range(warmup):
+        a(i % max(n, 1))
+        if b is not None:
+            b(i % max(n, 1))
+    ta = np.empty(n, np.float64)
+    tb: list[float] = []
+    for i in range(n):
+        t = time.perf_counter()
+        a(i)
+        ta[i] = time.perf_counter() - t
+        if b is not None and i % b_every == 0:
+            t = time.perf_counter()
+            b(i)
+            tb.append(time.perf_counter() - t)
+    return ta, np.array(tb, np.float64)
+
+
 @contextmanager
 def stopwatch() -> Iterator[list[float]]:
     """``with stopwatch() as sw: ...`` then ``sw[0]`` holds the elapsed seconds."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import faiss
@@ -11,11 +12,11 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from bench.common import Row, Section, Stats, Table, sample_latency, stats, stopwatch
+from bench.common import Row, Section, Stats, Table, sample_ab, sample_latency, stats, stopwatch
 from bench.data import D_PRODUCTION, ground_truth, influencers, recall_at_k
 from bench.pg import EmbeddedPg
-from bench.retrieval import build, time_search
-from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M
+from bench.retrieval import build
+from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, VectorIndex
 
 logger = logging.getLogger(__name__)
 QUERY = "SELECT id FROM t ORDER BY embedding <#> %s LIMIT {k}"
@@ -25,8 +26,8 @@ QUERY = "SELECT id FROM t ORDER BY embedding <#> %s LIMIT {k}"
 class PgConfig:
     sizes: tuple[int, ...]
     n_queries: int
-    pg_efs: tuple[int, ...] = (40, 80, 160, 320)
-    faiss_efs: tuple[int, ...] = (16, 32, 64, 128, 256)
+    pg_efs: tuple[int, ...] = (10, 20, 40, 80, 160, 320)  # 40..320 asked for; 10, 20 find the knee
+    faiss_efs: tuple[int, ...] = (16, 32, 40, 64, 80, 128, 160, 320)
     m: int = 16
     ef_construction: int = 64
     target_recall: float = 0.95
@@ -40,13 +41,37 @@ class PgConfig:
 
 
 @dataclass(frozen=True)
-class Point:
-    """One search setting of one engine: latency and recall@k over the query set."""
+class Engine:
+    """One search setting: ``prepare()`` applies it, ``search(q)`` returns up to k ids for one (d,) query."""
 
-    engine: str
+    name: str
     ef: int
+    prepare: Callable[[], None]
+    search: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Point:
+    engine: Engine
     lat: Stats
     recall: float
+
+
+def measure(engine: Engine, xq: np.ndarray, truth: np.ndarray) -> Point:
+    found = np.full(truth.shape, -1, np.int64)
+
+    def call(i: int) -> None:
+        ids = engine.search(xq[i])
+        found[i, : len(ids)] = ids
+
+    engine.prepare()
+    return Point(engine, stats(sample_latency(call, len(xq))), recall_at_k(found, truth))
+
+
+def pick(points: list[Point], target: float) -> Point:
+    """The cheapest setting reaching ``target`` recall, else the most accurate one."""
+    ok = [p for p in points if p.recall >= target]
+    return min(ok, key=lambda p: p.engine.ef) if ok else max(points, key=lambda p: p.recall)
 
 
 # -- pgvector ----------------------------------------------------------------------
@@ -63,11 +88,15 @@ def load_table(conn: psycopg.Connection, xb: np.ndarray) -> float:
     return sw[0]
 
 
+def parallel_workers() -> int:
+    return max((os.cpu_count() or 1) - 1, 0)  # the leader builds too: workers + 1 = cores
+
+
 def build_pg_index(conn: psycopg.Connection, cfg: PgConfig, n: int) -> tuple[float, float]:
     """Build the HNSW index; (seconds, size in MB)."""
     need_mb = max(256, int(2.5 * n * cfg.d * 4 / 1e6))  # the graph must fit, or the build crawls
     conn.execute(f"SET maintenance_work_mem = '{need_mb}MB'")
-    conn.execute(f"SET max_parallel_maintenance_workers = {max((os.cpu_count() or 1) - 1, 0)}")
+    conn.execute(f"SET max_parallel_maintenance_workers = {parallel_workers()}")
     with stopwatch() as sw:
         conn.execute(f"CREATE INDEX t_hnsw ON t USING hnsw (embedding vector_ip_ops) "
                      f"WITH (m = {cfg.m}, ef_construction = {cfg.ef_construction})")
@@ -80,17 +109,16 @@ def uses_index(conn: psycopg.Connection, q: np.ndarray, k: int) -> bool:
     return any("t_hnsw" in r[0] for r in plan)
 
 
-def pg_point(engine: str, conn: psycopg.Connection, xq: np.ndarray, truth: np.ndarray, k: int, ef: int) -> Point:
-    conn.execute(f"SET hnsw.ef_search = {ef}")
+def pg_engine(name: str, conn: psycopg.Connection, k: int, ef: int) -> Engine:
     sql = QUERY.format(k=k)
-    found = np.full((len(xq), k), -1, np.int64)
 
-    def call(i: int) -> None:
-        ids = [r[0] for r in conn.execute(sql, (xq[i],)).fetchall()]
-        found[i, : len(ids)] = ids
+    def search(q: np.ndarray) -> np.ndarray:
+        return np.array([r[0] for r in conn.execute(sql, (q,)).fetchall()], np.int64)
 
-    lat = stats(sample_latency(call, len(xq)))
-    return Point(engine, ef, lat, recall_at_k(found, truth))
+    def prepare() -> None:
+        conn.execute(f"SET hnsw.ef_search = {ef}")
+
+    return Engine(name, ef, prepare, search)
 
 
 # -- FAISS -------------------------------------------------------------------------
@@ -102,20 +130,14 @@ def faiss_hnsw(xb: np.ndarray, m: int, ef_construction: int) -> tuple[faiss.Inde
     return index, sw[0]
 
 
-def faiss_point(engine: str, index: faiss.Index, xq: np.ndarray, truth: np.ndarray, k: int, ef: int) -> Point:
-    params = faiss.SearchParametersHNSW(efSearch=ef)
-    found = np.empty((len(xq), k), np.int64)
-
-    def call(i: int) -> None:
-        found[i] = index.search(xq[i : i + 1], k, params=params)[1][0]
-
-    return Point(engine, ef, stats(sample_latency(call, len(xq))), recall_at_k(found, truth))
+def faiss_engine(name: str, index: faiss.Index, k: int, ef: int) -> Engine:
+    params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]  # missing from the stubs
+    return Engine(name, ef, lambda: None, lambda q: index.search(q[None], k, params=params)[1][0])
 
 
-def pick(points: list[Point], target: float) -> Point:
-    """The cheapest setting reaching ``target`` recall, else the most accurate one."""
-    ok = [p for p in points if p.recall >= target]
-    return min(ok, key=lambda p: p.ef) if ok else max(points, key=lambda p: p.recall)
+def product_engine(index: VectorIndex, k: int) -> Engine:
+    return Engine("VectorIndex.search (product path)", EF_SEARCH, lambda: None,
+                  lambda q: index.search(q[None], k)[1][0])
 
 
 # -- the comparison ----------------------------------------------------------------
@@ -123,18 +145,24 @@ def pick(points: list[Point], target: float) -> Point:
 class SizeResult:
     points: list[Point]
     builds: list[Row]
-    equal_recall: list[Row]
+    head_to_head: list[Row]
 
 
 def point_row(n: int, p: Point) -> Row:
-    return {"n": n, "engine": p.engine, "ef_search": p.ef, "p50 ms": p.lat.median_ms, "p99 ms": p.lat.p99_ms,
-            "QPS": p.lat.per_s, "recall@10": p.recall}
+    return {"n": n, "engine": p.engine.name, "ef_search": p.engine.ef, "p50 ms": p.lat.median_ms,
+            "p99 ms": p.lat.p99_ms, "QPS": p.lat.per_s, "recall@10": p.recall}
 
 
-def equal_recall_row(n: int, pg: Point, fa: Point) -> Row:
-    return {"n": n, "pg ef": pg.ef, "pg recall": pg.recall, "pg QPS": pg.lat.per_s, "faiss engine": fa.engine,
-            "faiss ef": fa.ef, "faiss recall": fa.recall, "faiss QPS": fa.lat.per_s,
-            "QPS faiss/pg": fa.lat.per_s / pg.lat.per_s}
+def head_to_head(n: int, pg: Point, fa: Point, xq: np.ndarray) -> Row:
+    """Re-time the two chosen settings with their queries interleaved; the QPS ratio."""
+    pg.engine.prepare()
+    fa.engine.prepare()
+    t_pg, t_fa = sample_ab(lambda i: pg.engine.search(xq[i]), lambda i: fa.engine.search(xq[i]), len(xq))
+    s_pg, s_fa = stats(t_pg), stats(t_fa)
+    return {"n": n, "pg ef": pg.engine.ef, "pg recall": pg.recall, "pg p50 ms": s_pg.median_ms,
+            "pg p99 ms": s_pg.p99_ms, "faiss engine": fa.engine.name, "faiss ef": fa.engine.ef,
+            "faiss recall": fa.recall, "faiss p50 ms": s_fa.median_ms, "faiss p99 ms": s_fa.p99_ms,
+            "QPS faiss/pg": s_pg.median_ms / s_fa.median_ms}
 
 
 def pg_side(cfg: PgConfig, conn: psycopg.Connection, xb: np.ndarray, xq: np.ndarray,
@@ -144,20 +172,19 @@ def pg_side(cfg: PgConfig, conn: psycopg.Connection, xb: np.ndarray, xq: np.ndar
     build_s, mb = build_pg_index(conn, cfg, len(xb))
     if not uses_index(conn, xq[0], cfg.k):
         raise RuntimeError("the planner does not use the HNSW index for the ORDER BY ... LIMIT query")
-    points = [pg_point(name, conn, xq, truth, cfg.k, ef) for ef in cfg.pg_efs]
-    conn.execute("DROP TABLE t")
+    points = [measure(pg_engine(name, conn, cfg.k, ef), xq, truth) for ef in cfg.pg_efs]
     return points, {"n": len(xb), "engine": name, "load s": load_s, "build s": build_s, "index MB": mb}
 
 
-def faiss_side(cfg: PgConfig, xb: np.ndarray, xq: np.ndarray, truth: np.ndarray) -> tuple[list[list[Point]], list[Row]]:
-    """Sweeps of a FAISS HNSW with pgvector's parameters and of the product's index."""
+def faiss_side(cfg: PgConfig, xb: np.ndarray, xq: np.ndarray,
+               truth: np.ndarray) -> tuple[list[list[Point]], list[Row]]:
+    """Sweeps of a FAISS HNSW with pgvector's parameters, of the product's index, and the product path."""
     same, same_s = faiss_hnsw(xb, cfg.m, cfg.ef_construction)
     prod = build(xb, "hnsw")
     names = (f"faiss m={cfg.m} efc={cfg.ef_construction}", f"faiss m={HNSW_M} efc={EF_CONSTRUCTION} (product)")
-    sweeps = [[faiss_point(name, idx, xq, truth, cfg.k, ef) for ef in cfg.faiss_efs]
+    sweeps = [[measure(faiss_engine(name, idx, cfg.k, ef), xq, truth) for ef in cfg.faiss_efs]
               for name, idx in zip(names, (same, prod.index.index), strict=True)]
-    lat, found = time_search(prod.index, xq, cfg.k, None)
-    sweeps.append([Point("VectorIndex.search (product path)", EF_SEARCH, lat, recall_at_k(found, truth))])
+    sweeps.append([measure(product_engine(prod.index, cfg.k), xq, truth)])
     builds: list[Row] = [
         {"n": len(xb), "engine": names[0], "load s": None, "build s": same_s,
          "index MB": faiss.serialize_index(same).nbytes / 1e6},
@@ -172,35 +199,37 @@ def compare(cfg: PgConfig, conn: psycopg.Connection, n: int) -> SizeResult:
     pg_points, pg_build = pg_side(cfg, conn, data.xb, data.xq, truth)
     sweeps, faiss_builds = faiss_side(cfg, data.xb, data.xq, truth)
     pg = pick(pg_points, cfg.target_recall)
-    equal = [equal_recall_row(n, pg, pick(sweep, pg.recall)) for sweep in sweeps]
+    rows = [head_to_head(n, pg, pick(sweep, pg.recall), data.xq) for sweep in sweeps]
+    conn.execute("DROP TABLE t")
     points = pg_points + [p for sweep in sweeps for p in sweep]
-    return SizeResult(points, [pg_build, *faiss_builds], equal)
+    return SizeResult(points, [pg_build, *faiss_builds], rows)
 
 
 def run(cfg: PgConfig, pg: EmbeddedPg) -> Section:
     section = Section("faiss vs pgvector")
     points: list[Row] = []
     builds: list[Row] = []
-    equal: list[Row] = []
+    h2h: list[Row] = []
     with psycopg.connect(pg.fresh_database("bench_pgvector"), autocommit=True) as conn:
         register_vector(conn)
         for n in cfg.sizes:
             res = compare(cfg, conn, n)
             points += [point_row(n, p) for p in res.points]
             builds += res.builds
-            equal += res.equal_recall
+            h2h += res.head_to_head
     section.tables += [
-        Table(f"single-query sweep, k={cfg.k}, {cfg.n_queries} queries", points),
-        Table("build (pgvector: COPY BINARY then CREATE INDEX; FAISS: add)", builds),
-        Table(f"at equal recall: pgvector at the lowest ef_search with recall >= {cfg.target_recall}, "
-              "FAISS at the lowest efSearch matching that recall", equal),
+        Table(f"single-query sweep, k={cfg.k}, {cfg.n_queries} queries (QPS = 1000 / p50)", points),
+        Table("build (pgvector: COPY BINARY + ANALYZE, then CREATE INDEX; FAISS: add)", builds),
+        Table(f"head to head: pgvector at its lowest ef_search with recall >= {cfg.target_recall}, each FAISS "
+              "engine at its lowest efSearch with recall >= that; re-timed with queries interleaved", h2h),
     ]
     versions = pg.versions()
     section.notes += [
-        f"sizes {', '.join(f'{n:,}' for n in cfg.sizes)}; d={cfg.d}; PostgreSQL {versions['postgres']}, "
-        f"pgvector {versions['pgvector']}, queries over a local socket with binary numpy parameters",
-        f"pgvector build with max_parallel_maintenance_workers={max((os.cpu_count() or 1) - 1, 0)} "
-        f"and the graph in maintenance_work_mem; FAISS with {faiss.omp_get_max_threads()} OpenMP threads",
+        f"sizes {', '.join(f'{n:,}' for n in cfg.sizes)} (100k is left to the match-latency section: "
+        f"pgvector builds are slow on 2 cores); d={cfg.d}; PostgreSQL {versions['postgres']}, "
+        f"pgvector {versions['pgvector']}; queries over a local socket, numpy parameters sent binary",
+        f"pgvector builds with max_parallel_maintenance_workers={parallel_workers()} and the graph in "
+        f"maintenance_work_mem; FAISS with {faiss.omp_get_max_threads()} OpenMP threads",
         "FAISS latency is a Python call per query; pgvector latency is a full SQL round trip",
     ]
     section.details = {"config": cfg.__dict__, "versions": versions}

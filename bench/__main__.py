@@ -1,0 +1,98 @@
+"""``python -m bench [--quick] [--only SECTION] [--out bench/results/NAME.json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import ingest, pgvector_cmp, retrieval
+from bench.common import Section, format_section, machine_info
+from bench.pg import EmbeddedPg, embedded_pg
+
+SECTIONS = ("ingest", "match", "pgvector")
+NEEDS_PG = {"ingest", "pgvector"}
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes; finishes in under 2 minutes")
+    p.add_argument("--only", choices=SECTIONS, action="append", help="run only this section (repeatable)")
+    p.add_argument("--out", type=Path, help="JSON result path (default bench/results/<mode>-<time>.json)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    return p.parse_args(argv)
+
+
+def section_runner(name: str, quick: bool, tmp: Path, pg: EmbeddedPg | None) -> Callable[[], Section]:
+    if name == "ingest":
+        assert pg is not None
+        return lambda: ingest.run(ingest.IngestConfig.for_run(quick), tmp / "ingest", pg)
+    if name == "match":
+        return lambda: retrieval.run(retrieval.RetrievalConfig.for_run(quick))
+    assert pg is not None
+    return lambda: pgvector_cmp.run(pgvector_cmp.PgConfig.for_run(quick), pg)
+
+
+def run_sections(names: Sequence[str], quick: bool) -> list[Section]:
+    out: list[Section] = []
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="congruence-bench-")))
+        pg = stack.enter_context(embedded_pg(tmp)) if NEEDS_PG & set(names) else None
+        for name in names:
+            t = time.perf_counter()
+            section = section_runner(name, quick, tmp, pg)()
+            section.seconds = time.perf_counter() - t
+            print(format_section(section), end="\n\n", flush=True)
+            out.append(section)
+    return out
+
+
+def default_out(quick: bool) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return DEFAULT_OUT / f"{'quick' if quick else 'full'}-{stamp}.json"
+
+
+def write_json(path: Path, quick: bool, machine: dict[str, object], sections: list[Section], wall: float) -> None:
+    doc = {
+        "mode": "quick" if quick else "full",
+        "started_utc": machine.pop("started_utc", None),
+        "wall_s": wall,
+        "machine": machine,
+        "sections": {s.name: asdict(s) for s in sections},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(message)s")
+    t0 = time.perf_counter()
+    machine = machine_info()
+    machine["started_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    gpu = f"GPU {machine['gpu_name']}" if machine["gpu_present"] else "no GPU"
+    print(f"congruence bench ({'quick' if args.quick else 'full'}): {machine['cpu_model']}, "
+          f"{machine['cpus_usable']} cores, {machine['ram_gb']} GB RAM, torch {machine['torch']}, "
+          f"faiss {machine['faiss']}, {gpu}, load avg {machine['load_avg_1_5_15']}\n", flush=True)
+    names = [s for s in SECTIONS if not args.only or s in args.only]
+    sections = run_sections(names, args.quick)
+    wall = time.perf_counter() - t0
+    machine["load_avg_end_1_5_15"] = machine_info()["load_avg_1_5_15"]
+    out = args.out or default_out(args.quick)
+    write_json(out, args.quick, machine, sections, wall)
+    print(f"total {wall:.0f} s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
