@@ -29,7 +29,7 @@ class Settings:
     image_encoder: str = DEFAULT_IMAGE_ENCODER
     text_encoder: str = DEFAULT_TEXT_ENCODER
     device: str = "auto"
-    exact_threshold: int = 20_000
+    exact_threshold: int = 5_000
     candidates: int = 200
     batch_size: int = 32
 
@@ -74,7 +74,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         image_encoder=env.get("CONGRUENCE_IMAGE_ENCODER") or DEFAULT_IMAGE_ENCODER,
         text_encoder=env.get("CONGRUENCE_TEXT_ENCODER") or DEFAULT_TEXT_ENCODER,
         device=device,
-        exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 20_000, 1),
+        exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 5_000, 1),
         candidates=_int(env, "CONGRUENCE_CANDIDATES", 200, 1),
         batch_size=_int(env, "CONGRUENCE_BATCH_SIZE", 32, 1),
     )
