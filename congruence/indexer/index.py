@@ -151,9 +151,18 @@ class VectorIndex:
         L[:, :k_eff] = np.where(p >= 0, self.labels[np.maximum(p, 0)], -1)
         return D, L
 
+    def _gpu_flat(self) -> faiss.Index | None:
+        """A GPU copy of a flat index when faiss sees GPUs (faiss-gpu), refreshed on change."""
+        if self.kind != "flat" or faiss.get_num_gpus() == 0:
+            return None
+        cached = getattr(self, "_gpu", None)
+        if cached is None or cached[0] != self.ntotal:
+            self._gpu = (self.ntotal, faiss.index_cpu_to_all_gpus(self.index))
+        return self._gpu[1]
+
     def _exact(self, xq: np.ndarray, k: int, mask: np.ndarray, n_ok: int) -> tuple[np.ndarray, np.ndarray]:
         if n_ok == self.ntotal and self.kind == "flat":
-            return self.index.search(xq, k)
+            return (self._gpu_flat() or self.index).search(xq, k)
         if n_ok <= SUBSET_FRACTION * self.ntotal:
             idx = np.flatnonzero(mask)
             scores = xq @ self.vectors()[idx].T
