@@ -52,28 +52,30 @@ def sample_latency(call: Callable[[int], object], n: int, warmup: int = 5) -> np
     return out
 
 
-def sample_ab(a: Callable[[int], object], b: Callable[[int], object] | None, n: int, b_every: int = 1,
+def sample_ab(a: Callable[[int], object], b: Callable[[int], object] | None, n: int, n_b: int | None = None,
               warmup: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Wall seconds of ``a(i)`` for every i < n and of ``b(i)`` for every ``b_every``-th i.
+    """Wall seconds of ``a(i)`` for every i < n, and of ``b(i)`` right after it for i < n_b.
 
-    The calls alternate, so a change in the load of a shared machine hits both alike and
-    the ratio of their medians stays meaningful when absolute times do not.
+    Pairing the calls makes a change in the load of a shared machine hit both alike, and
+    keeps either from finding the caches warmer, so a ratio of medians over the pairs
+    (``ta[:n_b]`` against ``tb``) stays meaningful when absolute times do not.
     """
+    n_b = (n if n_b is None else min(n_b, n)) if b is not None else 0
     for i in range(warmup):
         a(i % max(n, 1))
         if b is not None:
             b(i % max(n, 1))
     ta = np.empty(n, np.float64)
-    tb: list[float] = []
+    tb = np.empty(n_b, np.float64)
     for i in range(n):
         t = time.perf_counter()
         a(i)
         ta[i] = time.perf_counter() - t
-        if b is not None and i % b_every == 0:
+        if b is not None and i < n_b:
             t = time.perf_counter()
             b(i)
-            tb.append(time.perf_counter() - t)
-    return ta, np.array(tb, np.float64)
+            tb[i] = time.perf_counter() - t
+    return ta, tb
 
 
 @contextmanager

@@ -30,7 +30,7 @@ class IngestConfig:
 
     @classmethod
     def for_run(cls, quick: bool) -> IngestConfig:
-        return cls(influencers_per_category=3, forward_batches=4) if quick else cls(20, 6)
+        return cls(influencers_per_category=3, forward_batches=6) if quick else cls(20, 10)
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,10 @@ def efficiency_rows(m: Measured) -> list[Row]:
     ]
 
 
+def _rate(batch_seconds: np.ndarray, batch_size: int) -> float:
+    return batch_size / float(np.median(batch_seconds)) if len(batch_seconds) else float("nan")
+
+
 def measure(cfg: IngestConfig, corpus: Path, settings: Settings) -> Measured:
     # half the forward batches before ingest and half after, so a change in the load of
     # the shared machine during the run weighs on both sides of the ratio
@@ -168,14 +172,17 @@ def run(cfg: IngestConfig, tmp: Path, pg: EmbeddedPg) -> Section:
     settings = Settings(home=tmp / "home", database_url=pg.fresh_database("bench_ingest"), batch_size=cfg.batch_size)
     m = measure(cfg, corpus, settings)
     r = m.report
+    half = cfg.forward_batches // 2
     section.tables.append(Table(f"ingest stages: {r.posts_new + r.posts_updated} posts, {r.accounts_new} accounts",
                                 stage_rows(r, m.wall, m.split)))
     section.tables.append(Table("encoder efficiency (ratios over the raw forward rate, by wall time and by CPU time)",
                                 efficiency_rows(m)))
     section.notes += [
         f"corpus built in {sw_demo[0]:.1f} s; encoders preloaded in {load_s:.1f} s (not in ingest time)",
-        f"raw forward: batches of {cfg.batch_size} random 224x224 tensors, {len(m.forward.wall)} timed "
-        "(half before ingest, half after) after 1 warm-up",
+        f"raw forward: batches of {cfg.batch_size} random 224x224 tensors, {len(m.forward.wall)} timed after 1 "
+        f"warm-up, half before ingest ({_rate(m.forward.wall[:half], cfg.batch_size):.1f} images/s) and half "
+        f"after ({_rate(m.forward.wall[half:], cfg.batch_size):.1f} images/s): a gap between them means the "
+        "machine's load changed",
         "encode split into images/captions from the progress callback; index "
         f"{r.index.get('kind')} over {r.index.get('size')} influencers",
         "CPU time is this process's (all threads), not the database server's",

@@ -158,6 +158,7 @@ def head_to_head(n: int, pg: Point, fa: Point, xq: np.ndarray) -> Row:
     pg.engine.prepare()
     fa.engine.prepare()
     t_pg, t_fa = sample_ab(lambda i: pg.engine.search(xq[i]), lambda i: fa.engine.search(xq[i]), len(xq))
+    # every query ran on both, so the ratio of medians is a paired comparison
     s_pg, s_fa = stats(t_pg), stats(t_fa)
     return {"n": n, "pg ef": pg.engine.ef, "pg recall": pg.recall, "pg p50 ms": s_pg.median_ms,
             "pg p99 ms": s_pg.p99_ms, "faiss engine": fa.engine.name, "faiss ef": fa.engine.ef,
