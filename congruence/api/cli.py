@@ -29,7 +29,7 @@ def _progress_bar() -> Callable[[str, int], None]:
     def update(stage: str, n: int) -> None:
         if stage not in bars:
             bars[stage] = tqdm(desc=f"encoding {stage}", unit=stage[:-1] if stage.endswith("s") else stage,
-                               file=sys.stderr, disable=not sys.stderr.isatty() and None)
+                               file=sys.stderr, disable=None)  # None: hidden when not a terminal
         bars[stage].update(n)
 
     return update
