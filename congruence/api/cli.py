@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from congruence.core.errors import CongruenceError
+from congruence.api.cli_training import add_parsers as add_training_parsers
 from congruence.core.settings import Settings, load_settings
 
 logger = logging.getLogger("congruence")
@@ -42,7 +43,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if not folder.is_dir():
         print(f"error: corpus folder not found: {folder}", file=sys.stderr)
         return 1
-    report = ingest(folder, settings, progress=None if args.json else _progress_bar())
+    from congruence.training.deploy import active_spaces
+
+    report = ingest(folder, settings, progress=None if args.json else _progress_bar(),
+                    spaces=active_spaces(settings))
     if args.json:
         _out(report.to_dict())
     else:
@@ -187,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("accounts", nargs="+")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delete)
+    add_training_parsers(sub)
     p = sub.add_parser("demo", help="build the demo corpus, ingest it, show matches")
     p.add_argument("-k", type=int, default=10)
     p.set_defaults(func=cmd_demo)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from congruence.core.settings import Settings
 from congruence.indexer.corpus import RowError, read_corpus
+from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.encode import Progress, encode_images, encode_texts
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index_sync import SyncResult, sync_index
@@ -22,8 +22,6 @@ from congruence.indexer.vector_store import VectorStore
 
 logger = logging.getLogger(__name__)
 POOL_CHUNK = 2000
-# Called with the accounts being re-pooled, so other spaces (a trained head) follow along.
-SpaceHook = Callable[[Store, VectorStore, ModelIds, list[str]], None]
 
 
 @dataclass
@@ -62,8 +60,11 @@ class _Timer:
 
 
 def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
-           hooks: tuple[SpaceHook, ...] = ()) -> IngestReport:
-    """Ingest a corpus folder into the store and the index; see the README for the format."""
+           spaces: tuple[DerivedSpace, ...] = ()) -> IngestReport:
+    """Ingest a corpus folder into the store and the index; see the README for the format.
+
+    spaces: derived spaces (the active congruence head) brought up to date with the pooled one.
+    """
     report = IngestReport()
     encs = EncoderSet(settings)
     with Store.open(settings) as store:
@@ -74,10 +75,15 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
         with _Timer(report, "encode"):
             encode_pending(vstore, encs, ids, settings.batch_size, report, progress)
         with _Timer(report, "pool"):
-            report.accounts_pooled = pool_dirty(store, vstore, ids, hooks)
+            report.accounts_pooled = pool_dirty(store, vstore, ids)
+            for derived in spaces:
+                update_space(vstore, ids, derived)
         with _Timer(report, "index"):
             res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, settings.exact_threshold)
             report.index = _index_summary(res)
+            for derived in spaces:
+                res = sync_index(vstore, settings.index_dir, derived.space, derived.model, settings.exact_threshold)
+                report.index[derived.space] = _index_summary(res)
     return report
 
 
@@ -118,7 +124,7 @@ def encode_pending(vstore: VectorStore, encs: EncoderSet, ids: ModelIds, batch_s
         report.texts_encoded = encode_texts(vstore, encs.text, ids.text, batch_size, progress)
 
 
-def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds, hooks: tuple[SpaceHook, ...] = ()) -> int:
+def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:
     """Recompute the pooled vector of every account whose posts changed."""
     dirty = vstore.dirty_accounts()
     done = 0
@@ -127,8 +133,6 @@ def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds, hooks: tuple[Sp
         sets = vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=chunk)
         vecs = [pool_features(sets.posts_of(j), ids.d_image) for j in range(len(sets))]
         n_posts = [int(sets.offsets[j + 1] - sets.offsets[j]) for j in range(len(sets))]
-        for hook in hooks:
-            hook(store, vstore, ids, list(sets.account_ids))
         if vecs:
             vstore.put_account_vectors(ids.pooled_space, sets.account_ids, np.stack(vecs), n_posts,
                                        ids.d_image + ids.d_text)

@@ -262,6 +262,16 @@ class Store:
         keys = ("id", "account_id", "image", "image_hash", "caption", "corpus_root", "likes", "sponsored")
         return dict(zip(keys, row, strict=True))
 
+    def post_ids_by_account(self, account_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Post ids of each account in the order PostSets use: (ts, id)."""
+        out: dict[str, list[str]] = {}
+        for aid, pid in self.conn.execute(
+            "SELECT account_id, id FROM posts WHERE account_id = ANY(%s) ORDER BY account_id, ts NULLS LAST, id",
+            (list(account_ids),),
+        ):
+            out.setdefault(aid, []).append(pid)
+        return out
+
     def counts(self) -> dict[str, Any]:
         kinds = dict(self.conn.execute("SELECT kind, count(*) FROM accounts GROUP BY kind").fetchall())
         posts = self.conn.execute("SELECT count(*) FROM posts").fetchone()

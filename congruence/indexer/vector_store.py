@@ -145,6 +145,63 @@ class VectorStore:
         vecs = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], vecs
 
+    # -- derived spaces (see indexer.derived) -------------------------------------------
+    def stale_derived(self, space: str, base: str) -> list[tuple[str, int]]:
+        """(account id, base version) of accounts whose ``space`` vector is missing or was
+        computed from another version of their ``base`` vector, in seq order."""
+        rows = self.conn.execute(
+            "SELECT a.id, b.version FROM account_vectors b JOIN accounts a ON a.id = b.account_id"
+            " LEFT JOIN account_vectors d ON d.account_id = b.account_id AND d.space = %s"
+            " WHERE b.space = %s AND d.source_version IS DISTINCT FROM b.version ORDER BY a.seq",
+            (space, base),
+        ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
+
+    def drop_orphans(self, space: str, base: str) -> int:
+        """Delete ``space`` vectors of accounts that no longer have a ``base`` vector."""
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                "DELETE FROM account_vectors d WHERE d.space = %s AND NOT EXISTS (SELECT 1 FROM account_vectors b"
+                " WHERE b.account_id = d.account_id AND b.space = %s)", (space, base))
+        return cur.rowcount
+
+    def put_derived_vectors(self, space: str, sets: PostSets, vecs: np.ndarray, post_vecs: np.ndarray,
+                            source_versions: Sequence[int]) -> None:
+        """Upsert one vector per account of ``sets`` plus its per-post vectors (stored float16)."""
+        dim = vecs.shape[1]
+        mat = as_matrix(vecs, dim, name="account embeddings")
+        posts = np.asarray(post_vecs, dtype=np.float16)
+        if posts.shape != (sets.features.shape[0], dim):
+            raise ValueError(f"post vectors: expected shape ({sets.features.shape[0]}, {dim}), got {posts.shape}")
+        rows = [(a, space, Vector(mat[j]), int(sets.offsets[j + 1] - sets.offsets[j]), int(src),
+                 posts[sets.offsets[j] : sets.offsets[j + 1]].tobytes())
+                for j, (a, src) in enumerate(zip(sets.account_ids, source_versions, strict=True))]
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO account_vectors (account_id, space, embedding, n_posts, source_version, post_vectors)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account_id, space) DO UPDATE SET"
+                " embedding = EXCLUDED.embedding, n_posts = EXCLUDED.n_posts, source_version ="
+                " EXCLUDED.source_version, post_vectors = EXCLUDED.post_vectors, version = nextval('vector_version')",
+                rows,
+            )
+
+    def post_vectors(self, space: str, seqs: Sequence[int] = (), ids: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Account id -> (n_posts, dim) float32 per-post vectors in ``space``, by seq and/or id."""
+        with self.conn.cursor(binary=True) as cur:
+            rows = cur.execute(
+                "SELECT a.id, v.n_posts, v.post_vectors FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
+                " WHERE v.space = %s AND v.post_vectors IS NOT NULL AND (a.seq = ANY(%s) OR a.id = ANY(%s))",
+                (space, [int(s) for s in seqs], list(ids)),
+            ).fetchall()
+        return {r[0]: np.frombuffer(r[2], dtype=np.float16).reshape(r[1], -1).astype(np.float32) for r in rows}
+
+    def drop_space(self, space: str) -> None:
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM account_vectors WHERE space = %s", (space,))
+
+    def spaces(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT space FROM account_vectors ORDER BY space")]
+
     def space_dim(self, space: str) -> int | None:
         row = self.conn.execute("SELECT vector_dims(embedding) FROM account_vectors WHERE space = %s LIMIT 1",
                                 (space,)).fetchone()

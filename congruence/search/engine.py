@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from congruence.core.errors import InvalidInput, NotFound
+from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
-from congruence.indexer.encode import encode_batch
+from congruence.indexer.derived import update_space
+from congruence.indexer.encoders import encode_images
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.index_sync import SyncResult, is_stale, sync_index
@@ -25,6 +26,9 @@ from congruence.indexer.store import AccountTable, Store
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
+from congruence.search.rerank import Candidate, describe_new_brand, rerank
+from congruence.training.deploy import check_encoders, derived_space, load_active
+from congruence.training.model import CongruenceHead
 
 logger = logging.getLogger(__name__)
 MAX_K = 1000
@@ -32,13 +36,18 @@ MAX_K = 1000
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One consistent version of what queries read: swapped whole, never mutated."""
+    """One consistent version of what queries read: swapped whole, never mutated.
+
+    space: the embedding space the index holds ('pooled', or 'head:<version>' when a
+    trained head is in service, in which case ``head`` is that head).
+    """
 
     index: VectorIndex
     table: AccountTable
     row_of_seq: dict[int, int]
     model: str
     space: str
+    head: CongruenceHead | None = None
 
 
 class Engine:
@@ -61,105 +70,142 @@ class Engine:
         self.close()
 
     def _load(self, force: bool = False) -> Snapshot:
-        res: SyncResult = sync_index(self.vstore, self.settings.index_dir, self.ids.pooled_space,
-                                     self.ids.pooled_model, self.settings.exact_threshold, force_rebuild=force)
+        head = load_active(self.settings, self.store)
+        space, model = self.ids.pooled_space, self.ids.pooled_model
+        if head is not None:
+            check_encoders(head, self.ids)
+            derived = derived_space(head)
+            # accounts ingested without the head (a library call) catch up here
+            update_space(self.vstore, self.ids, derived)
+            space, model = derived.space, derived.model
+        res: SyncResult = sync_index(self.vstore, self.settings.index_dir, space, model,
+                                     self.settings.exact_threshold, force_rebuild=force)
         if res.rebuilt:
             logger.info("index rebuilt from PostgreSQL: %s", res.reason)
         table = self.store.account_table("influencer")
         rows = {int(s): i for i, s in enumerate(table.seq)}
-        return Snapshot(res.index, table, rows, res.manifest.model, self.ids.pooled_space)
+        return Snapshot(res.index, table, rows, res.manifest.model, space, head)
 
     def refresh(self) -> None:
-        """Re-read PostgreSQL and swap in an up-to-date snapshot."""
+        """Re-read PostgreSQL (and the head in service) and swap in an up-to-date snapshot."""
         with self._lock:
             self.snapshot = self._load()
 
     # -- queries ----------------------------------------------------------------------
     def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
+        snap = self.snapshot
         with self._lock:
             self.store.require_kind(brand_id, "brand")
-            q = self._account_vector(brand_id, "brand")
-        return self._search(q, k, filters, posts=posts)
+            q = self._account_vector(snap, brand_id, "brand")
+            brand_posts = self.vstore.post_vectors(snap.space, ids=[brand_id]).get(brand_id) if snap.head else None
+        return self._search(snap, q, k, filters, posts=posts, brand_posts=brand_posts)
 
     def match_new(self, images: Sequence[Image.Image], text: str, k: int = 20, filters: Filters = Filters(),
                   posts: int = 0) -> list[Hit]:
         """Match a brand that is not in the corpus, described by images and/or text."""
-        q = self.brand_vector(images, text)
-        return self._search(q, k, filters, posts=posts)
+        snap = self.snapshot
+        img, txt = self._encode_new(images, text)
+        if snap.head is None:
+            return self._search(snap, pool(img, txt, self.ids.d_image, self.ids.d_text), k, filters, posts=posts)
+        q, brand_posts = describe_new_brand(snap.head, img, txt[0] if len(txt) else None,
+                                            self.ids.d_image, self.ids.d_text)
+        return self._search(snap, q, k, filters, posts=posts, brand_posts=brand_posts)
 
     def similar(self, influencer_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
+        snap = self.snapshot
         with self._lock:
             self.store.require_kind(influencer_id, "influencer")
-            q = self._account_vector(influencer_id, "influencer")
+            q = self._account_vector(snap, influencer_id, "influencer")
             seq = self.store.conn.execute("SELECT seq FROM accounts WHERE id = %s", (influencer_id,)).fetchone()
         exclude = np.array([seq[0]], np.int64) if seq else None
-        return self._search(q, k, filters, exclude=exclude, posts=posts)
+        return self._search(snap, q, k, filters, exclude=exclude, posts=posts)
 
     def brand_vector(self, images: Sequence[Image.Image], text: str) -> np.ndarray:
+        """The untrained pooled vector of a brand described by images and/or text."""
+        img, txt = self._encode_new(images, text)
+        return pool(img, txt, self.ids.d_image, self.ids.d_text)
+
+    def _encode_new(self, images: Sequence[Image.Image], text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(n_images, d_image) and (0 or 1, d_text) L2-normalised embeddings."""
         text = (text or "").strip()
         if not images and not text:
             raise InvalidInput("describe the brand with at least one image or some text")
         img = np.zeros((0, self.ids.d_image), np.float32)
         if images:
-            enc = self.encoders.image
-            import torch
-
-            img = encode_batch(enc, torch.stack([enc.preprocess(im) for im in images]))
+            img = encode_images(self.encoders.image, list(images))
         txt = self.encoders.text.encode([text]) if text else np.zeros((0, self.ids.d_text), np.float32)
-        return pool(img, txt, self.ids.d_image, self.ids.d_text)
+        return img, txt
 
-    def _account_vector(self, account_id: str, kind: str) -> np.ndarray:
-        _, _, vecs = self.vstore.account_vectors(self.ids.pooled_space, ids=[account_id])
+    def _account_vector(self, snap: Snapshot, account_id: str, kind: str) -> np.ndarray:
+        _, _, vecs = self.vstore.account_vectors(snap.space, ids=[account_id])
         if len(vecs) == 0:
             raise InvalidInput(f"{kind} {account_id!r} has no embedded posts to match on")
         return vecs[0]
 
-    def _search(self, q: np.ndarray, k: int, filters: Filters, exclude: np.ndarray | None = None,
-                posts: int = 0) -> list[Hit]:
+    def _search(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, exclude: np.ndarray | None = None,
+                posts: int = 0, brand_posts: np.ndarray | None = None) -> list[Hit]:
+        """FAISS top-k; with a head and a brand, FAISS top-N reranked by the head, then top-k."""
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
-        snap = self.snapshot
+        reranking = snap.head is not None and brand_posts is not None
+        n = max(k, self.settings.candidates) if reranking else k
         mask = filters.mask(snap.table, snap.index, exclude)
-        D, L = snap.index.search(q[None, :], k, allowed=mask)
+        D, L = snap.index.search(q[None, :], n, allowed=mask)
+        cands = [Candidate(int(seq), snap.table.ids[snap.row_of_seq[int(seq)]], float(score))
+                 for score, seq in zip(D[0], L[0], strict=True) if seq >= 0]
+        if reranking:
+            assert snap.head is not None and brand_posts is not None
+            scored = rerank(snap.head, self.vstore, snap.space, brand_posts, cands)[:k]
+        else:
+            scored = [(c, c.cosine) for c in cands]
         hits = []
-        for score, seq in zip(D[0], L[0], strict=True):
-            if seq < 0:
-                break
-            r = snap.row_of_seq[int(seq)]
+        for c, score in scored:
+            r = snap.row_of_seq[c.seq]
             fol = int(snap.table.followers[r])
-            hits.append(Hit(snap.table.ids[r], snap.table.handles[r], snap.table.categories[r],
-                            fol if fol >= 0 else None, float(score), len(hits) + 1))
-        return self._with_posts(hits, q, posts) if posts else hits
+            hits.append(Hit(c.account_id, snap.table.handles[r], snap.table.categories[r],
+                            fol if fol >= 0 else None, score, len(hits) + 1))
+        return self._with_posts(snap, hits, q, posts) if posts else hits
 
-    def _with_posts(self, hits: list[Hit], q: np.ndarray, n: int) -> list[Hit]:
-        """Attach each influencer's n posts closest to the query (in the pooled space)."""
-        ids = self.ids
-        sets = self.vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=[h.influencer_id for h in hits])
-        where = sets.index_of()
+    def _with_posts(self, snap: Snapshot, hits: list[Hit], q: np.ndarray, n: int) -> list[Hit]:
+        """Attach each influencer's n posts closest to the query, in the snapshot's space."""
+        ids = [h.influencer_id for h in hits]
+        per_post = self._per_post_vectors(snap, ids)
+        post_ids = self.store.post_ids_by_account(ids)
         out = []
         for h in hits:
-            i = where.get(h.influencer_id)
-            if i is None:
+            vecs, pids = per_post.get(h.influencer_id), post_ids.get(h.influencer_id, [])
+            if vecs is None or len(vecs) != len(pids):
                 out.append(h)
                 continue
-            feats = sets.posts_of(i)
-            per_post = np.stack([pool_features(f[None, :], ids.d_image) for f in feats]) @ q
-            order = np.argsort(-per_post, kind="stable")[:n]
-            pids = sets.post_ids[int(sets.offsets[i]) :]
-            refs = tuple(PostRef(pids[j], float(per_post[j])) for j in order)
+            sims = vecs @ q
+            order = np.argsort(-sims, kind="stable")[:n]
+            refs = tuple(PostRef(pids[j], float(sims[j])) for j in order)
             out.append(Hit(**{**h.__dict__, "top_posts": refs}))
         return out
+
+    def _per_post_vectors(self, snap: Snapshot, account_ids: list[str]) -> dict[str, np.ndarray]:
+        if snap.head is not None:
+            return self.vstore.post_vectors(snap.space, ids=account_ids)
+        ids = self.ids
+        sets = self.vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=account_ids)
+        return {a: np.stack([pool_features(f[None, :], ids.d_image) for f in sets.posts_of(i)])
+                for i, a in enumerate(sets.account_ids)}
 
     # -- status -------------------------------------------------------------------------
     def status(self) -> dict[str, object]:
         snap = self.snapshot
         counts = self.store.counts()
-        man_stale = is_stale(self.vstore, _manifest(snap), snap.space, self.ids.pooled_model)
+        man_stale = is_stale(self.vstore, _manifest(snap), snap.space, snap.model)
+        head = snap.head
+        ranking = (f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "
+                   "reranked by the head" if head is not None else
+                   "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)")
         return {
             **counts,
             "embedded_posts": self.vstore.count_embedded_posts(self.ids.image, self.ids.text),
-            "models": {"image": self.ids.image_name, "text": self.ids.text_name, "head": None},
-            "ranking": "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)",
+            "models": {"image": self.ids.image_name, "text": self.ids.text_name,
+                       "head": head.version if head is not None else None},
+            "ranking": ranking,
             "index": {"size": snap.index.n_alive, "kind": snap.index.kind, "model": snap.model,
                       "space": snap.space, "dim": snap.index.dim, "stale": man_stale is not None,
                       "stale_reason": man_stale},

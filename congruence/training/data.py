@@ -116,16 +116,21 @@ class RankingData:
 
 
 def build_ranking_data(
-    postsets: PostSets, pairs: Sequence[Pair], train_brands: Collection[str]
+    postsets: PostSets, pairs: Sequence[Pair], train_brands: Collection[str],
+    exclude_influencers: Collection[str] = (),
 ) -> RankingData:
-    """Training view of ``postsets``: pairs of ``train_brands`` only, held-out influencers removed."""
-    train = set(train_brands)
+    """Training view of ``postsets``: pairs of ``train_brands`` only, held-out influencers removed.
+
+    exclude_influencers: more influencers to keep out of training entirely (never a
+        negative, never seen by the category task), e.g. to measure category accuracy.
+    """
+    train, excluded = set(train_brands), set(exclude_influencers)
     rows = index_pairs(postsets, pairs)
     by_brand: dict[int, set[int]] = {}
     for (brand_id, _), (b, i) in zip(pairs, rows):
-        if brand_id in train:
+        if brand_id in train and postsets.account_ids[i] not in excluded:
             by_brand.setdefault(b, set()).add(i)
-    pool = influencer_rows(postsets, exclude=held_out_influencers(pairs, train))
+    pool = influencer_rows(postsets, exclude=held_out_influencers(pairs, train) | excluded)
     categories = category_vocabulary(postsets)
     lookup = {c: j for j, c in enumerate(categories)}
     category_ids = np.asarray([lookup.get(c, -1) for c in postsets.categories], dtype=np.int64)

@@ -193,6 +193,7 @@ def train(
     head_config: HeadConfig | None = None,
     progress: Callable[[EpochStats], None] | None = None,
     train_brands: Collection[str] | None = None,
+    exclude_influencers: Collection[str] = (),
 ) -> TrainResult:
     """Train a ``CongruenceHead`` on the (brand_id, influencer_id) positive ``pairs``.
 
@@ -202,9 +203,10 @@ def train(
     head_config: its d_image/d_text must match ``postsets``; n_categories is set from the
         category vocabulary of ``postsets`` (0 when aux_weight is 0).
     progress: called with each epoch's EpochStats.
+    exclude_influencers: influencers never used in training (see ``build_ranking_data``).
     """
     brands = {b for b, _ in pairs} if train_brands is None else set(train_brands)
-    data = build_ranking_data(postsets, pairs, brands)
+    data = build_ranking_data(postsets, pairs, brands, exclude_influencers)
     if data.brand_rows.size == 0:
         raise ValueError("pairs: no training brand has a positive influencer")
     categories = data.categories if config.aux_weight > 0 else ()

@@ -1,0 +1,103 @@
+"""`congruence train` and `congruence evaluate`: the congruence head's two jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from congruence.core.settings import Settings
+
+
+def _table_path(args: argparse.Namespace, settings: Settings, job: str, version: str) -> Path:
+    return Path(args.table) if args.table else settings.home / "reports" / f"{job}-{version}.md"
+
+
+def _write_table(path: Path, title: str, results: dict) -> None:  # type: ignore[type-arg]
+    from congruence.training.evaluate import markdown_table
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {title}\n\n" + markdown_table(results), encoding="utf-8")
+    print(f"markdown table: {path}", file=sys.stderr)
+
+
+def _epoch_line(variant: str, stats: object) -> None:
+    s = stats  # EpochStats
+    print(f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "  # type: ignore[attr-defined]
+          f"category {s.aux_loss:.4f}) {s.seconds:.1f}s", file=sys.stderr)  # type: ignore[attr-defined]
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.training.evaluate import markdown_table
+    from congruence.training.experiment import VARIANTS
+    from congruence.training.jobs import read_brand_file, train_and_deploy
+    from congruence.training.loop import TrainConfig
+
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_brands=args.batch_brands, list_size=args.list_size,
+                         loss=args.loss, aux_weight=args.aux_weight, hard_negative_fraction=args.hard_negatives,
+                         seed=args.seed, device=settings.device)
+    test = read_brand_file(Path(args.test_brands)) if args.test_brands else None
+    variants = tuple(VARIANTS) if args.variants == "all" else ("head",)
+    out = train_and_deploy(settings, config, variants, test, args.test_fraction,
+                           activate=not args.no_activate, progress=_epoch_line, d_model=args.d_model)
+    exp = out.experiment
+    table = _table_path(args, settings, "train", out.version)
+    _write_table(table, f"congruence head {out.version}: held-out brands", exp.results)
+    payload = {**exp.to_dict(), "model": {"version": out.version, "deployed": out.deployed is not None,
+                                          "runs": str(out.run_dir)}, "table": str(table)}
+    if args.json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        print(markdown_table(exp.results), end="")
+        print(f"category accuracy of held-out influencers: {exp.aux_category_accuracy}")
+        state = f"in service (index {out.deployed.index_kind}, {out.deployed.index_size} influencers)" \
+            if out.deployed else "saved, not activated (--no-activate)"
+        print(f"head {out.version}: {state}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.training.evaluate import markdown_table
+    from congruence.training.jobs import evaluate_saved, read_brand_file
+
+    test = read_brand_file(Path(args.test_brands)) if args.test_brands else None
+    results, head, brands = evaluate_saved(settings, Path(args.model) if args.model else None, test, args.seed)
+    table = _table_path(args, settings, "evaluate", head.version or "unsaved")
+    _write_table(table, f"congruence head {head.version}: {len(brands)} held-out brands", results)
+    if args.json:
+        payload = {"results": {k: m.to_dict() for k, m in results.items()}, "model": head.version,
+                   "test_brands": brands, "table": str(table)}
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        print(markdown_table(results), end="")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("train", help="train the congruence head on the store's matches, evaluate, deploy")
+    p.add_argument("--json", action="store_true", help='print {"results": {"random": M, "pooled_cosine": M, "head": M, ...}}')
+    p.add_argument("--test-brands", metavar="FILE", help="held-out brands, one id a line (default: a seeded 20%%)")
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--variants", choices=("all", "product"), default="all",
+                   help="all: also mean pooling and no-auxiliary ablations (default); product: the head only")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-brands", type=int, default=16)
+    p.add_argument("--list-size", type=int, default=32)
+    p.add_argument("--loss", choices=("listnet", "listmle"), default="listnet")
+    p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the category task (0 disables it)")
+    p.add_argument("--hard-negatives", type=float, default=0.25, help="share of negatives from the brand's category")
+    p.add_argument("--d-model", type=int, default=0, help="width of the head's embedding space (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--table", metavar="FILE", help="markdown table path (default $CONGRUENCE_HOME/reports/)")
+    p.add_argument("--no-activate", action="store_true", help="save the head but keep serving the current one")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="metrics of the head in service on held-out brands, with baselines")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--test-brands", metavar="FILE", help="brands to evaluate on, one id a line "
+                   "(default: every brand with matches the head was not trained on)")
+    p.add_argument("--model", metavar="PATH", help="a head checkpoint instead of the one in service")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--table", metavar="FILE", help="markdown table path (default $CONGRUENCE_HOME/reports/)")
+    p.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,58 @@
+"""Reranking FAISS candidates with the full congruence head.
+
+FAISS ranks by the cosine of pooled head embeddings; the head's score also compares the
+brand's posts with each candidate's posts (set to set), from per-post projections stored
+at index time, so a query costs one fetch and one small batched forward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from congruence.indexer.postsets import PostSets
+from congruence.indexer.vector_store import VectorStore
+from congruence.training.model import CongruenceHead
+
+
+@dataclass(frozen=True)
+class Candidate:
+    seq: int
+    account_id: str
+    cosine: float
+
+
+def rerank(head: CongruenceHead, vstore: VectorStore, space: str, brand_posts: np.ndarray,
+           candidates: Sequence[Candidate]) -> list[tuple[Candidate, float]]:
+    """Candidates with their head scores, best first (ties keep the FAISS order).
+
+    brand_posts: (Pb, d) per-post projections of the brand. A candidate whose projections
+    are missing (changed since the space was computed) keeps its FAISS cosine rank at the end.
+    """
+    if not candidates:
+        return []
+    posts = vstore.post_vectors(space, seqs=[c.seq for c in candidates])
+    have = [c for c in candidates if c.account_id in posts]
+    missing = [c for c in candidates if c.account_id not in posts]
+    scores = head.score_candidates(brand_posts, [posts[c.account_id] for c in have]) if have else np.zeros(0)
+    order = np.argsort(-scores, kind="stable")
+    ranked = [(have[int(i)], float(scores[int(i)])) for i in order]
+    return ranked + [(c, float("-inf")) for c in missing]
+
+
+def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None,
+                       d_image: int, d_text: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled (d,), per-post (P, d)) head embeddings of a brand given as images + one text.
+
+    Each image becomes a post captioned with the text; text alone is one caption-only post.
+    Inputs are L2-normalised encoder outputs, as stored for corpus posts.
+    """
+    txt = np.zeros(d_text, np.float32) if text_vec is None else np.asarray(text_vec, np.float32)
+    rows = [np.concatenate([img, txt]) for img in image_vecs] or [np.concatenate([np.zeros(d_image), txt])]
+    feats = np.stack(rows).astype(np.float32)
+    sets = PostSets(["new"], feats, np.asarray([0, len(rows)], np.int64), [f"p{i}" for i in range(len(rows))],
+                    ["brand"], [""], np.asarray([-1], np.int64), d_image, d_text)
+    per_post = head.project_posts(sets)
+    return head.pool_projected(per_post, sets.offsets)[0], per_post

@@ -1,0 +1,140 @@
+"""Putting a trained head into service, and finding the one in service.
+
+Deploying writes the checkpoint, computes every account's vector and per-post projections
+in the head's space ('head:<version>'), builds that space's FAISS index next to the one in
+service, and only then records the new version in the store: queries switch over at once
+(a running engine on its next refresh), never to a half-built space. The previous head's
+space is kept for rollback; older ones are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from congruence.core.errors import ModelMismatch
+from congruence.core.settings import Settings
+from congruence.indexer.derived import DerivedSpace, update_space
+from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.index_sync import space_dir, sync_index
+from congruence.indexer.postsets import PostSets
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+from congruence.training.model import CongruenceHead, MetaValue
+
+logger = logging.getLogger(__name__)
+ACTIVE_KEY = "head_version"
+PREVIOUS_KEY = "head_previous"
+
+
+def head_space(version: str) -> str:
+    return f"head:{version}"
+
+
+def checkpoint_path(settings: Settings, version: str) -> Path:
+    return settings.models_dir / "heads" / f"{version}.pt"
+
+
+def derived_space(model: CongruenceHead) -> DerivedSpace:
+    """The head's space: pooled head embeddings (what FAISS holds) and per-post projections."""
+    if not model.version:
+        raise ValueError("model: save the head before deploying it (it has no version)")
+
+    def encode(sets: PostSets) -> tuple:  # type: ignore[type-arg]
+        per_post = model.project_posts(sets)
+        return model.pool_projected(per_post, sets.offsets), per_post
+
+    return DerivedSpace(head_space(model.version), head_space(model.version), model.config.d_model, encode)
+
+
+def encoder_meta(ids: ModelIds) -> dict[str, MetaValue]:
+    return {"image_encoder": ids.image_name, "text_encoder": ids.text_name}
+
+
+def check_encoders(model: CongruenceHead, ids: ModelIds) -> None:
+    """Refuse a head trained on other encoders' embeddings than the store's."""
+    want = encoder_meta(ids)
+    got = {k: model.meta.get(k) for k in want}
+    if got != want or (model.config.d_image, model.config.d_text) != (ids.d_image, ids.d_text):
+        raise ModelMismatch(
+            f"head {model.version or '(unsaved)'} was trained on {got.get('image_encoder')!r} + "
+            f"{got.get('text_encoder')!r} embeddings; this store uses {ids.image_name!r} + {ids.text_name!r}"
+        )
+
+
+def load_active(settings: Settings, store: Store) -> CongruenceHead | None:
+    """The head in service, or None when none was deployed. A missing checkpoint is an error."""
+    version = store.meta().get(ACTIVE_KEY)
+    if not version:
+        return None
+    path = checkpoint_path(settings, version)
+    if not path.is_file():
+        raise ModelMismatch(f"the active congruence head {version} has no checkpoint at {path}; "
+                            "retrain with `congruence train`")
+    device = "cuda" if settings.device == "cuda" else "cpu"
+    return CongruenceHead.load(path, map_location=device)
+
+
+def save_checkpoint(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue] | None = None) -> Path:
+    """Write ``model`` to models/heads/<version>.pt (its version is set by saving)."""
+    staging = settings.models_dir / "heads" / "staging.pt"
+    version = model.save(staging, meta)
+    path = checkpoint_path(settings, version)
+    staging.replace(path)
+    return path
+
+
+def active_spaces(settings: Settings) -> tuple[DerivedSpace, ...]:
+    """The head in service's space, for ingest to keep up to date; () without a head."""
+    with Store.open(settings) as store:
+        head = load_active(settings, store)
+        if head is None:
+            return ()
+        check_encoders(head, EncoderSet(settings).model_ids(store))
+    return (derived_space(head),)
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    version: str
+    path: Path
+    space: str
+    accounts: int
+    index_size: int
+    index_kind: str
+    previous: str | None
+
+
+def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue] | None = None) -> DeployReport:
+    """Save ``model``, build its space and index, then switch the store over to it."""
+    with Store.open(settings) as store:
+        vstore = VectorStore(store)
+        ids = EncoderSet(settings).model_ids(store)
+        model.meta.update(encoder_meta(ids))
+        check_encoders(model, ids)
+        path = save_checkpoint(settings, model, meta)
+        version = model.version
+        derived = derived_space(model)
+        n = update_space(vstore, ids, derived)
+        res = sync_index(vstore, settings.index_dir, derived.space, derived.model, settings.exact_threshold)
+        current = store.meta()
+        previous = current.get(ACTIVE_KEY)
+        with store.conn.transaction():
+            store.set_meta(ACTIVE_KEY, version)
+            if previous and previous != version:
+                store.set_meta(PREVIOUS_KEY, previous)
+        _prune(settings, vstore, keep={version, previous or version})
+    logger.info("deployed congruence head %s (%d accounts, index %s)", version, n, res.manifest.kind)
+    return DeployReport(version, path, derived.space, n, res.manifest.count, res.manifest.kind,
+                        previous if previous != version else None)
+
+
+def _prune(settings: Settings, vstore: VectorStore, keep: set[str]) -> None:
+    """Remove the spaces and indexes of heads other than ``keep`` (checkpoints stay on disk)."""
+    for space in vstore.spaces():
+        if space.startswith("head:") and space.removeprefix("head:") not in keep:
+            vstore.drop_space(space)
+            shutil.rmtree(space_dir(settings.index_dir, space), ignore_errors=True)
+            logger.info("removed space %s", space)

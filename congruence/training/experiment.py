@@ -1,0 +1,149 @@
+"""One training run with its comparison table: baselines and the head's ablations.
+
+Variants (all on the same brand-disjoint split and the same seed):
+    head             attention pooling + auxiliary category task (the model the product uses)
+    head_mean        mean pooling + auxiliary task
+    head_noaux       attention pooling, no auxiliary task
+    head_mean_noaux  mean pooling, no auxiliary task
+Baselines: random scores, and cosine of the untrained pooled embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from congruence.indexer.postsets import PostSets
+from congruence.training.data import Pair, Split, brand_disjoint_split, held_out_influencers
+from congruence.training.evaluate import evaluate, pooled_cosine, random_scorer, test_candidates
+from congruence.training.loop import EpochStats, TrainConfig, train
+from congruence.training.metrics import Metrics
+from congruence.training.model import CongruenceHead, HeadConfig
+
+logger = logging.getLogger(__name__)
+
+PRODUCT = "head"
+VARIANTS: dict[str, tuple[str, bool]] = {
+    "head": ("attention", True),
+    "head_mean": ("mean", True),
+    "head_noaux": ("attention", False),
+    "head_mean_noaux": ("mean", False),
+}
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Metrics per method on the held-out brands, the trained heads, and the split.
+
+    aux_category_accuracy: per variant with the auxiliary task, the share of held-out
+        influencers (never seen in training) whose category the head predicts; None
+        when no held-out influencer has a known category.
+    """
+
+    results: dict[str, Metrics]
+    models: dict[str, CongruenceHead]
+    split: Split
+    aux_category_accuracy: dict[str, float | None]
+    n_heldout_influencers: int
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "results": {name: m.to_dict() for name, m in self.results.items()},
+            "aux_category_accuracy": self.aux_category_accuracy,
+            "split": {"train_brands": len(self.split.train_brands), "test_brands": list(self.split.test_brands),
+                      "heldout_influencers": self.n_heldout_influencers},
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+
+def category_accuracy(model: CongruenceHead, postsets: PostSets, rows: np.ndarray) -> float | None:
+    """Share of the accounts at ``rows`` with a known category that ``model`` classifies right."""
+    if model.classifier is None:
+        return None
+    known = [int(r) for r in rows if postsets.categories[int(r)] in model.categories]
+    if not known:
+        return None
+    import torch
+
+    pooled = torch.from_numpy(model.encode_accounts(postsets.subset(known))).to(model.device)
+    with torch.no_grad():
+        predicted = model.classify(pooled).argmax(dim=-1).cpu().numpy()
+    truth = np.asarray([model.categories.index(postsets.categories[r]) for r in known])
+    return float((predicted == truth).mean())
+
+
+def heldout_rows(postsets: PostSets, pairs: Sequence[Pair], split: Split, fraction: float, seed: int) -> np.ndarray:
+    """Influencers training never sees: those paired only with test brands, plus a seeded
+    ``fraction`` of the influencers in no pair (so that category accuracy is measured on
+    accounts the category task never saw, even where few influencers are paired)."""
+    index = postsets.index_of()
+    test_only = held_out_influencers(pairs, set(split.train_brands))
+    paired = {i for _, i in pairs}
+    unpaired = sorted(a for a, k in zip(postsets.account_ids, postsets.kinds) if k == "influencer" and a not in paired)
+    rng = np.random.default_rng(seed)
+    extra = [unpaired[i] for i in rng.permutation(len(unpaired))[: round(fraction * len(unpaired))]]
+    return np.asarray(sorted(index[a] for a in test_only | set(extra)), dtype=np.int64)
+
+
+def run_experiment(
+    postsets: PostSets,
+    pairs: Sequence[Pair],
+    test_brands: Collection[str] | None = None,
+    config: TrainConfig = TrainConfig(),
+    head_config: HeadConfig | None = None,
+    variants: Sequence[str] = tuple(VARIANTS),
+    test_fraction: float = 0.2,
+    heldout_fraction: float = 0.2,
+    progress: Callable[[str, EpochStats], None] | None = None,
+) -> ExperimentResult:
+    """Split brands, train every variant on the training brands, evaluate all on the test brands."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"variants: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
+    brands = sorted({b for b, _ in pairs})
+    split = brand_disjoint_split(brands, test_fraction, config.seed, test_brands)
+    heldout = heldout_rows(postsets, pairs, split, heldout_fraction, config.seed)
+    excluded = {postsets.account_ids[int(r)] for r in heldout}
+    seconds: dict[str, float] = {}
+    results: dict[str, Metrics] = {}
+    for name, scorer in (("random", random_scorer(config.seed)), ("pooled_cosine", pooled_cosine)):
+        results[name] = evaluate(scorer, postsets, pairs, split.test_brands, split.train_brands)
+    models: dict[str, CongruenceHead] = {}
+    accuracy: dict[str, float | None] = {}
+    for name in variants:
+        pooling, aux = VARIANTS[name]
+        cfg = config if aux else replace(config, aux_weight=0.0)
+        base = head_config or HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text)
+        start = time.perf_counter()
+        result = train(postsets, pairs, cfg, replace(base, pooling=pooling),
+                       progress=(lambda s, n=name: progress(n, s)) if progress else None,
+                       train_brands=split.train_brands, exclude_influencers=excluded)
+        seconds[f"train_{name}"] = time.perf_counter() - start
+        models[name] = result.model
+        results[name] = evaluate(result.model, postsets, pairs, split.test_brands, split.train_brands)
+        if aux:
+            accuracy[name] = category_accuracy(result.model, postsets, heldout)
+        logger.info("%s: %s", name, results[name].to_dict())
+    n_cands = int(test_candidates(postsets, pairs, split.test_brands).size)
+    logger.info("evaluated on %d test brands x %d candidates", len(split.test_brands), n_cands)
+    return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds)
+
+
+def evaluate_models(
+    postsets: PostSets,
+    pairs: Sequence[Pair],
+    test_brands: Collection[str],
+    models: dict[str, CongruenceHead],
+    seed: int = 0,
+) -> dict[str, Metrics]:
+    """Baselines and saved heads on ``test_brands``; refuses brands any head trained on."""
+    results = {"random": evaluate(random_scorer(seed), postsets, pairs, test_brands),
+               "pooled_cosine": evaluate(pooled_cosine, postsets, pairs, test_brands)}
+    for name, model in models.items():
+        results[name] = evaluate(model, postsets, pairs, test_brands)
+    return results

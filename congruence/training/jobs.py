@@ -1,0 +1,128 @@
+"""The train and evaluate jobs over the store: what `congruence train/evaluate` run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from congruence.core.errors import InvalidInput
+from congruence.core.settings import Settings
+from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.postsets import PostSets
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+from congruence.training.data import Pair
+from congruence.training.deploy import DeployReport, deploy, encoder_meta, load_active, save_checkpoint
+from congruence.training.experiment import PRODUCT, ExperimentResult, evaluate_models, run_experiment
+from congruence.training.loop import EpochStats, TrainConfig
+from congruence.training.metrics import Metrics
+from congruence.training.model import CongruenceHead, HeadConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    postsets: PostSets
+    pairs: list[Pair]
+    ids: ModelIds
+
+
+def load_training_data(settings: Settings) -> TrainingData:
+    """Every account's post features and every known match, from the store."""
+    with Store.open(settings) as store:
+        ids = EncoderSet(settings).model_ids(store)
+        postsets = VectorStore(store).post_sets(ids.image, ids.text, ids.d_image, ids.d_text)
+        pairs = store.matches()
+    if not pairs:
+        raise InvalidInput("no matches to learn from: add matches.jsonl to a corpus and ingest it")
+    with_posts = set(postsets.account_ids)
+    usable = [p for p in pairs if p[0] in with_posts and p[1] in with_posts]
+    if len(usable) < len(pairs):
+        logger.warning("%d matches name accounts without posts; left out", len(pairs) - len(usable))
+    return TrainingData(postsets, usable, ids)
+
+
+def read_brand_file(path: Path) -> list[str]:
+    """Brand ids, one a line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InvalidInput(f"{path}: cannot read the brand list ({e.strerror})") from None
+    brands = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not brands:
+        raise InvalidInput(f"{path}: no brand ids (expected one a line)")
+    return brands
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    experiment: ExperimentResult
+    version: str
+    run_dir: Path
+    deployed: DeployReport | None
+
+
+def train_and_deploy(
+    settings: Settings,
+    config: TrainConfig,
+    variants: Sequence[str],
+    test_brands: Sequence[str] | None,
+    test_fraction: float,
+    activate: bool = True,
+    progress: Callable[[str, EpochStats], None] | None = None,
+    d_model: int = 0,
+) -> TrainOutcome:
+    """Train and evaluate ``variants``, save them all, and put the product head in service.
+
+    d_model: width of the head's space (0: the HeadConfig default).
+    """
+    data = load_training_data(settings)
+    head_config = HeadConfig(data.postsets.d_image, data.postsets.d_text)
+    if d_model:
+        head_config = replace(head_config, d_model=d_model)
+    if PRODUCT not in variants:
+        variants = (PRODUCT, *variants)
+    exp = run_experiment(data.postsets, data.pairs, test_brands, config, head_config, variants,
+                         test_fraction=test_fraction, progress=progress)
+    head = exp.models[PRODUCT]
+    meta = {**encoder_meta(data.ids), "loss": config.loss, "aux_weight": config.aux_weight,
+            "epochs": config.epochs, "seed": config.seed}
+    report = deploy(settings, head, meta) if activate else None
+    if report is None:
+        save_checkpoint(settings, head, meta)
+    run_dir = settings.models_dir / "runs" / head.version
+    for name, model in exp.models.items():
+        if name != PRODUCT:
+            model.save(run_dir / f"{name}.pt", {**meta, "variant": name})
+    return TrainOutcome(exp, head.version, run_dir, report)
+
+
+def evaluate_saved(
+    settings: Settings, model_path: Path | None, test_brands: Sequence[str] | None, seed: int = 0
+) -> tuple[dict[str, Metrics], CongruenceHead, list[str]]:
+    """Metrics of the head in service (or ``model_path``) and its run's variants on held-out brands.
+
+    Without ``test_brands``: every brand with a match that the head was not trained on.
+    """
+    data = load_training_data(settings)
+    if model_path is not None:
+        head = CongruenceHead.load(model_path)
+    else:
+        with Store.open(settings) as store:
+            active = load_active(settings, store)
+        if active is None:
+            raise InvalidInput("no trained congruence head: run `congruence train` first, or pass --model")
+        head = active
+    brands = sorted({b for b, _ in data.pairs})
+    test = list(test_brands) if test_brands is not None else [b for b in brands if b not in set(head.train_brands)]
+    if not test:
+        raise InvalidInput("no held-out brands: every brand with matches was used in training; "
+                           "pass --test-brands or add brands")
+    models = {PRODUCT: head}
+    run_dir = settings.models_dir / "runs" / head.version
+    for path in sorted(run_dir.glob("*.pt")) if head.version else []:
+        models[path.stem] = CongruenceHead.load(path)
+    return evaluate_models(data.postsets, data.pairs, test, models, seed), head, test
