@@ -112,7 +112,8 @@ def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue]
     with Store.open(settings) as store:
         vstore = VectorStore(store)
         ids = EncoderSet(settings).model_ids(store)
-        model.meta.update(encoder_meta(ids))
+        for key, value in encoder_meta(ids).items():
+            model.meta.setdefault(key, value)
         check_encoders(model, ids)
         path = save_checkpoint(settings, model, meta)
         version = model.version

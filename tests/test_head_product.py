@@ -1,0 +1,179 @@
+"""The trained congruence head in the product: train/evaluate CLI, index swap, reranking."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from congruence.api.cli import main
+from congruence.core.errors import ModelMismatch
+from congruence.core.settings import Settings
+from congruence.indexer.ingest import ingest
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+from congruence.search.engine import Engine
+from congruence.training.deploy import deploy, head_space
+from congruence.training.jobs import load_training_data
+from congruence.training.loop import TrainConfig, train
+
+METHODS = {"random", "pooled_cosine", "head", "head_mean", "head_noaux", "head_mean_noaux"}
+METRIC_KEYS = {"auc", "cauc", "recall@10", "recall@50", "medr", "mrr", "n_brands"}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def trained_head(settings: Settings, epochs: int = 1):  # type: ignore[no-untyped-def]
+    data = load_training_data(settings)
+    return train(data.postsets, data.pairs, TrainConfig(epochs=epochs, batch_brands=4, list_size=8)).model
+
+
+def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
+    code, out, _ = run(capsys, "status", "--json")
+    assert json.loads(out)["models"]["head"] is None and json.loads(out)["ranking"].startswith("untrained")
+    brands = tmp_path / "test_brands.txt"
+    brands.write_text("# held out\nbrand_peakfit\n\nbrand_wanderly\n")
+    table = tmp_path / "table.md"
+    code, out, err = run(capsys, "train", "--json", "--epochs", "2", "--test-brands", str(brands),
+                         "--table", str(table))
+    assert code == 0, err
+    body = json.loads(out)
+    assert set(body["results"]) == METHODS
+    assert all(set(m) == METRIC_KEYS and m["n_brands"] == 2 for m in body["results"].values())
+    assert body["split"]["test_brands"] == ["brand_peakfit", "brand_wanderly"]
+    assert set(body["aux_category_accuracy"]) == {"head", "head_mean"}
+    assert "| head_mean_noaux |" in table.read_text() and "epoch 2" in err
+    version = body["model"]["version"]
+    st = json.loads(run(capsys, "status", "--json")[1])
+    assert st["models"]["head"] == version and st["ranking"].startswith(f"congruence head {version}")
+    assert st["index"]["space"] == head_space(version) and st["index"]["dim"] == 256
+    assert st["index"]["size"] == 18 and st["index"]["stale"] is False
+
+    code, out, _ = run(capsys, "evaluate", "--json")
+    ev = json.loads(out)
+    assert code == 0 and ev["model"] == version and ev["test_brands"] == ["brand_peakfit", "brand_wanderly"]
+    assert set(ev["results"]) == METHODS
+    assert ev["results"]["head"] == body["results"]["head"]
+    assert Path(ev["table"]).read_text().count("\n| ") == len(METHODS) + 1
+
+
+def test_evaluate_refuses_brands_the_head_trained_on(env: Settings, small_corpus: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
+    brands = tmp_path / "b.txt"
+    brands.write_text("brand_peakfit\n")
+    assert run(capsys, "train", "--epochs", "1", "--variants", "product", "--test-brands", str(brands))[0] == 0
+    brands.write_text("brand_peakfit\nbrand_circuitry\n")
+    code, _, err = run(capsys, "evaluate", "--test-brands", str(brands))
+    assert code == 1 and "brands in both train and test: brand_circuitry" in err
+    brands.write_text("\n# nothing\n")
+    code, _, err = run(capsys, "evaluate", "--test-brands", str(brands))
+    assert code == 1 and f"{brands}: no brand ids" in err
+    brands.write_text("brand_nobody\n")
+    code, _, err = run(capsys, "train", "--test-brands", str(brands))
+    assert code == 1 and "test_brands: unknown brand ids: brand_nobody" in err
+
+
+def test_rerank_orders_candidates_as_the_head_scores_them(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    head = trained_head(settings)
+    with torch.no_grad():
+        # make the set-to-set term the whole score, reversed: the head now prefers the
+        # influencers whose posts are least like the brand's, unlike cosine retrieval
+        head.mix.copy_(torch.tensor([0.0, -5.0]))
+    deploy(settings, head)
+    with Engine(settings) as engine:
+        hits = engine.match_brand("brand_peakfit", k=18)
+        vs = VectorStore(engine.store)
+        posts = vs.post_vectors(engine.snapshot.space, ids=[h.influencer_id for h in hits] + ["brand_peakfit"])
+    expected = head.score_candidates(posts["brand_peakfit"], [posts[h.influencer_id] for h in hits])
+    assert [h.score for h in hits] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
+    assert [h.influencer_id for h in hits] == [hits[int(i)].influencer_id for i in np.argsort(-expected, kind="stable")]
+    # the reversed head pushes the brand's own category to the bottom
+    assert hits[0].category != "fitness" and hits[-1].category == "fitness"
+
+
+def test_retraining_swaps_the_index_without_downtime(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    first = trained_head(settings)
+    deploy(settings, first)
+    with Engine(settings) as serving:
+        before = serving.match_brand("brand_happy_paws", k=5)
+        second, third = trained_head(settings, epochs=2), trained_head(settings, epochs=3)
+        deploy(settings, second)
+        # the running engine keeps answering from its snapshot until it refreshes
+        assert serving.match_brand("brand_happy_paws", k=5) == before
+        serving.refresh()
+        assert serving.snapshot.head is not None and serving.snapshot.head.version == second.version
+        assert serving.status()["index"]["space"] == head_space(second.version)
+        deploy(settings, third)
+    with Store.open(settings) as store:
+        spaces = VectorStore(store).spaces()
+    # the previous head is kept for rollback, older ones are removed with their index
+    assert spaces == sorted(["pooled", head_space(second.version), head_space(third.version)])
+    assert not (settings.index_dir / head_space(first.version).replace(":", "_")).exists()
+
+
+def test_ingest_keeps_the_head_space_current(env: Settings, small_corpus: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
+    assert run(capsys, "train", "--epochs", "1", "--variants", "product")[0] == 0
+    more = tmp_path / "more"
+    (more / "images").mkdir(parents=True)
+    shutil.copy(small_corpus / "images" / "fitness_creator_00_p0.jpg", more / "images" / "n.jpg")
+    (more / "accounts.jsonl").write_text(json.dumps(
+        {"id": "newbie", "kind": "influencer", "handle": "newbie", "category": "fitness", "followers": 9000}) + "\n")
+    (more / "posts.jsonl").write_text(json.dumps(
+        {"id": "np1", "account_id": "newbie", "image": "images/n.jpg", "caption": "gym and marathon training"}) + "\n")
+    code, out, _ = run(capsys, "ingest", str(more), "--json")
+    report = json.loads(out)
+    head_index = [v for k, v in report["index"].items() if k.startswith("head:")]
+    assert code == 0 and head_index and head_index[0]["size"] == 19 and head_index[0]["added"] == 1
+    body = json.loads(run(capsys, "match", "--brand", "brand_peakfit", "-k", "19", "--json")[1])
+    assert "newbie" in {h["influencer_id"] for h in body["data"]}
+    st = json.loads(run(capsys, "status", "--json")[1])
+    assert st["index"]["size"] == 19 and st["index"]["stale"] is False
+
+
+def test_engine_catches_up_accounts_ingested_without_the_head(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    deploy(settings, trained_head(settings))
+    with Store.open(settings) as store:
+        store.conn.execute("DELETE FROM account_vectors WHERE account_id = 'travel_creator_01' AND space LIKE 'head:%'")
+    with Engine(settings) as engine:
+        assert engine.status()["index"]["size"] == 18
+        assert "travel_creator_01" in {h.influencer_id for h in engine.match_brand("brand_wanderly", k=18)}
+
+
+def test_match_new_brand_and_top_posts_use_the_head(settings: Settings, small_corpus: Path) -> None:
+    from PIL import Image
+
+    ingest(small_corpus, settings)
+    deploy(settings, trained_head(settings, epochs=3))
+    img = Image.open(small_corpus / "images" / "pets_creator_00_p0.jpg").convert("RGB")
+    with Engine(settings) as engine:
+        hits = engine.match_new([img], "puppy and kitten food", k=3, posts=1)
+        assert [h.rank for h in hits] == [1, 2, 3] and hits[0].score >= hits[1].score >= hits[2].score
+        assert all(len(h.top_posts) == 1 and h.top_posts[0].post_id.startswith(h.influencer_id) for h in hits)
+        text_only = engine.match_new([], "puppy and kitten food", k=3)
+        assert len(text_only) == 3
+
+
+def test_deploy_refuses_a_head_trained_on_other_encoders(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    head = trained_head(settings)
+    head.meta["image_encoder"] = "open_clip:ViT-B-32@laion2b"
+    with pytest.raises(ModelMismatch, match="trained on 'open_clip:ViT-B-32@laion2b' \\+ 'minilm-l6'"):
+        deploy(settings, head)
+    with Store.open(settings) as store:
+        assert VectorStore(store).spaces() == ["pooled"] and "head_version" not in store.meta()
