@@ -51,6 +51,7 @@ def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Pa
     assert set(body["results"]) == METHODS
     assert all(set(m) == METRIC_KEYS and m["n_brands"] == 2 for m in body["results"].values())
     assert body["split"]["test_brands"] == ["brand_peakfit", "brand_wanderly"]
+    assert [b["brand_id"] for b in body["per_brand"]["head"]] == ["brand_peakfit", "brand_wanderly"]
     assert set(body["aux_category_accuracy"]) == {"head", "head_mean"}
     assert "| head_mean_noaux |" in table.read_text() and "epoch 2" in err
     version = body["model"]["version"]

@@ -66,7 +66,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     table = _table_path(args, settings, "evaluate", head.version or "unsaved")
     _write_table(table, f"congruence head {head.version}: {len(brands)} held-out brands", results)
     if args.json:
-        payload = {"results": {k: m.to_dict() for k, m in results.items()}, "model": head.version,
+        payload = {"results": {k: m.to_dict() for k, m in results.items()},
+                   "per_brand": {k: m.per_brand_dicts() for k, m in results.items()}, "model": head.version,
                    "test_brands": brands, "table": str(table)}
         sys.stdout.write(json.dumps(payload) + "\n")
     else:

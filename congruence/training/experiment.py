@@ -54,6 +54,7 @@ class ExperimentResult:
     def to_dict(self) -> dict[str, object]:
         return {
             "results": {name: m.to_dict() for name, m in self.results.items()},
+            "per_brand": {name: m.per_brand_dicts() for name, m in self.results.items()},
             "aux_category_accuracy": self.aux_category_accuracy,
             "split": {"train_brands": len(self.split.train_brands), "test_brands": list(self.split.test_brands),
                       "heldout_influencers": self.n_heldout_influencers},
