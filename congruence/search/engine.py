@@ -158,7 +158,7 @@ class Engine:
             scored = rerank(snap.head, self.vstore, snap.space, brand_posts, cands)[:k]
         else:
             scored = [(c, c.cosine) for c in cands]
-        hits = []
+        hits: list[Hit] = []
         for c, score in scored:
             r = snap.row_of_seq[c.seq]
             fol = int(snap.table.followers[r])

@@ -91,6 +91,12 @@ def heldout_rows(postsets: PostSets, pairs: Sequence[Pair], split: Split, fracti
     return np.asarray(sorted(index[a] for a in test_only | set(extra)), dtype=np.int64)
 
 
+def _tagged(progress: Callable[[str, EpochStats], None] | None, name: str) -> Callable[[EpochStats], None] | None:
+    if progress is None:
+        return None
+    return lambda stats: progress(name, stats)
+
+
 def run_experiment(
     postsets: PostSets,
     pairs: Sequence[Pair],
@@ -121,8 +127,7 @@ def run_experiment(
         cfg = config if aux else replace(config, aux_weight=0.0)
         base = head_config or HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text)
         start = time.perf_counter()
-        result = train(postsets, pairs, cfg, replace(base, pooling=pooling),
-                       progress=(lambda s, n=name: progress(n, s)) if progress else None,
+        result = train(postsets, pairs, cfg, replace(base, pooling=pooling), progress=_tagged(progress, name),
                        train_brands=split.train_brands, exclude_influencers=excluded)
         seconds[f"train_{name}"] = time.perf_counter() - start
         models[name] = result.model
