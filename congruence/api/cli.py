@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from congruence.core.errors import CongruenceError
+from congruence.api.cli_explain import add_parser as add_explain_parser
 from congruence.api.cli_training import add_parsers as add_training_parsers
 from congruence.core.settings import Settings, load_settings
 
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
+    add_explain_parser(sub)
     p = sub.add_parser("demo", help="build the demo corpus, ingest it, show matches")
     p.add_argument("-k", type=int, default=10)
     p.set_defaults(func=cmd_demo)

@@ -195,6 +195,12 @@ class VectorStore:
             ).fetchall()
         return {r[0]: np.frombuffer(r[2], dtype=np.float16).reshape(r[1], -1).astype(np.float32) for r in rows}
 
+    def vector_versions(self, space: str, ids: Sequence[str]) -> dict[str, int]:
+        """Account id -> version of its vector in ``space`` (changes whenever the vector does)."""
+        rows = self.conn.execute("SELECT account_id, version FROM account_vectors WHERE space = %s"
+                                 " AND account_id = ANY(%s)", (space, list(ids))).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def drop_space(self, space: str) -> None:
         with self.conn.transaction():
             self.conn.execute("DELETE FROM account_vectors WHERE space = %s", (space,))

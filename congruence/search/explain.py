@@ -1,0 +1,155 @@
+"""Heatmaps on demand: what in an image made it match a brand.
+
+Results are cached on disk by (ranking model, brand vector version, image hash, caption,
+method), so a retrained head or a changed brand never serves an old map. The heavy methods
+take a cross-process lock and answer Busy instead of queueing behind each other.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from congruence.core.errors import Busy, InvalidInput, NotFound
+from congruence.indexer.images import read_image, sha256_bytes
+from congruence.search.attribution import HEAVY, METHODS, BrandSide, attribute, resize_map, score_function
+from congruence.search.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """heatmap: (height, width) float32 at the explained image's size, higher = raises the score."""
+
+    heatmap: np.ndarray
+    score: float
+    method: str
+    brand_id: str
+    model: str
+    image_hash: str
+    post_id: str | None = None
+    cached: bool = False
+
+
+class Explainer:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.cache_dir = engine.settings.home / "cache" / "explain"
+
+    # -- public -------------------------------------------------------------------------
+    def explain_image(self, brand_id: str, image: Image.Image, image_hash: str, caption: str = "",
+                      method: str = "gradcam", post_id: str | None = None) -> Explanation:
+        if method not in METHODS:
+            raise InvalidInput(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+        brand, model, brand_version = self._brand_side(brand_id, caption)
+        key = self._key(model, brand_id, brand_version, image_hash, caption, method)
+        hit = self._cached(key)
+        if hit is not None:
+            heat, score = hit
+            return Explanation(heat, score, method, brand_id, model, image_hash, post_id, cached=True)
+        with self._slot(method):
+            heat, score = self._compute(brand, image, method)
+        self._store(key, heat, score)
+        return Explanation(heat, score, method, brand_id, model, image_hash, post_id)
+
+    def explain_post(self, brand_id: str, post_id: str, method: str = "gradcam") -> tuple[Explanation, Image.Image]:
+        post = self.engine.store.post(post_id)
+        if not post["image"]:
+            raise InvalidInput(f"post {post_id!r} has no image to explain")
+        path = Path(post["corpus_root"]) / post["image"]
+        if not path.is_file():
+            raise NotFound(f"post {post_id!r}: image file not found at {path}")
+        image, digest = read_image(path)
+        return self.explain_image(brand_id, image, digest, post["caption"] or "", method, post_id), image
+
+    def top_posts(self, brand_id: str, influencer_id: str, n: int = 3) -> list[tuple[str, float]]:
+        """(post id, score) of the influencer's n image posts that match the brand best."""
+        engine = self.engine
+        engine.store.require_kind(influencer_id, "influencer")
+        snap = engine.snapshot
+        brand, _, _ = self._brand_side(brand_id, "")
+        vecs = engine._per_post_vectors(snap, [influencer_id]).get(influencer_id)
+        pids = engine.store.post_ids_by_account([influencer_id]).get(influencer_id, [])
+        if vecs is None or len(vecs) != len(pids):
+            raise InvalidInput(f"influencer {influencer_id!r} has no embedded posts to explain")
+        if brand.head is not None and brand.posts is not None:
+            scores = np.asarray([brand.head.score_candidates(brand.posts, [v[None, :]])[0] for v in vecs])
+        else:
+            scores = vecs @ engine._account_vector(snap, brand_id, "brand")
+        with_image = {pid for pid in pids if engine.store.post(pid)["image"]}
+        order = [int(i) for i in np.argsort(-scores, kind="stable") if pids[int(i)] in with_image]
+        return [(pids[i], float(scores[i])) for i in order[:n]]
+
+    # -- internals ----------------------------------------------------------------------
+    def _brand_side(self, brand_id: str, caption: str) -> tuple[BrandSide, str, int]:
+        engine, snap = self.engine, self.engine.snapshot
+        engine.store.require_kind(brand_id, "brand")
+        cap = engine.encoders.text.encode([caption])[0] if caption.strip() else np.zeros(engine.ids.d_text, np.float32)
+        seq, _, vecs = engine.vstore.account_vectors(snap.space, ids=[brand_id])
+        if len(vecs) == 0:
+            raise InvalidInput(f"brand {brand_id!r} has no embedded posts to explain against")
+        version = int(engine.vstore.vector_versions(snap.space, [brand_id]).get(brand_id, 0))
+        if snap.head is not None:
+            posts = engine.vstore.post_vectors(snap.space, ids=[brand_id])[brand_id]
+            return BrandSide(cap, head=snap.head, posts=posts), snap.model, version
+        return BrandSide(cap, pooled=vecs[0]), snap.model, version
+
+    def _compute(self, brand: BrandSide, image: Image.Image, method: str) -> tuple[np.ndarray, float]:
+        enc = self.engine.encoders.image
+        x = enc.preprocess(image.convert("RGB"))[None].to(enc.device)
+        fn = score_function(enc.features, brand)
+        with torch.no_grad():
+            score = float(fn(x)[0])
+        heat = attribute(fn, x, method, enc.feature_layer())
+        return resize_map(heat, image.height, image.width), score
+
+    def _key(self, model: str, brand_id: str, version: int, image_hash: str, caption: str, method: str) -> str:
+        parts = [model, brand_id, str(version), image_hash, sha256_bytes(caption.encode()), method,
+                 self.engine.settings.image_encoder]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def _cached(self, key: str) -> tuple[np.ndarray, float] | None:
+        path = self.cache_dir / f"{key}.npz"
+        try:
+            with np.load(path) as z:
+                return z["heatmap"].astype(np.float32), float(z["score"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def _store(self, key: str, heat: np.ndarray, score: float) -> None:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f"{key}.{os.getpid()}.tmp.npz"
+        np.savez_compressed(tmp, heatmap=heat.astype(np.float32), score=np.float32(score))
+        tmp.replace(self.cache_dir / f"{key}.npz")
+
+    @contextmanager
+    def _slot(self, method: str) -> Iterator[None]:
+        """One heavy explanation at a time across processes; Busy for the next one."""
+        if method not in HEAVY:
+            yield
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cache_dir / "heavy.lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    raise Busy(f"another slow explanation ({', '.join(sorted(HEAVY))}) is running; "
+                               "try again shortly, or use --method gradcam") from None
+                raise
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
