@@ -108,7 +108,8 @@ class Explainer:
 
     def _compute(self, brand: BrandSide, image: Image.Image, method: str) -> tuple[np.ndarray, float]:
         enc = self.engine.encoders.image
-        x = enc.preprocess(image.convert("RGB"))[None].to(enc.device)
+        prep = getattr(enc, "preprocess_keep_aspect", enc.preprocess)
+        x = prep(image.convert("RGB"))[None].to(enc.device)
         fn = score_function(enc.features, brand)
         with torch.no_grad():
             score = float(fn(x)[0])
