@@ -1,0 +1,189 @@
+"""A brand -> influencer ranking benchmark built from ../shared/data/photos.
+
+``build_photo_corpus(photos_dir, out, config)`` writes a corpus folder in the README's
+format (accounts.jsonl, posts.jsonl, matches.jsonl, images/) plus ``test_brands.txt``
+(the held-out brands, one id a line) and ``corpus_info.json`` (sizes and design).
+Deterministic for a given config: same seed, same bytes.
+
+Design (details in photo_design and photo_posts): 20 brand kinds, a direct and a cross
+kind per vertical, ``brands_per_kind`` brands each of which ``test_brands_per_kind`` are
+held out. Brand-disjoint and image-disjoint: the train side (training brands and the
+influencers they match) uses only split=train photos, the test side only split=test
+photos, and an influencer only matches brands of its own side, so the held-out
+influencers the training code sets aside are exactly the test side. A brand's category
+is its market (the target vertical), an influencer's its vertical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.photo_augment import variant_path, write_variant
+from bench.photo_design import (
+    BrandPlan,
+    Catalog,
+    InfluencerPlan,
+    Roles,
+    assign_roles,
+    ground_truth,
+    load_catalog,
+    plan_brands,
+    plan_influencers,
+)
+from bench.photo_posts import PostPlan, PostStyle, brand_posts, influencer_posts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhotoCorpusConfig:
+    """Sizes. Unique images are at most 1000 * train_variants + 100 * test_variants (the
+    product encodes about 25 images/s on 2 CPU cores)."""
+
+    brands_per_kind: int = 10
+    test_brands_per_kind: int = 2
+    train_influencers: int = 2000
+    test_influencers: int = 700
+    train_variants: int = 3
+    # only one test photo per class: more variants give the test side some variety
+    test_variants: int = 5
+    n_product: int = 3
+    image_side: int = 224
+    style: PostStyle = field(default_factory=PostStyle)
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> PhotoCorpusConfig:
+        """A tiny corpus for tests: 40 brands, 120 influencers, 3-4 posts each."""
+        return cls(brands_per_kind=2, test_brands_per_kind=1, train_influencers=80, test_influencers=40,
+                   train_variants=2, test_variants=2, image_side=96,
+                   style=PostStyle(influencer_posts=(3, 4), brand_posts=(3, 3)))
+
+
+@dataclass(frozen=True)
+class PhotoCorpusInfo:
+    folder: Path
+    brands: dict[str, int]  # per side
+    influencers: dict[str, int]  # per side
+    posts: int
+    images: int  # distinct image files
+    source_photos: int  # distinct photos they come from
+    posts_reusing_image: int  # posts whose image file is also in another post
+    pairs: int
+    test_positives: dict[str, float]  # min, median, max positives of a test brand
+    kinds: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["folder"] = str(self.folder)
+        return d
+
+
+def _followers(rng: random.Random, lo: float, hi: float) -> int:
+    return int(10 ** rng.uniform(np.log10(lo), np.log10(hi)))
+
+
+def _account_rows(brands: list[BrandPlan], influencers: list[InfluencerPlan],
+                  seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(f"accounts:{seed}")
+    rows: list[dict[str, Any]] = []
+    for b in brands:
+        rows.append({"id": b.id, "kind": "brand", "handle": b.id.removeprefix("b_"), "category": b.kind.target,
+                     "followers": _followers(rng, 50_000, 2_000_000), "side": b.side, "brand_kind": b.kind.name,
+                     "posts_vertical": b.kind.posts, "prefers": list(b.prefers), "targets": list(b.targets)})
+    for i in influencers:
+        rows.append({"id": i.id, "kind": "influencer", "handle": f"{i.niche.lower()}_{i.id[-5:]}",
+                     "category": i.vertical, "followers": _followers(rng, 5_000, 100_000), "side": i.side,
+                     "niche": i.niche})
+    return rows
+
+
+def _post_plans(config: PhotoCorpusConfig, catalog: Catalog, brands: list[BrandPlan],
+                influencers: list[InfluencerPlan], accounts: list[dict[str, Any]]) -> list[tuple[str, PostPlan]]:
+    """(side, post) for every account, brands first."""
+    followers = {a["id"]: a["followers"] for a in accounts}
+    variants = {"train": config.train_variants, "test": config.test_variants}
+    out: list[tuple[str, PostPlan]] = []
+    for b in brands:
+        out += [(b.side, p) for p in brand_posts(catalog, b, followers[b.id], variants[b.side], config.style,
+                                                  config.seed)]
+    for i in influencers:
+        out += [(i.side, p) for p in influencer_posts(catalog, i, followers[i.id], variants[i.side], config.style,
+                                                       config.seed)]
+    return out
+
+
+def _post_row(side: str, p: PostPlan) -> dict[str, Any]:
+    return {"id": p.id, "account_id": p.account_id, "image": variant_path(p.photo, p.variant, side),
+            "caption": p.caption, "likes": p.likes, "comments": p.comments,
+            "ts": p.ts.isoformat().replace("+00:00", "Z"), "sponsored": False, "tagged": [],
+            "source_photo": p.photo, "augmentation": p.variant, "label": p.label, "side": side}
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _write_images(photos_dir: Path, out: Path, posts: list[dict[str, Any]], config: PhotoCorpusConfig) -> int:
+    """Render every image file the posts use (skipping files already there); returns how many."""
+    wanted = sorted({(p["image"], p["source_photo"], p["augmentation"]) for p in posts})
+    for rel, photo, variant in wanted:
+        target = out / rel
+        if not target.exists():
+            write_variant(photos_dir, photo, variant, target, config.image_side, config.seed)
+    return len(wanted)
+
+
+def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan], posts: list[dict[str, Any]],
+          pairs: list[tuple[str, str]], n_images: int) -> PhotoCorpusInfo:
+    uses = Counter(p["image"] for p in posts)
+    test_ids = {b.id for b in brands if b.side == "test"}
+    per_test = Counter(b for b, _ in pairs if b in test_ids)
+    counts = [per_test.get(b, 0) for b in sorted(test_ids)]
+    return PhotoCorpusInfo(
+        folder=out,
+        brands=dict(Counter(b.side for b in brands)),
+        influencers=dict(Counter(i.side for i in influencers)),
+        posts=len(posts), images=n_images, source_photos=len({p["source_photo"] for p in posts}),
+        posts_reusing_image=sum(1 for p in posts if uses[p["image"]] > 1), pairs=len(pairs),
+        test_positives={"min": float(min(counts)), "median": float(np.median(counts)), "max": float(max(counts))},
+        kinds=tuple(dict.fromkeys(b.kind.name for b in brands)),
+    )
+
+
+def _design_doc(roles: Roles, config: PhotoCorpusConfig) -> dict[str, Any]:
+    return {"core": dict(roles.core), "product": dict(roles.product), "class_map": dict(roles.class_map),
+            "config": asdict(config)}
+
+
+def build_photo_corpus(photos_dir: Path, out: Path, config: PhotoCorpusConfig = PhotoCorpusConfig()
+                       ) -> PhotoCorpusInfo:
+    """Write the corpus to ``out`` (created; existing image files are reused) and describe it."""
+    catalog = load_catalog(photos_dir)
+    roles = assign_roles(catalog, config.n_product, config.seed)
+    brands = list(plan_brands(catalog, roles, config.brands_per_kind, config.test_brands_per_kind, config.seed))
+    influencers = [i for side, n in (("train", config.train_influencers), ("test", config.test_influencers))
+                   for i in plan_influencers(catalog, brands, side, n, config.seed)]
+    pairs = ground_truth(brands, influencers)
+    accounts = _account_rows(brands, influencers, config.seed)
+    posts = [_post_row(side, p) for side, p in _post_plans(config, catalog, brands, influencers, accounts)]
+    out.mkdir(parents=True, exist_ok=True)
+    n_images = _write_images(photos_dir, out, posts, config)
+    _write_jsonl(out / "accounts.jsonl", accounts)
+    _write_jsonl(out / "posts.jsonl", posts)
+    _write_jsonl(out / "matches.jsonl", [{"brand_id": b, "influencer_id": i} for b, i in pairs])
+    (out / "test_brands.txt").write_text("".join(f"{b.id}\n" for b in brands if b.side == "test"), encoding="utf-8")
+    info = _info(out, brands, influencers, posts, pairs, n_images)
+    doc = {**info.to_dict(), "design": _design_doc(roles, config)}
+    (out / "corpus_info.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    logger.info("photo corpus in %s: %s", out, info)
+    return info
