@@ -34,6 +34,8 @@ class TrainConfig:
 
     max_posts: posts per account seen in one step (a fresh random subset each step, to
         bound the cost of prolific accounts); 0 = all.
+    aux_batch: extra random training influencers per step seen by the category task only,
+        so that it learns from the whole pool, not just the few in candidate lists.
     """
 
     epochs: int = 10
@@ -45,6 +47,7 @@ class TrainConfig:
     aux_weight: float = 0.1
     hard_negative_fraction: float = 0.25
     max_posts: int = 32
+    aux_batch: int = 64
     max_grad_norm: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -54,8 +57,8 @@ class TrainConfig:
             raise ValueError(f"loss: expected listnet or listmle, got {self.loss!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
-        if self.epochs < 1 or self.batch_brands < 1 or self.list_size < 2 or self.max_posts < 0:
-            raise ValueError("epochs, batch_brands: at least 1; list_size: at least 2; max_posts: at least 0")
+        if self.epochs < 1 or self.batch_brands < 1 or self.list_size < 2 or self.max_posts < 0 or self.aux_batch < 0:
+            raise ValueError("epochs, batch_brands: at least 1; list_size: at least 2; max_posts, aux_batch: at least 0")
         if not 0.0 <= self.hard_negative_fraction <= 1.0 or self.aux_weight < 0 or self.lr <= 0:
             raise ValueError("hard_negative_fraction: in [0, 1]; aux_weight: at least 0; lr: positive")
 
@@ -106,6 +109,7 @@ class _Batchable:
     features: torch.Tensor
     post_index: np.ndarray
     category_ids: torch.Tensor
+    aux_pool: np.ndarray
 
 
 def _head_config(postsets: PostSets, head_config: HeadConfig | None, n_categories: int) -> HeadConfig:
@@ -129,6 +133,14 @@ def _sample_posts(index: np.ndarray, max_posts: int, rng: np.random.Generator) -
     return np.ascontiguousarray(np.sort(index, axis=1)[:, ::-1][:, :width])
 
 
+def _aux_rows(tensors: _Batchable, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``n`` random rows of the training pool's influencers with a known category."""
+    pool = tensors.aux_pool
+    if n <= 0 or pool.size == 0:
+        return pool[:0]
+    return rng.choice(pool, size=min(n, pool.size), replace=False)
+
+
 def _step_loss(
     model: CongruenceHead,
     tensors: _Batchable,
@@ -139,7 +151,9 @@ def _step_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ranking loss, category loss) of one batch of candidate lists."""
     device = tensors.features.device
-    accounts, inverse = np.unique(np.concatenate([brand_rows, lists.rows[lists.mask]]), return_inverse=True)
+    extra = _aux_rows(tensors, config.aux_batch, rng) if model.classifier is not None else brand_rows[:0]
+    listed = np.concatenate([brand_rows, lists.rows[lists.mask]])
+    accounts, inverse = np.unique(np.concatenate([listed, extra]), return_inverse=True)
     index = torch.from_numpy(_sample_posts(tensors.post_index[accounts], config.max_posts, rng)).to(device)
     valid = index >= 0
     projected = model.project(tensors.features[index[valid]])
@@ -148,7 +162,7 @@ def _step_loss(
     pooled = model.pool_padded(padded, valid)
     b = torch.from_numpy(inverse[: brand_rows.size]).to(device)
     c_np = np.zeros(lists.rows.shape, dtype=np.int64)
-    c_np[lists.mask] = inverse[brand_rows.size :]
+    c_np[lists.mask] = inverse[brand_rows.size : listed.size]
     c = torch.from_numpy(c_np).to(device)
     scores = model.score_sets(padded[b], valid[b], pooled[b], padded[c], valid[c], pooled[c])
     labels = torch.from_numpy(lists.labels).to(device)
@@ -218,6 +232,7 @@ def train(
             features=torch.from_numpy(np.asarray(postsets.features, np.float32)).to(device),
             post_index=pad_index(postsets.offsets),
             category_ids=torch.from_numpy(data.category_ids).to(device),
+            aux_pool=data.influencer_rows[data.category_ids[data.influencer_rows] >= 0],
         )
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         rng = np.random.default_rng(config.seed)
