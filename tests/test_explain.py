@@ -122,3 +122,15 @@ def test_pointing_game_on_composites_of_two_verticals(settings: Settings, tmp_pa
     with Engine(settings) as engine:
         result = pointing_game(Explainer(engine), test_photos, ("gradcam",), trials=16, rng=rng)
     assert result["gradcam"]["share"] >= 0.8, result
+
+
+def test_slow_methods_give_maps_at_the_image_size(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    with Engine(settings) as engine:
+        explainer = Explainer(engine)
+        grad = explainer.explain_post("brand_wanderly", "travel_creator_00_p0")[0]
+        for method in ("integrated_gradients", "occlusion"):
+            exp, image = explainer.explain_post("brand_wanderly", "travel_creator_00_p0", method=method)
+            assert exp.heatmap.shape == (image.height, image.width) and np.isfinite(exp.heatmap).all()
+            assert np.abs(exp.heatmap).max() > 0 and exp.method == method
+            assert exp.score == pytest.approx(grad.score, abs=1e-4)  # the same score, explained differently

@@ -23,7 +23,7 @@ from PIL import Image
 
 from congruence.core.errors import Busy, InvalidInput, NotFound
 from congruence.indexer.images import read_image, sha256_bytes
-from congruence.search.attribution import HEAVY, METHODS, BrandSide, attribute, resize_map, score_function
+from congruence.search.attribution import ALGORITHM_VERSION, HEAVY, METHODS, BrandSide, attribute, resize_map, score_function
 from congruence.search.engine import Engine
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Explainer:
 
     def _key(self, model: str, brand_id: str, version: int, image_hash: str, caption: str, method: str) -> str:
         parts = [model, brand_id, str(version), image_hash, sha256_bytes(caption.encode()), method,
-                 self.engine.settings.image_encoder]
+                 self.engine.settings.image_encoder, ALGORITHM_VERSION]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def _cached(self, key: str) -> tuple[np.ndarray, float] | None:
