@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from congruence.api.cli import main
 from congruence.core.settings import Settings
 from congruence.indexer import database
 
@@ -71,3 +72,10 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def requires_photos() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (PHOTOS / "labels.csv").exists(),
                               reason=f"real photos not found at {PHOTOS} (../shared/data/photos)")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The CLI through main(argv): (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err

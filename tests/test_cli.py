@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from congruence.api.cli import main
 from congruence.core.settings import Settings
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from .conftest import run
 
 
 def test_ingest_match_similar_status_as_json(env: Settings, small_corpus: Path,

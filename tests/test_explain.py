@@ -5,13 +5,13 @@ from __future__ import annotations
 import fcntl
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from congruence.api.cli import main
 from congruence.core.errors import Busy
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
@@ -23,13 +23,7 @@ from congruence.training.loop import TrainConfig, train
 
 from bench.explain_quality import build_corpus, pointing_game, split_photos
 
-from .conftest import PHOTOS, requires_photos
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from .conftest import PHOTOS, requires_photos, run
 
 
 def test_cli_writes_overlay_and_raw_map_at_the_image_size(env: Settings, small_corpus: Path, tmp_path: Path,
@@ -89,7 +83,8 @@ def test_post_without_image(settings: Settings, tmp_path: Path) -> None:
         Explainer(engine).explain_post("b", "ip")
 
 
-def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(settings: Settings, small_corpus: Path) -> None:
+def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(settings: Settings, small_corpus: Path,
+                                                                     tmp_path: Path) -> None:
     ingest(small_corpus, settings)
     with Engine(settings) as engine:
         explainer = Explainer(engine)
@@ -102,6 +97,16 @@ def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(settings: S
             with pytest.raises(Busy, match="another slow explanation"):
                 explainer.explain_post("brand_peakfit", "fitness_creator_00_p0", method="occlusion")
             assert explainer.explain_post("brand_peakfit", "fitness_creator_00_p0")[0].cached
+    # the brand posts something new: its vector changes, so the map is recomputed
+    more = tmp_path / "more"
+    (more / "images").mkdir(parents=True)
+    shutil.copy(small_corpus / "images" / "tech_creator_00_p0.jpg", more / "images" / "new.jpg")
+    (more / "posts.jsonl").write_text(json.dumps({"id": "peak_new", "account_id": "brand_peakfit",
+                                                  "image": "images/new.jpg", "caption": "new gadget"}) + "\n")
+    ingest(more, settings)
+    with Engine(settings) as engine:
+        changed = Explainer(engine).explain_post("brand_peakfit", "fitness_creator_00_p0")[0]
+    assert not changed.cached and changed.score != pytest.approx(first.score)
     data = load_training_data(settings)
     deploy(settings, train(data.postsets, data.pairs, TrainConfig(epochs=1, batch_brands=4, list_size=8)).model)
     with Engine(settings) as engine:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from congruence.api.cli import main
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
@@ -21,14 +20,10 @@ from congruence.training.deploy import deploy, head_space
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
 
+from .conftest import run
+
 METHODS = {"random", "pooled_cosine", "head", "head_mean", "head_noaux", "head_mean_noaux"}
 METRIC_KEYS = {"auc", "cauc", "recall@10", "recall@50", "medr", "mrr", "n_brands"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def trained_head(settings: Settings, epochs: int = 1):  # type: ignore[no-untyped-def]
