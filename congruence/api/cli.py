@@ -89,8 +89,7 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
         print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
         return 1
     filters = _filters(args)
-    engine = Engine(settings)
-    try:
+    with Engine(settings) as engine:
         if args.brand:
             hits = engine.match_brand(args.brand, args.k, filters)
         else:
@@ -98,8 +97,6 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
             images = [read_image(Path(p))[0] for p in args.images or []]
             hits = engine.match_new(images, args.text or "", args.k, filters)
-    finally:
-        engine.close()
     _print_hits(hits, args.json)
     return 0
 
@@ -107,11 +104,8 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.search.engine import Engine
 
-    engine = Engine(settings)
-    try:
+    with Engine(settings) as engine:
         hits = engine.similar(args.influencer, args.k, _filters(args))
-    finally:
-        engine.close()
     _print_hits(hits, args.json)
     return 0
 
@@ -119,11 +113,8 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.search.engine import Engine
 
-    engine = Engine(settings)
-    try:
+    with Engine(settings) as engine:
         st = engine.status()
-    finally:
-        engine.close()
     if args.json:
         _out(st)
     else:

@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from congruence.core.settings import Settings
+
+if TYPE_CHECKING:
+    from congruence.training.loop import EpochStats
 
 
 def _table_path(args: argparse.Namespace, settings: Settings, job: str, version: str) -> Path:
@@ -22,10 +26,9 @@ def _write_table(path: Path, title: str, results: dict) -> None:  # type: ignore
     print(f"markdown table: {path}", file=sys.stderr)
 
 
-def _epoch_line(variant: str, stats: object) -> None:
-    s = stats  # EpochStats
-    print(f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "  # type: ignore[attr-defined]
-          f"category {s.aux_loss:.4f}) {s.seconds:.1f}s", file=sys.stderr)  # type: ignore[attr-defined]
+def _epoch_line(variant: str, s: EpochStats) -> None:
+    print(f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "
+          f"category {s.aux_loss:.4f}) {s.seconds:.1f}s", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:

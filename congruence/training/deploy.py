@@ -14,6 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.derived import DerivedSpace, update_space
@@ -42,7 +44,7 @@ def derived_space(model: CongruenceHead) -> DerivedSpace:
     if not model.version:
         raise ValueError("model: save the head before deploying it (it has no version)")
 
-    def encode(sets: PostSets) -> tuple:  # type: ignore[type-arg]
+    def encode(sets: PostSets) -> tuple[np.ndarray, np.ndarray]:
         per_post = model.project_posts(sets)
         return model.pool_projected(per_post, sets.offsets), per_post
 
