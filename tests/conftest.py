@@ -17,7 +17,7 @@ from congruence.indexer import database
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PHOTOS = SHARED / "photos"
-TABLES = "accounts, posts, vectors, models, store_meta, account_vectors, matches"
+TABLES = "accounts, posts, vectors, models, store_meta, account_vectors, matches, api_keys"
 
 
 @pytest.fixture(scope="session")

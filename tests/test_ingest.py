@@ -68,7 +68,7 @@ def test_bad_rows_are_reported_and_good_rows_kept(settings: Settings, small_corp
     report = ingest(bad, settings)
     assert report.exit_code == 2
     where = {(e.file, e.line): e.reason for e in report.rejected}
-    assert where[("posts.jsonl", n_lines + 1)] == "images/broken.jpg: not a decodable image"
+    assert where[("posts.jsonl", n_lines + 1)] == "images/broken.jpg: not an image (JPEG, PNG, WebP, GIF, BMP or TIFF)"
     assert where[("posts.jsonl", n_lines + 2)].startswith("images/truncated.jpg: image cannot be decoded")
     assert where[("posts.jsonl", n_lines + 3)] == "unknown account_id 'nobody'"
     assert where[("posts.jsonl", n_lines + 5)].startswith("malformed JSON")

@@ -12,6 +12,7 @@ from typing import Any
 
 from congruence.core.errors import CongruenceError
 from congruence.api.cli_explain import add_parser as add_explain_parser
+from congruence.api.cli_serve import add_parsers as add_serve_parsers
 from congruence.api.cli_training import add_parsers as add_training_parsers
 from congruence.core.settings import Settings, load_settings
 
@@ -132,21 +133,43 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the demo corpus if absent, ingest it, train if no model is in service, then serve."""
     from congruence.indexer.demo import BRANDS, build_demo
 
     corpus = settings.home / "demo-corpus"
     if not (corpus / "accounts.jsonl").exists():
         print(f"building the demo corpus in {corpus} ...", file=sys.stderr)
         build_demo(corpus)
-    ns = argparse.Namespace(folder=str(corpus), json=False)
-    code = cmd_ingest(ns, settings)
+    code = cmd_ingest(argparse.Namespace(folder=str(corpus), json=False), settings)
     if code == 1:
         return code
+    _train_demo_models(settings)
+    if not args.no_serve:
+        from congruence.api.cli_serve import serve
+
+        return serve(settings, "127.0.0.1", args.port, no_auth=True)
     brand = f"brand_{BRANDS['fitness']}"
     print(f"\nbest-matching influencers for {brand} (micro-influencers, 5k-100k followers):")
     ns = argparse.Namespace(brand=brand, images=None, text=None, k=args.k, json=False, category=None,
                             min_followers=None, max_followers=None, micro=True)
     return cmd_match(ns, settings)
+
+
+def _train_demo_models(settings: Settings) -> None:
+    """Train the congruence head when none is in service (a few seconds on the demo)."""
+    from congruence.indexer.store import Store
+    from congruence.training.deploy import ACTIVE_KEY
+    from congruence.training.jobs import train_and_deploy
+    from congruence.training.loop import TrainConfig
+
+    with Store.open(settings) as store:
+        has_head = bool(store.meta().get(ACTIVE_KEY))
+    if not has_head:
+        print("training the congruence head on the demo's matches ...", file=sys.stderr)
+        out = train_and_deploy(settings, TrainConfig(seed=0, device=settings.device), ("head",), None, 0.2)
+        res = out.experiment.results
+        print(f"head {out.version} in service (held-out AUC {res['head'].auc:.3f}, "
+              f"pooled cosine {res['pooled_cosine'].auc:.3f})", file=sys.stderr)
 
 
 def _query_args(p: argparse.ArgumentParser) -> None:
@@ -185,8 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
     add_explain_parser(sub)
-    p = sub.add_parser("demo", help="build the demo corpus, ingest it, show matches")
-    p.add_argument("-k", type=int, default=10)
+    add_serve_parsers(sub)
+    p = sub.add_parser("demo", help="build the demo corpus, ingest it, train, and serve the web page")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-serve", action="store_true", help="print matches for a demo brand instead of serving")
+    p.add_argument("-k", type=int, default=10, help="with --no-serve: number of influencers")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -25,3 +25,11 @@ class ModelMismatch(CongruenceError):
 
 class Busy(CongruenceError):
     """A heavy job is already running and this one would have to wait."""
+
+
+class TooLarge(InvalidInput):
+    """Input over a size limit: bytes, pixels, number of items."""
+
+
+class UnsupportedMedia(InvalidInput):
+    """A file that is not an image of a supported format."""

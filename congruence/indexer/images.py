@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from congruence.core.errors import InvalidInput
+from congruence.core.errors import InvalidInput, TooLarge, UnsupportedMedia
 
 MAX_PIXELS = 40_000_000  # a 20k x 20k image is refused before it is decoded
 MAX_BYTES = 50 * 1024 * 1024
@@ -31,24 +31,26 @@ def decode_image(data: bytes, *, name: str = "image", draft_size: int | None = N
     photos when the encoder needs only ~224 px).
     """
     if len(data) > MAX_BYTES:
-        raise InvalidInput(f"{name}: file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise TooLarge(f"{name}: file is larger than {MAX_BYTES // (1024 * 1024)} MB")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in ALLOWED_FORMATS:
-                raise InvalidInput(f"{name}: unsupported image format {img.format}")
+                raise UnsupportedMedia(f"{name}: unsupported image format {img.format}")
             w, h = img.size
             if w * h > MAX_PIXELS:
-                raise InvalidInput(f"{name}: {w}x{h} pixels is more than the limit of {MAX_PIXELS}")
+                raise TooLarge(f"{name}: {w}x{h} pixels is more than the limit of {MAX_PIXELS}")
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.load()
             return img.convert("RGB")
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidInput(f"{name}: not a decodable image") from None
+    except UnidentifiedImageError:
+        raise UnsupportedMedia(f"{name}: not an image (JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge(f"{name}: too many pixels (decompression bomb)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise InvalidInput(f"{name}: image cannot be decoded ({e})") from None
 

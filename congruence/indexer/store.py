@@ -262,6 +262,30 @@ class Store:
         keys = ("id", "account_id", "image", "image_hash", "caption", "corpus_root", "likes", "sponsored")
         return dict(zip(keys, row, strict=True))
 
+    def find_accounts(self, kind: str, q: str, limit: int) -> list[tuple[str, str, str]]:
+        """(id, handle, category) of accounts of ``kind`` whose id or handle contains ``q``."""
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.conn.execute(
+            "SELECT id, handle, category FROM accounts WHERE kind = %s AND (id ILIKE %s OR handle ILIKE %s)"
+            " ORDER BY handle, id LIMIT %s", (kind, like, like, limit))
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def category_counts(self, kind: str) -> list[tuple[str, int]]:
+        rows = self.conn.execute("SELECT category, count(*) FROM accounts WHERE kind = %s AND category <> ''"
+                                 " GROUP BY category ORDER BY category", (kind,))
+        return [(r[0], int(r[1])) for r in rows]
+
+    def posts_with_images(self, post_ids: Sequence[str]) -> set[str]:
+        rows = self.conn.execute("SELECT id FROM posts WHERE id = ANY(%s) AND image IS NOT NULL", (list(post_ids),))
+        return {r[0] for r in rows}
+
+    def account_posts(self, account_id: str, limit: int) -> list[dict[str, Any]]:
+        """The account's first ``limit`` posts in PostSet order: id, caption, likes, has_image."""
+        rows = self.conn.execute(
+            "SELECT id, caption, likes, image IS NOT NULL FROM posts WHERE account_id = %s"
+            " ORDER BY ts NULLS LAST, id LIMIT %s", (account_id, limit))
+        return [dict(zip(("id", "caption", "likes", "has_image"), r, strict=True)) for r in rows]
+
     def post_ids_by_account(self, account_ids: Sequence[str]) -> dict[str, list[str]]:
         """Post ids of each account in the order PostSets use: (ts, id)."""
         out: dict[str, list[str]] = {}

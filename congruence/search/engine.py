@@ -192,14 +192,20 @@ class Engine:
                 for i, a in enumerate(sets.account_ids)}
 
     # -- status -------------------------------------------------------------------------
+    def ranking(self) -> str:
+        """How scores are computed now, in words."""
+        head = self.snapshot.head
+        if head is None:
+            return "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)"
+        return (f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "
+                "reranked by the head")
+
     def status(self) -> dict[str, object]:
         snap = self.snapshot
         counts = self.store.counts()
         man_stale = is_stale(self.vstore, _manifest(snap), snap.space, snap.model)
         head = snap.head
-        ranking = (f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "
-                   "reranked by the head" if head is not None else
-                   "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)")
+        ranking = self.ranking()
         return {
             **counts,
             "embedded_posts": self.vstore.count_embedded_posts(self.ids.image, self.ids.text),

@@ -1,0 +1,76 @@
+"""The FastAPI application: routers, error answers, limits. ``create_app`` builds one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from congruence.api.routes import accounts, exports, explain, health, influencers, match, pages, posts, score
+from congruence.api.services import Services
+from congruence.api.uploads import BodyLimit
+from congruence.core.errors import (Busy, CongruenceError, ModelMismatch, NotFound, StoreUnavailable, TooLarge,
+                                    UnsupportedMedia)
+from congruence.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# most specific first: TooLarge and UnsupportedMedia are InvalidInput too
+_STATUS: list[tuple[type[CongruenceError], int]] = [
+    (NotFound, 404), (TooLarge, 413), (UnsupportedMedia, 415), (ModelMismatch, 409),
+    (Busy, 503), (StoreUnavailable, 503), (CongruenceError, 422),
+]
+
+
+def _status_of(exc: CongruenceError) -> int:
+    return next(code for cls, code in _STATUS if isinstance(exc, cls))
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CongruenceError)
+    code = _status_of(exc)
+    headers = {"Retry-After": "5"} if code == 503 else None
+    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+
+async def _bad_characters(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "input contains characters the database cannot store (such as NUL)"},
+                        status_code=422)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database error on %s: %s", request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
+                        headers={"Retry-After": "5"})
+
+
+def create_app(settings: Settings, auth: bool = True, services: Services | None = None) -> FastAPI:
+    services = services or Services(settings, auth=auth)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.start()
+        yield
+        services.close()
+
+    app = FastAPI(title="Congruence", version="1", lifespan=lifespan,
+                  description="Match brands with micro-influencers by visual congruence. Every /v1 route needs "
+                              "'Authorization: Bearer <key>' (keys: `congruence keys create NAME`) unless the "
+                              "server runs with --no-auth on loopback.")
+    app.state.services = services
+    app.add_exception_handler(CongruenceError, _domain_error)
+    app.add_exception_handler(psycopg.DataError, _bad_characters)
+    app.add_exception_handler(psycopg.OperationalError, _database_error)
+    app.add_exception_handler(psycopg.InterfaceError, _database_error)
+    for module in (health, match, influencers, accounts, posts, explain, exports, score, pages):
+        app.include_router(module.router)
+    static = resources.files("congruence.api").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(BodyLimit)
+    return app

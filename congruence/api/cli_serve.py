@@ -1,0 +1,110 @@
+"""`congruence serve` (the HTTP API and web page) and `congruence keys` (API keys)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import socket
+import sys
+from typing import Any
+
+from congruence.core.errors import InvalidInput
+from congruence.core.settings import Settings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, port: int, no_auth: bool) -> None:
+    if no_auth and not is_loopback(host):
+        raise InvalidInput(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1), not {host!r}: "
+                           "anyone who can reach the port could use the API")
+    if not 0 < port < 65536:
+        raise InvalidInput(f"--port: expected 1 to 65535, got {port}")
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve(settings: Settings, host: str, port: int, no_auth: bool, log_level: str = "warning") -> int:
+    import uvicorn
+
+    from congruence.api.app import create_app
+
+    check_bind(host, port, no_auth)
+    if not port_free(host, port):
+        raise InvalidInput(f"port {port} on {host} is already in use: pick another with --port")
+    app = create_app(settings, auth=not no_auth)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Congruence is serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)"
+          + ("  [no auth: loopback only]" if no_auth else ""), flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    return serve(settings, args.host, args.port, args.no_auth)
+
+
+def _keys_conn(settings: Settings) -> Any:
+    from congruence.indexer.store import Store
+
+    return Store.open(settings)
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.api.keys import create_key, list_keys, revoke_key
+
+    with _keys_conn(settings) as store:
+        if args.keys_command == "create":
+            key, info = create_key(store.conn, args.name)
+            if args.json:
+                print(json.dumps({"key": key, **info.to_dict()}))
+            else:
+                print(key)
+                print(f"key {info.id} ({info.name}): shown once, only its hash is stored. "
+                      "Send it as 'Authorization: Bearer <key>'.", file=sys.stderr)
+        elif args.keys_command == "list":
+            infos = [k.to_dict() for k in list_keys(store.conn)]
+            if args.json:
+                print(json.dumps({"data": infos, "count": len(infos)}))
+            for k in [] if args.json else infos:
+                state = "revoked" if k["revoked"] else "active"
+                print(f"{k['id']}  {state:<8} {k['name']}  created {k['created_at']}  last used {k['last_used_at']}")
+        else:
+            info = revoke_key(store.conn, args.key_id)
+            print(json.dumps(info.to_dict()) if args.json else f"revoked key {info.id} ({info.name})")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="the HTTP API and web page")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-auth", action="store_true", help="no API keys (refused unless --host is loopback)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("keys", help="API keys: create, list, revoke")
+    ks = p.add_subparsers(dest="keys_command", required=True)
+    k = ks.add_parser("create", help="create a key and print it once")
+    k.add_argument("name", help="who or what the key is for")
+    k.add_argument("--json", action="store_true")
+    k = ks.add_parser("list", help="keys and when they were last used (never the secrets)")
+    k.add_argument("--json", action="store_true")
+    k = ks.add_parser("revoke", help="revoke a key by id; requests with it fail from now on")
+    k.add_argument("key_id")
+    k.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys)

@@ -1,0 +1,33 @@
+"""Accounts: find brands or influencers, read one with its first posts, list categories."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from congruence.api.deps import EngineDep, KeyDep
+from congruence.api.schemas import AccountList, AccountOut, AccountSummary, CategoryCount, CategoryList
+from congruence.api.views import account_out
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.get("/v1/accounts", response_model=AccountList)
+def find_accounts(engine: EngineDep, _key: KeyDep, kind: Literal["brand", "influencer"] = "brand",
+                  q: Annotated[str, Query(max_length=200, description="part of the id or handle")] = "",
+                  limit: Annotated[int, Query(ge=1, le=5000)] = 100) -> AccountList:
+    rows = engine.store.find_accounts(kind, q, limit)
+    return AccountList(data=[AccountSummary(id=i, handle=h, category=c) for i, h, c in rows], count=len(rows))
+
+
+@router.get("/v1/categories", response_model=CategoryList)
+def categories(engine: EngineDep, _key: KeyDep) -> CategoryList:
+    rows = engine.store.category_counts("influencer")
+    return CategoryList(data=[CategoryCount(category=c, count=n) for c, n in rows], count=len(rows))
+
+
+@router.get("/v1/accounts/{account_id:path}", response_model=AccountOut)
+def account(account_id: str, engine: EngineDep, _key: KeyDep,
+            posts: Annotated[int, Query(ge=0, le=100)] = 12) -> AccountOut:
+    return account_out(engine.store, account_id, posts)

@@ -1,0 +1,39 @@
+"""GET /v1/explain: a heatmap of what in a post's image made it match a brand."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from congruence.api.deps import ExplainerDep, KeyDep
+from congruence.search.attribution import METHODS
+from congruence.search.heatmap import overlay
+
+router = APIRouter(tags=["explain"])
+Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+
+
+@router.get("/v1/explain", response_class=Response,
+            responses={200: {"content": {"image/png": {}, "application/x-npy": {}},
+                             "description": "PNG overlay, or the raw float32 map as .npy"},
+                       503: {"description": "a slow method is already running; retry after Retry-After"}})
+async def explain(explainer: ExplainerDep, _key: KeyDep,
+                  brand: Annotated[str, Query(min_length=1, max_length=200)],
+                  post: Annotated[str, Query(min_length=1, max_length=200)],
+                  method: Method = "gradcam",
+                  format: Literal["png", "npy"] = "png") -> Response:
+    exp, image = await run_in_threadpool(explainer.explain_post, brand, post, method)
+    headers = {"X-Congruence-Score": f"{exp.score:.6f}", "X-Congruence-Method": exp.method,
+               "X-Congruence-Model": exp.model, "X-Congruence-Cached": str(exp.cached).lower(),
+               "Cache-Control": "private, max-age=600"}
+    buf = io.BytesIO()
+    if format == "npy":
+        np.save(buf, exp.heatmap.astype(np.float32))
+        return Response(buf.getvalue(), media_type="application/x-npy", headers=headers)
+    await run_in_threadpool(lambda: overlay(image, exp.heatmap).save(buf, "PNG"))
+    return Response(buf.getvalue(), media_type="image/png", headers=headers)

@@ -1,0 +1,62 @@
+"""POST /v1/match: a brand in the corpus (JSON) or a new brand's images and text (multipart)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from congruence.api.deps import EngineDep, KeyDep
+from congruence.api.schemas import FilterFields, MatchRequest, MatchResponse, NewBrandForm
+from congruence.api.uploads import read_form, read_images, text_fields
+from congruence.api.views import match_response
+from congruence.search.filters import Filters
+
+router = APIRouter(tags=["match"])
+MAX_IMAGES = 20
+
+
+_MULTIPART = {
+    "type": "object",
+    "properties": {
+        "images": {"type": "array", "maxItems": MAX_IMAGES, "items": {"type": "string", "format": "binary"},
+                   "description": f"up to {MAX_IMAGES} images of the brand (JPEG, PNG, WebP...)"},
+        **NewBrandForm.model_json_schema()["properties"],
+    },
+}
+_OPENAPI = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": MatchRequest.model_json_schema()},
+    "multipart/form-data": {"schema": _MULTIPART},
+}}}
+
+
+def _filters(f: FilterFields) -> Filters:
+    return Filters.make(f.category, f.min_followers, f.max_followers, micro=f.micro)
+
+
+@router.post("/v1/match", response_model=MatchResponse, openapi_extra=_OPENAPI,
+             summary="Influencers that match a brand, best first")
+async def match(request: Request, engine: EngineDep, _key: KeyDep) -> MatchResponse:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            req = MatchRequest.model_validate_json(await request.body())
+        except ValidationError as e:
+            raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
+        hits = await run_in_threadpool(engine.match_brand, req.brand_id, req.k, _filters(req), req.posts)
+    elif ctype.startswith("multipart/form-data"):
+        form = await read_form(request, MAX_IMAGES)
+        try:
+            fields = NewBrandForm.model_validate(text_fields(form, skip=("images",)))
+        except ValidationError as e:
+            raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
+        uploads = await read_images(form, "images", MAX_IMAGES)
+        if not uploads and not fields.text.strip():
+            raise HTTPException(422, "describe the brand with at least one image or some text")
+        hits = await run_in_threadpool(engine.match_new, [u.image for u in uploads], fields.text, fields.k,
+                                       _filters(fields), fields.posts)
+    else:
+        raise HTTPException(415, "send JSON {\"brand_id\": ...} for a brand in the corpus, "
+                                 "or multipart/form-data with images and text for a new brand")
+    return match_response(engine.store, hits, engine.ranking())

@@ -1,0 +1,42 @@
+"""POST /v1/score: which of these images will get more attention? Scores 0-10, ranked."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from congruence.api.deps import KeyDep, ServicesDep
+from congruence.api.schemas import ImageScoreOut, ScoreResponse
+from congruence.api.uploads import read_form, read_images, text_fields
+
+router = APIRouter(tags=["score"])
+MAX_IMAGES = 5
+
+_OPENAPI = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["images"],
+    "properties": {
+        "images": {"type": "array", "minItems": 1, "maxItems": MAX_IMAGES,
+                   "items": {"type": "string", "format": "binary"}},
+        **{f"caption{i}": {"type": "string", "maxLength": 5000, "description": f"caption of image {i}"}
+           for i in range(MAX_IMAGES)},
+    },
+}}}}}
+
+
+@router.post("/v1/score", response_model=ScoreResponse, openapi_extra=_OPENAPI,
+             summary="Expected engagement of up to 5 images, 0-10, best first")
+async def score(request: Request, services: ServicesDep, _key: KeyDep) -> ScoreResponse:
+    form = await read_form(request, MAX_IMAGES)
+    fields = text_fields(form, skip=("images",))
+    unknown = sorted(set(fields) - {f"caption{i}" for i in range(MAX_IMAGES)})
+    if unknown:
+        raise HTTPException(422, f"unknown field {unknown[0]!r}: expected images and caption0..caption{MAX_IMAGES - 1}")
+    uploads = await read_images(form, "images", MAX_IMAGES)
+    if not uploads:
+        raise HTTPException(422, "images: send 1 to 5 images to compare")
+    captions = [fields.get(f"caption{i}") or None for i in range(len(uploads))]
+    scorer = await run_in_threadpool(services.scorer)
+    scores = await run_in_threadpool(scorer.score, [u.image for u in uploads], captions)
+    data = [ImageScoreOut(index=s.index, filename=uploads[s.index].filename, score=s.score, rank=s.rank,
+                          suggestions=list(s.suggestions)) for s in sorted(scores, key=lambda s: s.rank)]
+    return ScoreResponse(data=data, count=len(data), model=str(getattr(scorer, "version", "")))

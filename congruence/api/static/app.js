@@ -1,0 +1,93 @@
+// Shared by the pages: API calls with the optional key, errors as sentences, images via fetch.
+"use strict";
+
+const KEY_STORE = "congruence.apiKey";
+
+function apiKey() { return localStorage.getItem(KEY_STORE) || ""; }
+
+function setupKeyBox() {
+  const box = document.getElementById("key-box");
+  const input = document.getElementById("api-key");
+  if (!box || !input) return;
+  input.value = apiKey();
+  input.addEventListener("change", () => localStorage.setItem(KEY_STORE, input.value.trim()));
+  if (apiKey()) box.hidden = false;
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+function describeDetail(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map(d => {
+      const where = (d.loc || []).filter(p => p !== "body").join(".");
+      return where ? `${where}: ${d.msg}` : d.msg;
+    }).join("; ");
+  }
+  return "the server refused the request";
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (apiKey()) headers.set("Authorization", `Bearer ${apiKey()}`);
+  let resp;
+  try {
+    resp = await fetch(path, { ...options, headers });
+  } catch (e) {
+    throw new ApiError(0, "The server cannot be reached. Is `congruence serve` still running?");
+  }
+  if (resp.status === 401) {
+    const box = document.getElementById("key-box");
+    if (box) box.hidden = false;
+    throw new ApiError(401, "This server needs an API key: paste one in the key box at the top right " +
+                            "(create one with `congruence keys create NAME`).");
+  }
+  if (!resp.ok) {
+    let message = `The server answered ${resp.status}.`;
+    try { message = describeDetail((await resp.json()).detail); } catch (e) { /* not JSON */ }
+    message = message.charAt(0).toUpperCase() + message.slice(1);
+    throw new ApiError(resp.status, message.endsWith(".") ? message : message + ".");
+  }
+  return resp;
+}
+
+async function apiJson(path, options) { return (await api(path, options)).json(); }
+
+// <img> cannot send an Authorization header: fetch the bytes, show them from a blob URL.
+async function loadImage(img, url) {
+  try {
+    const blob = await (await api(url)).blob();
+    img.src = URL.createObjectURL(blob);
+  } catch (e) {
+    img.alt = "image unavailable";
+    img.title = e.message;
+  }
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function setStatus(node, message, isError = false) {
+  node.textContent = message;
+  node.classList.toggle("error", isError);
+}
+
+function saveBlob(blob, filename) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: filename });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+const fmt = new Intl.NumberFormat("en");
+document.addEventListener("DOMContentLoaded", setupKeyBox);

@@ -1,0 +1,47 @@
+"""Domain results → response schemas (URLs included), in one place."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from congruence.api.schemas import AccountOut, AccountPost, MatchHit, MatchResponse, PostOut
+from congruence.indexer.store import Store
+from congruence.search.hits import Hit
+
+THUMB_PX = 256
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def image_urls(post_id: str, has_image: bool) -> tuple[str | None, str | None]:
+    if not has_image:
+        return None, None
+    base = f"/v1/posts/{_q(post_id)}/image"
+    return base, f"{base}?size={THUMB_PX}"
+
+
+def match_response(store: Store, hits: list[Hit], ranking: str) -> MatchResponse:
+    with_image = store.posts_with_images([p.post_id for h in hits for p in h.top_posts])
+    data = []
+    for h in hits:
+        posts = [PostOut(post_id=p.post_id, score=p.score, **dict(zip(
+            ("image_url", "thumbnail_url"), image_urls(p.post_id, p.post_id in with_image), strict=True)))
+            for p in h.top_posts]
+        data.append(MatchHit(influencer_id=h.influencer_id, handle=h.handle, category=h.category,
+                             followers=h.followers, score=h.score, rank=h.rank, top_posts=posts,
+                             similar_url=f"/v1/influencers/{_q(h.influencer_id)}/similar",
+                             account_url=f"/v1/accounts/{_q(h.influencer_id)}"))
+    return MatchResponse(data=data, count=len(data), ranking=ranking)
+
+
+def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:
+    acc = store.account(account_id)
+    posts = []
+    for p in store.account_posts(account_id, n_posts):
+        image_url, thumb = image_urls(p["id"], p["has_image"])
+        posts.append(AccountPost(post_id=p["id"], caption=p["caption"], likes=p["likes"],
+                                 image_url=image_url, thumbnail_url=thumb))
+    return AccountOut(id=acc["id"], kind=acc["kind"], handle=acc["handle"], category=acc["category"],
+                      followers=acc["followers"], n_posts=int(acc["posts"]), posts=posts)

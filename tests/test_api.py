@@ -1,0 +1,296 @@
+"""The HTTP API through a real uvicorn server on the embedded PostgreSQL, with API keys."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from congruence.api.keys import create_key, revoke_key
+from congruence.core.settings import Settings
+from congruence.indexer import database
+from congruence.search.engine import Engine
+from congruence.search.filters import Filters
+
+from .server import corpus_with_head, serving
+
+BRAND = "brand_peakfit"
+
+
+@pytest.fixture(scope="module")
+def api(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A served app with auth on: {"url", "key", "settings", "corpus"}."""
+    settings = corpus_with_head(pg_url, tmp_path_factory.mktemp("api") / "home", small_corpus)
+    with database.connect(pg_url, autocommit=True) as conn:
+        key, _ = create_key(conn, "tests")
+    with serving(settings, auth=True) as url:
+        yield {"url": url, "key": key, "settings": settings, "corpus": small_corpus}
+
+
+@pytest.fixture(scope="module")
+def client(api: dict) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api["url"], headers={"Authorization": f"Bearer {api['key']}"}, timeout=120) as c:
+        yield c
+
+
+def _jpeg(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _png(size: tuple[int, int], color: str = "red") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# -- health and auth ------------------------------------------------------------------------
+def test_health_and_readiness_need_no_key(api: dict) -> None:
+    assert httpx.get(api["url"] + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(api["url"] + "/readyz").json()
+    assert ready["ready"] is True and ready["influencers"] == 18 and ready["head"]
+    assert ready["database"] == "reachable"
+
+
+def test_every_v1_route_needs_a_live_key(api: dict, pg_url: str) -> None:
+    url = api["url"] + "/v1/match"
+    body = {"brand_id": BRAND, "k": 3}
+    r = httpx.post(url, json=body)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert "missing API key" in r.json()["detail"]
+    paths = [p for p in httpx.get(api["url"] + "/openapi.json").json()["paths"] if p.startswith("/v1")]
+    assert len(paths) >= 9
+    for path in paths:  # GET or POST, without a key: 401 before anything else is looked at
+        method = httpx.post if path in ("/v1/match", "/v1/score", "/v1/exports") else httpx.get
+        assert method(api["url"] + path.replace("{", "").replace("}", "")).status_code == 401, path
+    assert httpx.post(url, json=body, headers={"Authorization": "Bearer cgk_nope"}).status_code == 401
+    with database.connect(pg_url, autocommit=True) as conn:
+        key, info = create_key(conn, "to revoke")
+        stored = conn.execute("SELECT salt, secret_hash FROM api_keys WHERE id = %s", (info.id,)).fetchone()
+        assert key.split("_")[-1].encode() not in bytes(stored[1]) + bytes(stored[0])
+        wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+        assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
+        assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        revoke_key(conn, info.id)
+    r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked API key"
+
+
+# -- match ----------------------------------------------------------------------------------
+def test_match_known_brand_equals_the_engine(api: dict, client: httpx.Client) -> None:
+    r = client.post("/v1/match", json={"brand_id": BRAND, "k": 5, "posts": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == 5 and body["ranking"].startswith("congruence head")
+    with Engine(api["settings"]) as engine:
+        want = engine.match_brand(BRAND, 5)
+    assert [h["influencer_id"] for h in body["data"]] == [h.influencer_id for h in want]
+    assert np.allclose([h["score"] for h in body["data"]], [h.score for h in want], atol=1e-5)
+    assert [h["rank"] for h in body["data"]] == [1, 2, 3, 4, 5]
+    first = body["data"][0]
+    assert set(first) >= {"influencer_id", "handle", "category", "followers", "score", "rank", "top_posts"}
+    assert len(first["top_posts"]) == 2 and first["similar_url"].endswith("/similar")
+    thumb = client.get(first["top_posts"][0]["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
+
+
+def test_match_filters(client: httpx.Client) -> None:
+    body = client.post("/v1/match", json={"brand_id": BRAND, "k": 20, "category": "Fashion"}).json()
+    assert body["count"] == 3 and {h["category"] for h in body["data"]} == {"fashion"}
+    body = client.post("/v1/match", json={"brand_id": BRAND, "k": 20, "micro": True, "max_followers": 50000}).json()
+    assert body["count"] > 0 and all(5000 <= h["followers"] <= 50000 for h in body["data"])
+    body = client.post("/v1/match", json={"brand_id": BRAND, "k": 5, "category": "no such category"}).json()
+    assert body == {"data": [], "count": 0, "ranking": body["ranking"]}
+
+
+def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -> None:
+    paths = sorted((api["corpus"] / "images").glob("brand_peakfit_p*.jpg"))
+    files = [("images", (p.name, _jpeg(p), "image/jpeg")) for p in paths]
+    r = client.post("/v1/match", files=files, data={"text": "gym workouts", "k": "4", "micro": "false"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    with Engine(api["settings"]) as engine:
+        images = [Image.open(p).convert("RGB") for p in paths]
+        want = engine.match_new(images, "gym workouts", 4)
+    assert [h["influencer_id"] for h in body["data"]] == [h.influencer_id for h in want]
+    only_text = client.post("/v1/match", files={"text": (None, "hiking boots")}).json()
+    assert only_text["count"] == 18 or only_text["count"] == 20 or only_text["count"] > 0
+
+
+BAD_JSON = [
+    ({"brand_id": "nope"}, 404, "unknown brand 'nope'"),
+    ({"brand_id": "fitness_creator_00"}, 404, "'fitness_creator_00' is a influencer, not a brand"),
+    ({"brand_id": BRAND, "k": 0}, 422, "greater than or equal to 1"),
+    ({"brand_id": BRAND, "k": 5000}, 422, "less than or equal to 1000"),
+    ({"brand_id": BRAND, "min_followers": 9, "max_followers": 1}, 422, "min_followers (9) is greater than max_followers (1)"),
+    ({"brand_id": BRAND, "colour": "red"}, 422, "Extra inputs are not permitted"),
+    ({"brand_id": BRAND, "k": "many"}, 422, "valid integer"),
+    ({"brand_id": "a\x00b"}, 422, "cannot store"),
+    ({}, 422, "Field required"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), BAD_JSON)
+def test_match_bad_json_is_a_clear_4xx(client: httpx.Client, body: dict, status: int, message: str) -> None:
+    r = client.post("/v1/match", json=body)
+    assert r.status_code == status, r.text
+    assert message in json.dumps(r.json()["detail"])
+
+
+def test_match_malformed_bodies(client: httpx.Client) -> None:
+    r = client.post("/v1/match", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "json" in r.text.lower()
+    r = client.post("/v1/match", content=b"brand=x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert client.post("/v1/match", content=deep, headers={"Content-Type": "application/json"}).status_code == 422
+    huge = client.post("/v1/match", content=b"x" * (9 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413 and "larger than 8 MB" in huge.json()["detail"]
+
+
+def test_upload_limits(api: dict, client: httpx.Client) -> None:
+    good = _jpeg(next((api["corpus"] / "images").glob("*.jpg")))
+    too_many = [("images", (f"{i}.jpg", good, "image/jpeg")) for i in range(21)]
+    r = client.post("/v1/match", files=too_many)
+    assert r.status_code == 413 and "at most 20 images" in r.json()["detail"]
+    big = good + b"\0" * (10 * 1024 * 1024)
+    r = client.post("/v1/match", files=[("images", ("big.jpg", big, "image/jpeg"))])
+    assert r.status_code == 413 and "larger than 10 MB" in r.json()["detail"]
+    bomb = _png((9000, 9000), "white")  # 81 Mpx, a few hundred KB compressed
+    r = client.post("/v1/match", files=[("images", ("bomb.png", bomb, "image/png"))])
+    assert r.status_code == 413 and "pixels" in r.json()["detail"]
+    r = client.post("/v1/match", files=[("images", ("a.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"))])
+    assert r.status_code == 415 and "not an image" in r.json()["detail"]
+    r = client.post("/v1/match", files=[("images", ("page.html", b"<html></html>", "text/html"))])
+    assert r.status_code == 415 and "expected an image, got text/html" in r.json()["detail"]
+    r = client.post("/v1/match", files=[("images", ("cut.jpg", good[: len(good) // 3], "image/jpeg"))])
+    assert r.status_code == 422 and "cannot be decoded" in r.json()["detail"]
+    r = client.post("/v1/match", files={"k": (None, "3")})
+    assert r.status_code == 422 and "at least one image or some text" in r.json()["detail"]
+    r = client.post("/v1/match", files=[("images", ("a.png", _png((64, 64)), "image/png"))], data={"k": "0"})
+    assert r.status_code == 422
+    # a declared 100 MB body is refused from its headers, before any of it is read
+    host, port = api["url"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(f"POST /v1/match HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api['key']}\r\n"
+                  "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 104857600\r\n\r\n".encode())
+        head = b""
+        while b"MB" not in head and (chunk := s.recv(4096)):
+            head += chunk
+    head = head.decode()
+    assert head.startswith("HTTP/1.1 413") and "larger than 64 MB" in head
+
+
+# -- similar, accounts, posts ---------------------------------------------------------------
+def test_similar_and_accounts(client: httpx.Client) -> None:
+    body = client.get("/v1/influencers/fitness_creator_00/similar", params={"k": 4}).json()
+    ids = [h["influencer_id"] for h in body["data"]]
+    assert len(ids) == 4 and "fitness_creator_00" not in ids
+    assert client.get("/v1/influencers/nobody/similar").status_code == 404
+    assert client.get(f"/v1/influencers/{BRAND}/similar").json()["detail"] == f"{BRAND!r} is a brand, not a influencer"
+    acc = client.get("/v1/accounts/fitness_creator_00", params={"posts": 2}).json()
+    assert acc["kind"] == "influencer" and acc["n_posts"] == 2 and acc["posts"][0]["image_url"]
+    assert client.get("/v1/accounts/nobody").status_code == 404
+    brands = client.get("/v1/accounts", params={"kind": "brand"}).json()
+    assert brands["count"] == 6 and {b["id"] for b in brands["data"]} >= {BRAND}
+    assert client.get("/v1/accounts", params={"kind": "brand", "q": "peak"}).json()["count"] == 1
+    assert client.get("/v1/accounts", params={"q": "100%_\\"}).json()["count"] == 0
+    cats = client.get("/v1/categories").json()
+    assert cats["count"] == 6 and all(c["count"] == 3 for c in cats["data"])
+
+
+def test_post_images_stay_inside_the_corpus(api: dict, client: httpx.Client, pg_url: str) -> None:
+    post = "fitness_creator_00_p0"
+    r = client.get(f"/v1/posts/{post}/image")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == (api["corpus"] / "images" / f"{post}.jpg").read_bytes()
+    small = client.get(f"/v1/posts/{post}/image", params={"size": 64})
+    assert max(Image.open(io.BytesIO(small.content)).size) == 64
+    assert client.get(f"/v1/posts/{post}/image", params={"size": 5}).status_code == 422
+    assert client.get("/v1/posts/nope/image").status_code == 404
+    with database.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE posts SET image = '../../../../etc/passwd' WHERE id = 'fitness_creator_01_p0'")
+        try:
+            r = client.get("/v1/posts/fitness_creator_01_p0/image")
+        finally:
+            conn.execute("UPDATE posts SET image = 'images/fitness_creator_01_p0.jpg' WHERE id = 'fitness_creator_01_p0'")
+    assert r.status_code == 404 and "outside its corpus folder" in r.json()["detail"]
+
+
+# -- explain --------------------------------------------------------------------------------
+def test_explain_png_and_npy(client: httpx.Client, api: dict) -> None:
+    post = "fitness_creator_00_p0"
+    r = client.get("/v1/explain", params={"brand": BRAND, "post": post})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    overlay = Image.open(io.BytesIO(r.content))
+    original = Image.open(api["corpus"] / "images" / f"{post}.jpg")
+    assert overlay.size == original.size and float(r.headers["x-congruence-score"]) == pytest.approx(
+        float(r.headers["x-congruence-score"]))
+    raw = client.get("/v1/explain", params={"brand": BRAND, "post": post, "format": "npy"})
+    heat = np.load(io.BytesIO(raw.content))
+    assert heat.shape == (original.height, original.width) and heat.dtype == np.float32
+    assert raw.headers["x-congruence-cached"] == "true"
+    assert client.get("/v1/explain", params={"brand": BRAND, "post": post, "method": "magic"}).status_code == 422
+    assert client.get("/v1/explain", params={"brand": "nope", "post": post}).status_code == 404
+    assert client.get("/v1/explain", params={"brand": BRAND}).status_code == 422
+
+
+# -- exports --------------------------------------------------------------------------------
+def _finished(client: httpx.Client, job: dict) -> dict:
+    deadline = time.monotonic() + 120
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = client.get(f"/v1/exports/{job['id']}").json()
+    return job
+
+
+def test_export_job_csv_jsonl_parquet(api: dict, client: httpx.Client) -> None:
+    brands = [BRAND, "brand_wanderly"]
+    with Engine(api["settings"]) as engine:
+        want = [(b, h.influencer_id, h.rank) for b in brands for h in engine.match_brand(b, 4, Filters.make(micro=True))]
+    tables = {}
+    for fmt in ("csv", "jsonl", "parquet"):
+        r = client.post("/v1/exports", json={"brands": brands, "k": 4, "format": fmt, "micro": True})
+        assert r.status_code == 202, r.text
+        job = _finished(client, r.json())
+        assert job["status"] == "done" and job["rows"] == len(want) and job["download_url"]
+        data = client.get(job["download_url"])
+        assert data.status_code == 200
+        if fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(data.text)))
+        elif fmt == "jsonl":
+            rows = [json.loads(line) for line in data.text.splitlines()]
+        else:
+            rows = pq.read_table(io.BytesIO(data.content)).to_pylist()
+        tables[fmt] = [(r["brand_id"], r["influencer_id"], int(r["rank"])) for r in rows]
+        assert set(rows[0]) >= {"brand_id", "influencer_id", "handle", "followers", "category", "score", "rank"}
+    assert tables["csv"] == tables["jsonl"] == tables["parquet"] == want
+
+
+def test_export_bad_requests(client: httpx.Client) -> None:
+    r = client.post("/v1/exports", json={"brands": ["nope", BRAND], "k": 4})
+    assert r.status_code == 422 and "not brands in the corpus: 'nope'" in r.json()["detail"]
+    assert client.post("/v1/exports", json={"brands": [], "k": 4}).status_code == 422
+    assert client.post("/v1/exports", json={"brands": "some", "k": 4}).status_code == 422
+    assert client.post("/v1/exports", json={"format": "xlsx"}).status_code == 422
+    assert client.get("/v1/exports/0123456789abcdef").status_code == 404
+    assert client.get("/v1/exports/..%2F..%2Fetc").status_code == 404
+
+
+def test_openapi_and_docs(api: dict) -> None:
+    spec = httpx.get(api["url"] + "/openapi.json").json()
+    assert {"/v1/match", "/v1/score", "/v1/exports", "/v1/explain", "/healthz", "/readyz"} <= set(spec["paths"])
+    content = spec["paths"]["/v1/match"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "multipart/form-data"}
+    assert httpx.get(api["url"] + "/docs").status_code == 200
