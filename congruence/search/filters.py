@@ -24,14 +24,20 @@ class Filters:
     @classmethod
     def make(cls, category: str | None = None, min_followers: int | None = None,
              max_followers: int | None = None, micro: bool = False) -> Filters:
-        if micro:
-            min_followers = MICRO[0] if min_followers is None else max(min_followers, MICRO[0])
-            max_followers = MICRO[1] if max_followers is None else min(max_followers, MICRO[1])
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise InvalidInput(f"{name} must be a non-negative whole number, got {v!r}")
         if min_followers is not None and max_followers is not None and min_followers > max_followers:
             raise InvalidInput(f"min_followers ({min_followers}) is greater than max_followers ({max_followers})")
+        if micro:
+            lo = MICRO[0] if min_followers is None else max(min_followers, MICRO[0])
+            hi = MICRO[1] if max_followers is None else min(max_followers, MICRO[1])
+            if lo > hi:
+                given = " and ".join(f"{n} {v}" for n, v in (("min_followers", min_followers),
+                                                                   ("max_followers", max_followers)) if v is not None)
+                raise InvalidInput(f"micro-influencers have {MICRO[0]:,}-{MICRO[1]:,} followers: none can also "
+                                   f"meet {given}")
+            min_followers, max_followers = lo, hi
         cat = category.strip().lower() if category else None
         if cat is not None and len(cat) > 100:
             raise InvalidInput("category is longer than 100 characters")

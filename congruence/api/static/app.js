@@ -47,7 +47,6 @@ async function api(path, options = {}) {
   if (!resp.ok) {
     let message = `The server answered ${resp.status}.`;
     try { message = describeDetail((await resp.json()).detail); } catch (e) { /* not JSON */ }
-    message = message.charAt(0).toUpperCase() + message.slice(1);
     throw new ApiError(resp.status, message.endsWith(".") ? message : message + ".");
   }
   return resp;

@@ -33,6 +33,10 @@ async function loadCatalog() {
 async function search(event) {
   event.preventDefault();
   const f = filterValues();
+  if (f.min_followers !== null && f.max_followers !== null && f.min_followers > f.max_followers) {
+    setStatus($("status"), "The minimum number of followers is above the maximum.", true);
+    return;
+  }
   let request;
   if (state.mode === "known") {
     const brand = $("brand").value.trim();

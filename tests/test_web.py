@@ -1,0 +1,154 @@
+"""The web page in a real headless Chromium (Debian's), driven by Playwright, on a real server."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from congruence.api.keys import create_key
+from congruence.indexer import database
+
+from .server import corpus_with_head, serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
+BRAND = "brand_peakfit"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def site(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Two real servers on one store: the demo's (no auth) and one that needs a key."""
+    settings = corpus_with_head(pg_url, tmp_path_factory.mktemp("web") / "home", small_corpus)
+    with database.connect(pg_url, autocommit=True) as conn:
+        key, _ = create_key(conn, "browser")
+    with serving(settings, auth=False) as open_url, serving(settings, auth=True) as locked_url:
+        yield {"url": open_url, "locked": locked_url, "key": key, "corpus": small_corpus, "settings": settings}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                                    "--no-first-run", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def _expected(site: dict, body: dict) -> list[str]:
+    r = httpx.post(site["url"] + "/v1/match", json=body, timeout=60)
+    return [h["influencer_id"] for h in r.json()["data"]]
+
+
+def test_brand_search_heatmap_similar_export(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["url"] + "/")
+    page.wait_for_function("document.querySelectorAll('#brand-list option').length === 6")
+    assert page.locator("#category option").count() == 7  # "any" + 6 categories
+    assert page.locator("#key-box").is_hidden()  # the demo server needs no key
+    page.fill("#brand", BRAND)
+    page.click("#search-btn")
+    page.wait_for_selector(".card")
+    want = _expected(site, {"brand_id": BRAND, "k": 24, "micro": True})
+    cards = page.locator(".card")
+    assert cards.count() == len(want) > 0
+    assert [cards.nth(i).get_attribute("data-influencer") for i in range(cards.count())] == want
+    assert page.locator("#status").inner_text() == f"{len(want)} influencers, best first."
+    page.wait_for_function("[...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
+    _shot(page, "search-results")
+
+    page.locator(".card").first.locator(".thumbs img").first.click()
+    page.wait_for_function("document.getElementById('heat-map').naturalWidth > 0")
+    assert page.locator("#heat-status").inner_text().startswith(f"Red areas raised this post's match with {BRAND}")
+    _shot(page, "heatmap")
+    page.click("#heat-close")
+
+    with page.expect_download() as dl:
+        page.click("#export-btn")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["influencer_id"] for r in rows] == want and {r["brand_id"] for r in rows} == {BRAND}
+
+    first = want[0]
+    page.locator(".card").first.locator("a.similar").click()
+    page.wait_for_function("document.getElementById('results-title').textContent.startsWith('Influencers similar')")
+    page.wait_for_selector(".card")
+    similar = [c.get_attribute("data-influencer") for c in page.locator(".card").all()]
+    assert similar and first not in similar
+
+
+def test_new_brand_upload_empty_state_and_errors(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["url"] + "/")
+    page.click("#tab-new")
+    images = sorted((site["corpus"] / "images").glob("brand_peakfit_p*.jpg"))
+    page.set_input_files("#images", [str(p) for p in images])
+    page.fill("#text", "gym workouts and protein")
+    page.click("#search-btn")
+    page.wait_for_selector(".card")
+    assert page.locator("#results-title").inner_text() == "Influencers for your brand"
+    assert page.locator(".card").count() > 0
+
+    page.click("#tab-known")
+    page.fill("#brand", BRAND)
+    page.fill("#min-followers", "90000")
+    page.fill("#max-followers", "95000")
+    page.click("#search-btn")
+    page.wait_for_selector(".empty")
+    assert page.locator(".empty").inner_text().startswith("No influencers pass these filters.")
+
+    page.fill("#min-followers", "9")
+    page.fill("#max-followers", "1")
+    page.click("#search-btn")
+    page.wait_for_selector("#status.error")
+    assert page.locator("#status").inner_text() == "The minimum number of followers is above the maximum."
+    page.fill("#min-followers", "200000")
+    page.fill("#max-followers", "")
+    page.click("#search-btn")
+    page.wait_for_function("document.getElementById('status').textContent.includes('none can also')")
+    assert page.locator("#status").inner_text() == (
+        "micro-influencers have 5,000-100,000 followers: none can also meet min_followers 200000.")
+    page.fill("#min-followers", "")
+    page.fill("#max-followers", "")
+    page.fill("#brand", "no_such_brand")
+    page.click("#search-btn")
+    page.wait_for_function("document.getElementById('status').textContent.includes('no_such_brand')")
+    assert page.locator("#status").inner_text() == "unknown brand 'no_such_brand'."
+    _shot(page, "error-state")
+
+
+def test_locked_server_asks_for_a_key(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["locked"] + "/")
+    page.wait_for_selector("#key-box:not([hidden])")
+    assert "needs an API key" in page.locator("#status").inner_text()
+    page.fill("#api-key", site["key"])
+    page.dispatch_event("#api-key", "change")
+    page.fill("#brand", BRAND)
+    page.click("#search-btn")
+    page.wait_for_selector(".card")
+    page.wait_for_function("[...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
