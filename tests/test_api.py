@@ -110,7 +110,7 @@ def test_match_filters(client: httpx.Client) -> None:
     body = client.post("/v1/match", json={"brand_id": BRAND, "k": 20, "micro": True, "max_followers": 50000}).json()
     assert body["count"] > 0 and all(5000 <= h["followers"] <= 50000 for h in body["data"])
     body = client.post("/v1/match", json={"brand_id": BRAND, "k": 5, "category": "no such category"}).json()
-    assert body == {"data": [], "count": 0, "ranking": body["ranking"]}
+    assert body["data"] == [] and body["count"] == 0
 
 
 def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -> None:
@@ -123,8 +123,23 @@ def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -
         images = [Image.open(p).convert("RGB") for p in paths]
         want = engine.match_new(images, "gym workouts", 4)
     assert [h["influencer_id"] for h in body["data"]] == [h.influencer_id for h in want]
-    only_text = client.post("/v1/match", files={"text": (None, "hiking boots")}).json()
-    assert only_text["count"] == 18 or only_text["count"] == 20 or only_text["count"] > 0
+    assert body["query_id"]
+    post = body["data"][0]["top_posts"][0]["post_id"]
+    r = client.get("/v1/explain", params={"query": body["query_id"], "post": post, "format": "npy"})
+    assert r.status_code == 200 and np.load(io.BytesIO(r.content)).ndim == 2
+    with Engine(api["settings"]) as engine:  # the same heatmap as explaining against the same brand, offline
+        from congruence.search.explain import Explainer
+
+        exp, _ = Explainer(engine).explain_post_for_query(engine.describe_new(images, "gym workouts"), "x", post)
+    assert float(r.headers["x-congruence-score"]) == pytest.approx(exp.score, abs=1e-4)
+    assert client.get("/v1/explain", params={"query": "0" * 16, "post": post}).json()["detail"] == (
+        "unknown or expired search '0000000000000000': run the search again")
+    both = client.get("/v1/explain", params={"query": body["query_id"], "brand": BRAND, "post": post})
+    assert both.status_code == 422 and "either brand" in both.json()["detail"]
+    only_text = client.post("/v1/match", files={"text": (None, "hiking boots")}, data={"micro": "false"}).json()
+    assert only_text["count"] == 18 and only_text["query_id"]
+    known = client.post("/v1/match", json={"brand_id": BRAND}).json()
+    assert known["query_id"] is None
 
 
 BAD_JSON = [

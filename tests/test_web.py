@@ -113,6 +113,10 @@ def test_new_brand_upload_empty_state_and_errors(site: dict, page) -> None:  # t
     page.wait_for_selector(".card")
     assert page.locator("#results-title").inner_text() == "Influencers for your brand"
     assert page.locator(".card").count() > 0
+    page.locator(".card").first.locator(".thumbs img").first.click()
+    page.wait_for_function("document.getElementById('heat-map').naturalWidth > 0")
+    assert page.locator("#heat-status").inner_text().startswith("Red areas raised this post's match with your brand")
+    page.click("#heat-close")
 
     page.click("#tab-known")
     page.fill("#brand", BRAND)

@@ -109,6 +109,7 @@ class MatchResponse(BaseModel):
     data: list[MatchHit]
     count: int
     ranking: str = Field(..., description="how the scores were computed")
+    query_id: str | None = Field(None, description="a new brand's search: pass as ?query= to /v1/explain (kept 1 hour)")
 
 
 class ScoreResponse(BaseModel):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from congruence.api.queries import QueryCache
 from congruence.core.errors import CongruenceError, StoreUnavailable
 from congruence.core.settings import Settings
 from congruence.indexer import database
@@ -37,6 +38,7 @@ class Services:
         self._exports: ExportJobs | None = None
         self._scorer: Scorer | None = None
         self._keys_conn: psycopg.Connection | None = None
+        self.queries = QueryCache()
         self.error: str | None = None
         self._tried = 0.0
         self._lock = threading.RLock()

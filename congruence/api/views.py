@@ -22,7 +22,7 @@ def image_urls(post_id: str, has_image: bool) -> tuple[str | None, str | None]:
     return base, f"{base}?size={THUMB_PX}"
 
 
-def match_response(store: Store, hits: list[Hit], ranking: str) -> MatchResponse:
+def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:
     with_image = store.posts_with_images([p.post_id for h in hits for p in h.top_posts])
     data = []
     for h in hits:
@@ -33,7 +33,7 @@ def match_response(store: Store, hits: list[Hit], ranking: str) -> MatchResponse
                              followers=h.followers, score=h.score, rank=h.rank, top_posts=posts,
                              similar_url=f"/v1/influencers/{_q(h.influencer_id)}/similar",
                              account_url=f"/v1/accounts/{_q(h.influencer_id)}"))
-    return MatchResponse(data=data, count=len(data), ranking=ranking)
+    return MatchResponse(data=data, count=len(data), ranking=ranking, query_id=query_id)
 
 
 def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from congruence.core.errors import InvalidInput
+from congruence.core.errors import InvalidInput, ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.derived import update_space
 from congruence.indexer.encoders import encode_images
@@ -48,6 +48,19 @@ class Snapshot:
     model: str
     space: str
     head: CongruenceHead | None = None
+
+
+@dataclass(frozen=True)
+class BrandQuery:
+    """A brand given by images and text rather than an id.
+
+    vector: (d,) L2-normalised query in ``space``; posts: (P, d) per-post head projections
+    when a head is in service (None in the pooled space).
+    """
+
+    vector: np.ndarray
+    posts: np.ndarray | None
+    space: str
 
 
 class Engine:
@@ -103,13 +116,24 @@ class Engine:
     def match_new(self, images: Sequence[Image.Image], text: str, k: int = 20, filters: Filters = Filters(),
                   posts: int = 0) -> list[Hit]:
         """Match a brand that is not in the corpus, described by images and/or text."""
+        return self.match_query(self.describe_new(images, text), k, filters, posts)
+
+    def describe_new(self, images: Sequence[Image.Image], text: str) -> BrandQuery:
+        """A brand not in the corpus, in the space in service now (encoded once, reusable)."""
         snap = self.snapshot
         img, txt = self._encode_new(images, text)
         if snap.head is None:
-            return self._search(snap, pool(img, txt, self.ids.d_image, self.ids.d_text), k, filters, posts=posts)
+            return BrandQuery(pool(img, txt, self.ids.d_image, self.ids.d_text), None, snap.space)
         q, brand_posts = describe_new_brand(snap.head, img, txt[0] if len(txt) else None,
                                             self.ids.d_image, self.ids.d_text)
-        return self._search(snap, q, k, filters, posts=posts, brand_posts=brand_posts)
+        return BrandQuery(q, brand_posts, snap.space)
+
+    def match_query(self, query: BrandQuery, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
+        snap = self.snapshot
+        if query.space != snap.space:
+            raise ModelMismatch(f"this brand was described in {query.space!r}, but {snap.space!r} is in service "
+                                "now: describe it again")
+        return self._search(snap, query.vector, k, filters, posts=posts, brand_posts=query.posts)
 
     def similar(self, influencer_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
         snap = self.snapshot

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from congruence.core.errors import Busy, InvalidInput, NotFound
+from congruence.core.errors import Busy, InvalidInput, ModelMismatch, NotFound
 from congruence.indexer.images import read_image, sha256_bytes
 from congruence.search.attribution import ALGORITHM_VERSION, HEAVY, METHODS, BrandSide, attribute, resize_map, score_function
-from congruence.search.engine import Engine
+from congruence.search.engine import BrandQuery, Engine
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +51,42 @@ class Explainer:
     # -- public -------------------------------------------------------------------------
     def explain_image(self, brand_id: str, image: Image.Image, image_hash: str, caption: str = "",
                       method: str = "gradcam", post_id: str | None = None) -> Explanation:
-        if method not in METHODS:
-            raise InvalidInput(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+        _check_method(method)
         brand, model, brand_version = self._brand_side(brand_id, caption)
-        key = self._key(model, brand_id, brand_version, image_hash, caption, method)
+        return self._explain(brand, model, brand_id, str(brand_version), image, image_hash, caption, method, post_id)
+
+    def explain_post(self, brand_id: str, post_id: str, method: str = "gradcam") -> tuple[Explanation, Image.Image]:
+        _check_method(method)
+        image, digest, caption = self._post_image(post_id)
+        return self.explain_image(brand_id, image, digest, caption, method, post_id), image
+
+    def explain_post_for_query(self, query: BrandQuery, query_id: str, post_id: str,
+                               method: str = "gradcam") -> tuple[Explanation, Image.Image]:
+        """A post explained against a brand that is not in the corpus (a match by images and text)."""
+        _check_method(method)
+        snap = self.engine.snapshot
+        if query.space != snap.space:
+            raise ModelMismatch("the model changed since this search: search again to explain its results")
+        image, digest, caption = self._post_image(post_id)
+        cap = self._caption_vector(caption)
+        side = BrandSide(cap, head=snap.head, posts=query.posts) if snap.head is not None else \
+            BrandSide(cap, pooled=query.vector)
+        exp = self._explain(side, snap.model, f"query:{query_id}", "0", image, digest, caption, method, post_id)
+        return exp, image
+
+    def _explain(self, brand: BrandSide, model: str, brand_key: str, version: str, image: Image.Image,
+                 image_hash: str, caption: str, method: str, post_id: str | None) -> Explanation:
+        key = self._key(model, brand_key, version, image_hash, caption, method)
         hit = self._cached(key)
         if hit is not None:
             heat, score = hit
-            return Explanation(heat, score, method, brand_id, model, image_hash, post_id, cached=True)
+            return Explanation(heat, score, method, brand_key, model, image_hash, post_id, cached=True)
         with self._slot(method):
             heat, score = self._compute(brand, image, method)
         self._store(key, heat, score)
-        return Explanation(heat, score, method, brand_id, model, image_hash, post_id)
+        return Explanation(heat, score, method, brand_key, model, image_hash, post_id)
 
-    def explain_post(self, brand_id: str, post_id: str, method: str = "gradcam") -> tuple[Explanation, Image.Image]:
+    def _post_image(self, post_id: str) -> tuple[Image.Image, str, str]:
         post = self.engine.store.post(post_id)
         if not post["image"]:
             raise InvalidInput(f"post {post_id!r} has no image to explain")
@@ -72,7 +94,7 @@ class Explainer:
         if not path.is_file():
             raise NotFound(f"post {post_id!r}: image file not found at {path}")
         image, digest = read_image(path)
-        return self.explain_image(brand_id, image, digest, post["caption"] or "", method, post_id), image
+        return image, digest, post["caption"] or ""
 
     def top_posts(self, brand_id: str, influencer_id: str, n: int = 3) -> list[tuple[str, float]]:
         """(post id, score) of the influencer's n image posts that match the brand best."""
@@ -96,7 +118,7 @@ class Explainer:
     def _brand_side(self, brand_id: str, caption: str) -> tuple[BrandSide, str, int]:
         engine, snap = self.engine, self.engine.snapshot
         engine.store.require_kind(brand_id, "brand")
-        cap = engine.encoders.text.encode([caption])[0] if caption.strip() else np.zeros(engine.ids.d_text, np.float32)
+        cap = self._caption_vector(caption)
         seq, _, vecs = engine.vstore.account_vectors(snap.space, ids=[brand_id])
         if len(vecs) == 0:
             raise InvalidInput(f"brand {brand_id!r} has no embedded posts to explain against")
@@ -105,6 +127,10 @@ class Explainer:
             posts = engine.vstore.post_vectors(snap.space, ids=[brand_id])[brand_id]
             return BrandSide(cap, head=snap.head, posts=posts), snap.model, version
         return BrandSide(cap, pooled=vecs[0]), snap.model, version
+
+    def _caption_vector(self, caption: str) -> np.ndarray:
+        engine = self.engine
+        return engine.encoders.text.encode([caption])[0] if caption.strip() else np.zeros(engine.ids.d_text, np.float32)
 
     def _compute(self, brand: BrandSide, image: Image.Image, method: str) -> tuple[np.ndarray, float]:
         enc = self.engine.encoders.image
@@ -116,8 +142,8 @@ class Explainer:
         heat = attribute(fn, x, method, enc.feature_layer())
         return resize_map(heat, image.height, image.width), score
 
-    def _key(self, model: str, brand_id: str, version: int, image_hash: str, caption: str, method: str) -> str:
-        parts = [model, brand_id, str(version), image_hash, sha256_bytes(caption.encode()), method,
+    def _key(self, model: str, brand_id: str, version: str, image_hash: str, caption: str, method: str) -> str:
+        parts = [model, brand_id, version, image_hash, sha256_bytes(caption.encode()), method,
                  self.engine.settings.image_encoder, ALGORITHM_VERSION]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -154,3 +180,8 @@ class Explainer:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise InvalidInput(f"method: expected one of {', '.join(METHODS)}, got {method!r}")

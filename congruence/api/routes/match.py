@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from congruence.api.deps import EngineDep, KeyDep
+from congruence.api.deps import EngineDep, KeyDep, ServicesDep
 from congruence.api.schemas import FilterFields, MatchRequest, MatchResponse, NewBrandForm
 from congruence.api.uploads import read_form, read_images, text_fields
 from congruence.api.views import match_response
@@ -37,8 +37,9 @@ def _filters(f: FilterFields) -> Filters:
 
 @router.post("/v1/match", response_model=MatchResponse, openapi_extra=_OPENAPI,
              summary="Influencers that match a brand, best first")
-async def match(request: Request, engine: EngineDep, _key: KeyDep) -> MatchResponse:
+async def match(request: Request, engine: EngineDep, services: ServicesDep, _key: KeyDep) -> MatchResponse:
     ctype = request.headers.get("content-type", "")
+    query_id = None
     if ctype.startswith("application/json"):
         try:
             req = MatchRequest.model_validate_json(await request.body())
@@ -54,9 +55,11 @@ async def match(request: Request, engine: EngineDep, _key: KeyDep) -> MatchRespo
         uploads = await read_images(form, "images", MAX_IMAGES)
         if not uploads and not fields.text.strip():
             raise HTTPException(422, "describe the brand with at least one image or some text")
-        hits = await run_in_threadpool(engine.match_new, [u.image for u in uploads], fields.text, fields.k,
-                                       _filters(fields), fields.posts)
+        filters = _filters(fields)
+        query = await run_in_threadpool(engine.describe_new, [u.image for u in uploads], fields.text)
+        query_id = services.queries.put(query)
+        hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts)
     else:
         raise HTTPException(415, "send JSON {\"brand_id\": ...} for a brand in the corpus, "
                                  "or multipart/form-data with images and text for a new brand")
-    return match_response(engine.store, hits, engine.ranking())
+    return match_response(engine.store, hits, engine.ranking(), query_id)

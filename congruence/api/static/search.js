@@ -68,6 +68,7 @@ async function runQuery(path, request, title) {
   try {
     const res = await apiJson(path, request);
     state.lastHits = res.data;
+    if (res.query_id) state.lastQuery.queryId = res.query_id;
     $("ranking").textContent = res.ranking ? `Scores: ${res.ranking}` : "";
     render(res.data, title);
     setStatus($("status"), res.count ? `${res.count} influencers, best first.` : "");
@@ -130,18 +131,20 @@ async function showHeatmap(post) {
   $("heat-map").removeAttribute("src");
   loadImage($("heat-photo"), post.image_url);
   dialog.showModal();
-  const brand = state.lastQuery && state.lastQuery.brand;
-  if (!brand) {
-    setStatus($("heat-status"), "Heatmaps explain a match against a brand in the corpus; this list was not made for one.");
+  const last = state.lastQuery || {};
+  if (!last.brand && !last.queryId) {
+    setStatus($("heat-status"), "Heatmaps explain a match with a brand; this list compares influencers with each other.");
     return;
   }
+  const against = last.brand || "your brand";
   setStatus($("heat-status"), "Computing the heatmap…");
   try {
-    const q = new URLSearchParams({ brand, post: post.post_id });
+    const q = new URLSearchParams(last.brand ? { brand: last.brand, post: post.post_id }
+                                             : { query: last.queryId, post: post.post_id });
     const resp = await api(`/v1/explain?${q}`);
     $("heat-map").src = URL.createObjectURL(await resp.blob());
     const score = Number(resp.headers.get("X-Congruence-Score"));
-    setStatus($("heat-status"), `Red areas raised this post's match with ${brand} the most (score ${score.toFixed(3)}).`);
+    setStatus($("heat-status"), `Red areas raised this post's match with ${against} the most (score ${score.toFixed(3)}).`);
   } catch (e) {
     setStatus($("heat-status"), e.message, true);
   }

@@ -1,0 +1,128 @@
+"""`congruence score`, `congruence engagement train` and `congruence analyze engagement`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from congruence.core.settings import Settings
+
+if TYPE_CHECKING:
+    from congruence.training.engagement_model import EpochLog
+
+
+def _out(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def _captions(args: argparse.Namespace) -> list[str | None] | None:
+    caps = args.caption or []
+    if not caps:
+        return None
+    if len(caps) == 1:
+        return [caps[0]] * len(args.images)
+    if len(caps) != len(args.images):
+        raise ValueError(f"give one --caption for all images or one per image ({len(args.images)}), got {len(caps)}")
+    return list(caps)
+
+
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.indexer.images import read_image
+    from congruence.indexer.store import Store
+    from congruence.search.score import Scorer, suggestion_text
+
+    captions = _captions(args)
+    images = [read_image(Path(p))[0] for p in args.images]
+    with Store.open(settings) as store:
+        scorer = Scorer.load(settings, store)
+    scores = scorer.score(images, captions)
+    if args.json:
+        data = [{**s.to_dict(), "image": p} for s, p in zip(scores, args.images, strict=True)]
+        _out({"data": data, "count": len(data), "ranking": [args.images[i] for i in _order(scores)],
+              "model": scorer.version, "note": scorer.note})
+        return 0
+    print(f"{'rank':>4}  {'score':>5}  image")
+    for i in _order(scores):
+        s = scores[i]
+        tip = suggestion_text(s)
+        print(f"{s.rank:>4}  {s.score:5.2f}  {args.images[i]}" + (f"  ({tip})" if tip else ""))
+    if scorer.note:
+        print(f"note: {scorer.note}")
+    return 0
+
+
+def _order(scores: list) -> list[int]:  # type: ignore[type-arg]
+    return sorted(range(len(scores)), key=lambda i: scores[i].rank)
+
+
+def _epoch_line(log: EpochLog) -> None:
+    print(f"epoch {log.epoch + 1}: loss {log.loss:.4f}, validation pairwise accuracy {log.val_accuracy:.4f} "
+          f"({log.seconds:.1f}s)", file=sys.stderr)
+
+
+def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.training.engagement import read_account_file, train_engagement
+    from congruence.training.engagement_model import EngagementConfig
+
+    config = EngagementConfig(epochs=args.epochs, hidden=args.hidden, lr=args.lr,
+                              regression_weight=args.regression_weight, seed=args.seed)
+    test = read_account_file(Path(args.test_accounts)) if args.test_accounts else None
+    report = train_engagement(settings, config, test, args.test_fraction, activate=not args.no_activate,
+                              progress=None if args.json else _epoch_line)
+    payload = report.to_dict()
+    if args.json:
+        _out(payload)
+        return 0
+    print(f"held-out pairwise accuracy ({report.n_test_accounts} accounts):")
+    for name, acc in report.results.items():
+        print(f"  {name:<10} {acc.accuracy:.4f}  ({acc.pairs} pairs)")
+    print("  reference: Imagion 0.5024, expert 0.675, average person 0.475")
+    print(f"suggestion concepts: {', '.join(n for n, _ in report.concepts[:10]) or '-'} ({report.concept_note})")
+    print(f"engagement model {report.version}: {'in service' if report.activated else 'saved, not activated'}")
+    return 0
+
+
+def cmd_analyze_engagement(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.training.congruence_effect import analyze_engagement
+
+    res = analyze_engagement(settings)
+    if args.json:
+        _out(res.to_dict())
+    else:
+        lo, hi = res.ci
+        print(f"congruence coefficient {res.coef:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}), p = {res.p_value:.3g}, "
+              f"R² = {res.r2:.4f}, n = {res.n} posts of {res.n_accounts} accounts")
+        print(res.reading)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("score", help="each image's expected success 0-10 and which will get more attention")
+    p.add_argument("images", nargs="+", metavar="IMG")
+    p.add_argument("--caption", action="append", metavar="TEXT",
+                   help="the post's caption: once for all images, or once per image in order")
+    p.add_argument("--json", action="store_true", help='print {"data": [{index, score, rank, suggestions}], ...}')
+    p.set_defaults(func=cmd_score)
+
+    eng = sub.add_parser("engagement", help="the engagement model").add_subparsers(dest="engagement_command",
+                                                                                   required=True)
+    p = eng.add_parser("train", help="train on the store's liked posts, evaluate on held-out accounts, deploy")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--test-accounts", metavar="FILE", help="held-out accounts, one id a line (default: a seeded 20%%)")
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--regression-weight", type=float, default=0.5, help="MSE weight next to the pairwise loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-activate", action="store_true", help="save the model but keep serving the current one")
+    p.set_defaults(func=cmd_engagement_train)
+
+    ana = sub.add_parser("analyze", help="analyses of the corpus").add_subparsers(dest="analyze_command",
+                                                                                  required=True)
+    p = ana.add_parser("engagement", help="OLS of engagement on brand–influencer congruence, with controls")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_analyze_engagement)
