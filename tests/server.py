@@ -51,7 +51,7 @@ def corpus_with_head(pg_url: str, home: Path, corpus: Path) -> Settings:
     """An emptied database with ``corpus`` ingested and a congruence head in service."""
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=home, database_url=pg_url, batch_size=16)
+    settings = Settings(home=home, database_url=pg_url, batch_size=16, rate_limit=0)
     ingest(corpus, settings)
     train_and_deploy(settings, TrainConfig(epochs=3, batch_brands=4, list_size=8), ("head",), None, 0.3)
     return settings

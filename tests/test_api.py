@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -83,6 +84,22 @@ def test_every_v1_route_needs_a_live_key(api: dict, pg_url: str) -> None:
         revoke_key(conn, info.id)
     r = httpx.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked API key"
+
+
+def test_rate_limit_per_key(api: dict, pg_url: str) -> None:
+    with database.connect(pg_url, autocommit=True) as conn:
+        key, _ = create_key(conn, "busy")
+        other, _ = create_key(conn, "calm")
+    with serving(replace(api["settings"], rate_limit=60), auth=True) as url:  # bursts of 10, then 1 a second
+        codes = [httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"}).status_code
+                 for _ in range(12)]
+        assert codes[:10] == [200] * 10 and codes[-1] == 429
+        r = httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert "rate limit of 60 requests a minute" in r.json()["detail"]
+        assert httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+        time.sleep(1.1)
+        assert httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
 # -- match ----------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def _train_demo_models(settings: Settings) -> None:
         has_head = bool(store.meta().get(ACTIVE_KEY))
     if not has_head:
         print("training the congruence head on the demo's matches ...", file=sys.stderr)
-        out = train_and_deploy(settings, TrainConfig(seed=0, device=settings.device), ("head",), None, 0.2)
+        out = train_and_deploy(settings, TrainConfig(epochs=30, seed=0, device=settings.device), ("head",), None, 0.2)
         res = out.experiment.results
         print(f"head {out.version} in service (held-out AUC {res['head'].auc:.3f}, "
               f"pooled cosine {res['pooled_cosine'].auc:.3f})", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -35,6 +36,11 @@ def require_key(services: ServicesDep,
     key_id = verify_key(services.keys_conn(), creds.credentials)
     if key_id is None:
         raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    wait = services.limiter.take(key_id)
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise HTTPException(429, f"rate limit of {services.settings.rate_limit} requests a minute reached "
+                                 f"for this key; retry in {seconds} s", headers={"Retry-After": str(seconds)})
     return key_id
 
 

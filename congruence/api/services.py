@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from congruence.api.queries import QueryCache
+from congruence.api.ratelimit import RateLimiter
 from congruence.core.errors import CongruenceError, StoreUnavailable
 from congruence.core.settings import Settings
 from congruence.indexer import database
@@ -42,6 +43,7 @@ class Services:
         self.error: str | None = None
         self._tried = 0.0
         self._lock = threading.RLock()
+        self.limiter = RateLimiter(settings.rate_limit)
 
     def start(self) -> None:
         try:
@@ -63,7 +65,11 @@ class Services:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is not None:
-                return self._engine
+                conn = self._engine.store.conn
+                if not (conn.broken or conn.closed):
+                    return self._engine
+                logger.warning("lost the database connection; reconnecting")
+                self._drop_engine()
             if self.error is not None and time.monotonic() - self._tried < RETRY_SECONDS:
                 raise StoreUnavailable(self.error)
             self._tried = time.monotonic()
@@ -76,6 +82,15 @@ class Services:
                 self.error = str(e)
                 raise
             return self._engine
+
+    def _drop_engine(self) -> None:
+        try:
+            if self._engine is not None:
+                self._engine.close()
+        except Exception:  # closing a broken connection may fail too; it is being replaced
+            pass
+        self._engine = self._explainer = self._scorer = None
+        self.error, self._tried = "lost the database connection", 0.0
 
     def explainer(self) -> Explainer:
         with self._lock:
@@ -104,7 +119,7 @@ class Services:
     def keys_conn(self) -> psycopg.Connection:
         """Its own connection: checking a key never waits behind a long query."""
         with self._lock:
-            if self._keys_conn is None or self._keys_conn.closed:
+            if self._keys_conn is None or self._keys_conn.closed or self._keys_conn.broken:
                 url = self.engine().store.url
                 self._keys_conn = database.connect(url, autocommit=True)
             return self._keys_conn

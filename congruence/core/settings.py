@@ -22,6 +22,7 @@ class Settings:
     exact_threshold: indexes up to this many vectors are exact (flat); above, HNSW.
     candidates: how many FAISS candidates a match query retrieves before reranking.
     batch_size: encoder batch size.
+    rate_limit: API requests per minute per key (0: no limit).
     """
 
     home: Path = Path(".congruence")
@@ -32,6 +33,7 @@ class Settings:
     exact_threshold: int = 5_000
     candidates: int = 200
     batch_size: int = 32
+    rate_limit: int = 600
 
     @property
     def pgdata(self) -> Path:
@@ -77,4 +79,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 5_000, 1),
         candidates=_int(env, "CONGRUENCE_CANDIDATES", 200, 1),
         batch_size=_int(env, "CONGRUENCE_BATCH_SIZE", 32, 1),
+        rate_limit=_int(env, "CONGRUENCE_RATE_LIMIT", 600, 0),
     )
