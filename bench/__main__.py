@@ -24,8 +24,8 @@ from bench import ingest, pgvector_cmp, ranking, retrieval
 from bench.common import Section, format_section, machine_info
 from bench.pg import EmbeddedPg, embedded_pg
 
-SECTIONS = ("ingest", "match", "pgvector", "ranking-photos", "ranking-instagram")
-DEFAULT_SECTIONS = ("ingest", "match", "pgvector")
+SECTIONS = ("ingest", "match", "pgvector", "export", "ranking-photos", "ranking-instagram")
+DEFAULT_SECTIONS = ("ingest", "match", "pgvector", "export")
 NEEDS_PG = {"ingest", "pgvector"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -46,6 +46,10 @@ def section_runner(name: str, quick: bool, tmp: Path, pg: EmbeddedPg | None) -> 
         return lambda: ingest.run(ingest.IngestConfig.for_run(quick), tmp / "ingest", pg)
     if name == "match":
         return lambda: retrieval.run(retrieval.RetrievalConfig.for_run(quick))
+    if name == "export":
+        from bench import export_speed
+
+        return lambda: export_speed.run(export_speed.ExportConfig.for_run(quick), tmp / "export")
     if name == "ranking-photos":
         return lambda: ranking.photos_section(quick)
     if name == "ranking-instagram":

@@ -12,6 +12,7 @@ from typing import Any
 
 from congruence.core.errors import CongruenceError
 from congruence.api.cli_explain import add_parser as add_explain_parser
+from congruence.api.cli_export import add_parser as add_export_parser
 from congruence.api.cli_serve import add_parsers as add_serve_parsers
 from congruence.api.cli_training import add_parsers as add_training_parsers
 from congruence.core.settings import Settings, load_settings
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
     add_explain_parser(sub)
+    add_export_parser(sub)
     add_serve_parsers(sub)
     p = sub.add_parser("demo", help="build the demo corpus, ingest it, train, and serve the web page")
     p.add_argument("--port", type=int, default=8000)

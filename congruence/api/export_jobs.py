@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from congruence.core.errors import CongruenceError, NotFound
+from congruence.core.errors import CongruenceError, InvalidInput, NotFound
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.search.filters import Filters
@@ -135,7 +135,15 @@ class ExportJobs:
                 last[0] = done
                 self._save(replace(self.get(job.id), done_brands=done, total_brands=total))
 
-        report = run_export(self._engine_of(), job.spec(), self.result_path(job), progress=progress)
+        engine, out = self._engine_of(), self.result_path(job)
+        try:
+            report = run_export(engine, job.spec(), out, progress=progress)
+        except InvalidInput as e:
+            if "unfinished export of something else" not in str(e):
+                raise
+            # resumed after a restart, but the data or model changed meanwhile: start over on today's
+            logger.info("export %s: data changed since it started; starting over", job.id)
+            report = run_export(engine, job.spec(), out, progress=progress, restart=True)
         skipped = [{"brand_id": b, "reason": r} for b, r in report.skipped]
         self._save(replace(self.get(job.id), status="done", done_brands=report.brands, total_brands=report.brands,
                            rows=report.rows, skipped=skipped))

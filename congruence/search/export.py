@@ -1,0 +1,171 @@
+"""Bulk shortlist export: the top-k influencers of many brands, written to one file.
+
+One row per (brand, rank): brand_id, influencer_id, handle, followers, category, score,
+rank; the rows of a brand are what ``Engine.match_brand(brand, k, filters)`` returns. Brands
+go through FAISS and the head's rerank in batches (``export_rank``); each batch is written
+as a chunk under ``<out>.parts/`` (``export_files``), so an interrupted export resumes from
+its finished chunks, and the file appears under its final name only when complete.
+
+A rerun whose spec differs from the one in ``<out>.parts/`` (other brands, k, filters or
+format, or data that changed since: another head, an ingest) is refused rather than mixed;
+``restart=True`` discards the old parts. The chunk size is the first run's
+``batch_brands``, whatever a resuming run asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from congruence.core.errors import InvalidInput, NotFound
+from congruence.indexer.store import Store
+from congruence.search.engine import MAX_K, Engine, Snapshot
+from congruence.search.export_files import FORMATS, assemble, finished_chunks, parts_folder, write_chunk
+from congruence.search.export_rank import BatchRanker
+from congruence.search.filters import Filters
+
+__all__ = ["FORMATS", "ExportReport", "ExportSpec", "read_brand_file", "run_export"]
+logger = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+MAX_BATCH = 100_000
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What to export. brands: ids in output order (None = every brand, in store order)."""
+
+    brands: tuple[str, ...] | None = None
+    k: int = 100
+    fmt: str = "csv"
+    filters: Filters = field(default_factory=Filters)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
+            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, got {self.k!r}")
+        if self.fmt not in FORMATS:
+            raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+        if self.brands is not None and not self.brands:
+            raise InvalidInput("brands: expected at least one brand id")
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """path: the file written; brands: brands in the job (skipped ones included); rows:
+    rows written; resumed_brands: brands taken from an interrupted run's finished chunks;
+    skipped: (brand id, reason) of brands with no rows; seconds: wall time of this run."""
+
+    path: Path
+    brands: int
+    rows: int
+    resumed_brands: int
+    skipped: tuple[tuple[str, str], ...]
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        d["skipped"] = [{"brand_id": b, "reason": r} for b, r in self.skipped]
+        return d
+
+
+def read_brand_file(path: Path, store: Store | None = None) -> tuple[str, ...]:
+    """Brand ids, one a line (blank lines and '#' comments skipped, duplicates dropped).
+
+    With a store, an id that is not a brand there is refused, naming its line.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InvalidInput(f"{path}: cannot read the brand list ({e.strerror})") from None
+    first_line: dict[str, int] = {}
+    for n, line in enumerate(lines, 1):
+        bid = line.strip()
+        if bid and not bid.startswith("#"):
+            first_line.setdefault(bid, n)
+    if not first_line:
+        raise InvalidInput(f"{path}: no brand ids (expected one a line)")
+    if store is not None:
+        _check_brands(store, list(first_line), lambda i, b: f"{path}:{first_line[b]}")
+    return tuple(first_line)
+
+
+def _check_brands(store: Store, brands: list[str], where: Callable[[int, str], str]) -> None:
+    kinds = store.account_kinds(brands)
+    bad = [f"{where(i, b)}: " + (f"unknown brand {b!r}" if b not in kinds else f"{b!r} is an influencer, not a brand")
+           for i, b in enumerate(brands) if kinds.get(b) != "brand"]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise NotFound("; ".join(bad[:5]) + more)
+
+
+def _brands(engine: Engine, spec: ExportSpec) -> list[str]:
+    with engine._lock:
+        if spec.brands is None:
+            return engine.store.account_table("brand").ids
+        brands = list(dict.fromkeys(spec.brands))
+        _check_brands(engine.store, brands, lambda i, b: f"brands[{i}]")
+    return brands
+
+
+def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[str],
+                 batch_brands: int) -> dict[str, Any]:
+    """What the rows depend on; a resumed run must match it."""
+    with engine._lock:
+        brand_versions = engine.vstore.vector_versions(snap.space, brands)
+    index = snap.index
+    return {
+        "brands": "all" if spec.brands is None else "list",
+        "brands_sha256": hashlib.sha256("\n".join(brands).encode()).hexdigest(),
+        "n_brands": len(brands), "k": spec.k, "format": spec.fmt, "filters": asdict(spec.filters),
+        "space": snap.space, "model": snap.model,
+        "candidates": engine.settings.candidates if snap.head is not None else None,
+        "index": {"size": index.n_alive, "version_sum": int(index.versions[index.alive].sum())},
+        "brand_version_sum": sum(brand_versions.values()),
+        "chunk_brands": batch_brands,
+    }
+
+
+def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress | None = None,
+               batch_brands: int = 256, restart: bool = False) -> ExportReport:
+    """Export ``spec`` to ``out`` (resuming ``<out>.parts/`` when present); see the module doc.
+
+    progress(done_brands, total_brands) is called once at the start (with the brands
+    resumed) and after every chunk. Reads the engine's snapshot, never changes it.
+    """
+    t0 = time.perf_counter()
+    if isinstance(batch_brands, bool) or not isinstance(batch_brands, int) or not 1 <= batch_brands <= MAX_BATCH:
+        raise InvalidInput(f"batch_brands must be a whole number from 1 to {MAX_BATCH}, got {batch_brands!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise InvalidInput(f"{out} is a folder; give a file path")
+    brands = _brands(engine, spec)
+    ranker = BatchRanker(engine, spec.k, spec.filters)
+    fingerprint = _fingerprint(engine, ranker.snap, spec, brands, batch_brands)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with parts_folder(out, fingerprint, restart) as (parts, stored):
+        size = int(stored["chunk_brands"])
+        n_chunks = (len(brands) + size - 1) // size
+        done = finished_chunks(parts, spec.fmt)
+        resumed = sum(c.brands for c in done.values())
+        if resumed:
+            logger.info("resuming %s: %d of %d brands already exported", out, resumed, len(brands))
+        finished = resumed
+        if progress is not None:
+            progress(finished, len(brands))
+        for i in range(n_chunks):
+            if i in done:
+                continue
+            chunk = brands[i * size : (i + 1) * size]
+            done[i] = write_chunk(parts, i, spec.fmt, ranker.rank(chunk), ranker.snap.table, len(chunk))
+            finished += len(chunk)
+            if progress is not None:
+                progress(finished, len(brands))
+        assemble(parts, out, spec.fmt, n_chunks)
+    infos = [done[i] for i in range(n_chunks)]
+    return ExportReport(out, len(brands), sum(c.rows for c in infos), resumed,
+                        tuple(s for c in infos for s in c.skipped), time.perf_counter() - t0)
