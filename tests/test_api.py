@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from congruence.api.keys import create_key, revoke_key
-from congruence.core.settings import Settings
 from congruence.indexer import database
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
@@ -326,3 +325,32 @@ def test_openapi_and_docs(api: dict) -> None:
     content = spec["paths"]["/v1/match"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", "multipart/form-data"}
     assert httpx.get(api["url"] + "/docs").status_code == 200
+
+
+def test_concurrent_explanations_and_uploads_do_not_mix(api: dict, client: httpx.Client) -> None:
+    """Grad-CAM hooks into the shared image encoder: concurrent requests must not feed each other's hooks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    posts = [f"{cat}_creator_0{i}_p1" for cat in ("fitness", "food", "pets", "fashion") for i in (1, 2)]
+    upload = sorted((api["corpus"] / "images").glob("brand_wanderly_p*.jpg"))
+
+    def explain(post: str) -> httpx.Response:
+        return client.get("/v1/explain", params={"brand": "brand_wanderly", "post": post, "format": "npy"})
+
+    def match_new(_: int) -> httpx.Response:
+        return client.post("/v1/match", files=[("images", (p.name, p.read_bytes(), "image/jpeg")) for p in upload])
+
+    with ThreadPoolExecutor(12) as pool:
+        maps = list(pool.map(explain, posts))
+        uploads = list(pool.map(match_new, range(4)))
+    assert [r.status_code for r in maps] == [200] * len(posts), [r.text[:200] for r in maps if r.status_code != 200]
+    assert all(r.status_code == 200 for r in uploads)
+    assert all(r.headers["x-congruence-cached"] == "false" for r in maps)
+    with Engine(api["settings"]) as engine:  # the same maps computed one at a time, without the cache
+        from congruence.search.explain import Explainer
+
+        explainer = Explainer(engine)
+        explainer.cache_dir = api["settings"].home / "cache" / "serial"
+        for post, r in zip(posts, maps, strict=True):
+            serial, _ = explainer.explain_post("brand_wanderly", post)
+            np.testing.assert_allclose(np.load(io.BytesIO(r.content)), serial.heatmap, rtol=1e-3, atol=1e-5)

@@ -12,11 +12,28 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from congruence.api.routes import accounts, exports, explain, health, influencers, match, pages, posts, score
+from congruence.api.routes import (
+    accounts,
+    explain,
+    exports,
+    health,
+    influencers,
+    match,
+    pages,
+    posts,
+    score,
+)
 from congruence.api.services import Services
 from congruence.api.uploads import BodyLimit
-from congruence.core.errors import (Busy, CongruenceError, ModelMismatch, NotFound, StoreUnavailable, TooLarge,
-                                    UnsupportedMedia)
+from congruence.core.errors import (
+    Busy,
+    CongruenceError,
+    ModelMismatch,
+    NotFound,
+    StoreUnavailable,
+    TooLarge,
+    UnsupportedMedia,
+)
 from congruence.core.settings import Settings
 
 logger = logging.getLogger(__name__)

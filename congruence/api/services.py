@@ -7,6 +7,7 @@ the service recovers by itself once PostgreSQL is back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -84,11 +85,9 @@ class Services:
             return self._engine
 
     def _drop_engine(self) -> None:
-        try:
-            if self._engine is not None:
+        if self._engine is not None:
+            with contextlib.suppress(psycopg.Error):  # closing a broken connection may fail too
                 self._engine.close()
-        except Exception:  # closing a broken connection may fail too; it is being replaced
-            pass
         self._engine = self._explainer = self._scorer = None
         self.error, self._tried = "lost the database connection", 0.0
 

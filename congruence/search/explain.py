@@ -22,8 +22,17 @@ import torch
 from PIL import Image
 
 from congruence.core.errors import Busy, InvalidInput, ModelMismatch, NotFound
+from congruence.indexer.encoders import ImageEncoder, model_lock
 from congruence.indexer.images import read_image, sha256_bytes
-from congruence.search.attribution import ALGORITHM_VERSION, HEAVY, METHODS, BrandSide, attribute, resize_map, score_function
+from congruence.search.attribution import (
+    ALGORITHM_VERSION,
+    HEAVY,
+    METHODS,
+    BrandSide,
+    attribute,
+    resize_map,
+    score_function,
+)
 from congruence.search.engine import BrandQuery, Engine
 
 logger = logging.getLogger(__name__)
@@ -81,8 +90,9 @@ class Explainer:
         if hit is not None:
             heat, score = hit
             return Explanation(heat, score, method, brand_key, model, image_hash, post_id, cached=True)
-        with self._slot(method):
-            heat, score = self._compute(brand, image, method)
+        enc = self.engine.encoders.image
+        with self._slot(method), model_lock(enc):
+            heat, score = self._compute(enc, brand, image, method)
         self._store(key, heat, score)
         return Explanation(heat, score, method, brand_key, model, image_hash, post_id)
 
@@ -132,8 +142,8 @@ class Explainer:
         engine = self.engine
         return engine.encoders.text.encode([caption])[0] if caption.strip() else np.zeros(engine.ids.d_text, np.float32)
 
-    def _compute(self, brand: BrandSide, image: Image.Image, method: str) -> tuple[np.ndarray, float]:
-        enc = self.engine.encoders.image
+    def _compute(self, enc: ImageEncoder, brand: BrandSide, image: Image.Image, method: str
+                 ) -> tuple[np.ndarray, float]:
         prep = getattr(enc, "preprocess_keep_aspect", enc.preprocess)
         x = prep(image.convert("RGB"))[None].to(enc.device)
         fn = score_function(enc.features, brand)

@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from congruence.api.deps import EngineDep, KeyDep
-from congruence.api.schemas import AccountList, AccountOut, AccountSummary, CategoryCount, CategoryList
+from congruence.api.schemas import (
+    AccountList,
+    AccountOut,
+    AccountSummary,
+    CategoryCount,
+    CategoryList,
+)
 from congruence.api.views import account_out
 
 router = APIRouter(tags=["accounts"])

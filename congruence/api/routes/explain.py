@@ -15,7 +15,8 @@ from congruence.search.attribution import METHODS
 from congruence.search.heatmap import overlay
 
 router = APIRouter(tags=["explain"])
-Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+Method = Literal["gradcam", "integrated_gradients", "occlusion"]
+assert set(Method.__args__) == set(METHODS), "keep the API's methods in step with search.attribution"
 
 
 @router.get("/v1/explain", response_class=Response,

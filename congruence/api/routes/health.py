@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -22,7 +23,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
     try:
         engine = services.engine()
         engine.store.conn.execute("SELECT 1")
-    except Exception as e:  # any failure here is the answer, not an error of this route
+    except (CongruenceError, psycopg.Error) as e:  # the answer, not an error of this route
         reason = str(e) if isinstance(e, CongruenceError) else f"database unavailable: {type(e).__name__}"
         body = Readiness(ready=False, database=reason, index="not loaded")
         return JSONResponse(body.model_dump(), status_code=503)

@@ -8,7 +8,12 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep, ServicesDep
-from congruence.api.schemas import FilterFields, MatchRequest, MatchResponse, NewBrandForm
+from congruence.api.schemas import (
+    FilterFields,
+    MatchRequest,
+    MatchResponse,
+    NewBrandForm,
+)
 from congruence.api.uploads import read_form, read_images, text_fields
 from congruence.api.views import match_response
 from congruence.search.filters import Filters
