@@ -10,7 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch and torchvision pinned together in one command: otherwise pip swaps in a CUDA torch
 	$(PY) -m pip install -q torch==2.13.0 torchvision==0.28.0
-	$(PY) -m pip install -q -e ".[test]"
+	# ray: the scale-out tests run a local Ray cluster (an optional extra for users)
+	$(PY) -m pip install -q -e ".[test,ray]"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from congruence.core.errors import CongruenceError
 from congruence.api.cli_explain import add_parser as add_explain_parser
 from congruence.api.cli_export import add_parser as add_export_parser
 from congruence.api.cli_serve import add_parsers as add_serve_parsers
 from congruence.api.cli_training import add_parsers as add_training_parsers
+from congruence.core.errors import CongruenceError
 from congruence.core.settings import Settings, load_settings
 
 logger = logging.getLogger("congruence")
@@ -32,7 +32,7 @@ def _progress_bar() -> Callable[[str, int], None]:
 
     def update(stage: str, n: int) -> None:
         if stage not in bars:
-            bars[stage] = tqdm(desc=f"encoding {stage}", unit=stage[:-1] if stage.endswith("s") else stage,
+            bars[stage] = tqdm(desc=f"encoding {stage}", unit=stage.removesuffix("s"),
                                file=sys.stderr, disable=None)  # None: hidden when not a terminal
         bars[stage].update(n)
 
@@ -49,7 +49,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.training.deploy import active_spaces
 
     report = ingest(folder, settings, progress=None if args.json else _progress_bar(),
-                    spaces=active_spaces(settings))
+                    spaces=active_spaces(settings), ray_address=args.ray_address)
     if args.json:
         _out(report.to_dict())
     else:
@@ -141,7 +141,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if not (corpus / "accounts.jsonl").exists():
         print(f"building the demo corpus in {corpus} ...", file=sys.stderr)
         build_demo(corpus)
-    code = cmd_ingest(argparse.Namespace(folder=str(corpus), json=False), settings)
+    code = cmd_ingest(argparse.Namespace(folder=str(corpus), json=False, ray_address=None), settings)
     if code == 1:
         return code
     _train_demo_models(settings)
@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="validate, store, encode, pool and index a corpus folder")
     p.add_argument("folder")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--ray-address", help="encode on this Ray cluster: auto, ray://HOST:PORT (needs congruence[ray])")
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser("match", help="ranked influencers for a brand")
     p.add_argument("--brand", help="id of a brand in the corpus")

@@ -35,7 +35,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         brands = None if args.brands == "all" else read_brand_file(Path(args.brands), engine.store)
         spec = ExportSpec(brands, args.k, args.format, filters)
         report = run_export(engine, spec, Path(args.out), progress=None if args.json else _progress_bar(),
-                            batch_brands=args.batch_brands, restart=args.restart)
+                            batch_brands=args.batch_brands, restart=args.restart, ray_address=args.ray_address)
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
         return 0
@@ -65,4 +65,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--restart", action="store_true",
                    help="discard the chunks of an interrupted export of other options instead of refusing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--ray-address", help="rank on this Ray cluster: auto, ray://HOST:PORT (needs congruence[ray])")
     p.set_defaults(func=cmd_export)

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
+
+if TYPE_CHECKING:  # Ray is an optional extra, imported only when a cluster is named
+    from congruence.indexer.ray_encode import RayEncoder
 
 logger = logging.getLogger(__name__)
 POOL_CHUNK = 2000
@@ -60,20 +64,22 @@ class _Timer:
 
 
 def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
-           spaces: tuple[DerivedSpace, ...] = ()) -> IngestReport:
+           spaces: tuple[DerivedSpace, ...] = (), ray_address: str | None = None) -> IngestReport:
     """Ingest a corpus folder into the store and the index; see the README for the format.
 
     spaces: derived spaces (the active congruence head) brought up to date with the pooled one.
+    ray_address: encode on this Ray cluster (indexer.ray_encode); everything else stays here.
     """
     report = IngestReport()
     encs = EncoderSet(settings)
+    runner = _ray_encoder(ray_address, settings) if ray_address is not None else None
     with Store.open(settings) as store:
         vstore = VectorStore(store)
         ids = encs.model_ids(store)
         with _Timer(report, "store"):
             _store_rows(folder, store, ids, report)
         with _Timer(report, "encode"):
-            encode_pending(vstore, encs, ids, settings.batch_size, report, progress)
+            encode_pending(vstore, encs, ids, settings.batch_size, report, progress, runner)
         with _Timer(report, "pool"):
             report.accounts_pooled = pool_dirty(store, vstore, ids)
             for derived in spaces:
@@ -85,6 +91,12 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
                 res = sync_index(vstore, settings.index_dir, derived.space, derived.model, settings.exact_threshold)
                 report.index[derived.space] = _index_summary(res)
     return report
+
+
+def _ray_encoder(address: str, settings: Settings) -> RayEncoder:
+    from congruence.indexer.ray_encode import RayEncoder
+
+    return RayEncoder.connect(address, settings)
 
 
 def _store_rows(folder: Path, store: Store, ids: ModelIds, report: IngestReport) -> None:
@@ -112,16 +124,19 @@ def _known_image_hashes(store: Store, model_id: int) -> set[str]:
 
 
 def encode_pending(vstore: VectorStore, encs: EncoderSet, ids: ModelIds, batch_size: int,
-                   report: IngestReport, progress: Progress | None = None) -> None:
+                   report: IngestReport, progress: Progress | None = None, runner: RayEncoder | None = None) -> None:
+    """Encode what has no vector yet, here or (with ``runner``) on a Ray cluster."""
     if vstore.pending_images(ids.image):
-        n, failed = encode_images(vstore, encs.image, ids.image, batch_size, progress)
+        n, failed = (runner.images(vstore, ids.image, progress) if runner is not None
+                     else encode_images(vstore, encs.image, ids.image, batch_size, progress))
         report.images_encoded = n
         for h, reason in failed:
             # the file changed or broke after it was checked: drop its posts, report them
             gone = vstore.conn.execute("DELETE FROM posts WHERE image_hash = %s RETURNING id", (h,)).fetchall()
             report.rejected += [RowError("posts.jsonl", 0, f"post {pid!r}: {reason}") for (pid,) in gone]
     if vstore.pending_texts(ids.text):
-        report.texts_encoded = encode_texts(vstore, encs.text, ids.text, batch_size, progress)
+        report.texts_encoded = (runner.texts(vstore, ids.text, progress) if runner is not None
+                                else encode_texts(vstore, encs.text, ids.text, batch_size, progress))
 
 
 def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:

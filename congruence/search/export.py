@@ -17,17 +17,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.indexer.store import Store
 from congruence.search.engine import MAX_K, Engine, Snapshot
-from congruence.search.export_files import FORMATS, assemble, finished_chunks, parts_folder, write_chunk
-from congruence.search.export_rank import BatchRanker
+from congruence.search.export_files import (
+    FORMATS,
+    assemble,
+    finished_chunks,
+    parts_folder,
+    write_chunk,
+)
+from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
+
+if TYPE_CHECKING:  # Ray is an optional extra, imported only when a cluster is named
+    from congruence.search.ray_export import RayRanker
 
 __all__ = ["FORMATS", "ExportReport", "ExportSpec", "read_brand_file", "run_export"]
 logger = logging.getLogger(__name__)
@@ -131,11 +140,12 @@ def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[
 
 
 def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress | None = None,
-               batch_brands: int = 256, restart: bool = False) -> ExportReport:
+               batch_brands: int = 256, restart: bool = False, ray_address: str | None = None) -> ExportReport:
     """Export ``spec`` to ``out`` (resuming ``<out>.parts/`` when present); see the module doc.
 
     progress(done_brands, total_brands) is called once at the start (with the brands
     resumed) and after every chunk. Reads the engine's snapshot, never changes it.
+    ray_address: rank the chunks on this Ray cluster (search.ray_export); same rows.
     """
     t0 = time.perf_counter()
     if isinstance(batch_brands, bool) or not isinstance(batch_brands, int) or not 1 <= batch_brands <= MAX_BATCH:
@@ -144,6 +154,7 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
     if out.is_dir():
         raise InvalidInput(f"{out} is a folder; give a file path")
     brands = _brands(engine, spec)
+    on_ray = _ray_ranker(ray_address, engine) if ray_address is not None else None
     ranker = BatchRanker(engine, spec.k, spec.filters)
     fingerprint = _fingerprint(engine, ranker.snap, spec, brands, batch_brands)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,15 +168,27 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
         finished = resumed
         if progress is not None:
             progress(finished, len(brands))
-        for i in range(n_chunks):
-            if i in done:
-                continue
-            chunk = brands[i * size : (i + 1) * size]
-            done[i] = write_chunk(parts, i, spec.fmt, ranker.rank(chunk), ranker.snap.table, len(chunk))
-            finished += len(chunk)
+        todo = {i: brands[i * size : (i + 1) * size] for i in range(n_chunks) if i not in done}
+        for i, ranked in _ranked(ranker, spec, todo, on_ray):
+            done[i] = write_chunk(parts, i, spec.fmt, ranked, ranker.snap.table, len(todo[i]))
+            finished += len(todo[i])
             if progress is not None:
                 progress(finished, len(brands))
         assemble(parts, out, spec.fmt, n_chunks)
     infos = [done[i] for i in range(n_chunks)]
     return ExportReport(out, len(brands), sum(c.rows for c in infos), resumed,
                         tuple(s for c in infos for s in c.skipped), time.perf_counter() - t0)
+
+
+def _ray_ranker(address: str, engine: Engine) -> RayRanker:
+    from congruence.search.ray_export import RayRanker
+
+    return RayRanker.connect(address, engine)
+
+
+def _ranked(ranker: BatchRanker, spec: ExportSpec, todo: Mapping[int, Sequence[str]],
+            on_ray: RayRanker | None) -> Iterator[tuple[int, RankedRows]]:
+    """(chunk number, rows) of every chunk in ``todo``: here in order, or on Ray as they finish."""
+    if on_ray is not None:
+        return on_ray.rank(ranker.snap, spec.k, spec.filters, todo)
+    return ((i, ranker.rank(chunk)) for i, chunk in todo.items())

@@ -1,0 +1,126 @@
+"""Ingest's encode stage on a Ray cluster: the pending images and captions, encoded by actors.
+
+The driver (``ingest``) still validates, stores, pools and indexes; only the work list of
+``encode``, the content that has no vector yet, goes to Ray, as rows of (content hash,
+image path or caption). Each actor loads the store's encoder once (``EncoderSet``, the
+driver's settings) and writes its vectors to PostgreSQL with ``VectorStore.put_vectors``,
+a content-addressed upsert: a retried task rewrites nothing, and an interrupted ingest
+resumes from what still has no vector, as the local path does.
+
+Workers open images by the absolute paths the driver stored (``posts.corpus_root``), so the
+corpus folder must be at the same path on every node (shared storage): docs/scale-out.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from congruence.core.settings import Settings
+from congruence.indexer.encode import Progress, _load
+from congruence.indexer.encoder_set import EncoderSet
+from congruence.indexer.encoders import encode_batch
+from congruence.indexer.ray_cluster import actor_pool, connect, import_ray, worker_settings
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+
+logger = logging.getLogger(__name__)
+Batch = dict[str, np.ndarray]
+TEXT_BATCH = 64  # as encode_texts: captions are cheap, bigger batches
+
+
+class _ImageActor:
+    """Holds the image encoder and a store connection; encodes and stores one batch a call."""
+
+    def __init__(self, settings: Settings, model_id: int):
+        self.vstore = VectorStore(Store.open(settings))
+        self.enc = EncoderSet(settings).image
+        self.model_id = model_id
+
+    def __call__(self, batch: Batch) -> Batch:
+        hashes = [str(h) for h in batch["hash"]]
+        loaded = [_load(self.enc, str(root), str(rel)) for root, rel in zip(batch["root"], batch["image"], strict=True)]
+        ok = [(h, t) for h, t in zip(hashes, loaded, strict=True) if isinstance(t, torch.Tensor)]
+        if ok:
+            x = torch.stack([t for _, t in ok])
+            if self.enc.device.type == "cuda":
+                x = x.pin_memory()
+            vecs = encode_batch(self.enc, x)
+            self.vstore.put_vectors(self.model_id, [h for h, _ in ok], vecs, self.enc.dim)
+        errors = [t if isinstance(t, str) else "" for t in loaded]
+        return {"hash": np.array(hashes, dtype=object), "error": np.array(errors, dtype=object)}
+
+
+class _TextActor:
+    """Holds the text encoder and a store connection; encodes and stores one batch a call."""
+
+    def __init__(self, settings: Settings, model_id: int):
+        self.vstore = VectorStore(Store.open(settings))
+        self.enc = EncoderSet(settings).text
+        self.model_id = model_id
+
+    def __call__(self, batch: Batch) -> Batch:
+        hashes = [str(h) for h in batch["hash"]]
+        vecs = self.enc.encode([str(c) for c in batch["caption"]])
+        self.vstore.put_vectors(self.model_id, hashes, vecs, self.enc.dim)
+        return {"hash": np.array(hashes, dtype=object)}
+
+
+@dataclass(frozen=True)
+class RayEncoder:
+    """Runs ``encode_images`` / ``encode_texts``'s work on a Ray cluster (same results).
+
+    settings: the driver's, with the database URL the workers connect to; actors: how many
+    encoder actors a stage runs; gpus_per_actor: 1 on a cluster with GPUs, else 0.
+    """
+
+    settings: Settings
+    actors: int
+    gpus_per_actor: int
+
+    @classmethod
+    def connect(cls, address: str, settings: Settings, actors: int | None = None) -> RayEncoder:
+        """Connect to the cluster at ``address`` (see ``ray_cluster.connect``) and size the stage."""
+        cluster = connect(address)
+        gpus = cluster.gpus_per_actor(settings.device)
+        return cls(worker_settings(settings, cluster), actors or cluster.default_actors(gpus), gpus)
+
+    def images(self, vstore: VectorStore, model_id: int,
+               progress: Progress | None = None) -> tuple[int, list[tuple[str, str]]]:
+        """As ``encode.encode_images``: (images encoded, [(image_hash, reason) of those that failed])."""
+        todo = vstore.pending_images(model_id)
+        rows = [{"hash": h, "root": root, "image": rel} for h, root, rel in todo]
+        failed: list[tuple[str, str]] = []
+        for out in self._run(rows, _ImageActor, self.settings.batch_size, model_id, "images", progress):
+            failed += [(str(h), str(e)) for h, e in zip(out["hash"], out["error"], strict=True) if e]
+        return len(todo) - len(failed), sorted(failed)  # in hash order, as the local path finds them
+
+    def texts(self, vstore: VectorStore, model_id: int, progress: Progress | None = None) -> int:
+        """As ``encode.encode_texts``: how many captions were encoded."""
+        rows = [{"hash": h, "caption": c} for h, c in vstore.pending_texts(model_id)]
+        for _ in self._run(rows, _TextActor, max(self.settings.batch_size, TEXT_BATCH), model_id, "texts", progress):
+            pass
+        return len(rows)
+
+    def _run(self, rows: list[dict[str, Any]], actor: type, batch_size: int, model_id: int, stage: str,
+             progress: Progress | None) -> Iterator[Batch]:
+        """The actors' output batches, as they finish; reports progress per batch."""
+        if not rows:
+            return
+        ray = import_ray()
+        n_blocks = min(-(-len(rows) // batch_size), 10_000)  # about one batch a block: every actor gets work
+        logger.info("encoding %d %s on Ray: %d actors, %d GPU each", len(rows), stage, min(self.actors, n_blocks),
+                    self.gpus_per_actor)
+        ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
+        ds = ds.map_batches(actor, fn_constructor_kwargs={"settings": self.settings, "model_id": model_id},
+                            batch_size=batch_size, batch_format="numpy", compute=actor_pool(self.actors, n_blocks),
+                            num_gpus=self.gpus_per_actor)
+        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if progress:
+                progress(stage, len(out["hash"]))
+            yield out
