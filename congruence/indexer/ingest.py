@@ -90,6 +90,9 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
             for derived in spaces:
                 res = sync_index(vstore, settings.index_dir, derived.space, derived.model, settings.exact_threshold)
                 report.index[derived.space] = _index_summary(res)
+        if report.accounts_new or report.accounts_updated or report.posts_new or report.posts_updated \
+                or report.accounts_pooled or report.rejected:
+            store.bump_generation()  # serving processes reload before their next answer
     return report
 
 

@@ -17,4 +17,5 @@ def delete_accounts(settings: Settings, ids: Sequence[str]) -> int:
         vstore = VectorStore(store)
         mids = EncoderSet(settings).model_ids(store)
         sync_index(vstore, settings.index_dir, mids.pooled_space, mids.pooled_model, settings.exact_threshold)
+        store.bump_generation()  # serving processes reload before their next answer
     return n

@@ -120,6 +120,17 @@ class Store:
                 "INSERT INTO store_meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
 
+    def generation(self) -> int:
+        """A counter bumped by every committed change that queries can see (ingest, delete,
+        a new head): a serving process compares it to decide whether to reload."""
+        row = self.conn.execute("SELECT value FROM store_meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def bump_generation(self) -> None:
+        self.conn.execute(
+            "INSERT INTO store_meta (key, value) VALUES ('generation', '1') ON CONFLICT (key)"
+            " DO UPDATE SET value = (store_meta.value::bigint + 1)::text")
+
     # -- accounts -----------------------------------------------------------------
     def account_kinds(self, ids: Iterable[str]) -> dict[str, str]:
         rows = self.conn.execute("SELECT id, kind FROM accounts WHERE id = ANY(%s)", (list(ids),))

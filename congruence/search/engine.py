@@ -48,6 +48,7 @@ class Snapshot:
     model: str
     space: str
     head: CongruenceHead | None = None
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Engine:
         self.close()
 
     def _load(self, force: bool = False) -> Snapshot:
+        generation = self.store.generation()  # read first: a change during the load reloads again
         head = load_active(self.settings, self.store)
         space, model = self.ids.pooled_space, self.ids.pooled_model
         if head is not None:
@@ -97,16 +99,25 @@ class Engine:
             logger.info("index rebuilt from PostgreSQL: %s", res.reason)
         table = self.store.account_table("influencer")
         rows = {int(s): i for i, s in enumerate(table.seq)}
-        return Snapshot(res.index, table, rows, res.manifest.model, space, head)
+        return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation)
 
     def refresh(self) -> None:
         """Re-read PostgreSQL (and the head in service) and swap in an up-to-date snapshot."""
         with self._lock:
             self.snapshot = self._load()
 
+    def current(self) -> Snapshot:
+        """The snapshot to answer with, reloaded first when the store changed since it was
+        taken (an ingest, a deletion, a new head, by any process): an answer never predates
+        a change that was acknowledged before the query started."""
+        with self._lock:
+            if self.store.generation() != self.snapshot.generation:
+                self.snapshot = self._load()
+            return self.snapshot
+
     # -- queries ----------------------------------------------------------------------
     def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
-        snap = self.snapshot
+        snap = self.current()
         with self._lock:
             self.store.require_kind(brand_id, "brand")
             q = self._account_vector(snap, brand_id, "brand")
@@ -120,7 +131,7 @@ class Engine:
 
     def describe_new(self, images: Sequence[Image.Image], text: str) -> BrandQuery:
         """A brand not in the corpus, in the space in service now (encoded once, reusable)."""
-        snap = self.snapshot
+        snap = self.current()
         img, txt = self._encode_new(images, text)
         if snap.head is None:
             return BrandQuery(pool(img, txt, self.ids.d_image, self.ids.d_text), None, snap.space)
@@ -129,14 +140,14 @@ class Engine:
         return BrandQuery(q, brand_posts, snap.space)
 
     def match_query(self, query: BrandQuery, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
-        snap = self.snapshot
+        snap = self.current()
         if query.space != snap.space:
             raise ModelMismatch(f"this brand was described in {query.space!r}, but {snap.space!r} is in service "
                                 "now: describe it again")
         return self._search(snap, query.vector, k, filters, posts=posts, brand_posts=query.posts)
 
     def similar(self, influencer_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
-        snap = self.snapshot
+        snap = self.current()
         with self._lock:
             self.store.require_kind(influencer_id, "influencer")
             q = self._account_vector(snap, influencer_id, "influencer")

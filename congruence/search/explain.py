@@ -73,7 +73,7 @@ class Explainer:
                                method: str = "gradcam") -> tuple[Explanation, Image.Image]:
         """A post explained against a brand that is not in the corpus (a match by images and text)."""
         _check_method(method)
-        snap = self.engine.snapshot
+        snap = self.engine.current()
         if query.space != snap.space:
             raise ModelMismatch("the model changed since this search: search again to explain its results")
         image, digest, caption = self._post_image(post_id)
@@ -110,7 +110,7 @@ class Explainer:
         """(post id, score) of the influencer's n image posts that match the brand best."""
         engine = self.engine
         engine.store.require_kind(influencer_id, "influencer")
-        snap = engine.snapshot
+        snap = engine.current()
         brand, _, _ = self._brand_side(brand_id, "")
         vecs = engine._per_post_vectors(snap, [influencer_id]).get(influencer_id)
         pids = engine.store.post_ids_by_account([influencer_id]).get(influencer_id, [])
@@ -126,7 +126,7 @@ class Explainer:
 
     # -- internals ----------------------------------------------------------------------
     def _brand_side(self, brand_id: str, caption: str) -> tuple[BrandSide, str, int]:
-        engine, snap = self.engine, self.engine.snapshot
+        engine, snap = self.engine, self.engine.current()
         engine.store.require_kind(brand_id, "brand")
         cap = self._caption_vector(caption)
         seq, _, vecs = engine.vstore.account_vectors(snap.space, ids=[brand_id])

@@ -101,7 +101,7 @@ class BatchRanker:
     """Ranks batches of brands against one engine snapshot (read only) and one filter."""
 
     def __init__(self, engine: Engine, k: int, filters: Filters):
-        snap: Snapshot = engine.snapshot
+        snap: Snapshot = engine.current()
         self.snap, self.k, self.vstore, self.lock = snap, k, engine.vstore, engine._lock
         self.mask = filters.mask(snap.table, snap.index)
         self.n = max(k, engine.settings.candidates) if snap.head is not None else k

@@ -125,6 +125,7 @@ def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue]
         current = store.meta()
         previous = current.get(ACTIVE_KEY)
         with store.conn.transaction():
+            store.bump_generation()
             store.set_meta(ACTIVE_KEY, version)
             if previous and previous != version:
                 store.set_meta(PREVIOUS_KEY, previous)

@@ -1,0 +1,95 @@
+"""A running server sees every acknowledged change: deletions, new accounts, a new head."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from congruence.indexer.ingest import ingest
+from congruence.indexer.maintenance import delete_accounts
+from congruence.training.deploy import active_spaces
+from congruence.training.jobs import train_and_deploy
+from congruence.training.loop import TrainConfig
+
+from .server import corpus_with_head, serving
+
+BRAND = "brand_peakfit"
+
+
+def _ids(url: str, body: dict) -> list[str]:
+    r = httpx.post(url + "/v1/match", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    return [h["influencer_id"] for h in r.json()["data"]]
+
+
+def test_deletions_additions_and_a_new_head_show_up_at_once(pg_url: str, small_corpus: Path, tmp_path: Path) -> None:
+    settings = corpus_with_head(pg_url, tmp_path / "home", small_corpus)
+    with serving(settings, auth=False) as url:
+        first = _ids(url, {"brand_id": BRAND, "k": 18})
+        gone = first[0]
+        assert delete_accounts(settings, [gone]) == 1  # another process's CLI would do the same
+        after = _ids(url, {"brand_id": BRAND, "k": 18})
+        assert gone not in after and len(after) == 17
+        assert httpx.get(f"{url}/v1/influencers/{gone}/similar").status_code == 404
+
+        # a new influencer whose posts are the brand's own pictures
+        extra = tmp_path / "extra"
+        shutil.copytree(small_corpus / "images", extra / "images")
+        (extra / "accounts.jsonl").write_text(json.dumps(
+            {"id": "newcomer", "kind": "influencer", "handle": "newcomer", "category": "fitness",
+             "followers": 20000}) + "\n")
+        (extra / "posts.jsonl").write_text("".join(json.dumps(
+            {"id": f"newcomer_p{i}", "account_id": "newcomer", "image": f"images/brand_peakfit_p{i}.jpg",
+             "caption": "morning run and a gym session"}) + "\n" for i in range(2)))
+        assert ingest(extra, settings, spaces=active_spaces(settings)).exit_code == 0
+        assert "newcomer" in _ids(url, {"brand_id": BRAND, "k": 18})
+
+        old_head = httpx.get(url + "/readyz").json()["head"]
+        out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=1), ("head",),
+                               None, 0.3)
+        r = httpx.post(url + "/v1/match", json={"brand_id": BRAND, "k": 3}).json()
+        assert out.version != old_head and r["ranking"].startswith(f"congruence head {out.version}")
+        assert httpx.get(url + "/readyz").json()["head"] == out.version
+
+
+def test_queries_during_deletions_never_return_an_acknowledged_deletion(pg_url: str, small_corpus: Path,
+                                                                       tmp_path: Path) -> None:
+    settings = corpus_with_head(pg_url, tmp_path / "home", small_corpus)
+    deleted_at: dict[str, float] = {}
+    violations: list[str] = []
+    answers = [0]
+    stop = threading.Event()
+
+    def query() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while not stop.is_set():
+                t0 = time.monotonic()
+                r = client.post("/v1/match", json={"brand_id": BRAND, "k": 18, "posts": 0})
+                assert r.status_code == 200, r.text
+                answers[0] += 1
+                for h in r.json()["data"]:
+                    when = deleted_at.get(h["influencer_id"])
+                    if when is not None and when < t0:
+                        violations.append(f"{h['influencer_id']} deleted {t0 - when:.3f} s before the query")
+
+    with serving(settings, auth=False) as url:
+        victims = _ids(url, {"brand_id": BRAND, "k": 18})[:6]
+        threads = [threading.Thread(target=query) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for victim in victims:
+            time.sleep(0.3)
+            delete_accounts(settings, [victim])
+            deleted_at[victim] = time.monotonic()  # acknowledged
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not violations, violations[:5]
+    assert answers[0] > 10
+
