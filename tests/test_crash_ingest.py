@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,7 +57,13 @@ def _dump(url: str) -> dict[str, list[tuple]]:
         }
 
 
+def _arrays(row: tuple) -> tuple:
+    return tuple(v.to_numpy() if hasattr(v, "to_numpy") else v for v in row)
+
+
 def _same(a: dict[str, list[tuple]], b: dict[str, list[tuple]]) -> None:
+    a = {t: [_arrays(r) for r in rows] for t, rows in a.items()}
+    b = {t: [_arrays(r) for r in rows] for t, rows in b.items()}
     for table in a:
         assert len(a[table]) == len(b[table]), table
         for ra, rb in zip(a[table], b[table], strict=True):
@@ -102,3 +109,39 @@ def test_killed_ingest_resumes_to_the_same_store(two_databases: tuple[str, str],
             ha, hb = a.match_brand(brand, 10), b.match_brand(brand, 10)
             assert [h.influencer_id for h in ha] == [h.influencer_id for h in hb]
             np.testing.assert_allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)
+
+
+def test_two_overlapping_ingests_at_once_equal_one_after_the_other(two_databases: tuple[str, str],
+                                                                    tmp_path: Path) -> None:
+    full = build_demo(tmp_path / "full", influencers_per_category=4, posts_per_influencer=3, posts_per_brand=2)
+    # two corpora sharing half their accounts (and so the same rows and image files)
+    halves = []
+    for name, keep in (("a", lambda i: i % 4 != 3), ("b", lambda i: i % 4 != 0)):
+        folder = tmp_path / name
+        shutil.copytree(full / "images", folder / "images")
+        accounts = [json.loads(line) for line in (full / "accounts.jsonl").read_text().splitlines()]
+        kept = {a["id"] for i, a in enumerate(accounts) if keep(i)}
+        for table, key in (("accounts", "id"), ("posts", "account_id"), ("matches", "influencer_id")):
+            rows = [json.loads(line) for line in (full / f"{table}.jsonl").read_text().splitlines()]
+            rows = [r for r in rows if r[key] in kept and r.get("brand_id", next(iter(kept))) in kept]
+            (folder / f"{table}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        halves.append(folder)
+    sequential_url, concurrent_url = two_databases
+    seq = Settings(home=tmp_path / "seq", database_url=sequential_url, batch_size=8)
+    for folder in halves:
+        assert ingest(folder, seq).exit_code == 0
+
+    env = {**os.environ, "CONGRUENCE_HOME": str(tmp_path / "conc"), "DATABASE_URL": concurrent_url,
+           "CONGRUENCE_BATCH_SIZE": "8"}
+    procs = [subprocess.Popen([sys.executable, "-m", "congruence", "ingest", str(f), "--json"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in halves]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+
+    _same(_dump(sequential_url), _dump(concurrent_url))
+    conc = Settings(home=tmp_path / "conc", database_url=concurrent_url, batch_size=8)
+    with Engine(seq) as a, Engine(conc) as b:
+        assert a.status()["index"]["size"] == b.status()["index"]["size"] == len(_dump(sequential_url)["accounts"]) - 6
+        for brand in ("brand_peakfit", "brand_happy_paws"):
+            assert [h.influencer_id for h in a.match_brand(brand, 10)] == \
+                [h.influencer_id for h in b.match_brand(brand, 10)]
