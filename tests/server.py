@@ -47,11 +47,17 @@ def serving(settings: Settings, auth: bool) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def corpus_with_head(pg_url: str, home: Path, corpus: Path) -> Settings:
-    """An emptied database with ``corpus`` ingested and a congruence head in service."""
+def corpus_with_head(pg_url: str, home: Path, corpus: Path, engagement: bool = False) -> Settings:
+    """An emptied database with ``corpus`` ingested and a congruence head in service
+    (and, with ``engagement``, an engagement model)."""
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     settings = Settings(home=home, database_url=pg_url, batch_size=16, rate_limit=0)
     ingest(corpus, settings)
     train_and_deploy(settings, TrainConfig(epochs=3, batch_brands=4, list_size=8), ("head",), None, 0.3)
+    if engagement:
+        from congruence.training.engagement import train_engagement
+        from congruence.training.engagement_model import EngagementConfig
+
+        train_engagement(settings, EngagementConfig(epochs=5, seed=0))
     return settings

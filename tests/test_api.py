@@ -30,7 +30,7 @@ BRAND = "brand_peakfit"
 @pytest.fixture(scope="module")
 def api(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A served app with auth on: {"url", "key", "settings", "corpus"}."""
-    settings = corpus_with_head(pg_url, tmp_path_factory.mktemp("api") / "home", small_corpus)
+    settings = corpus_with_head(pg_url, tmp_path_factory.mktemp("api") / "home", small_corpus, engagement=True)
     with database.connect(pg_url, autocommit=True) as conn:
         key, _ = create_key(conn, "tests")
     with serving(settings, auth=True) as url:
@@ -274,6 +274,43 @@ def test_explain_png_and_npy(client: httpx.Client, api: dict) -> None:
     assert client.get("/v1/explain", params={"brand": BRAND, "post": post, "method": "magic"}).status_code == 422
     assert client.get("/v1/explain", params={"brand": "nope", "post": post}).status_code == 404
     assert client.get("/v1/explain", params={"brand": BRAND}).status_code == 422
+
+
+# -- score ----------------------------------------------------------------------------------
+def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> None:
+    from congruence.indexer.store import Store
+    from congruence.search.score import Scorer
+
+    paths = [api["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
+                                                             "fitness_creator_02_p0")]
+    files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+    r = client.post("/v1/score", files=files, data={"caption1": "fresh pasta tonight"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == 3 and [d["rank"] for d in body["data"]] == [1, 2, 3]
+    assert sorted(d["index"] for d in body["data"]) == [0, 1, 2]
+    assert all(0 <= d["score"] <= 10 for d in body["data"])
+    assert [d["filename"] for d in sorted(body["data"], key=lambda d: d["index"])] == [p.name for p in paths]
+    with Store.open(api["settings"]) as store:
+        scorer = Scorer.load(api["settings"], store)
+    want = scorer.score([Image.open(p).convert("RGB") for p in paths], [None, "fresh pasta tonight", None])
+    assert body["model"] == scorer.version
+    assert {d["index"]: d["score"] for d in body["data"]} == pytest.approx({s.index: s.score for s in want}, abs=1e-3)
+    assert {d["index"]: d["suggestions"] for d in body["data"]} == {s.index: list(s.suggestions) for s in want}
+
+
+def test_score_bad_requests(api: dict, client: httpx.Client) -> None:
+    good = next((api["corpus"] / "images").glob("*.jpg")).read_bytes()
+    six = [("images", (f"{i}.jpg", good, "image/jpeg")) for i in range(6)]
+    r = client.post("/v1/score", files=six)
+    assert r.status_code == 413 and "at most 5 images" in r.json()["detail"]
+    r = client.post("/v1/score", files={"caption0": (None, "hello")})
+    assert r.status_code == 422 and "send 1 to 5 images" in r.json()["detail"]
+    r = client.post("/v1/score", files=[("images", ("a.jpg", good, "image/jpeg"))], data={"mood": "x"})
+    assert r.status_code == 422 and "unknown field 'mood'" in r.json()["detail"]
+    r = client.post("/v1/score", files=[("images", ("a.txt", b"hello", "text/plain"))])
+    assert r.status_code == 415
+    assert client.post("/v1/score", json={"images": []}).status_code == 415
 
 
 # -- exports --------------------------------------------------------------------------------

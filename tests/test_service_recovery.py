@@ -68,6 +68,9 @@ def test_database_down_then_back(own_pg: OwnPostgres, small_corpus: Path, tmp_pa
     with serving(settings, auth=False) as url:
         before = _match(url)
         assert before.status_code == 200
+        png = small_corpus / "images" / "brand_peakfit_p0.jpg"
+        r = httpx.post(url + "/v1/score", files=[("images", ("p.jpg", png.read_bytes(), "image/jpeg"))])
+        assert r.status_code == 404 and r.json()["detail"].startswith("no engagement model yet")
 
         own_pg.crash()
         for _ in range(3):  # the first request finds the connection dead, the next ones fail to reconnect

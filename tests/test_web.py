@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 @pytest.fixture(scope="module")
 def site(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Two real servers on one store: the demo's (no auth) and one that needs a key."""
-    settings = corpus_with_head(pg_url, tmp_path_factory.mktemp("web") / "home", small_corpus)
+    settings = corpus_with_head(pg_url, tmp_path_factory.mktemp("web") / "home", small_corpus, engagement=True)
     with database.connect(pg_url, autocommit=True) as conn:
         key, _ = create_key(conn, "browser")
     with serving(settings, auth=False) as open_url, serving(settings, auth=True) as locked_url:
@@ -156,3 +156,27 @@ def test_locked_server_asks_for_a_key(site: dict, page) -> None:  # type: ignore
     page.click("#search-btn")
     page.wait_for_selector(".card")
     page.wait_for_function("[...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_score_page_ranks_uploaded_images(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["url"] + "/score")
+    images = [site["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
+                                                                 "fitness_creator_02_p0")]
+    page.set_input_files("#files", [str(p) for p in images])
+    assert page.locator("#pending figure").count() == 3
+    page.locator("#pending input").nth(1).fill("fresh pasta tonight")
+    page.click("#score-btn")
+    page.wait_for_selector(".scored")
+    rows = page.locator(".scored")
+    assert rows.count() == 3
+    assert [rows.nth(i).locator(".place").inner_text() for i in range(3)] == ["1", "2", "3"]
+    values = [float(rows.nth(i).locator(".value").inner_text().split(" / ")[0]) for i in range(3)]
+    assert values == sorted(values, reverse=True) and all(0 <= v <= 10 for v in values)
+    assert "is expected to get the most attention" in page.locator("#status").inner_text()
+    _shot(page, "score-page")
+
+    page.click("#clear-btn")
+    many = [str(p) for p in sorted((site["corpus"] / "images").glob("*.jpg"))[:7]]
+    page.set_input_files("#files", many)
+    assert page.locator("#pending figure").count() == 5
+    assert page.locator("#status").inner_text() == "Only 5 images at a time: kept the first 5 of those."

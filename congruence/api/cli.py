@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from congruence.api.cli_engagement import add_parsers as add_engagement_parsers
 from congruence.api.cli_explain import add_parser as add_explain_parser
 from congruence.api.cli_export import add_parser as add_export_parser
 from congruence.api.cli_serve import add_parsers as add_serve_parsers
@@ -157,14 +158,24 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _train_demo_models(settings: Settings) -> None:
-    """Train the congruence head when none is in service (a few seconds on the demo)."""
+    """Train the congruence head and the engagement model when none is in service (seconds on the demo)."""
     from congruence.indexer.store import Store
     from congruence.training.deploy import ACTIVE_KEY
     from congruence.training.jobs import train_and_deploy
     from congruence.training.loop import TrainConfig
 
+    from congruence.training.engagement import ACTIVE_KEY as ENGAGEMENT_KEY
+    from congruence.training.engagement import train_engagement
+    from congruence.training.engagement_model import EngagementConfig
+
     with Store.open(settings) as store:
-        has_head = bool(store.meta().get(ACTIVE_KEY))
+        meta = store.meta()
+    has_head, has_engagement = bool(meta.get(ACTIVE_KEY)), bool(meta.get(ENGAGEMENT_KEY))
+    if not has_engagement:
+        print("training the engagement model on the demo's likes ...", file=sys.stderr)
+        rep = train_engagement(settings, EngagementConfig(seed=0))
+        print(f"engagement model {rep.version} in service (held-out pairwise accuracy "
+              f"{rep.results['model'].accuracy:.3f})", file=sys.stderr)
     if not has_head:
         print("training the congruence head on the demo's matches ...", file=sys.stderr)
         out = train_and_deploy(settings, TrainConfig(epochs=30, seed=0, device=settings.device), ("head",), None, 0.2)
@@ -210,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
     add_explain_parser(sub)
+    add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)
     p = sub.add_parser("demo", help="build the demo corpus, ingest it, train, and serve the web page")

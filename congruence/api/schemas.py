@@ -116,6 +116,7 @@ class ScoreResponse(BaseModel):
     data: list[ImageScoreOut]
     count: int
     model: str
+    note: str = Field("", description="why scores or suggestions may say little (e.g. a text-only training corpus)")
 
 
 class Health(BaseModel):

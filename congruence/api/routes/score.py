@@ -39,4 +39,4 @@ async def score(request: Request, services: ServicesDep, _key: KeyDep) -> ScoreR
     scores = await run_in_threadpool(scorer.score, [u.image for u in uploads], captions)
     data = [ImageScoreOut(index=s.index, filename=uploads[s.index].filename, score=s.score, rank=s.rank,
                           suggestions=list(s.suggestions)) for s in sorted(scores, key=lambda s: s.rank)]
-    return ScoreResponse(data=data, count=len(data), model=str(getattr(scorer, "version", "")))
+    return ScoreResponse(data=data, count=len(data), model=scorer.version, note=scorer.note)

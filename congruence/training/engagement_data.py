@@ -1,0 +1,170 @@
+"""Posts with likes, their features and labels, read from the store for the engagement model.
+
+Alt text (Instagram's automatic image description, in a post's ``extra`` as ``alt``) is
+encoded with the store's text encoder and cached in the ``vectors`` table by content hash,
+like captions, so it is encoded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from congruence.core.vectors import l2_normalize
+from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.images import sha256_text
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+from congruence.training.engagement_labels import engagement_z
+
+logger = logging.getLogger(__name__)
+ALT_KEY = "alt"
+_EMPTY_ALT = ("", "no photo description available")
+STATS = ("log_caption_chars", "log_hashtags", "log_mentions", "log_tagged")
+_HASHTAG = re.compile(r"#\w+")
+_MENTION = re.compile(r"@[\w.]+")
+
+
+@dataclass(frozen=True)
+class PostFeatures:
+    """Model inputs of n posts, aligned by row. Embeddings are L2-normalised rows, or zeros
+    where the mask is False (no image, empty caption, no alt text).
+
+    image: (n, d_image); text: (n, d_text) caption; alt: (n, d_text) alt text.
+    log_followers: (n,) log(1 + followers) of the post's account, NaN when unknown.
+    stats: (n, 4) the STATS of each post (log(1 + count)); stats_mask: (n, 4) bool, False where
+        unknown (no caption; tagged accounts of a post being scored).
+    """
+
+    image: np.ndarray
+    image_mask: np.ndarray
+    text: np.ndarray
+    text_mask: np.ndarray
+    alt: np.ndarray
+    alt_mask: np.ndarray
+    log_followers: np.ndarray
+    stats: np.ndarray
+    stats_mask: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.log_followers)
+
+    def take(self, rows: np.ndarray) -> PostFeatures:
+        return PostFeatures(*(np.asarray(a)[rows] for a in (
+            self.image, self.image_mask, self.text, self.text_mask, self.alt, self.alt_mask, self.log_followers,
+            self.stats, self.stats_mask)))
+
+
+@dataclass(frozen=True)
+class EngagementData:
+    """Posts of accounts with at least two liked posts, grouped by account (rows contiguous).
+
+    groups: (n,) int account index into ``account_ids``; likes: (n,) float64;
+    z: (n,) robust within-account z-score of log-likes (the regression label).
+    """
+
+    post_ids: list[str]
+    account_ids: list[str]
+    groups: np.ndarray
+    likes: np.ndarray
+    z: np.ndarray
+    features: PostFeatures
+
+    def __len__(self) -> int:
+        return len(self.post_ids)
+
+    def accounts_rows(self, accounts: Sequence[str]) -> np.ndarray:
+        """Row indices of the posts of ``accounts``."""
+        wanted = {a for a in accounts}
+        keep = np.array([a in wanted for a in self.account_ids], dtype=bool)
+        return np.flatnonzero(keep[self.groups])
+
+
+def informative_alt(raw: object) -> str:
+    """The alt text, or "" when it is missing or Instagram's "nothing seen" placeholder."""
+    if not isinstance(raw, str):
+        return ""
+    alt = raw.strip().rstrip(".")
+    return "" if alt.lower() in _EMPTY_ALT else alt
+
+
+def post_stats(captions: Sequence[str | None], n_tagged: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 4) float32 STATS and their (n, 4) mask: counts the embeddings do not carry well
+    (a caption's length, hashtags and @mentions; how many accounts the post tags)."""
+    n = len(captions)
+    stats = np.zeros((n, len(STATS)), np.float32)
+    mask = np.zeros((n, len(STATS)), bool)
+    for i, (cap, tagged) in enumerate(zip(captions, n_tagged, strict=True)):
+        if cap and cap.strip():
+            stats[i, :3] = np.log1p([len(cap), len(_HASHTAG.findall(cap)), len(_MENTION.findall(cap))])
+            mask[i, :3] = True
+        if tagged is not None:
+            stats[i, 3], mask[i, 3] = np.log1p(tagged), True
+    return stats, mask
+
+
+def _vectors(store: Store, model_id: int, hashes: Sequence[str | None], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, dim) float32 stored vectors for ``hashes`` and the (n,) mask of those found."""
+    wanted = sorted({h for h in hashes if h})
+    found: dict[str, np.ndarray] = {}
+    with store.conn.cursor(binary=True) as cur:
+        for k in range(0, len(wanted), 5000):
+            rows = cur.execute("SELECT content_hash, embedding FROM vectors WHERE model_id = %s"
+                               " AND content_hash = ANY(%s)", (model_id, wanted[k : k + 5000])).fetchall()
+            found.update((h, v.to_numpy()) for h, v in rows)
+    out = np.zeros((len(hashes), dim), np.float32)
+    mask = np.zeros(len(hashes), bool)
+    for i, h in enumerate(hashes):
+        if h and h in found:
+            out[i], mask[i] = found[h], True
+    return out, mask
+
+
+def encode_alts(store: Store, encs: EncoderSet, ids: ModelIds, alts: Sequence[str], batch: int = 256) -> int:
+    """Encode and store every alt text without a vector yet; returns how many were encoded."""
+    by_hash = {sha256_text(a): a for a in alts if a}
+    if not by_hash:
+        return 0
+    have = {r[0] for r in store.conn.execute("SELECT content_hash FROM vectors WHERE model_id = %s"
+                                            " AND content_hash = ANY(%s)", (ids.text, list(by_hash)))}
+    todo = sorted(h for h in by_hash if h not in have)
+    vstore = VectorStore(store)
+    for k in range(0, len(todo), batch):
+        chunk = todo[k : k + batch]
+        vstore.put_vectors(ids.text, chunk, encs.text.encode([by_hash[h] for h in chunk]), ids.d_text)
+    return len(todo)
+
+
+def load_engagement_data(store: Store, encs: EncoderSet, kinds: Sequence[str] = ("influencer",),
+                         min_posts: int = 2) -> EngagementData:
+    """Every post with a like count of accounts of ``kinds`` having ``min_posts`` such posts."""
+    ids = encs.model_ids(store)
+    rows = store.conn.execute(
+        "SELECT p.id, p.account_id, p.likes, a.followers, p.image_hash, p.caption_hash, p.extra->>%s,"
+        " p.caption, cardinality(p.tagged)"
+        " FROM posts p JOIN accounts a ON a.id = p.account_id WHERE p.likes IS NOT NULL AND a.kind = ANY(%s)"
+        " AND (SELECT count(*) FROM posts q WHERE q.account_id = p.account_id AND q.likes IS NOT NULL) >= %s"
+        " ORDER BY a.seq, p.ts NULLS LAST, p.id", (ALT_KEY, list(kinds), min_posts)).fetchall()
+    alts = [informative_alt(r[6]) for r in rows]
+    n_new = encode_alts(store, encs, ids, alts)
+    if n_new:
+        logger.info("encoded %d alt texts", n_new)
+    account_ids: list[str] = []
+    groups = np.zeros(len(rows), np.int64)
+    for i, r in enumerate(rows):
+        if not account_ids or account_ids[-1] != r[1]:
+            account_ids.append(r[1])
+        groups[i] = len(account_ids) - 1
+    likes = np.array([r[2] for r in rows], np.float64)
+    image, image_mask = _vectors(store, ids.image, [r[4] for r in rows], ids.d_image)
+    text, text_mask = _vectors(store, ids.text, [r[5] for r in rows], ids.d_text)
+    alt, alt_mask = _vectors(store, ids.text, [sha256_text(a) if a else None for a in alts], ids.d_text)
+    fol = np.array([np.log1p(r[3]) if r[3] is not None and r[3] >= 0 else np.nan for r in rows], np.float64)
+    stats, stats_mask = post_stats([r[7] for r in rows], [r[8] for r in rows])
+    feats = PostFeatures(l2_normalize(image), image_mask, l2_normalize(text), text_mask, l2_normalize(alt),
+                         alt_mask, fol, stats, stats_mask)
+    return EngagementData([r[0] for r in rows], account_ids, groups, likes, engagement_z(likes, groups), feats)

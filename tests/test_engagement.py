@@ -1,0 +1,179 @@
+"""The engagement model end to end on the real store and real encoders: train, serve, CLI, analysis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from congruence.api.cli_engagement import add_parsers
+from congruence.core.errors import InvalidInput, NotFound
+from congruence.core.settings import Settings
+from congruence.indexer.demo import caption
+from congruence.indexer.encoder_set import EncoderSet
+from congruence.indexer.ingest import ingest
+from congruence.indexer.store import Store
+from congruence.search.score import ImageScore, Scorer, suggestion_text
+from congruence.training.engagement import (
+    ACTIVE_KEY,
+    checkpoint_path,
+    load_model,
+    train_engagement,
+)
+from congruence.training.engagement_data import load_engagement_data
+from congruence.training.engagement_model import EngagementConfig
+
+SMOKE = EngagementConfig(epochs=3, val_fraction=0.2, batch_accounts=4)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    parser = argparse.ArgumentParser(prog="congruence")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    code = args.func(args, settings)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_scorer_without_a_model_says_what_to_run(settings: Settings) -> None:
+    with Store.open(settings) as store, pytest.raises(NotFound) as e:
+        Scorer.load(settings, store)
+    assert str(e.value) == "no engagement model yet: run `congruence engagement train`"
+
+
+def test_data_labels_and_features_from_the_store(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    with Store.open(settings) as store:
+        data = load_engagement_data(store, EncoderSet(settings))
+    assert len(data.account_ids) == 18 and len(data) == 36  # influencers only, 2 posts each
+    f = data.features
+    assert f.image_mask.all() and f.text_mask.all() and not f.alt_mask.any()
+    np.testing.assert_allclose(np.linalg.norm(f.image, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(f.log_followers).all()
+    # two posts an account: z is +-0.6745 (or 0 on equal likes), the more-liked one positive
+    for g in range(18):
+        rows = np.flatnonzero(data.groups == g)
+        a, b = rows
+        assert data.z[a] == pytest.approx(-data.z[b])
+        if data.likes[a] != data.likes[b]:
+            assert abs(data.z[a]) == pytest.approx(1 / 1.4826, rel=1e-4)
+            assert (data.z[a] > data.z[b]) == (data.likes[a] > data.likes[b])
+
+
+def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(small_corpus, settings)
+    code, body = _cli(capsys, settings, "engagement", "train", "--json", "--epochs", "3", "--test-fraction", "0.34")
+    assert code == 0
+    res = body["results"]
+    assert res["constant"] == res["followers"] == {"pairwise_accuracy": 0.5, "pairs": res["model"]["pairs"]}
+    assert 0.0 <= res["model"]["pairwise_accuracy"] <= 1.0 and res["model"]["pairs"] > 0
+    assert body["split"]["test_accounts"] == 6 and body["split"]["train_accounts"] == 12
+    assert body["trained_with"]["image"] == body["split"]["train_posts"] == 24
+    assert body["model"]["activated"] and len(body["epochs"]) == 3
+    version = body["model"]["version"]
+    assert checkpoint_path(settings, version).is_file()
+    with Store.open(settings) as store:
+        assert store.meta()[ACTIVE_KEY] == version
+        scorer = Scorer.load(settings, store)
+    concept_names = {c["name"] for c in body["concepts"]}
+    assert concept_names == set(scorer.model.concepts.names) and len(concept_names) <= 20
+
+    imgs = sorted((small_corpus / "images").glob("*_creator_0*_p0.jpg"))[:3]
+    pics = [Image.open(p).convert("RGB") for p in imgs]
+    scores = scorer.score(pics, ["morning run", None, ""])
+    assert [s.index for s in scores] == [0, 1, 2]
+    assert all(isinstance(s, ImageScore) and 0.0 <= s.score <= 10.0 for s in scores)
+    assert sorted(s.rank for s in scores) == [1, 2, 3]
+    best_first = sorted(scores, key=lambda s: s.rank)
+    assert [s.score for s in best_first] == sorted((s.score for s in scores), reverse=True)
+    assert all(set(s.suggestions) <= concept_names and len(s.suggestions) <= 3 for s in scores)
+    assert scorer.score(pics, ["morning run", None, ""]) == scores  # deterministic, encoders loaded once
+    assert scores[0].to_dict() == {"index": 0, "score": scores[0].score, "rank": scores[0].rank,
+                                   "suggestions": list(scores[0].suggestions)}
+    with pytest.raises(InvalidInput, match="expected 3 captions \\(one per image\\), got 1"):
+        scorer.score(pics, ["x"])
+
+    # the saved model predicts exactly what the trained one did
+    again = load_model(checkpoint_path(settings, version))
+    assert again.version == version and again.concepts.names == scorer.model.concepts.names
+
+    code, out = _cli(capsys, settings, "score", str(imgs[0]), str(imgs[1]), "--caption", "gym day", "--json")
+    assert code == 0 and out["count"] == 2 and out["model"] == version
+    assert [d["index"] for d in out["data"]] == [0, 1] and sorted(d["rank"] for d in out["data"]) == [1, 2]
+    assert out["ranking"][0] == out["data"][[d["rank"] for d in out["data"]].index(1)]["image"]
+
+
+def test_held_out_accounts_from_a_file(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
+    ingest(small_corpus, settings)
+    held = tmp_path / "held.txt"
+    held.write_text("# held out\nfood_creator_00\ntech_creator_01\n\nnot_an_account\n")
+    from congruence.training.engagement import read_account_file
+
+    report = train_engagement(settings, SMOKE, read_account_file(held), activate=False)
+    assert report.n_test_accounts == 2 and report.n_train_accounts == 16 and not report.activated
+    with Store.open(settings) as store:
+        assert ACTIVE_KEY not in store.meta()
+    held.write_text("nobody\n")
+    with pytest.raises(InvalidInput, match="none of the test accounts has two or more posts with likes"):
+        train_engagement(settings, SMOKE, read_account_file(held))
+
+
+def test_demo_likes_follow_brightness() -> None:
+    from congruence.indexer.demo import likes
+
+    dark, light = Image.new("RGB", (8, 8), (20, 20, 20)), Image.new("RGB", (8, 8), (230, 230, 230))
+    assert likes(light, 2525) > 100 * likes(dark, 2525)
+    assert likes(dark, 50) < likes(dark, 5000) < 1.25 * likes(dark, 50)
+
+
+def test_suggestion_text() -> None:
+    assert suggestion_text(ImageScore(0, 5.0, 1, ("sea", "swimwear"))) == "including *sea, swimwear* may help"
+    assert suggestion_text(ImageScore(0, 5.0, 1, ())) == ""
+
+
+def _tagged_corpus(root: Path) -> Path:
+    """Text-only: 2 brands, 12 influencers; a post tagging the influencer's own kind of brand
+    gets about three times the likes of one tagging the other brand."""
+    rng = random.Random(3)
+    root.mkdir(parents=True)
+    accounts: list[dict[str, object]] = []
+    posts: list[dict[str, object]] = []
+    for cat in ("fitness", "food"):
+        accounts.append({"id": f"brand_{cat}", "kind": "brand", "handle": cat, "category": cat, "followers": 90_000})
+        posts += [{"id": f"brand_{cat}_{n}", "account_id": f"brand_{cat}", "image": None,
+                   "caption": caption(cat, rng), "likes": 500} for n in range(3)]
+    for cat, other in (("fitness", "food"), ("food", "fitness")):
+        for i in range(6):
+            acc = f"{cat}_{i}"
+            accounts.append({"id": acc, "kind": "influencer", "handle": acc, "category": cat,
+                             "followers": rng.randint(5_000, 90_000)})
+            for n in range(4):
+                own = n < 2
+                posts.append({"id": f"{acc}_{n}", "account_id": acc, "image": None, "caption": caption(cat, rng),
+                              "likes": (900 if own else 300) + rng.randint(0, 100), "ts": 1_700_000_000 + n,
+                              "tagged": [f"brand_{cat if own else other}"]})
+    for name, rows in (("accounts", accounts), ("posts", posts)):
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_analyze_engagement_finds_a_planted_congruence_effect(settings: Settings, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(_tagged_corpus(tmp_path / "tagged"), settings)
+    code, body = _cli(capsys, settings, "analyze", "engagement", "--json")
+    assert code == 0 and body["n"] == 48 and body["n_accounts"] == 12 and body["space"] == "pooled"
+    assert body["coefficient"] > 0 and body["ci95"][0] > 0 and body["p_value"] < 0.05
+    assert body["tagged_kinds"] == {"brand": 48, "influencer": 0} and body["brands"] == "tagged brand accounts"
+    assert body["reading"].startswith("Posts tagging a brand that is more congruent with the influencer get more")
+
+
+def test_analyze_engagement_without_tagged_posts(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    from congruence.training.congruence_effect import analyze_engagement
+
+    with pytest.raises(InvalidInput, match="only 0 posts tag an account with a vector in space 'pooled'"):
+        analyze_engagement(settings)
