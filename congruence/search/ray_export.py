@@ -50,6 +50,10 @@ class _EngineView:
     _lock: threading.RLock
     settings: Settings
 
+    def current(self) -> Snapshot:
+        """The shipped snapshot: an actor ranks against the driver's version, never a newer one."""
+        return self.snapshot
+
 
 class _RankActor:
     """Holds a snapshot and a store connection; ranks one chunk of brands a call."""
