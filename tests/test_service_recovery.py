@@ -93,3 +93,17 @@ def test_database_down_then_back(own_pg: OwnPostgres, small_corpus: Path, tmp_pa
         assert after.status_code == 200 and after.json() == before.json()
     with database.connect(own_pg.url) as conn:  # nothing was lost
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (24,)
+
+
+def test_secrets_never_reach_answers_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(home=tmp_path / "home", database_url="postgresql://app:s3cr3t-pw@127.0.0.1:1/congruence",
+                        rate_limit=0)
+    caplog.set_level("DEBUG")
+    with serving(settings, auth=True) as url:
+        ready = httpx.get(url + "/readyz", timeout=30)
+        assert ready.status_code == 503 and "postgresql://app:***@127.0.0.1:1/congruence" in ready.json()["database"]
+        key = "cgk_abcdefabcdef_" + "A" * 43
+        r = httpx.post(url + "/v1/match", json={"brand_id": "x"}, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 503
+        texts = [ready.text, r.text, caplog.text]
+    assert all("s3cr3t-pw" not in t and "A" * 43 not in t for t in texts)
