@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from congruence.core.errors import InvalidInput, NotFound
+from congruence.core.idfile import read_id_lines
 from congruence.indexer.store import Store
 from congruence.search.engine import MAX_K, Engine, Snapshot
 from congruence.search.export_files import (
@@ -87,17 +88,7 @@ def read_brand_file(path: Path, store: Store | None = None) -> tuple[str, ...]:
 
     With a store, an id that is not a brand there is refused, naming its line.
     """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InvalidInput(f"{path}: cannot read the brand list ({e.strerror})") from None
-    first_line: dict[str, int] = {}
-    for n, line in enumerate(lines, 1):
-        bid = line.strip()
-        if bid and not bid.startswith("#"):
-            first_line.setdefault(bid, n)
-    if not first_line:
-        raise InvalidInput(f"{path}: no brand ids (expected one a line)")
+    first_line = read_id_lines(path, "brand")
     if store is not None:
         _check_brands(store, list(first_line), lambda i, b: f"{path}:{first_line[b]}")
     return tuple(first_line)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from congruence.core.errors import InvalidInput, ModelMismatch, NotFound
+from congruence.core.idfile import read_id_lines
 from congruence.core.settings import Settings
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.store import Store
@@ -155,14 +156,7 @@ def load_active(settings: Settings, store: Store) -> EngagementModel:
 
 def read_account_file(path: Path) -> list[str]:
     """Account ids, one a line; blank lines and lines starting with # are skipped."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InvalidInput(f"{path}: cannot read the account list ({e.strerror})") from None
-    ids = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if not ids:
-        raise InvalidInput(f"{path}: no account ids (expected one a line)")
-    return ids
+    return list(read_id_lines(path, "account"))
 
 
 def _split(data: EngagementData, test: Sequence[str] | None, fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from congruence.core.errors import InvalidInput
+from congruence.core.idfile import read_id_lines
 from congruence.core.settings import Settings
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.postsets import PostSets
@@ -47,14 +48,7 @@ def load_training_data(settings: Settings) -> TrainingData:
 
 def read_brand_file(path: Path) -> list[str]:
     """Brand ids, one a line; blank lines and lines starting with # are skipped."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InvalidInput(f"{path}: cannot read the brand list ({e.strerror})") from None
-    brands = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if not brands:
-        raise InvalidInput(f"{path}: no brand ids (expected one a line)")
-    return brands
+    return list(read_id_lines(path, "brand"))
 
 
 @dataclass(frozen=True)
