@@ -9,6 +9,8 @@ from importlib import resources
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -56,6 +58,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
 
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without echoing the input back: an input can be NaN (not JSON) or huge."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k in ("type", "loc", "msg")} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 async def _bad_characters(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "input contains characters the database cannot store (such as NUL)"},
                         status_code=422)
@@ -82,6 +91,7 @@ def create_app(settings: Settings, auth: bool = True, services: Services | None 
                               "server runs with --no-auth on loopback.")
     app.state.services = services
     app.add_exception_handler(CongruenceError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(psycopg.DataError, _bad_characters)
     app.add_exception_handler(psycopg.OperationalError, _database_error)
     app.add_exception_handler(psycopg.InterfaceError, _database_error)
