@@ -93,3 +93,39 @@ def test_queries_during_deletions_never_return_an_acknowledged_deletion(pg_url: 
     assert not violations, violations[:5]
     assert answers[0] > 10
 
+
+
+def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus: Path, tmp_path: Path) -> None:
+    """Each answer names its head and equals that head's answer exactly: never a mix of two."""
+    settings = corpus_with_head(pg_url, tmp_path / "home", small_corpus)
+    body = {"brand_id": BRAND, "k": 10, "posts": 1}
+    seen: list[tuple[str, list[tuple[str, float]]]] = []
+    stop = threading.Event()
+
+    def query() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while not stop.is_set():
+                r = client.post("/v1/match", json=body).json()
+                seen.append((r["ranking"].split()[2].rstrip(":"), [(h["influencer_id"], h["score"]) for h in r["data"]]))
+
+    with serving(settings, auth=False) as url:
+        before = httpx.post(url + "/v1/match", json=body).json()
+        threads = [threading.Thread(target=query) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5), ("head",),
+                               None, 0.3)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        after = httpx.post(url + "/v1/match", json=body).json()
+    old = before["ranking"].split()[2].rstrip(":")
+    expected = {old: [(h["influencer_id"], h["score"]) for h in before["data"]],
+                out.version: [(h["influencer_id"], h["score"]) for h in after["data"]]}
+    assert expected[old] != expected[out.version]
+    versions = {v for v, _ in seen}
+    assert versions == {old, out.version}, versions
+    for version, hits in seen:
+        assert hits == expected[version], version
