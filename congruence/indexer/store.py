@@ -308,7 +308,7 @@ class Store:
         return out
 
     def counts(self) -> dict[str, Any]:
-        kinds = dict(self.conn.execute("SELECT kind, count(*) FROM accounts GROUP BY kind").fetchall())
+        kinds: dict[str, int] = dict(self.conn.execute("SELECT kind, count(*) FROM accounts GROUP BY kind").fetchall())
         posts = self.conn.execute("SELECT count(*) FROM posts").fetchone()
         matches = self.conn.execute("SELECT count(*) FROM matches").fetchone()
         return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query
@@ -16,7 +16,7 @@ from congruence.search.heatmap import overlay
 
 router = APIRouter(tags=["explain"])
 Method = Literal["gradcam", "integrated_gradients", "occlusion"]
-assert set(Method.__args__) == set(METHODS), "keep the API's methods in step with search.attribution"
+assert set(get_args(Method)) == set(METHODS), "keep the API's methods in step with search.attribution"
 
 
 @router.get("/v1/explain", response_class=Response,
