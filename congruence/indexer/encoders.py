@@ -114,7 +114,7 @@ class EfficientNetLite0:
         self.model.eval().to(device)
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
-        img = img.convert("RGB").resize((self.input_size, self.input_size), Image.BILINEAR)
+        img = img.convert("RGB").resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
         a = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
         return (a - 127.0) / 128.0
 
@@ -126,7 +126,7 @@ class EfficientNetLite0:
         ratio = min(max(w, h) / max(1, min(w, h)), max_ratio)
         long = int(round(self.input_size * ratio / 32)) * 32
         size = (long, self.input_size) if w >= h else (self.input_size, long)
-        img = img.convert("RGB").resize(size, Image.BILINEAR)
+        img = img.convert("RGB").resize(size, Image.Resampling.BILINEAR)
         a = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
         return (a - 127.0) / 128.0
 

@@ -68,7 +68,8 @@ class VectorStore:
 
         Accounts with no posts are left out. Posts whose vectors are missing get zeros there.
         """
-        where, args = [], [image_model, text_model]
+        where: list[str] = []
+        args: list[object] = [image_model, text_model]
         if account_ids is not None:
             where.append("a.id = ANY(%s)")
             args.append(list(account_ids))
@@ -122,10 +123,11 @@ class VectorStore:
         ver = np.array([r[1] for r in rows], dtype=np.int64)
         return seq, ver
 
-    def account_vectors(self, space: str, seqs: Sequence[int] | None = None, kind: str | None = None,
+    def account_vectors(self, space: str, seqs: Sequence[int] | np.ndarray | None = None, kind: str | None = None,
                         ids: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(seq, ids, (n, d) vectors) in ``space``, chosen by seq, by id, or by kind."""
-        where, args = ["v.space = %s"], [space]
+        where: list[str] = ["v.space = %s"]
+        args: list[object] = [space]
         if seqs is not None:
             where.append("a.seq = ANY(%s)")
             args.append([int(s) for s in seqs])
