@@ -24,8 +24,9 @@ from bench import ingest, pgvector_cmp, ranking, retrieval
 from bench.common import Section, format_section, machine_info
 from bench.pg import EmbeddedPg, embedded_pg
 
-SECTIONS = ("ingest", "match", "pgvector", "export", "ranking-photos", "ranking-instagram")
-DEFAULT_SECTIONS = ("ingest", "match", "pgvector", "export")
+SECTIONS = ("ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export", "ranking-photos",
+            "ranking-instagram")
+DEFAULT_SECTIONS = ("ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export")
 NEEDS_PG = {"ingest", "pgvector"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -46,6 +47,18 @@ def section_runner(name: str, quick: bool, tmp: Path, pg: EmbeddedPg | None) -> 
         return lambda: ingest.run(ingest.IngestConfig.for_run(quick), tmp / "ingest", pg)
     if name == "match":
         return lambda: retrieval.run(retrieval.RetrievalConfig.for_run(quick))
+    if name == "index-scale":
+        from bench import index_scale
+
+        return lambda: index_scale.run(index_scale.ScaleConfig.for_run(quick))
+    if name == "match-e2e":
+        from bench import match_e2e
+
+        return lambda: match_e2e.run(match_e2e.E2eConfig.for_run(quick), tmp / "e2e")
+    if name == "explain":
+        from bench import explain_latency
+
+        return lambda: explain_latency.run(explain_latency.ExplainConfig.for_run(quick))
     if name == "export":
         from bench import export_speed
 

@@ -1,0 +1,362 @@
+"""Match end to end with a head in service: retrieve + filter + rerank of 200 candidates.
+
+Builds a real store in an embedded PostgreSQL (accounts, a seeded head in service, its
+256-d space with per-post projections written at "index time", as ``bench.export_speed``
+does, generated in chunks so 1M influencers fit in memory), then times
+``Engine.match_brand`` in a fresh serving process (``python -m bench.match_e2e --serve``),
+so its memory is the engine's alone: FAISS index, account table, head. In that process the
+encoders are made unloadable: the rerank reads the stored per-post projections and must
+not re-encode anything (a load would fail the run).
+
+Each brand runs three paths back to back (paired, so the ratios hold on a shared machine):
+FAISS top-k alone (the baseline), ``match_brand`` with no filter, and with a category +
+micro filter (~10% of influencers pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+
+from bench.common import Row, Section, Table, stats
+from bench.data import CATEGORY_SHARES, clustered
+from bench.export_speed import D_HEAD, _write_vectors
+from bench.pg import embedded_pg
+from congruence.core.settings import Settings
+from congruence.indexer.index import VectorIndex
+
+logger = logging.getLogger(__name__)
+TARGET_P50_MS, TARGET_P99_MS, TARGET_MEMORY_GB = 20.0, 50.0, 3.0
+CHUNK = 50_000  # accounts generated (and pooled) at a time
+
+
+@dataclass(frozen=True)
+class E2eConfig:
+    sizes: tuple[int, ...]
+    brands: int = 200  # query brands, each timed once per path after a warm-up pass
+    k: int = 20
+    candidates: int = 200
+    posts: tuple[int, int] = (4, 12)  # posts per account, as in bench.export_speed
+    seed: int = 0
+
+    @classmethod
+    def for_run(cls, quick: bool) -> E2eConfig:
+        return cls((10_000,), brands=50) if quick else cls((100_000, 1_000_000))
+
+
+def _posts_chunk(n: int, cfg: E2eConfig, rng: np.random.Generator, centres: np.ndarray,
+                 proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(counts (n,), per-post vectors (sum(counts), 256) float16, L2-normalised) for n accounts."""
+    counts = rng.integers(cfg.posts[0], cfg.posts[1] + 1, n)
+    themes = clustered(n, D_HEAD, rng, centres, proj)
+    posts = np.repeat(themes, counts, axis=0) + 0.08 * rng.standard_normal((int(counts.sum()), D_HEAD), np.float32)
+    posts /= np.linalg.norm(posts, axis=1, keepdims=True)
+    return counts, posts.astype(np.float16)
+
+
+def build_store(settings: Settings, cfg: E2eConfig, n: int) -> dict[str, float]:
+    """``bench.export_speed.build_store`` for ``cfg.brands`` brands and ``n`` influencers, in chunks."""
+    from congruence.indexer.encoder_set import EncoderSet
+    from congruence.indexer.store import Store
+    from congruence.training.deploy import (
+        ACTIVE_KEY,
+        encoder_meta,
+        head_space,
+        save_checkpoint,
+    )
+    from congruence.training.model import CongruenceHead, HeadConfig
+
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    t = time.perf_counter()
+    total = cfg.brands + n
+    ids = [f"brand_{i:06d}" for i in range(cfg.brands)] + [f"infl_{i:07d}" for i in range(n)]
+    shares = np.array(list(CATEGORY_SHARES.values()))
+    cats = rng.choice(list(CATEGORY_SHARES), total, p=shares / shares.sum())
+    followers = (10 ** rng.uniform(3, 6, total)).astype(np.int64)
+    centres, proj = rng.standard_normal((64, 32)), rng.standard_normal((32, D_HEAD)) / np.sqrt(32)
+    with Store.open(settings) as store:
+        mids = EncoderSet(settings).model_ids(store)
+        head = CongruenceHead(HeadConfig(mids.d_image, mids.d_text, d_model=D_HEAD))
+        save_checkpoint(settings, head, encoder_meta(mids))
+        counts, parts, pooled = [], [], np.empty((total, D_HEAD), np.float32)
+        for i in range(0, total, CHUNK):
+            c, p = _posts_chunk(min(CHUNK, total - i), cfg, rng, centres, proj)
+            off = np.concatenate([[0], np.cumsum(c)]).astype(np.int64)
+            pooled[i : i + len(c)] = head.pool_projected(p.astype(np.float32), off)
+            counts.append(c)
+            parts.append(p)
+        posts = np.concatenate(parts)
+        del parts
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+        times = {"generate": time.perf_counter() - t}
+        t = time.perf_counter()
+        kinds = ["brand"] * cfg.brands + ["influencer"] * n
+        with store.conn.cursor() as cur, cur.copy(
+                "COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy:
+            for a, kind, cat, fol in zip(ids, kinds, cats, followers.tolist(), strict=True):
+                copy.write_row((a, kind, a, cat, fol, "-", False))
+        _write_vectors(store, head_space(head.version), ids, offsets, posts, pooled)
+        store.set_meta(ACTIVE_KEY, head.version)
+        times["write_postgres"] = time.perf_counter() - t
+    times["posts"] = float(len(posts))
+    return times
+
+
+# -- the serving process ------------------------------------------------------------
+@dataclass(frozen=True)
+class Served:
+    """What the serving process measured; memory in MB (VmRSS, VmHWM of /proc/self/status)."""
+
+    n: int
+    index_kind: str
+    dim: int
+    engine_start_s: float
+    index_mb: float
+    rss_ready_mb: float  # after the engine opened (index built or loaded) and a gc
+    peak_rss_mb: float  # high-water mark over the whole process, index build included
+    recall_at_10: float
+    batched_qps: float
+    times_s: dict[str, list[float]]  # path -> per-brand wall seconds, brands in the same order
+    stages_ms: dict[str, dict[str, float]]  # path -> stage -> mean ms per query
+
+
+STAGES = (("congruence.indexer.store", "Store", "generation", "generation check (PG)"),
+          ("congruence.indexer.store", "Store", "require_kind", "kind check (PG)"),
+          ("congruence.indexer.vector_store", "VectorStore", "account_vectors", "brand vector (PG)"),
+          ("congruence.search.filters", "Filters", "mask", "filter mask"),
+          ("congruence.indexer.index", "VectorIndex", "search", "faiss search"),
+          ("congruence.indexer.vector_store", "VectorStore", "post_vectors", "per-post vectors (PG)"),
+          ("congruence.training.model", "CongruenceHead", "score_candidates", "head forward"))
+
+
+@contextmanager
+def stage_clock() -> Iterator[dict[str, float]]:
+    """Seconds spent in each of ``STAGES`` while inside (methods wrapped, restored after)."""
+    import importlib
+
+    spent = dict.fromkeys((label for *_, label in STAGES), 0.0)
+    saved: list[tuple[type, str, Any]] = []
+
+    def wrap(owner: type, name: str, label: str) -> None:
+        inner = owner.__dict__[name]
+
+        def timed(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return inner(*a, **kw)
+            finally:
+                spent[label] += time.perf_counter() - t
+
+        saved.append((owner, name, inner))
+        setattr(owner, name, timed)
+
+    for module, cls, name, label in STAGES:
+        wrap(getattr(importlib.import_module(module), cls), name, label)
+    try:
+        yield spent
+    finally:
+        for owner, name, inner in reversed(saved):
+            setattr(owner, name, inner)
+
+
+def _rss_mb() -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return out
+
+
+def _no_encoders() -> None:
+    """Make loading an encoder fail: the rerank must read stored projections only."""
+    from congruence.indexer import encoders
+
+    def refuse(*_: object, **__: object) -> None:
+        raise RuntimeError("the match path tried to load an encoder (re-encoding)")
+
+    encoders.image_encoder = refuse  # type: ignore[assignment]
+    encoders.text_encoder = refuse  # type: ignore[assignment]
+
+
+def serve(settings: Settings, brands: int, k: int) -> Served:
+    """Open an Engine and time the three paths per brand."""
+    from congruence.search.engine import Engine
+    from congruence.search.filters import Filters
+
+    _no_encoders()
+    t = time.perf_counter()
+    engine = Engine(settings)
+    start_s = time.perf_counter() - t
+    snap = engine.snapshot
+    assert snap.head is not None, "no head in service"
+    gc.collect()
+    rss_ready = _rss_mb()
+    ids = [f"brand_{i:06d}" for i in range(brands)]
+    flt = Filters.make(category="fitness", micro=True)
+    qs = {b: engine._account_vector(snap, b, "brand") for b in ids}
+
+    def faiss_only(b: str) -> None:
+        engine._search(snap, qs[b], k, Filters())
+
+    paths = {"faiss top-k only (baseline)": faiss_only,
+             "match_brand, no filter": lambda b: engine.match_brand(b, k),
+             "match_brand, fitness+micro (~10%)": lambda b: engine.match_brand(b, k, flt)}
+    for b in ids[:10]:  # warm-up
+        for f in paths.values():
+            f(b)
+    times = {name: np.empty(len(ids)) for name in paths}
+    stages = {name: dict.fromkeys((label for *_, label in STAGES), 0.0) for name in paths}
+    with stage_clock() as spent:
+        for i, b in enumerate(ids):
+            for name, f in paths.items():
+                before = dict(spent)
+                t = time.perf_counter()
+                f(b)
+                times[name][i] = time.perf_counter() - t
+                for label, v in spent.items():
+                    stages[name][label] += v - before[label]
+    stages_ms = {name: {label: 1000 * v / len(ids) for label, v in st.items()} for name, st in stages.items()}
+    xq = np.stack(list(qs.values()))
+    recall, batched_qps = _index_quality(snap.index, xq)
+    index_mb = (faiss.serialize_index(snap.index.index).nbytes + snap.index.labels.nbytes
+                + snap.index.alive.nbytes + snap.index.versions.nbytes) / 1e6
+    engine.close()
+    return Served(snap.index.n_alive, snap.index.kind, snap.index.dim, start_s, index_mb, rss_ready["VmRSS"],
+                  _rss_mb()["VmHWM"], recall, batched_qps, {name: v.tolist() for name, v in times.items()},
+                  stages_ms)
+
+
+def _index_quality(index: VectorIndex, xq: np.ndarray) -> tuple[float, float]:
+    """recall@10 of the served index against exact search on its own vectors, and batched QPS."""
+    from bench.data import ground_truth, recall_at_k
+
+    xb = index.vectors()
+    truth = index.labels[ground_truth(xq, xb, 10)]
+    t = time.perf_counter()
+    _, found = index.search(xq, 10)
+    return recall_at_k(found, truth), len(xq) / (time.perf_counter() - t)
+
+
+# -- the section ----------------------------------------------------------------------
+def _spawn_serve(settings: Settings, cfg: E2eConfig) -> Served:
+    assert settings.database_url is not None
+    cmd = [sys.executable, "-m", "bench.match_e2e", "--serve", "--home", str(settings.home),
+           "--database-url", settings.database_url, "--brands", str(cfg.brands), "--k", str(cfg.k),
+           "--candidates", str(cfg.candidates)]
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"serving process failed: {out.stderr[-2000:]}")
+    return Served(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def rows_of(res: Served) -> list[Row]:
+    base = np.asarray(res.times_s["faiss top-k only (baseline)"])
+    rows: list[Row] = []
+    for name, v in res.times_s.items():
+        s = stats(np.asarray(v))
+        rows.append({"n": res.n, "path": name, "p50 ms": s.median_ms, "p99 ms": s.p99_ms, "mean ms": s.mean_ms,
+                     "vs faiss-only (paired p50)": float(np.median(np.asarray(v)) / np.median(base))})
+    return rows
+
+
+def stage_rows(res: Served) -> list[Row]:
+    """Mean ms per query in each stage, per path; "other" is the rest of the path's mean."""
+    rows: list[Row] = []
+    for name, st in res.stages_ms.items():
+        mean = 1000 * float(np.mean(res.times_s[name]))
+        rows.append({"n": res.n, "path": name, **st, "other": mean - sum(st.values()), "total": mean})
+    return rows
+
+
+def run(cfg: E2eConfig, tmp: Path) -> Section:
+    section = Section(f"match end to end: retrieve + filter + rerank {cfg.candidates} with the head")
+    latency: list[Row] = []
+    breakdown: list[Row] = []
+    setup: list[Row] = []
+    targets: dict[int, bool] = {}
+    for n in cfg.sizes:
+        with embedded_pg(tmp / f"e2e-pg-{n}") as pg:
+            settings = Settings(home=tmp / f"e2e-home-{n}", database_url=pg.fresh_database(f"e2e{n}"),
+                                device="cpu", candidates=cfg.candidates)
+            built = build_store(settings, cfg, n)
+            gc.collect()
+            res = _spawn_serve(settings, cfg)
+        rows = rows_of(res)
+        latency += rows
+        breakdown += stage_rows(res)
+        setup.append({"n": n, "posts": int(built["posts"]), "generate s": built["generate"],
+                      "write PostgreSQL s": built["write_postgres"], "engine start + index build s":
+                      res.engine_start_s, "index": res.index_kind, "dim": res.dim, "index MB": res.index_mb,
+                      "serving RSS MB": res.rss_ready_mb, "serving peak RSS MB": res.peak_rss_mb,
+                      "recall@10 vs exact": res.recall_at_10, "batched QPS (k=10)": res.batched_qps})
+        if n == 1_000_000:
+            e2e = next(r for r in rows if r["path"] == "match_brand, no filter")
+            targets[n] = (float(e2e["p50 ms"]) <= TARGET_P50_MS  # type: ignore[arg-type]
+                          and float(e2e["p99 ms"]) <= TARGET_P99_MS  # type: ignore[arg-type]
+                          and res.rss_ready_mb / 1024 <= TARGET_MEMORY_GB)
+    section.tables += [Table(f"latency per brand, k={cfg.k}, {cfg.brands} brands, paths interleaved", latency),
+                       Table("where the time goes: mean ms per query in each stage (PG = PostgreSQL round trip)",
+                             breakdown),
+                       Table("set-up and serving process (memory: the serving process alone; PostgreSQL apart)",
+                             setup)]
+    section.notes += [
+        (f"{cfg.brands} brands x {cfg.posts[0]}-{cfg.posts[1]} posts; influencers {cfg.posts[0]}-{cfg.posts[1]} "
+         f"posts each; head d={D_HEAD} (seeded, untrained: weights do not change the cost); "
+         "the serving process cannot load an encoder, so nothing is re-encoded"),
+        (f"targets at 1M (2 cores): p50 <= {TARGET_P50_MS:.0f} ms, p99 <= {TARGET_P99_MS:.0f} ms, "
+         f"serving memory (RSS once ready) <= {TARGET_MEMORY_GB:.0f} GB: "
+         + ({True: "met", False: "MISSED"}[all(targets.values())] if targets
+            else "not checked (1M runs in full mode only)")),
+    ]
+    section.details = {"config": asdict(cfg), "targets_met": all(targets.values()) if targets else None}
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.match_e2e", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--serve", action="store_true", help="internal: time an Engine over an existing store")
+    p.add_argument("--home", type=Path)
+    p.add_argument("--database-url")
+    p.add_argument("--brands", type=int, default=200)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--candidates", type=int, default=200)
+    p.add_argument("--sizes", default="100000", help="comma-separated influencer counts (without --serve)")
+    args = p.parse_args(argv)
+    if args.serve:
+        settings = Settings(home=args.home, database_url=args.database_url, device="cpu", candidates=args.candidates)
+        print(json.dumps(asdict(serve(settings, args.brands, args.k))))
+        return 0
+    import tempfile
+
+    from bench.common import format_section
+
+    cfg = E2eConfig(tuple(int(s) for s in args.sizes.split(",")), args.brands, args.k, args.candidates)
+    with tempfile.TemporaryDirectory(prefix="congruence-e2e-") as tmp:
+        t = time.perf_counter()
+        section = run(cfg, Path(tmp))
+        section.seconds = time.perf_counter() - t
+    print(format_section(section))
+    print(f"load avg {[round(x, 2) for x in os.getloadavg()]}")
+    return 1 if section.details.get("targets_met") is False else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

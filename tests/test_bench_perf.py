@@ -1,0 +1,84 @@
+"""The performance sections of the benchmark (issue 8), run at tiny sizes: they run, and say what they measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench.common import Row
+from bench.explain_latency import ExplainConfig
+from bench.explain_latency import run as explain_run
+from bench.index_scale import ScaleConfig
+from bench.index_scale import run as scale_run
+from bench.match_e2e import E2eConfig, Served, _no_encoders, rows_of, stage_rows
+from bench.match_e2e import run as e2e_run
+from bench.pgvector_cmp import growth_note, target_met
+from congruence.indexer import encoders
+
+
+def test_new_sections_are_default_and_selectable() -> None:
+    for name in ("index-scale", "match-e2e", "explain"):
+        assert name in bench_main.DEFAULT_SECTIONS
+        assert bench_main.parse_args(["--quick", "--only", name]).only == [name]
+
+
+def test_index_scale_compares_product_index_and_sq8_against_brute_force() -> None:
+    section = scale_run(ScaleConfig((3000,), {3000: ("flat", "sq8")}, n_queries=20))
+    flat, sq8 = section.tables[0].rows
+    assert flat["storage"] == "float32 (product VectorIndex)" and sq8["storage"] == "sq8"
+    assert float(flat["recall@10"]) >= 0.95 and float(sq8["recall@10"]) >= 0.9  # type: ignore[arg-type]
+    assert float(sq8["index MB"]) < float(flat["index MB"]) / 2.5  # type: ignore[arg-type]
+
+
+def test_match_e2e_times_rerank_paths_in_a_serving_process(tmp_path: Path) -> None:
+    section = e2e_run(E2eConfig((2000,), brands=8), tmp_path)
+    latency, breakdown, setup = section.tables
+    assert [r["path"] for r in breakdown.rows] == [r["path"] for r in latency.rows]
+    assert float(breakdown.rows[1]["per-post vectors (PG)"]) > 0  # type: ignore[arg-type]  # stored projections read
+    assert [r["path"] for r in latency.rows] == ["faiss top-k only (baseline)", "match_brand, no filter",
+                                                 "match_brand, fitness+micro (~10%)"]
+    assert all(float(r["p50 ms"]) > 0 for r in latency.rows)  # type: ignore[arg-type]
+    row = setup.rows[0]
+    assert row["n"] == 2000 and row["dim"] == 256 and float(row["recall@10 vs exact"]) >= 0.95  # type: ignore[arg-type]
+    assert section.details["targets_met"] is None  # checked at 1M only
+
+
+def test_rows_of_gives_paired_ratio_to_the_baseline() -> None:
+    times = {"faiss top-k only (baseline)": [0.001, 0.001], "match_brand, no filter": [0.004, 0.004]}
+    stages = {"faiss top-k only (baseline)": {"faiss search": 0.5}, "match_brand, no filter": {"faiss search": 1.0}}
+    served = Served(5, "flat", 256, 0.1, 1.0, 100.0, 120.0, 1.0, 1000.0, times, stages)
+    rows = rows_of(served)
+    assert rows[1]["vs faiss-only (paired p50)"] == pytest.approx(4.0)
+    assert rows[1]["p50 ms"] == pytest.approx(4.0)
+    split = stage_rows(served)
+    assert split[1]["faiss search"] == 1.0 and split[1]["other"] == pytest.approx(3.0)
+
+
+def test_serving_process_cannot_load_an_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoders, "image_encoder", encoders.image_encoder)  # restored after the test
+    monkeypatch.setattr(encoders, "text_encoder", encoders.text_encoder)
+    _no_encoders()
+    with pytest.raises(RuntimeError, match="re-encoding"):
+        encoders.image_encoder("efficientnet-lite0")
+
+
+def test_explain_latency_times_default_method_and_forward() -> None:
+    section = explain_run(ExplainConfig(2))
+    explain, forward = section.tables[0].rows
+    assert explain["path"] == "explain (gradcam)" and forward["path"] == "forward only (baseline)"
+    assert float(explain["p50 ms"]) > 0 and forward["vs forward (paired p50)"] == 1.0  # type: ignore[arg-type]
+
+
+def test_pgvector_target_and_growth_note() -> None:
+    h2h: list[Row] = [{"n": 50_000, "faiss engine": "faiss m=32 efc=80 (product)", "QPS faiss/pg": 6.2, "pg recall": 0.96},
+           {"n": 10_000, "faiss engine": "faiss m=32 efc=80 (product)", "QPS faiss/pg": 3.8, "pg recall": 0.99}]
+    assert target_met(h2h, 0.95) is True
+    assert target_met([{**h2h[0], "QPS faiss/pg": 4.9}], 0.95) is False
+    assert target_met(h2h[1:], 0.95) is None  # 10k only (--quick): not checked
+    assert target_met([], 0.95) is None
+    builds: list[Row] = [{"n": 10_000, "engine": "pgvector m=16", "build s": 10.0},
+              {"n": 100_000, "engine": "pgvector m=16", "build s": 100.0}]
+    assert growth_note(builds) == ("1M not run: pgvector's build time grew as n^1.00 from 10,000 to 100,000 "
+                                   "(10 s -> 100 s), about 17 min at 1M on this machine")
