@@ -6,6 +6,7 @@ upserts keyed by id and guarded by a row hash, so re-running an ingest changes n
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,15 @@ class AccountTable:
     handles: list[str]
     categories: list[str]
     followers: np.ndarray  # (n,) int64, -1 when unknown
+
+    @functools.cached_property
+    def category_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        """((n,) int32 code of each row's category, {category: code}): built once per table,
+        so a category filter is one numpy comparison instead of a Python loop per query."""
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(c, len(index)) for c in self.categories), np.int32,
+                            count=len(self.categories))
+        return codes, index
 
 
 def row_hash(obj: Any) -> str:

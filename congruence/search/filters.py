@@ -51,7 +51,9 @@ class Filters:
         """Boolean mask over the table's rows that pass."""
         ok = np.ones(len(table.ids), bool)
         if self.category is not None:
-            ok &= np.array([c == self.category for c in table.categories], bool) if table.ids else ok
+            codes, index = table.category_codes
+            code = index.get(self.category)
+            ok &= codes == code if code is not None else False
         if self.min_followers is not None:
             ok &= table.followers >= self.min_followers
         if self.max_followers is not None:
