@@ -189,11 +189,22 @@ class VectorStore:
 
     def post_vectors(self, space: str, seqs: Sequence[int] = (), ids: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Account id -> (n_posts, dim) float32 per-post vectors in ``space``, by seq and/or id."""
+        # one condition per kind of key given: "seq = ANY OR id = ANY" would stop the planner
+        # from using either index (a scan of every account per query)
+        conds, args = [], []
+        if len(seqs):
+            conds.append("a.seq = ANY(%s)")
+            args.append([int(s) for s in seqs])
+        if len(ids):
+            conds.append("a.id = ANY(%s)")
+            args.append(list(ids))
+        if not conds:
+            return {}
         with self.conn.cursor(binary=True) as cur:
             rows = cur.execute(
                 "SELECT a.id, v.n_posts, v.post_vectors FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-                " WHERE v.space = %s AND v.post_vectors IS NOT NULL AND (a.seq = ANY(%s) OR a.id = ANY(%s))",
-                (space, [int(s) for s in seqs], list(ids)),
+                f" WHERE v.space = %s AND v.post_vectors IS NOT NULL AND ({' OR '.join(conds)})",
+                (space, *args),
             ).fetchall()
         return {r[0]: np.frombuffer(r[2], dtype=np.float16).reshape(r[1], -1).astype(np.float32) for r in rows}
 
