@@ -6,10 +6,11 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -200,3 +201,35 @@ def machine_info() -> dict[str, object]:
         "faiss_gpus": int(getattr(faiss, "get_num_gpus", lambda: 0)()),
         "git_commit": _git_commit(Path(__file__).resolve().parent.parent),
     }
+
+
+@contextmanager
+def timed_calls(targets: Sequence[tuple[Any, str, str]]) -> Iterator[dict[str, float]]:
+    """Seconds spent inside each ``(owner, attribute, label)`` while the block runs.
+
+    The attributes (methods of a class, functions of a module) are wrapped for the
+    duration and restored after; targets sharing a label add up.
+    """
+    spent = dict.fromkeys((label for *_, label in targets), 0.0)
+    saved: list[tuple[Any, str, Any]] = []
+
+    def wrap(owner: Any, name: str, label: str) -> None:
+        inner = vars(owner)[name] if name in vars(owner) else getattr(owner, name)
+
+        def timed(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return inner(*a, **kw)
+            finally:
+                spent[label] += time.perf_counter() - t
+
+        saved.append((owner, name, inner))
+        setattr(owner, name, timed)
+
+    for owner, name, label in targets:
+        wrap(owner, name, label)
+    try:
+        yield spent
+    finally:
+        for owner, name, inner in reversed(saved):
+            setattr(owner, name, inner)

@@ -20,17 +20,16 @@ import json
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 import congruence.search.export as export_mod
-from bench.common import Section, Table, format_section, machine_info
+from bench.common import Section, Table, format_section, machine_info, timed_calls
 from bench.data import CATEGORY_SHARES, clustered
 from bench.pg import embedded_pg
 from congruence.core.settings import Settings
@@ -39,7 +38,12 @@ from congruence.indexer.store import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.search.export_rank import PostBank
-from congruence.training.deploy import ACTIVE_KEY, encoder_meta, head_space, save_checkpoint
+from congruence.training.deploy import (
+    ACTIVE_KEY,
+    encoder_meta,
+    head_space,
+    save_checkpoint,
+)
 from congruence.training.model import CongruenceHead, HeadConfig
 
 D_HEAD = 256
@@ -123,40 +127,20 @@ def _write_vectors(store: Store, space: str, ids: list[str], offsets: np.ndarray
     conn.execute("ANALYZE")
 
 
-@contextmanager
-def stage_timer() -> Iterator[dict[str, float]]:
+def stage_timer() -> AbstractContextManager[dict[str, float]]:
     """Seconds spent in each stage of ``run_export`` (wrapped for the duration)."""
-    spent: dict[str, float] = defaultdict(float)
-    patches: list[tuple[Any, str, Any]] = []
-
-    def wrap(owner: Any, name: str, stage: str) -> None:
-        inner = getattr(owner, name)
-
-        def timed(*a: Any, **kw: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return inner(*a, **kw)
-            finally:
-                spent[stage] += time.perf_counter() - t
-
-        patches.append((owner, name, inner))
-        setattr(owner, name, timed)
-
     from congruence.indexer.index import VectorIndex
     from congruence.indexer.vector_store import VectorStore
 
-    wrap(VectorIndex, "search", "faiss search")
-    wrap(PostBank, "ensure", "fetch influencers' per-post vectors (PostgreSQL)")
-    wrap(PostBank, "padded", "gather + pad candidates")
-    wrap(CongruenceHead, "score_candidates", "head forward (score_candidates)")
-    wrap(VectorStore, "account_vectors", "fetch brand vectors (PostgreSQL)")
-    wrap(export_mod, "write_chunk", "write chunks")
-    wrap(export_mod, "assemble", "assemble the file")
-    try:
-        yield spent
-    finally:
-        for owner, name, inner in reversed(patches):
-            setattr(owner, name, inner)
+    return timed_calls([
+        (VectorIndex, "search", "faiss search"),
+        (PostBank, "ensure", "fetch influencers' per-post vectors (PostgreSQL)"),
+        (PostBank, "padded", "gather + pad candidates"),
+        (CongruenceHead, "score_candidates", "head forward (score_candidates)"),
+        (VectorStore, "account_vectors", "fetch brand vectors (PostgreSQL)"),
+        (export_mod, "write_chunk", "write chunks"),
+        (export_mod, "assemble", "assemble the file"),
+    ])
 
 
 def agreement(engine: Engine, rows: dict[str, list[tuple[str, float]]], brands: Sequence[str], k: int,

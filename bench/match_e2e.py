@@ -23,17 +23,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 import torch
 
-from bench.common import Row, Section, Table, stats
+from bench.common import Row, Section, Table, stats, timed_calls
 from bench.data import CATEGORY_SHARES, clustered
 from bench.export_speed import D_HEAD, _write_vectors
 from bench.pg import embedded_pg
@@ -145,34 +144,12 @@ STAGES = (("congruence.indexer.store", "Store", "generation", "generation check 
           ("congruence.training.model", "CongruenceHead", "score_candidates", "head forward"))
 
 
-@contextmanager
-def stage_clock() -> Iterator[dict[str, float]]:
+def stage_clock() -> AbstractContextManager[dict[str, float]]:
     """Seconds spent in each of ``STAGES`` while inside (methods wrapped, restored after)."""
     import importlib
 
-    spent = dict.fromkeys((label for *_, label in STAGES), 0.0)
-    saved: list[tuple[type, str, Any]] = []
-
-    def wrap(owner: type, name: str, label: str) -> None:
-        inner = owner.__dict__[name]
-
-        def timed(*a: Any, **kw: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return inner(*a, **kw)
-            finally:
-                spent[label] += time.perf_counter() - t
-
-        saved.append((owner, name, inner))
-        setattr(owner, name, timed)
-
-    for module, cls, name, label in STAGES:
-        wrap(getattr(importlib.import_module(module), cls), name, label)
-    try:
-        yield spent
-    finally:
-        for owner, name, inner in reversed(saved):
-            setattr(owner, name, inner)
+    return timed_calls([(getattr(importlib.import_module(module), cls), name, label)
+                        for module, cls, name, label in STAGES])
 
 
 def _rss_mb() -> dict[str, float]:
