@@ -13,10 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from congruence.api.keys import create_key, revoke_key
 from congruence.core.settings import Settings
 from congruence.indexer import database
 from congruence.indexer.ingest import ingest
 
+from .conftest import run
 from .server import serving
 
 
@@ -95,15 +97,60 @@ def test_database_down_then_back(own_pg: OwnPostgres, small_corpus: Path, tmp_pa
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (24,)
 
 
-def test_secrets_never_reach_answers_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    settings = Settings(home=tmp_path / "home", database_url="postgresql://app:s3cr3t-pw@127.0.0.1:1/congruence",
-                        rate_limit=0)
+SECRET = "s3cr3t@pw"
+DATABASE_URLS = [  # every form libpq reads a password from; nothing listens on port 1
+    f"postgresql://app:{SECRET}@127.0.0.1:1/congruence",
+    f"postgresql://app@127.0.0.1:1/congruence?password={SECRET}&sslmode=disable",
+    f"host=127.0.0.1 port=1 user=app password='{SECRET}' dbname=congruence",
+    f"host=127.0.0.1 port=1 user=app password={SECRET} dbname=congruence",
+]
+
+
+@pytest.mark.parametrize("database_url", DATABASE_URLS)
+def test_secrets_never_reach_answers_or_logs(database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                             monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=database_url, rate_limit=0)
     caplog.set_level("DEBUG")
     with serving(settings, auth=True) as url:
         ready = httpx.get(url + "/readyz", timeout=30)
-        assert ready.status_code == 503 and "postgresql://app:***@127.0.0.1:1/congruence" in ready.json()["database"]
+        assert ready.status_code == 503 and "cannot reach the database at " in ready.json()["database"]
+        assert "***" in ready.json()["database"]
         key = "cgk_abcdefabcdef_" + "A" * 43
         r = httpx.post(url + "/v1/match", json={"brand_id": "x"}, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 503
         texts = [ready.text, r.text, caplog.text]
-    assert all("s3cr3t-pw" not in t and "A" * 43 not in t for t in texts)
+    monkeypatch.setenv("CONGRUENCE_HOME", str(tmp_path / "cli"))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, err = run(capsys, "status")
+    assert code == 1 and err.startswith("error: cannot reach the database at ")
+    texts += [out, err]
+    for text in texts:
+        assert "s3cr3t" not in text and "@pw" not in text and "A" * 43 not in text, text
+
+
+def test_keys_never_reach_answers_or_logs(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Wrong, revoked and rate-limited keys against a live database: the secret is never echoed."""
+    settings = settings.with_(rate_limit=60)
+    assert settings.database_url is not None
+    with database.connect(settings.database_url, autocommit=True) as conn:
+        key, info = create_key(conn, "leak check")
+        revoked, rinfo = create_key(conn, "revoked")
+        revoke_key(conn, rinfo.id)
+    secret = key.rsplit("_", 1)[1]
+    wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    caplog.set_level("DEBUG")
+    texts: list[str] = []
+    with serving(settings, auth=True) as url:
+        for candidate in (wrong, revoked, key + "x", "cgk_" + secret):
+            r = httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {candidate}"})
+            assert r.status_code == 401, candidate
+            texts += [r.text, str(r.headers)]
+        codes = []
+        for _ in range(12):
+            r = httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"})
+            codes.append(r.status_code)
+            texts += [r.text, str(r.headers)]
+        assert codes[-1] == 429
+    texts.append(caplog.text)
+    for text in texts:
+        assert secret not in text and revoked.rsplit("_", 1)[1] not in text and wrong.rsplit("_", 1)[1] not in text

@@ -19,8 +19,15 @@ _MIGRATION_LOCK = 7_361_204  # arbitrary advisory-lock key shared by every congr
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ***, safe for logs and error messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """``url`` with any password replaced by ***, safe for logs and error messages.
+
+    Covers the three places libpq reads a password from: a URL's user info (up to its
+    last '@', so an unencoded '@' in the password does not leak the rest), a URL's
+    ``?password=`` parameter, and ``password=...`` in a key/value connection string.
+    """
+    url = re.sub(r"(://[^:/@?#\s]*:)\S*@", r"\1***@", url)
+    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url, flags=re.IGNORECASE)
+    return re.sub(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
 
 
 def embedded_url(pgdata: Path) -> str:
