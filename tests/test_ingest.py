@@ -79,6 +79,37 @@ def test_bad_rows_are_reported_and_good_rows_kept(settings: Settings, small_corp
         assert store.post("x4")["caption"] == "fresh run"
 
 
+def test_huge_images_and_decompression_bombs_are_per_row_errors(settings: Settings, small_corpus: Path,
+                                                                tmp_path: Path) -> None:
+    """20k x 20k pixels (a decompression bomb: 49 KB on disk, 400 Mpx), 12k x 12k (over Pillow's
+    warning limit) and 7k x 7k (over ours): each a per-row error; nothing stored changes."""
+    from .hostile import big_png
+
+    ingest(small_corpus, settings)
+    with Store.open(settings) as store:
+        before = store.counts()
+        vectors = store.conn.execute("SELECT count(*), sum(version) FROM account_vectors").fetchone()
+    bad = _copy(small_corpus, tmp_path / "bombs")
+    n_lines = len((bad / "posts.jsonl").read_text().splitlines())
+    sizes = {"bomb": (20_000, 20_000), "warned": (12_000, 12_000), "big": (7_000, 7_000)}
+    for name, (w, h) in sizes.items():
+        (bad / "images" / f"{name}.png").write_bytes(big_png(w, h))
+    _append(bad / "posts.jsonl", *(json.dumps({"id": f"huge_{name}", "account_id": "fitness_creator_00",
+                                               "image": f"images/{name}.png", "caption": "x"}) for name in sizes))
+    report = ingest(bad, settings)
+    assert report.exit_code == 2 and report.posts_new == 0 and report.images_encoded == 0
+    assert [(e.file, e.line, e.reason) for e in report.rejected] == [
+        ("posts.jsonl", n_lines + 1, "images/bomb.png: too many pixels (decompression bomb)"),
+        ("posts.jsonl", n_lines + 2, "images/warned.png: too many pixels (decompression bomb)"),
+        ("posts.jsonl", n_lines + 3, "images/big.png: 7000x7000 pixels is more than the limit of 40000000"),
+    ]
+    with Store.open(settings) as store:
+        assert store.counts() == before
+        assert store.conn.execute("SELECT count(*), sum(version) FROM account_vectors").fetchone() == vectors
+        assert store.conn.execute("SELECT count(*) FROM posts WHERE id LIKE 'huge_%'").fetchone() == (0,)
+    assert report.index["reason"] == "up to date"
+
+
 def test_changed_caption_repools_the_account_and_updates_the_index(settings: Settings, small_corpus: Path,
                                                                    tmp_path: Path) -> None:
     ingest(small_corpus, settings)
