@@ -22,6 +22,7 @@ from congruence.indexer import database
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
 
+from .hostile import big_png
 from .server import corpus_with_head, serving
 
 BRAND = "brand_peakfit"
@@ -90,10 +91,11 @@ def test_rate_limit_per_key(api: dict, pg_url: str) -> None:
         key, _ = create_key(conn, "busy")
         other, _ = create_key(conn, "calm")
     with serving(replace(api["settings"], rate_limit=60), auth=True) as url:  # bursts of 10, then 1 a second
-        codes = [httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"}).status_code
-                 for _ in range(12)]
+        codes: list[int] = []
+        while 429 not in codes and len(codes) < 60:  # a slow machine refills a token now and then
+            r = httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"})
+            codes.append(r.status_code)
         assert codes[:10] == [200] * 10 and codes[-1] == 429
-        r = httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         assert "rate limit of 60 requests a minute" in r.json()["detail"]
         assert httpx.get(url + "/v1/categories", headers={"Authorization": f"Bearer {other}"}).status_code == 200
@@ -158,6 +160,31 @@ def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -
     assert known["query_id"] is None
 
 
+def test_match_new_brand_with_filters_and_twenty_images(api: dict, client: httpx.Client) -> None:
+    paths = sorted((api["corpus"] / "images").glob("brand_*_p*.jpg"))
+    assert len(paths) >= 10
+    twenty = (paths * 2)[:20]
+    files = [("images", (f"{i}-{p.name}", _jpeg(p), "image/jpeg")) for i, p in enumerate(twenty)]
+    cases = [({"category": "Fitness"}, Filters.make(category="Fitness")),
+             ({"micro": "true", "max_followers": "50000"}, Filters.make(max_followers=50000, micro=True)),
+             ({"min_followers": "20000", "max_followers": "200000"}, Filters.make(min_followers=20000,
+                                                                                   max_followers=200000))]
+    images = [Image.open(p).convert("RGB") for p in twenty]
+    with Engine(api["settings"]) as engine:
+        wants = [engine.match_new(images, "sport and travel", 10, f) for _, f in cases]
+    for (fields, _), want in zip(cases, wants, strict=True):
+        r = client.post("/v1/match", files=files, data={"text": "sport and travel", "k": "10", **fields})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["count"] == len(want) == len(body["data"]) > 0, fields
+        assert [h["influencer_id"] for h in body["data"]] == [h.influencer_id for h in want], fields
+        np.testing.assert_allclose([h["score"] for h in body["data"]], [h.score for h in want], atol=1e-4)
+    hits = client.post("/v1/match", files=files, data={"category": "fitness", "k": "10"}).json()["data"]
+    assert {h["category"] for h in hits} == {"fitness"}
+    r = client.post("/v1/match", files=files, data={"min_followers": "9", "max_followers": "1"})
+    assert r.status_code == 422 and "min_followers (9) is greater than max_followers (1)" in r.text
+
+
 BAD_JSON = [
     ({"brand_id": "nope"}, 404, "unknown brand 'nope'"),
     ({"brand_id": "fitness_creator_00"}, 404, "'fitness_creator_00' is a influencer, not a brand"),
@@ -215,12 +242,27 @@ def test_upload_limits(api: dict, client: httpx.Client) -> None:
     too_many = [("images", (f"{i}.jpg", good, "image/jpeg")) for i in range(21)]
     r = client.post("/v1/match", files=too_many)
     assert r.status_code == 413 and "at most 20 images" in r.json()["detail"]
+    r = client.post("/v1/match", files=too_many * 2)  # past the parser's own file limit too: the same answer
+    assert r.status_code == 413 and r.json()["detail"] == "images: at most 20 images per request, got 22 or more"
+    r = client.post("/v1/score", files=too_many)
+    assert r.status_code == 413 and r.json()["detail"] == "images: at most 5 images per request, got 7 or more"
+    r = client.post("/v1/match", files={"text": (None, "x" * (2 * 1024 * 1024))})
+    assert r.status_code == 413 and r.json()["detail"].startswith("a form field is larger than 1 MB")
+    r = client.post("/v1/match", files={"text": (None, "x" * 5001)})
+    assert r.status_code == 413 and r.json()["detail"] == "text: longer than 5000 characters"
+    r = client.post("/v1/match", files=[(f"f{i}", (None, "1")) for i in range(31)])
+    assert r.status_code == 413 and r.json()["detail"] == "at most 30 form fields per request"
     big = good + b"\0" * (10 * 1024 * 1024)
     r = client.post("/v1/match", files=[("images", ("big.jpg", big, "image/jpeg"))])
     assert r.status_code == 413 and "larger than 10 MB" in r.json()["detail"]
     bomb = _png((9000, 9000), "white")  # 81 Mpx, a few hundred KB compressed
     r = client.post("/v1/match", files=[("images", ("bomb.png", bomb, "image/png"))])
     assert r.status_code == 413 and "pixels" in r.json()["detail"]
+    for w, h in ((20_000, 20_000), (12_000, 12_000)):  # ~50 KB on disk, 400 and 144 Mpx decoded
+        r = client.post("/v1/match", files=[("images", ("bomb.png", big_png(w, h), "image/png"))])
+        assert r.status_code == 413 and r.json()["detail"] == "images[0] (bomb.png): too many pixels (decompression bomb)"
+        r = client.post("/v1/score", files=[("images", ("bomb.png", big_png(w, h), "image/png"))])
+        assert r.status_code == 413 and "decompression bomb" in r.json()["detail"]
     r = client.post("/v1/match", files=[("images", ("a.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"))])
     assert r.status_code == 415 and "not an image" in r.json()["detail"]
     r = client.post("/v1/match", files=[("images", ("page.html", b"<html></html>", "text/html"))])
@@ -243,11 +285,49 @@ def test_upload_limits(api: dict, client: httpx.Client) -> None:
     assert head.startswith("HTTP/1.1 413") and "larger than 64 MB" in head
 
 
+def _chunked_upload(api: dict, path: str, ctype: str, head: bytes, total: int, stop_after: int) -> str:
+    """POST a body of ``total`` bytes with Transfer-Encoding: chunked (no Content-Length), stop
+    sending after ``stop_after`` bytes, and return the status line and detail of the answer."""
+    host, port = api["url"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api['key']}\r\n"
+                  f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        sent, chunk = 0, b"x" * (1024 * 1024)
+        s.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+        while sent < min(total, stop_after):
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        answer = b""
+        while b"}" not in answer and (part := s.recv(4096)):
+            answer += part
+    return answer.decode()
+
+
+def test_huge_bodies_without_content_length_are_refused_while_streaming(api: dict) -> None:
+    """A 100 MB JSON string (and a 100 MB multipart body) sent chunked: 413 once the limit is
+    passed, long before the whole body could have been buffered."""
+    answer = _chunked_upload(api, "/v1/match", "application/json", b'{"brand_id": "', 100 * 2**20, 12 * 2**20)
+    assert answer.startswith("HTTP/1.1 413") and "request body larger than 8 MB" in answer
+    answer = _chunked_upload(api, "/v1/exports", "application/json", b'{"brands": ["', 100 * 2**20, 12 * 2**20)
+    assert answer.startswith("HTTP/1.1 413") and "request body larger than 8 MB" in answer
+    head = b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    answer = _chunked_upload(api, "/v1/match", "multipart/form-data; boundary=b", head, 100 * 2**20, 70 * 2**20)
+    assert answer.startswith("HTTP/1.1 413") and "request body larger than 64 MB" in answer
+    head = b'--b\r\nContent-Disposition: form-data; name="text"\r\n\r\n'
+    answer = _chunked_upload(api, "/v1/match", "multipart/form-data; boundary=b", head, 100 * 2**20, 3 * 2**20)
+    assert answer.startswith("HTTP/1.1 413") and "a form field is larger than 1 MB" in answer
+
+
 # -- similar, accounts, posts ---------------------------------------------------------------
 def test_similar_and_accounts(client: httpx.Client) -> None:
     body = client.get("/v1/influencers/fitness_creator_00/similar", params={"k": 4}).json()
     ids = [h["influencer_id"] for h in body["data"]]
     assert len(ids) == 4 and "fitness_creator_00" not in ids
+    assert body["count"] == len(body["data"]) and [h["rank"] for h in body["data"]] == [1, 2, 3, 4]
+    assert set(body["data"][0]) >= {"influencer_id", "handle", "category", "followers", "score", "rank", "top_posts"}
+    assert body["data"][0]["top_posts"][0]["thumbnail_url"].endswith("/image?size=256")
+    food = client.get("/v1/influencers/fitness_creator_00/similar", params={"k": 10, "category": "food"}).json()
+    assert food["count"] == 3 and {h["category"] for h in food["data"]} == {"food"}
     assert client.get("/v1/influencers/nobody/similar").status_code == 404
     assert client.get(f"/v1/influencers/{BRAND}/similar").json()["detail"] == f"{BRAND!r} is a brand, not a influencer"
     acc = client.get("/v1/accounts/fitness_creator_00", params={"posts": 2}).json()
@@ -365,6 +445,25 @@ def test_export_job_csv_jsonl_parquet(api: dict, client: httpx.Client) -> None:
         tables[fmt] = [(r["brand_id"], r["influencer_id"], int(r["rank"])) for r in rows]
         assert set(rows[0]) >= {"brand_id", "influencer_id", "handle", "followers", "category", "score", "rank"}
     assert tables["csv"] == tables["jsonl"] == tables["parquet"] == want
+
+
+def test_export_of_all_brands_reports_progress(client: httpx.Client) -> None:
+    r = client.post("/v1/exports", json={"brands": "all", "k": 3, "format": "jsonl"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] in ("queued", "running", "done") and job["download_url"] in (None, f"/v1/exports/{job['id']}/download")
+    seen = [(job["done_brands"], job["total_brands"])]
+    deadline = time.monotonic() + 120
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+        job = client.get(f"/v1/exports/{job['id']}").json()
+        seen.append((job["done_brands"], job["total_brands"]))
+    assert job["status"] == "done" and job["rows"] == 18 and (job["done_brands"], job["total_brands"]) == (6, 6)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and all(d <= t for d, t in seen if t), seen
+    rows = [json.loads(line) for line in client.get(job["download_url"]).text.splitlines()]
+    assert len({r["brand_id"] for r in rows}) == 6
 
 
 def test_export_bad_requests(client: httpx.Client) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 from PIL import Image
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from congruence.core.errors import InvalidInput, TooLarge, UnsupportedMedia
@@ -38,11 +39,25 @@ async def read_form(request: Request, max_files: int) -> FormData:
     try:
         # one past the limit, so "too many" is answered with the count, not a parser error
         return await request.form(max_files=max_files + 1, max_fields=MAX_FORM_FIELDS)
-    except HTTPException:
+    except HTTPException:  # ours: BodyLimit's 413
         raise
+    except StarletteHTTPException as e:  # the multipart parser's refusals, all 400 there
+        raise _form_refusal(str(e.detail), max_files) from None
     except Exception as e:  # noqa: BLE001 -- the multipart parser raises several kinds of its own
         raise HTTPException(400 if "boundary" in str(e).lower() else 422,
                             f"malformed multipart body: {e}") from None
+
+
+def _form_refusal(detail: str, max_files: int) -> HTTPException:
+    """The parser's own limits are limits of this API too: 413 with ours named, not a 400."""
+    if detail.startswith("Too many files"):
+        return HTTPException(413, f"images: at most {max_files} images per request, got {max_files + 2} or more")
+    if detail.startswith("Too many fields"):
+        return HTTPException(413, f"at most {MAX_FORM_FIELDS} form fields per request")
+    if "exceeded maximum size" in detail:
+        return HTTPException(413, f"a form field is larger than 1 MB (text fields hold at most {MAX_TEXT_CHARS} "
+                                  "characters)")
+    return HTTPException(400 if "boundary" in detail.lower() else 422, f"malformed multipart body: {detail}")
 
 
 async def read_images(form: FormData, field: str, max_count: int) -> list[Upload]:
