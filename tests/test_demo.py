@@ -1,0 +1,59 @@
+"""`congruence demo`, the README's first command, as a real process on a fresh home."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import httpx
+import pytest
+from PIL import Image
+
+from congruence.core.settings import Settings
+
+from .server import free_port
+from .serving_proc import ROOT, cli_process, listening_addresses, wait_until_up
+
+pytestmark = pytest.mark.slow
+
+
+def _png(color: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 96), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -> None:
+    port = free_port()
+    corpus = env.home / "demo-corpus"
+    assert not corpus.exists()
+    url = f"http://127.0.0.1:{port}/"
+    with cli_process("demo", "--port", str(port), until=f"serving on {url}") as (_, lines):
+        out = "".join(lines)
+        assert "building the demo corpus" in out and "training the congruence head" in out
+        assert "training the engagement model" in out and "[no auth: loopback only]" in out
+        assert (corpus / "accounts.jsonl").is_file() and len(list((corpus / "images").glob("*.jpg"))) > 300
+        wait_until_up(url)
+        assert listening_addresses(port) == {"127.0.0.1"}  # loopback only, never 0.0.0.0
+
+        page = httpx.get(url, timeout=60)
+        assert page.status_code == 200 and "<title>Congruence" in page.text
+        assert httpx.get(url + "score", timeout=60).status_code == 200
+        ready = httpx.get(url + "readyz", timeout=60).json()
+        assert ready["ready"] is True and ready["head"] and ready["influencers"] == 60
+        r = httpx.post(url + "v1/match", json={"brand_id": "brand_peakfit", "k": 5, "micro": True}, timeout=60)
+        assert r.status_code == 200, r.text  # no key needed
+        body = r.json()
+        assert body["count"] == 5 and body["ranking"].startswith(f"congruence head {ready['head']}")
+        scored = httpx.post(url + "v1/score", files=[("images", (f"{c}.png", _png(c), "image/png"))
+                                                     for c in ("white", "black")], timeout=60)
+        assert scored.status_code == 200 and scored.json()["count"] == 2  # the engagement model was trained
+
+    # a second run finds the corpus, the store and both models, and redoes none of them
+    again = subprocess.run([sys.executable, "-m", "congruence", "demo", "--no-serve", "-k", "3"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "building" not in again.stderr and "training" not in again.stderr
+    assert "posts: 0 new, 0 updated" in again.stdout and "encoded: 0 images, 0 captions" in again.stdout
+    assert "best-matching influencers for brand_peakfit" in again.stdout
