@@ -46,9 +46,22 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+RECORDER = """
+window.__statuses = []; window.__bar = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const status = document.getElementById("status"), bar = document.getElementById("progress");
+  new MutationObserver(() => window.__statuses.push(status.textContent))
+    .observe(status, { childList: true, characterData: true, subtree: true });
+  if (bar) new MutationObserver(() => window.__bar.push(bar.hidden ? "hidden" : bar.firstElementChild.style.width))
+    .observe(bar, { attributes: true, subtree: true });
+});
+"""
+
+
 @pytest.fixture
 def page(browser, tmp_path: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context.add_init_script(RECORDER)  # what the page showed while it worked, not only where it ended
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -90,10 +103,18 @@ def test_brand_search_heatmap_similar_export(site: dict, page) -> None:  # type:
     _shot(page, "heatmap")
     page.click("#heat-close")
 
+    assert "Searching…" in page.evaluate("window.__statuses")
     with page.expect_download() as dl:
         page.click("#export-btn")
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     assert [r["influencer_id"] for r in rows] == want and {r["brand_id"] for r in rows} == {BRAND}
+    assert dl.value.suggested_filename == f"shortlist-{BRAND}.csv"
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('Exported')")
+    assert page.locator("#status").inner_text() == f"Exported {len(want)} rows."
+    statuses, bar = page.evaluate("window.__statuses"), page.evaluate("window.__bar")
+    assert "Exporting… 0 of 1 brands." in statuses, statuses  # the export job's progress, as it ran
+    assert bar[-1] == "hidden" and "100%" in bar and any(w not in ("hidden", "100%") for w in bar), bar
+    assert page.locator("#progress").is_hidden()
 
     first = want[0]
     page.locator(".card").first.locator("a.similar").click()
@@ -116,6 +137,19 @@ def test_new_brand_upload_empty_state_and_errors(site: dict, page) -> None:  # t
     page.locator(".card").first.locator(".thumbs img").first.click()
     page.wait_for_function("document.getElementById('heat-map').naturalWidth > 0")
     assert page.locator("#heat-status").inner_text().startswith("Red areas raised this post's match with your brand")
+    page.click("#heat-close")
+    shown = [c.get_attribute("data-influencer") for c in page.locator(".card").all()]
+    with page.expect_download() as dl:  # a new brand's shortlist is the list on screen
+        page.click("#export-btn")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["influencer_id"] for r in rows] == shown and [r["rank"] for r in rows] == [str(i + 1) for i in range(len(shown))]
+
+    page.locator(".card").first.locator("a.similar").click()  # a similar list has no brand to explain against
+    page.wait_for_function("document.getElementById('results-title').textContent.startsWith('Influencers similar')")
+    page.wait_for_selector(".card .thumbs img")
+    page.locator(".card").first.locator(".thumbs img").first.click()
+    assert page.locator("#heat-status").inner_text() == (
+        "Heatmaps explain a match with a brand; this list compares influencers with each other.")
     page.click("#heat-close")
 
     page.click("#tab-known")
@@ -158,7 +192,7 @@ def test_locked_server_asks_for_a_key(site: dict, page) -> None:  # type: ignore
     page.wait_for_function("[...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
 
 
-def test_score_page_ranks_uploaded_images(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+def test_score_page_ranks_uploaded_images(site: dict, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page.goto(site["url"] + "/score")
     images = [site["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
                                                                  "fitness_creator_02_p0")]
@@ -176,7 +210,55 @@ def test_score_page_ranks_uploaded_images(site: dict, page) -> None:  # type: ig
     _shot(page, "score-page")
 
     page.click("#clear-btn")
+    assert page.locator("#score-btn").is_disabled() and page.locator(".scored").count() == 0
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("shopping list: eggs, flour")
+    page.set_input_files("#files", [str(images[0]), str(fake)])
+    page.click("#score-btn")
+    page.wait_for_selector("#status.error")
+    assert page.locator("#status").inner_text() == (
+        "images[1] (notes.jpg): not an image (JPEG, PNG, WebP, GIF, BMP or TIFF).")
+    assert "Scoring 2 images…" in page.evaluate("window.__statuses")
+    page.click("#clear-btn")
     many = [str(p) for p in sorted((site["corpus"] / "images").glob("*.jpg"))[:7]]
     page.set_input_files("#files", many)
     assert page.locator("#pending figure").count() == 5
     assert page.locator("#status").inner_text() == "Only 5 images at a time: kept the first 5 of those."
+
+
+def test_empty_store_and_unreachable_server_read_as_sentences(pg_url: str, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A store with nothing ingested yet, then the server gone: the page says so in words."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from congruence.core.settings import Settings
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS web_empty WITH (FORCE)")
+        conn.execute("CREATE DATABASE web_empty")
+    empty = Settings(home=tmp_path / "home", database_url=make_conninfo(pg_url, dbname="web_empty"), rate_limit=0)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        with serving(empty, auth=False) as url:
+            pg.goto(url + "/")
+            pg.wait_for_function("document.getElementById('status').textContent.length > 0")
+            assert pg.locator("#status").inner_text() == (
+                "The corpus has no brands yet: describe a new brand instead, or ingest a corpus.")
+            assert pg.locator("#category option").count() == 1  # "any"
+            pg.click("#search-btn")
+            assert pg.locator("#status").inner_text() == "Pick a brand first."
+            pg.click("#tab-new")
+            pg.click("#search-btn")
+            assert pg.locator("#status").inner_text() == "Add a few images or a description of the brand."
+        pg.fill("#text", "hiking boots")  # the server has stopped
+        pg.click("#search-btn")
+        pg.wait_for_selector("#status.error")
+        assert pg.locator("#status").inner_text() == (
+            "The server cannot be reached. Is `congruence serve` still running?")
+        _shot(pg, "empty-and-offline")
+    finally:
+        context.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS web_empty WITH (FORCE)")
