@@ -129,3 +129,56 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
     assert versions == {old, out.version}, versions
     for version, hits in seen:
         assert hits == expected[version], version
+
+
+def test_answers_during_an_adding_ingest_come_from_one_version(pg_url: str, small_corpus: Path,
+                                                               tmp_path: Path) -> None:
+    """Queries while an ingest adds influencers (some matching the brand closely): each answer
+    equals, hit for hit and score for score, the answer before the ingest or the one after,
+    never a mix; once the ingest has returned, only the one after."""
+    settings = corpus_with_head(pg_url, tmp_path / "home", small_corpus)
+    extra = tmp_path / "extra"
+    shutil.copytree(small_corpus / "images", extra / "images")
+    newcomers = [f"newcomer_{i}" for i in range(6)]
+    (extra / "accounts.jsonl").write_text("".join(json.dumps(
+        {"id": a, "kind": "influencer", "handle": a, "category": "fitness", "followers": 20000 + i}) + "\n"
+        for i, a in enumerate(newcomers)))
+    (extra / "posts.jsonl").write_text("".join(json.dumps(
+        {"id": f"{a}_p{j}", "account_id": a, "image": f"images/brand_peakfit_p{j}.jpg",
+         "caption": "morning run and a gym session"}) + "\n" for a in newcomers for j in range(2)))
+    body = {"brand_id": BRAND, "k": 24, "posts": 1}
+    seen: list[tuple[float, list[tuple[str, float, str]]]] = []
+    stop = threading.Event()
+
+    def answer(client: httpx.Client) -> list[tuple[str, float, str]]:
+        r = client.post("/v1/match", json=body)
+        assert r.status_code == 200, r.text
+        return [(h["influencer_id"], h["score"], h["top_posts"][0]["post_id"]) for h in r.json()["data"]]
+
+    def query() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while not stop.is_set():
+                t0 = time.monotonic()
+                seen.append((t0, answer(client)))
+
+    with serving(settings, auth=False) as url:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            before = answer(client)
+        threads = [threading.Thread(target=query) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        assert ingest(extra, settings, spaces=active_spaces(settings)).exit_code == 0
+        acknowledged = time.monotonic()
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        with httpx.Client(base_url=url, timeout=60) as client:
+            after = answer(client)
+    assert set(newcomers) <= {i for i, _, _ in after} and not set(newcomers) & {i for i, _, _ in before}
+    mixed = [hits for _, hits in seen if hits not in (before, after)]
+    assert not mixed, mixed[0]
+    late = [hits for t0, hits in seen if t0 > acknowledged]
+    assert late and all(hits == after for hits in late)
+    assert any(hits == before for _, hits in seen)
