@@ -6,23 +6,37 @@ import argparse
 import csv
 import fcntl
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import asdict
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 import torch
 
 from congruence.api.cli_export import add_parser, cmd_export
+from congruence.api.export_jobs import ExportJobs, JobState
 from congruence.core.errors import Busy, InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, read_brand_file, run_export
+from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
 from congruence.training.deploy import deploy
 
+from .conftest import run
+from .server import serving
 from .test_head_product import trained_head
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BRANDS = ("brand_peakfit", "brand_nonna_kitchen", "brand_wanderly", "brand_happy_paws", "brand_atelier_rose",
           "brand_circuitry")
@@ -256,3 +270,222 @@ def test_cli_export_json(corpus: Settings, tmp_path: Path, capsys: pytest.Captur
     assert all(5_000 <= int(r["followers"]) <= 100_000 for r in rows)  # type: ignore[call-overload]
     assert cmd_export(cli_args("--out", str(tmp_path / "all.csv"), "-k", "2"), corpus) == 0
     assert "wrote 12 rows for 6 brands" in capsys.readouterr().out
+
+
+# -- the exact columns, the CLI's filters and progress ----------------------------------------
+COLUMNS = ["brand_id", "influencer_id", "handle", "followers", "category", "score", "rank"]
+
+
+def test_each_format_has_exactly_the_seven_columns_in_order(corpus: Settings, tmp_path: Path) -> None:
+    with Engine(corpus) as engine:
+        for fmt in ("csv", "jsonl", "parquet"):
+            run_export(engine, ExportSpec(None, 3, fmt), tmp_path / f"s.{fmt}")
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    assert len(lines) == 18 and all(list(json.loads(line)) == COLUMNS for line in lines)
+    schema = pq.read_schema(tmp_path / "s.parquet")
+    assert [(f.name, str(f.type)) for f in schema] == [
+        ("brand_id", "string"), ("influencer_id", "string"), ("handle", "string"), ("followers", "int64"),
+        ("category", "string"), ("score", "double"), ("rank", "int32")]
+    rows = read_rows(tmp_path / "s.parquet", "parquet")  # one row per (brand, rank), ranks 1..k
+    assert sorted((r["brand_id"], r["rank"]) for r in rows) == sorted((b, i) for b in BRANDS for i in (1, 2, 3))
+
+
+def test_cli_category_and_micro_filters_and_progress_lines(env: Settings, small_corpus: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(small_corpus, env)
+    out = tmp_path / "s.jsonl"
+    code, stdout, stderr = run(capsys, "export", "--category", "food", "--micro", "-k", "4", "--format", "jsonl",
+                               "--batch-brands", "1", "--out", str(out))
+    assert code == 0 and "wrote" in stdout
+    with Engine(env) as engine:
+        expected = reference(engine, BRANDS, 4, Filters.make(category="food", micro=True))
+    assert len(expected) == 12 and {e["category"] for e in expected} == {"food"}  # 2 pass the filter
+    assert_same(read_rows(out, "jsonl"), expected)
+    # not a terminal: a line at each tenth of the brands (6 brands, one a chunk: every chunk)
+    assert stderr.splitlines() == [f"exporting: {d}/6 brands ({100 * d // 6} %)" for d in range(7)]
+
+
+# -- a process killed mid-export --------------------------------------------------------------
+# Runs `congruence` with two hooks: every batch of brands ranked is logged, and the file named
+# STOP_AT is left half written (its temporary file, as a crash mid-write would leave it) while
+# the process waits to be killed.
+KILLABLE = r"""
+import io, os, sys, time
+from pathlib import Path
+import congruence.search.export_files as files
+import congruence.search.export_rank as export_rank
+
+stop_at, ranked_log, stopped = os.environ["STOP_AT"], Path(os.environ["RANKED_LOG"]), Path(os.environ["STOPPED"])
+write_atomic, rank = files.write_atomic, export_rank.BatchRanker.rank
+
+def logged_rank(self, brands):
+    with ranked_log.open("a") as f:
+        f.write("".join(b + "\n" for b in brands))
+    return rank(self, brands)
+
+def stopping_write_atomic(path, write):
+    if path.name != stop_at:
+        return write_atomic(path, write)
+    def half(f):
+        buf = io.BytesIO()
+        write(buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+        stopped.touch()
+        time.sleep(600)
+    return write_atomic(path, half)
+
+files.write_atomic = stopping_write_atomic
+export_rank.BatchRanker.rank = logged_rank
+from congruence.api.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _kill_when_stopped(settings: Settings, argv: list[str], stop_at: str, logs: Path, name: str) -> list[str]:
+    """Run the export until it stops at ``stop_at``, SIGKILL it; the brands it ranked."""
+    env = {**os.environ, "CONGRUENCE_HOME": str(settings.home), "DATABASE_URL": str(settings.database_url),
+           "STOP_AT": stop_at, "RANKED_LOG": str(logs / f"{name}.ranked"), "STOPPED": str(logs / f"{name}.stopped")}
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, *argv], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (logs / f"{name}.stopped").exists():
+        assert proc.poll() is None, proc.communicate()[1].decode()[-3000:]
+        assert time.monotonic() < deadline, "the export never reached " + stop_at
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    return (logs / f"{name}.ranked").read_text().split()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_killed_export_resumes_to_the_bytes_of_an_uninterrupted_one(
+        env: Settings, small_corpus: Path, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(small_corpus, env)
+    outdir, logs = tmp_path / "out", tmp_path / "logs"
+    outdir.mkdir()
+    logs.mkdir()
+    out, whole = outdir / f"s.{fmt}", tmp_path / f"whole.{fmt}"
+    with Engine(env) as engine:
+        run_export(engine, ExportSpec(None, 5, fmt, Filters.make(micro=True)), whole, batch_brands=1)
+        order = engine.store.account_table("brand").ids
+    assert len(order) == 6
+    argv = ["export", "-k", "5", "--micro", "--format", fmt, "--batch-brands", "1", "--json", "--out", str(out)]
+
+    # 1: killed while writing the third chunk: two whole chunks stay, the third is a torn .tmp
+    ranked = _kill_when_stopped(env, argv, f"chunk-000002.{fmt}", logs, "first")
+    assert ranked == order[:3]
+    parts = out.with_name(out.name + ".parts")
+    assert sorted(p.name for p in outdir.iterdir()) == [f".s.{fmt}.parts.lock", f"s.{fmt}.parts"]
+    assert sorted(p.name for p in parts.iterdir()) == sorted([
+        f"chunk-000000.{fmt}", "chunk-000000.json", f"chunk-000001.{fmt}", "chunk-000001.json",
+        f"chunk-000002.{fmt}.tmp", "spec.json"])
+
+    # 2: the rerun skips the two finished brands, ranks the other four, and is killed while
+    # assembling: the final name still does not exist, only a torn <out>.tmp
+    ranked = _kill_when_stopped(env, argv, out.name, logs, "second")
+    assert ranked == order[2:]
+    assert not out.exists()
+    torn = out.with_name(out.name + ".tmp")
+    assert 0 < torn.stat().st_size < whole.stat().st_size
+
+    # 3: the last rerun ranks nothing (every chunk is finished) and writes the file
+    seen: list[str] = []
+    rank = BatchRanker.rank
+    monkeypatch.setattr(BatchRanker, "rank", lambda self, brands: seen.extend(brands) or rank(self, brands))
+    code, stdout, stderr = run(capsys, *argv)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert seen == [] and report["resumed_brands"] == 6 and report["brands"] == 6
+    assert out.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in outdir.iterdir()) == [f"s.{fmt}"]  # no parts, lock or temporary file left
+
+
+# -- Ray is optional --------------------------------------------------------------------------
+WITHOUT_RAY = r"""
+import sys
+sys.modules["ray"] = None  # `import ray` raises ImportError from here on
+from congruence.api.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(m for m, mod in sys.modules.items() if mod is not None and (m == "ray" or m.startswith("ray.")))
+assert not loaded, loaded
+sys.exit(code)
+"""
+
+
+def test_without_ray_address_ingest_and_export_run_without_ray(settings: Settings, small_corpus: Path,
+                                                               tmp_path: Path) -> None:
+    env = {**os.environ, "CONGRUENCE_HOME": str(settings.home), "DATABASE_URL": str(settings.database_url)}
+    for argv in (["ingest", str(small_corpus), "--json"],
+                 ["export", "-k", "3", "--format", "parquet", "--out", str(tmp_path / "s.parquet"), "--json"]):
+        done = subprocess.run([sys.executable, "-c", WITHOUT_RAY, *argv], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["rows"] == 18 and len(read_rows(tmp_path / "s.parquet", "parquet")) == 18
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("ray")]  # an extra, not a dependency
+    assert project["optional-dependencies"]["ray"] == ["ray[data,client]>=2.10"]
+
+
+# -- the same job behind POST /v1/exports ------------------------------------------------------
+def test_the_api_job_writes_the_bytes_the_cli_writes(env: Settings, small_corpus: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(small_corpus, env)
+    with serving(env, auth=False) as url:
+        for fmt in ("csv", "jsonl", "parquet"):
+            body = {"brands": ["brand_wanderly", "brand_peakfit"], "k": 4, "format": fmt, "micro": True,
+                    "category": "food"}
+            job = httpx.post(url + "/v1/exports", json=body, timeout=60).json()
+            deadline = time.monotonic() + 120
+            while job["status"] in ("queued", "running"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.1)
+                job = httpx.get(f"{url}/v1/exports/{job['id']}", timeout=60).json()
+            assert job["status"] == "done" and (job["done_brands"], job["total_brands"]) == (2, 2), job
+            got = httpx.get(url + job["download_url"], timeout=60).content
+            brands = tmp_path / "brands.txt"
+            brands.write_text("brand_wanderly\nbrand_peakfit\n")
+            out = tmp_path / f"cli.{fmt}"
+            assert run(capsys, "export", "--brands", str(brands), "-k", "4", "--format", fmt, "--micro",
+                       "--category", "food", "--out", str(out))[0] == 0
+            assert got == out.read_bytes() and job["rows"] == len(read_rows(out, fmt)) > 0
+
+
+def test_an_api_job_cut_off_by_a_restart_resumes_from_its_chunks(corpus: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = ExportSpec(None, 5, "csv")
+    root = tmp_path / "exports"
+    job = JobState("0123456789abcdef", "running", "csv", 5, None,
+                   {"category": None, "min_followers": None, "max_followers": None})
+
+    def stop_after_first_chunk(done: int, total: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with Engine(corpus) as engine:
+        run_export(engine, spec, tmp_path / "whole.csv")
+        # the server stopped mid-job: job.json says running, the parts hold one finished chunk
+        (root / job.id).mkdir(parents=True)
+        (root / job.id / "job.json").write_text(json.dumps(asdict(job)))
+        with pytest.raises(KeyboardInterrupt):
+            run_export(engine, spec, root / job.id / "shortlist.csv", progress=stop_after_first_chunk,
+                       batch_brands=2)
+        seen: list[str] = []
+        rank = BatchRanker.rank
+        monkeypatch.setattr(BatchRanker, "rank", lambda self, brands: seen.extend(brands) or rank(self, brands))
+        jobs = ExportJobs(root, lambda: engine)  # a new server: requeues the job, which resumes
+        try:
+            deadline = time.monotonic() + 120
+            while (state := jobs.get(job.id)).status in ("queued", "running"):
+                assert time.monotonic() < deadline, state
+                time.sleep(0.05)
+        finally:
+            jobs.close()
+        brand_order = engine.store.account_table("brand").ids
+    assert state.status == "done" and (state.done_brands, state.total_brands, state.rows) == (6, 6, 30)
+    assert seen == brand_order[2:]  # the first chunk's two brands were not ranked again
+    assert jobs.result_path(state).read_bytes() == (tmp_path / "whole.csv").read_bytes()

@@ -49,7 +49,7 @@ def ray_cluster() -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are length-limited
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=200 * 1024**2,
-             _temp_dir=temp, logging_level=logging.WARNING)
+             _temp_dir=temp, logging_level=logging.WARNING, log_to_driver=False)  # workers' output stays off capsys
     yield
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
@@ -138,6 +138,9 @@ def export_both(settings: Settings, tmp_path: Path, spec: ExportSpec, batch_bran
         on_ray = run_export(engine, spec, tmp_path / "ray.out", batch_brands=batch_brands, ray_address="local")
     assert (tmp_path / "ray.out").read_bytes() == (tmp_path / "local.out").read_bytes()  # same rows, same scores
     assert (on_ray.rows, on_ray.brands, on_ray.skipped) == (local.rows, local.brands, local.skipped)
+    assert local.ray is None and on_ray.ray is not None  # a cluster without GPUs: CPU actors
+    assert on_ray.ray["gpus_per_actor"] == 0 and on_ray.ray["placements"]
+    assert all(p["gpu_ids"] == [] and p["device"] == "cpu" for p in on_ray.ray["placements"])
 
 
 @needs_ray

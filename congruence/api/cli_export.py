@@ -12,17 +12,29 @@ from congruence.core.settings import Settings
 
 
 def _progress_bar() -> Callable[[int, int], None]:
-    from tqdm import tqdm
+    """Progress on stderr: a bar on a terminal, else a line at each tenth of the brands."""
+    stream = sys.stderr
+    if stream.isatty():
+        from tqdm import tqdm
 
-    bar = tqdm(desc="exporting", unit="brand", file=sys.stderr, disable=None)  # None: hidden when not a terminal
+        bar = tqdm(desc="exporting", unit="brand", file=stream)
 
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
 
-    return update
+        return update
+    last = [-1]
+
+    def line(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > last[0]:
+            last[0] = tenth
+            print(f"exporting: {done:,}/{total:,} brands ({100 * done // max(total, 1)} %)", file=stream, flush=True)
+
+    return line
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -42,6 +54,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     resumed = f", {report.resumed_brands} resumed from an interrupted run" if report.resumed_brands else ""
     print(f"wrote {report.rows:,} rows for {report.brands:,} brands to {report.path} "
           f"in {report.seconds:.1f} s{resumed}")
+    if report.ray is not None:
+        gpus = sorted({g for p in report.ray["placements"] for g in p["gpu_ids"]}, key=str)
+        n = len(report.ray["placements"])
+        print(f"ranked on Ray at {report.ray['address']}: {n} actor{'' if n == 1 else 's'}"
+              + (f", GPUs {', '.join(map(str, gpus))}" if gpus else ", no GPU"))
     if report.skipped:
         print(f"skipped {len(report.skipped)} brands:", file=sys.stderr)
         for brand, reason in report.skipped:
@@ -65,5 +82,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--restart", action="store_true",
                    help="discard the chunks of an interrupted export of other options instead of refusing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--ray-address", help="rank on this Ray cluster: auto, ray://HOST:PORT (needs congruence[ray])")
+    p.add_argument("--ray-address", help="rank on this Ray cluster: auto, ray://HOST:PORT, HOST:PORT or local "
+                                         "(needs congruence[ray]; see docs/scale-out.md)")
     p.set_defaults(func=cmd_export)

@@ -2,16 +2,27 @@
 
 Ray is an optional extra (``pip install 'congruence[ray]'``): it is imported here, and only
 when a caller names a cluster (``--ray-address``); nothing else in the package imports it.
+
+Both jobs are Ray Data pipelines (``map_batches`` over a pool of actors that hold the
+encoder or the head). ``run_pipeline`` runs one: on the driver when it is connected to the
+cluster directly (``auto``, ``HOST:PORT``, ``local``), and on the cluster itself when the
+driver is a Ray Client (``ray://``), because Ray Data's executor needs a core worker that a
+client does not have (Ray 2.60: ``'Worker' object has no attribute 'core_worker'``).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from congruence.core.errors import CongruenceError, StoreUnavailable
 from congruence.core.settings import Settings
@@ -62,18 +73,19 @@ def import_ray() -> ModuleType:
 def connect(address: str) -> Cluster:
     """Connect this process to the cluster at ``address``, once; later calls reuse the connection.
 
-    address: 'auto' (the cluster started on this machine by ``ray start``), 'ray://HOST:PORT'
-    (Ray Client), 'HOST:PORT' (a head's GCS), or 'local' (a fresh single-machine cluster).
+    address: 'auto' (the cluster RAY_ADDRESS names, else the one ``ray start`` started on
+    this machine), 'ray://HOST:PORT' (Ray Client: needs ``ray[client]``, in the extra), 'HOST:PORT'
+    (a head's GCS), or 'local' (a fresh single-machine cluster).
     The connection lasts as long as the process (``ray.shutdown()`` ends it sooner).
     """
     ray = import_ray()
     if not ray.is_initialized():
         try:
-            ray.init(address=address, logging_level=logging.WARNING)
+            # log_to_driver=False: actors' output would otherwise be copied to this process's
+            # stdout and break --json; their logs stay in each node's Ray session folder
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as e:  # ConnectionError, ValueError, RuntimeError: Ray raises many kinds
             raise CongruenceError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
-    # the driver reports its own progress; Ray Data's bars would interleave with it
-    ray.data.DataContext.get_current().enable_progress_bars = False
     res = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     cluster = Cluster(address, int(res.get("CPU", 0)), int(res.get("GPU", 0)), nodes)
@@ -98,3 +110,59 @@ def worker_settings(settings: Settings, cluster: Cluster, url: str | None = None
             f"Ray cluster at {cluster.address!r}: set DATABASE_URL to a PostgreSQL with pgvector that every "
             "node can reach (see docs/scale-out.md)")
     return settings.with_(database_url=url or database.database_url(settings))
+
+
+Batch = dict[str, np.ndarray]
+
+
+def is_client(ray: ModuleType) -> bool:
+    """Whether this process is connected through Ray Client (a ``ray://`` address)."""
+    return bool(ray.util.client.ray.is_connected())
+
+
+def _batches(build: Callable[[], Any]) -> Iterator[Batch]:
+    # the driver reports its own progress; Ray Data's bars would interleave with it
+    import_ray().data.DataContext.get_current().enable_progress_bars = False
+    yield from build().iter_batches(batch_size=None, batch_format="numpy")
+
+
+class _PipelineRunner:
+    """Runs a Ray Data pipeline inside the cluster for a Ray Client driver; hands out its batches."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self.batches = _batches(build)
+
+    def next(self) -> Batch | None:
+        return next(self.batches, None)
+
+
+def run_pipeline(build: Callable[[], Any]) -> Iterator[Batch]:
+    """The output batches of the Ray Data dataset ``build()`` returns, as they finish.
+
+    ``build`` must be picklable (a module-level function or a ``functools.partial`` of one):
+    for a Ray Client driver it is sent to an actor on the cluster, which builds and runs
+    the dataset there and hands its batches back one by one.
+    """
+    ray = import_ray()
+    if not is_client(ray):
+        yield from _batches(build)
+        return
+    runner = ray.remote(num_cpus=0)(_PipelineRunner).remote(build)
+    try:
+        while (batch := ray.get(runner.next.remote())) is not None:
+            yield batch
+    finally:
+        ray.kill(runner)
+
+
+def placement(device: str) -> str:
+    """Where an actor runs, as JSON: its node, the GPUs Ray gave it, the torch device it uses."""
+    ray = import_ray()
+    gpus = [int(g) if str(g).isdigit() else str(g) for g in ray.get_gpu_ids()]
+    return json.dumps({"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "gpu_ids": gpus,
+                       "device": device}, sort_keys=True)
+
+
+def placements(seen: set[str]) -> list[dict[str, Any]]:
+    """The distinct actor placements seen, each once: node, pid, gpu_ids, device."""
+    return [json.loads(p) for p in sorted(seen)]

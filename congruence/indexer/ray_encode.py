@@ -7,15 +7,22 @@ driver's settings) and writes its vectors to PostgreSQL with ``VectorStore.put_v
 a content-addressed upsert: a retried task rewrites nothing, and an interrupted ingest
 resumes from what still has no vector, as the local path does.
 
+A Ray Data pipeline per stage (images, then captions): ``map_batches`` over a fixed pool of
+actors, one per GPU on a cluster with GPUs (each asking Ray for one) and CONGRUENCE_DEVICE
+not cpu, else one per CPU; ``ray_cluster.run_pipeline`` runs it on the driver, or on the
+cluster for a Ray Client (``ray://``) driver.
+
 Workers open images by the absolute paths the driver stored (``posts.corpus_root``), so the
 corpus folder must be at the same path on every node (shared storage): docs/scale-out.md.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +32,15 @@ from congruence.core.settings import Settings
 from congruence.indexer.encode import Progress, _load
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.encoders import encode_batch
-from congruence.indexer.ray_cluster import actor_pool, connect, import_ray, worker_settings
+from congruence.indexer.ray_cluster import (
+    actor_pool,
+    connect,
+    import_ray,
+    placement,
+    placements,
+    run_pipeline,
+    worker_settings,
+)
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 
@@ -41,6 +56,7 @@ class _ImageActor:
         self.vstore = VectorStore(Store.open(settings))
         self.enc = EncoderSet(settings).image
         self.model_id = model_id
+        self.placement = placement(str(self.enc.device))
 
     def __call__(self, batch: Batch) -> Batch:
         hashes = [str(h) for h in batch["hash"]]
@@ -53,7 +69,8 @@ class _ImageActor:
             vecs = encode_batch(self.enc, x)
             self.vstore.put_vectors(self.model_id, [h for h, _ in ok], vecs, self.enc.dim)
         errors = [t if isinstance(t, str) else "" for t in loaded]
-        return {"hash": np.array(hashes, dtype=object), "error": np.array(errors, dtype=object)}
+        return {"hash": np.array(hashes, dtype=object), "error": np.array(errors, dtype=object),
+                "placement": np.array([self.placement] * len(hashes), dtype=object)}
 
 
 class _TextActor:
@@ -63,12 +80,14 @@ class _TextActor:
         self.vstore = VectorStore(Store.open(settings))
         self.enc = EncoderSet(settings).text
         self.model_id = model_id
+        self.placement = placement(str(self.enc.device))
 
     def __call__(self, batch: Batch) -> Batch:
         hashes = [str(h) for h in batch["hash"]]
         vecs = self.enc.encode([str(c) for c in batch["caption"]])
         self.vstore.put_vectors(self.model_id, hashes, vecs, self.enc.dim)
-        return {"hash": np.array(hashes, dtype=object)}
+        return {"hash": np.array(hashes, dtype=object),
+                "placement": np.array([self.placement] * len(hashes), dtype=object)}
 
 
 @dataclass(frozen=True)
@@ -77,11 +96,17 @@ class RayEncoder:
 
     settings: the driver's, with the database URL the workers connect to; actors: how many
     encoder actors a stage runs; gpus_per_actor: 1 on a cluster with GPUs, else 0.
+    ``seen`` collects where the actors ran, per stage (``ray_cluster.placement``).
     """
 
     settings: Settings
     actors: int
     gpus_per_actor: int
+    seen: dict[str, set[str]] = field(default_factory=dict, compare=False)
+
+    def placements(self) -> dict[str, list[dict[str, Any]]]:
+        """Per stage ('images', 'texts'), where its actors ran: node, pid, gpu_ids, device."""
+        return {stage: placements(seen) for stage, seen in self.seen.items()}
 
     @classmethod
     def connect(cls, address: str, settings: Settings, actors: int | None = None) -> RayEncoder:
@@ -112,15 +137,24 @@ class RayEncoder:
         """The actors' output batches, as they finish; reports progress per batch."""
         if not rows:
             return
-        ray = import_ray()
         n_blocks = min(-(-len(rows) // batch_size), 10_000)  # about one batch a block: every actor gets work
         logger.info("encoding %d %s on Ray: %d actors, %d GPU each", len(rows), stage, min(self.actors, n_blocks),
                     self.gpus_per_actor)
-        ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
-        ds = ds.map_batches(actor, fn_constructor_kwargs={"settings": self.settings, "model_id": model_id},
-                            batch_size=batch_size, batch_format="numpy", compute=actor_pool(self.actors, n_blocks),
-                            num_gpus=self.gpus_per_actor)
-        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        build = functools.partial(_dataset, rows, n_blocks, actor, self.settings, model_id, batch_size,
+                                  self.actors, self.gpus_per_actor)
+        seen = self.seen.setdefault(stage, set())
+        for out in run_pipeline(build):
+            seen.update(str(p) for p in out["placement"])
             if progress:
                 progress(stage, len(out["hash"]))
             yield out
+        logger.info("%s encoded on Ray by %s", stage, json.dumps(placements(seen)))
+
+
+def _dataset(rows: list[dict[str, Any]], n_blocks: int, actor: type, settings: Settings, model_id: int,
+             batch_size: int, actors: int, gpus_per_actor: int) -> Any:
+    """One stage's pipeline: the work list, ``map_batches`` over a pool of encoder actors."""
+    ds = import_ray().data.from_items(rows, override_num_blocks=n_blocks)
+    return ds.map_batches(actor, fn_constructor_kwargs={"settings": settings, "model_id": model_id},
+                          batch_size=batch_size, batch_format="numpy", compute=actor_pool(actors, n_blocks),
+                          num_gpus=gpus_per_actor)

@@ -67,7 +67,8 @@ class ExportSpec:
 class ExportReport:
     """path: the file written; brands: brands in the job (skipped ones included); rows:
     rows written; resumed_brands: brands taken from an interrupted run's finished chunks;
-    skipped: (brand id, reason) of brands with no rows; seconds: wall time of this run."""
+    skipped: (brand id, reason) of brands with no rows; seconds: wall time of this run;
+    ray: with a Ray cluster, what ran where (``RayRanker.report``), else None."""
 
     path: Path
     brands: int
@@ -75,6 +76,7 @@ class ExportReport:
     resumed_brands: int
     skipped: tuple[tuple[str, str], ...]
     seconds: float
+    ray: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -168,7 +170,8 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
         assemble(parts, out, spec.fmt, n_chunks)
     infos = [done[i] for i in range(n_chunks)]
     return ExportReport(out, len(brands), sum(c.rows for c in infos), resumed,
-                        tuple(s for c in infos for s in c.skipped), time.perf_counter() - t0)
+                        tuple(s for c in infos for s in c.skipped), time.perf_counter() - t0,
+                        on_ray.report() if on_ray is not None else None)
 
 
 def _ray_ranker(address: str, engine: Engine) -> RayRanker:

@@ -1,24 +1,27 @@
 """Export's ranking on a Ray cluster: chunks of brands ranked by actors, written by the driver.
 
-Every actor holds the driver's snapshot (FAISS index, influencer table and head, put in
-the object store once, so each actor ranks against exactly what the driver would) and its
-own PostgreSQL connection for brand vectors and per-post vectors, and ranks one chunk a
-call with ``export_rank.BatchRanker``, the code of the local path, on the same brands per
-FAISS call: the rows are the local rows, score for score (on CPU; a head on GPU rounds
-differently). The driver writes each chunk as it arrives (``export_files``), so resuming
-and the atomic final file work as they do locally.
+A Ray Data pipeline: one row per chunk of brands, ``map_batches`` over a fixed pool of
+``_RankActor`` actors (one per GPU on a cluster with GPUs, each asking Ray for one; else
+one per CPU). Every actor holds the driver's snapshot (FAISS index, influencer table and
+head, put in the object store once, so each actor ranks against exactly what the driver
+would), the head on its GPU when it has one, and its own PostgreSQL connection for brand
+vectors, and ranks one chunk a call with ``export_rank.BatchRanker``, the code of the local
+path, on the same brands per FAISS call: the rows are the local rows, score for score, on
+CPU (a head on a GPU rounds differently, to about 1e-6). The driver writes each chunk as it
+arrives (``export_files``), so resuming and the atomic final file work as they do locally.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import pickle
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -29,6 +32,9 @@ from congruence.indexer.ray_cluster import (
     actor_pool,
     connect,
     import_ray,
+    placement,
+    placements,
+    run_pipeline,
     worker_settings,
 )
 from congruence.indexer.store import Store
@@ -60,14 +66,16 @@ class _RankActor:
 
     def __init__(self, settings: Settings, snapshot: list[Any], k: int, filters: Filters):
         snap: Snapshot = import_ray().get(snapshot[0])  # wrapped in a list: Ray Data passes it as is
-        if snap.head is not None and settings.device == "cuda" and torch.cuda.is_available():
-            snap = dataclasses.replace(snap, head=snap.head.to("cuda"))  # as deploy.load_active places it
+        if snap.head is not None and settings.device != "cpu" and torch.cuda.is_available():
+            snap = dataclasses.replace(snap, head=snap.head.to("cuda"))  # the GPU Ray gave this actor
         view = _EngineView(snap, VectorStore(Store.open(settings)), threading.RLock(), settings)
         self.ranker = BatchRanker(cast(Engine, view), k, filters)
+        self.placement = placement(str(snap.head.device) if snap.head is not None else "cpu")
 
     def __call__(self, batch: Batch) -> Batch:
         ranked = [pickle.dumps(self.ranker.rank(json.loads(str(b))), protocol=5) for b in batch["brands"]]
-        return {"chunk": batch["chunk"], "ranked": np.array(ranked, dtype=object)}
+        return {"chunk": batch["chunk"], "ranked": np.array(ranked, dtype=object),
+                "placement": np.array([self.placement] * len(ranked), dtype=object)}
 
 
 def _shippable(snap: Snapshot) -> Snapshot:
@@ -80,42 +88,58 @@ def _shippable(snap: Snapshot) -> Snapshot:
     return dataclasses.replace(snap, index=index, head=head)
 
 
+def _dataset(snap: Snapshot, settings: Settings, k: int, filters: Filters, rows: list[dict[str, Any]],
+             actors: int, gpus_per_actor: int) -> Any:
+    """The ranking pipeline: one row per chunk, ``map_batches`` over a pool of ``_RankActor``."""
+    ray = import_ray()
+    ref = ray.put(snap)
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    return ds.map_batches(_RankActor, fn_constructor_kwargs={"settings": settings, "snapshot": [ref], "k": k,
+                                                             "filters": filters},
+                          batch_size=1, batch_format="numpy", compute=actor_pool(actors, len(rows)),
+                          num_gpus=gpus_per_actor)
+
+
 @dataclass(frozen=True)
 class RayRanker:
     """Ranks export chunks on a Ray cluster.
 
     settings: the driver's, with the database URL the workers connect to; actors: how many
     rank actors at most; gpus_per_actor: 1 when the cluster has GPUs and CONGRUENCE_DEVICE
-    is cuda (the head's device locally too), else 0.
+    is not cpu, else 0; address: the cluster's, as given. ``seen`` collects where the
+    actors ran (``ray_cluster.placement``), for the export's report.
     """
 
     settings: Settings
     actors: int
     gpus_per_actor: int
+    address: str = ""
+    seen: set[str] = field(default_factory=set, compare=False)
 
     @classmethod
     def connect(cls, address: str, engine: Engine, actors: int | None = None) -> RayRanker:
         """Connect to the cluster at ``address`` (see ``ray_cluster.connect``) and size the job."""
         cluster = connect(address)
-        gpus = cluster.gpus_per_actor("cpu" if engine.settings.device != "cuda" else "cuda")
+        gpus = cluster.gpus_per_actor(engine.settings.device)
         settings = worker_settings(engine.settings, cluster, engine.store.url)
-        return cls(settings, actors or cluster.default_actors(gpus), gpus)
+        return cls(settings, actors or cluster.default_actors(gpus), gpus, address)
+
+    def report(self) -> dict[str, Any]:
+        """What ran where: the address, the pool's size, GPUs per actor, each actor's placement."""
+        return {"address": self.address, "actors": self.actors, "gpus_per_actor": self.gpus_per_actor,
+                "placements": placements(self.seen)}
 
     def rank(self, snap: Snapshot, k: int, filters: Filters,
              chunks: Mapping[int, Sequence[str]]) -> Iterator[tuple[int, RankedRows]]:
         """(chunk number, its rows) for every chunk, in the order they finish."""
         if not chunks:
             return
-        ray = import_ray()
         logger.info("ranking %d chunks on Ray: %d actors, %d GPU each", len(chunks), min(self.actors, len(chunks)),
                     self.gpus_per_actor)
-        ref = ray.put(_shippable(snap))
         rows = [{"chunk": i, "brands": json.dumps(list(b))} for i, b in chunks.items()]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds = ds.map_batches(_RankActor, fn_constructor_kwargs={"settings": self.settings, "snapshot": [ref],
-                                                               "k": k, "filters": filters},
-                            batch_size=1, batch_format="numpy", compute=actor_pool(self.actors, len(rows)),
-                            num_gpus=self.gpus_per_actor)
-        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        build = functools.partial(_dataset, _shippable(snap), self.settings, k, filters, rows, self.actors,
+                                  self.gpus_per_actor)
+        for out in run_pipeline(build):
+            self.seen.update(str(p) for p in out["placement"])
             for i, ranked in zip(out["chunk"], out["ranked"], strict=True):
                 yield int(i), pickle.loads(ranked)
