@@ -37,7 +37,6 @@ from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.store import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
-from congruence.search.export_rank import PostBank
 from congruence.training.deploy import (
     ACTIVE_KEY,
     encoder_meta,
@@ -130,12 +129,12 @@ def _write_vectors(store: Store, space: str, ids: list[str], offsets: np.ndarray
 def stage_timer() -> AbstractContextManager[dict[str, float]]:
     """Seconds spent in each stage of ``run_export`` (wrapped for the duration)."""
     from congruence.indexer.index import VectorIndex
+    from congruence.indexer.post_matrix import PostMatrix
     from congruence.indexer.vector_store import VectorStore
 
     return timed_calls([
         (VectorIndex, "search", "faiss search"),
-        (PostBank, "ensure", "fetch influencers' per-post vectors (PostgreSQL)"),
-        (PostBank, "padded", "gather + pad candidates"),
+        (PostMatrix, "padded", "gather + pad candidates (in memory)"),
         (CongruenceHead, "score_candidates", "head forward (score_candidates)"),
         (VectorStore, "account_vectors", "fetch brand vectors (PostgreSQL)"),
         (export_mod, "write_chunk", "write chunks"),

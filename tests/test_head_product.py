@@ -16,7 +16,7 @@ from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.engine import Engine
-from congruence.training.deploy import deploy, head_space
+from congruence.training.deploy import active_spaces, deploy, head_space
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
 
@@ -91,10 +91,18 @@ def test_rerank_orders_candidates_as_the_head_scores_them(settings: Settings, sm
     with Engine(settings) as engine:
         hits = engine.match_brand("brand_peakfit", k=18)
         vs = VectorStore(engine.store)
-        posts = vs.post_vectors(engine.snapshot.space, ids=[h.influencer_id for h in hits] + ["brand_peakfit"])
-    expected = head.score_candidates(posts["brand_peakfit"], [posts[h.influencer_id] for h in hits])
+        ids = [h.influencer_id for h in hits]
+        stored = vs.post_vectors(engine.snapshot.space, ids=ids + ["brand_peakfit"])
+        served = engine._per_post_vectors(engine.snapshot, ids)  # the int8 copy beside the index
+    brand = stored["brand_peakfit"]
+    expected = head.score_candidates(brand, [served[i] for i in ids])
     assert [h.score for h in hits] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
-    assert [h.influencer_id for h in hits] == [hits[int(i)].influencer_id for i in np.argsort(-expected, kind="stable")]
+    assert ids == [ids[int(i)] for i in np.argsort(-expected, kind="stable")]
+    # the in-memory int8 copy scores as the float16 system of record does, to ~1e-3
+    exact = head.score_candidates(brand, [stored[i] for i in ids])
+    assert np.abs(expected - exact).max() < 5e-3 * np.abs(exact).max()
+    for i in ids:
+        assert np.abs(served[i] - stored[i]).max() <= np.abs(stored[i]).max(axis=1).max() / 254 + 1e-6
     # the reversed head pushes the brand's own category to the bottom
     assert hits[0].category != "fitness" and hits[-1].category == "fitness"
 
@@ -174,3 +182,38 @@ def test_deploy_refuses_a_head_trained_on_other_encoders(settings: Settings, sma
         deploy(settings, head)
     with Store.open(settings) as store:
         assert VectorStore(store).spaces() == ["pooled"] and "head_version" not in store.meta()
+
+
+def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(settings: Settings, small_corpus: Path,
+                                                                         tmp_path: Path) -> None:
+    """Past both thresholds the head's space is HNSW with 8-bit codes and the per-post vectors
+    in memory: with every influencer a candidate, it ranks exactly as the flat float32 index
+    does, and an ingest afterwards adds the new account (and its posts) incrementally."""
+    ingest(small_corpus, settings)
+    deploy(settings, trained_head(settings, epochs=2))
+    brands = ["brand_peakfit", "brand_wanderly", "brand_happy_paws"]
+    with Engine(settings) as engine:
+        assert (engine.snapshot.index.kind, engine.snapshot.index.codec) == ("flat", "float32")
+        exact = {b: engine.match_brand(b, k=10, posts=1) for b in brands}
+    small = settings.with_(exact_threshold=5, compress_threshold=10)
+    with Engine(small) as engine:
+        index = engine.snapshot.index
+        assert (index.kind, index.codec) == ("hnsw", "sq8") and index.posts is not None
+        assert int((index.posts.count > 0).sum()) == 18
+        for b in brands:
+            hits = engine.match_brand(b, k=10, posts=1)
+            assert [h.influencer_id for h in hits] == [h.influencer_id for h in exact[b]]
+            assert [h.score for h in hits] == pytest.approx([h.score for h in exact[b]], abs=1e-6)
+            assert [h.top_posts for h in hits] == [h.top_posts for h in exact[b]]
+        more = tmp_path / "more"
+        (more / "images").mkdir(parents=True)
+        shutil.copy(small_corpus / "images" / "pets_creator_00_p0.jpg", more / "images" / "n.jpg")
+        (more / "accounts.jsonl").write_text(json.dumps(
+            {"id": "newpet", "kind": "influencer", "handle": "newpet", "category": "pets", "followers": 9000}) + "\n")
+        (more / "posts.jsonl").write_text(json.dumps(
+            {"id": "np1", "account_id": "newpet", "image": "images/n.jpg", "caption": "puppy treats"}) + "\n")
+        report = ingest(more, small, spaces=active_spaces(small))
+        assert report.index[engine.snapshot.space]["added"] == 1
+        hits = engine.match_brand("brand_happy_paws", k=19, posts=1)  # the engine reloads: generation moved
+        new = next(h for h in hits if h.influencer_id == "newpet")
+        assert engine.snapshot.index.codec == "sq8" and new.top_posts[0].post_id == "np1" and np.isfinite(new.score)

@@ -20,6 +20,8 @@ class Settings:
     image_encoder / text_encoder: encoder registry names (see indexer.encoders).
     device: "auto", "cpu" or "cuda".
     exact_threshold: indexes up to this many vectors are exact (flat); above, HNSW.
+    compress_threshold: HNSW indexes above this many vectors store 8-bit codes (sq8).
+    ef_search: HNSW search breadth for unfiltered queries (more: higher recall, slower).
     candidates: how many FAISS candidates a match query retrieves before reranking.
     batch_size: encoder batch size.
     rate_limit: API requests per minute per key (0: no limit).
@@ -31,6 +33,8 @@ class Settings:
     text_encoder: str = DEFAULT_TEXT_ENCODER
     device: str = "auto"
     exact_threshold: int = 5_000
+    compress_threshold: int = 200_000
+    ef_search: int = 96
     candidates: int = 200
     batch_size: int = 32
     rate_limit: int = 600
@@ -77,6 +81,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         text_encoder=env.get("CONGRUENCE_TEXT_ENCODER") or DEFAULT_TEXT_ENCODER,
         device=device,
         exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 5_000, 1),
+        compress_threshold=_int(env, "CONGRUENCE_COMPRESS_THRESHOLD", 200_000, 1),
+        ef_search=_int(env, "CONGRUENCE_EF_SEARCH", 96, 1),
         candidates=_int(env, "CONGRUENCE_CANDIDATES", 200, 1),
         batch_size=_int(env, "CONGRUENCE_BATCH_SIZE", 32, 1),
         rate_limit=_int(env, "CONGRUENCE_RATE_LIMIT", 600, 0),

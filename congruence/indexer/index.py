@@ -18,20 +18,25 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
 from congruence.core.vectors import as_matrix
+from congruence.indexer.post_matrix import PostMatrix
 
 logger = logging.getLogger(__name__)
+_faiss: Any = faiss  # the SWIG stubs lack the search parameters, selectors and storage fields used here
 
 HNSW_M = 32
 EF_CONSTRUCTION = 80
 EF_SEARCH = 96
 SUBSET_FRACTION = 0.05  # filters passing fewer than this share of accounts go exact
+CODECS = ("float32", "sq8")
 
 
 class IndexCorrupt(Exception):
@@ -48,23 +53,56 @@ class Manifest:
     version_sum: int
     created_at: float
     checksums: dict[str, str]
+    codec: str = "float32"
+    post_dim: int = 0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Positions a search may return. mask: (ntotal,) bool; bitmap: the mask packed
+    little-endian for FAISS' ``IDSelectorBitmap``; stamp: the index's change count then."""
+
+    mask: np.ndarray
+    n_ok: int
+    bitmap: np.ndarray
+    stamp: int
 
 
 class VectorIndex:
-    def __init__(self, dim: int, kind: str = "flat"):
+    """codec: how HNSW stores vectors: ``float32``, or ``sq8`` (8-bit scalar quantisation
+    per dimension, a quarter of the memory; recall@10 stays above 0.97 at 1M, see
+    docs/performance.md). post_dim > 0 keeps each account's per-post vectors beside it
+    (``posts``, a ``PostMatrix``), for the head's rerank."""
+
+    def __init__(self, dim: int, kind: str = "flat", codec: str = "float32", post_dim: int = 0):
         if kind not in ("flat", "hnsw"):
             raise ValueError(f"index kind must be flat or hnsw, got {kind!r}")
+        if codec not in CODECS or (kind == "flat" and codec != "float32"):
+            raise ValueError(f"index codec must be float32, or sq8 for hnsw, got {codec!r} for {kind}")
         self.dim = dim
         self.kind = kind
+        self.codec = codec
         if kind == "flat":
             self.index: faiss.Index = faiss.IndexFlatIP(dim)
+        elif codec == "sq8":
+            # per-dimension min/max ranges learnt from the first batch added (a rebuild's
+            # first 50k accounts); widening them for later outliers cost more recall than it saved
+            self.index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = EF_CONSTRUCTION
         else:
             self.index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             self.index.hnsw.efConstruction = EF_CONSTRUCTION
+        self.posts: PostMatrix | None = PostMatrix(post_dim) if post_dim > 0 else None
         self.labels = np.zeros(0, np.int64)
         self.versions = np.zeros(0, np.int64)
         self.alive = np.zeros(0, bool)
         self._pos_by_seq = np.full(1, -1, np.int64)
+        self._init_search()
+
+    def _init_search(self) -> None:
+        self.ef_search = EF_SEARCH  # HNSW breadth for unfiltered queries (CONGRUENCE_EF_SEARCH)
+        self._stamp = 0  # bumped by every add and remove
+        self._all: Selection | None = None
 
     # -- bookkeeping ----------------------------------------------------------------
     @property
@@ -97,56 +135,93 @@ class VectorIndex:
         live = np.flatnonzero(self.alive)
         return dict(zip(self.labels[live].tolist(), self.versions[live].tolist(), strict=True))
 
-    def add(self, seqs: np.ndarray, versions: np.ndarray, xb: np.ndarray) -> None:
-        """Add vectors (L2-normalised rows); an existing seq is replaced."""
+    def add(self, seqs: np.ndarray, versions: np.ndarray, xb: np.ndarray,
+            posts: Sequence[np.ndarray | None] | None = None) -> None:
+        """Add vectors (L2-normalised rows); an existing seq is replaced.
+
+        posts: with ``post_dim``, each row's (n_posts, post_dim) per-post vectors (None:
+        unknown), required then and refused otherwise.
+        """
         xb = as_matrix(xb, self.dim, name="index vectors")
-        seqs = np.asarray(seqs, np.int64)
-        versions = np.asarray(versions, np.int64)
+        seqs = np.asarray(seqs, np.int64).reshape(-1)
+        versions = np.asarray(versions, np.int64).reshape(-1)
+        if not len(seqs) == len(versions) == len(xb):
+            raise ValueError(f"index add: {len(seqs)} seqs, {len(versions)} versions and {len(xb)} vectors; "
+                             "expected one of each per row")
+        if (posts is None) != (self.posts is None) or (posts is not None and len(posts) != len(seqs)):
+            raise ValueError("posts: one entry per added vector when the index keeps per-post vectors, "
+                             "none otherwise")
         if len(np.unique(seqs)) != len(seqs):  # a seq repeated in one batch: its last row wins
             _, last = np.unique(seqs[::-1], return_index=True)
             keep = np.sort(len(seqs) - 1 - last)
             seqs, versions, xb = seqs[keep], versions[keep], xb[keep]
+            posts = [posts[int(i)] for i in keep] if posts is not None else None
+        if not self.index.is_trained:  # sq8 learns its per-dimension ranges from the first batch
+            self.index.train(xb)
         self.remove(seqs)
+        if self.posts is not None and posts is not None:
+            self.posts.append(posts)
         self.index.add(xb)
         self.labels = np.concatenate([self.labels, seqs])
         self.versions = np.concatenate([self.versions, versions])
         self.alive = np.concatenate([self.alive, np.ones(len(seqs), bool)])
+        self._stamp += 1
         self._index_positions()
 
     def remove(self, seqs: np.ndarray) -> int:
         pos = self.positions(np.asarray(seqs, np.int64))
         pos = pos[pos >= 0]
         self.alive[pos] = False
+        self._stamp += 1
         if len(pos):
             self._pos_by_seq[self.labels[pos]] = -1
         return len(pos)
 
-    def vectors(self) -> np.ndarray:
-        """(ntotal, dim) float32 view of the stored vectors (no copy)."""
-        flat = self.index if self.kind == "flat" else faiss.downcast_index(self.index.storage)
+    def vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """(n, dim) float32 stored vectors at ``positions`` (all when None): a view of float32
+        storage when all are asked for, else a copy (decoded for sq8)."""
+        store: Any = self.index if self.kind == "flat" else _faiss.downcast_index(self.index.storage)
         if self.ntotal == 0:
             return np.zeros((0, self.dim), np.float32)
-        return faiss.rev_swig_ptr(flat.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
+        if self.codec == "sq8":
+            size = store.code_size
+            codes = faiss.rev_swig_ptr(store.codes.data(), self.ntotal * size).reshape(self.ntotal, size)
+            return store.sa_decode(codes if positions is None else codes[positions])
+        xb = faiss.rev_swig_ptr(store.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
+        return xb if positions is None else xb[positions]
 
     # -- search ---------------------------------------------------------------------
-    def search(self, xq: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def select(self, allowed: np.ndarray | None = None) -> Selection:
+        """The positions a search may return (live, and in ``allowed``), packed for FAISS once
+        so that many queries with one filter share the work; cached for ``allowed=None``."""
+        if allowed is None and self._all is not None and self._all.stamp == self._stamp:
+            return self._all
+        mask = self.alive if allowed is None else (self.alive & allowed)
+        sel = Selection(mask, int(mask.sum()), np.packbits(mask, bitorder="little"), self._stamp)
+        if allowed is None:
+            self._all = sel
+        return sel
+
+    def search(self, xq: np.ndarray, k: int,
+               allowed: np.ndarray | Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(D, L): scores and seqs of the k best live vectors per query, -1 labels pad.
 
-        allowed: optional (ntotal,) bool mask over positions (a filter).
+        allowed: optional (ntotal,) bool mask over positions (a filter), or a ``select``ion.
         """
         xq = as_matrix(xq, self.dim, name="query vectors")
-        mask = self.alive if allowed is None else (self.alive & allowed)
-        n_ok = int(mask.sum())
-        k_eff = min(k, n_ok)
+        sel = allowed if isinstance(allowed, Selection) else self.select(allowed)
+        if sel.stamp != self._stamp:  # made before a change: drop what died since
+            sel = self.select(np.pad(sel.mask, (0, self.ntotal - len(sel.mask))))
+        k_eff = min(k, sel.n_ok)
         nq = len(xq)
         D = np.full((nq, k), -np.inf, np.float32)
         L = np.full((nq, k), -1, np.int64)
         if k_eff == 0:
             return D, L
-        if self.kind == "flat" or n_ok <= SUBSET_FRACTION * self.ntotal:
-            d, p = self._exact(xq, k_eff, mask, n_ok)
+        if self.kind == "flat" or sel.n_ok <= SUBSET_FRACTION * self.ntotal:
+            d, p = self._exact(xq, k_eff, sel)
         else:
-            d, p = self._hnsw(xq, k_eff, mask, n_ok)
+            d, p = self._hnsw(xq, k_eff, sel)
         D[:, :k_eff] = d
         L[:, :k_eff] = np.where(p >= 0, self.labels[np.maximum(p, 0)], -1)
         return D, L
@@ -160,31 +235,25 @@ class VectorIndex:
             self._gpu = (self.ntotal, faiss.index_cpu_to_all_gpus(self.index))
         return self._gpu[1]
 
-    def _exact(self, xq: np.ndarray, k: int, mask: np.ndarray, n_ok: int) -> tuple[np.ndarray, np.ndarray]:
-        if n_ok == self.ntotal and self.kind == "flat":
+    def _exact(self, xq: np.ndarray, k: int, sel: Selection) -> tuple[np.ndarray, np.ndarray]:
+        if sel.n_ok == self.ntotal and self.kind == "flat":
             return (self._gpu_flat() or self.index).search(xq, k)
-        if n_ok <= SUBSET_FRACTION * self.ntotal:
-            idx = np.flatnonzero(mask)
-            scores = xq @ self.vectors()[idx].T
-        else:
-            idx = np.arange(self.ntotal)
-            scores = xq @ self.vectors().T
-            scores[:, ~mask] = -np.inf
-        return _topk(scores, idx, k)
+        # a scan of the stored codes that scores only the allowed positions: no copy of the
+        # vectors (the sq8 codes are never decoded wholesale)
+        store: Any = self.index if self.kind == "flat" else _faiss.downcast_index(self.index.storage)
+        return store.search(xq, k, params=_faiss.SearchParameters(sel=_faiss.IDSelectorBitmap(sel.bitmap)))
 
-    def _hnsw(self, xq: np.ndarray, k: int, mask: np.ndarray, n_ok: int) -> tuple[np.ndarray, np.ndarray]:
-        share = n_ok / max(self.ntotal, 1)
-        ef = int(min(max(EF_SEARCH, 2 * k) / share, 2048))
-        if n_ok == self.ntotal:
-            params = faiss.SearchParametersHNSW(efSearch=ef)
-            d, p = self.index.search(xq, k, params=params)
+    def _hnsw(self, xq: np.ndarray, k: int, sel: Selection) -> tuple[np.ndarray, np.ndarray]:
+        share = sel.n_ok / max(self.ntotal, 1)
+        ef = int(min(max(self.ef_search, 2 * k) / share, 2048))
+        if sel.n_ok == self.ntotal:
+            params = _faiss.SearchParametersHNSW(efSearch=ef)
         else:
-            sel = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
-            d, p = self.index.search(xq, k, params=params)
+            params = _faiss.SearchParametersHNSW(sel=_faiss.IDSelectorBitmap(sel.bitmap), efSearch=ef)
+        d, p = self.index.search(xq, k, params=params)
         short = np.flatnonzero((p < 0).any(axis=1))
         if len(short):  # the graph walk ran out of allowed neighbours: answer exactly
-            d[short], p[short] = self._exact(xq[short], k, mask, n_ok)
+            d[short], p[short] = self._exact(xq[short], k, sel)
         return d, p
 
     # -- persistence ----------------------------------------------------------------
@@ -197,8 +266,11 @@ class VectorIndex:
         faiss.write_index(self.index, str(tmp / "index.faiss"))
         for name, arr in (("labels", self.labels), ("versions", self.versions), ("alive", self.alive)):
             np.save(tmp / f"{name}.npy", arr)
+        if self.posts is not None:
+            self.posts.save(tmp)
         sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
-        man = Manifest(space, model, self.dim, self.kind, self.n_alive, version_sum, time.time(), sums)
+        man = Manifest(space, model, self.dim, self.kind, self.n_alive, version_sum, time.time(), sums,
+                       self.codec, self.posts.dim if self.posts is not None else 0)
         (tmp / "manifest.json").write_text(json.dumps(asdict(man), indent=1))
         _fsync_dir(tmp)
         tmp.rename(gen)
@@ -221,28 +293,27 @@ class VectorIndex:
                     raise IndexCorrupt(f"{gen / name} fails its checksum")
             self = cls.__new__(cls)
             self.index = faiss.read_index(str(gen / "index.faiss"))
-            self.dim, self.kind = man.dim, man.kind
+            self.dim, self.kind, self.codec = man.dim, man.kind, man.codec
             self.labels = np.load(gen / "labels.npy")
             self.versions = np.load(gen / "versions.npy")
             self.alive = np.load(gen / "alive.npy")
+            self.posts = PostMatrix.load(gen, man.post_dim) if man.post_dim > 0 else None
+            self._init_search()
         except IndexCorrupt:
             raise
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as e:
             raise IndexCorrupt(f"cannot read the index under {root}: {e}") from None
-        if not (len(self.labels) == len(self.versions) == len(self.alive) == self.ntotal):
+        if not (len(self.labels) == len(self.versions) == len(self.alive) == self.ntotal) or (
+                self.posts is not None and len(self.posts.count) != self.ntotal):
             raise IndexCorrupt(f"index under {root} has inconsistent sizes")
+        # the manifest holds the checksums, so nothing checksums it: check it against the files
+        hnsw = isinstance(self.index, faiss.IndexHNSW)
+        sq8 = hnsw and isinstance(_faiss.downcast_index(self.index.storage), faiss.IndexScalarQuantizer)
+        if (self.index.d != man.dim or hnsw != (man.kind == "hnsw") or sq8 != (man.codec == "sq8")
+                or man.count != self.n_alive or (self.posts is not None and self.posts.dim != man.post_dim)):
+            raise IndexCorrupt(f"index under {root} does not match its manifest (dim, kind, codec or count)")
         self._index_positions()
         return self, man
-
-
-def _topk(scores: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    top = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-top, axis=1, kind="stable")
-    d = np.take_along_axis(top, order, axis=1).astype(np.float32)
-    p = idx[np.take_along_axis(part, order, axis=1)]
-    p = np.where(np.isfinite(d), p, -1)
-    return d, p
 
 
 def _sha256(path: Path) -> str:

@@ -9,11 +9,30 @@ from pathlib import Path
 
 import numpy as np
 
+from congruence.core.settings import Settings
 from congruence.indexer.index import IndexCorrupt, Manifest, VectorIndex
 from congruence.indexer.vector_store import VectorStore
 
 logger = logging.getLogger(__name__)
 REBUILD_DEAD_FRACTION = 0.3
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """How the index of a space is built: exact (flat) up to ``exact_threshold`` vectors,
+    HNSW above, storing 8-bit codes instead of float32 above ``compress_threshold``;
+    ``post_dim`` > 0 keeps each account's per-post vectors beside it (a head's space, for
+    the rerank)."""
+
+    exact_threshold: int = 5_000
+    compress_threshold: int = 200_000
+    post_dim: int = 0
+
+    def shape_for(self, n: int) -> tuple[str, str]:
+        """(kind, codec) of an index holding n vectors."""
+        if n <= self.exact_threshold:
+            return "flat", "float32"
+        return "hnsw", "sq8" if n > self.compress_threshold else "float32"
 
 
 @dataclass(frozen=True)
@@ -24,6 +43,10 @@ class SyncResult:
     removed: int
     rebuilt: bool
     reason: str
+
+
+def layout_for(settings: Settings, post_dim: int = 0) -> IndexLayout:
+    return IndexLayout(settings.exact_threshold, settings.compress_threshold, post_dim)
 
 
 def space_dir(index_root: Path, space: str) -> Path:
@@ -40,25 +63,25 @@ def is_stale(vstore: VectorStore, man: Manifest, space: str, model: str) -> str 
     return None
 
 
-def sync_index(vstore: VectorStore, index_root: Path, space: str, model: str, exact_threshold: int,
+def sync_index(vstore: VectorStore, index_root: Path, space: str, model: str, layout: IndexLayout,
                force_rebuild: bool = False) -> SyncResult:
     """Bring the on-disk index of ``space`` up to date, incrementally where possible."""
     root = space_dir(index_root, space)
     seq, ver = vstore.vector_state(space, "influencer")
-    want_kind = "flat" if len(seq) <= exact_threshold else "hnsw"
-    index, reason = _load_reusable(root, model, want_kind, force_rebuild)
+    kind, codec = layout.shape_for(len(seq))
+    index, reason = _load_reusable(root, model, kind, codec, layout.post_dim, force_rebuild)
     if index is None:
-        return _rebuild(vstore, root, space, model, want_kind, seq, ver, reason)
+        return _rebuild(vstore, root, space, model, layout, seq, ver, reason)
     have = index.live_versions()
     want = dict(zip(seq.tolist(), ver.tolist(), strict=True))
     gone = np.array([s for s in have if s not in want], np.int64)
     changed = np.array([s for s, v in want.items() if have.get(s) != v], np.int64)
     if index.n_dead + len(gone) + len(changed) > REBUILD_DEAD_FRACTION * max(len(want), 1) and index.ntotal > 1000:
-        return _rebuild(vstore, root, space, model, want_kind, seq, ver, "too many removed vectors")
+        return _rebuild(vstore, root, space, model, layout, seq, ver, "too many removed vectors")
     index.remove(gone)
     if len(changed):
-        got_seq, _, vecs = vstore.account_vectors(space, seqs=changed)
-        index.add(got_seq, np.array([want[int(s)] for s in got_seq], np.int64), vecs)
+        for part in vstore.account_vector_chunks(space, "influencer", seqs=changed, with_posts=layout.post_dim > 0):
+            index.add(part.seq, np.array([want[int(s)] for s in part.seq], np.int64), part.vectors, part.posts)
     if len(gone) == 0 and len(changed) == 0:
         man = _manifest_of(root)
         return SyncResult(index, man, 0, 0, False, "up to date")
@@ -66,7 +89,8 @@ def sync_index(vstore: VectorStore, index_root: Path, space: str, model: str, ex
     return SyncResult(index, man, len(changed), len(gone), False, "incremental")
 
 
-def _load_reusable(root: Path, model: str, kind: str, force: bool) -> tuple[VectorIndex | None, str]:
+def _load_reusable(root: Path, model: str, kind: str, codec: str, post_dim: int,
+                   force: bool) -> tuple[VectorIndex | None, str]:
     if force:
         return None, "rebuild requested"
     try:
@@ -78,6 +102,10 @@ def _load_reusable(root: Path, model: str, kind: str, force: bool) -> tuple[Vect
         return None, f"model changed from {man.model!r} to {model!r}"
     if man.kind != kind:
         return None, f"size crossed the exact-search threshold ({man.kind} -> {kind})"
+    if man.codec != codec:
+        return None, f"size crossed the compression threshold ({man.codec} -> {codec})"
+    if man.post_dim != post_dim:
+        return None, f"per-post vectors: {man.post_dim}-d stored, {post_dim}-d wanted"
     return index, "loaded"
 
 
@@ -85,14 +113,22 @@ def _manifest_of(root: Path) -> Manifest:
     return VectorIndex.load(root)[1]
 
 
-def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, kind: str, seq: np.ndarray,
+def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, layout: IndexLayout, seq: np.ndarray,
              ver: np.ndarray, reason: str) -> SyncResult:
+    """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory."""
     logger.info("rebuilding index %s: %s", space, reason)
-    got_seq, _, vecs = vstore.account_vectors(space, kind="influencer")
-    dim = vecs.shape[1] if len(vecs) else (vstore.space_dim(space) or 1)
-    index = VectorIndex(dim, kind)
-    if len(got_seq):
-        vmap = dict(zip(seq.tolist(), ver.tolist(), strict=True))
-        index.add(got_seq, np.array([vmap[int(s)] for s in got_seq], np.int64), vecs)
+    kind, codec = layout.shape_for(len(seq))
+    vmap = dict(zip(seq.tolist(), ver.tolist(), strict=True))
+    index: VectorIndex | None = None
+    added = 0
+    for part in vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0):
+        if index is None:
+            index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim)
+            if index.posts is not None:
+                index.posts.reserve(vstore.post_count(space, "influencer"))
+        index.add(part.seq, np.array([vmap[int(s)] for s in part.seq], np.int64), part.vectors, part.posts)
+        added += len(part.seq)
+    if index is None:
+        index = VectorIndex(vstore.space_dim(space) or 1, kind, codec, layout.post_dim)
     man = index.save(root, space, model, int(ver.sum()))
-    return SyncResult(index, man, len(got_seq), 0, True, reason)
+    return SyncResult(index, man, added, 0, True, reason)

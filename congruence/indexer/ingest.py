@@ -15,7 +15,7 @@ from congruence.indexer.corpus import RowError, read_corpus
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.encode import Progress, encode_images, encode_texts
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
-from congruence.indexer.index_sync import SyncResult, sync_index
+from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
 from congruence.indexer.store import Store
@@ -85,10 +85,11 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
             for derived in spaces:
                 update_space(vstore, ids, derived)
         with _Timer(report, "index"):
-            res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, settings.exact_threshold)
+            res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, layout_for(settings))
             report.index = _index_summary(res)
             for derived in spaces:
-                res = sync_index(vstore, settings.index_dir, derived.space, derived.model, settings.exact_threshold)
+                res = sync_index(vstore, settings.index_dir, derived.space, derived.model,
+                                 layout_for(settings, derived.dim))
                 report.index[derived.space] = _index_summary(res)
         if report.accounts_new or report.accounts_updated or report.posts_new or report.posts_updated \
                 or report.accounts_pooled or report.rejected:
@@ -162,5 +163,5 @@ def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:
 
 
 def _index_summary(res: SyncResult) -> dict[str, object]:
-    return {"size": res.manifest.count, "kind": res.manifest.kind, "added": res.added,
+    return {"size": res.manifest.count, "kind": res.manifest.kind, "codec": res.manifest.codec, "added": res.added,
             "removed": res.removed, "rebuilt": res.rebuilt, "reason": res.reason}

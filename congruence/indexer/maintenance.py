@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from congruence.core.settings import Settings
 from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.index_sync import sync_index
+from congruence.indexer.index_sync import layout_for, sync_index
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 
@@ -16,6 +16,6 @@ def delete_accounts(settings: Settings, ids: Sequence[str]) -> int:
         n = store.delete_accounts(ids)
         vstore = VectorStore(store)
         mids = EncoderSet(settings).model_ids(store)
-        sync_index(vstore, settings.index_dir, mids.pooled_space, mids.pooled_model, settings.exact_threshold)
+        sync_index(vstore, settings.index_dir, mids.pooled_space, mids.pooled_model, layout_for(settings))
         store.bump_generation()  # serving processes reload before their next answer
     return n

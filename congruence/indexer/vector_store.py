@@ -5,7 +5,8 @@ Every vector written here has passed ``as_matrix`` (finite, right width) first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pgvector import Vector
@@ -14,6 +15,25 @@ from congruence.core.errors import ModelMismatch
 from congruence.core.vectors import as_matrix
 from congruence.indexer.postsets import PostSets
 from congruence.indexer.store import Store
+
+
+@dataclass(frozen=True)
+class AccountChunk:
+    """seq (n,) int64; vectors (n, d) float32; posts: n per-post (n_posts, d') float16 arrays or None each."""
+
+    seq: np.ndarray
+    vectors: np.ndarray
+    posts: list[np.ndarray | None] | None
+
+
+@dataclass(frozen=True)
+class AccountEntry:
+    """vector: (d,) in the space asked for, None if it has none; posts: (n_posts, d) or None."""
+
+    seq: int
+    kind: str
+    vector: np.ndarray | None
+    posts: np.ndarray | None
 
 
 class VectorStore:
@@ -147,6 +167,56 @@ class VectorStore:
         vecs = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], vecs
 
+    def account_vector_chunks(self, space: str, kind: str, seqs: Sequence[int] | np.ndarray | None = None,
+                              with_posts: bool = False, chunk: int = 0) -> Iterator[AccountChunk]:
+        """``account_vectors`` of ``kind`` (all, or those ``seqs``) in seq order, ``chunk`` accounts at
+        a time (keyset-paginated: memory stays bounded at millions of accounts; default 50k, or
+        10k with posts), with each account's per-post vectors (float16, as stored) when
+        ``with_posts`` (None where the space has none)."""
+        chunk = chunk or (10_000 if with_posts else 50_000)
+        cols = "a.seq, v.embedding" + (", v.n_posts, v.post_vectors" if with_posts else "")
+        where, args = "v.space = %s AND a.kind = %s AND a.seq > %s", [space, kind]
+        if seqs is not None:
+            where += " AND a.seq = ANY(%s)"
+        after = -1
+        with self.conn.cursor(binary=True) as cur:
+            while True:
+                extra: list[object] = [[int(s) for s in seqs]] if seqs is not None else []
+                rows = cur.execute(
+                    f"SELECT {cols} FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
+                    f" WHERE {where} ORDER BY a.seq LIMIT %s", [*args, after, *extra, chunk]).fetchall()
+                if not rows:
+                    return
+                seq = np.array([r[0] for r in rows], np.int64)
+                vecs = np.stack([np.asarray(r[1].to_numpy(), np.float32) for r in rows])
+                posts = [None if r[3] is None else _post_rows(r[3], r[2], np.float16) for r in rows] \
+                    if with_posts else None
+                yield AccountChunk(seq, vecs, posts)
+                after = int(seq[-1])
+                if len(rows) < chunk:
+                    return
+
+    def post_count(self, space: str, kind: str) -> int:
+        """How many per-post vectors the accounts of ``kind`` have in ``space``."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(v.n_posts), 0) FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
+            " WHERE v.space = %s AND a.kind = %s AND v.post_vectors IS NOT NULL", (space, kind)).fetchone()
+        return int(row[0]) if row else 0
+
+    def account_entry(self, space: str, account_id: str) -> AccountEntry | None:
+        """One account's seq, kind, vector and per-post vectors in ``space``, in one query
+        (a match's only PostgreSQL round trip besides the generation check); None if unknown."""
+        with self.conn.cursor(binary=True) as cur:
+            row = cur.execute(
+                "SELECT a.seq, a.kind, v.embedding, v.n_posts, v.post_vectors FROM accounts a"
+                " LEFT JOIN account_vectors v ON v.account_id = a.id AND v.space = %s WHERE a.id = %s",
+                (space, account_id)).fetchone()
+        if row is None:
+            return None
+        vec = None if row[2] is None else np.asarray(row[2].to_numpy(), np.float32)
+        posts = None if row[4] is None else _post_rows(row[4], row[3])
+        return AccountEntry(int(row[0]), row[1], vec, posts)
+
     # -- derived spaces (see indexer.derived) -------------------------------------------
     def stale_derived(self, space: str, base: str) -> list[tuple[str, int]]:
         """(account id, base version) of accounts whose ``space`` vector is missing or was
@@ -170,9 +240,10 @@ class VectorStore:
     def put_derived_vectors(self, space: str, sets: PostSets, vecs: np.ndarray, post_vecs: np.ndarray,
                             source_versions: Sequence[int]) -> None:
         """Upsert one vector per account of ``sets`` plus its per-post vectors (stored float16)."""
-        dim = vecs.shape[1]
+        dim = np.shape(vecs)[1] if np.ndim(vecs) == 2 else 0
+        self.check_dim(space, dim)
         mat = as_matrix(vecs, dim, name="account embeddings")
-        posts = np.asarray(post_vecs, dtype=np.float16)
+        posts = as_matrix(post_vecs, dim, name="post vectors").astype(np.float16)
         if posts.shape != (sets.features.shape[0], dim):
             raise ValueError(f"post vectors: expected shape ({sets.features.shape[0]}, {dim}), got {posts.shape}")
         rows = [(a, space, Vector(mat[j]), int(sets.offsets[j + 1] - sets.offsets[j]), int(src),
@@ -191,7 +262,8 @@ class VectorStore:
         """Account id -> (n_posts, dim) float32 per-post vectors in ``space``, by seq and/or id."""
         # one condition per kind of key given: "seq = ANY OR id = ANY" would stop the planner
         # from using either index (a scan of every account per query)
-        conds, args = [], []
+        conds: list[str] = []
+        args: list[object] = []
         if len(seqs):
             conds.append("a.seq = ANY(%s)")
             args.append([int(s) for s in seqs])
@@ -206,7 +278,7 @@ class VectorStore:
                 f" WHERE v.space = %s AND v.post_vectors IS NOT NULL AND ({' OR '.join(conds)})",
                 (space, *args),
             ).fetchall()
-        return {r[0]: np.frombuffer(r[2], dtype=np.float16).reshape(r[1], -1).astype(np.float32) for r in rows}
+        return {r[0]: _post_rows(r[2], r[1]) for r in rows}
 
     def vector_versions(self, space: str, ids: Sequence[str]) -> dict[str, int]:
         """Account id -> version of its vector in ``space`` (changes whenever the vector does)."""
@@ -230,6 +302,11 @@ class VectorStore:
         stored = self.space_dim(space)
         if stored is not None and stored != dim:
             raise ModelMismatch(f"space {space!r} holds {stored}-d vectors, got {dim}-d")
+
+
+def _post_rows(blob: bytes, n_posts: int, dtype: type = np.float32) -> np.ndarray:
+    """(n_posts, d) per-post vectors from their stored float16 bytes."""
+    return np.frombuffer(blob, dtype=np.float16).reshape(n_posts, -1).astype(dtype, copy=dtype is not np.float16)
 
 
 def _rows_to_postsets(rows: list[tuple], d_image: int, d_text: int) -> PostSets:

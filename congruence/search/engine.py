@@ -9,18 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from congruence.core.errors import InvalidInput, ModelMismatch
+from congruence.core.memory import release_free_memory
 from congruence.core.settings import Settings
 from congruence.indexer.derived import update_space
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.encoders import encode_images
-from congruence.indexer.index import VectorIndex
-from congruence.indexer.index_sync import SyncResult, is_stale, sync_index
+from congruence.indexer.index import Selection, VectorIndex
+from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync_index
 from congruence.indexer.pool import pool, pool_features
 from congruence.indexer.store import AccountTable, Store
 from congruence.indexer.vector_store import VectorStore
@@ -32,6 +33,7 @@ from congruence.training.model import CongruenceHead
 
 logger = logging.getLogger(__name__)
 MAX_K = 1000
+MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,19 @@ class Snapshot:
 
     index: VectorIndex
     table: AccountTable
-    row_of_seq: dict[int, int]
+    row_of_seq: np.ndarray  # (max seq + 1,) int64: the table row of each seq, -1 if none
     model: str
     space: str
     head: CongruenceHead | None = None
     generation: int = 0
+    selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    seq: int
+    vector: np.ndarray
+    posts: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -93,12 +103,15 @@ class Engine:
             # accounts ingested without the head (a library call) catch up here
             update_space(self.vstore, self.ids, derived)
             space, model = derived.space, derived.model
-        res: SyncResult = sync_index(self.vstore, self.settings.index_dir, space, model,
-                                     self.settings.exact_threshold, force_rebuild=force)
+        layout = layout_for(self.settings, head.config.d_model if head is not None else 0)
+        res: SyncResult = sync_index(self.vstore, self.settings.index_dir, space, model, layout, force_rebuild=force)
         if res.rebuilt:
             logger.info("index rebuilt from PostgreSQL: %s", res.reason)
         table = self.store.account_table("influencer")
-        rows = {int(s): i for i, s in enumerate(table.seq)}
+        res.index.ef_search = self.settings.ef_search
+        release_free_memory()
+        rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int64)
+        rows[table.seq] = np.arange(len(table.seq))
         return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation)
 
     def refresh(self) -> None:
@@ -118,11 +131,9 @@ class Engine:
     # -- queries ----------------------------------------------------------------------
     def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
         snap = self.current()
-        with self._lock:
-            self.store.require_kind(brand_id, "brand")
-            q = self._account_vector(snap, brand_id, "brand")
-            brand_posts = self.vstore.post_vectors(snap.space, ids=[brand_id]).get(brand_id) if snap.head else None
-        return self._search(snap, q, k, filters, posts=posts, brand_posts=brand_posts)
+        entry = self._entry(snap, brand_id, "brand")
+        return self._search(snap, entry.vector, k, filters, posts=posts,
+                            brand_posts=entry.posts if snap.head is not None else None)
 
     def match_new(self, images: Sequence[Image.Image], text: str, k: int = 20, filters: Filters = Filters(),
                   posts: int = 0) -> list[Hit]:
@@ -148,12 +159,8 @@ class Engine:
 
     def similar(self, influencer_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
         snap = self.current()
-        with self._lock:
-            self.store.require_kind(influencer_id, "influencer")
-            q = self._account_vector(snap, influencer_id, "influencer")
-            seq = self.store.conn.execute("SELECT seq FROM accounts WHERE id = %s", (influencer_id,)).fetchone()
-        exclude = np.array([seq[0]], np.int64) if seq else None
-        return self._search(snap, q, k, filters, exclude=exclude, posts=posts)
+        entry = self._entry(snap, influencer_id, "influencer")
+        return self._search(snap, entry.vector, k, filters, exclude=np.array([entry.seq], np.int64), posts=posts)
 
     def brand_vector(self, images: Sequence[Image.Image], text: str) -> np.ndarray:
         """The untrained pooled vector of a brand described by images and/or text."""
@@ -172,10 +179,27 @@ class Engine:
         return img, txt
 
     def _account_vector(self, snap: Snapshot, account_id: str, kind: str) -> np.ndarray:
-        _, _, vecs = self.vstore.account_vectors(snap.space, ids=[account_id])
-        if len(vecs) == 0:
+        return self._entry(snap, account_id, kind).vector
+
+    def _entry(self, snap: Snapshot, account_id: str, kind: str) -> _Entry:
+        """The account's vector (and per-post vectors) in the snapshot's space, or why not."""
+        with self._lock:
+            entry = self.vstore.account_entry(snap.space, account_id)
+        Store.check_kind(account_id, entry.kind if entry else None, kind)
+        if entry is None or entry.vector is None:
             raise InvalidInput(f"{kind} {account_id!r} has no embedded posts to match on")
-        return vecs[0]
+        return _Entry(entry.seq, entry.vector, entry.posts)
+
+    def _selection(self, snap: Snapshot, filters: Filters) -> Selection | None:
+        """The snapshot's index positions passing ``filters``, built once per filter and snapshot."""
+        if not filters.active:
+            return None
+        sel = snap.selections.get(filters)
+        if sel is None:
+            if len(snap.selections) >= MAX_SELECTIONS:
+                snap.selections.clear()
+            sel = snap.selections[filters] = snap.index.select(filters.mask(snap.table, snap.index))
+        return sel
 
     def _search(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, exclude: np.ndarray | None = None,
                 posts: int = 0, brand_posts: np.ndarray | None = None) -> list[Hit]:
@@ -184,13 +208,15 @@ class Engine:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
         reranking = snap.head is not None and brand_posts is not None
         n = max(k, self.settings.candidates) if reranking else k
-        mask = filters.mask(snap.table, snap.index, exclude)
-        D, L = snap.index.search(q[None, :], n, allowed=mask)
+        # excluded accounts (similar's own) are asked for and dropped, so that the filter's
+        # selection stays shared by every query that uses it
+        skip = set() if exclude is None else set(exclude.tolist())
+        D, L = snap.index.search(q[None, :], n + len(skip), allowed=self._selection(snap, filters))
         cands = [Candidate(int(seq), snap.table.ids[snap.row_of_seq[int(seq)]], float(score))
-                 for score, seq in zip(D[0], L[0], strict=True) if seq >= 0]
+                 for score, seq in zip(D[0], L[0], strict=True) if seq >= 0 and int(seq) not in skip][:n]
         if reranking:
-            assert snap.head is not None and brand_posts is not None
-            scored = rerank(snap.head, self.vstore, snap.space, brand_posts, cands)[:k]
+            assert snap.head is not None and brand_posts is not None and snap.index.posts is not None
+            scored = rerank(snap.head, snap.index, brand_posts, cands)[:k]
         else:
             scored = [(c, c.cosine) for c in cands]
         hits: list[Hit] = []
@@ -199,12 +225,12 @@ class Engine:
             fol = int(snap.table.followers[r])
             hits.append(Hit(c.account_id, snap.table.handles[r], snap.table.categories[r],
                             fol if fol >= 0 else None, score, len(hits) + 1))
-        return self._with_posts(snap, hits, q, posts) if posts else hits
+        return self._with_posts(snap, hits, [c.seq for c, _ in scored], q, posts) if posts else hits
 
-    def _with_posts(self, snap: Snapshot, hits: list[Hit], q: np.ndarray, n: int) -> list[Hit]:
+    def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:
         """Attach each influencer's n posts closest to the query, in the snapshot's space."""
         ids = [h.influencer_id for h in hits]
-        per_post = self._per_post_vectors(snap, ids)
+        per_post = self._per_post_vectors(snap, ids, seqs)
         post_ids = self.store.post_ids_by_account(ids)
         out = []
         for h in hits:
@@ -218,9 +244,17 @@ class Engine:
             out.append(Hit(**{**h.__dict__, "top_posts": refs}))
         return out
 
-    def _per_post_vectors(self, snap: Snapshot, account_ids: list[str]) -> dict[str, np.ndarray]:
-        if snap.head is not None:
-            return self.vstore.post_vectors(snap.space, ids=account_ids)
+    def _per_post_vectors(self, snap: Snapshot, account_ids: list[str],
+                          seqs: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """Account id -> (n_posts, d) per-post vectors in the snapshot's space (seqs: the
+        accounts' seqs, aligned, when the caller knows them)."""
+        if snap.head is not None and snap.index.posts is not None:
+            if seqs is None:
+                with self._lock:
+                    seqs = self.store.seqs_of(account_ids)
+            pos = snap.index.positions(np.asarray(seqs, np.int64))
+            found = {a: snap.index.posts.of(int(p)) for a, p in zip(account_ids, pos, strict=True) if p >= 0}
+            return {a: v for a, v in found.items() if v is not None}
         ids = self.ids
         sets = self.vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=account_ids)
         return {a: np.stack([pool_features(f[None, :], ids.d_image) for f in sets.posts_of(i)])

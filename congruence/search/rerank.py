@@ -1,8 +1,9 @@
 """Reranking FAISS candidates with the full congruence head.
 
 FAISS ranks by the cosine of pooled head embeddings; the head's score also compares the
-brand's posts with each candidate's posts (set to set), from per-post projections stored
-at index time, so a query costs one fetch and one small batched forward pass.
+brand's posts with each candidate's posts (set to set), from per-post projections computed
+at index time and held in memory beside the index, so a query costs one small batched
+forward pass and no database read for the candidates.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from congruence.indexer.index import VectorIndex
 from congruence.indexer.postsets import PostSets
-from congruence.indexer.vector_store import VectorStore
 from congruence.training.model import CongruenceHead
 
 
@@ -38,20 +39,25 @@ class Candidate:
     cosine: float
 
 
-def rerank(head: CongruenceHead, vstore: VectorStore, space: str, brand_posts: np.ndarray,
+def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: np.ndarray,
            candidates: Sequence[Candidate]) -> list[tuple[Candidate, float]]:
     """Candidates with their head scores, best first (ties keep the FAISS order).
 
-    brand_posts: (Pb, d) per-post projections of the brand. A candidate whose projections
-    are missing (changed since the space was computed) keeps its FAISS cosine rank at the end.
+    brand_posts: (Pb, d) per-post projections of the brand; the candidates' come from the
+    index's in-memory ``posts``. A candidate whose projections are missing (changed since
+    the space was computed) keeps its FAISS cosine rank at the end.
     """
-    if not candidates:
-        return []
-    posts = vstore.post_vectors(space, seqs=[c.seq for c in candidates])
-    have = [c for c in candidates if c.account_id in posts]
-    missing = [c for c in candidates if c.account_id not in posts]
-    with _one_thread():
-        scores = head.score_candidates(brand_posts, [posts[c.account_id] for c in have]) if have else np.zeros(0)
+    if not candidates or index.posts is None:
+        return [(c, float("-inf")) for c in candidates]
+    pos = index.positions(np.array([c.seq for c in candidates], np.int64))
+    ok = (pos >= 0) & (index.posts.count[np.maximum(pos, 0)] > 0)
+    have = [c for c, y in zip(candidates, ok, strict=True) if y]
+    missing = [c for c, y in zip(candidates, ok, strict=True) if not y]
+    scores = np.zeros(0, np.float32)
+    if have:
+        cands, mask = index.posts.padded(pos[ok])
+        with _one_thread():
+            scores = head.score_candidates(brand_posts, torch.from_numpy(cands), torch.from_numpy(mask))
     order = np.argsort(-scores, kind="stable")
     ranked = [(have[int(i)], float(scores[int(i)])) for i in order]
     return ranked + [(c, float("-inf")) for c in missing]

@@ -20,7 +20,7 @@ from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
-from congruence.indexer.index_sync import space_dir, sync_index
+from congruence.indexer.index_sync import layout_for, space_dir, sync_index
 from congruence.indexer.postsets import PostSets
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
@@ -121,7 +121,7 @@ def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue]
         version = model.version
         derived = derived_space(model)
         n = update_space(vstore, ids, derived)
-        res = sync_index(vstore, settings.index_dir, derived.space, derived.model, settings.exact_threshold)
+        res = sync_index(vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim))
         current = store.meta()
         previous = current.get(ACTIVE_KEY)
         with store.conn.transaction():

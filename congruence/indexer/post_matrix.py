@@ -1,0 +1,128 @@
+"""Per-post vectors of indexed accounts, held in memory beside the FAISS index.
+
+The congruence head reranks FAISS candidates from their per-post projections. Reading
+them from PostgreSQL on every query cost ~9 ms at 100k accounts and grew with the table
+(200 TOASTed ``bytea`` values that stop fitting shared buffers), so a serving process
+keeps them here: int8 codes with one float32 scale per post (a quarter of float32; 8M
+posts of 256-d take 2.1 GB), stored CSR-style and aligned with the index's positions, so
+they are added, tombstoned, saved and loaded together with it. PostgreSQL stays the
+system of record (float16); this is a derived copy, rebuilt from it like the index.
+
+Quantisation is symmetric per post: ``code = round(127 · v / max|v|)``. For L2-normalised
+256-d rows the error of an inner product is about 1e-3, well under the gaps the head's
+ranking depends on (the rerank test checks the order against float scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+BLOCK = 65_536  # posts quantised at a time
+FILES = ("post_codes.npy", "post_scales.npy", "post_start.npy", "post_count.npy")
+
+
+def quantize(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, d) float rows -> ((n, d) int8 codes, (n,) float32 scales); zero rows get scale 0."""
+    rows = np.asarray(rows, np.float32)
+    peak = np.abs(rows).max(axis=1) if rows.size else np.zeros(len(rows), np.float32)
+    scales = (peak / 127.0).astype(np.float32)
+    safe = np.where(scales > 0, scales, 1.0)[:, None]
+    codes = np.clip(np.rint(rows / safe), -127, 127).astype(np.int8)
+    return codes, scales
+
+
+class PostMatrix:
+    """Posts of position ``p`` are rows ``start[p] : start[p] + count[p]`` of ``codes``.
+
+    ``count[p]`` is -1 for a position whose per-post vectors are unknown (the head cannot
+    score that account; it keeps its FAISS rank, after the scored ones).
+    """
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.codes = np.zeros((0, dim), np.int8)  # capacity rows; the first ``n`` are used
+        self.scales = np.zeros(0, np.float32)
+        self.start = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.int64)
+        self.n = 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.codes.nbytes + self.scales.nbytes + self.start.nbytes + self.count.nbytes)
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` more posts (one allocation for a rebuild of known size)."""
+        need = self.n + rows
+        if need <= len(self.codes):
+            return
+        cap = max(need, 2 * len(self.codes), 1024)
+        codes = np.zeros((cap, self.dim), np.int8)
+        codes[: self.n] = self.codes[: self.n]
+        scales = np.zeros(cap, np.float32)
+        scales[: self.n] = self.scales[: self.n]
+        self.codes, self.scales = codes, scales
+
+    def append(self, sets: Sequence[np.ndarray | None]) -> None:
+        """One entry per new position, in order: its (n_posts, dim) vectors, or None if unknown."""
+        sizes = np.array([-1 if s is None else len(s) for s in sets], np.int64)
+        total = int(sizes[sizes > 0].sum())
+        self.reserve(total)
+        starts = np.full(len(sets), self.n, np.int64)
+        if total:
+            given = [s for s in sets if s is not None and len(s)]
+            if any(s.ndim != 2 or s.shape[1] != self.dim for s in given):
+                raise ValueError(f"post vectors: expected (n, {self.dim}) arrays")
+            rows = np.concatenate(given)  # in the dtype given (float16 from the store: half the bytes)
+            for b in range(0, total, BLOCK):  # float32 only a block at a time
+                codes, scales = quantize(rows[b : b + BLOCK])
+                self.codes[self.n + b : self.n + b + len(codes)] = codes
+                self.scales[self.n + b : self.n + b + len(codes)] = scales
+            starts = self.n + np.concatenate([[0], np.cumsum(np.maximum(sizes, 0))[:-1]])
+            self.n += total
+        self.start = np.concatenate([self.start, starts])
+        self.count = np.concatenate([self.count, sizes])
+
+    def of(self, pos: int) -> np.ndarray | None:
+        """(n_posts, dim) float32 vectors of one position, or None when unknown."""
+        c = int(self.count[pos])
+        if c < 0:
+            return None
+        s = int(self.start[pos])
+        return self.codes[s : s + c].astype(np.float32) * self.scales[s : s + c, None]
+
+    def padded(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((C, P, dim) float32 zero-padded vectors, (C, P) bool mask) of positions with count > 0.
+
+        P is the largest post count among them (at least 1).
+        """
+        positions = np.asarray(positions, np.int64)
+        counts = np.maximum(self.count[positions], 0)
+        width = max(1, int(counts.max()) if len(counts) else 1)
+        cols = np.arange(width)
+        mask = cols[None, :] < counts[:, None]
+        if self.n == 0:
+            return np.zeros((len(positions), width, self.dim), np.float32), mask
+        rows = np.where(mask, self.start[positions][:, None] + cols[None, :], 0).ravel()
+        scales = np.where(mask.ravel(), self.scales[rows], 0.0).astype(np.float32)
+        out = self.codes[rows].astype(np.float32)
+        out *= scales[:, None]
+        return out.reshape(len(positions), width, self.dim), mask
+
+    # -- persistence (called by VectorIndex.save / load, inside a generation folder) -------
+    def save(self, folder: Path) -> None:
+        for name, arr in zip(FILES, (self.codes[: self.n], self.scales[: self.n], self.start, self.count),
+                             strict=True):
+            np.save(folder / name, arr)
+
+    @classmethod
+    def load(cls, folder: Path, dim: int) -> PostMatrix:
+        self = cls(dim)
+        self.codes, self.scales, self.start, self.count = (np.load(folder / name) for name in FILES)
+        self.n = len(self.codes)
+        if self.codes.ndim != 2 or self.codes.shape[1] != dim or len(self.scales) != self.n \
+                or len(self.start) != len(self.count) or (self.start + np.maximum(self.count, 0) > self.n).any():
+            raise ValueError(f"per-post vectors under {folder} have inconsistent shapes")
+        return self
