@@ -120,3 +120,51 @@ def test_store_refuses_counts_that_do_not_match(stored: Settings) -> None:
         with pytest.raises(ValueError):
             vs.put_account_vectors("pooled", ["fitness_creator_00", "food_creator_00"], np.ones((3, dim)), [2, 2], dim)
         assert _snapshot(store) == before
+
+
+def test_index_add_refuses_seqs_versions_and_vectors_of_other_lengths() -> None:
+    index = _index()
+    x = np.ones((2, D), np.float32) / np.sqrt(D)
+    with pytest.raises(ValueError) as e:
+        index.add(np.array([100, 101, 102]), np.array([1, 1]), x)
+    assert str(e.value) == "index add: 3 seqs, 2 versions and 2 vectors; expected one of each per row"
+    assert index.ntotal == 20 and 100 not in index.live_versions()
+
+
+def test_derived_vectors_of_another_width_or_not_finite_are_refused(stored: Settings) -> None:
+    from congruence.core.errors import ModelMismatch
+    from congruence.indexer.encoder_set import EncoderSet
+
+    with Store.open(stored) as store:
+        vs = VectorStore(store)
+        ids = EncoderSet(stored).model_ids(store)
+        sets = vs.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=["fitness_creator_00"])
+        n = sets.features.shape[0]
+        ok = np.ones((1, 16), np.float32) / 4
+        vs.put_derived_vectors("head:doors", sets, ok, np.ones((n, 16), np.float32) / 4, [1])
+        before = _snapshot(store)
+        with pytest.raises(ModelMismatch, match="space 'head:doors' holds 16-d vectors, got 7-d"):
+            vs.put_derived_vectors("head:doors", sets, np.ones((1, 7), np.float32), np.ones((n, 7), np.float32), [1])
+        bad_posts = np.ones((n, 16), np.float32)
+        bad_posts[0, 2] = np.nan
+        with pytest.raises(ValueError, match="post vectors: contains NaN or infinite values"):
+            vs.put_derived_vectors("head:doors", sets, ok, bad_posts, [1])
+        assert _snapshot(store) == before
+        vs.drop_space("head:doors")
+
+
+def test_a_manifest_that_disagrees_with_its_files_is_corrupt(tmp_path: Path) -> None:
+    import json
+
+    from congruence.indexer.index import IndexCorrupt
+
+    _index().save(tmp_path, "pooled", "m", 20)
+    for field, value in (("dim", 7), ("kind", "hnsw"), ("count", 19), ("codec", "sq8")):
+        man = tmp_path / "current" / "manifest.json"
+        body = json.loads(man.read_text())
+        good = body[field]
+        man.write_text(json.dumps({**body, field: value}))
+        with pytest.raises(IndexCorrupt, match="does not match its manifest"):
+            VectorIndex.load(tmp_path)
+        man.write_text(json.dumps({**body, field: good}))
+    assert VectorIndex.load(tmp_path)[0].n_alive == 20
