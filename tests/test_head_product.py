@@ -195,6 +195,7 @@ def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(settings
     with Engine(settings) as engine:
         assert (engine.snapshot.index.kind, engine.snapshot.index.codec) == ("flat", "float32")
         exact = {b: engine.match_brand(b, k=10, posts=1) for b in brands}
+        similar = engine.similar("pets_creator_00", k=6)
     small = settings.with_(exact_threshold=5, compress_threshold=10)
     with Engine(small) as engine:
         index = engine.snapshot.index
@@ -205,6 +206,10 @@ def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(settings
             assert [h.influencer_id for h in hits] == [h.influencer_id for h in exact[b]]
             assert [h.score for h in hits] == pytest.approx([h.score for h in exact[b]], abs=1e-6)
             assert [h.top_posts for h in hits] == [h.top_posts for h in exact[b]]
+        # no rerank here: the 8-bit codes' candidates are re-scored with the float32 vectors
+        got = engine.similar("pets_creator_00", k=6)
+        assert [h.influencer_id for h in got] == [h.influencer_id for h in similar]
+        assert [h.score for h in got] == pytest.approx([h.score for h in similar], abs=1e-6)
         more = tmp_path / "more"
         (more / "images").mkdir(parents=True)
         shutil.copy(small_corpus / "images" / "pets_creator_00_p0.jpg", more / "images" / "n.jpg")

@@ -24,6 +24,14 @@ from congruence.search.filters import MICRO, Filters
 # -- synthetic data and brute force --------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _share_rule_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These indexes are small enough for every filter to be scanned exactly (the absolute
+    budget, EXACT_SCAN_FLOATS); turn that off so the graph paths are the ones tested here.
+    tests/test_index_codecs.py tests the budget."""
+    monkeypatch.setattr(index_mod, "EXACT_SCAN_FLOATS", 0)
+
+
 def gaussian(nb: int, nq: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(xb, xq): L2-normalised isotropic Gaussian vectors."""
     rng = np.random.default_rng(seed)

@@ -36,6 +36,10 @@ HNSW_M = 32
 EF_CONSTRUCTION = 80
 EF_SEARCH = 96
 SUBSET_FRACTION = 0.05  # filters passing fewer than this share of accounts go exact
+# ... and so do filters whose allowed vectors hold at most this many floats: a selector
+# scan costs ~0.3 us per allowed 256-d vector, while a filtered graph walk widens its
+# beam by 1/share (2,000 of 20,000 allowed: 0.7 ms exact against 8.8 ms through HNSW)
+EXACT_SCAN_FLOATS = 4_000_000
 CODECS = ("float32", "sq8")
 
 
@@ -218,7 +222,8 @@ class VectorIndex:
         L = np.full((nq, k), -1, np.int64)
         if k_eff == 0:
             return D, L
-        if self.kind == "flat" or sel.n_ok <= SUBSET_FRACTION * self.ntotal:
+        small = sel.n_ok <= SUBSET_FRACTION * self.ntotal or sel.n_ok * self.dim <= EXACT_SCAN_FLOATS
+        if self.kind == "flat" or small:
             d, p = self._exact(xq, k_eff, sel)
         else:
             d, p = self._hnsw(xq, k_eff, sel)

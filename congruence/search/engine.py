@@ -33,6 +33,7 @@ from congruence.training.model import CongruenceHead
 
 logger = logging.getLogger(__name__)
 MAX_K = 1000
+REFINE_EXTRA = 10  # compressed indexes: 2k + this many candidates re-scored exactly
 MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
 
 
@@ -201,6 +202,19 @@ class Engine:
             sel = snap.selections[filters] = snap.index.select(filters.mask(snap.table, snap.index))
         return sel
 
+    def _refined(self, snap: Snapshot, q: np.ndarray, cands: list[Candidate]) -> list[Candidate]:
+        """Candidates re-scored with their float32 vectors from PostgreSQL, best first.
+
+        Compressed (sq8) codes round inner products by ~1e-3, enough to swap near-ties in a
+        top 10; the index is asked for twice the answer and the exact cosines decide, as
+        FAISS' IndexRefine does but with the refinement vectors left in the database.
+        """
+        with self._lock:
+            seqs, _, vecs = self.vstore.account_vectors(snap.space, seqs=[c.seq for c in cands])
+        exact = dict(zip(seqs.tolist(), (vecs @ q).tolist(), strict=True)) if len(seqs) else {}
+        scored = [Candidate(c.seq, c.account_id, exact.get(c.seq, c.cosine)) for c in cands]
+        return sorted(scored, key=lambda c: -c.cosine)
+
     def _search(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, exclude: np.ndarray | None = None,
                 posts: int = 0, brand_posts: np.ndarray | None = None) -> list[Hit]:
         """FAISS top-k; with a head and a brand, FAISS top-N reranked by the head, then top-k."""
@@ -211,9 +225,12 @@ class Engine:
         # excluded accounts (similar's own) are asked for and dropped, so that the filter's
         # selection stays shared by every query that uses it
         skip = set() if exclude is None else set(exclude.tolist())
-        D, L = snap.index.search(q[None, :], n + len(skip), allowed=self._selection(snap, filters))
+        refine = not reranking and snap.index.codec != "float32"
+        wanted = (2 * n + REFINE_EXTRA if refine else n) + len(skip)
+        D, L = snap.index.search(q[None, :], wanted, allowed=self._selection(snap, filters))
         cands = [Candidate(int(seq), snap.table.ids[snap.row_of_seq[int(seq)]], float(score))
-                 for score, seq in zip(D[0], L[0], strict=True) if seq >= 0 and int(seq) not in skip][:n]
+                 for score, seq in zip(D[0], L[0], strict=True) if seq >= 0 and int(seq) not in skip]
+        cands = self._refined(snap, q, cands)[:n] if refine else cands[:n]
         if reranking:
             assert snap.head is not None and brand_posts is not None and snap.index.posts is not None
             scored = rerank(snap.head, snap.index, brand_posts, cands)[:k]
