@@ -135,8 +135,9 @@ def stage_timer() -> AbstractContextManager[dict[str, float]]:
     return timed_calls([
         (VectorIndex, "search", "faiss search"),
         (PostMatrix, "padded", "gather + pad candidates (in memory)"),
-        (CongruenceHead, "score_candidates", "head forward (score_candidates)"),
+        (CongruenceHead, "score", "head forward (several brands a pass)"),
         (VectorStore, "account_vectors", "fetch brand vectors (PostgreSQL)"),
+        (VectorStore, "post_vectors", "fetch brands' per-post vectors (PostgreSQL)"),
         (export_mod, "write_chunk", "write chunks"),
         (export_mod, "assemble", "assemble the file"),
     ])

@@ -24,6 +24,7 @@ from congruence.api.cli_export import add_parser, cmd_export
 from congruence.api.export_jobs import ExportJobs, JobState
 from congruence.core.errors import Busy, InvalidInput, NotFound
 from congruence.core.settings import Settings
+from congruence.indexer.index import VectorIndex
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
 from congruence.search.engine import Engine
@@ -31,6 +32,7 @@ from congruence.search.export import ExportSpec, read_brand_file, run_export
 from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
 from congruence.training.deploy import deploy
+from congruence.training.model import CongruenceHead
 
 from .conftest import run
 from .server import serving
@@ -120,6 +122,26 @@ def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp
         assert {"brand_id": "brand_peakfit", "influencer_id": "fitness_creator_01", "rank": 8, "score": float("-inf")} \
             .items() <= next(r for r in expected if r["influencer_id"] == "fitness_creator_01"
                              and r["brand_id"] == "brand_peakfit").items()
+
+
+def test_brands_go_through_faiss_and_the_head_in_batches(headed: Settings, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    searches: list[int] = []
+    passes: list[int] = []
+    search, score = VectorIndex.search, CongruenceHead.score
+    with Engine(headed) as engine:
+        assert engine.snapshot.head is not None
+        monkeypatch.setattr(VectorIndex, "search", lambda self, q, *a, **kw: searches.append(len(q))
+                            or search(self, q, *a, **kw))
+        monkeypatch.setattr(CongruenceHead, "score", lambda self, b, *a, **kw: passes.append(int(b.shape[0]))
+                            or score(self, b, *a, **kw))
+        report = run_export(engine, ExportSpec(None, 5, "csv"), tmp_path / "s.csv", batch_brands=3)
+        monkeypatch.undo()
+        expected = reference(engine, BRANDS, 5, Filters())
+    assert searches == [3, 3]  # one FAISS search per batch of 3 brands, not one per brand
+    assert passes == [3, 3]  # one forward pass of the head per batch, scoring 3 brands' candidates
+    assert report.rows == 30
+    assert_same(read_rows(tmp_path / "s.csv", "csv"), expected)
 
 
 def test_filters_are_applied(corpus: Settings, tmp_path: Path) -> None:

@@ -2,11 +2,12 @@
 
 Gives, brand for brand, what ``Engine.match_brand`` gives: the same FAISS call per query
 (``n = max(k, candidates)`` with a head in service, else ``k``; one mask for the whole job)
-and the same rerank, scored by ``CongruenceHead.score_candidates`` on the same padded
-inputs (the per-post vectors the index holds in memory). What changes is the plumbing:
-one query-vector fetch and one FAISS search per batch. Scores agree with the per-brand path up to float rounding (a batched exact
-FAISS search may round a cosine differently in the last bit, which can swap two
-candidates tied to ~1e-7).
+and the same rerank (the head's score over the per-post vectors the index holds in memory;
+candidates without them last). What changes is the plumbing: one query-vector fetch and one
+FAISS search per batch of brands, and the head scores the batch's candidate lists several
+brands per forward pass (``rerank_batch.score_lists``) instead of one brand a call. Scores
+agree with the per-brand path up to float rounding (~1e-6: a batched exact FAISS search or
+matrix product may sum in another order, which can swap two candidates tied that closely).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from congruence.search.engine import Engine, Snapshot
 from congruence.search.filters import Filters
 from congruence.search.rerank import _one_thread
+from congruence.search.rerank_batch import score_lists
 
 NO_VECTORS = "no embedded posts to match on"
 
@@ -65,36 +66,41 @@ class BatchRanker:
         if not ranked:
             return _empty(skipped)
         Q = vecs[[where[b] for b in ranked]]
-        D, L = snap.index.search(Q, self.n, allowed=self.mask)
-
-        def one(i: int) -> tuple[np.ndarray, np.ndarray]:
-            ok = L[i] >= 0
-            seqs, cos = L[i][ok], D[i][ok].astype(np.float64)
-            posts = brand_posts.get(ranked[i])
-            return self._rerank(posts, seqs) if posts is not None else (seqs[: self.k], cos[: self.k])
-
-        # as rerank does: each small forward pass on one thread, so the same ops round the
-        # same way as in match_brand (two threads scoring two brands at once measured no
-        # faster on 2 busy cores)
+        D, L = snap.index.search(Q, self.n, allowed=self.mask)  # one FAISS call for the whole batch
+        hits = [(L[i][L[i] >= 0], D[i][L[i] >= 0].astype(np.float64)) for i in range(len(ranked))]
+        if self.posts is None:
+            return _rows(ranked, [(s[: self.k], c[: self.k]) for s, c in hits], self.row_of, skipped)
+        # the head reranks the batch several brands per forward pass, one thread as rerank
+        # does (two threads measured no faster on 2 busy cores)
         with _one_thread():
-            parts = [one(i) for i in range(len(ranked))]
+            parts = self._rerank([brand_posts.get(b) for b in ranked], hits)
         return _rows(ranked, parts, self.row_of, skipped)
 
-    def _rerank(self, brand_posts: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """As ``rerank``: head scores best first (ties keep FAISS order), unscorable ones last."""
+    def _rerank(self, brand_posts: list[np.ndarray | None],
+                hits: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each brand's top k, as ``rerank`` orders them: head scores best first (ties keep
+        the FAISS order), candidates without per-post vectors after them, unscored (-inf);
+        a brand without per-post vectors keeps its FAISS order and cosines."""
         assert self.posts is not None and self.snap.head is not None
-        pos = self.snap.index.positions(seqs)
-        have = (pos >= 0) & (self.posts.count[np.maximum(pos, 0)] > 0)
-        scorable, rest = seqs[have], seqs[~have]
-        if len(scorable):
-            cands, mask = self.posts.padded(pos[have])
-            scores = self.snap.head.score_candidates(brand_posts, torch.from_numpy(cands), torch.from_numpy(mask))
-        else:
-            scores = np.zeros(0, np.float32)
-        order = np.argsort(-scores, kind="stable")
-        out_seqs = np.concatenate([scorable[order], rest])[: self.k]
-        out_scores = np.concatenate([scores[order].astype(np.float64), np.full(len(rest), -np.inf)])[: self.k]
-        return out_seqs, out_scores
+        parts: list[tuple[np.ndarray, np.ndarray]] = [(s[: self.k], c[: self.k]) for s, c in hits]
+        todo = []  # (brand, its posts, scorable seqs, their positions, the others)
+        for i, ((seqs, _), posts) in enumerate(zip(hits, brand_posts, strict=True)):
+            if posts is None:
+                continue
+            pos = self.snap.index.positions(seqs)
+            have = (pos >= 0) & (self.posts.count[np.maximum(pos, 0)] > 0)
+            if have.any():
+                todo.append((i, posts, seqs[have], pos[have], seqs[~have]))
+            else:
+                parts[i] = (seqs[: self.k], np.full(min(len(seqs), self.k), -np.inf))
+        width = int(self.posts.count.max()) if len(self.posts.count) else 1
+        scores, _ = score_lists(self.snap.head, [t[1] for t in todo], [t[3] for t in todo], self.posts.padded,
+                                width)
+        for (i, _, scorable, _, rest), sc in zip(todo, scores, strict=True):
+            order = np.argsort(-sc, kind="stable")
+            parts[i] = (np.concatenate([scorable[order], rest])[: self.k],
+                        np.concatenate([sc[order].astype(np.float64), np.full(len(rest), -np.inf)])[: self.k])
+        return parts
 
 
 def _rows(brands: list[str], parts: list[tuple[np.ndarray, np.ndarray]], row_of: np.ndarray,
