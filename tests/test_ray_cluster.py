@@ -47,6 +47,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without what an in-process Ray session of another test left in it
+    (RAY_AUTH_MODE, RAY_CLIENT_MODE, RAY_ADDRESS, PYTHONBREAKPOINT), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "PYTHONBREAKPOINT"}
+    return {**env, "RAY_USAGE_STATS_ENABLED": "0", **extra}
+
+
 def _listening(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -65,7 +72,7 @@ def started_cluster() -> Iterator[dict[str, str]]:
     gcs, client, dashboard = _free_port(), _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths are length-limited
     token = secrets.token_hex(32)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     log = open(Path(temp) / "head.log", "w")  # noqa: SIM115 - closed at teardown
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={gcs}", f"--ray-client-server-port={client}",
@@ -78,7 +85,7 @@ def started_cluster() -> Iterator[dict[str, str]]:
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Ray head did not start: " + (Path(temp) / "head.log").read_text()[-3000:])
             time.sleep(0.5)
-        yield {"gcs": f"127.0.0.1:{gcs}", "client": f"ray://127.0.0.1:{client}", "token": token}
+        yield {"gcs": f"127.0.0.1:{gcs}", "client": f"ray://127.0.0.1:{client}", "token": token, "temp": temp}
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
@@ -98,17 +105,18 @@ def started_cluster() -> Iterator[dict[str, str]]:
 def congruence(settings: Settings, cluster: dict[str, str], *argv: str, ray_address: str | None = None,
                ) -> subprocess.CompletedProcess[str]:
     """`congruence -v ARGV` in a process of its own, on ``settings``' store, token in its environment."""
-    env = {**os.environ, "CONGRUENCE_HOME": str(settings.home), "DATABASE_URL": str(settings.database_url),
-           "CONGRUENCE_BATCH_SIZE": str(settings.batch_size), "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": cluster["token"]}
-    env.pop("RAY_ADDRESS", None)
+    env = clean_env(CONGRUENCE_HOME=str(settings.home), DATABASE_URL=str(settings.database_url),
+                    CONGRUENCE_BATCH_SIZE=str(settings.batch_size), RAY_AUTH_MODE="token",
+                    RAY_AUTH_TOKEN=cluster["token"])
     if ray_address == "auto":
         env["RAY_ADDRESS"] = cluster["gcs"]
     cmd = [sys.executable, "-m", "congruence", "-v", *argv]
     if ray_address is not None:
         cmd += ["--ray-address", ray_address]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, done.stderr[-4000:]
+    if done.returncode != 0:  # with the cluster's side of the story: its client servers' errors
+        errs = sorted(Path(cluster["temp"]).glob("session_*/logs/ray_client_server*.err"))
+        pytest.fail(done.stderr[-4000:] + "".join(f"\n--- {e.name}\n{e.read_text()[-3000:]}" for e in errs))
     return done
 
 
