@@ -31,6 +31,17 @@ def trained_head(settings: Settings, epochs: int = 1):  # type: ignore[no-untype
     return train(data.postsets, data.pairs, TrainConfig(epochs=epochs, batch_brands=4, list_size=8)).model
 
 
+def one_post_corpus(folder: Path, image: Path, account: str, category: str, caption: str) -> Path:
+    """A corpus of one new influencer with one post (post id np1) showing ``image``."""
+    (folder / "images").mkdir(parents=True)
+    shutil.copy(image, folder / "images" / "n.jpg")
+    (folder / "accounts.jsonl").write_text(json.dumps(
+        {"id": account, "kind": "influencer", "handle": account, "category": category, "followers": 9000}) + "\n")
+    (folder / "posts.jsonl").write_text(json.dumps(
+        {"id": "np1", "account_id": account, "image": "images/n.jpg", "caption": caption}) + "\n")
+    return folder
+
+
 def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
@@ -133,13 +144,8 @@ def test_ingest_keeps_the_head_space_current(env: Settings, small_corpus: Path, 
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     assert run(capsys, "train", "--epochs", "1", "--variants", "product")[0] == 0
-    more = tmp_path / "more"
-    (more / "images").mkdir(parents=True)
-    shutil.copy(small_corpus / "images" / "fitness_creator_00_p0.jpg", more / "images" / "n.jpg")
-    (more / "accounts.jsonl").write_text(json.dumps(
-        {"id": "newbie", "kind": "influencer", "handle": "newbie", "category": "fitness", "followers": 9000}) + "\n")
-    (more / "posts.jsonl").write_text(json.dumps(
-        {"id": "np1", "account_id": "newbie", "image": "images/n.jpg", "caption": "gym and marathon training"}) + "\n")
+    more = one_post_corpus(tmp_path / "more", small_corpus / "images" / "fitness_creator_00_p0.jpg",
+                           "newbie", "fitness", "gym and marathon training")
     code, out, _ = run(capsys, "ingest", str(more), "--json")
     report = json.loads(out)
     head_index = [v for k, v in report["index"].items() if k.startswith("head:")]
@@ -210,13 +216,8 @@ def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(settings
         got = engine.similar("pets_creator_00", k=6)
         assert [h.influencer_id for h in got] == [h.influencer_id for h in similar]
         assert [h.score for h in got] == pytest.approx([h.score for h in similar], abs=1e-6)
-        more = tmp_path / "more"
-        (more / "images").mkdir(parents=True)
-        shutil.copy(small_corpus / "images" / "pets_creator_00_p0.jpg", more / "images" / "n.jpg")
-        (more / "accounts.jsonl").write_text(json.dumps(
-            {"id": "newpet", "kind": "influencer", "handle": "newpet", "category": "pets", "followers": 9000}) + "\n")
-        (more / "posts.jsonl").write_text(json.dumps(
-            {"id": "np1", "account_id": "newpet", "image": "images/n.jpg", "caption": "puppy treats"}) + "\n")
+        more = one_post_corpus(tmp_path / "more", small_corpus / "images" / "pets_creator_00_p0.jpg",
+                               "newpet", "pets", "puppy treats")
         report = ingest(more, small, spaces=active_spaces(small))
         assert report.index[engine.snapshot.space]["added"] == 1
         hits = engine.match_brand("brand_happy_paws", k=19, posts=1)  # the engine reloads: generation moved

@@ -87,11 +87,11 @@ class VectorIndex:
         self.kind = kind
         self.codec = codec
         if kind == "flat":
-            self.index: faiss.Index = faiss.IndexFlatIP(dim)
+            self.index: Any = faiss.IndexFlatIP(dim)  # Any: the SWIG stubs lack the HNSW fields
         elif codec == "sq8":
             # per-dimension min/max ranges learnt from the first batch added (a rebuild's
             # first 50k accounts); widening them for later outliers cost more recall than it saved
-            self.index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            self.index = _faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             self.index.hnsw.efConstruction = EF_CONSTRUCTION
         else:
             self.index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -123,7 +123,7 @@ class VectorIndex:
 
     def _index_positions(self) -> None:
         top = int(self.labels.max()) + 1 if len(self.labels) else 1
-        self._pos_by_seq = np.full(top, -1, np.int64)
+        self._pos_by_seq = np.full(top, -1, np.int32 if self.ntotal < 2**31 else np.int64)
         live = np.flatnonzero(self.alive)
         self._pos_by_seq[self.labels[live]] = live
 

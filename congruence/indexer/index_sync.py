@@ -11,7 +11,7 @@ import numpy as np
 
 from congruence.core.settings import Settings
 from congruence.indexer.index import IndexCorrupt, Manifest, VectorIndex
-from congruence.indexer.vector_store import VectorStore
+from congruence.indexer.vector_store import AccountChunk, VectorStore
 
 logger = logging.getLogger(__name__)
 REBUILD_DEAD_FRACTION = 0.3
@@ -69,48 +69,62 @@ def sync_index(vstore: VectorStore, index_root: Path, space: str, model: str, la
     root = space_dir(index_root, space)
     seq, ver = vstore.vector_state(space, "influencer")
     kind, codec = layout.shape_for(len(seq))
-    index, reason = _load_reusable(root, model, kind, codec, layout.post_dim, force_rebuild)
-    if index is None:
+    index, man, reason = _load_reusable(root, model, kind, codec, layout.post_dim, force_rebuild)
+    if index is None or man is None:
         return _rebuild(vstore, root, space, model, layout, seq, ver, reason)
-    have = index.live_versions()
-    want = dict(zip(seq.tolist(), ver.tolist(), strict=True))
-    gone = np.array([s for s in have if s not in want], np.int64)
-    changed = np.array([s for s, v in want.items() if have.get(s) != v], np.int64)
-    if index.n_dead + len(gone) + len(changed) > REBUILD_DEAD_FRACTION * max(len(want), 1) and index.ntotal > 1000:
+    gone, changed = _difference(index, seq, ver)
+    if index.n_dead + len(gone) + len(changed) > REBUILD_DEAD_FRACTION * max(len(seq), 1) and index.ntotal > 1000:
         return _rebuild(vstore, root, space, model, layout, seq, ver, "too many removed vectors")
     index.remove(gone)
     if len(changed):
         for part in vstore.account_vector_chunks(space, "influencer", seqs=changed, with_posts=layout.post_dim > 0):
-            index.add(part.seq, np.array([want[int(s)] for s in part.seq], np.int64), part.vectors, part.posts)
+            _add(index, part, seq, ver)
     if len(gone) == 0 and len(changed) == 0:
-        man = _manifest_of(root)
         return SyncResult(index, man, 0, 0, False, "up to date")
     man = index.save(root, space, model, int(ver.sum()))
     return SyncResult(index, man, len(changed), len(gone), False, "incremental")
 
 
+def _difference(index: VectorIndex, seq: np.ndarray, ver: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(seqs live in the index but not in the store, seqs of the store missing from the index
+    or there with another version); ``seq`` sorted, as ``vector_state`` gives it. Arrays,
+    not dicts: at 1M accounts two dicts of Python ints cost ~200 MB."""
+    gone = np.setdiff1d(index.labels[index.alive], seq)
+    pos = index.positions(seq)
+    stale = (pos < 0) | (index.versions[np.maximum(pos, 0)] != ver)
+    return gone.astype(np.int64), seq[stale]
+
+
+def _add(index: VectorIndex, part: AccountChunk, seq: np.ndarray, ver: np.ndarray) -> int:
+    """Add the rows of ``part`` with their versions from (sorted) ``seq``/``ver``; rows that
+    appeared after ``seq`` was read are left for the next sync (their version is unknown)."""
+    at = np.minimum(np.searchsorted(seq, part.seq), max(len(seq) - 1, 0))
+    ok = (seq[at] == part.seq) if len(seq) else np.zeros(len(part.seq), bool)
+    rows = np.flatnonzero(ok)
+    posts = [part.posts[i] for i in rows] if part.posts is not None else None
+    index.add(part.seq[rows], ver[at[rows]], part.vectors[rows], posts)
+    return len(rows)
+
+
 def _load_reusable(root: Path, model: str, kind: str, codec: str, post_dim: int,
-                   force: bool) -> tuple[VectorIndex | None, str]:
+                   force: bool) -> tuple[VectorIndex | None, Manifest | None, str]:
     if force:
-        return None, "rebuild requested"
+        return None, None, "rebuild requested"
     try:
         index, man = VectorIndex.load(root)
     except IndexCorrupt as e:
         reason = "no index yet" if not (root / "current").exists() else str(e)
-        return None, reason
+        return None, None, reason
+    why = None
     if man.model != model:
-        return None, f"model changed from {man.model!r} to {model!r}"
-    if man.kind != kind:
-        return None, f"size crossed the exact-search threshold ({man.kind} -> {kind})"
-    if man.codec != codec:
-        return None, f"size crossed the compression threshold ({man.codec} -> {codec})"
-    if man.post_dim != post_dim:
-        return None, f"per-post vectors: {man.post_dim}-d stored, {post_dim}-d wanted"
-    return index, "loaded"
-
-
-def _manifest_of(root: Path) -> Manifest:
-    return VectorIndex.load(root)[1]
+        why = f"model changed from {man.model!r} to {model!r}"
+    elif man.kind != kind:
+        why = f"size crossed the exact-search threshold ({man.kind} -> {kind})"
+    elif man.codec != codec:
+        why = f"size crossed the compression threshold ({man.codec} -> {codec})"
+    elif man.post_dim != post_dim:
+        why = f"per-post vectors: {man.post_dim}-d stored, {post_dim}-d wanted"
+    return (None, None, why) if why else (index, man, "loaded")
 
 
 def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, layout: IndexLayout, seq: np.ndarray,
@@ -118,7 +132,6 @@ def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, layout: In
     """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory."""
     logger.info("rebuilding index %s: %s", space, reason)
     kind, codec = layout.shape_for(len(seq))
-    vmap = dict(zip(seq.tolist(), ver.tolist(), strict=True))
     index: VectorIndex | None = None
     added = 0
     for part in vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0):
@@ -126,8 +139,7 @@ def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, layout: In
             index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim)
             if index.posts is not None:
                 index.posts.reserve(vstore.post_count(space, "influencer"))
-        index.add(part.seq, np.array([vmap[int(s)] for s in part.seq], np.int64), part.vectors, part.posts)
-        added += len(part.seq)
+        added += _add(index, part, seq, ver)
     if index is None:
         index = VectorIndex(vstore.space_dim(space) or 1, kind, codec, layout.post_dim)
     man = index.save(root, space, model, int(ver.sum()))

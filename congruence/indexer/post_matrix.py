@@ -3,7 +3,7 @@
 The congruence head reranks FAISS candidates from their per-post projections. Reading
 them from PostgreSQL on every query cost ~9 ms at 100k accounts and grew with the table
 (200 TOASTed ``bytea`` values that stop fitting shared buffers), so a serving process
-keeps them here: int8 codes with one float32 scale per post (a quarter of float32; 8M
+keeps them here: int8 codes with one float16 scale per post (a quarter of float32; 8M
 posts of 256-d take 2.1 GB), stored CSR-style and aligned with the index's positions, so
 they are added, tombstoned, saved and loaded together with it. PostgreSQL stays the
 system of record (float16); this is a derived copy, rebuilt from it like the index.
@@ -25,11 +25,14 @@ FILES = ("post_codes.npy", "post_scales.npy", "post_start.npy", "post_count.npy"
 
 
 def quantize(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, d) float rows -> ((n, d) int8 codes, (n,) float32 scales); zero rows get scale 0."""
+    """(n, d) float rows -> ((n, d) int8 codes, (n,) float16 scales); zero rows get scale 0.
+
+    The codes are computed with the float16-rounded scale, so the error stays within half a
+    step (an L2-normalised row's scale, >= 1 / (127 sqrt(d)), is a normal float16)."""
     rows = np.asarray(rows, np.float32)
     peak = np.abs(rows).max(axis=1) if rows.size else np.zeros(len(rows), np.float32)
-    scales = (peak / 127.0).astype(np.float32)
-    safe = np.where(scales > 0, scales, 1.0)[:, None]
+    scales = (peak / 127.0).astype(np.float16)
+    safe = np.where(scales > 0, scales.astype(np.float32), 1.0)[:, None]
     codes = np.clip(np.rint(rows / safe), -127, 127).astype(np.int8)
     return codes, scales
 
@@ -44,9 +47,9 @@ class PostMatrix:
     def __init__(self, dim: int):
         self.dim = dim
         self.codes = np.zeros((0, dim), np.int8)  # capacity rows; the first ``n`` are used
-        self.scales = np.zeros(0, np.float32)
+        self.scales = np.zeros(0, np.float16)
         self.start = np.zeros(0, np.int64)
-        self.count = np.zeros(0, np.int64)
+        self.count = np.zeros(0, np.int32)
         self.n = 0
 
     @property
@@ -61,7 +64,7 @@ class PostMatrix:
         cap = max(need, 2 * len(self.codes), 1024)
         codes = np.zeros((cap, self.dim), np.int8)
         codes[: self.n] = self.codes[: self.n]
-        scales = np.zeros(cap, np.float32)
+        scales = np.zeros(cap, np.float16)
         scales[: self.n] = self.scales[: self.n]
         self.codes, self.scales = codes, scales
 
@@ -83,7 +86,7 @@ class PostMatrix:
             starts = self.n + np.concatenate([[0], np.cumsum(np.maximum(sizes, 0))[:-1]])
             self.n += total
         self.start = np.concatenate([self.start, starts])
-        self.count = np.concatenate([self.count, sizes])
+        self.count = np.concatenate([self.count, sizes.astype(np.int32)])
 
     def of(self, pos: int) -> np.ndarray | None:
         """(n_posts, dim) float32 vectors of one position, or None when unknown."""
@@ -91,7 +94,7 @@ class PostMatrix:
         if c < 0:
             return None
         s = int(self.start[pos])
-        return self.codes[s : s + c].astype(np.float32) * self.scales[s : s + c, None]
+        return self.codes[s : s + c].astype(np.float32) * self.scales[s : s + c, None].astype(np.float32)
 
     def padded(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """((C, P, dim) float32 zero-padded vectors, (C, P) bool mask) of positions with count > 0.
@@ -113,14 +116,16 @@ class PostMatrix:
 
     # -- persistence (called by VectorIndex.save / load, inside a generation folder) -------
     def save(self, folder: Path) -> None:
-        for name, arr in zip(FILES, (self.codes[: self.n], self.scales[: self.n], self.start, self.count),
-                             strict=True):
+        arrays: tuple[np.ndarray, ...] = (self.codes[: self.n], self.scales[: self.n], self.start, self.count)
+        for name, arr in zip(FILES, arrays, strict=True):
             np.save(folder / name, arr)
 
     @classmethod
     def load(cls, folder: Path, dim: int) -> PostMatrix:
         self = cls(dim)
         self.codes, self.scales, self.start, self.count = (np.load(folder / name) for name in FILES)
+        self.scales = self.scales.astype(np.float16, copy=False)
+        self.count = self.count.astype(np.int32, copy=False)
         self.n = len(self.codes)
         if self.codes.ndim != 2 or self.codes.shape[1] != dim or len(self.scales) != self.n \
                 or len(self.start) != len(self.count) or (self.start + np.maximum(self.count, 0) > self.n).any():

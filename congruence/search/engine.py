@@ -47,7 +47,7 @@ class Snapshot:
 
     index: VectorIndex
     table: AccountTable
-    row_of_seq: np.ndarray  # (max seq + 1,) int64: the table row of each seq, -1 if none
+    row_of_seq: np.ndarray  # (max seq + 1,) int32: the table row of each seq, -1 if none
     model: str
     space: str
     head: CongruenceHead | None = None
@@ -111,7 +111,7 @@ class Engine:
         table = self.store.account_table("influencer")
         res.index.ef_search = self.settings.ef_search
         release_free_memory()
-        rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int64)
+        rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
         rows[table.seq] = np.arange(len(table.seq))
         return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation)
 

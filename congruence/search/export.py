@@ -108,7 +108,7 @@ def _check_brands(store: Store, brands: list[str], where: Callable[[int, str], s
 def _brands(engine: Engine, spec: ExportSpec) -> list[str]:
     with engine._lock:
         if spec.brands is None:
-            return engine.store.account_table("brand").ids
+            return list(engine.store.account_table("brand").ids)
         brands = list(dict.fromkeys(spec.brands))
         _check_brands(engine.store, brands, lambda i, b: f"brands[{i}]")
     return brands
