@@ -16,7 +16,9 @@ from bench.common import Row, Section, Stats, Table, sample_ab, sample_latency, 
 from bench.data import D_PRODUCTION, ground_truth, influencers, recall_at_k
 from bench.pg import EmbeddedPg
 from bench.retrieval import build
+from congruence.core.settings import Settings
 from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, VectorIndex
+from congruence.indexer.index_sync import IndexLayout
 
 logger = logging.getLogger(__name__)
 QUERY = "SELECT id FROM t ORDER BY embedding <#> %s LIMIT {k}"
@@ -194,8 +196,10 @@ def faiss_side(cfg: PgConfig, xb: np.ndarray, xq: np.ndarray,
                truth: np.ndarray) -> tuple[list[list[Point]], list[Row]]:
     """Sweeps of a FAISS HNSW with pgvector's parameters, of the product's index, and the product path."""
     same, same_s = faiss_hnsw(xb, cfg.m, cfg.ef_construction)
-    prod = build(xb, "hnsw")
-    names = (f"faiss m={cfg.m} efc={cfg.ef_construction}", f"faiss m={HNSW_M} efc={EF_CONSTRUCTION} (product)")
+    codec = IndexLayout(compress_threshold=Settings().compress_threshold).shape_for(len(xb))[1]
+    prod = build(xb, "hnsw", codec)  # the product's storage at this size (sq8 past the threshold)
+    names = (f"faiss m={cfg.m} efc={cfg.ef_construction}",
+             f"faiss m={HNSW_M} efc={EF_CONSTRUCTION} {codec} (product)")
     sweeps = [[measure(faiss_engine(name, idx, cfg.k, ef), xq, truth) for ef in cfg.faiss_efs]
               for name, idx in zip(names, (same, prod.index.index), strict=True)]
     sweeps.append([measure(product_engine(prod.index, cfg.k, ef), xq, truth)
@@ -283,3 +287,33 @@ def growth_note(builds: list[Row]) -> str:
     at_1m = t1 * (1_000_000 / n1) ** exp
     return (f"1M not run: pgvector's build time grew as n^{exp:.2f} from {n0:,} to {n1:,} "
             f"({t0:.0f} s -> {t1:.0f} s), about {at_1m / 60:.0f} min at 1M on this machine")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.pgvector_cmp --sizes 10000,100000,1000000 --dim 256``: this section
+    alone at chosen sizes and width (256: the head's space, what is served with a head)."""
+    import argparse
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from bench.common import format_section
+    from bench.pg import embedded_pg
+
+    p = argparse.ArgumentParser(prog="python -m bench.pgvector_cmp", description=main.__doc__)
+    p.add_argument("--sizes", default="10000,50000,100000")
+    p.add_argument("--dim", type=int, default=D_PRODUCTION)
+    p.add_argument("--queries", type=int, default=300)
+    args = p.parse_args(argv)
+    cfg = PgConfig(tuple(int(s) for s in args.sizes.split(",")), args.queries, d=args.dim)
+    with tempfile.TemporaryDirectory(prefix="congruence-pgv-") as tmp, embedded_pg(Path(tmp)) as pg:
+        t = time.perf_counter()
+        section = run(cfg, pg)
+        section.seconds = time.perf_counter() - t
+    print(format_section(section))
+    print(f"load avg {[round(x, 2) for x in os.getloadavg()]}")
+    return 1 if section.details.get("targets_met") is False else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -70,6 +70,7 @@ class Selection:
     n_ok: int
     bitmap: np.ndarray
     stamp: int
+    filtered: bool = False  # made from a filter (not just the live positions)
 
 
 class VectorIndex:
@@ -107,6 +108,7 @@ class VectorIndex:
         self.ef_search = EF_SEARCH  # HNSW breadth for unfiltered queries (CONGRUENCE_EF_SEARCH)
         self._stamp = 0  # bumped by every add and remove
         self._all: Selection | None = None
+        self._params: dict[int, Any] = {}
 
     # -- bookkeeping ----------------------------------------------------------------
     @property
@@ -201,7 +203,7 @@ class VectorIndex:
         if allowed is None and self._all is not None and self._all.stamp == self._stamp:
             return self._all
         mask = self.alive if allowed is None else (self.alive & allowed)
-        sel = Selection(mask, int(mask.sum()), np.packbits(mask, bitorder="little"), self._stamp)
+        sel = Selection(mask, int(mask.sum()), np.packbits(mask, bitorder="little"), self._stamp, allowed is not None)
         if allowed is None:
             self._all = sel
         return sel
@@ -222,7 +224,9 @@ class VectorIndex:
         L = np.full((nq, k), -1, np.int64)
         if k_eff == 0:
             return D, L
-        small = sel.n_ok <= SUBSET_FRACTION * self.ntotal or sel.n_ok * self.dim <= EXACT_SCAN_FLOATS
+        # the absolute budget is for filters: unfiltered, the graph beats a scan of everything
+        small = sel.n_ok <= SUBSET_FRACTION * self.ntotal or (
+            sel.filtered and sel.n_ok * self.dim <= EXACT_SCAN_FLOATS)
         if self.kind == "flat" or small:
             d, p = self._exact(xq, k_eff, sel)
         else:
@@ -251,8 +255,10 @@ class VectorIndex:
     def _hnsw(self, xq: np.ndarray, k: int, sel: Selection) -> tuple[np.ndarray, np.ndarray]:
         share = sel.n_ok / max(self.ntotal, 1)
         ef = int(min(max(self.ef_search, 2 * k) / share, 2048))
-        if sel.n_ok == self.ntotal:
-            params = _faiss.SearchParametersHNSW(efSearch=ef)
+        if sel.n_ok == self.ntotal:  # one parameter object per breadth, made once
+            params = self._params.get(ef)
+            if params is None:
+                params = self._params[ef] = _faiss.SearchParametersHNSW(efSearch=ef)
         else:
             params = _faiss.SearchParametersHNSW(sel=_faiss.IDSelectorBitmap(sel.bitmap), efSearch=ef)
         d, p = self.index.search(xq, k, params=params)
