@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 BLOCK = 65_536  # posts quantised at a time
 FILES = ("post_codes.npy", "post_scales.npy", "post_start.npy", "post_count.npy")
@@ -108,11 +109,13 @@ class PostMatrix:
         mask = cols[None, :] < counts[:, None]
         if self.n == 0:
             return np.zeros((len(positions), width, self.dim), np.float32), mask
-        rows = np.where(mask, self.start[positions][:, None] + cols[None, :], 0).ravel()
-        scales = np.where(mask.ravel(), self.scales[rows], 0.0).astype(np.float32)
-        out = self.codes[rows].astype(np.float32)
-        out *= scales[:, None]
-        return out.reshape(len(positions), width, self.dim), mask
+        rows = torch.from_numpy(np.where(mask, self.start[positions][:, None] + cols[None, :], 0).ravel())
+        # torch's index_select + float() on int8: 2.5x numpy's take + astype (0.25 vs 0.63 ms
+        # for 200 candidates); padding rows get scale 0
+        out = torch.from_numpy(self.codes).index_select(0, rows).float()
+        scales = torch.from_numpy(self.scales).index_select(0, rows).float() * torch.from_numpy(mask.ravel())
+        out.mul_(scales[:, None])
+        return out.numpy().reshape(len(positions), width, self.dim), mask
 
     # -- persistence (called by VectorIndex.save / load, inside a generation folder) -------
     def save(self, folder: Path) -> None:

@@ -55,8 +55,8 @@ def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: np.ndarray,
     missing = [c for c, y in zip(candidates, ok, strict=True) if not y]
     scores = np.zeros(0, np.float32)
     if have:
-        cands, mask = index.posts.padded(pos[ok])
         with _one_thread():
+            cands, mask = index.posts.padded(pos[ok])
             scores = head.score_candidates(brand_posts, torch.from_numpy(cands), torch.from_numpy(mask))
     order = np.argsort(-scores, kind="stable")
     ranked = [(have[int(i)], float(scores[int(i)])) for i in order]
