@@ -192,11 +192,13 @@ def serve(settings: Settings, brands: int, k: int) -> Served:
     qs = {b: engine._account_vector(snap, b, "brand") for b in ids}
 
     def faiss_only(b: str) -> None:
-        engine._search(snap, qs[b], k, Filters())
+        snap.index.search(qs[b][None, :], k)
 
     paths = {"faiss top-k only (baseline)": faiss_only,
              "match_brand, no filter": lambda b: engine.match_brand(b, k),
-             "match_brand, fitness+micro (~10%)": lambda b: engine.match_brand(b, k, flt)}
+             "match_brand, fitness+micro (~10%)": lambda b: engine.match_brand(b, k, flt),
+             # what similar() does: no rerank; from compressed codes, candidates re-scored exactly
+             "no rerank (as similar)": lambda b: engine._search(snap, qs[b], k, Filters())}
     for b in ids[:10]:  # warm-up
         for f in paths.values():
             f(b)

@@ -28,8 +28,10 @@ QUERY = "SELECT id FROM t ORDER BY embedding <#> %s LIMIT {k}"
 class PgConfig:
     sizes: tuple[int, ...]
     n_queries: int
-    pg_efs: tuple[int, ...] = (10, 20, 40, 80, 160, 320)  # 40..320 asked for; 10, 20 find the knee
-    faiss_efs: tuple[int, ...] = (16, 32, 40, 64, 80, 128, 160, 320)
+    # fine steps where recall crosses 0.95, so that each engine's cheapest setting reaching
+    # it is found (at 1M, d=256, pgvector went 0.924 -> 0.973 from 40 to 80)
+    pg_efs: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 80, 160, 320)
+    faiss_efs: tuple[int, ...] = (16, 24, 32, 40, 48, 64, 80, 128, 160, 320)
     m: int = 16
     ef_construction: int = 64
     target_recall: float = 0.95
@@ -218,7 +220,10 @@ def compare(cfg: PgConfig, conn: psycopg.Connection, n: int) -> SizeResult:
     pg_points, pg_build = pg_side(cfg, conn, data.xb, data.xq, truth)
     sweeps, faiss_builds = faiss_side(cfg, data.xb, data.xq, truth)
     pg = pick(pg_points, cfg.target_recall)
-    rows = [head_to_head(n, pg, pick(sweep, pg.recall), data.xq) for sweep in sweeps]
+    # equal recall: every engine at its cheapest setting reaching the same target (0.95);
+    # the recalls reached are in the table (8-bit codes top out near 0.97 at 1M, so asking
+    # FAISS for pgvector's exact recall can be asking for more than the codes can give)
+    rows = [head_to_head(n, pg, pick(sweep, cfg.target_recall), data.xq) for sweep in sweeps]
     conn.execute("DROP TABLE t")
     points = pg_points + [p for sweep in sweeps for p in sweep]
     return SizeResult(points, [pg_build, *faiss_builds], rows)
@@ -239,8 +244,8 @@ def run(cfg: PgConfig, pg: EmbeddedPg) -> Section:
     section.tables += [
         Table(f"single-query sweep, k={cfg.k}, {cfg.n_queries} queries (QPS = 1000 / p50)", points),
         Table("build (pgvector: COPY BINARY + ANALYZE, then CREATE INDEX; FAISS: add)", builds),
-        Table(f"head to head: pgvector at its lowest ef_search with recall >= {cfg.target_recall}, each FAISS "
-              "engine at its lowest efSearch with recall >= that; re-timed with queries interleaved", h2h),
+        Table(f"head to head at equal recall: each engine at its lowest ef_search with recall@10 >= "
+              f"{cfg.target_recall}; re-timed with queries interleaved", h2h),
     ]
     versions = pg.versions()
     section.notes += [
@@ -273,7 +278,8 @@ def target_met(h2h: list[Row], target_recall: float) -> bool | None:
         return None
     last = max(rows, key=lambda r: int(r["n"]))  # type: ignore[arg-type]
     return (float(last["QPS faiss/pg"]) >= TARGET_RATIO  # type: ignore[arg-type]
-            and float(last["pg recall"]) >= target_recall)  # type: ignore[arg-type]
+            and float(last["pg recall"]) >= target_recall  # type: ignore[arg-type]
+            and float(last["faiss recall"]) >= target_recall)  # type: ignore[arg-type]
 
 
 def growth_note(builds: list[Row]) -> str:
