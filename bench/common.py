@@ -233,3 +233,17 @@ def timed_calls(targets: Sequence[tuple[Any, str, str]]) -> Iterator[dict[str, f
     finally:
         for owner, name, inner in reversed(saved):
             setattr(owner, name, inner)
+
+
+def save_section(section: Section, stem: str, machine: dict[str, object]) -> Path:
+    """Write one section's JSON (with the machine's description and the load at the end) to
+    ``bench/results/<stem>-<UTC time>.json``; its path."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    machine = {**machine, "load_avg_end_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+    path = Path(__file__).resolve().parent / "results" / f"{stem}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, "section": asdict(section)}, indent=1, default=str) + "\n")
+    return path

@@ -149,12 +149,14 @@ def run(cfg: LoadConfig, home: Path, port: int = 8791) -> Section:
         server = psutil.Process(proc.pid)
         rss = [server.memory_info().rss / 2**20]
         runs = []
+        first_errors: list[str] = []
+        section.details["first_errors"] = first_errors
         for i in range(cfg.runs):
             samples = run_load(url, work, cfg, i)
             rss.append(server.memory_info().rss / 2**20)
             rows = summarise(samples, cfg.seconds)
             failed = [f"{x.route} {x.status}: {x.error}" for x in samples if x.status != 200]
-            section.details.setdefault("first_errors", []).extend(failed[:10])
+            first_errors += failed[:10]
             runs.append(rows)
             section.tables.append(Table(f"run {i + 1}: {cfg.clients} clients for {cfg.seconds:.0f} s "
                                         f"(server RSS {rss[-1]:.0f} MB)", rows))  # type: ignore[arg-type]

@@ -58,6 +58,7 @@ class ImageEncoder(Protocol):
 class TextEncoder(Protocol):
     name: str
     dim: int
+    device: torch.device
 
     def encode(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
         """(n, dim) float32 embeddings; L2-normalised when ``normalize``."""

@@ -92,8 +92,8 @@ def score_lists(head: CongruenceHead, brand_posts: Sequence[np.ndarray], candida
             bmask[j, :n] = True
         dev = head.device
         out = head.score(brands.to(dev), bmask.to(dev), packed.reshape(g, c, p, d).to(dev), pmask.reshape(g, c, p).to(dev))
-        out = out.float().cpu().numpy()
+        result = out.float().cpu().numpy()
         passes += 1
         for j, i in enumerate(group):
-            scores[i] = out[j, : sizes[i]]
+            scores[i] = result[j, : sizes[i]]
     return scores, passes
