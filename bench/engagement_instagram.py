@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     test = held_out(settings, a.test_fraction, a.seed, test_file)
     config = EngagementConfig(epochs=a.epochs, seed=a.seed)
     report = train_engagement(settings, config, read_account_file(test_file),
-                              progress=lambda e: logger.info("epoch %d: loss %.4f, validation %.4f",
-                                                             e.epoch + 1, e.loss, e.val_accuracy))
+                              progress=lambda e: logger.info("model %d, epoch %d: loss %.4f, validation %.4f",
+                                                             e.member + 1, e.epoch + 1, e.loss, e.val_accuracy))
     recent = recency(corpus, test)
     effect = analyze_engagement(settings)
     table = Table(f"held-out pairwise accuracy, {report.n_test_accounts} Instagram accounts "

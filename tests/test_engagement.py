@@ -73,7 +73,9 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     assert 0.0 <= res["model"]["pairwise_accuracy"] <= 1.0 and res["model"]["pairs"] > 0
     assert body["split"]["test_accounts"] == 6 and body["split"]["train_accounts"] == 12
     assert body["trained_with"]["image"] == body["split"]["train_posts"] == 24
-    assert body["model"]["activated"] and len(body["epochs"]) == 3
+    # three MLPs of three epochs each, then the linear model (no epochs)
+    assert body["model"]["activated"] and [(e["member"], e["epoch"]) for e in body["epochs"]] == [
+        (m, e) for m in range(3) for e in range(3)]
     version = body["model"]["version"]
     assert checkpoint_path(settings, version).is_file()
     with Store.open(settings) as store:
@@ -100,6 +102,11 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     # the saved model predicts exactly what the trained one did
     again = load_model(checkpoint_path(settings, version))
     assert again.version == version and again.concepts.names == scorer.model.concepts.names
+    assert again.net.n_members == 3 and again.net.linear is not None
+    with Store.open(settings) as store:
+        feats = load_engagement_data(store, EncoderSet(settings)).features
+    np.testing.assert_array_equal(again.net.predict(feats), scorer.model.net.predict(feats))
+    assert np.ptp(again.net.linear.predict(feats)) > 0  # the linear half takes part
 
     code, out = _cli(capsys, settings, "score", str(imgs[0]), str(imgs[1]), "--caption", "gym day", "--json")
     assert code == 0 and out["count"] == 2 and out["model"] == version

@@ -59,16 +59,18 @@ def _order(scores: list) -> list[int]:  # type: ignore[type-arg]
 
 
 def _epoch_line(log: EpochLog) -> None:
-    print(f"epoch {log.epoch + 1}: loss {log.loss:.4f}, validation pairwise accuracy {log.val_accuracy:.4f} "
-          f"({log.seconds:.1f}s)", file=sys.stderr)
+    print(f"model {log.member + 1}, epoch {log.epoch + 1}: loss {log.loss:.4f}, "
+          f"validation pairwise accuracy {log.val_accuracy:.4f} ({log.seconds:.1f}s)", file=sys.stderr)
 
 
 def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.training.engagement import read_account_file, train_engagement
     from congruence.training.engagement_model import EngagementConfig
 
-    config = EngagementConfig(epochs=args.epochs, hidden=args.hidden, lr=args.lr,
-                              regression_weight=args.regression_weight, seed=args.seed)
+    # options left out keep EngagementConfig's defaults, the settings measured on real posts
+    given = {k: getattr(args, k) for k in ("epochs", "hidden", "lr", "members", "regression_weight")
+             if getattr(args, k) is not None}
+    config = EngagementConfig(**given, seed=args.seed)
     test = read_account_file(Path(args.test_accounts)) if args.test_accounts else None
     report = train_engagement(settings, config, test, args.test_fraction, activate=not args.no_activate,
                               progress=None if args.json else _epoch_line)
@@ -113,10 +115,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--json", action="store_true")
     p.add_argument("--test-accounts", metavar="FILE", help="held-out accounts, one id a line (default: a seeded 20%%)")
     p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--regression-weight", type=float, default=0.5, help="MSE weight next to the pairwise loss")
+    # no defaults here (importing torch to read them would slow every command): see EngagementConfig
+    p.add_argument("--epochs", type=int, help="training epochs of each MLP (default 40)")
+    p.add_argument("--hidden", type=int, help="MLP width (default 128)")
+    p.add_argument("--lr", type=float, help="learning rate (default 3e-4)")
+    p.add_argument("--members", type=int, help="MLPs (seeds) averaged with the pairwise linear model (default 3)")
+    p.add_argument("--regression-weight", type=float, help="MSE weight next to the pairwise loss (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-activate", action="store_true", help="save the model but keep serving the current one")
     p.set_defaults(func=cmd_engagement_train)

@@ -20,7 +20,8 @@ from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.encoders import encode_images
 from congruence.indexer.store import Store
 from congruence.training.engagement import EngagementModel, load_active
-from congruence.training.engagement_data import PostFeatures, post_stats
+from congruence.training.engagement_data import PostFeatures
+from congruence.training.engagement_features import hand_features
 from congruence.training.engagement_labels import z_to_score
 
 MAX_IMAGES = 64
@@ -92,9 +93,11 @@ class Scorer:
         if has_text.any():
             text[has_text] = self.encoders.text.encode([c for c, h in zip(captions, has_text, strict=True) if h and c])
         zeros = np.zeros((n, d_text), np.float32)
-        stats, stats_mask = post_stats([c if h else None for c, h in zip(captions, has_text, strict=True)], [None] * n)
+        # a post being scored has no alt text, tags or paid-partnership flag yet: unknown, masked
+        hand, hand_mask = hand_features([c if h else None for c, h in zip(captions, has_text, strict=True)],
+                                        [None] * n, [None] * n, [None] * n)
         return PostFeatures(img, np.full(n, self.uses_images), text, has_text, zeros, np.zeros(n, bool),
-                            np.full(n, np.nan), stats, stats_mask)
+                            np.full(n, np.nan), hand, hand_mask)
 
     def score(self, images: Sequence[Image.Image], captions: Sequence[str | None] | None = None) -> list[ImageScore]:
         """One ImageScore per image, in input order. ``captions``: one per image (None = none)."""

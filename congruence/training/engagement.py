@@ -1,9 +1,11 @@
 """Engagement: train the post-success model on the store's liked posts, evaluate, put it in service.
 
 Labels (``engagement_labels``): likes standardised within each account (robust z-score of
-log-likes), 0-10 as 10 Φ(z). Model (``engagement_model``): an MLP on image, caption and
-alt-text embeddings plus follower count. Evaluation: pairwise accuracy on accounts held out
-from training, next to a constant and a follower-count baseline. The checkpoint (with the
+log-likes), 0-10 as 10 Φ(z). Model (``engagement_ensemble``): MLPs (``engagement_model``) on
+image, caption and alt-text embeddings, follower count and hand-made post features
+(``engagement_features``), averaged with a pairwise linear model on the same. Evaluation:
+pairwise accuracy on accounts held out from training, next to a constant and a
+follower-count baseline. The checkpoint (with the
 encoder names and the concepts for suggestions) goes to ``models/engagement/VERSION.pt``;
 the version in service is store_meta ``engagement_version``.
 """
@@ -28,18 +30,16 @@ from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.store import Store
 from congruence.training.engagement_concepts import Concepts, associate, concept_bank
 from congruence.training.engagement_data import EngagementData, load_engagement_data
+from congruence.training.engagement_ensemble import EngagementEnsemble, train_ensemble
+from congruence.training.engagement_features import FEATURES
 from congruence.training.engagement_labels import pairwise_accuracy
-from congruence.training.engagement_model import (
-    EngagementConfig,
-    EngagementMLP,
-    EpochLog,
-    split_accounts,
-    train_model,
-)
+from congruence.training.engagement_model import EngagementConfig, EpochLog, split_accounts
 
 logger = logging.getLogger(__name__)
 ACTIVE_KEY = "engagement_version"
-FORMAT = "congruence-engagement/1"
+# /2: hand-made features and an ensemble; a /1 checkpoint's inputs no longer exist
+FORMAT = "congruence-engagement/2"
+OLD_FORMATS = ("congruence-engagement/1",)
 NO_MODEL = "no engagement model yet: run `congruence engagement train`"
 
 
@@ -57,7 +57,7 @@ class Accuracy:
 class EngagementModel:
     """A trained model with what serving needs: encoder names, concepts, version."""
 
-    net: EngagementMLP
+    net: EngagementEnsemble
     concepts: Concepts
     image_encoder: str
     text_encoder: str
@@ -111,6 +111,7 @@ def save_model(settings: Settings, model: EngagementModel) -> tuple[str, Path]:
     payload = {
         "format": FORMAT, "version": version, "state_dict": state,
         "dims": [model.net.d_image, model.net.d_text, model.net.hidden], "dropout": model.net.dropout,
+        "members": model.net.n_members, "linear": model.net.linear is not None, "features": list(FEATURES),
         "meta": {"image_encoder": model.image_encoder, "text_encoder": model.text_encoder},
         "concepts": {"names": list(c.names), "vectors": torch.from_numpy(c.vectors), "mean": torch.from_numpy(c.mean),
                      "std": torch.from_numpy(c.std), "corr": torch.from_numpy(c.corr), "n_images": c.n_images},
@@ -126,10 +127,16 @@ def save_model(settings: Settings, model: EngagementModel) -> tuple[str, Path]:
 
 def load_model(path: Path) -> EngagementModel:
     payload = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
+        raise ModelMismatch(f"{path}: engagement model of an older format ({payload['format']}); "
+                            f"run `congruence engagement train` again")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an engagement checkpoint ({FORMAT})")
+    if payload.get("features") != list(FEATURES):
+        raise ModelMismatch(f"{path}: engagement model trained on other post features; "
+                            f"run `congruence engagement train` again")
     d_image, d_text, hidden = payload["dims"]
-    net = EngagementMLP(d_image, d_text, hidden, payload["dropout"])
+    net = EngagementEnsemble(d_image, d_text, hidden, payload["dropout"], payload["members"], payload["linear"])
     net.load_state_dict(payload["state_dict"])
     c = payload["concepts"]
     concepts = Concepts(list(c["names"]), c["vectors"].numpy(), c["mean"].numpy(), c["std"].numpy(),
@@ -209,8 +216,7 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
     train_acc, test_acc = _split(data, test_accounts, test_fraction, config.seed)
     train_rows, test_rows = data.accounts_rows(train_acc), data.accounts_rows(test_acc)
     device = "cuda" if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()) else "cpu"
-    net, logs = train_model(data, train_rows, config, progress, device)
-    net = net.cpu()
+    net, logs = train_ensemble(data, train_rows, config, progress, device)
     results = baselines(data, test_rows)
     results["model"] = Accuracy(*pairwise_accuracy(net.predict(data.features.take(test_rows)),
                                                    data.likes[test_rows], data.groups[test_rows]))
