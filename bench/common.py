@@ -235,6 +235,14 @@ def timed_calls(targets: Sequence[tuple[Any, str, str]]) -> Iterator[dict[str, f
             setattr(owner, name, inner)
 
 
+def report_section(section: Section, stem: str, machine: dict[str, object]) -> int:
+    """A standalone section's ending: print its table, save its JSON (``save_section``), and
+    the exit status (1 when a target it checks was missed)."""
+    print(format_section(section))
+    print(f"load avg {[round(x, 2) for x in os.getloadavg()]}; results in {save_section(section, stem, machine)}")
+    return 1 if section.details.get("targets_met") is False else 0
+
+
 def save_section(section: Section, stem: str, machine: dict[str, object]) -> Path:
     """Write one section's JSON (with the machine's description and the load at the end) to
     ``bench/results/<stem>-<UTC time>.json``; its path."""

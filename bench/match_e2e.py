@@ -19,7 +19,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -375,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     import tempfile
 
-    from bench.common import format_section, machine_info, save_section
+    from bench.common import machine_info, report_section
 
     cfg = E2eConfig(tuple(int(s) for s in args.sizes.split(",")), args.brands, args.k, args.candidates)
     machine = machine_info()
@@ -383,9 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t = time.perf_counter()
         section = run(cfg, Path(tmp))
         section.seconds = time.perf_counter() - t
-    print(format_section(section))
-    print(f"load avg {[round(x, 2) for x in os.getloadavg()]}; results in {save_section(section, 'match-e2e', machine)}")
-    return 1 if section.details.get("targets_met") is False else 0
+    return report_section(section, "match-e2e", machine)
 
 
 if __name__ == "__main__":

@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     import time
     from pathlib import Path
 
-    from bench.common import format_section, machine_info, save_section
+    from bench.common import machine_info, report_section
     from bench.pg import embedded_pg
 
     p = argparse.ArgumentParser(prog="python -m bench.pgvector_cmp", description=main.__doc__)
@@ -319,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         section = run(cfg, pg)
         section.seconds = time.perf_counter() - t
-    print(format_section(section))
-    print(f"load avg {[round(x, 2) for x in os.getloadavg()]}; results in {save_section(section, 'pgvector', machine)}")
-    return 1 if section.details.get("targets_met") is False else 0
+    return report_section(section, "pgvector", machine)
 
 
 if __name__ == "__main__":

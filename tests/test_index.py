@@ -68,8 +68,8 @@ def recall(L: np.ndarray, L_ref: np.ndarray) -> float:
     return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(L, L_ref, strict=True)]))
 
 
-def build(kind: str, xb: np.ndarray, seqs: np.ndarray) -> VectorIndex:
-    index = VectorIndex(xb.shape[1], kind)
+def build(kind: str, xb: np.ndarray, seqs: np.ndarray, codec: str = "float32") -> VectorIndex:
+    index = VectorIndex(xb.shape[1], kind, codec)
     index.add(seqs, np.ones(len(seqs), np.int64), xb)
     return index
 

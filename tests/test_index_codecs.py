@@ -11,7 +11,7 @@ import pytest
 from congruence.indexer.index import EXACT_SCAN_FLOATS, SUBSET_FRACTION, VectorIndex
 from congruence.indexer.index_sync import IndexLayout
 from congruence.indexer.post_matrix import PostMatrix, quantize
-from tests.test_index import brute_force, clustered, recall, seqs_for
+from tests.test_index import brute_force, build, clustered, recall, seqs_for
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,7 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def sq8(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> VectorIndex:
     xb, _, seqs = data
-    index = VectorIndex(xb.shape[1], "hnsw", "sq8")
-    index.add(seqs, np.ones(len(seqs), np.int64), xb)
-    return index
+    return build("hnsw", xb, seqs, "sq8")
 
 
 def test_sq8_recall_at_10_against_float_brute_force(data: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -148,8 +146,7 @@ def test_a_filter_with_few_allowed_vectors_is_scanned_exactly(data: tuple[np.nda
                                                               ) -> None:
     """600 of 4,000 pass (15 %, over SUBSET_FRACTION) but hold few floats: exact, not the graph."""
     xb, xq, seqs = data
-    index = VectorIndex(xb.shape[1], "hnsw")
-    index.add(seqs, np.ones(len(seqs), np.int64), xb)
+    index = build("hnsw", xb, seqs)
     allowed = np.random.default_rng(5).random(len(xb)) < 0.15
     assert allowed.sum() > SUBSET_FRACTION * len(xb) and allowed.sum() * xb.shape[1] <= EXACT_SCAN_FLOATS
     D, L = index.search(xq, 10, allowed=allowed)
