@@ -8,9 +8,13 @@ import sys
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from congruence.core.settings import Settings
+from congruence.indexer.store import Store
+from congruence.training.engagement import ACTIVE_KEY as ENGAGEMENT_KEY
+from congruence.training.engagement import checkpoint_path, load_active
 
 from .server import free_port
 from .serving_proc import ROOT, cli_process, listening_addresses, wait_until_up
@@ -57,3 +61,16 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
     assert "building" not in again.stderr and "training" not in again.stderr
     assert "posts: 0 new, 0 updated" in again.stdout and "encoded: 0 images, 0 captions" in again.stdout
     assert "best-matching influencers for brand_peakfit" in again.stdout
+
+    # an engagement checkpoint of an older format (a home from before its inputs changed) is
+    # replaced by the next demo, not served as a 409 on the score page
+    with Store.open(env) as store:
+        version = store.meta()[ENGAGEMENT_KEY]
+    torch.save({"format": "congruence-engagement/1"}, checkpoint_path(env, version))
+    third = subprocess.run([sys.executable, "-m", "congruence", "demo", "--no-serve", "-k", "3"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "older format" in third.stderr and "training the engagement model" in third.stderr
+    assert "training the congruence head" not in third.stderr  # the head in service still works
+    with Store.open(env) as store:
+        assert load_active(env, store).version != version

@@ -164,13 +164,20 @@ def _train_demo_models(settings: Settings) -> None:
     from congruence.training.jobs import train_and_deploy
     from congruence.training.loop import TrainConfig
 
-    from congruence.training.engagement import ACTIVE_KEY as ENGAGEMENT_KEY
-    from congruence.training.engagement import train_engagement
+    from congruence.core.errors import ModelMismatch, NotFound
+    from congruence.training.engagement import load_active, train_engagement
     from congruence.training.engagement_model import EngagementConfig
 
     with Store.open(settings) as store:
-        meta = store.meta()
-    has_head, has_engagement = bool(meta.get(ACTIVE_KEY)), bool(meta.get(ENGAGEMENT_KEY))
+        has_head = bool(store.meta().get(ACTIVE_KEY))
+        try:  # a model of an older format or other encoders cannot score: the demo trains a new one
+            load_active(settings, store)
+            has_engagement = True
+        except NotFound:
+            has_engagement = False
+        except ModelMismatch as e:
+            print(f"the engagement model in service cannot be used ({e}); training a new one", file=sys.stderr)
+            has_engagement = False
     if not has_engagement:
         print("training the engagement model on the demo's likes ...", file=sys.stderr)
         rep = train_engagement(settings, EngagementConfig(seed=0))
