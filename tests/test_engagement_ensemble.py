@@ -12,7 +12,12 @@ import torch
 from congruence.core.errors import ModelMismatch
 from congruence.training.engagement import load_model
 from congruence.training.engagement_data import EngagementData, PostFeatures
-from congruence.training.engagement_ensemble import fit_linear, train_ensemble, within_spread
+from congruence.training.engagement_ensemble import (
+    fit_linear,
+    fit_pairwise,
+    train_ensemble,
+    within_spread,
+)
 from congruence.training.engagement_features import hand_features
 from congruence.training.engagement_labels import engagement_z, pairwise_accuracy
 from congruence.training.engagement_model import N_SCALARS, EngagementConfig
@@ -50,6 +55,29 @@ def test_pairwise_linear_learns_a_planted_feature() -> None:
     assert pairs > 100 and acc > 0.85
     # no pair (one post an account): nothing to learn, zero weights
     assert not fit_linear(data, np.arange(0, len(data), 4), 1e-3, d_in, N_SCALARS).weight.any()
+
+
+def test_fit_pairwise_holds_a_nuisance_fixed_and_weighs_pairs() -> None:
+    # posts in pairs (2k, 2k + 1); which one gets more likes follows content c (weight 1) and
+    # posting time t (weight 3), and t moves with c: fitted on c alone, c's weight soaks up t's
+    # effect; with the time gap as a nuisance it comes back near 1
+    rng = np.random.default_rng(0)
+    n = 4000
+    c = rng.normal(size=2 * n)
+    t = 0.8 * c + 0.6 * rng.normal(size=2 * n)
+    first, second = np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2)
+    up = rng.random(n) < 1 / (1 + np.exp(-(c[first] - c[second] + 3 * (t[first] - t[second]))))
+    i, j = np.where(up, first, second), np.where(up, second, first)
+    x = torch.from_numpy(np.c_[c, np.zeros(2 * n)].astype(np.float32))
+    confounded = fit_pairwise(x, i, j, 0.0)[0].item()
+    held = fit_pairwise(x, i, j, 0.0, nuisance=(t[i] - t[j])[:, None])[0].item()
+    assert confounded > 1.6 and abs(held - 1.0) < 0.2, (confounded, held)
+    # pair weights: a pair of weight 0 teaches nothing, so turning it round changes nothing
+    w = (np.arange(n) < n // 2).astype(float)
+    turned_i, turned_j = np.where(w > 0, i, j), np.where(w > 0, j, i)
+    torch.testing.assert_close(fit_pairwise(x, i, j, 1e-3, pair_weight=w),
+                               fit_pairwise(x, turned_i, turned_j, 1e-3, pair_weight=w))
+    assert not fit_pairwise(x, np.zeros(0, int), np.zeros(0, int), 1e-3).any()
 
 
 def test_ensemble_averages_its_members() -> None:

@@ -60,29 +60,45 @@ class PairwiseLinear(nn.Module):
             return (self.logit(self.inputs(f)) * self.scale).double().numpy()
 
 
+def fit_pairwise(x: torch.Tensor, i: np.ndarray, j: np.ndarray, l2: float,
+                 pair_weight: np.ndarray | None = None, nuisance: np.ndarray | None = None) -> torch.Tensor:
+    """Weights w of a pairwise logistic regression, full batch by L-BFGS: the weighted mean of
+    softplus(-(w · (x_i - x_j) + v · nuisance)) over the pairs (i more liked than j), plus
+    ``l2`` · |w|². ``nuisance``: (pairs, k) columns seen only in training (their weights v are
+    fitted and dropped), so that w is estimated with them held fixed; ``pair_weight``: (pairs,)."""
+    w = torch.zeros(x.shape[1], dtype=x.dtype, requires_grad=True)
+    if not len(i):
+        return w.detach()
+    diff = x[torch.from_numpy(i)] - x[torch.from_numpy(j)]
+    extra = None if nuisance is None else torch.from_numpy(np.asarray(nuisance, np.float32)).to(x.dtype)
+    v = torch.zeros(0 if extra is None else extra.shape[1], dtype=x.dtype, requires_grad=True)
+    pw = None if pair_weight is None else torch.from_numpy(np.asarray(pair_weight, np.float64)).to(x.dtype)
+    if pw is not None:
+        pw = pw / pw.mean()
+    opt = torch.optim.LBFGS([w, v], max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        margin = diff @ w if extra is None else diff @ w + extra @ v
+        terms = nn.functional.softplus(-margin)
+        loss = (terms if pw is None else terms * pw).mean() + l2 * w.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach()
+
+
 def fit_linear(data: EngagementData, rows: np.ndarray, l2: float, d_in: int, n_scalars: int) -> PairwiseLinear:
-    """Pairwise logistic regression over every within-account pair of ``rows`` (full batch, L-BFGS):
-    mean softplus(-(s_i - s_j)) over pairs with more likes on i, plus ``l2`` · |w|²."""
+    """The linear member: ``fit_pairwise`` over every within-account pair of ``rows``."""
     model = PairwiseLinear(d_in, n_scalars)
     f = data.features.take(rows)
     mean, std = scalar_standardisation(f)
     model.scalar_mean.copy_(torch.from_numpy(mean))
     model.scalar_std.copy_(torch.from_numpy(std))
-    x = model.inputs(f)
     i, j = within_pairs(data.groups[rows], data.likes[rows])
-    if not len(i):
-        return model
-    ti, tj = torch.from_numpy(i), torch.from_numpy(j)
-    opt = torch.optim.LBFGS([model.weight], max_iter=LBFGS_STEPS, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        s = model.logit(x)
-        loss = nn.functional.softplus(-(s[ti] - s[tj])).mean() + l2 * model.weight.square().sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    with torch.no_grad():
+        model.weight.copy_(fit_pairwise(model.inputs(f), i, j, l2))
     return model
 
 
