@@ -36,7 +36,6 @@ import copy
 import gzip
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,9 +47,11 @@ import torch
 from bench.common import Row, Table, format_table, machine_info
 from bench.engagement_instagram import (
     CACHE,
+    CORPUS_CONFIG,
     RESULTS,
     SOURCE,
     build_corpus,
+    source_ready,
     store_settings,
 )
 from bench.instagram_text import clean_category, clean_text
@@ -277,9 +278,10 @@ def rows(acc: dict[str, list[float]]) -> list[Row]:
              "per seed": " ".join(f"{x:.4f}" for x in v)} for name, v in acc.items()]
 
 
-def load(settings_seed: int = 0) -> tuple[EngagementData, Outcomes]:
+def load() -> tuple[EngagementData, Outcomes]:
+    """The posts of the store ``bench.engagement_instagram`` builds (its default corpus), and their outcomes."""
     corpus = CACHE / "engagement-corpus"
-    build_corpus(corpus, settings_seed, 5)
+    build_corpus(corpus, CORPUS_CONFIG.seed, CORPUS_CONFIG.min_taggers)
     settings = store_settings()
     ingest(corpus, settings)
     with Store.open(settings) as store:
@@ -295,9 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also fine-tune the caption encoder for N epochs a split (slow: ~25 min an epoch)")
     p.add_argument("--out", type=Path, default=RESULTS / "engagement_ablations.json")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not SOURCE.exists():
-        print(f"real Instagram posts not found at {SOURCE}", file=sys.stderr)
+    if not source_ready():
         return 1
     t0 = time.perf_counter()
     data, out = load()

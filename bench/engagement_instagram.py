@@ -154,6 +154,15 @@ def _rows(report: EngagementReport, recent: tuple[float, int]) -> list[Row]:
     return rows
 
 
+def source_ready() -> bool:
+    """Log at INFO, and say so (False) when the real posts are absent."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if SOURCE.exists():
+        return True
+    print(f"real Instagram posts not found at {SOURCE}", file=sys.stderr)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.engagement_instagram", description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=EngagementConfig.epochs)
@@ -162,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--out", type=Path, default=RESULTS / "engagement_instagram.json")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not SOURCE.exists():
-        print(f"real Instagram posts not found at {SOURCE}", file=sys.stderr)
+    if not source_ready():
         return 1
     t0 = time.perf_counter()
     dirty = dirty_rows(SOURCE)
