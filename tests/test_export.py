@@ -114,14 +114,36 @@ def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp
             expected = reference(engine, brands, k, filters)
             assert report.rows == len(expected)
             assert_same(read_rows(out, "csv"), expected)
-        cosine_order = [h.influencer_id for h in engine._search(
-            engine.snapshot, engine._account_vector(engine.snapshot, "brand_peakfit", "brand"), 8, filters)]
+        snap = engine.current()  # FAISS alone: the brand's vector without its posts, so no rerank
+        _, found = engine.retrieve(snap, engine.entry(snap, "brand_peakfit", "brand").vector[None], 8, filters)
+        cosine_order = [snap.table.ids[r] for r in snap.rows(found[0][found[0] >= 0])]
     if not filters.active:
         # the reversed head really reorders, and the unscorable influencer comes last
         assert [r["influencer_id"] for r in expected if r["brand_id"] == "brand_peakfit"] != cosine_order
         assert {"brand_id": "brand_peakfit", "influencer_id": "fitness_creator_01", "rank": 8, "score": float("-inf")} \
             .items() <= next(r for r in expected if r["influencer_id"] == "fitness_creator_01"
                              and r["brand_id"] == "brand_peakfit").items()
+
+
+@pytest.mark.parametrize("with_head", [False, True], ids=["cosine", "head"])
+def test_export_equals_match_brand_on_a_compressed_index(corpus: Settings, tmp_path: Path, with_head: bool) -> None:
+    """Past both thresholds the index is HNSW over 8-bit codes; every brand's exported rows
+    are what match_brand answers, scores included (without a head both re-score the
+    compressed candidates exactly; with one, both rerank the same candidates)."""
+    if with_head:
+        deploy(corpus, trained_head(corpus, epochs=2))
+    small = corpus.with_(exact_threshold=5, compress_threshold=10, candidates=12)
+    with Engine(small) as engine:
+        assert (engine.snapshot.index.kind, engine.snapshot.index.codec) == ("hnsw", "sq8")
+        assert (engine.snapshot.head is not None) == with_head
+        for k, filters in ((3, Filters()), (10, Filters()), (18, Filters()), (5, Filters.make(micro=True))):
+            out = tmp_path / f"top{k}-{filters.active}.jsonl"
+            report = run_export(engine, ExportSpec(None, k, "jsonl", filters), out, batch_brands=4)
+            expected = reference(engine, BRANDS, k, filters)
+            assert report.rows == len(expected) and report.skipped == ()
+            rows = read_rows(out, "jsonl")
+            assert rows == [{**e, "score": r["score"]} for r, e in zip(rows, expected, strict=True)]
+            assert [r["score"] for r in rows] == [e["score"] for e in expected]  # the same floats, not close ones
 
 
 def test_brands_go_through_faiss_and_the_head_in_batches(headed: Settings, tmp_path: Path,

@@ -104,7 +104,7 @@ def test_rerank_orders_candidates_as_the_head_scores_them(settings: Settings, sm
         vs = VectorStore(engine.store)
         ids = [h.influencer_id for h in hits]
         stored = vs.post_vectors(engine.snapshot.space, ids=ids + ["brand_peakfit"])
-        served = engine._per_post_vectors(engine.snapshot, ids)  # the int8 copy beside the index
+        served = engine.per_post_vectors(engine.snapshot, ids)  # the int8 copy beside the index
     brand = stored["brand_peakfit"]
     expected = head.score_candidates(brand, [served[i] for i in ids])
     assert [h.score for h in hits] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)

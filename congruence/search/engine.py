@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -20,45 +20,27 @@ from congruence.core.settings import Settings
 from congruence.indexer.derived import update_space
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.encoders import encode_images
-from congruence.indexer.index import Selection, VectorIndex
+from congruence.indexer.index import Manifest
 from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync_index
 from congruence.indexer.pool import pool, pool_features
-from congruence.indexer.store import AccountTable, Store
+from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
-from congruence.search.rerank import Candidate, describe_new_brand, rerank
+from congruence.search.rerank import describe_new_brand
+from congruence.search.retrieve import MAX_K, retrieve
+from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.training.deploy import check_encoders, derived_space, load_active
-from congruence.training.model import CongruenceHead
 
+__all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Snapshot"]
 logger = logging.getLogger(__name__)
-MAX_K = 1000
-# compressed indexes: 4k + 20 candidates re-scored exactly (at 1M, d=256, 2k + 10 of them
-# held 0.949 of the true top 10, 4k + 20 of them 0.953; the re-scoring costs ~4 ms there)
-REFINE_FACTOR, REFINE_EXTRA = 4, 20
-MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """One consistent version of what queries read: swapped whole, never mutated.
+class Entry:
+    """An account in the snapshot's space: its seq, (d,) vector, (P, d) per-post vectors (None
+    in the pooled space)."""
 
-    space: the embedding space the index holds ('pooled', or 'head:<version>' when a
-    trained head is in service, in which case ``head`` is that head).
-    """
-
-    index: VectorIndex
-    table: AccountTable
-    row_of_seq: np.ndarray  # (max seq + 1,) int32: the table row of each seq, -1 if none
-    model: str
-    space: str
-    head: CongruenceHead | None = None
-    generation: int = 0
-    selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class _Entry:
     seq: int
     vector: np.ndarray
     posts: np.ndarray | None
@@ -84,7 +66,8 @@ class Engine:
         self.vstore = VectorStore(self.store)
         self.encoders = EncoderSet(settings)
         self.ids: ModelIds = self.encoders.model_ids(self.store)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one store connection: one reader at a time
+        self.reader = VectorReader(self.vstore, self._lock)
         self.snapshot = self._load()
 
     def close(self) -> None:
@@ -134,9 +117,8 @@ class Engine:
     # -- queries ----------------------------------------------------------------------
     def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
         snap = self.current()
-        entry = self._entry(snap, brand_id, "brand")
-        return self._search(snap, entry.vector, k, filters, posts=posts,
-                            brand_posts=entry.posts if snap.head is not None else None)
+        entry = self.entry(snap, brand_id, "brand")
+        return self._hits(snap, entry.vector, k, filters, posts, brand_posts=entry.posts)
 
     def match_new(self, images: Sequence[Image.Image], text: str, k: int = 20, filters: Filters = Filters(),
                   posts: int = 0) -> list[Hit]:
@@ -158,17 +140,43 @@ class Engine:
         if query.space != snap.space:
             raise ModelMismatch(f"this brand was described in {query.space!r}, but {snap.space!r} is in service "
                                 "now: describe it again")
-        return self._search(snap, query.vector, k, filters, posts=posts, brand_posts=query.posts)
+        return self._hits(snap, query.vector, k, filters, posts, brand_posts=query.posts)
 
     def similar(self, influencer_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
         snap = self.current()
-        entry = self._entry(snap, influencer_id, "influencer")
-        return self._search(snap, entry.vector, k, filters, exclude=np.array([entry.seq], np.int64), posts=posts)
+        entry = self.entry(snap, influencer_id, "influencer")
+        return self._hits(snap, entry.vector, k, filters, posts, exclude=(entry.seq,))
+
+    def retrieve(self, snap: Snapshot, xq: np.ndarray, k: int, filters: Filters = Filters(),
+                 brand_posts: Sequence[np.ndarray | None] | None = None,
+                 exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings."""
+        return retrieve(snap, xq, k, exact=self.reader.exact, candidates=self.settings.candidates,
+                        selection=snap.selection(filters), brand_posts=brand_posts, exclude=exclude)
 
     def brand_vector(self, images: Sequence[Image.Image], text: str) -> np.ndarray:
         """The untrained pooled vector of a brand described by images and/or text."""
         img, txt = self._encode_new(images, text)
         return pool(img, txt, self.ids.d_image, self.ids.d_text)
+
+    def entry(self, snap: Snapshot, account_id: str, kind: str) -> Entry:
+        """The account's vector (and per-post vectors) in the snapshot's space, or why not."""
+        with self._lock:
+            entry = self.vstore.account_entry(snap.space, account_id)
+        Store.check_kind(account_id, entry.kind if entry else None, kind)
+        if entry is None or entry.vector is None:
+            raise InvalidInput(f"{kind} {account_id!r} has no embedded posts to match on")
+        return Entry(entry.seq, entry.vector, entry.posts)
+
+    def brand_ids(self) -> list[str]:
+        """Every brand's id, in store order."""
+        with self._lock:
+            return list(self.store.account_table("brand").ids)
+
+    def account_kinds(self, ids: Sequence[str]) -> dict[str, str]:
+        """Account id -> 'brand' or 'influencer', for the ids that exist."""
+        with self._lock:
+            return self.store.account_kinds(list(ids))
 
     def _encode_new(self, images: Sequence[Image.Image], text: str) -> tuple[np.ndarray, np.ndarray]:
         """(n_images, d_image) and (0 or 1, d_text) L2-normalised embeddings."""
@@ -181,75 +189,21 @@ class Engine:
         txt = self.encoders.text.encode([text]) if text else np.zeros((0, self.ids.d_text), np.float32)
         return img, txt
 
-    def _account_vector(self, snap: Snapshot, account_id: str, kind: str) -> np.ndarray:
-        return self._entry(snap, account_id, kind).vector
-
-    def _entry(self, snap: Snapshot, account_id: str, kind: str) -> _Entry:
-        """The account's vector (and per-post vectors) in the snapshot's space, or why not."""
-        with self._lock:
-            entry = self.vstore.account_entry(snap.space, account_id)
-        Store.check_kind(account_id, entry.kind if entry else None, kind)
-        if entry is None or entry.vector is None:
-            raise InvalidInput(f"{kind} {account_id!r} has no embedded posts to match on")
-        return _Entry(entry.seq, entry.vector, entry.posts)
-
-    def _selection(self, snap: Snapshot, filters: Filters) -> Selection | None:
-        """The snapshot's index positions passing ``filters``, built once per filter and snapshot."""
-        if not filters.active:
-            return None
-        sel = snap.selections.get(filters)
-        if sel is None:
-            if len(snap.selections) >= MAX_SELECTIONS:
-                snap.selections.clear()
-            sel = snap.selections[filters] = snap.index.select(filters.mask(snap.table, snap.index))
-        return sel
-
-    def _refined(self, snap: Snapshot, q: np.ndarray, cands: list[Candidate]) -> list[Candidate]:
-        """Candidates re-scored with their float32 vectors from PostgreSQL, best first.
-
-        Compressed (sq8) codes round inner products by ~1e-3, enough to swap near-ties in a
-        top 10; the index is asked for four times the answer and the exact cosines decide, as
-        FAISS' IndexRefine does but with the refinement vectors left in the database.
-        """
-        with self._lock:
-            seqs, _, vecs = self.vstore.account_vectors(snap.space, seqs=[c.seq for c in cands])
-        exact = dict(zip(seqs.tolist(), (vecs @ q).tolist(), strict=True)) if len(seqs) else {}
-        scored = [Candidate(c.seq, c.account_id, exact.get(c.seq, c.cosine)) for c in cands]
-        return sorted(scored, key=lambda c: -c.cosine)
-
-    def _search(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, exclude: np.ndarray | None = None,
-                posts: int = 0, brand_posts: np.ndarray | None = None) -> list[Hit]:
-        """FAISS top-k; with a head and a brand, FAISS top-N reranked by the head, then top-k."""
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
-        reranking = snap.head is not None and brand_posts is not None
-        n = max(k, self.settings.candidates) if reranking else k
-        # excluded accounts (similar's own) are asked for and dropped, so that the filter's
-        # selection stays shared by every query that uses it
-        skip = set() if exclude is None else set(exclude.tolist())
-        refine = not reranking and snap.index.codec != "float32"
-        wanted = (REFINE_FACTOR * n + REFINE_EXTRA if refine else n) + len(skip)
-        D, L = snap.index.search(q[None, :], wanted, allowed=self._selection(snap, filters))
-        cands = [Candidate(int(seq), snap.table.ids[snap.row_of_seq[int(seq)]], float(score))
-                 for score, seq in zip(D[0], L[0], strict=True) if seq >= 0 and int(seq) not in skip]
-        cands = self._refined(snap, q, cands)[:n] if refine else cands[:n]
-        if reranking:
-            assert snap.head is not None and brand_posts is not None and snap.index.posts is not None
-            scored = rerank(snap.head, snap.index, brand_posts, cands)[:k]
-        else:
-            scored = [(c, c.cosine) for c in cands]
-        hits: list[Hit] = []
-        for c, score in scored:
-            r = snap.row_of_seq[c.seq]
-            fol = int(snap.table.followers[r])
-            hits.append(Hit(c.account_id, snap.table.handles[r], snap.table.categories[r],
-                            fol if fol >= 0 else None, score, len(hits) + 1))
-        return self._with_posts(snap, hits, [c.seq for c, _ in scored], q, posts) if posts else hits
+    def _hits(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, posts: int,
+              brand_posts: np.ndarray | None = None, exclude: Sequence[int] = ()) -> list[Hit]:
+        """One query through ``retrieve``, as hits (with each hit's ``posts`` best posts)."""
+        D, I = self.retrieve(snap, q[None, :], k, filters, [brand_posts], [np.asarray(exclude, np.int64)])  # noqa: E741
+        seqs = I[0][I[0] >= 0]
+        rows = snap.rows(seqs)
+        t = snap.table
+        hits = [Hit(t.ids[r], t.handles[r], t.categories[r], int(t.followers[r]) if t.followers[r] >= 0 else None,
+                    float(score), rank) for rank, (r, score) in enumerate(zip(rows, D[0], strict=False), start=1)]
+        return self._with_posts(snap, hits, seqs.tolist(), q, posts) if posts else hits
 
     def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:
         """Attach each influencer's n posts closest to the query, in the snapshot's space."""
         ids = [h.influencer_id for h in hits]
-        per_post = self._per_post_vectors(snap, ids, seqs)
+        per_post = self.per_post_vectors(snap, ids, seqs)
         post_ids = self.store.post_ids_by_account(ids)
         out = []
         for h in hits:
@@ -263,7 +217,7 @@ class Engine:
             out.append(Hit(**{**h.__dict__, "top_posts": refs}))
         return out
 
-    def _per_post_vectors(self, snap: Snapshot, account_ids: list[str],
+    def per_post_vectors(self, snap: Snapshot, account_ids: list[str],
                           seqs: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Account id -> (n_posts, d) per-post vectors in the snapshot's space (seqs: the
         accounts' seqs, aligned, when the caller knows them)."""
@@ -306,9 +260,7 @@ class Engine:
         }
 
 
-def _manifest(snap: Snapshot):  # type: ignore[no-untyped-def]
-    from congruence.indexer.index import Manifest
-
+def _manifest(snap: Snapshot) -> Manifest:
     seq_ver = snap.index.live_versions()
     return Manifest(snap.space, snap.model, snap.index.dim, snap.index.kind, len(seq_ver),
                     int(sum(seq_ver.values())), 0.0, {})

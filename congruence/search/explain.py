@@ -112,14 +112,14 @@ class Explainer:
         engine.store.require_kind(influencer_id, "influencer")
         snap = engine.current()
         brand, _, _ = self._brand_side(brand_id, "")
-        vecs = engine._per_post_vectors(snap, [influencer_id]).get(influencer_id)
+        vecs = engine.per_post_vectors(snap, [influencer_id]).get(influencer_id)
         pids = engine.store.post_ids_by_account([influencer_id]).get(influencer_id, [])
         if vecs is None or len(vecs) != len(pids):
             raise InvalidInput(f"influencer {influencer_id!r} has no embedded posts to explain")
         if brand.head is not None and brand.posts is not None:
             scores = np.asarray([brand.head.score_candidates(brand.posts, [v[None, :]])[0] for v in vecs])
         else:
-            scores = vecs @ engine._account_vector(snap, brand_id, "brand")
+            scores = vecs @ engine.entry(snap, brand_id, "brand").vector
         with_image = {pid for pid in pids if engine.store.post(pid)["image"]}
         order = [int(i) for i in np.argsort(-scores, kind="stable") if pids[int(i)] in with_image]
         return [(pids[i], float(scores[i])) for i in order[:n]]
@@ -129,14 +129,16 @@ class Explainer:
         engine, snap = self.engine, self.engine.current()
         engine.store.require_kind(brand_id, "brand")
         cap = self._caption_vector(caption)
-        seq, _, vecs = engine.vstore.account_vectors(snap.space, ids=[brand_id])
-        if len(vecs) == 0:
-            raise InvalidInput(f"brand {brand_id!r} has no embedded posts to explain against")
-        version = int(engine.vstore.vector_versions(snap.space, [brand_id]).get(brand_id, 0))
+        try:
+            entry = engine.entry(snap, brand_id, "brand")
+        except InvalidInput:
+            raise InvalidInput(f"brand {brand_id!r} has no embedded posts to explain against") from None
+        version = int(engine.reader.versions(snap.space, [brand_id]).get(brand_id, 0))
         if snap.head is not None:
-            posts = engine.vstore.post_vectors(snap.space, ids=[brand_id])[brand_id]
-            return BrandSide(cap, head=snap.head, posts=posts), snap.model, version
-        return BrandSide(cap, pooled=vecs[0]), snap.model, version
+            if entry.posts is None:
+                raise InvalidInput(f"brand {brand_id!r} has no per-post vectors in {snap.space!r} to explain against")
+            return BrandSide(cap, head=snap.head, posts=entry.posts), snap.model, version
+        return BrandSide(cap, pooled=entry.vector), snap.model, version
 
     def _caption_vector(self, caption: str) -> np.ndarray:
         engine = self.engine

@@ -92,12 +92,12 @@ def read_brand_file(path: Path, store: Store | None = None) -> tuple[str, ...]:
     """
     first_line = read_id_lines(path, "brand")
     if store is not None:
-        _check_brands(store, list(first_line), lambda i, b: f"{path}:{first_line[b]}")
+        _check_brands(store.account_kinds(list(first_line)), list(first_line), lambda i, b: f"{path}:{first_line[b]}")
     return tuple(first_line)
 
 
-def _check_brands(store: Store, brands: list[str], where: Callable[[int, str], str]) -> None:
-    kinds = store.account_kinds(brands)
+def _check_brands(kinds: Mapping[str, str], brands: list[str], where: Callable[[int, str], str]) -> None:
+    """Refuse ids that are not brands (``kinds``: account id -> kind, of those that exist)."""
     bad = [f"{where(i, b)}: " + (f"unknown brand {b!r}" if b not in kinds else f"{b!r} is an influencer, not a brand")
            for i, b in enumerate(brands) if kinds.get(b) != "brand"]
     if bad:
@@ -106,19 +106,17 @@ def _check_brands(store: Store, brands: list[str], where: Callable[[int, str], s
 
 
 def _brands(engine: Engine, spec: ExportSpec) -> list[str]:
-    with engine._lock:
-        if spec.brands is None:
-            return list(engine.store.account_table("brand").ids)
-        brands = list(dict.fromkeys(spec.brands))
-        _check_brands(engine.store, brands, lambda i, b: f"brands[{i}]")
+    if spec.brands is None:
+        return engine.brand_ids()
+    brands = list(dict.fromkeys(spec.brands))
+    _check_brands(engine.account_kinds(brands), brands, lambda i, b: f"brands[{i}]")
     return brands
 
 
 def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[str],
                  batch_brands: int) -> dict[str, Any]:
     """What the rows depend on; a resumed run must match it."""
-    with engine._lock:
-        brand_versions = engine.vstore.vector_versions(snap.space, brands)
+    brand_versions = engine.reader.versions(snap.space, brands)
     index = snap.index
     return {
         "brands": "all" if spec.brands is None else "list",
@@ -148,7 +146,7 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
         raise InvalidInput(f"{out} is a folder; give a file path")
     brands = _brands(engine, spec)
     on_ray = _ray_ranker(ray_address, engine) if ray_address is not None else None
-    ranker = BatchRanker(engine, spec.k, spec.filters)
+    ranker = BatchRanker(engine.current(), engine.reader, spec.k, spec.filters, engine.settings.candidates)
     fingerprint = _fingerprint(engine, ranker.snap, spec, brands, batch_brands)
     out.parent.mkdir(parents=True, exist_ok=True)
     with parts_folder(out, fingerprint, restart) as (parts, stored):

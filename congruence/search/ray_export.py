@@ -5,9 +5,9 @@ A Ray Data pipeline: one row per chunk of brands, ``map_batches`` over a fixed p
 one per CPU). Every actor holds the driver's snapshot (FAISS index, influencer table and
 head, put in the object store once, so each actor ranks against exactly what the driver
 would), the head on its GPU when it has one, and its own PostgreSQL connection for brand
-vectors, and ranks one chunk a call with ``export_rank.BatchRanker``, the code of the local
-path, on the same brands per FAISS call: the rows are the local rows, score for score, on
-CPU (a head on a GPU rounds differently, to about 1e-6). The driver writes each chunk as it
+vectors, and ranks one chunk a call with ``export_rank.BatchRanker`` over ``search.retrieve``,
+the code of the local path, on the same brands per FAISS call: the rows are the local rows,
+score for score, on CPU (a head on a GPU rounds differently, to about 1e-6). The driver writes each chunk as it
 arrives (``export_files``), so resuming and the atomic final file work as they do locally.
 """
 
@@ -19,10 +19,9 @@ import functools
 import json
 import logging
 import pickle
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,26 +38,13 @@ from congruence.indexer.ray_cluster import (
 )
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
-from congruence.search.engine import Engine, Snapshot
+from congruence.search.engine import Engine
 from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
+from congruence.search.snapshot import Snapshot, VectorReader
 
 logger = logging.getLogger(__name__)
 Batch = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class _EngineView:
-    """What ``BatchRanker`` reads of an ``Engine``: a snapshot, a vector store, its lock, settings."""
-
-    snapshot: Snapshot
-    vstore: VectorStore
-    _lock: threading.RLock
-    settings: Settings
-
-    def current(self) -> Snapshot:
-        """The shipped snapshot: an actor ranks against the driver's version, never a newer one."""
-        return self.snapshot
 
 
 class _RankActor:
@@ -68,8 +54,8 @@ class _RankActor:
         snap: Snapshot = import_ray().get(snapshot[0])  # wrapped in a list: Ray Data passes it as is
         if snap.head is not None and settings.device != "cpu" and torch.cuda.is_available():
             snap = dataclasses.replace(snap, head=snap.head.to("cuda"))  # the GPU Ray gave this actor
-        view = _EngineView(snap, VectorStore(Store.open(settings)), threading.RLock(), settings)
-        self.ranker = BatchRanker(cast(Engine, view), k, filters)
+        reader = VectorReader(VectorStore(Store.open(settings)))  # this actor's own connection
+        self.ranker = BatchRanker(snap, reader, k, filters, settings.candidates)
         self.placement = placement(str(snap.head.device) if snap.head is not None else "cpu")
 
     def __call__(self, batch: Batch) -> Batch:
@@ -79,13 +65,14 @@ class _RankActor:
 
 
 def _shippable(snap: Snapshot) -> Snapshot:
-    """``snap`` without what cannot travel: a GPU copy of the index, a head on CUDA."""
+    """``snap`` without what cannot travel: a GPU copy of the index, a head on CUDA (and
+    without its cached filter selections, which each actor rebuilds for its one filter)."""
     index = copy.copy(snap.index)
     index.__dict__.pop("_gpu", None)
     head = snap.head
     if head is not None and head.device.type != "cpu":
         head = copy.deepcopy(head).to("cpu")
-    return dataclasses.replace(snap, index=index, head=head)
+    return dataclasses.replace(snap, index=index, head=head, selections={})
 
 
 def _dataset(snap: Snapshot, settings: Settings, k: int, filters: Filters, rows: list[dict[str, Any]],

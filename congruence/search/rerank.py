@@ -2,28 +2,33 @@
 
 FAISS ranks by the cosine of pooled head embeddings; the head's score also compares the
 brand's posts with each candidate's posts (set to set), from per-post projections computed
-at index time and held in memory beside the index, so a query costs one small batched
-forward pass and no database read for the candidates.
+at index time and held in memory beside the index, so a query costs a small batched
+forward pass and no database read for the candidates. Several brands' lists are scored per
+forward pass (``rerank_batch.score_lists``): a match is a batch of one, an export a batch
+of hundreds, and both go through this one function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.postsets import PostSets
+from congruence.search.rerank_batch import score_lists
 from congruence.training.model import CongruenceHead
+
+Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run tiny tensor ops on one thread: at a few MFLOP, waking a thread pool costs more
-    than it saves (measured 2-7 ms vs ~100 ms per rerank on a busy 2-core machine)."""
+    than it saves (measured 2-7 ms vs ~100 ms per rerank on a busy 2-core machine; two
+    threads measured no faster for an export's batches on 2 busy cores)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -32,35 +37,34 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    seq: int
-    account_id: str
-    cosine: float
+def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.ndarray],
+           candidates: Sequence[np.ndarray]) -> list[Ranked]:
+    """Each brand's candidates ordered by the head's score, best first (ties keep the FAISS
+    order); candidates whose per-post vectors are missing (changed since the space was
+    computed) follow, unscored (-inf), in their FAISS order.
 
-
-def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: np.ndarray,
-           candidates: Sequence[Candidate]) -> list[tuple[Candidate, float]]:
-    """Candidates with their head scores, best first (ties keep the FAISS order).
-
-    brand_posts: (Pb, d) per-post projections of the brand; the candidates' come from the
-    index's in-memory ``posts``. A candidate whose projections are missing (changed since
-    the space was computed) keeps its FAISS cosine rank at the end.
+    brand_posts[i]: (Pb, d) per-post projections of brand i; candidates[i]: its candidates'
+    seqs in FAISS order. The candidates' per-post vectors come from ``index.posts``.
     """
-    if not candidates or index.posts is None:
-        return [(c, float("-inf")) for c in candidates]
-    pos = index.positions(np.array([c.seq for c in candidates], np.int64))
-    ok = (pos >= 0) & (index.posts.count[np.maximum(pos, 0)] > 0)
-    have = [c for c, y in zip(candidates, ok, strict=True) if y]
-    missing = [c for c, y in zip(candidates, ok, strict=True) if not y]
-    scores = np.zeros(0, np.float32)
-    if have:
-        with _one_thread():
-            cands, mask = index.posts.padded(pos[ok])
-            scores = head.score_candidates(brand_posts, torch.from_numpy(cands), torch.from_numpy(mask))
-    order = np.argsort(-scores, kind="stable")
-    ranked = [(have[int(i)], float(scores[int(i)])) for i in order]
-    return ranked + [(c, float("-inf")) for c in missing]
+    posts = index.posts
+    if posts is None:
+        return [(c, np.full(len(c), -np.inf, np.float32)) for c in candidates]
+    todo = []  # (brand, its posts, scorable seqs, their positions, the others)
+    out: list[Ranked] = []
+    for i, (seqs, bp) in enumerate(zip(candidates, brand_posts, strict=True)):
+        pos = index.positions(seqs)
+        have = (pos >= 0) & (posts.count[np.maximum(pos, 0)] > 0)
+        out.append((seqs[~have], np.full(int((~have).sum()), -np.inf, np.float32)))
+        if have.any():
+            todo.append((i, bp, seqs[have], pos[have]))
+    width = int(posts.count.max()) if len(posts.count) else 1
+    with one_thread():
+        scores, _ = score_lists(head, [t[1] for t in todo], [t[3] for t in todo], posts.padded, width)
+    for (i, _, scorable, _), sc in zip(todo, scores, strict=True):
+        order = np.argsort(-sc, kind="stable")
+        rest, unscored = out[i]
+        out[i] = (np.concatenate([scorable[order], rest]), np.concatenate([sc[order].astype(np.float32), unscored]))
+    return out
 
 
 def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None,

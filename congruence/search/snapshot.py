@@ -1,0 +1,104 @@
+"""What a query reads: one consistent version of the index, the influencer table and the head,
+and what it reads from PostgreSQL besides (query vectors, exact vectors, versions).
+
+A ``Snapshot`` is swapped whole by the engine, never mutated (but for its cache of filter
+selections). A ``VectorReader`` is the one door to PostgreSQL for the search path: the engine
+holds one (sharing the engine's lock, since a store has one connection), a Ray actor opens
+its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from congruence.indexer.index import Selection, VectorIndex
+from congruence.indexer.store import AccountTable
+from congruence.indexer.vector_store import VectorStore
+from congruence.search.filters import Filters
+from congruence.training.model import CongruenceHead
+
+MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of what queries read.
+
+    space: the embedding space the index holds ('pooled', or 'head:<version>' when a trained
+    head is in service, in which case ``head`` is that head). row_of_seq: (max seq + 1,)
+    int32, the table row of each seq, -1 if none.
+    """
+
+    index: VectorIndex
+    table: AccountTable
+    row_of_seq: np.ndarray
+    model: str
+    space: str
+    head: CongruenceHead | None = None
+    generation: int = 0
+    selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
+
+    def selection(self, filters: Filters) -> Selection | None:
+        """The index positions passing ``filters`` (None: no filter), built once per filter."""
+        if not filters.active:
+            return None
+        sel = self.selections.get(filters)
+        if sel is None:
+            if len(self.selections) >= MAX_SELECTIONS:
+                self.selections.clear()
+            sel = self.selections[filters] = self.index.select(filters.mask(self.table, self.index))
+        return sel
+
+    def rows(self, seqs: np.ndarray) -> np.ndarray:
+        """(n,) int64 table rows of ``seqs`` (all present in the table)."""
+        return self.row_of_seq[np.asarray(seqs, np.int64)].astype(np.int64)
+
+    @property
+    def reranks(self) -> bool:
+        """Whether a head in service reranks (it needs the per-post vectors beside the index)."""
+        return self.head is not None and self.index.posts is not None
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Accounts as queries, in the order asked. ids: those found with a vector; xq: (n, d)
+    L2-normalised vectors in the snapshot's space; posts: each one's (P, d) per-post vectors
+    (None where unknown, or when not asked for); missing: ids asked for without a vector."""
+
+    ids: list[str]
+    xq: np.ndarray
+    posts: list[np.ndarray | None]
+    missing: list[str]
+
+
+class VectorReader:
+    """Reads vectors of a snapshot's space from PostgreSQL, one caller at a time."""
+
+    def __init__(self, vstore: VectorStore, lock: threading.RLock | None = None):
+        self.vstore = vstore
+        self.lock = lock or threading.RLock()
+
+    def exact(self, space: str, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs found, (n, d) float32 vectors) of ``seqs`` in ``space``, in seq order."""
+        with self.lock:
+            found, _, vecs = self.vstore.account_vectors(space, seqs=np.unique(np.asarray(seqs, np.int64)))
+        return found, vecs
+
+    def queries(self, space: str, ids: Sequence[str], with_posts: bool) -> Queries:
+        """The vectors (and per-post vectors) of accounts ``ids`` (no duplicates) in ``space``."""
+        with self.lock:
+            _, got, vecs = self.vstore.account_vectors(space, ids=list(ids))
+            posts = self.vstore.post_vectors(space, ids=list(ids)) if with_posts and got else {}
+        where = {a: i for i, a in enumerate(got)}
+        found = [a for a in ids if a in where]
+        xq = vecs[[where[a] for a in found]] if found else np.zeros((0, 0), np.float32)
+        return Queries(found, xq, [posts.get(a) for a in found], [a for a in ids if a not in where])
+
+    def versions(self, space: str, ids: Sequence[str]) -> dict[str, int]:
+        """Account id -> version of its vector in ``space`` (changes whenever the vector does)."""
+        with self.lock:
+            return self.vstore.vector_versions(space, ids)
