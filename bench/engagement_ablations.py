@@ -55,22 +55,22 @@ from bench.engagement_instagram import (
     store_settings,
 )
 from bench.instagram_text import clean_category, clean_text
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.encoders import text_encoder
-from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
-from congruence.training.engagement_data import EngagementData, load_engagement_data
-from congruence.training.engagement_ensemble import fit_pairwise
-from congruence.training.engagement_labels import (
+from congruence.engagement.data import EngagementData, load_engagement_data
+from congruence.engagement.ensemble import fit_pairwise
+from congruence.engagement.labels import (
     engagement_z,
     pairwise_accuracy,
     within_pairs,
 )
-from congruence.training.engagement_model import (
+from congruence.engagement.model import (
     model_inputs,
     scalar_standardisation,
     split_accounts,
 )
+from congruence.indexer.encoder_set import EncoderSet
+from congruence.indexer.encoders import text_encoder
+from congruence.indexer.ingest import ingest
+from congruence.indexer.store import Store
 
 DAY = 86400.0
 NEAR_DAYS = 60

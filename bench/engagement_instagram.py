@@ -11,10 +11,10 @@
 2. Ingests it into the store of ``CONGRUENCE_HOME`` / ``DATABASE_URL`` when set, otherwise a
    persistent embedded one under ``bench/.cache/engagement-home`` (ingest is incremental and
    embeddings are cached by content, so a rerun encodes nothing).
-3. Trains the engagement model (``congruence.training.engagement``) on influencer accounts,
+3. Trains the engagement model (``congruence.engagement.train``) on influencer accounts,
    held-out accounts seeded, and reports held-out pairwise accuracy of a constant baseline,
    a follower-count baseline and the model.
-4. Runs the congruence → engagement OLS (``congruence.training.congruence_effect``).
+4. Runs the congruence → engagement OLS (``congruence.engagement.effect``).
 
 Prints a table and writes ``bench/results/engagement_instagram.json``.
 """
@@ -39,16 +39,16 @@ from bench.common import Row, Table, format_table, machine_info
 from bench.instagram_corpus import InstagramCorpusConfig, build_instagram_corpus
 from bench.instagram_text import clean_category, clean_text
 from congruence.core.settings import Settings, load_settings
-from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
-from congruence.training.congruence_effect import analyze_engagement
-from congruence.training.engagement import (
+from congruence.engagement.effect import analyze_engagement
+from congruence.engagement.labels import pairwise_accuracy
+from congruence.engagement.model import EngagementConfig, split_accounts
+from congruence.engagement.train import (
     EngagementReport,
     read_account_file,
     train_engagement,
 )
-from congruence.training.engagement_labels import pairwise_accuracy
-from congruence.training.engagement_model import EngagementConfig, split_accounts
+from congruence.indexer.ingest import ingest
+from congruence.indexer.store import Store
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"

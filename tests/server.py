@@ -56,8 +56,8 @@ def corpus_with_head(pg_url: str, home: Path, corpus: Path, engagement: bool = F
     ingest(corpus, settings)
     train_and_deploy(settings, TrainConfig(epochs=3, batch_brands=4, list_size=8), ("head",), None, 0.3)
     if engagement:
-        from congruence.training.engagement import train_engagement
-        from congruence.training.engagement_model import EngagementConfig
+        from congruence.engagement.model import EngagementConfig
+        from congruence.engagement.train import train_engagement
 
         train_engagement(settings, EngagementConfig(epochs=5, seed=0))
     return settings

@@ -380,7 +380,7 @@ def test_explain_png_and_npy(client: httpx.Client, api: dict) -> None:
 # -- score ----------------------------------------------------------------------------------
 def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> None:
     from congruence.indexer.store import Store
-    from congruence.search.score import Scorer
+    from congruence.engagement.service import Scorer
 
     paths = [api["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
                                                              "fitness_creator_02_p0")]

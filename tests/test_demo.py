@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from congruence.core.settings import Settings
+from congruence.engagement.checkpoint import ACTIVE_KEY as ENGAGEMENT_KEY
+from congruence.engagement.checkpoint import checkpoint_path, load_active
 from congruence.indexer.store import Store
-from congruence.training.engagement import ACTIVE_KEY as ENGAGEMENT_KEY
-from congruence.training.engagement import checkpoint_path, load_active
 
 from .server import free_port
 from .serving_proc import ROOT, cli_process, listening_addresses, wait_until_up

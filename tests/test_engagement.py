@@ -14,19 +14,15 @@ from PIL import Image
 from congruence.api.cli_engagement import add_parsers
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
+from congruence.engagement.checkpoint import ACTIVE_KEY, checkpoint_path, load_model
+from congruence.engagement.data import load_engagement_data
+from congruence.engagement.model import EngagementConfig
+from congruence.engagement.service import ImageScore, Scorer, suggestion_text
+from congruence.engagement.train import train_engagement
 from congruence.indexer.demo import caption
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
-from congruence.search.score import ImageScore, Scorer, suggestion_text
-from congruence.training.engagement import (
-    ACTIVE_KEY,
-    checkpoint_path,
-    load_model,
-    train_engagement,
-)
-from congruence.training.engagement_data import load_engagement_data
-from congruence.training.engagement_model import EngagementConfig
 
 SMOKE = EngagementConfig(epochs=3, val_fraction=0.2, batch_accounts=4)
 
@@ -118,7 +114,7 @@ def test_held_out_accounts_from_a_file(settings: Settings, small_corpus: Path, t
     ingest(small_corpus, settings)
     held = tmp_path / "held.txt"
     held.write_text("# held out\nfood_creator_00\ntech_creator_01\n\nnot_an_account\n")
-    from congruence.training.engagement import read_account_file
+    from congruence.engagement.train import read_account_file
 
     report = train_engagement(settings, SMOKE, read_account_file(held), activate=False)
     assert report.n_test_accounts == 2 and report.n_train_accounts == 16 and not report.activated
@@ -180,7 +176,7 @@ def test_analyze_engagement_finds_a_planted_congruence_effect(settings: Settings
 
 def test_analyze_engagement_without_tagged_posts(settings: Settings, small_corpus: Path) -> None:
     ingest(small_corpus, settings)
-    from congruence.training.congruence_effect import analyze_engagement
+    from congruence.engagement.effect import analyze_engagement
 
     with pytest.raises(InvalidInput, match="only 0 posts tag an account with a vector in space 'pooled'"):
         analyze_engagement(settings)

@@ -22,7 +22,7 @@ from bench.engagement_ablations import (
     run,
     time_gap,
 )
-from congruence.training.engagement_labels import pairwise_accuracy
+from congruence.engagement.labels import pairwise_accuracy
 from tests.test_engagement_ensemble import _data
 
 

@@ -10,17 +10,17 @@ import pytest
 import torch
 
 from congruence.core.errors import ModelMismatch
-from congruence.training.engagement import load_model
-from congruence.training.engagement_data import EngagementData, PostFeatures
-from congruence.training.engagement_ensemble import (
+from congruence.engagement.checkpoint import load_model
+from congruence.engagement.data import EngagementData, PostFeatures
+from congruence.engagement.ensemble import (
     fit_linear,
     fit_pairwise,
     train_ensemble,
     within_spread,
 )
-from congruence.training.engagement_features import hand_features
-from congruence.training.engagement_labels import engagement_z, pairwise_accuracy
-from congruence.training.engagement_model import N_SCALARS, EngagementConfig
+from congruence.engagement.features import hand_features
+from congruence.engagement.labels import engagement_z, pairwise_accuracy
+from congruence.engagement.model import N_SCALARS, EngagementConfig
 
 
 def _data(n_accounts: int = 60, per: int = 4, seed: int = 0) -> EngagementData:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from congruence.training.engagement_features import (
+from congruence.engagement.features import (
     ALT_CONCEPTS,
     FEATURES,
     N_ALT,

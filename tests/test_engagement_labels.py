@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from congruence.core.errors import InvalidInput
-from congruence.search.score import rank_scores
-from congruence.training.congruence_effect import fit_effect, post_controls
-from congruence.training.engagement_labels import (
+from congruence.engagement.effect import fit_effect, post_controls
+from congruence.engagement.labels import (
     engagement_z,
     pairwise_accuracy,
     robust_z,
     within_pairs,
     z_to_score,
 )
-from congruence.training.engagement_model import split_accounts
+from congruence.engagement.model import split_accounts
+from congruence.engagement.service import rank_scores
 
 
 def test_robust_z_median_and_mad() -> None:

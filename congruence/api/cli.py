@@ -165,8 +165,9 @@ def _train_demo_models(settings: Settings) -> None:
     from congruence.training.loop import TrainConfig
 
     from congruence.core.errors import ModelMismatch, NotFound
-    from congruence.training.engagement import load_active, train_engagement
-    from congruence.training.engagement_model import EngagementConfig
+    from congruence.engagement.checkpoint import require_active as load_active
+    from congruence.engagement.model import EngagementConfig
+    from congruence.engagement.train import train_engagement
 
     with Store.open(settings) as store:
         has_head = bool(store.meta().get(ACTIVE_KEY))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
-    from congruence.training.engagement_model import EpochLog
+    from congruence.engagement.model import EpochLog
 
 
 def _out(obj: Any) -> None:
@@ -32,7 +32,7 @@ def _captions(args: argparse.Namespace) -> list[str | None] | None:
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.indexer.images import read_image
     from congruence.indexer.store import Store
-    from congruence.search.score import Scorer, suggestion_text
+    from congruence.engagement.service import Scorer, suggestion_text
 
     captions = _captions(args)
     images = [read_image(Path(p))[0] for p in args.images]
@@ -64,8 +64,8 @@ def _epoch_line(log: EpochLog) -> None:
 
 
 def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.training.engagement import read_account_file, train_engagement
-    from congruence.training.engagement_model import EngagementConfig
+    from congruence.engagement.model import EngagementConfig
+    from congruence.engagement.train import read_account_file, train_engagement
 
     # options left out keep EngagementConfig's defaults, the settings measured on real posts
     given = {k: getattr(args, k) for k in ("epochs", "hidden", "lr", "members", "regression_weight")
@@ -88,7 +88,7 @@ def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_analyze_engagement(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.training.congruence_effect import analyze_engagement
+    from congruence.engagement.effect import analyze_engagement
 
     res = analyze_engagement(settings)
     if args.json:

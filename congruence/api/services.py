@@ -23,9 +23,9 @@ from congruence.indexer import database
 
 if TYPE_CHECKING:
     from congruence.api.export_jobs import ExportJobs
+    from congruence.engagement.service import Scorer
     from congruence.search.engine import Engine
     from congruence.search.explain import Explainer
-    from congruence.search.score import Scorer
 
 logger = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
@@ -110,7 +110,7 @@ class Services:
     def scorer(self) -> Scorer:
         with self._lock:
             if self._scorer is None:
-                from congruence.search.score import Scorer
+                from congruence.engagement.service import Scorer
 
                 self._scorer = Scorer.load(self.settings, self.engine().store)
             return self._scorer

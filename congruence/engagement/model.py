@@ -1,7 +1,7 @@
 """The engagement model: a small MLP from a post's embeddings to its expected engagement.
 
 Input per post: [image emb | has image | caption emb | has caption | alt emb | has alt |
-standardised log followers and hand-made features (``engagement_features``) | their masks];
+standardised log followers and hand-made features (``features``) | their masks];
 missing modalities are zeros with their mask bit off, so one model serves image-only,
 text-only and mixed corpora. Output: one number, the predicted within-account z-score of
 log-likes (higher = more attention expected). The hand-made features also get a linear
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from congruence.training.engagement_data import EngagementData, PostFeatures
-from congruence.training.engagement_features import N_ALT, N_CAPTION, N_FEATURES, N_POST
-from congruence.training.engagement_labels import pairwise_accuracy, within_pairs
+from congruence.engagement.data import EngagementData, PostFeatures
+from congruence.engagement.features import N_ALT, N_CAPTION, N_FEATURES, N_POST
+from congruence.engagement.labels import pairwise_accuracy, within_pairs
 
 logger = logging.getLogger(__name__)
 N_SCALARS = 1 + N_FEATURES  # log followers, then the hand-made features
@@ -83,7 +83,7 @@ class EngagementConfig:
     caption, alt text, follower count or tags and paid flag are hidden in a training step, so
     the model also scores posts missing some (a new post has no alt text and no tags yet);
     members: MLPs trained with different seeds (and validation accounts) whose predictions
-    are averaged (``engagement_ensemble``); linear_l2: L2 penalty of the pairwise linear model
+    are averaged (``ensemble``); linear_l2: L2 penalty of the pairwise linear model
     averaged with them (0 leaves it out).
 
     On the real Instagram posts a slower learning rate with more epochs held out better

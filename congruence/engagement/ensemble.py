@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from congruence.training.engagement_data import EngagementData, PostFeatures
-from congruence.training.engagement_labels import within_pairs
-from congruence.training.engagement_model import (
+from congruence.engagement.data import EngagementData, PostFeatures
+from congruence.engagement.labels import within_pairs
+from congruence.engagement.model import (
     EngagementConfig,
     EngagementMLP,
     EpochLog,

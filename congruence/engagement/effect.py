@@ -26,9 +26,10 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 from congruence.core.vectors import l2_normalize
+from congruence.engagement.labels import engagement_z
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
-from congruence.training.engagement_labels import engagement_z
+from congruence.training.lifecycle import HEAD, active_version
 
 logger = logging.getLogger(__name__)
 CONTROLS = ("log_followers", "log_caption_chars", "hashtags", "mentions", "tagged", "sponsored")
@@ -97,7 +98,7 @@ def _reading(b_sd: float, lo: float, hi: float, p: float, n: int, alpha: float) 
 
 
 def _space(store: Store) -> str:
-    version = store.meta().get("head_version")
+    version = active_version(store, HEAD)
     return f"head:{version}" if version else "pooled"
 
 

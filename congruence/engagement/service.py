@@ -16,13 +16,13 @@ from PIL import Image
 
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
+from congruence.engagement.checkpoint import EngagementModel, require_active
+from congruence.engagement.data import PostFeatures
+from congruence.engagement.features import hand_features
+from congruence.engagement.labels import z_to_score
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.encoders import encode_images
 from congruence.indexer.store import Store
-from congruence.training.engagement import EngagementModel, load_active
-from congruence.training.engagement_data import PostFeatures
-from congruence.training.engagement_features import hand_features
-from congruence.training.engagement_labels import z_to_score
 
 MAX_IMAGES = 64
 
@@ -68,7 +68,7 @@ class Scorer:
     @classmethod
     def load(cls, settings: Settings, store: Store) -> Scorer:
         """The scorer of the engagement model in service; NotFound when there is none."""
-        return cls(settings, load_active(settings, store))
+        return cls(settings, require_active(settings, store))
 
     @property
     def version(self) -> str:

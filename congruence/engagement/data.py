@@ -1,7 +1,7 @@
 """Posts with likes, their features and labels, read from the store for the engagement model.
 
 Hand-made features (caption form, tagged accounts, paid partnership, alt-text concepts) come
-from ``engagement_features``. Alt text (Instagram's automatic image description, in a post's ``extra`` as ``alt``) is
+from ``features``. Alt text (Instagram's automatic image description, in a post's ``extra`` as ``alt``) is
 encoded with the store's text encoder and cached in the ``vectors`` table by content hash,
 like captions, so it is encoded once.
 """
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from congruence.core.vectors import l2_normalize
+from congruence.engagement.features import hand_features
+from congruence.engagement.labels import engagement_z
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.images import sha256_text
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
-from congruence.training.engagement_features import hand_features
-from congruence.training.engagement_labels import engagement_z
 
 logger = logging.getLogger(__name__)
 ALT_KEY = "alt"
@@ -37,7 +37,7 @@ class PostFeatures:
 
     image: (n, d_image); text: (n, d_text) caption; alt: (n, d_text) alt text.
     log_followers: (n,) log(1 + followers) of the post's account, NaN when unknown.
-    hand: (n, N_FEATURES) the ``engagement_features.FEATURES`` of each post; hand_mask: (n,
+    hand: (n, N_FEATURES) the ``features.FEATURES`` of each post; hand_mask: (n,
         N_FEATURES) bool, False where unknown (no caption or alt text; tags and paid-partnership
         flag of a post being scored).
     """
