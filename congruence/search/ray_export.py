@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
+from congruence.core.device import resolve_device
 from congruence.core.settings import Settings
 from congruence.indexer.ray_cluster import (
     actor_pool,
@@ -52,8 +52,9 @@ class _RankActor:
 
     def __init__(self, settings: Settings, snapshot: list[Any], k: int, filters: Filters):
         snap: Snapshot = import_ray().get(snapshot[0])  # wrapped in a list: Ray Data passes it as is
-        if snap.head is not None and settings.device != "cpu" and torch.cuda.is_available():
-            snap = dataclasses.replace(snap, head=snap.head.to("cuda"))  # the GPU Ray gave this actor
+        device = resolve_device(settings.device)
+        if snap.head is not None and device.type == "cuda":
+            snap = dataclasses.replace(snap, head=snap.head.to(device))  # the GPU Ray gave this actor
         reader = VectorReader(VectorStore(Store.open(settings)))  # this actor's own connection
         self.ranker = BatchRanker(snap, reader, k, filters, settings.candidates)
         self.placement = placement(str(snap.head.device) if snap.head is not None else "cpu")
