@@ -144,7 +144,7 @@ STAGES = (("congruence.indexer.store", "Store", "generation", "generation check 
           ("congruence.search.filters", "Filters", "mask", "filter mask"),
           ("congruence.indexer.index", "VectorIndex", "search", "faiss search"),
           ("congruence.indexer.post_matrix", "PostMatrix", "padded", "candidates' posts (memory)"),
-          ("congruence.training.model", "CongruenceHead", "score_candidates", "head forward"))
+          ("congruence.training.model", "CongruenceHead", "score", "head forward"))
 
 
 def stage_clock() -> AbstractContextManager[dict[str, float]]:
@@ -188,7 +188,7 @@ def serve(settings: Settings, brands: int, k: int) -> Served:
     rss_ready = _rss_mb()
     ids = [f"brand_{i:06d}" for i in range(brands)]
     flt = Filters.make(category="fitness", micro=True)
-    qs = {b: engine._account_vector(snap, b, "brand") for b in ids}
+    qs = {b: engine.entry(snap, b, "brand").vector for b in ids}
 
     def faiss_only(b: str) -> None:
         snap.index.search(qs[b][None, :], k)
@@ -197,7 +197,7 @@ def serve(settings: Settings, brands: int, k: int) -> Served:
              "match_brand, no filter": lambda b: engine.match_brand(b, k),
              "match_brand, fitness+micro (~10%)": lambda b: engine.match_brand(b, k, flt),
              # what similar() does: no rerank; from compressed codes, candidates re-scored exactly
-             "no rerank (as similar)": lambda b: engine._search(snap, qs[b], k, Filters())}
+             "no rerank (as similar)": lambda b: engine.retrieve(snap, qs[b][None, :], k)}
     for b in ids[:10]:  # warm-up
         for f in paths.values():
             f(b)
@@ -244,15 +244,12 @@ def _index_quality(engine: Engine, xq: np.ndarray) -> tuple[float, float, float]
     alone (sq8 codes pay for their rounding) and of the engine's answer without a rerank
     (compressed candidates re-scored exactly); and the index's batched QPS."""
     from bench.data import recall_at_k
-    from congruence.search.filters import Filters
 
     truth = _exact_top(engine, xq, 10)
     t = time.perf_counter()
     _, found = engine.snapshot.index.search(xq, 10)
     qps = len(xq) / (time.perf_counter() - t)
-    snap = engine.snapshot
-    seq_of = dict(zip(snap.table.ids, snap.table.seq.tolist(), strict=True))
-    served = np.array([[seq_of[h.influencer_id] for h in engine._search(snap, q, 10, Filters())] for q in xq])
+    served = engine.retrieve(engine.snapshot, xq, 10)[1]  # no brand posts: no rerank, as similar()
     return recall_at_k(found, truth), recall_at_k(served, truth), qps
 
 
