@@ -1,5 +1,6 @@
 """``python -m bench [--quick] [--only SECTION] [--out bench/results/NAME.json]``.
 
+Sections are registered in ``SECTIONS`` (name, runner, needs PostgreSQL, runs by default).
 The ranking sections (``ranking-photos``, ``ranking-instagram``) train the congruence head
 through the CLI and take minutes (plus a first ingest of a few minutes, cached under
 bench/.cache), so they run only when named with ``--only``. The exit status is 1 when a
@@ -16,69 +17,131 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ingest, pgvector_cmp, ranking, retrieval
 from bench.common import Section, format_section, machine_info
-from bench.pg import EmbeddedPg, embedded_pg
+from congruence.indexer.embedded_pg import EmbeddedPg, embedded_pg
 
-SECTIONS = ("ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export", "ranking-photos",
-            "ranking-instagram")
-DEFAULT_SECTIONS = ("ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export")
-NEEDS_PG = {"ingest", "pgvector"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every section runner gets: the mode, a scratch folder, and the shared PostgreSQL
+    (None unless a section that needs one is in the run)."""
+
+    quick: bool
+    tmp: Path
+    pg: EmbeddedPg | None
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """One section of ``python -m bench``: its runner, whether it needs the shared embedded
+    PostgreSQL, and whether it runs by default (the others run only when named with --only)."""
+
+    name: str
+    run: Callable[[RunContext], Section]
+    needs_pg: bool = False
+    default: bool = True
+
+
+def _pg(ctx: RunContext) -> EmbeddedPg:
+    assert ctx.pg is not None, "a section that needs PostgreSQL ran without it"
+    return ctx.pg
+
+
+# runners import their module when they run, so a run of one section loads only what it needs
+def _ingest(ctx: RunContext) -> Section:
+    from bench import ingest
+
+    return ingest.run(ingest.IngestConfig.for_run(ctx.quick), ctx.tmp / "ingest", _pg(ctx))
+
+
+def _match(ctx: RunContext) -> Section:
+    from bench import retrieval
+
+    return retrieval.run(retrieval.RetrievalConfig.for_run(ctx.quick))
+
+
+def _index_scale(ctx: RunContext) -> Section:
+    from bench import index_scale
+
+    return index_scale.run(index_scale.ScaleConfig.for_run(ctx.quick))
+
+
+def _pgvector(ctx: RunContext) -> Section:
+    from bench import pgvector_cmp
+
+    return pgvector_cmp.run(pgvector_cmp.PgConfig.for_run(ctx.quick), _pg(ctx))
+
+
+def _match_e2e(ctx: RunContext) -> Section:
+    from bench import match_e2e
+
+    return match_e2e.run(match_e2e.E2eConfig.for_run(ctx.quick), ctx.tmp / "e2e")
+
+
+def _explain(ctx: RunContext) -> Section:
+    from bench import explain_latency
+
+    return explain_latency.run(explain_latency.ExplainConfig.for_run(ctx.quick))
+
+
+def _export(ctx: RunContext) -> Section:
+    from bench import export_speed
+
+    return export_speed.run(export_speed.ExportConfig.for_run(ctx.quick), ctx.tmp / "export")
+
+
+def _ranking_photos(ctx: RunContext) -> Section:
+    from bench import ranking
+
+    return ranking.photos_section(ctx.quick)
+
+
+def _ranking_instagram(ctx: RunContext) -> Section:
+    from bench import ranking
+
+    return ranking.instagram_section(ctx.quick)
+
+
+# in the order they run
+SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
+    SectionSpec("ingest", _ingest, needs_pg=True),
+    SectionSpec("match", _match),
+    SectionSpec("index-scale", _index_scale),
+    SectionSpec("pgvector", _pgvector, needs_pg=True),
+    SectionSpec("match-e2e", _match_e2e),
+    SectionSpec("explain", _explain),
+    SectionSpec("export", _export),
+    SectionSpec("ranking-photos", _ranking_photos, default=False),
+    SectionSpec("ranking-instagram", _ranking_instagram, default=False),
+)}
+DEFAULT_SECTIONS = tuple(name for name, spec in SECTIONS.items() if spec.default)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes; finishes in under 2 minutes")
-    p.add_argument("--only", choices=SECTIONS, action="append",
+    p.add_argument("--only", choices=list(SECTIONS), action="append",
                    help="run only this section (repeatable; the ranking-* sections run only when named)")
     p.add_argument("--out", type=Path, help="JSON result path (default bench/results/<mode>-<time>.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p.parse_args(argv)
 
 
-def section_runner(name: str, quick: bool, tmp: Path, pg: EmbeddedPg | None) -> Callable[[], Section]:
-    if name == "ingest":
-        assert pg is not None
-        return lambda: ingest.run(ingest.IngestConfig.for_run(quick), tmp / "ingest", pg)
-    if name == "match":
-        return lambda: retrieval.run(retrieval.RetrievalConfig.for_run(quick))
-    if name == "index-scale":
-        from bench import index_scale
-
-        return lambda: index_scale.run(index_scale.ScaleConfig.for_run(quick))
-    if name == "match-e2e":
-        from bench import match_e2e
-
-        return lambda: match_e2e.run(match_e2e.E2eConfig.for_run(quick), tmp / "e2e")
-    if name == "explain":
-        from bench import explain_latency
-
-        return lambda: explain_latency.run(explain_latency.ExplainConfig.for_run(quick))
-    if name == "export":
-        from bench import export_speed
-
-        return lambda: export_speed.run(export_speed.ExportConfig.for_run(quick), tmp / "export")
-    if name == "ranking-photos":
-        return lambda: ranking.photos_section(quick)
-    if name == "ranking-instagram":
-        return lambda: ranking.instagram_section(quick)
-    assert pg is not None
-    return lambda: pgvector_cmp.run(pgvector_cmp.PgConfig.for_run(quick), pg)
-
-
 def run_sections(names: Sequence[str], quick: bool) -> list[Section]:
     out: list[Section] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="congruence-bench-")))
-        pg = stack.enter_context(embedded_pg(tmp)) if NEEDS_PG & set(names) else None
+        pg = stack.enter_context(embedded_pg(tmp / "pg")) if any(SECTIONS[n].needs_pg for n in names) else None
+        ctx = RunContext(quick, tmp, pg)
         for name in names:
             t = time.perf_counter()
-            section = section_runner(name, quick, tmp, pg)()
+            section = SECTIONS[name].run(ctx)
             section.seconds = time.perf_counter() - t
             print(format_section(section), end="\n\n", flush=True)
             out.append(section)

@@ -54,7 +54,7 @@ from bench.engagement_instagram import (
     source_ready,
     store_settings,
 )
-from bench.instagram_text import clean_category, clean_text
+from congruence.datasets.instagram_text import clean_category, clean_text
 from congruence.engagement.data import EngagementData, load_engagement_data
 from congruence.engagement.ensemble import fit_pairwise
 from congruence.engagement.labels import (

@@ -3,7 +3,7 @@
 ``python -m bench.engagement_instagram [--epochs N] [--seed S] [--min-taggers T]``
 
 1. Builds a README-format corpus under ``bench/.cache/engagement-corpus`` from
-   ``../shared/data/instagram/posts.jsonl.gz`` with ``bench.instagram_corpus`` (influencers:
+   ``../shared/data/instagram/posts.jsonl.gz`` with ``congruence.datasets.instagram_corpus`` (influencers:
    accounts with ≥ 2 captioned posts; brands: accounts many influencers tag, their posts
    donated by single-post authors), captions *without* the alt text, which travels in each
    post's ``extra`` as ``alt`` so the engagement model reads it as its own modality.
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import Row, Table, format_table, machine_info
-from bench.instagram_corpus import InstagramCorpusConfig, build_instagram_corpus
-from bench.instagram_text import clean_category, clean_text
+from congruence.datasets.instagram_corpus import InstagramCorpusConfig, build_instagram_corpus
+from congruence.datasets.instagram_text import clean_category, clean_text
 from congruence.core.settings import Settings, load_settings
 from congruence.engagement.effect import analyze_engagement
 from congruence.engagement.labels import pairwise_accuracy

@@ -1,10 +1,11 @@
 """Explanation quality and speed on real photos: the pointing game, per method.
 
-A small store of influencers each posting one vertical, and brands that match a vertical:
-"direct" brands post it themselves, "cross" brands post another vertical (a pet-food brand
-posting kibble whose influencers post dogs). A head is trained on it. Composites put an
-unseen photo of the brand's target vertical next to one of another vertical; a hit is
-when most positive attribution mass falls on the target half (left or right at random).
+The store is ``congruence.datasets.explain_corpus``: influencers each posting one vertical,
+and brands that match a vertical ("direct" brands post it themselves, "cross" brands post
+another vertical: a pet-food brand posting kibble whose influencers post dogs). A head is
+trained on it. Composites put an unseen photo of the brand's target vertical next to one
+of another vertical; a hit is when most positive attribution mass falls on the target half
+(left or right at random).
 
     python -m bench.explain_quality [--trials 60] [--methods gradcam,occlusion,...]
 """
@@ -12,10 +13,8 @@ when most positive attribution mass falls on the target half (left or right at r
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
-import shutil
 import statistics
 import tempfile
 import time
@@ -25,59 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from congruence.datasets.explain_corpus import VERTICALS, build_corpus, cross_brand, split_photos
 from congruence.search.attribution import HEAVY, METHODS, positive_share
 from congruence.search.explain import Explainer
 
-VERTICALS = ("pets", "vehicles", "food_drink", "fashion_gear")
-# a cross brand posts the key vertical and matches influencers of the value vertical
-CROSS = {"food_drink": "pets", "fashion_gear": "vehicles", "pets": "food_drink", "vehicles": "fashion_gear"}
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
-
-
-def split_photos(photos: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """(train, test) photo paths per vertical, from labels.csv's split column."""
-    with open(photos / "verticals.csv") as fh:
-        vertical = {r["label"]: r["vertical"] for r in csv.DictReader(fh)}
-    train: dict[str, list[Path]] = {v: [] for v in VERTICALS}
-    test: dict[str, list[Path]] = {v: [] for v in VERTICALS}
-    with open(photos / "labels.csv") as fh:
-        for r in csv.DictReader(fh):
-            v = vertical[r["label"]]
-            if v in train:
-                (train if r["split"] == "train" else test)[v].append(photos / r["path"])
-    return train, test
-
-
-def cross_brand(target: str) -> str:
-    posted = next(a for a, b in CROSS.items() if b == target)
-    return f"cross_{posted}_to_{target}_0"
-
-
-def build_corpus(out: Path, photos: dict[str, list[Path]], rng: random.Random,
-                 influencers: int = 10, posts: int = 4) -> None:
-    """A corpus folder: per vertical ``influencers`` influencers, 3 direct + 3 cross brands."""
-    (out / "images").mkdir(parents=True)
-    accounts, rows, matches = [], [], []
-
-    def add(account: str, kind: str, vertical: str, n: int) -> None:
-        accounts.append({"id": account, "kind": kind, "handle": account, "category": vertical, "followers": 20_000})
-        for j, src in enumerate(rng.sample(photos[vertical], n)):
-            name = f"{account}_{j}.jpg"
-            shutil.copy(src, out / "images" / name)
-            rows.append({"id": f"{account}_p{j}", "account_id": account, "image": f"images/{name}", "caption": ""})
-
-    for v in VERTICALS:
-        for i in range(influencers):
-            add(f"{v}_creator_{i}", "influencer", v, posts)
-    for target in VERTICALS:
-        posted_cross = next(a for a, b in CROSS.items() if b == target)
-        for kind, posted in (("direct", target), ("cross", posted_cross)):
-            for i in range(3):
-                brand = f"{kind}_{posted}_to_{target}_{i}"
-                add(brand, "brand", posted, 3)
-                matches += [{"brand_id": brand, "influencer_id": f"{target}_creator_{j}"} for j in range(influencers)]
-    for name, data in (("accounts", accounts), ("posts", rows), ("matches", matches)):
-        (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
 
 
 def composite(target: Path, other: Path, target_left: bool) -> Image.Image:
@@ -110,8 +61,8 @@ def pointing_game(explainer: Explainer, test_photos: dict[str, list[Path]], meth
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.pg import embedded_pg
     from congruence.core.settings import Settings
+    from congruence.indexer.embedded_pg import scratch_pg
     from congruence.indexer.ingest import ingest
     from congruence.search.engine import Engine
     from congruence.training.deploy import deploy
@@ -128,8 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"real photos not found at {PHOTOS}")
     rng = random.Random(0)
     train_photos, test_photos = split_photos(PHOTOS)
-    with tempfile.TemporaryDirectory(prefix="congruence-explain-") as tmp, embedded_pg(Path(tmp)) as pg:
-        Path(tmp).chmod(0o755)  # as root the server runs as its own user
+    with tempfile.TemporaryDirectory(prefix="congruence-explain-") as tmp, scratch_pg("congruence-explain-pg-") as pg:
         settings = Settings(home=Path(tmp) / "home", database_url=pg.fresh_database("explain"))
         build_corpus(Path(tmp) / "corpus", train_photos, rng)
         ingest(Path(tmp) / "corpus", settings)

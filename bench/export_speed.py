@@ -30,9 +30,9 @@ import torch
 
 import congruence.search.export as export_mod
 from bench.common import Section, Table, format_section, machine_info, timed_calls
-from bench.data import CATEGORY_SHARES, clustered
-from bench.pg import embedded_pg
 from congruence.core.settings import Settings
+from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
+from congruence.indexer.embedded_pg import embedded_pg
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.store import Store
 from congruence.search.engine import Engine
@@ -68,9 +68,7 @@ def _synthetic_posts(n_accounts: int, cfg: ExportConfig, rng: np.random.Generato
     """(offsets (n+1,), per-post vectors (n_posts, 256) float16, L2-normalised) around each account's theme."""
     counts = rng.integers(cfg.posts[0], cfg.posts[1] + 1, n_accounts)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    centres = rng.standard_normal((64, 32))
-    proj = rng.standard_normal((32, D_HEAD)) / np.sqrt(32)
-    themes = clustered(n_accounts, D_HEAD, rng, centres, proj)
+    themes = SyntheticDataset(D_HEAD, 0, 0, cfg.seed).sample(n_accounts, rng)
     posts = np.repeat(themes, counts, axis=0) + 0.08 * rng.standard_normal((int(offsets[-1]), D_HEAD), np.float32)
     posts /= np.linalg.norm(posts, axis=1, keepdims=True)
     return offsets, posts.astype(np.float16)
@@ -174,7 +172,7 @@ def read_export(path: Path, brands: set[str]) -> dict[str, list[tuple[str, float
 
 def run(cfg: ExportConfig, tmp: Path) -> Section:
     section = Section(f"export: {cfg.brands:,} brands x top-{cfg.k} over {cfg.influencers:,} influencers, head rerank")
-    with embedded_pg(tmp / "pg-root") as pg:
+    with embedded_pg(tmp / "pg-root" / "pg") as pg:
         settings = Settings(home=tmp / "home", database_url=pg.fresh_database("export"), device="cpu")
         setup = build_store(settings, cfg)
         t = time.perf_counter()

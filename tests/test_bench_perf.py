@@ -20,8 +20,17 @@ from congruence.indexer import encoders
 
 def test_new_sections_are_default_and_selectable() -> None:
     for name in ("index-scale", "match-e2e", "explain"):
-        assert name in bench_main.DEFAULT_SECTIONS
+        assert bench_main.SECTIONS[name].default and name in bench_main.DEFAULT_SECTIONS
         assert bench_main.parse_args(["--quick", "--only", name]).only == [name]
+
+
+def test_sections_are_registered_in_one_table() -> None:
+    sections = bench_main.SECTIONS
+    assert list(sections) == ["ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export",
+                              "ranking-photos", "ranking-instagram"]
+    assert all(name == spec.name for name, spec in sections.items())
+    assert {name for name, spec in sections.items() if spec.needs_pg} == {"ingest", "pgvector"}
+    assert bench_main.DEFAULT_SECTIONS == tuple(sections)[:7]  # the ranking sections run only when named
 
 
 def test_index_scale_compares_product_index_and_sq8_against_brute_force() -> None:

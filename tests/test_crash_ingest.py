@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 
 from congruence.core.settings import Settings
 from congruence.indexer import database
-from congruence.indexer.demo import build_demo
+from congruence.datasets.demo import build_demo
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
 

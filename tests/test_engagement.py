@@ -14,12 +14,12 @@ from PIL import Image
 from congruence.api.cli_engagement import add_parsers
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
+from congruence.datasets.demo import caption
 from congruence.engagement.checkpoint import ACTIVE_KEY, checkpoint_path, load_model
 from congruence.engagement.data import load_engagement_data
 from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import ImageScore, Scorer, suggestion_text
 from congruence.engagement.train import train_engagement
-from congruence.indexer.demo import caption
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
@@ -126,7 +126,7 @@ def test_held_out_accounts_from_a_file(settings: Settings, small_corpus: Path, t
 
 
 def test_demo_likes_follow_brightness() -> None:
-    from congruence.indexer.demo import likes
+    from congruence.datasets.demo import likes
 
     dark, light = Image.new("RGB", (8, 8), (20, 20, 20)), Image.new("RGB", (8, 8), (230, 230, 230))
     assert likes(light, 2525) > 100 * likes(dark, 2525)

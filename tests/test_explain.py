@@ -14,6 +14,7 @@ from PIL import Image
 
 from congruence.core.errors import Busy
 from congruence.core.settings import Settings
+from congruence.datasets.explain_corpus import build_corpus, split_photos
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
 from congruence.search.explain import Explainer
@@ -21,7 +22,7 @@ from congruence.training.deploy import deploy
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
 
-from bench.explain_quality import build_corpus, pointing_game, split_photos
+from bench.explain_quality import pointing_game
 
 from .conftest import PHOTOS, requires_photos, run
 

@@ -16,6 +16,7 @@ import pytest
 
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import l2_normalize
+from congruence.datasets.synthetic import SyntheticDataset
 from congruence.indexer import index as index_mod
 from congruence.indexer.index import SUBSET_FRACTION, IndexCorrupt, Manifest, VectorIndex
 from congruence.indexer.store import AccountTable
@@ -32,20 +33,10 @@ def _share_rule_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_mod, "EXACT_SCAN_FLOATS", 0)
 
 
-def gaussian(nb: int, nq: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(xb, xq): L2-normalised isotropic Gaussian vectors."""
-    rng = np.random.default_rng(seed)
-    return l2_normalize(rng.normal(size=(nb, d))), l2_normalize(rng.normal(size=(nq, d)))
-
-
-def clustered(nb: int, nq: int, d: int, seed: int, n_clusters: int = 50,
-              spread: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """(xb, xq): L2-normalised points around ``n_clusters`` Gaussian centres."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_clusters, d))
-    xb = centres[rng.integers(0, n_clusters, nb)] + spread * rng.normal(size=(nb, d))
-    xq = centres[rng.integers(0, n_clusters, nq)] + spread * rng.normal(size=(nq, d))
-    return l2_normalize(xb), l2_normalize(xq)
+def synthetic(nb: int, nq: int, d: int, seed: int, **kw: int) -> tuple[np.ndarray, np.ndarray]:
+    """(xb, xq) of a seeded ``SyntheticDataset``: clustered, L2-normalised float32 rows."""
+    ds = SyntheticDataset(d, nb, nq, seed, **kw)
+    return ds.xb, ds.xq
 
 
 def seqs_for(nb: int) -> np.ndarray:
@@ -76,7 +67,7 @@ def build(kind: str, xb: np.ndarray, seqs: np.ndarray, codec: str = "float32") -
 
 @pytest.fixture(scope="module")
 def hnsw_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xb, xq = clustered(nb=5000, nq=30, d=32, seed=1)
+    xb, xq = synthetic(nb=5000, nq=30, d=32, seed=1)
     return xb, xq, seqs_for(len(xb))
 
 
@@ -92,7 +83,7 @@ def hnsw_index(hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> VectorIn
 
 def test_flat_equals_brute_force() -> None:
     nb, nq, d, k = 2000, 20, 32, 10
-    xb, xq = gaussian(nb, nq, d, seed=0)
+    xb, xq = synthetic(nb, nq, d, seed=0)
     seqs = seqs_for(nb)
     D, L = build("flat", xb, seqs).search(xq, k)
     D_ref, I_ref = brute_force(xq, xb, k)
@@ -103,7 +94,7 @@ def test_flat_equals_brute_force() -> None:
 
 def test_flat_with_tombstones_and_filter_equals_brute_force() -> None:
     nb, nq, d, k = 2000, 20, 32, 10
-    xb, xq = gaussian(nb, nq, d, seed=2)
+    xb, xq = synthetic(nb, nq, d, seed=2)
     seqs = seqs_for(nb)
     index = build("flat", xb, seqs)
     rng = np.random.default_rng(3)
@@ -121,7 +112,7 @@ def test_flat_with_tombstones_and_filter_equals_brute_force() -> None:
 
 def test_labels_are_seqs_not_positions() -> None:
     nb, d = 50, 8
-    xb, _ = gaussian(nb, 1, d, seed=4)
+    xb, _ = synthetic(nb, 1, d, seed=4)
     seqs = seqs_for(nb)
     for kind in ("flat", "hnsw"):
         index = build(kind, xb, seqs)
@@ -151,7 +142,7 @@ def test_hnsw_recall_at_10(hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray],
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_removed_seqs_never_come_back(kind: str) -> None:
     nb, d = 500, 16
-    xb, _ = gaussian(nb, 1, d, seed=5)
+    xb, _ = synthetic(nb, 1, d, seed=5)
     seqs = seqs_for(nb)
     index = build(kind, xb, seqs)
     gone = seqs[::7]
@@ -169,7 +160,7 @@ def test_removed_seqs_never_come_back(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_add_existing_seq_replaces_vector(kind: str) -> None:
     nb, d = 300, 16
-    xb, _ = gaussian(nb, 1, d, seed=6)
+    xb, _ = synthetic(nb, 1, d, seed=6)
     seqs = seqs_for(nb)
     index = build(kind, xb, seqs)
     target = int(seqs[10])
@@ -303,7 +294,7 @@ def test_filter_passing_nothing_gives_only_padding(hnsw_index: VectorIndex,
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_k_larger_than_live_count_pads_with_minus_one(kind: str) -> None:
     nb, d, k = 12, 8, 20
-    xb, xq = gaussian(nb, 3, d, seed=12)
+    xb, xq = synthetic(nb, 3, d, seed=12)
     seqs = seqs_for(nb)
     index = build(kind, xb, seqs)
     index.remove(seqs[:4])
@@ -341,7 +332,7 @@ def generations(root: Path) -> list[Path]:
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
     nb, nq, d, k = 800, 10, 16, 10
-    xb, xq = clustered(nb, nq, d, seed=13, n_clusters=10)
+    xb, xq = synthetic(nb, nq, d, seed=13, n_clusters=10)
     seqs = seqs_for(nb)
     index = VectorIndex(d, kind)
     index.add(seqs, np.arange(nb, dtype=np.int64) % 5 + 1, xb)
@@ -370,7 +361,7 @@ def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
 
 @pytest.fixture
 def saved(tmp_path: Path) -> Path:
-    xb, _ = gaussian(100, 1, 8, seed=15)
+    xb, _ = synthetic(100, 1, 8, seed=15)
     build("flat", xb, seqs_for(100)).save(tmp_path, "image", "m", 100)
     return tmp_path
 
@@ -409,7 +400,7 @@ def test_load_of_empty_folder(tmp_path: Path) -> None:
 
 def test_second_save_switches_current_and_prunes(tmp_path: Path) -> None:
     d = 8
-    xb, xq = gaussian(60, 2, d, seed=16)
+    xb, xq = synthetic(60, 2, d, seed=16)
     seqs = seqs_for(60)
     index = build("flat", xb[:30], seqs[:30])
     man1 = index.save(tmp_path, "image", "m", 30)
@@ -483,7 +474,7 @@ def table_and_index() -> tuple[AccountTable, VectorIndex]:
         categories=["fashion", "food", "fashion", "fashion", "travel", "fashion"],
         followers=np.array([4_999, 5_000, 100_000, 100_001, 50_000, -1], np.int64),
     )
-    xb, _ = gaussian(7, 1, 4, seed=17)
+    xb, _ = synthetic(7, 1, 4, seed=17)
     index = VectorIndex(4)
     # positions differ from table order; seq 70 is in the index only, seq 60 was removed
     index.add(np.array([60, 30, 70, 10, 50, 20, 40]), np.ones(7, np.int64), xb)

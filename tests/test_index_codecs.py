@@ -11,12 +11,12 @@ import pytest
 from congruence.indexer.index import EXACT_SCAN_FLOATS, SUBSET_FRACTION, VectorIndex
 from congruence.indexer.index_sync import IndexLayout
 from congruence.indexer.post_matrix import PostMatrix, quantize
-from tests.test_index import brute_force, build, clustered, recall, seqs_for
+from tests.test_index import brute_force, build, recall, seqs_for, synthetic
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xb, xq = clustered(nb=4000, nq=40, d=64, seed=21)
+    xb, xq = synthetic(nb=4000, nq=40, d=64, seed=21)
     return xb, xq, seqs_for(len(xb))
 
 

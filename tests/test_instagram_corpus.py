@@ -16,8 +16,19 @@ from typing import Any
 
 import pytest
 
-from bench.instagram_corpus import BRAND_PREFIX, InstagramCorpusConfig, build_instagram_corpus, caption_key
-from bench.instagram_text import CATEGORIES, clean_category, clean_text, handle_masker, informative_alt
+from congruence.datasets.instagram_corpus import (
+    BRAND_PREFIX,
+    InstagramCorpusConfig,
+    build_instagram_corpus,
+    caption_key,
+)
+from congruence.datasets.instagram_text import (
+    CATEGORIES,
+    clean_category,
+    clean_text,
+    handle_masker,
+    informative_alt,
+)
 from congruence.indexer.corpus import read_corpus
 from tests.conftest import SHARED
 

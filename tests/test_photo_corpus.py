@@ -1,4 +1,4 @@
-"""The photo benchmark corpus (bench/photo_corpus.py): the properties its metrics rely on."""
+"""The photo benchmark corpus (congruence/datasets/photo_corpus.py): the properties its metrics rely on."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bench.photo_corpus import PhotoCorpusConfig, PhotoCorpusInfo, build_photo_corpus
+from congruence.datasets.photo_corpus import PhotoCorpusConfig, PhotoCorpusInfo, build_photo_corpus
 from congruence.indexer.corpus import read_corpus
 from tests.conftest import PHOTOS, requires_photos
 

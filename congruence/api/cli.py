@@ -136,7 +136,7 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Build the demo corpus if absent, ingest it, train if no model is in service, then serve."""
-    from congruence.indexer.demo import BRANDS, build_demo
+    from congruence.datasets.demo import BRANDS, build_demo
 
     corpus = settings.home / "demo-corpus"
     if not (corpus / "accounts.jsonl").exists():

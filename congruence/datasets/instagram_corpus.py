@@ -27,13 +27,17 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.instagram_text import clean_category, clean_text, handle_masker, informative_alt, with_alt
+from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus_write import write_corpus
+
+from congruence.datasets.instagram_text import clean_category, clean_text, handle_masker, informative_alt, with_alt
 
 BRAND_PREFIX = "brand:"  # ':' is not allowed in Instagram handles, so brand ids never clash
 
@@ -202,38 +206,29 @@ def test_brand_ids(brand_ids: list[str], fraction: float, seed: int) -> list[str
     return sorted(ids[i] for i in order[:n])
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _account_rows(influencers: dict[str, list[SourcePost]], brands: list[Brand]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = [{"id": u, "kind": "influencer", "handle": u, "category": ps[0].category,
-             "followers": ps[0].followers} for u, ps in influencers.items()]
-    rows += [{"id": b.id, "kind": "brand", "handle": b.handle, "category": b.category, "followers": None,
-              "taggers": len(b.influencers)} for b in brands]
-    ids = [r["id"] for r in rows]
+def _accounts(influencers: dict[str, list[SourcePost]], brands: list[Brand]) -> list[Account]:
+    out = [Account(u, "influencer", u, ps[0].category, ps[0].followers) for u, ps in influencers.items()]
+    out += [Account(b.id, "brand", b.handle, b.category, None, extra={"taggers": len(b.influencers)})
+            for b in brands]
+    ids = [a.id for a in out]
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)
         raise ValueError(f"account ids not unique: {', '.join(dup[:5])}")
-    return rows
+    return out
 
 
-def _post_rows(influencers: dict[str, list[SourcePost]], brands: list[Brand],
-               config: InstagramCorpusConfig) -> list[dict[str, Any]]:
+def _posts(influencers: dict[str, list[SourcePost]], brands: list[Brand], config: InstagramCorpusConfig) -> list[Post]:
     handles = {b.handle: b.id for b in brands}
     mask = handle_masker(handles if config.mask_brand_handles else ())
 
-    def row(p: SourcePost, account_id: str) -> dict[str, Any]:
+    def post(p: SourcePost, account_id: str) -> Post:
         caption = mask(p.caption)
-        return {"id": p.id, "account_id": account_id, "image": None,
-                "caption": with_alt(caption, p.alt) if config.alt_text else caption,
-                "likes": p.likes, "comments": p.comments, "ts": p.ts, "sponsored": p.sponsored,
-                "tagged": [handles.get(t, t) for t in p.tagged], "alt": p.alt, "author": p.user}
+        return Post(p.id, account_id, None, with_alt(caption, p.alt) if config.alt_text else caption,
+                    p.likes, p.comments, None if p.ts is None else datetime.fromtimestamp(p.ts, tz=UTC), p.sponsored,
+                    tuple(handles.get(t, t) for t in p.tagged), extra={"alt": p.alt, "author": p.user})
 
-    return ([row(p, u) for u, ps in influencers.items() for p in ps]
-            + [row(p, b.id) for b in brands for p in b.posts])
+    return ([post(p, u) for u, ps in influencers.items() for p in ps]
+            + [post(p, b.id) for b in brands for p in b.posts])
 
 
 def _info(source: Source, influencers: dict[str, list[SourcePost]], brands: list[Brand],
@@ -258,11 +253,10 @@ def build_instagram_corpus(posts_gz: Path, out: Path,
     influencers = group_influencers(source.posts, config.min_posts)
     brands = select_brands(source, influencers, donor_posts(source.posts, influencers), config)
     test = test_brand_ids([b.id for b in brands], config.test_fraction, config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "accounts.jsonl", _account_rows(influencers, brands))
-    _write_jsonl(out / "posts.jsonl", _post_rows(influencers, brands, config))
-    _write_jsonl(out / "matches.jsonl",
-                 [{"brand_id": b.id, "influencer_id": u} for b in brands for u in b.influencers])
+    matches = [Match(b.id, u) for b in brands for u in b.influencers]
+    # epoch seconds, as the source has them (bench.engagement_instagram reads them raw)
+    write_corpus(Corpus(out, _accounts(influencers, brands), _posts(influencers, brands, config), matches),
+                 timestamps="epoch")
     (out / "test_brands.txt").write_text("".join(f"{b}\n" for b in test), encoding="utf-8")
     info = _info(source, influencers, brands, test, config, posts_gz)
     (out / "corpus_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -270,13 +264,12 @@ def build_instagram_corpus(posts_gz: Path, out: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.instagram_corpus OUT [--source posts.jsonl.gz] [--seed N]``: prints corpus_info."""
+    """``python -m congruence.datasets.instagram_corpus OUT --source posts.jsonl.gz [--seed N]``: prints corpus_info."""
     import argparse
 
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "instagram" / "posts.jsonl.gz"
-    p = argparse.ArgumentParser(prog="python -m bench.instagram_corpus", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m congruence.datasets.instagram_corpus", description=main.__doc__)
     p.add_argument("out", type=Path)
-    p.add_argument("--source", type=Path, default=default)
+    p.add_argument("--source", type=Path, required=True, help="e.g. ../shared/data/instagram/posts.jsonl.gz")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-taggers", type=int, default=InstagramCorpusConfig.min_taggers)
     p.add_argument("--no-alt-text", action="store_true", help="captions without Instagram's alt text")

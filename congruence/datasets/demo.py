@@ -7,14 +7,17 @@ brightness (``likes``), so an engagement model trained on the demo has something
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus_write import write_corpus
 
 
 @dataclass(frozen=True)
@@ -98,34 +101,32 @@ def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influenc
     """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/)."""
     rng = random.Random(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    accounts, posts, matches = [], [], []
+    accounts: list[Account] = []
+    posts: list[Post] = []
+    matches: list[Match] = []
     cats = list(STYLES)
 
     def add_post(acc: str, cat: str, n: int) -> None:
         pid = f"{acc}_p{n}"
         img = draw(cat, rng)
         img.save(out / "images" / f"{pid}.jpg", quality=88)
-        posts.append({"id": pid, "account_id": acc, "image": f"images/{pid}.jpg", "caption": caption(cat, rng),
-                      "likes": likes(img, rng.randint(50, 5000)), "comments": rng.randint(0, 200),
-                      "ts": f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T12:00:00Z",
-                      "sponsored": False, "tagged": []})
+        posts.append(Post(id=pid, account_id=acc, image=out / "images" / f"{pid}.jpg", caption=caption(cat, rng),
+                          likes=likes(img, rng.randint(50, 5000)), comments=rng.randint(0, 200),
+                          ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC)))
 
     for cat in cats:
         bid = f"brand_{BRANDS[cat]}"
-        accounts.append({"id": bid, "kind": "brand", "handle": BRANDS[cat], "category": cat, "followers": 250_000})
+        accounts.append(Account(bid, "brand", BRANDS[cat], cat, 250_000))
         for n in range(posts_per_brand):
             add_post(bid, cat, n)
         for i in range(influencers_per_category):
             iid = f"{cat}_creator_{i:02d}"
             followers = int(10 ** rng.uniform(3.3, 5.4))
-            accounts.append({"id": iid, "kind": "influencer", "handle": f"{cat}.{rng.choice(STYLES[cat].words).replace(' ', '')}{i}",
-                             "category": cat, "followers": followers})
+            handle = f"{cat}.{rng.choice(STYLES[cat].words).replace(' ', '')}{i}"
+            accounts.append(Account(iid, "influencer", handle, cat, followers))
             for n in range(posts_per_influencer):
                 off_topic = n == posts_per_influencer - 1 and rng.random() < 0.5
                 add_post(iid, rng.choice(cats) if off_topic else cat, n)
             if i % 3 == 0 and i < influencers_per_category:
-                matches.append({"brand_id": bid, "influencer_id": iid})
-    for name, rows in (("accounts", accounts), ("posts", posts), ("matches", matches)):
-        with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-    return out
+                matches.append(Match(bid, iid))
+    return write_corpus(Corpus(out, accounts, posts, matches))

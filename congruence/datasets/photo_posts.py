@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bench.photo_design import BrandPlan, Catalog, InfluencerPlan
+from congruence.datasets.photo_design import BrandPlan, Catalog, InfluencerPlan
 
 BRAND_TEMPLATES = (
     "Introducing our new {name} collection",

@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.photo_augment import variant_path, write_variant
-from bench.photo_design import (
+from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus_write import write_corpus
+
+from congruence.datasets.photo_augment import variant_path, write_variant
+from congruence.datasets.photo_design import (
     BrandPlan,
     Catalog,
     InfluencerPlan,
@@ -38,7 +41,7 @@ from bench.photo_design import (
     plan_brands,
     plan_influencers,
 )
-from bench.photo_posts import PostPlan, PostStyle, brand_posts, influencer_posts
+from congruence.datasets.photo_posts import PostPlan, PostStyle, brand_posts, influencer_posts
 
 logger = logging.getLogger(__name__)
 
@@ -91,25 +94,23 @@ def _followers(rng: random.Random, lo: float, hi: float) -> int:
     return int(10 ** rng.uniform(np.log10(lo), np.log10(hi)))
 
 
-def _account_rows(brands: list[BrandPlan], influencers: list[InfluencerPlan],
-                  seed: int) -> list[dict[str, Any]]:
+def _accounts(brands: list[BrandPlan], influencers: list[InfluencerPlan], seed: int) -> list[Account]:
     rng = random.Random(f"accounts:{seed}")
-    rows: list[dict[str, Any]] = []
+    out: list[Account] = []
     for b in brands:
-        rows.append({"id": b.id, "kind": "brand", "handle": b.id.removeprefix("b_"), "category": b.kind.target,
-                     "followers": _followers(rng, 50_000, 2_000_000), "side": b.side, "brand_kind": b.kind.name,
-                     "posts_vertical": b.kind.posts, "prefers": list(b.prefers), "targets": list(b.targets)})
+        out.append(Account(b.id, "brand", b.id.removeprefix("b_"), b.kind.target, _followers(rng, 50_000, 2_000_000),
+                           extra={"side": b.side, "brand_kind": b.kind.name, "posts_vertical": b.kind.posts,
+                                  "prefers": list(b.prefers), "targets": list(b.targets)}))
     for i in influencers:
-        rows.append({"id": i.id, "kind": "influencer", "handle": f"{i.niche.lower()}_{i.id[-5:]}",
-                     "category": i.vertical, "followers": _followers(rng, 5_000, 100_000), "side": i.side,
-                     "niche": i.niche})
-    return rows
+        out.append(Account(i.id, "influencer", f"{i.niche.lower()}_{i.id[-5:]}", i.vertical,
+                           _followers(rng, 5_000, 100_000), extra={"side": i.side, "niche": i.niche}))
+    return out
 
 
 def _post_plans(config: PhotoCorpusConfig, catalog: Catalog, brands: list[BrandPlan],
-                influencers: list[InfluencerPlan], accounts: list[dict[str, Any]]) -> list[tuple[str, PostPlan]]:
+                influencers: list[InfluencerPlan], accounts: list[Account]) -> list[tuple[str, PostPlan]]:
     """(side, post) for every account, brands first."""
-    followers = {a["id"]: a["followers"] for a in accounts}
+    followers = {a.id: a.followers or 0 for a in accounts}
     variants = {"train": config.train_variants, "test": config.test_variants}
     out: list[tuple[str, PostPlan]] = []
     for b in brands:
@@ -121,31 +122,23 @@ def _post_plans(config: PhotoCorpusConfig, catalog: Catalog, brands: list[BrandP
     return out
 
 
-def _post_row(side: str, p: PostPlan) -> dict[str, Any]:
-    return {"id": p.id, "account_id": p.account_id, "image": variant_path(p.photo, p.variant, side),
-            "caption": p.caption, "likes": p.likes, "comments": p.comments,
-            "ts": p.ts.isoformat().replace("+00:00", "Z"), "sponsored": False, "tagged": [],
-            "source_photo": p.photo, "augmentation": p.variant, "label": p.label, "side": side}
+def _post(out: Path, side: str, p: PostPlan) -> Post:
+    return Post(p.id, p.account_id, out / variant_path(p.photo, p.variant, side), p.caption, p.likes, p.comments,
+                p.ts, extra={"source_photo": p.photo, "augmentation": p.variant, "label": p.label, "side": side})
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def _write_images(photos_dir: Path, out: Path, posts: list[dict[str, Any]], config: PhotoCorpusConfig) -> int:
+def _write_images(photos_dir: Path, posts: list[Post], config: PhotoCorpusConfig) -> int:
     """Render every image file the posts use (skipping files already there); returns how many."""
-    wanted = sorted({(p["image"], p["source_photo"], p["augmentation"]) for p in posts})
-    for rel, photo, variant in wanted:
-        target = out / rel
+    wanted = sorted({(p.image, p.extra["source_photo"], p.extra["augmentation"]) for p in posts if p.image})
+    for target, photo, variant in wanted:
         if not target.exists():
             write_variant(photos_dir, photo, variant, target, config.image_side, config.seed)
     return len(wanted)
 
 
-def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan], posts: list[dict[str, Any]],
+def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan], posts: list[Post],
           pairs: list[tuple[str, str]], n_images: int) -> PhotoCorpusInfo:
-    uses = Counter(p["image"] for p in posts)
+    uses = Counter(p.image for p in posts)
     test_ids = {b.id for b in brands if b.side == "test"}
     per_test = Counter(b for b, _ in pairs if b in test_ids)
     counts = [per_test.get(b, 0) for b in sorted(test_ids)]
@@ -153,8 +146,8 @@ def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan],
         folder=out,
         brands=dict(Counter(b.side for b in brands)),
         influencers=dict(Counter(i.side for i in influencers)),
-        posts=len(posts), images=n_images, source_photos=len({p["source_photo"] for p in posts}),
-        posts_reusing_image=sum(1 for p in posts if uses[p["image"]] > 1), pairs=len(pairs),
+        posts=len(posts), images=n_images, source_photos=len({p.extra["source_photo"] for p in posts}),
+        posts_reusing_image=sum(1 for p in posts if uses[p.image] > 1), pairs=len(pairs),
         test_positives={"min": float(min(counts)), "median": float(np.median(counts)), "max": float(max(counts))},
         kinds=tuple(dict.fromkeys(b.kind.name for b in brands)),
     )
@@ -174,13 +167,10 @@ def build_photo_corpus(photos_dir: Path, out: Path, config: PhotoCorpusConfig = 
     influencers = [i for side, n in (("train", config.train_influencers), ("test", config.test_influencers))
                    for i in plan_influencers(catalog, brands, side, n, config.seed)]
     pairs = ground_truth(brands, influencers)
-    accounts = _account_rows(brands, influencers, config.seed)
-    posts = [_post_row(side, p) for side, p in _post_plans(config, catalog, brands, influencers, accounts)]
-    out.mkdir(parents=True, exist_ok=True)
-    n_images = _write_images(photos_dir, out, posts, config)
-    _write_jsonl(out / "accounts.jsonl", accounts)
-    _write_jsonl(out / "posts.jsonl", posts)
-    _write_jsonl(out / "matches.jsonl", [{"brand_id": b, "influencer_id": i} for b, i in pairs])
+    accounts = _accounts(brands, influencers, config.seed)
+    posts = [_post(out, side, p) for side, p in _post_plans(config, catalog, brands, influencers, accounts)]
+    n_images = _write_images(photos_dir, posts, config)
+    write_corpus(Corpus(out, accounts, posts, [Match(b, i) for b, i in pairs]))
     (out / "test_brands.txt").write_text("".join(f"{b.id}\n" for b in brands if b.side == "test"), encoding="utf-8")
     info = _info(out, brands, influencers, posts, pairs, n_images)
     doc = {**info.to_dict(), "design": _design_doc(roles, config)}
