@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+typecheck: venv
+	$(PY) -m mypy congruence
 
 bench: venv
 	$(PY) -m bench --quick

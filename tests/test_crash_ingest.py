@@ -1,4 +1,5 @@
-"""SIGKILL an ingest at random points, rerun it: the store equals an uninterrupted ingest's."""
+"""SIGKILL an ingest at random points while it encodes, rerun it: the store equals an
+uninterrupted ingest's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -75,31 +75,61 @@ def _same(a: dict[str, list[tuple]], b: dict[str, list[tuple]]) -> None:
                     np.testing.assert_allclose(va, vb, atol=1e-5)
 
 
+def _count(conn: psycopg.Connection) -> int:
+    """Post vectors stored (0 before the first run has created the tables)."""
+    try:
+        return int(conn.execute("SELECT count(*) FROM vectors").fetchone()[0])  # type: ignore[index]
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+def _kill_mid_encoding(cmd: list[str], env: dict[str, str], conn: psycopg.Connection, at_least: int,
+                       timeout: float = 900) -> int:
+    """Start the ingest, SIGKILL it once PostgreSQL holds ``at_least`` post vectors (evidence
+    that this run is encoding, not loading models or writing rows); the vectors left."""
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout  # a busy 2-core machine loads the models slowly
+    try:
+        while (n := _count(conn)) < at_least:
+            if proc.poll() is not None:
+                pytest.fail(f"the ingest exited ({proc.returncode}) with {n} vectors stored, before reaching "
+                            f"{at_least}: it must be killed while encoding")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the ingest stored only {n} of {at_least} vectors in {timeout:.0f} s")
+            time.sleep(0.02)
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, nothing is flushed
+        proc.wait()
+    return _count(conn)
+
+
 def test_killed_ingest_resumes_to_the_same_store(two_databases: tuple[str, str], tmp_path: Path) -> None:
     corpus = build_demo(tmp_path / "corpus", influencers_per_category=6, posts_per_influencer=5, posts_per_brand=3)
     ref_url, killed_url = two_databases
     ref = Settings(home=tmp_path / "ref", database_url=ref_url, batch_size=8)
     assert ingest(corpus, ref).exit_code == 0
+    with database.connect(ref_url) as conn:
+        total = _count(conn)
+        images = int(conn.execute("SELECT count(*) FROM vectors v JOIN models m ON m.id = v.model_id"
+                                  " WHERE m.role = 'image'").fetchone()[0])  # type: ignore[index]
+    assert images >= 20 * 8, "too few image batches to kill between: make the corpus larger"
 
     env = {**os.environ, "CONGRUENCE_HOME": str(tmp_path / "killed"), "DATABASE_URL": killed_url,
            "CONGRUENCE_BATCH_SIZE": "8"}
     cmd = [sys.executable, "-m", "congruence", "ingest", str(corpus), "--json"]
     rng = random.Random(7)
-    kills = 0
-    for _ in range(4):
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 9.0))  # model loading takes a few seconds; then rows, then encoding
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 2, "the ingest finished before it could be killed: make the corpus larger"
-    with database.connect(killed_url) as conn:
-        have = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]  # type: ignore[index]
+    have = 0
+    with database.connect(killed_url, autocommit=True) as conn:
+        # four kills at random points while images are encoded (8 a batch, one commit each),
+        # each after this run committed at least one batch of its own
+        for lo, hi in ((0.02, 0.2), (0.3, 0.45), (0.55, 0.7), (0.75, 0.85)):
+            at_least = max(int(images * rng.uniform(lo, hi)), have + 1)
+            before, have = have, _kill_mid_encoding(cmd, env, conn, at_least)
+            # the kill landed while encoding: this run added vectors, and the images are not all done
+            assert before < have < images, (before, have, images, total)
     final = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     report = json.loads(final.stdout)
-    total = len(_dump(ref_url)["vectors"])
     assert report["images_encoded"] + report["texts_encoded"] == total - have  # only what was missing
 
     _same(_dump(ref_url), _dump(killed_url))

@@ -6,6 +6,8 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,40 @@ def _ids(url: str, body: dict) -> list[str]:
     r = httpx.post(url + "/v1/match", json=body, timeout=60)
     assert r.status_code == 200, r.text
     return [h["influencer_id"] for h in r.json()["data"]]
+
+
+def _match(client: httpx.Client, body: dict) -> dict:
+    r = client.post("/v1/match", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@contextmanager
+def querying(url: str, ask: Callable[[httpx.Client], None], n: int = 3) -> Iterator[None]:
+    """``ask`` in a loop on n threads until the block ends; the first failure in a thread
+    (a 5xx, a wrong answer) is raised here, in the test's thread, where pytest sees it."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                while not stop.is_set():
+                    ask(client)
+        except BaseException as e:  # handed to the test's thread, where a failure counts
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop) for _ in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    if errors:
+        raise AssertionError(f"{len(errors)} of {n} query threads failed: {errors[0]!r}") from errors[0]
 
 
 def test_deletions_additions_and_a_new_head_show_up_at_once(pg_url: str, small_corpus: Path, tmp_path: Path) -> None:
@@ -63,36 +99,26 @@ def test_queries_during_deletions_never_return_an_acknowledged_deletion(pg_url: 
     deleted_at: dict[str, float] = {}
     violations: list[str] = []
     answers = [0]
-    stop = threading.Event()
 
-    def query() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while not stop.is_set():
-                t0 = time.monotonic()
-                r = client.post("/v1/match", json={"brand_id": BRAND, "k": 18, "posts": 0})
-                assert r.status_code == 200, r.text
-                answers[0] += 1
-                for h in r.json()["data"]:
-                    when = deleted_at.get(h["influencer_id"])
-                    if when is not None and when < t0:
-                        violations.append(f"{h['influencer_id']} deleted {t0 - when:.3f} s before the query")
+    def query(client: httpx.Client) -> None:
+        t0 = time.monotonic()
+        body = _match(client, {"brand_id": BRAND, "k": 18, "posts": 0})
+        answers[0] += 1
+        for h in body["data"]:
+            when = deleted_at.get(h["influencer_id"])
+            if when is not None and when < t0:
+                violations.append(f"{h['influencer_id']} deleted {t0 - when:.3f} s before the query")
 
     with serving(settings, auth=False) as url:
         victims = _ids(url, {"brand_id": BRAND, "k": 18})[:6]
-        threads = [threading.Thread(target=query) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for victim in victims:
-            time.sleep(0.3)
-            delete_accounts(settings, [victim])
-            deleted_at[victim] = time.monotonic()  # acknowledged
-        time.sleep(0.5)
-        stop.set()
-        for t in threads:
-            t.join()
+        with querying(url, query):
+            for victim in victims:
+                time.sleep(0.3)
+                assert delete_accounts(settings, [victim]) == 1
+                deleted_at[victim] = time.monotonic()  # acknowledged
+            time.sleep(0.5)
     assert not violations, violations[:5]
     assert answers[0] > 10
-
 
 
 def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus: Path, tmp_path: Path) -> None:
@@ -100,27 +126,19 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
     settings = corpus_with_head(pg_url, tmp_path / "home", small_corpus)
     body = {"brand_id": BRAND, "k": 10, "posts": 1}
     seen: list[tuple[str, list[tuple[str, float]]]] = []
-    stop = threading.Event()
 
-    def query() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while not stop.is_set():
-                r = client.post("/v1/match", json=body).json()
-                seen.append((r["ranking"].split()[2].rstrip(":"), [(h["influencer_id"], h["score"]) for h in r["data"]]))
+    def query(client: httpx.Client) -> None:
+        r = _match(client, body)
+        seen.append((r["ranking"].split()[2].rstrip(":"), [(h["influencer_id"], h["score"]) for h in r["data"]]))
 
-    with serving(settings, auth=False) as url:
-        before = httpx.post(url + "/v1/match", json=body).json()
-        threads = [threading.Thread(target=query) for _ in range(3)]
-        for t in threads:
-            t.start()
-        time.sleep(0.5)
-        out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5), ("head",),
-                               None, 0.3)
-        time.sleep(0.5)
-        stop.set()
-        for t in threads:
-            t.join()
-        after = httpx.post(url + "/v1/match", json=body).json()
+    with serving(settings, auth=False) as url, httpx.Client(base_url=url, timeout=60) as client:
+        before = _match(client, body)
+        with querying(url, query):
+            time.sleep(0.5)
+            out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5), ("head",),
+                                   None, 0.3)
+            time.sleep(0.5)
+        after = _match(client, body)
     old = before["ranking"].split()[2].rstrip(":")
     expected = {old: [(h["influencer_id"], h["score"]) for h in before["data"]],
                 out.version: [(h["influencer_id"], h["score"]) for h in after["data"]]}
@@ -148,34 +166,22 @@ def test_answers_during_an_adding_ingest_come_from_one_version(pg_url: str, smal
          "caption": "morning run and a gym session"}) + "\n" for a in newcomers for j in range(2)))
     body = {"brand_id": BRAND, "k": 24, "posts": 1}
     seen: list[tuple[float, list[tuple[str, float, str]]]] = []
-    stop = threading.Event()
 
     def answer(client: httpx.Client) -> list[tuple[str, float, str]]:
-        r = client.post("/v1/match", json=body)
-        assert r.status_code == 200, r.text
-        return [(h["influencer_id"], h["score"], h["top_posts"][0]["post_id"]) for h in r.json()["data"]]
+        return [(h["influencer_id"], h["score"], h["top_posts"][0]["post_id"]) for h in _match(client, body)["data"]]
 
-    def query() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while not stop.is_set():
-                t0 = time.monotonic()
-                seen.append((t0, answer(client)))
+    def query(client: httpx.Client) -> None:
+        t0 = time.monotonic()
+        seen.append((t0, answer(client)))
 
-    with serving(settings, auth=False) as url:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            before = answer(client)
-        threads = [threading.Thread(target=query) for _ in range(3)]
-        for t in threads:
-            t.start()
-        time.sleep(0.3)
-        assert ingest(extra, settings, spaces=active_spaces(settings)).exit_code == 0
-        acknowledged = time.monotonic()
-        time.sleep(0.5)
-        stop.set()
-        for t in threads:
-            t.join()
-        with httpx.Client(base_url=url, timeout=60) as client:
-            after = answer(client)
+    with serving(settings, auth=False) as url, httpx.Client(base_url=url, timeout=60) as client:
+        before = answer(client)
+        with querying(url, query):
+            time.sleep(0.3)
+            assert ingest(extra, settings, spaces=active_spaces(settings)).exit_code == 0
+            acknowledged = time.monotonic()
+            time.sleep(0.5)
+        after = answer(client)
     assert set(newcomers) <= {i for i, _, _ in after} and not set(newcomers) & {i for i, _, _ in before}
     mixed = [hits for _, hits in seen if hits not in (before, after)]
     assert not mixed, mixed[0]
