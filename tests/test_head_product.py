@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
+from congruence.indexer.postsets import PostSets
+from congruence.indexer.encoders import encode_images
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
@@ -19,10 +22,12 @@ from congruence.search.engine import Engine
 from congruence.training.deploy import active_spaces, deploy, head_space
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
+from congruence.training.model import HeadConfig
 
 from .conftest import run
 
-METHODS = {"random", "pooled_cosine", "head", "head_mean", "head_noaux", "head_mean_noaux"}
+METHODS = {"random", "pooled_cosine", "head", "head_mean", "head_noaux", "head_mean_noaux", "shared", "shared_mean",
+           "shared_noaux", "shared_mean_noaux"}
 METRIC_KEYS = {"auc", "cauc", "recall@10", "recall@50", "medr", "mrr", "n_brands"}
 
 
@@ -51,14 +56,14 @@ def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Pa
     brands.write_text("# held out\nbrand_peakfit\n\nbrand_wanderly\n")
     table = tmp_path / "table.md"
     code, out, err = run(capsys, "train", "--json", "--epochs", "2", "--test-brands", str(brands),
-                         "--table", str(table))
+                         "--table", str(table), "--activate-anyway")
     assert code == 0, err
     body = json.loads(out)
     assert set(body["results"]) == METHODS
     assert all(set(m) == METRIC_KEYS and m["n_brands"] == 2 for m in body["results"].values())
     assert body["split"]["test_brands"] == ["brand_peakfit", "brand_wanderly"]
     assert [b["brand_id"] for b in body["per_brand"]["head"]] == ["brand_peakfit", "brand_wanderly"]
-    assert set(body["aux_category_accuracy"]) == {"head", "head_mean"}
+    assert set(body["aux_category_accuracy"]) == {"head", "head_mean", "shared", "shared_mean"}
     assert "| head_mean_noaux |" in table.read_text() and "epoch 2" in err
     version = body["model"]["version"]
     st = json.loads(run(capsys, "status", "--json")[1])
@@ -74,12 +79,36 @@ def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Pa
     assert Path(ev["table"]).read_text().count("\n| ") == len(METHODS) + 1
 
 
+def test_a_head_that_does_not_beat_cosine_is_not_put_in_service(env: Settings, small_corpus: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The guard: the head in service stays, the CLI says why with both figures and exits 3;
+    --activate-anyway overrides. (An untrained projection cannot beat cosine on the small corpus'
+    direct brands, where cosine already ranks well.)"""
+    assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
+    code, out, _ = run(capsys, "train", "--json", "--epochs", "1", "--variants", "product", "--activate-anyway")
+    first = json.loads(out)["model"]["version"]
+    assert code == 0 and json.loads(run(capsys, "status", "--json")[1])["models"]["head"] == first
+    losing = ("train", "--json", "--epochs", "1", "--lr", "1e-9", "--variants", "product")
+    code, out, err = run(capsys, *losing)
+    body = json.loads(out)
+    head, cosine = body["results"]["head"], body["results"]["pooled_cosine"]
+    assert code == 3 and body["model"]["deployed"] is False and body["model"]["beats_cosine"] is False
+    assert head["auc"] <= cosine["auc"]
+    assert f"held-out AUC {head['auc']:.3f} vs pooled cosine {cosine['auc']:.3f}" in err
+    assert f"head {body['model']['version']} was not put in service" in err and "--activate-anyway" in err
+    assert json.loads(run(capsys, "status", "--json")[1])["models"]["head"] == first  # unchanged
+    code, out, _ = run(capsys, *losing, "--activate-anyway")
+    assert code == 0 and json.loads(run(capsys, "status", "--json")[1])["models"]["head"] == \
+        json.loads(out)["model"]["version"] != first
+
+
 def test_evaluate_refuses_brands_the_head_trained_on(env: Settings, small_corpus: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     brands = tmp_path / "b.txt"
     brands.write_text("brand_peakfit\n")
-    assert run(capsys, "train", "--epochs", "1", "--variants", "product", "--test-brands", str(brands))[0] == 0
+    assert run(capsys, "train", "--epochs", "1", "--variants", "product", "--test-brands", str(brands),
+               "--activate-anyway")[0] == 0
     brands.write_text("brand_peakfit\nbrand_circuitry\n")
     code, _, err = run(capsys, "evaluate", "--test-brands", str(brands))
     assert code == 1 and "brands in both train and test: brand_circuitry" in err
@@ -89,6 +118,55 @@ def test_evaluate_refuses_brands_the_head_trained_on(env: Settings, small_corpus
     brands.write_text("brand_nobody\n")
     code, _, err = run(capsys, "train", "--test-brands", str(brands))
     assert code == 1 and "test_brands: unknown brand ids: brand_nobody" in err
+
+
+def test_a_two_tower_head_serves_brands_from_the_brand_tower(settings: Settings, small_corpus: Path,
+                                                           tmp_path: Path) -> None:
+    """In service, a two-tower head's index holds influencer-tower vectors; a brand (in the
+    corpus, or new from uploads) queries with its brand-tower vector and posts; FAISS's top k
+    is the brute-force top k of the pooled term; rerank scores are the head's own scores;
+    similar compares influencers in the influencer tower."""
+    ingest(small_corpus, settings)
+    data = load_training_data(settings)
+    head = train(data.postsets, data.pairs, TrainConfig(epochs=2, batch_brands=4, list_size=8),
+                 HeadConfig(data.postsets.d_image, data.postsets.d_text, towers="two")).model
+    with torch.no_grad():  # brand and influencer towers visibly apart, whatever two epochs learnt
+        for w in head.brand_adapter.parameters():  # type: ignore[union-attr]
+            w.add_(0.2 * torch.randn_like(w))
+    deploy(settings, head)
+    pooled = dict(zip(data.postsets.account_ids, head.encode_accounts(data.postsets), strict=True))
+    brand_rows = [i for i, k in enumerate(data.postsets.kinds) if k == "brand"]
+    as_influencers = data.postsets.subset(brand_rows)
+    as_influencers = PostSets(**{**vars(as_influencers), "kinds": ["influencer"] * len(brand_rows)})
+    with Engine(settings) as engine:
+        snap = engine.current()
+        assert snap.head is not None and snap.head.config.towers == "two"
+        influencers = [a for a, k in zip(data.postsets.account_ids, data.postsets.kinds, strict=True)
+                       if k == "influencer"]
+        xb = np.stack([pooled[a] for a in influencers])
+        for j, b in enumerate(b for b, k in zip(data.postsets.account_ids, data.postsets.kinds, strict=True)
+                              if k == "brand"):
+            entry = engine.entry(snap, b, "brand")
+            assert np.allclose(entry.vector, pooled[b], atol=1e-5)  # the brand tower's, not the influencers'
+            assert not np.allclose(entry.vector, head.encode_accounts(as_influencers)[j], atol=1e-2)
+            D, I = engine.retrieve(snap, entry.vector[None], 10)  # FAISS alone (no brand posts given)
+            brute = np.argsort(-(xb @ pooled[b]), kind="stable")[:10]
+            assert [snap.table.ids[r] for r in snap.rows(I[0])] == [influencers[i] for i in brute]
+            hits = engine.match_brand(b, k=18)
+            expected = head.score_candidates(entry.posts, [engine.per_post_vectors(snap, [h.influencer_id])[
+                h.influencer_id] for h in hits])
+            assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-4)
+        got = [h.influencer_id for h in engine.similar("pets_creator_00", k=5)]
+        others = [a for a in influencers if a != "pets_creator_00"]
+        ref = np.argsort(-(np.stack([pooled[a] for a in others]) @ pooled["pets_creator_00"]), kind="stable")[:5]
+        assert got == [others[i] for i in ref]
+        image = Image.open(small_corpus / "images" / "food_creator_00_p0.jpg")
+        query = engine.describe_new([image], "pasta brunch")  # a new brand, from uploads
+        img, txt = encode_images(engine.encoders.image, [image]), engine.encoders.text.encode(["pasta brunch"])
+        with torch.no_grad():  # its posts through the brand tower too
+            brand_posts = head.project(torch.from_numpy(np.concatenate([img, txt], axis=1)), True).numpy()
+        assert query.posts is not None and query.space == snap.space
+        assert np.allclose(query.posts, brand_posts, atol=1e-4)
 
 
 def test_rerank_orders_candidates_as_the_head_scores_them(settings: Settings, small_corpus: Path) -> None:
@@ -143,7 +221,7 @@ def test_retraining_swaps_the_index_without_downtime(settings: Settings, small_c
 def test_ingest_keeps_the_head_space_current(env: Settings, small_corpus: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
-    assert run(capsys, "train", "--epochs", "1", "--variants", "product")[0] == 0
+    assert run(capsys, "train", "--epochs", "1", "--variants", "product", "--activate-anyway")[0] == 0
     more = one_post_corpus(tmp_path / "more", small_corpus / "images" / "fitness_creator_00_p0.jpg",
                            "newbie", "fitness", "gym and marathon training")
     code, out, _ = run(capsys, "ingest", str(more), "--json")

@@ -87,7 +87,7 @@ def test_deletions_additions_and_a_new_head_show_up_at_once(pg_url: str, small_c
 
         old_head = httpx.get(url + "/readyz").json()["head"]
         out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=1), ("head",),
-                               None, 0.3)
+                               None, 0.3, activate_anyway=True)
         r = httpx.post(url + "/v1/match", json={"brand_id": BRAND, "k": 3}).json()
         assert out.version != old_head and r["ranking"].startswith(f"congruence head {out.version}")
         assert httpx.get(url + "/readyz").json()["head"] == out.version
@@ -136,7 +136,7 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
         with querying(url, query):
             time.sleep(0.5)
             out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5), ("head",),
-                                   None, 0.3)
+                                   None, 0.3, activate_anyway=True)
             time.sleep(0.5)
         after = _match(client, body)
     old = before["ranking"].split()[2].rstrip(":")

@@ -19,7 +19,7 @@ import torch
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.postsets import PostSets
 from congruence.search.rerank_batch import score_lists
-from congruence.training.model import CongruenceHead
+from congruence.training.model import CongruenceHead, brand_accounts
 
 Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
 
@@ -69,7 +69,8 @@ def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.nd
 
 def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None,
                        d_image: int, d_text: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled (d,), per-post (P, d)) head embeddings of a brand given as images + one text.
+    """(pooled (d,), per-post (P, d)) head embeddings of a brand given as images + one text,
+    through the head's brand tower.
 
     Each image becomes a post captioned with the text; text alone is one caption-only post.
     Inputs are L2-normalised encoder outputs, as stored for corpus posts.
@@ -80,4 +81,4 @@ def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: n
     sets = PostSets(["new"], feats, np.asarray([0, len(rows)], np.int64), [f"p{i}" for i in range(len(rows))],
                     ["brand"], [""], np.asarray([-1], np.int64), d_image, d_text)
     per_post = head.project_posts(sets)
-    return head.pool_projected(per_post, sets.offsets)[0], per_post
+    return head.pool_projected(per_post, sets.offsets, brand_accounts(sets))[0], per_post

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from congruence.core.vectors import l2_normalize
 from congruence.indexer.postsets import PostSets
 
 Pair = tuple[str, str]
@@ -105,6 +106,9 @@ class RankingData:
     influencer_rows: (ni,) the negative pool: influencers not held out.
     category_ids: (n_accounts,) int64 index into ``categories``, -1 when unknown.
     pool_by_category: per category id, the influencer_rows of that category.
+    lookalikes: nb arrays: each brand's ``LOOKALIKES`` pool influencers closest to it by
+        cosine of mean raw post features, positives left out: the negatives that look like
+        the brand (what an untrained search would wrongly put first).
     """
 
     brand_rows: np.ndarray
@@ -113,6 +117,37 @@ class RankingData:
     category_ids: np.ndarray
     categories: tuple[str, ...]
     pool_by_category: tuple[np.ndarray, ...]
+    lookalikes: tuple[np.ndarray, ...] = ()
+
+
+LOOKALIKES = 64
+
+
+def mean_features(postsets: PostSets, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), dim) L2-normalised mean of each account's raw post features (0 if no post)."""
+    cumsum = np.cumsum(postsets.features, axis=0, dtype=np.float64)
+    cumulative = np.vstack([np.zeros((1, postsets.dim)), cumsum])
+    start, end = postsets.offsets[rows], postsets.offsets[rows + 1]
+    sums = cumulative[end] - cumulative[start]
+    return l2_normalize(sums / np.maximum(end - start, 1)[:, None])
+
+
+def lookalike_negatives(postsets: PostSets, brand_rows: np.ndarray, positives: Sequence[np.ndarray],
+                        pool: np.ndarray, n: int = LOOKALIKES, chunk: int = 256) -> tuple[np.ndarray, ...]:
+    """Per brand, the ``n`` rows of ``pool`` most like it by pooled raw cosine, not its positives."""
+    if pool.size == 0:
+        return tuple(pool[:0] for _ in brand_rows)
+    xb = mean_features(postsets, pool).astype(np.float32)
+    out: list[np.ndarray] = []
+    for start in range(0, brand_rows.size, chunk):
+        sims = mean_features(postsets, brand_rows[start : start + chunk]).astype(np.float32) @ xb.T
+        for j, row in enumerate(sims):
+            pos = positives[start + j]
+            m = min(pool.size, n + pos.size)
+            top = np.argpartition(-row, m - 1)[:m] if m < pool.size else np.arange(pool.size)
+            top = top[np.argsort(-row[top], kind="stable")]
+            out.append(pool[top][~np.isin(pool[top], pos)][:n])
+    return tuple(out)
 
 
 def build_ranking_data(
@@ -135,13 +170,15 @@ def build_ranking_data(
     lookup = {c: j for j, c in enumerate(categories)}
     category_ids = np.asarray([lookup.get(c, -1) for c in postsets.categories], dtype=np.int64)
     brand_rows = np.asarray(sorted(by_brand), dtype=np.int64)
+    positives = tuple(np.asarray(sorted(by_brand[int(b)]), dtype=np.int64) for b in brand_rows)
     return RankingData(
         brand_rows=brand_rows,
-        positives=tuple(np.asarray(sorted(by_brand[int(b)]), dtype=np.int64) for b in brand_rows),
+        positives=positives,
         influencer_rows=pool,
         category_ids=category_ids,
         categories=categories,
         pool_by_category=tuple(pool[category_ids[pool] == j] for j in range(len(categories))),
+        lookalikes=lookalike_negatives(postsets, brand_rows, positives, pool),
     )
 
 
@@ -163,17 +200,23 @@ def _draw(pool: np.ndarray, n: int, exclude: np.ndarray, rng: np.random.Generato
     return drawn[~np.isin(drawn, exclude)][:n]
 
 
-def _one_list(data: RankingData, b: int, size: int, hard_fraction: float, rng: np.random.Generator) -> np.ndarray:
+def _one_list(data: RankingData, b: int, size: int, hard_fraction: float, lookalike_fraction: float,
+              rng: np.random.Generator) -> np.ndarray:
     positives = data.positives[b]
     n_pos = min(positives.size, max(1, size // 2))
     chosen = rng.choice(positives, size=n_pos, replace=False) if positives.size > n_pos else positives
     n_neg = size - n_pos
+    alike = positives[:0]
+    if lookalike_fraction > 0 and data.lookalikes:
+        alike = _draw(data.lookalikes[b], round(lookalike_fraction * n_neg), positives, rng)
     category = int(data.category_ids[data.brand_rows[b]])
     hard = positives[:0]
     if category >= 0 and hard_fraction > 0:
-        hard = _draw(data.pool_by_category[category], round(hard_fraction * n_neg), positives, rng)
-    easy = _draw(data.influencer_rows, n_neg - hard.size, np.concatenate([positives, hard]), rng)
-    return np.concatenate([chosen, hard, easy]).astype(np.int64)
+        n_hard = min(round(hard_fraction * n_neg), n_neg - alike.size)
+        hard = _draw(data.pool_by_category[category], n_hard, np.concatenate([positives, alike]), rng)
+    taken = np.concatenate([positives, alike, hard])
+    easy = _draw(data.influencer_rows, n_neg - hard.size - alike.size, taken, rng)
+    return np.concatenate([chosen, alike, hard, easy]).astype(np.int64)
 
 
 def sample_candidate_lists(
@@ -182,15 +225,17 @@ def sample_candidate_lists(
     list_size: int,
     hard_negative_fraction: float,
     rng: np.random.Generator,
+    lookalike_fraction: float = 0.0,
 ) -> CandidateLists:
     """For each index in ``brands`` (into ``data.brand_rows``): positives first, then negatives.
 
     At most half the list (at least one) are positives, sampled when there are more;
-    ``hard_negative_fraction`` of the negatives come from the brand's own category (when
-    known and available), the rest from the whole pool. Lists run short (masked) when
+    ``lookalike_fraction`` of the negatives come from the brand's look-alikes
+    (``RankingData.lookalikes``), ``hard_negative_fraction`` from the brand's own category
+    (when known and available), the rest from the whole pool. Lists run short (masked) when
     the pool is too small.
     """
-    lists = [_one_list(data, int(b), list_size, hard_negative_fraction, rng) for b in brands]
+    lists = [_one_list(data, int(b), list_size, hard_negative_fraction, lookalike_fraction, rng) for b in brands]
     rows = np.zeros((len(lists), list_size), dtype=np.int64)
     labels = np.zeros((len(lists), list_size), dtype=np.float32)
     mask = np.zeros((len(lists), list_size), dtype=bool)

@@ -27,7 +27,7 @@ from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 from congruence.training import lifecycle
 from congruence.training.lifecycle import HEAD
-from congruence.training.model import CongruenceHead, MetaValue
+from congruence.training.model import CongruenceHead, MetaValue, brand_accounts
 
 logger = logging.getLogger(__name__)
 ACTIVE_KEY = HEAD.active_key
@@ -47,8 +47,8 @@ def derived_space(model: CongruenceHead) -> DerivedSpace:
         raise ValueError("model: save the head before deploying it (it has no version)")
 
     def encode(sets: PostSets) -> tuple[np.ndarray, np.ndarray]:
-        per_post = model.project_posts(sets)
-        return model.pool_projected(per_post, sets.offsets), per_post
+        per_post = model.project_posts(sets)  # brands' through the brand tower
+        return model.pool_projected(per_post, sets.offsets, brand_accounts(sets)), per_post
 
     return DerivedSpace(head_space(model.version), head_space(model.version), model.config.d_model, encode)
 

@@ -16,7 +16,14 @@ import torch
 
 from congruence.core.vectors import l2_normalize
 from congruence.indexer.postsets import PostSets
-from congruence.training.data import Pair, assert_no_leak, held_out_influencers, index_pairs, influencer_rows
+from congruence.training.data import (
+    Pair,
+    assert_no_leak,
+    held_out_influencers,
+    index_pairs,
+    influencer_rows,
+    mean_features,
+)
 from congruence.training.metrics import Metrics, evaluate_rankings
 from congruence.training.model import CongruenceHead
 from congruence.training.sets import pad_posts
@@ -36,6 +43,18 @@ def test_candidates(postsets: PostSets, pairs: Sequence[Pair], test_brands: Coll
     return influencer_rows(postsets, exclude=held_out_influencers(pairs, set(test_brands)))
 
 
+def candidate_rows(postsets: PostSets, influencers: Collection[str]) -> np.ndarray:
+    """Rows of ``influencers`` in ``postsets`` order; ValueError naming ids that are not
+    influencers with posts there."""
+    index = postsets.index_of()
+    wanted = set(influencers)
+    bad = sorted(i for i in wanted if i not in index or postsets.kinds[index[i]] != "influencer")
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ValueError(f"test influencers: not influencers with embedded posts: {', '.join(bad[:5])}{more}")
+    return np.asarray(sorted(index[i] for i in wanted), dtype=np.int64)
+
+
 def random_scorer(seed: int = 0) -> Scorer:
     """Uniform random scores, seeded: the chance baseline (AUC about 0.5)."""
 
@@ -43,15 +62,6 @@ def random_scorer(seed: int = 0) -> Scorer:
         return np.random.default_rng(seed).random((brand_rows.size, candidate_rows.size))
 
     return score
-
-
-def mean_features(postsets: PostSets, rows: np.ndarray) -> np.ndarray:
-    """(len(rows), dim) L2-normalised mean of each account's raw post features (0 if no post)."""
-    cumsum = np.cumsum(postsets.features, axis=0, dtype=np.float64)
-    cumulative = np.vstack([np.zeros((1, postsets.dim)), cumsum])
-    start, end = postsets.offsets[rows], postsets.offsets[rows + 1]
-    sums = cumulative[end] - cumulative[start]
-    return l2_normalize(sums / np.maximum(end - start, 1)[:, None])
 
 
 def pooled_cosine(postsets: PostSets, brand_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray:
@@ -99,12 +109,15 @@ def evaluate(
     pairs: Sequence[Pair],
     test_brands: Collection[str],
     train_brands: Collection[str] | None = None,
+    candidates: Collection[str] | None = None,
 ) -> Metrics:
-    """Metrics of ranking ``test_candidates`` for every test brand.
+    """Metrics of ranking the candidates for every test brand: ``candidates`` (influencer
+    ids, e.g. a benchmark's held-out influencers) or, by default, ``test_candidates``.
 
     Refuses (ValueError naming the brands) a test set that shares a brand with
     ``train_brands`` or with the brands the model was trained on (``.train_brands``).
-    Positives are the test brand's pairs; brands without a pair are not counted.
+    Positives are the test brand's pairs among the candidates; brands without a pair are
+    not counted.
     """
     test = set(test_brands)
     assert_no_leak(getattr(model_or_scorer, "train_brands", ()), test)
@@ -117,12 +130,12 @@ def evaluate(
         raise ValueError(f"test_brands: unknown brand ids: {', '.join(unknown)}")
     brand_ids = sorted(test)
     brand_rows = np.asarray([index[b] for b in brand_ids], dtype=np.int64)
-    cand_rows = test_candidates(postsets, pairs, test)
+    cand_rows = test_candidates(postsets, pairs, test) if candidates is None else candidate_rows(postsets, candidates)
     column = {int(r): j for j, r in enumerate(cand_rows)}
     positives = np.zeros((brand_rows.size, cand_rows.size), dtype=bool)
     row_of = {int(r): i for i, r in enumerate(brand_rows)}
     for b, i in index_pairs(postsets, pairs):
-        if b in row_of:
+        if b in row_of and i in column:
             positives[row_of[b], column[i]] = True
     scores = np.asarray(scorer(postsets, brand_rows, cand_rows), dtype=np.float64)
     if scores.shape != positives.shape:

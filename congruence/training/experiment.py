@@ -1,10 +1,13 @@
 """One training run with its comparison table: baselines and the head's ablations.
 
-Variants (all on the same brand-disjoint split and the same seed):
-    head             attention pooling + auxiliary category task (the model the product uses)
-    head_mean        mean pooling + auxiliary task
-    head_noaux       attention pooling, no auxiliary task
-    head_mean_noaux  mean pooling, no auxiliary task
+Variants (all on the same brand-disjoint split and the same seed), towers x pooling x
+auxiliary category task:
+    head               two towers, attention pooling, auxiliary task (the model the product uses)
+    head_mean          two towers, mean pooling, auxiliary task
+    head_noaux         two towers, attention pooling, no auxiliary task
+    head_mean_noaux    two towers, mean pooling, no auxiliary task
+    shared             one shared tower, attention pooling, auxiliary task (the paper's head)
+    shared_mean, shared_noaux, shared_mean_noaux: the same ablations of the shared head
 Baselines: random scores, and cosine of the untrained pooled embeddings.
 """
 
@@ -19,7 +22,14 @@ import numpy as np
 
 from congruence.indexer.postsets import PostSets
 from congruence.training.data import Pair, Split, brand_disjoint_split, held_out_influencers
-from congruence.training.evaluate import evaluate, pooled_cosine, random_scorer, test_candidates
+from congruence.training.evaluate import (
+    Scorer,
+    candidate_rows,
+    evaluate,
+    pooled_cosine,
+    random_scorer,
+    test_candidates,
+)
 from congruence.training.loop import EpochStats, TrainConfig, train
 from congruence.training.metrics import Metrics
 from congruence.training.model import CongruenceHead, HeadConfig
@@ -27,11 +37,24 @@ from congruence.training.model import CongruenceHead, HeadConfig
 logger = logging.getLogger(__name__)
 
 PRODUCT = "head"
-VARIANTS: dict[str, tuple[str, bool]] = {
-    "head": ("attention", True),
-    "head_mean": ("mean", True),
-    "head_noaux": ("attention", False),
-    "head_mean_noaux": ("mean", False),
+
+
+@dataclass(frozen=True)
+class Variant:
+    towers: str
+    pooling: str
+    aux: bool
+
+
+VARIANTS: dict[str, Variant] = {
+    "head": Variant("two", "attention", True),
+    "head_mean": Variant("two", "mean", True),
+    "head_noaux": Variant("two", "attention", False),
+    "head_mean_noaux": Variant("two", "mean", False),
+    "shared": Variant("shared", "attention", True),
+    "shared_mean": Variant("shared", "mean", True),
+    "shared_noaux": Variant("shared", "attention", False),
+    "shared_mean_noaux": Variant("shared", "mean", False),
 }
 
 
@@ -107,35 +130,48 @@ def run_experiment(
     test_fraction: float = 0.2,
     heldout_fraction: float = 0.2,
     progress: Callable[[str, EpochStats], None] | None = None,
+    test_influencers: Collection[str] | None = None,
 ) -> ExperimentResult:
-    """Split brands, train every variant on the training brands, evaluate all on the test brands."""
+    """Split brands, train every variant on the training brands, evaluate all on the test brands.
+
+    test_influencers: influencers never trained on (not even as negatives), and the only
+    candidates of the evaluation; by default, those paired only with test brands plus a
+    seeded ``heldout_fraction`` of the unpaired, with every influencer not paired only with
+    training brands as a candidate.
+    """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"variants: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
     brands = sorted({b for b, _ in pairs})
     split = brand_disjoint_split(brands, test_fraction, config.seed, test_brands)
-    heldout = heldout_rows(postsets, pairs, split, heldout_fraction, config.seed)
+    heldout = heldout_rows(postsets, pairs, split, heldout_fraction, config.seed) if test_influencers is None \
+        else candidate_rows(postsets, test_influencers)
     excluded = {postsets.account_ids[int(r)] for r in heldout}
     seconds: dict[str, float] = {}
     results: dict[str, Metrics] = {}
+
+    def measure(scorer: CongruenceHead | Scorer) -> Metrics:
+        return evaluate(scorer, postsets, pairs, split.test_brands, split.train_brands, test_influencers)
+
     for name, scorer in (("random", random_scorer(config.seed)), ("pooled_cosine", pooled_cosine)):
-        results[name] = evaluate(scorer, postsets, pairs, split.test_brands, split.train_brands)
+        results[name] = measure(scorer)
     models: dict[str, CongruenceHead] = {}
     accuracy: dict[str, float | None] = {}
     for name in variants:
-        pooling, aux = VARIANTS[name]
-        cfg = config if aux else replace(config, aux_weight=0.0)
+        v = VARIANTS[name]
+        cfg = config if v.aux else replace(config, aux_weight=0.0)
         base = head_config or HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text)
         start = time.perf_counter()
-        result = train(postsets, pairs, cfg, replace(base, pooling=pooling), progress=_tagged(progress, name),
-                       train_brands=split.train_brands, exclude_influencers=excluded)
+        result = train(postsets, pairs, cfg, replace(base, pooling=v.pooling, towers=v.towers),
+                       progress=_tagged(progress, name), train_brands=split.train_brands, exclude_influencers=excluded)
         seconds[f"train_{name}"] = time.perf_counter() - start
         models[name] = result.model
-        results[name] = evaluate(result.model, postsets, pairs, split.test_brands, split.train_brands)
-        if aux:
+        results[name] = measure(result.model)
+        if v.aux:
             accuracy[name] = category_accuracy(result.model, postsets, heldout)
         logger.info("%s: %s", name, results[name].to_dict())
-    n_cands = int(test_candidates(postsets, pairs, split.test_brands).size)
+    n_cands = int(test_candidates(postsets, pairs, split.test_brands).size) if test_influencers is None \
+        else int(heldout.size)
     logger.info("evaluated on %d test brands x %d candidates", len(split.test_brands), n_cands)
     return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds)
 
@@ -146,10 +182,10 @@ def evaluate_models(
     test_brands: Collection[str],
     models: dict[str, CongruenceHead],
     seed: int = 0,
+    test_influencers: Collection[str] | None = None,
 ) -> dict[str, Metrics]:
     """Baselines and saved heads on ``test_brands``; refuses brands any head trained on."""
-    results = {"random": evaluate(random_scorer(seed), postsets, pairs, test_brands),
-               "pooled_cosine": evaluate(pooled_cosine, postsets, pairs, test_brands)}
-    for name, model in models.items():
-        results[name] = evaluate(model, postsets, pairs, test_brands)
-    return results
+    scorers: dict[str, CongruenceHead | Scorer] = {"random": random_scorer(seed), "pooled_cosine": pooled_cosine,
+                                                   **models}
+    return {name: evaluate(s, postsets, pairs, test_brands, candidates=test_influencers)
+            for name, s in scorers.items()}

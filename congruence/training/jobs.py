@@ -51,12 +51,45 @@ def read_brand_file(path: Path) -> list[str]:
     return list(read_id_lines(path, "brand"))
 
 
+def read_influencer_file(path: Path) -> list[str]:
+    """Influencer ids, one a line; blank lines and lines starting with # are skipped."""
+    return list(read_id_lines(path, "influencer"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the new head beats pooled cosine on the held-out brands, with both figures."""
+
+    beats: bool
+    head_auc: float
+    cosine_auc: float
+    head_r10: float
+    cosine_r10: float
+
+    @classmethod
+    def of(cls, exp: ExperimentResult) -> Verdict:
+        h, c = exp.results[PRODUCT], exp.results["pooled_cosine"]
+        # better on one measure and no worse on the other (a tiny corpus can tie R@10 at 1.0)
+        beats = (h.auc > c.auc and h.recall_at_10 >= c.recall_at_10) or \
+            (h.auc >= c.auc and h.recall_at_10 > c.recall_at_10)
+        return cls(bool(beats), h.auc, c.auc, h.recall_at_10, c.recall_at_10)
+
+    def __str__(self) -> str:
+        auc_ratio = f" ({self.head_auc - self.cosine_auc:+.3f})"
+        r10 = f"{self.head_r10 / self.cosine_r10:.2f}x" if self.cosine_r10 > 0 else "n/a"
+        return (f"held-out AUC {self.head_auc:.3f} vs pooled cosine {self.cosine_auc:.3f}{auc_ratio}, "
+                f"R@10 {self.head_r10:.3f} vs {self.cosine_r10:.3f} ({r10})")
+
+
 @dataclass(frozen=True)
 class TrainOutcome:
+    """deployed: the report when the head was put in service, else None (see ``verdict``)."""
+
     experiment: ExperimentResult
     version: str
     run_dir: Path
     deployed: DeployReport | None
+    verdict: Verdict
 
 
 def train_and_deploy(
@@ -68,10 +101,15 @@ def train_and_deploy(
     activate: bool = True,
     progress: Callable[[str, EpochStats], None] | None = None,
     d_model: int = 0,
+    test_influencers: Sequence[str] | None = None,
+    activate_anyway: bool = False,
 ) -> TrainOutcome:
-    """Train and evaluate ``variants``, save them all, and put the product head in service.
+    """Train and evaluate ``variants``, save them all, and put the product head in service if
+    it beats pooled cosine on the held-out brands (``Verdict``), or ``activate_anyway``; a
+    losing head is saved, and what is in service stays.
 
-    d_model: width of the head's space (0: the HeadConfig default).
+    d_model: width of the head's space (0: the HeadConfig default). test_influencers: see
+    ``run_experiment``.
     """
     data = load_training_data(settings)
     head_config = HeadConfig(data.postsets.d_image, data.postsets.d_text)
@@ -80,22 +118,26 @@ def train_and_deploy(
     if PRODUCT not in variants:
         variants = (PRODUCT, *variants)
     exp = run_experiment(data.postsets, data.pairs, test_brands, config, head_config, variants,
-                         test_fraction=test_fraction, progress=progress)
+                         test_fraction=test_fraction, progress=progress, test_influencers=test_influencers)
     head = exp.models[PRODUCT]
     meta = {**encoder_meta(data.ids), "loss": config.loss, "aux_weight": config.aux_weight,
-            "epochs": config.epochs, "seed": config.seed}
-    report = deploy(settings, head, meta) if activate else None
+            "epochs": config.epochs, "seed": config.seed, "towers": head.config.towers}
+    verdict = Verdict.of(exp)
+    if activate and not verdict.beats and not activate_anyway:
+        logger.warning("head not put in service: %s", verdict)
+    report = deploy(settings, head, meta) if activate and (verdict.beats or activate_anyway) else None
     if report is None:
         save_checkpoint(settings, head, meta)
     run_dir = settings.models_dir / "runs" / head.version
     for name, model in exp.models.items():
         if name != PRODUCT:
             model.save(run_dir / f"{name}.pt", {**meta, "variant": name})
-    return TrainOutcome(exp, head.version, run_dir, report)
+    return TrainOutcome(exp, head.version, run_dir, report, verdict)
 
 
 def evaluate_saved(
-    settings: Settings, model_path: Path | None, test_brands: Sequence[str] | None, seed: int = 0
+    settings: Settings, model_path: Path | None, test_brands: Sequence[str] | None, seed: int = 0,
+    test_influencers: Sequence[str] | None = None,
 ) -> tuple[dict[str, Metrics], CongruenceHead, list[str]]:
     """Metrics of the head in service (or ``model_path``) and its run's variants on held-out brands.
 
@@ -119,4 +161,4 @@ def evaluate_saved(
     run_dir = settings.models_dir / "runs" / head.version
     for path in sorted(run_dir.glob("*.pt")) if head.version else []:
         models[path.stem] = CongruenceHead.load(path)
-    return evaluate_models(data.postsets, data.pairs, test, models, seed), head, test
+    return evaluate_models(data.postsets, data.pairs, test, models, seed, test_influencers), head, test

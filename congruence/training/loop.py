@@ -21,7 +21,7 @@ from congruence.core.device import resolve_device
 from congruence.indexer.postsets import PostSets
 from congruence.training.data import CandidateLists, Pair, RankingData, build_ranking_data, sample_candidate_lists
 from congruence.training.losses import category_loss, listmle_loss, listnet_loss
-from congruence.training.model import CongruenceHead, HeadConfig
+from congruence.training.model import CongruenceHead, HeadConfig, brand_accounts
 from congruence.training.sets import pad_index
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ class TrainConfig:
 
     max_posts: posts per account seen in one step (a fresh random subset each step, to
         bound the cost of prolific accounts); 0 = all.
+    lookalike_fraction: share of each list's negatives drawn from the influencers that look
+        most like the brand (pooled raw cosine) but are not its partners: without them a list
+        rarely holds the look-alikes a search must learn to put below the partners.
     aux_batch: extra random training influencers per step seen by the category task only,
         so that it learns from the whole pool, not just the few in candidate lists.
     """
@@ -47,6 +50,7 @@ class TrainConfig:
     loss: str = "listnet"
     aux_weight: float = 0.1
     hard_negative_fraction: float = 0.25
+    lookalike_fraction: float = 0.25
     max_posts: int = 32
     aux_batch: int = 64
     max_grad_norm: float = 1.0
@@ -60,8 +64,10 @@ class TrainConfig:
             raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
         if self.epochs < 1 or self.batch_brands < 1 or self.list_size < 2 or self.max_posts < 0 or self.aux_batch < 0:
             raise ValueError("epochs, batch_brands: at least 1; list_size: at least 2; max_posts, aux_batch: at least 0")
-        if not 0.0 <= self.hard_negative_fraction <= 1.0 or self.aux_weight < 0 or self.lr <= 0:
-            raise ValueError("hard_negative_fraction: in [0, 1]; aux_weight: at least 0; lr: positive")
+        if not 0.0 <= self.hard_negative_fraction <= 1.0 or not 0.0 <= self.lookalike_fraction <= 1.0 \
+                or self.aux_weight < 0 or self.lr <= 0:
+            raise ValueError("hard_negative_fraction, lookalike_fraction: in [0, 1]; aux_weight: at least 0; "
+                             "lr: positive")
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class _Batchable:
     post_index: np.ndarray
     category_ids: torch.Tensor
     aux_pool: np.ndarray
+    is_brand: np.ndarray  # (n_accounts,) bool: projected and pooled by the brand tower
 
 
 def _head_config(postsets: PostSets, head_config: HeadConfig | None, n_categories: int) -> HeadConfig:
@@ -148,11 +155,7 @@ def _step_loss(
     listed = np.concatenate([brand_rows, lists.rows[lists.mask]])
     accounts, inverse = np.unique(np.concatenate([listed, extra]), return_inverse=True)
     index = torch.from_numpy(_sample_posts(tensors.post_index[accounts], config.max_posts, rng)).to(device)
-    valid = index >= 0
-    projected = model.project(tensors.features[index[valid]])
-    padded = projected.new_zeros((*index.shape, projected.shape[-1]))
-    padded[valid] = projected
-    pooled = model.pool_padded(padded, valid)
+    padded, valid, pooled = _encode(model, tensors, index, tensors.is_brand[accounts])
     b = torch.from_numpy(inverse[: brand_rows.size]).to(device)
     c_np = np.zeros(lists.rows.shape, dtype=np.int64)
     c_np[lists.mask] = inverse[brand_rows.size : listed.size]
@@ -164,6 +167,22 @@ def _step_loss(
         return rank, rank.new_zeros(())
     targets = tensors.category_ids[torch.from_numpy(accounts).to(device)]
     return rank, category_loss(model.classify(pooled), targets)
+
+
+def _encode(model: CongruenceHead, tensors: _Batchable, index: torch.Tensor,
+            brand: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(padded (A, P, d) projections, (A, P) mask, (A, d) pooled) of the accounts whose post
+    rows are ``index`` (A, P; -1 = none); accounts flagged ``brand`` through the brand tower."""
+    valid = index >= 0
+    brand_t = torch.from_numpy(brand).to(index.device)
+    projected = model.project(tensors.features[index[valid]], brand_t[:, None].expand_as(valid)[valid])
+    padded = projected.new_zeros((*index.shape, projected.shape[-1]))
+    padded[valid] = projected
+    pooled = model.pool_padded(padded, valid)
+    if model.brand_query is not None and brand.any():
+        rows = torch.nonzero(brand_t, as_tuple=True)[0]
+        pooled = pooled.index_put((rows,), model.pool_padded(padded[rows], valid[rows], brand=True))
+    return padded, valid, pooled
 
 
 def _run_epoch(
@@ -181,7 +200,8 @@ def _run_epoch(
     sums = np.zeros(3)
     for s in range(0, order.size, config.batch_brands):
         batch = order[s : s + config.batch_brands]
-        lists = sample_candidate_lists(data, batch, config.list_size, config.hard_negative_fraction, rng)
+        lists = sample_candidate_lists(data, batch, config.list_size, config.hard_negative_fraction, rng,
+                                       config.lookalike_fraction)
         rank, aux = _step_loss(model, tensors, data.brand_rows[batch], lists, config, rng)
         loss = rank + config.aux_weight * aux
         optimizer.zero_grad(set_to_none=True)
@@ -226,6 +246,7 @@ def train(
             post_index=pad_index(postsets.offsets),
             category_ids=torch.from_numpy(data.category_ids).to(device),
             aux_pool=data.influencer_rows[data.category_ids[data.influencer_rows] >= 0],
+            is_brand=brand_accounts(postsets),
         )
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         rng = np.random.default_rng(config.seed)

@@ -76,3 +76,24 @@ def test_short_pool_is_masked(synthetic: tuple[PostSets, list]) -> None:
     data = build_ranking_data(postsets, pairs, {"b0"})
     lists = sample_candidate_lists(data, np.array([0]), 64, 0.0, np.random.default_rng(0))
     assert lists.mask.sum() == data.influencer_rows.size and lists.labels.sum() == POSITIVES_PER_BRAND
+
+
+def test_lookalike_negatives_are_the_closest_non_partners(synthetic: tuple[PostSets, list]) -> None:
+    """Brute force, with this test's own mean of each account's posts: the n pool
+    influencers closest to the brand by cosine, its positives left out."""
+    postsets, pairs = synthetic
+    data = build_ranking_data(postsets, pairs, TRAIN_BRANDS)
+
+    def mean_dir(r: int) -> np.ndarray:
+        v = postsets.features[postsets.offsets[r] : postsets.offsets[r + 1]].astype(np.float64).mean(axis=0)
+        return v / np.linalg.norm(v)
+
+    pool = data.influencer_rows
+    for b, pos, alike in zip(data.brand_rows, data.positives, data.lookalikes, strict=True):
+        sims = np.array([mean_dir(int(i)) @ mean_dir(int(b)) for i in pool])
+        ranked = [int(pool[j]) for j in np.argsort(-sims, kind="stable") if pool[j] not in pos]
+        assert alike.tolist() == ranked[: len(alike)] and len(alike) == min(64, len(ranked))
+    lists = sample_candidate_lists(data, np.arange(4), 8, 0.0, np.random.default_rng(0), lookalike_fraction=0.5)
+    for i, b in enumerate(range(4)):
+        negatives = lists.rows[i][lists.mask[i] & (lists.labels[i] == 0)]
+        assert np.isin(negatives, data.lookalikes[b]).sum() >= round(0.5 * negatives.size)
