@@ -51,11 +51,12 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny demo corpus: 6 brands and 18 influencers in 6 categories."""
+    """A tiny demo corpus: 6 (direct) brands and 18 influencers in 6 categories."""
     from congruence.datasets.demo import build_demo
 
     return build_demo(tmp_path_factory.mktemp("corpus"), influencers_per_category=3,
-                      posts_per_influencer=2, posts_per_brand=2)
+                      posts_per_influencer=2, posts_per_brand=2, partner_brands=0,
+                      direct_brands=1)
 
 
 def requires_photos() -> pytest.MarkDecorator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
@@ -37,6 +38,10 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
         out = "".join(lines)
         assert "building the demo corpus" in out and "training the congruence head" in out
         assert "training the engagement model" in out and "[no auth: loopback only]" in out
+        # the goods brands partner with another category's creators: the head beats cosine, and says by how much
+        head_auc, cosine_auc = map(float, re.search(r"in service: held-out AUC ([0-9.]+) vs pooled cosine ([0-9.]+) "
+                                                   r"\([+-][0-9.]+\), R@10", out).groups())  # type: ignore[union-attr]
+        assert head_auc > cosine_auc
         assert (corpus / "accounts.jsonl").is_file() and len(list((corpus / "images").glob("*.jpg"))) > 300
         wait_until_up(url)
         assert listening_addresses(port) == {"127.0.0.1"}  # loopback only, never 0.0.0.0

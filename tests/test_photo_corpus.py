@@ -69,8 +69,31 @@ def test_every_influencer_is_paired_on_its_own_side(built: tuple[Path, PhotoCorp
     for m in rows(folder, "matches"):
         assert side[m["brand_id"]] == side[m["influencer_id"]], m
         paired[m["influencer_id"]].add(m["brand_id"])
-    influencers = [a["id"] for a in rows(folder, "accounts") if a["kind"] == "influencer"]
-    assert all(paired[i] for i in influencers)
+    accounts = rows(folder, "accounts")
+    lookalike_niches = {(a["side"], a["posts_vertical"], c) for a in accounts
+                        if a["kind"] == "brand" and a["brand_kind"].startswith("lookalike:") for c in a["prefers"]}
+    # every influencer is some brand's partner, or a look-alike: nobody's partner, but it
+    # posts what a look-alike brand of its side posts
+    unpaired = [a for a in accounts if a["kind"] == "influencer" and not paired[a["id"]]]
+    assert all((a["side"], a["category"], a["niche"]) in lookalike_niches for a in unpaired)
+
+
+def test_lookalike_brands_post_what_their_non_partners_post(built: tuple[Path, PhotoCorpusInfo]) -> None:
+    """A look-alike brand posts classes that influencers of its own vertical post; its partners
+    are influencers of another vertical, and those look-alikes are not among them."""
+    folder, _ = built
+    accounts = rows(folder, "accounts")
+    partners: dict[str, set[str]] = defaultdict(set)
+    for m in rows(folder, "matches"):
+        partners[m["brand_id"]].add(m["influencer_id"])
+    brands = [a for a in accounts if a["kind"] == "brand" and a["brand_kind"].startswith("lookalike:")]
+    assert brands
+    for b in brands:
+        alike = {a["id"] for a in accounts if a["kind"] == "influencer" and a["side"] == b["side"]
+                 and a["category"] == b["posts_vertical"] and a["niche"] in b["prefers"]}
+        assert alike and not alike & partners[b["id"]]
+        assert partners[b["id"]] and all(next(a for a in accounts if a["id"] == i)["category"] == b["category"]
+                                         != b["posts_vertical"] for i in partners[b["id"]])
 
 
 def test_every_test_brand_has_positives(built: tuple[Path, PhotoCorpusInfo]) -> None:

@@ -3,6 +3,13 @@
 Needs nothing downloaded. Each category has its own palette, shapes and vocabulary, so
 brands and influencers of one category look and read alike. Likes follow each image's
 brightness (``likes``), so an engagement model trained on the demo has something to learn.
+
+Two kinds of brand: each category's ``direct_brands`` *direct* brands (brand_peakfit,
+brand_peakfit_2...) post what the category's creators post and partner with some of them,
+which plain similarity finds; its ``partner_brands`` *goods* brands post product shots in
+the category's palette but partner with creators of another category (PARTNERS: a
+running-gear maker working with food creators), which cosine ranks last and a trained head
+learns from the other goods brands.
 """
 
 from __future__ import annotations
@@ -45,15 +52,26 @@ STYLES: dict[str, Style] = {
 }
 BRANDS = {"fitness": "peakfit", "food": "nonna_kitchen", "travel": "wanderly", "pets": "happy_paws",
           "fashion": "atelier_rose", "tech": "circuitry"}
+# goods brands: the category whose palette their product shots have -> whose creators they partner with
+PARTNERS = {"fitness": "food", "food": "travel", "travel": "fashion", "pets": "fitness", "fashion": "tech",
+            "tech": "pets"}
+GOODS_WORDS = ("new in", "shop the drop", "limited edition", "now in store")
 
 
-def draw(category: str, rng: random.Random, size: int = 224) -> Image.Image:
+def draw(category: str, rng: random.Random, size: int = 224, product: bool = False) -> Image.Image:
+    """A picture in the category's palette: its scene, or (``product``) a product shot."""
     s = STYLES[category]
     jitter = lambda c: tuple(max(0, min(255, v + rng.randint(-25, 25))) for v in c)
     img = Image.new("RGB", (size, size), jitter(s.sky))
     d = ImageDraw.Draw(img)
     horizon = rng.randint(size // 2, 3 * size // 4)
     d.rectangle([0, horizon, size, size], fill=jitter(s.ground))
+    if product:  # a bottle on a plinth, in the accent colour
+        x, w = rng.randint(size // 3, 2 * size // 3), rng.randint(size // 8, size // 5)
+        d.rectangle([x - 2 * w, horizon - 6, x + 2 * w, horizon + 10], fill=(235, 235, 235))
+        d.rectangle([x - w, horizon - 4 * w, x + w, horizon - 6], fill=jitter(s.accent), outline=(0, 0, 0), width=3)
+        d.rectangle([x - w // 3, horizon - 5 * w, x + w // 3, horizon - 4 * w], fill=(20, 20, 20))
+        return img.filter(ImageFilter.GaussianBlur(0.6))
     for _ in range(rng.randint(2, 4)):
         x, y, r = rng.randint(20, size - 20), rng.randint(20, size - 20), rng.randint(14, 40)
         color = jitter(s.accent)
@@ -79,9 +97,11 @@ def draw(category: str, rng: random.Random, size: int = 224) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(0.6))
 
 
-def caption(category: str, rng: random.Random) -> str:
+def caption(category: str, rng: random.Random, product: bool = False) -> str:
     w = STYLES[category].words
     a, b = rng.sample(w, 2)
+    if product:
+        return f"{rng.choice(GOODS_WORDS).capitalize()}: our {a} collection #{b.replace(' ', '')}"
     templates = ["Loving this {a} today #{b}", "New {a} post, all about {b}!", "{a} and {b} vibes",
                  "Weekend {a} with friends #{b}", "My favourite {a} #{b} #{a}"]
     return rng.choice(templates).format(a=a, b=b.replace(" ", ""))
@@ -97,8 +117,10 @@ def likes(img: Image.Image, draw_50_5000: int) -> int:
 
 
 def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influencer: int = 5,
-               posts_per_brand: int = 4, seed: int = 7) -> Path:
-    """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/)."""
+               posts_per_brand: int = 4, seed: int = 7, partner_brands: int = 2, direct_brands: int = 2) -> Path:
+    """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/):
+    per category ``direct_brands`` direct brands (at least 1), ``influencers_per_category``
+    creators and ``partner_brands`` goods brands (see the module doc)."""
     rng = random.Random(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     accounts: list[Account] = []
@@ -106,11 +128,12 @@ def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influenc
     matches: list[Match] = []
     cats = list(STYLES)
 
-    def add_post(acc: str, cat: str, n: int) -> None:
+    def add_post(acc: str, cat: str, n: int, product: bool = False) -> None:
         pid = f"{acc}_p{n}"
-        img = draw(cat, rng)
+        img = draw(cat, rng, product=product)
         img.save(out / "images" / f"{pid}.jpg", quality=88)
-        posts.append(Post(id=pid, account_id=acc, image=out / "images" / f"{pid}.jpg", caption=caption(cat, rng),
+        posts.append(Post(id=pid, account_id=acc, image=out / "images" / f"{pid}.jpg",
+                          caption=caption(cat, rng, product),
                           likes=likes(img, rng.randint(50, 5000)), comments=rng.randint(0, 200),
                           ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC)))
 
@@ -129,4 +152,32 @@ def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influenc
                 add_post(iid, rng.choice(cats) if off_topic else cat, n)
             if i % 3 == 0 and i < influencers_per_category:
                 matches.append(Match(bid, iid))
-    return write_corpus(Corpus(out, accounts, posts, matches))
+    # drawn after the first direct brands and the creators: the corpus of one direct brand a
+    # category and no goods brands is what it always was
+    for cat in cats:
+        for j in range(2, direct_brands + 1):
+            did = f"brand_{BRANDS[cat]}_{j}"
+            accounts.append(Account(did, "brand", f"{BRANDS[cat]}{j}", cat, 80_000))
+            for n in range(posts_per_brand):
+                add_post(did, cat, n)
+            matches += [Match(did, f"{cat}_creator_{i:02d}") for i in range(influencers_per_category) if i % 3 == 0]
+        for j in range(1, partner_brands + 1):
+            gid = f"brand_{BRANDS[cat]}_goods{j}"
+            accounts.append(Account(gid, "brand", f"{BRANDS[cat]}.goods{j}", PARTNERS[cat], 120_000))
+            for n in range(posts_per_brand):
+                add_post(gid, cat, n, product=True)
+            matches += [Match(gid, f"{PARTNERS[cat]}_creator_{i:02d}") for i in range(influencers_per_category)
+                        if i % 3 == 1]
+    write_corpus(Corpus(out, accounts, posts, matches))
+    _write_test_brands(out, direct_brands, partner_brands)
+    return out
+
+
+def _write_test_brands(out: Path, direct_brands: int, partner_brands: int) -> None:
+    """test_brands.txt: the brands the demo holds out of training, one of each kind in every
+    other category, each with a sibling of its kind and category left to learn from."""
+    cats = list(STYLES)
+    held = [f"brand_{BRANDS[c]}_{direct_brands}" for c in cats[::2] if direct_brands >= 2]
+    held += [f"brand_{BRANDS[c]}_goods{partner_brands}" for c in cats[1::2] if partner_brands >= 2]
+    if held:
+        (out / "test_brands.txt").write_text("".join(f"{b}\n" for b in held), encoding="utf-8")

@@ -65,8 +65,9 @@ class PhotoCorpusConfig:
 
     @classmethod
     def quick(cls) -> PhotoCorpusConfig:
-        """A tiny corpus for tests: 40 brands, 120 influencers, 3-4 posts each."""
-        return cls(brands_per_kind=2, test_brands_per_kind=1, train_influencers=80, test_influencers=40,
+        """A tiny corpus for tests: 60 brands, 280 influencers, 3-4 posts each (enough that every
+        niche a brand targets or a look-alike posts has influencers on both sides)."""
+        return cls(brands_per_kind=2, test_brands_per_kind=1, train_influencers=160, test_influencers=120,
                    train_variants=2, test_variants=2, image_side=96,
                    style=PostStyle(influencer_posts=(3, 4), brand_posts=(3, 3)))
 
@@ -155,7 +156,7 @@ def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan],
 
 def _design_doc(roles: Roles, config: PhotoCorpusConfig) -> dict[str, Any]:
     return {"core": dict(roles.core), "product": dict(roles.product), "class_map": dict(roles.class_map),
-            "config": asdict(config)}
+            "lookalike": dict(roles.lookalike), "lookalike_map": dict(roles.lookalike_map), "config": asdict(config)}
 
 
 def build_photo_corpus(photos_dir: Path, out: Path, config: PhotoCorpusConfig = PhotoCorpusConfig()

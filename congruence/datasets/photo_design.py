@@ -11,6 +11,12 @@ The world, from ``photos/verticals.csv`` (100 classes in 10 verticals):
   B = CROSS_TARGET[A] whose niche is the image of those classes under a fixed class map
   (product i of A -> core i of B). Raw embeddings do not relate a product of A to a core
   class of B; a trained head can learn the map from the other brands of the same kind.
+- A *look-alike* brand posts two ``lookalike`` classes of A: core classes that A's own
+  influencers post (some have them as niche) but no direct brand does. Its partners are
+  influencers of B = LOOKALIKE_TARGET[A] (the kitchen brand that photographs dishes and
+  partners with home decorators); A's influencers who post exactly what it posts are not
+  partners. One shared projection cannot rank them right: a brand post and a look-alike
+  influencer's post of one class project to one point. A brand tower can.
 - Brands and influencers live on one *side*, train or test, and only match on their side;
   the test side uses only split=test photos (see photo_corpus), so test brands are new
   brands with new images.
@@ -21,7 +27,7 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SIDES = ("train", "test")
@@ -39,6 +45,11 @@ CROSS_TARGET: Mapping[str, str] = {
     "sports_music": "tech_objects",  # audio brands: post instruments, sell to gadget reviewers
     "tech_objects": "vehicles",  # car electronics: post gadgets, sell to car enthusiasts
 }
+
+
+# look-alike kinds: the cross map applied twice, another derangement (its cycles are odd)
+LOOKALIKE_TARGET: Mapping[str, str] = {a: CROSS_TARGET[CROSS_TARGET[a]] for a in CROSS_TARGET}
+assert all(a != b for a, b in LOOKALIKE_TARGET.items())
 
 
 @dataclass(frozen=True)
@@ -68,49 +79,69 @@ def load_catalog(photos_dir: Path) -> Catalog:
 
 @dataclass(frozen=True)
 class Roles:
-    """core / product classes of each vertical and the class map of the cross kinds."""
+    """Classes of each vertical: core (influencer niches; ``lookalike`` ones are the last
+    ``n_lookalike`` of them, posted by look-alike brands only) and product; the class maps
+    of the cross and look-alike kinds (to direct core classes of the target vertical)."""
 
     core: Mapping[str, tuple[str, ...]]
     product: Mapping[str, tuple[str, ...]]
     class_map: Mapping[str, str]  # product class of A -> core class of CROSS_TARGET[A]
+    lookalike: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    lookalike_map: Mapping[str, str] = field(default_factory=dict)  # of A -> core of LOOKALIKE_TARGET[A]
+
+    def direct(self, vertical: str) -> tuple[str, ...]:
+        """The core classes of ``vertical`` that direct brands post."""
+        return tuple(c for c in self.core[vertical] if c not in self.lookalike.get(vertical, ()))
 
 
-def assign_roles(catalog: Catalog, n_product: int, seed: int) -> Roles:
-    """A seeded choice of ``n_product`` product classes per vertical; the rest are core."""
+def assign_roles(catalog: Catalog, n_product: int, seed: int, n_lookalike: int = 2) -> Roles:
+    """A seeded choice of ``n_product`` product classes per vertical; the rest are core, the
+    last ``n_lookalike`` of which are the look-alike brands' (0: no look-alike kinds)."""
     rng = random.Random(f"roles:{seed}")
     core: dict[str, tuple[str, ...]] = {}
     product: dict[str, tuple[str, ...]] = {}
     for v in catalog.verticals:
         shuffled = list(catalog.classes[v])
         rng.shuffle(shuffled)
-        if len(shuffled) < n_product + 2:
-            raise ValueError(f"vertical {v!r}: {len(shuffled)} classes, need at least {n_product + 2}")
+        if len(shuffled) < n_product + n_lookalike + 2:
+            raise ValueError(f"vertical {v!r}: {len(shuffled)} classes, need at least {n_product + n_lookalike + 2}")
         product[v], core[v] = tuple(shuffled[:n_product]), tuple(shuffled[n_product:])
-    class_map = {}
+    lookalike = {v: core[v][len(core[v]) - n_lookalike:] if n_lookalike else () for v in catalog.verticals}
+    direct = {v: core[v][: len(core[v]) - n_lookalike] for v in catalog.verticals}
+    class_map, lookalike_map = {}, {}
     for a in catalog.verticals:
-        b = CROSS_TARGET[a]
         for i, c in enumerate(product[a]):
-            class_map[c] = core[b][i % len(core[b])]
-    return Roles(core, product, class_map)
+            class_map[c] = direct[CROSS_TARGET[a]][i % len(direct[CROSS_TARGET[a]])]
+        for i, c in enumerate(lookalike[a]):
+            b = direct[LOOKALIKE_TARGET[a]]
+            lookalike_map[c] = b[-1 - i % len(b)]  # from the end: other niches than the cross map's
+    return Roles(core, product, class_map, lookalike, lookalike_map)
 
 
 @dataclass(frozen=True)
 class BrandKind:
-    """posts: the vertical a brand of this kind photographs; target: whose influencers it wants."""
+    """posts: the vertical a brand of this kind photographs; target: whose influencers it
+    wants; group: direct, cross (posts products) or lookalike (posts what ``posts``'s
+    influencers post)."""
 
     name: str
     posts: str
     target: str
 
     @property
+    def group(self) -> str:
+        return self.name.split(":", 1)[0]
+
+    @property
     def cross(self) -> bool:
         return self.posts != self.target
 
 
-def brand_kinds(catalog: Catalog) -> tuple[BrandKind, ...]:
+def brand_kinds(catalog: Catalog, lookalike: bool = True) -> tuple[BrandKind, ...]:
     direct = [BrandKind(f"direct:{v}", v, v) for v in catalog.verticals]
     cross = [BrandKind(f"cross:{v}>{CROSS_TARGET[v]}", v, CROSS_TARGET[v]) for v in catalog.verticals]
-    return tuple(direct + cross)
+    alike = [BrandKind(f"lookalike:{v}>{LOOKALIKE_TARGET[v]}", v, LOOKALIKE_TARGET[v]) for v in catalog.verticals]
+    return tuple(direct + cross + (alike if lookalike else []))
 
 
 @dataclass(frozen=True)
@@ -139,14 +170,17 @@ def plan_brands(catalog: Catalog, roles: Roles, per_kind: int, test_per_kind: in
         raise ValueError(f"test_per_kind: expected 1 to {per_kind - 1}, got {test_per_kind}")
     rng = random.Random(f"brands:{seed}")
     out: list[BrandPlan] = []
-    for kind in brand_kinds(catalog):
+    for kind in brand_kinds(catalog, lookalike=bool(roles.lookalike_map)):
         slug = kind.name.replace(":", "_").replace(">", "_to_")
         for j in range(per_kind):
-            if kind.cross:
+            if kind.group == "cross":
                 prefers = tuple(sorted(rng.sample(roles.product[kind.posts], 2)))
                 targets = tuple(sorted({roles.class_map[c] for c in prefers}))
+            elif kind.group == "lookalike":
+                prefers = tuple(sorted(rng.sample(roles.lookalike[kind.posts], 2)))
+                targets = tuple(sorted({roles.lookalike_map[c] for c in prefers}))
             else:
-                pool = roles.core[kind.posts]
+                pool = roles.direct(kind.posts)
                 prefers = targets = tuple(sorted(rng.sample(pool, 2 if len(pool) <= 5 else 3)))
             side = "test" if j < test_per_kind else "train"
             out.append(BrandPlan(f"b_{slug}_{j:02d}", kind, side, prefers, targets))
@@ -154,18 +188,22 @@ def plan_brands(catalog: Catalog, roles: Roles, per_kind: int, test_per_kind: in
 
 
 def covered_niches(brands: Sequence[BrandPlan], side: str) -> dict[str, tuple[str, ...]]:
-    """Per vertical, the core classes some brand of ``side`` targets (sorted)."""
+    """Per vertical, the influencer niches of ``side`` (sorted): the core classes some brand
+    targets, plus the classes look-alike brands post (their look-alikes: influencers who
+    post what such a brand posts and are nobody's partner)."""
     out: dict[str, set[str]] = {}
     for b in brands:
         if b.side == side:
             out.setdefault(b.kind.target, set()).update(b.targets)
+            if b.kind.group == "lookalike":
+                out.setdefault(b.kind.posts, set()).update(b.prefers)
     return {v: tuple(sorted(c)) for v, c in out.items()}
 
 
 def plan_influencers(catalog: Catalog, brands: Sequence[BrandPlan], side: str, n: int,
                      seed: int) -> tuple[InfluencerPlan, ...]:
-    """``n`` influencers of ``side``, spread evenly over the verticals, each with a niche that
-    some brand of the same side targets, so none is left unpaired.
+    """``n`` influencers of ``side``, spread evenly over the verticals, each with a niche of
+    ``covered_niches``: one some brand of the same side targets, or a look-alike's.
 
     Niches are dealt from a reshuffled deck per vertical rather than drawn independently,
     so that every targeted niche has influencers even in a tiny corpus.
