@@ -25,15 +25,17 @@ from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync
 from congruence.indexer.pool import pool, pool_features
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
+from congruence.search.feedback import Feedback, Marked, apply, resolve, seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
-from congruence.search.rerank import describe_new_brand
+from congruence.search.rerank import BrandPosts, describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.training.deploy import check_encoders, derived_space, load_active
 
-__all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Snapshot"]
+__all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Feedback", "Snapshot"]
 logger = logging.getLogger(__name__)
+MAX_SEEDS = 100  # influencers in one look-alike query
 
 
 @dataclass(frozen=True)
@@ -115,15 +117,16 @@ class Engine:
             return self.snapshot
 
     # -- queries ----------------------------------------------------------------------
-    def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
+    def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0,
+                    feedback: Feedback = Feedback()) -> list[Hit]:
         snap = self.current()
         entry = self.entry(snap, brand_id, "brand")
-        return self._hits(snap, entry.vector, k, filters, posts, brand_posts=entry.posts)
+        return self._hits(snap, entry.vector, k, filters, posts, brand_posts=entry.posts, feedback=feedback)
 
     def match_new(self, images: Sequence[Image.Image], text: str, k: int = 20, filters: Filters = Filters(),
-                  posts: int = 0) -> list[Hit]:
+                  posts: int = 0, feedback: Feedback = Feedback()) -> list[Hit]:
         """Match a brand that is not in the corpus, described by images and/or text."""
-        return self.match_query(self.describe_new(images, text), k, filters, posts)
+        return self.match_query(self.describe_new(images, text), k, filters, posts, feedback)
 
     def describe_new(self, images: Sequence[Image.Image], text: str) -> BrandQuery:
         """A brand not in the corpus, in the space in service now (encoded once, reusable)."""
@@ -135,20 +138,28 @@ class Engine:
                                             self.ids.d_image, self.ids.d_text)
         return BrandQuery(q, brand_posts, snap.space)
 
-    def match_query(self, query: BrandQuery, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
+    def match_query(self, query: BrandQuery, k: int = 20, filters: Filters = Filters(), posts: int = 0,
+                    feedback: Feedback = Feedback()) -> list[Hit]:
         snap = self.current()
         if query.space != snap.space:
             raise ModelMismatch(f"this brand was described in {query.space!r}, but {snap.space!r} is in service "
                                 "now: describe it again")
-        return self._hits(snap, query.vector, k, filters, posts, brand_posts=query.posts)
+        return self._hits(snap, query.vector, k, filters, posts, brand_posts=query.posts, feedback=feedback)
 
-    def similar(self, influencer_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0) -> list[Hit]:
+    def similar(self, influencers: str | Sequence[str], k: int = 20, filters: Filters = Filters(), posts: int = 0,
+                feedback: Feedback = Feedback()) -> list[Hit]:
+        """Look-alikes of one influencer, or of a set (ranked by the mean cosine to the seeds,
+        the seeds excluded), in the influencer tower when a head is in service."""
+        seeds = [influencers] if isinstance(influencers, str) else list(dict.fromkeys(influencers))
+        if not 1 <= len(seeds) <= MAX_SEEDS:
+            raise InvalidInput(f"similar: give 1 to {MAX_SEEDS} influencers, got {len(seeds)}")
         snap = self.current()
-        entry = self.entry(snap, influencer_id, "influencer")
-        return self._hits(snap, entry.vector, k, filters, posts, exclude=(entry.seq,))
+        entries = [self.entry(snap, a, "influencer") for a in seeds]
+        q = entries[0].vector if len(entries) == 1 else seeds_query(np.stack([e.vector for e in entries]))
+        return self._hits(snap, q, k, filters, posts, exclude=[e.seq for e in entries], feedback=feedback)
 
     def retrieve(self, snap: Snapshot, xq: np.ndarray, k: int, filters: Filters = Filters(),
-                 brand_posts: Sequence[np.ndarray | None] | None = None,
+                 brand_posts: Sequence[BrandPosts | None] | None = None,
                  exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings."""
         return retrieve(snap, xq, k, exact=self.reader.exact, candidates=self.settings.candidates,
@@ -190,9 +201,12 @@ class Engine:
         return img, txt
 
     def _hits(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, posts: int,
-              brand_posts: np.ndarray | None = None, exclude: Sequence[int] = ()) -> list[Hit]:
-        """One query through ``retrieve``, as hits (with each hit's ``posts`` best posts)."""
-        D, I = self.retrieve(snap, q[None, :], k, filters, [brand_posts], [np.asarray(exclude, np.int64)])  # noqa: E741
+              brand_posts: np.ndarray | None = None, exclude: Sequence[int] = (),
+              feedback: Feedback = Feedback()) -> list[Hit]:
+        """One query through ``retrieve``, moved by ``feedback`` first, as hits (with each
+        hit's ``posts`` best posts)."""
+        xq, query_posts, skip = apply(q, brand_posts, self._marked(snap, feedback, brand_posts is not None), exclude)
+        D, I = self.retrieve(snap, xq[None, :], k, filters, [query_posts], [skip])  # noqa: E741
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
         t = snap.table
@@ -216,6 +230,18 @@ class Engine:
             refs = tuple(PostRef(pids[j], float(sims[j])) for j in order)
             out.append(Hit(**{**h.__dict__, "top_posts": refs}))
         return out
+
+    def _marked(self, snap: Snapshot, feedback: Feedback, reranked: bool) -> Marked | None:
+        """``feedback`` resolved in the snapshot's space (per-post vectors when it reranks)."""
+        def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
+            with self._lock:
+                return self.store.account_kinds(ids), self.store.seqs_of(ids)
+
+        def per_post(ids: list[str], seqs: list[int]) -> dict[str, np.ndarray]:
+            return self.per_post_vectors(snap, ids, seqs)
+
+        return resolve(snap.space, snap.index.dim, feedback, lookup, self.reader.exact,
+                       per_post if reranked and snap.reranks else None)
 
     def per_post_vectors(self, snap: Snapshot, account_ids: list[str],
                           seqs: Sequence[int] | None = None) -> dict[str, np.ndarray]:

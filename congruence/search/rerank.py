@@ -12,16 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.postsets import PostSets
-from congruence.search.rerank_batch import score_lists
+from congruence.search.rerank_batch import Gather, score_lists
 from congruence.training.model import CongruenceHead, brand_accounts
 
 Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
+
+
+@dataclass(frozen=True)
+class PostQuery:
+    """A rerank query made of several post sets (relevance feedback: the brand's posts, the
+    liked influencers' posts, the disliked ones').
+
+    sets: (P_j, d) per-post vectors each; weights: one per set, summing to 1 (negative for
+    a set that counts against); pooled: (d,) L2-normalised vector the pooled term compares
+    candidates with. A candidate's score is ``sum_j w_j * head.score_sets(set_j, pooled, c)``
+    = ``mix0 * cos(pooled, c) + bias + mix1 * sum_j w_j * set_term(set_j, c)``.
+    """
+
+    sets: tuple[np.ndarray, ...]
+    weights: tuple[float, ...]
+    pooled: np.ndarray
+
+
+BrandPosts = np.ndarray | PostQuery
 
 
 @contextmanager
@@ -37,19 +57,20 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.ndarray],
+def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[BrandPosts],
            candidates: Sequence[np.ndarray]) -> list[Ranked]:
     """Each brand's candidates ordered by the head's score, best first (ties keep the FAISS
     order); candidates whose per-post vectors are missing (changed since the space was
     computed) follow, unscored (-inf), in their FAISS order.
 
-    brand_posts[i]: (Pb, d) per-post projections of brand i; candidates[i]: its candidates'
-    seqs in FAISS order. The candidates' per-post vectors come from ``index.posts``.
+    brand_posts[i]: (Pb, d) per-post projections of brand i, or a ``PostQuery``;
+    candidates[i]: its candidates' seqs in FAISS order. The candidates' per-post vectors
+    come from ``index.posts``.
     """
     posts = index.posts
     if posts is None:
         return [(c, np.full(len(c), -np.inf, np.float32)) for c in candidates]
-    todo = []  # (brand, its posts, scorable seqs, their positions, the others)
+    todo = []  # (brand, its query, scorable seqs, their positions)
     out: list[Ranked] = []
     for i, (seqs, bp) in enumerate(zip(candidates, brand_posts, strict=True)):
         pos = index.positions(seqs)
@@ -57,14 +78,39 @@ def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.nd
         out.append((seqs[~have], np.full(int((~have).sum()), -np.inf, np.float32)))
         if have.any():
             todo.append((i, bp, seqs[have], pos[have]))
-    width = int(posts.count.max()) if len(posts.count) else 1
-    with one_thread():
-        scores, _ = score_lists(head, [t[1] for t in todo], [t[3] for t in todo], posts.padded, width)
+    scores = _score(head, [t[1] for t in todo], [t[3] for t in todo], posts.padded,
+                    int(posts.count.max()) if len(posts.count) else 1)
     for (i, _, scorable, _), sc in zip(todo, scores, strict=True):
         order = np.argsort(-sc, kind="stable")
         rest, unscored = out[i]
         out[i] = (np.concatenate([scorable[order], rest]), np.concatenate([sc[order].astype(np.float32), unscored]))
     return out
+
+
+def _score(head: CongruenceHead, queries: Sequence[BrandPosts], keys: Sequence[np.ndarray], gather: Gather,
+           width: int) -> list[np.ndarray]:
+    """Each query's scores of its candidates (``keys``): a ``PostQuery`` is one list per post
+    set, all in one ``score_lists`` call, summed with its weights."""
+    sets: list[np.ndarray] = []
+    pooled: list[np.ndarray | None] = []
+    lists: list[np.ndarray] = []
+    spans: list[tuple[int, tuple[float, ...]]] = []
+    for q, k in zip(queries, keys, strict=True):
+        start = len(sets)
+        if isinstance(q, PostQuery):
+            sets.extend(q.sets)
+            pooled.extend([q.pooled] * len(q.sets))
+            lists.extend([k] * len(q.sets))
+            spans.append((start, q.weights))
+        else:
+            sets.append(q)
+            pooled.append(None)
+            lists.append(k)
+            spans.append((start, (1.0,)))
+    with one_thread():
+        scores, _ = score_lists(head, sets, lists, gather, width, pooled=pooled)
+    return [sum((w * scores[s + j] for j, w in enumerate(ws)), np.zeros_like(scores[s])) if len(ws) > 1
+            else scores[s] for s, ws in spans]
 
 
 def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None,

@@ -26,7 +26,7 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import as_matrix
 from congruence.indexer.index import Selection
-from congruence.search.rerank import Ranked, rerank
+from congruence.search.rerank import BrandPosts, Ranked, rerank
 from congruence.search.snapshot import Snapshot
 
 MAX_K = 1000
@@ -43,13 +43,14 @@ def check_k(k: object) -> int:
 
 
 def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, candidates: int,
-             selection: Selection | None = None, brand_posts: Sequence[np.ndarray | None] | None = None,
+             selection: Selection | None = None, brand_posts: Sequence[BrandPosts | None] | None = None,
              exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): (nq, k) float32 scores and int64 seqs of each query's best k, best first.
 
     xq: (nq, d) L2-normalised queries in ``snap.space``. brand_posts: per query, its (P, d)
-    per-post vectors in that space, or None (that query is not reranked). exclude: per
-    query, seqs never returned (``similar``'s own account); they are searched for and
+    per-post vectors in that space, a ``rerank.PostQuery`` (relevance feedback: several
+    weighted post sets), or None (that query is not reranked). exclude: per query, seqs
+    never returned (``similar``'s seeds, feedback's liked and disliked); they are searched for and
     dropped, so that a filter's selection stays shared by every query. candidates: the
     rerank's breadth. exact: reads float32 vectors for the re-score of compressed codes.
     I = -1 pads a short list (D = -inf there); D = -inf also marks a candidate the head
