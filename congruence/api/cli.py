@@ -12,6 +12,7 @@ from typing import Any
 
 from congruence.api.cli_engagement import add_parsers as add_engagement_parsers
 from congruence.api.cli_explain import add_parser as add_explain_parser
+from congruence.api.cli_safety import add_parser as add_safety_parser
 from congruence.api.cli_export import add_parser as add_export_parser
 from congruence.api.cli_serve import add_parsers as add_serve_parsers
 from congruence.api.cli_training import add_parsers as add_training_parsers
@@ -51,6 +52,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     report = ingest(folder, settings, progress=None if args.json else _progress_bar(),
                     spaces=active_spaces(settings), ray_address=args.ray_address)
+    if report.exit_code != 1:  # the brand-safety screen of what was stored (incremental)
+        from congruence.api.cli_safety import run_screen
+
+        run_screen(settings, quiet=args.json)
     if args.json:
         _out(report.to_dict())
     else:
@@ -67,22 +72,30 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from congruence.api.cli_safety import safety_filter_kwargs
     from congruence.search.filters import Filters
 
-    return Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro)
+    return Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
+                        **safety_filter_kwargs(args))
 
 
-def _print_hits(hits: list, as_json: bool) -> None:
+def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
+    """The hits as a table, or as JSON (with each account's brand-safety screen when ``store``)."""
+    from congruence.api.cli_safety import hits_with_safety
+
+    data = hits_with_safety(store, hits) if store is not None else [h.to_dict() for h in hits]
     if as_json:
-        _out({"data": [h.to_dict() for h in hits], "count": len(hits)})
+        _out({"data": data, "count": len(hits)})
         return
     if not hits:
         print("no influencers pass these filters")
         return
-    print(f"{'rank':>4}  {'influencer':<28} {'category':<12} {'followers':>9}  score")
-    for h in hits:
+    print(f"{'rank':>4}  {'influencer':<28} {'category':<12} {'followers':>9}  score  flagged")
+    for h, d in zip(hits, data, strict=True):
         fol = f"{h.followers:,}" if h.followers is not None else "?"
-        print(f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}")
+        s = d.get("safety")
+        flagged = f"{s['flagged_posts']}/{s['screened_posts']}" if isinstance(s, dict) else "-"
+        print(f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}  {flagged}")
 
 
 def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
@@ -91,25 +104,28 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.brand) == bool(args.images or args.text):
         print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
         return 1
-    filters = _filters(args)
+    from congruence.api.cli_safety import feedback_of
+
+    filters, feedback = _filters(args), feedback_of(args)
     with Engine(settings) as engine:
         if args.brand:
-            hits = engine.match_brand(args.brand, args.k, filters)
+            hits = engine.match_brand(args.brand, args.k, filters, feedback=feedback)
         else:
             from congruence.indexer.images import read_image
 
             images = [read_image(Path(p))[0] for p in args.images or []]
-            hits = engine.match_new(images, args.text or "", args.k, filters)
-    _print_hits(hits, args.json)
+            hits = engine.match_new(images, args.text or "", args.k, filters, feedback=feedback)
+        _print_hits(hits, args.json, engine.store)
     return 0
 
 
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.api.cli_safety import feedback_of
     from congruence.search.engine import Engine
 
     with Engine(settings) as engine:
-        hits = engine.similar(args.influencer, args.k, _filters(args))
-    _print_hits(hits, args.json)
+        hits = engine.similar(args.influencer, args.k, _filters(args), feedback=feedback_of(args))
+        _print_hits(hits, args.json, engine.store)
     return 0
 
 
@@ -200,6 +216,10 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-followers", type=int)
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
     p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N}')
+    from congruence.api.cli_safety import feedback_args, safety_args
+
+    safety_args(p)
+    feedback_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", help="description of a brand not in the corpus")
     _query_args(p)
     p.set_defaults(func=cmd_match)
-    p = sub.add_parser("similar", help="influencers similar to one you know")
-    p.add_argument("--influencer", required=True)
+    p = sub.add_parser("similar", help="influencers similar to one you know, or to several")
+    p.add_argument("--influencer", required=True, nargs="+", help="one influencer id, or several (look-alikes of the set)")
     _query_args(p)
     p.set_defaults(func=cmd_similar)
     p = sub.add_parser("status", help="counts, models, index state")
@@ -230,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
     add_explain_parser(sub)
+    add_safety_parser(sub)
     add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)

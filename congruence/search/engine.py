@@ -25,11 +25,13 @@ from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync
 from congruence.indexer.pool import pool, pool_features
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
+from congruence.safety.screen import screen_version
 from congruence.search.feedback import Feedback, Marked, apply, resolve, seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
 from congruence.search.rerank import BrandPosts, describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
+from congruence.search.safety import load_safety
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.training.deploy import check_encoders, derived_space, load_active
 
@@ -100,7 +102,8 @@ class Engine:
         release_free_memory()
         rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
         rows[table.seq] = np.arange(len(table.seq))
-        return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation)
+        safety = load_safety(self.store, table, screen_version(self.settings))
+        return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation, safety)
 
     def refresh(self) -> None:
         """Re-read PostgreSQL (and the head in service) and swap in an up-to-date snapshot."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,21 +10,34 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.store import AccountTable
+from congruence.safety.categories import NAMES, check_categories
+from congruence.search.safety import SafetyIndex
 
 MICRO = (5_000, 100_000)
+SAFE_LAST = 20  # brand-safe: no flagged post among the account's newest SAFE_LAST posts
+MAX_SAFE_LAST = 10_000
 
 
 @dataclass(frozen=True)
 class Filters:
-    """category: exact (case-insensitive); followers bounds inclusive; None = no bound."""
+    """category: exact (case-insensitive); followers bounds inclusive; None = no bound.
+    brand_safe: no post flagged in any safety category among the account's newest
+    ``safe_last`` posts; exclude_categories: none flagged in these (``safety.categories``)."""
 
     category: str | None = None
     min_followers: int | None = None
     max_followers: int | None = None
+    brand_safe: bool = False
+    exclude_categories: tuple[str, ...] = ()
+    safe_last: int = SAFE_LAST
+
+    def __post_init__(self) -> None:  # a job file's JSON gives a list: keep the filter hashable
+        object.__setattr__(self, "exclude_categories", tuple(self.exclude_categories))
 
     @classmethod
     def make(cls, category: str | None = None, min_followers: int | None = None,
-             max_followers: int | None = None, micro: bool = False) -> Filters:
+             max_followers: int | None = None, micro: bool = False, brand_safe: bool = False,
+             exclude_categories: Sequence[str] | None = None, safe_last: int | None = None) -> Filters:
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise InvalidInput(f"{name} must be a non-negative whole number, got {v!r}")
@@ -41,15 +55,31 @@ class Filters:
         cat = category.strip().lower() if category else None
         if cat is not None and len(cat) > 100:
             raise InvalidInput("category is longer than 100 characters")
-        return cls(cat or None, min_followers, max_followers)
+        last = SAFE_LAST if safe_last is None else safe_last
+        if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= MAX_SAFE_LAST:
+            raise InvalidInput(f"safe_last must be a whole number from 1 to {MAX_SAFE_LAST}, got {last!r}")
+        excluded = check_categories(exclude_categories)
+        screened = bool(brand_safe) or bool(excluded)
+        return cls(cat or None, min_followers, max_followers, bool(brand_safe), excluded, last if screened else SAFE_LAST)
+
+    @property
+    def screened(self) -> bool:
+        """Whether the brand-safety screen decides who passes."""
+        return self.brand_safe or bool(self.exclude_categories)
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.category, self.min_followers, self.max_followers))
+        return self.screened or any(v is not None for v in (self.category, self.min_followers, self.max_followers))
 
-    def rows(self, table: AccountTable) -> np.ndarray:
-        """Boolean mask over the table's rows that pass."""
+    def rows(self, table: AccountTable, safety: SafetyIndex | None = None) -> np.ndarray:
+        """Boolean mask over the table's rows that pass (``safety``: the screen's view of the
+        same table, needed when ``screened``)."""
         ok = np.ones(len(table.ids), bool)
+        if self.screened:
+            cats = NAMES if self.brand_safe else self.exclude_categories
+            if safety is None:
+                raise InvalidInput("brand-safety filters need the safety screen: run `congruence screen`")
+            ok &= safety.passing(cats, self.safe_last)
         if self.category is not None:
             codes, index = table.category_codes
             code = index.get(self.category)
@@ -60,12 +90,13 @@ class Filters:
             ok &= (table.followers <= self.max_followers) & (table.followers >= 0)
         return ok
 
-    def mask(self, table: AccountTable, index: VectorIndex, exclude: np.ndarray | None = None) -> np.ndarray | None:
+    def mask(self, table: AccountTable, index: VectorIndex, exclude: np.ndarray | None = None,
+             safety: SafetyIndex | None = None) -> np.ndarray | None:
         """(ntotal,) mask over index positions, or None when nothing is filtered."""
         if not self.active and (exclude is None or len(exclude) == 0):
             return None
         mask = np.zeros(index.ntotal, bool)
-        pos = index.positions(table.seq[self.rows(table)])
+        pos = index.positions(table.seq[self.rows(table, safety)])
         mask[pos[pos >= 0]] = True
         if exclude is not None and len(exclude):
             ex = index.positions(exclude)

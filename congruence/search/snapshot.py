@@ -19,6 +19,7 @@ from congruence.indexer.index import Selection, VectorIndex
 from congruence.indexer.store import AccountTable
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.filters import Filters
+from congruence.search.safety import SafetyIndex
 from congruence.training.model import CongruenceHead
 
 MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
@@ -30,7 +31,8 @@ class Snapshot:
 
     space: the embedding space the index holds ('pooled', or 'head:<version>' when a trained
     head is in service, in which case ``head`` is that head). row_of_seq: (max seq + 1,)
-    int32, the table row of each seq, -1 if none.
+    int32, the table row of each seq, -1 if none. safety: the brand-safety screen's view of
+    the table (None: not read; brand-safety filters are then refused).
     """
 
     index: VectorIndex
@@ -40,6 +42,7 @@ class Snapshot:
     space: str
     head: CongruenceHead | None = None
     generation: int = 0
+    safety: SafetyIndex | None = None
     selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
 
     def selection(self, filters: Filters) -> Selection | None:
@@ -50,7 +53,8 @@ class Snapshot:
         if sel is None:
             if len(self.selections) >= MAX_SELECTIONS:
                 self.selections.clear()
-            sel = self.selections[filters] = self.index.select(filters.mask(self.table, self.index))
+            sel = self.selections[filters] = self.index.select(filters.mask(self.table, self.index,
+                                                                                 safety=self.safety))
         return sel
 
     def rows(self, seqs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,105 @@
+"""`congruence screen`, and the feedback and brand-safety flags of `match`, `similar` and `export`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from congruence.core.settings import Settings
+
+if TYPE_CHECKING:
+    from congruence.indexer.store import Store
+    from congruence.safety.screen import ScreenReport
+    from congruence.search.feedback import Feedback
+    from congruence.search.hits import Hit
+
+
+def safety_args(p: argparse.ArgumentParser) -> None:
+    """--brand-safe, --exclude-categories, --safe-last."""
+    from congruence.safety.categories import NAMES
+    from congruence.search.filters import SAFE_LAST
+
+    p.add_argument("--brand-safe", action="store_true",
+                   help=f"only influencers with no post flagged by the brand-safety screen among their newest "
+                        f"--safe-last posts ({', '.join(NAMES)})")
+    p.add_argument("--exclude-categories", nargs="+", metavar="CATEGORY", default=None,
+                   help=f"only influencers with no post flagged in these categories among their newest --safe-last "
+                        f"posts: {', '.join(NAMES)}")
+    p.add_argument("--safe-last", type=int, default=None, help=f"how many newest posts the two above look at "
+                                                              f"(default {SAFE_LAST})")
+
+
+def feedback_args(p: argparse.ArgumentParser) -> None:
+    """--like, --dislike and their Rocchio weights."""
+    from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
+
+    p.add_argument("--like", nargs="+", metavar="INFLUENCER", default=None,
+                   help="influencers you liked: move the search toward them (they are not suggested again)")
+    p.add_argument("--dislike", nargs="+", metavar="INFLUENCER", default=None,
+                   help="influencers you disliked: move the search away from them (they never come back)")
+    p.add_argument("--like-weight", type=float, default=None, help=f"weight of the liked (default {LIKE_WEIGHT})")
+    p.add_argument("--dislike-weight", type=float, default=None,
+                   help=f"weight of the disliked (default {DISLIKE_WEIGHT})")
+
+
+def safety_filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The brand-safety arguments of ``Filters.make``."""
+    return {"brand_safe": getattr(args, "brand_safe", False),
+            "exclude_categories": getattr(args, "exclude_categories", None), "safe_last": getattr(args, "safe_last", None)}
+
+
+def feedback_of(args: argparse.Namespace) -> Feedback:
+    from congruence.search.feedback import Feedback
+
+    return Feedback.make(getattr(args, "like", None), getattr(args, "dislike", None),
+                         getattr(args, "like_weight", None), getattr(args, "dislike_weight", None))
+
+
+def hits_with_safety(store: Store, hits: list[Hit]) -> list[dict[str, object]]:
+    """Each hit as a dict, with its account's screen: posts screened and flagged, the flagged
+    share, and its newest flags (category, post, evidence)."""
+    from congruence.safety import flag_store
+
+    safety = flag_store.accounts(store, [h.influencer_id for h in hits], max_flags=5)
+    out = []
+    for h in hits:
+        s = safety.get(h.influencer_id)
+        doc = h.to_dict()
+        doc["safety"] = None if s is None else {
+            "screened_posts": s.screened, "flagged_posts": s.flagged, "flagged_share": round(s.share, 4),
+            "flags": [{"post_id": f.post_id, "category": f.category, "source": f.source, "evidence": f.evidence,
+                       "score": round(f.score, 4)} for f in s.flags]}
+        out.append(doc)
+    return out
+
+
+def run_screen(settings: Settings, quiet: bool) -> ScreenReport:
+    """Screen what waits; one line on stderr unless ``quiet`` (``ingest`` calls this too)."""
+    from congruence.safety.screen import screen
+
+    report = screen(settings)
+    if not quiet and report.screened:
+        cats = ", ".join(f"{c} {n}" for c, n in report.by_category.items()) or "none"
+        print(f"brand-safety screen: {report.screened} posts screened, {report.flagged} flagged ({cats})",
+              file=sys.stderr)
+    return report
+
+
+def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
+    report = run_screen(settings, quiet=True)
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        return 0
+    cats = ", ".join(f"{c} {n}" for c, n in report.by_category.items()) or "none"
+    print(f"screened {report.screened} posts; {report.flagged} flagged (posts per category: {cats})")
+    if report.waiting:
+        print(f"{report.waiting} posts wait for their embeddings: run `congruence ingest` first", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("screen", help="flag posts by brand-safety category (incremental; ingest runs it too)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_screen)

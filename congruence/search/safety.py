@@ -1,0 +1,41 @@
+"""The safety screen as search reads it: per influencer of a snapshot's table and per
+category, how recent its newest flagged post is."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from congruence.core.errors import InvalidInput
+from congruence.indexer.store import AccountTable, Store
+from congruence.safety import flag_store
+from congruence.safety.categories import NAMES
+
+
+@dataclass(frozen=True)
+class SafetyIndex:
+    """newest: (n accounts, len(NAMES)) int32, aligned with the snapshot's influencer table:
+    the position of the account's newest flagged post of each category among its posts,
+    newest first (0: its newest post; ``flag_store.NONE_FLAGGED``: none). waiting: influencer
+    posts the current screen has not seen (new, changed, or screened by an older version)."""
+
+    newest: np.ndarray
+    waiting: int
+    version: str
+
+    def passing(self, categories: Sequence[str], last: int) -> np.ndarray:
+        """(n,) bool: accounts with no post flagged in ``categories`` among their newest ``last``."""
+        if self.waiting:
+            raise InvalidInput(f"{self.waiting} influencer posts have not been screened for brand safety "
+                               "yet: run `congruence screen`")
+        cols = [NAMES.index(c) for c in categories]
+        if not cols:
+            return np.ones(len(self.newest), bool)
+        return np.asarray(self.newest[:, cols].min(axis=1) >= last)
+
+
+def load_safety(store: Store, table: AccountTable, version: str) -> SafetyIndex:
+    """The screen's view of ``table`` (read once per snapshot)."""
+    return SafetyIndex(flag_store.newest_flagged(store, table), flag_store.waiting(store, version), version)

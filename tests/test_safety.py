@@ -1,0 +1,128 @@
+"""The brand-safety screen: words, caption meaning, image classes; per-account flags; the
+--brand-safe and --exclude-categories filters (against brute force), with and without a head."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from congruence.core.errors import InvalidInput
+from congruence.core.settings import Settings
+from congruence.indexer.ingest import ingest
+from congruence.indexer.store import Store
+from congruence.indexer.vector_store import VectorStore
+from congruence.safety import flag_store
+from congruence.safety.lexicon import WordHit, caption_words
+from congruence.safety.screen import screen
+from congruence.search.engine import Engine
+from congruence.search.filters import Filters
+from congruence.training.deploy import deploy
+
+from .conftest import PHOTOS, requires_photos, run
+from .test_head_product import one_post_corpus, trained_head
+
+BEER = "Cheers! craft beer and vodka shots tonight #craftbeer"
+GUN = "My new glock, straight to the gun range"
+
+
+def planted(small_corpus: Path, folder: Path) -> Path:
+    """The small corpus plus an old beer post of fitness_creator_01 (its third newest of 3)
+    and a newest gun post of food_creator_02."""
+    shutil.copytree(small_corpus, folder)
+    with (folder / "posts.jsonl").open("a", encoding="utf-8") as f:
+        for pid, account, caption, ts in (("beer_p", "fitness_creator_01", BEER, "2020-01-01T00:00:00Z"),
+                                          ("gun_p", "food_creator_02", GUN, "2030-01-01T00:00:00Z")):
+            f.write(json.dumps({"id": pid, "account_id": account, "image": None, "caption": caption, "ts": ts}) + "\n")
+    return folder
+
+
+def ranked(engine: Engine, brand: str, keep: set[str]) -> list[str]:
+    """Brute force: every influencer that passes, by inner product with the brand's vector."""
+    space = engine.snapshot.space
+    _, ids, xb = VectorStore(engine.store).account_vectors(space, kind="influencer")
+    q = engine.entry(engine.snapshot, brand, "brand").vector
+    order = np.argsort(-(xb @ q), kind="stable")
+    return [ids[i] for i in order if ids[i] in keep]
+
+
+def test_caption_words_by_category() -> None:
+    assert caption_words(BEER) == [WordHit("drugs", "craft beer"), WordHit("drugs", "vodka"),
+                                   WordHit("drugs", "craftbeer")]
+    assert caption_words(GUN) == [WordHit("arms", "glock"), WordHit("arms", "gun range")]
+    assert caption_words("what the f*ck is this shit") == [WordHit("hate_profanity", "f*ck"),
+                                                           WordHit("hate_profanity", "fuck"),
+                                                           WordHit("hate_profanity", "shit")]
+    assert caption_words("sexy nude lipstick for the photo shooting, burgundy and seaweed") == []
+    with pytest.raises(InvalidInput, match="^unknown safety category 'guns': expected one of adult, arms, drugs, "
+                                           "hate_profanity, violence$"):
+        Filters.make(exclude_categories=["guns"])
+
+
+def test_screen_flags_and_filters_through_the_cli(env: Settings, small_corpus: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = planted(small_corpus, tmp_path / "corpus")
+    assert run(capsys, "ingest", str(corpus), "--json")[0] == 0  # ingest runs the screen
+    code, out, _ = run(capsys, "screen", "--json")
+    assert code == 0 and json.loads(out)["screened"] == 0  # incremental: nothing left to screen
+    code, out, _ = run(capsys, "match", "--brand", "brand_peakfit", "-k", "18", "--json")
+    hits = {h["influencer_id"]: h for h in json.loads(out)["data"]}
+    beer = hits["fitness_creator_01"]["safety"]
+    assert beer["screened_posts"] == 3 and beer["flagged_posts"] == 1 and beer["flagged_share"] == 0.3333
+    words = {(f["post_id"], f["category"], f["evidence"]) for f in beer["flags"] if f["source"] == "words"}
+    assert words == {("beer_p", "drugs", "craft beer"), ("beer_p", "drugs", "vodka"), ("beer_p", "drugs", "craftbeer")}
+    with Store.open(env) as store:
+        flagged = {a for a, s in flag_store.accounts(store, list(hits)).items() if s.flagged}
+    assert {"fitness_creator_01", "food_creator_02"} <= flagged
+    with Engine(env) as engine:
+        everyone = set(engine.snapshot.table.ids)
+        cases = {("--brand-safe",): everyone - flagged,
+                 ("--exclude-categories", "arms"): everyone - {"food_creator_02"},
+                 ("--brand-safe", "--safe-last", "1"): everyone - (flagged - {"fitness_creator_01"})}
+        expected = {args: ranked(engine, "brand_peakfit", keep) for args, keep in cases.items()}
+    for args, want in expected.items():
+        code, out, err = run(capsys, "match", "--brand", "brand_peakfit", "-k", "18", "--json", *args)
+        assert code == 0, err
+        assert [h["influencer_id"] for h in json.loads(out)["data"]] == want, args  # never starved
+    code, out, _ = run(capsys, "similar", "--influencer", "food_creator_00", "fitness_creator_00", "-k", "18",
+                       "--brand-safe", "--json")
+    got = {h["influencer_id"] for h in json.loads(out)["data"]}
+    assert got == everyone - flagged - {"food_creator_00", "fitness_creator_00"}
+    code, _, err = run(capsys, "export", "--brands", "all", "-k", "18", "--brand-safe", "--format", "jsonl",
+                       "--out", str(tmp_path / "safe.jsonl"))
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "safe.jsonl").read_text().splitlines()]
+    assert rows and not {r["influencer_id"] for r in rows} & flagged
+
+
+def test_brand_safe_with_a_head_and_unscreened_posts(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
+    corpus = planted(small_corpus, tmp_path / "corpus")
+    ingest(corpus, settings)
+    with Engine(settings) as engine:  # ingested without the screen: brand-safe refuses to guess
+        with pytest.raises(InvalidInput, match="^38 influencer posts have not been screened for brand safety yet: "
+                                               "run `congruence screen`$"):
+            engine.match_brand("brand_peakfit", filters=Filters.make(brand_safe=True))
+    report = screen(settings)
+    assert report.screened == 50 and report.waiting == 0 and report.by_category["drugs"] >= 1
+    deploy(settings, trained_head(settings))
+    with Engine(settings) as engine:
+        assert engine.snapshot.reranks
+        hits = engine.match_brand("brand_peakfit", k=18, filters=Filters.make(exclude_categories=["drugs", "arms"]))
+        ids = {h.influencer_id for h in hits}
+        assert len(ids) == 16 and not ids & {"fitness_creator_01", "food_creator_02"}
+
+
+@requires_photos()
+def test_image_classes_flag_a_real_photo(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
+    ingest(small_corpus, settings)
+    holster = PHOTOS / "holster" / "n03527444_11096.jpg"  # a holster at p = 0.79
+    ingest(one_post_corpus(tmp_path / "new", holster, "new_creator", "fashion", "new look"), settings)
+    screen(settings)
+    with Store.open(settings) as store:
+        got = flag_store.accounts(store, ["new_creator", "food_creator_00"])
+    image = [f for f in got["new_creator"].flags if f.source == "image"]
+    assert image and image[0].category == "arms" and image[0].evidence == "holster" and image[0].score >= 0.25
+    assert got["new_creator"].share == 1.0 and got["food_creator_00"].flagged == 0
