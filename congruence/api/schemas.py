@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from congruence.search.engine import MAX_K
 
@@ -21,6 +21,17 @@ class FilterFields(_Strict):
     min_followers: int | None = Field(None, ge=0, le=10**12)
     max_followers: int | None = Field(None, ge=0, le=10**12)
     micro: bool = Field(False, description="micro-influencers only: 5,000-100,000 followers")
+    brand_safe: bool = Field(False, description="only influencers with no post flagged by the brand-safety screen "
+                                                "among their newest safe_last posts")
+    exclude_categories: list[str] = Field([], max_length=10, description="only influencers with no post flagged in "
+                                          "these categories among their newest safe_last posts (a list, or names "
+                                          "separated by commas): adult, arms, drugs, hate_profanity, violence")
+    safe_last: int | None = Field(None, ge=1, le=10_000, description="newest posts the two above look at (20)")
+
+    @field_validator("exclude_categories", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: object) -> object:  # a form field carries one string
+        return [p for p in v.split(",") if p.strip()] if isinstance(v, str) else v
 
 
 class QueryFields(FilterFields):
@@ -28,10 +39,36 @@ class QueryFields(FilterFields):
     posts: int = Field(3, ge=0, le=12, description="top matching posts per influencer")
 
 
-class MatchRequest(QueryFields):
-    """A brand in the corpus. A brand not in the corpus is sent as multipart instead."""
+class FeedbackFields(_Strict):
+    like: list[str] = Field([], max_length=500, description="influencer ids liked: the search moves toward them "
+                                                            "and does not suggest them again")
+    dislike: list[str] = Field([], max_length=500, description="influencer ids disliked: the search moves away "
+                                                               "from them, and they never come back")
+    like_weight: float | None = Field(None, ge=0, le=10, description="Rocchio weight of the liked (0.75)")
+    dislike_weight: float | None = Field(None, ge=0, le=10, description="Rocchio weight of the disliked (0.25)")
 
-    brand_id: str = Field(..., min_length=1, max_length=200)
+
+class MatchRequest(QueryFields, FeedbackFields):
+    """A brand in the corpus (brand_id), or a new brand searched before (query_id, from its
+    multipart search: re-run with feedback without uploading again). A brand not in the
+    corpus is first sent as multipart."""
+
+    brand_id: str | None = Field(None, min_length=1, max_length=200)
+    query_id: str | None = Field(None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_brand(self) -> MatchRequest:
+        if self.brand_id is None and self.query_id is None:
+            raise ValueError("Field required: brand_id (a brand in the corpus) or query_id (a new brand's search)")
+        if self.brand_id is not None and self.query_id is not None:
+            raise ValueError("give either brand_id (a brand in the corpus) or query_id (a new brand's search), not both")
+        return self
+
+
+class SimilarRequest(QueryFields, FeedbackFields):
+    """Look-alikes of one or several influencers (ranked by the set; the seeds are excluded)."""
+
+    influencers: list[str] = Field(..., min_length=1, max_length=100)
 
 
 class NewBrandForm(QueryFields):
@@ -54,6 +91,22 @@ class PostOut(BaseModel):
     thumbnail_url: str | None
 
 
+class FlagOut(BaseModel):
+    post_id: str
+    category: str = Field(..., description="adult, arms, drugs, hate_profanity or violence")
+    source: Literal["words", "caption", "image"]
+    evidence: str = Field(..., description="the word, the category description the caption is close to, "
+                                           "or the ImageNet class")
+    score: float = Field(..., description="1 for a word, the caption's cosine, or the class probability")
+
+
+class SafetyOut(BaseModel):
+    screened_posts: int
+    flagged_posts: int
+    flagged_share: float
+    flags: list[FlagOut] = Field(..., description="the newest flags (at most 5)")
+
+
 class MatchHit(BaseModel):
     influencer_id: str
     handle: str
@@ -64,6 +117,7 @@ class MatchHit(BaseModel):
     top_posts: list[PostOut]
     similar_url: str
     account_url: str
+    safety: SafetyOut | None = Field(None, description="the brand-safety screen of the account (None: not screened)")
 
 
 class AccountPost(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from congruence.api.schemas import AccountOut, AccountPost, MatchHit, MatchResponse, PostOut
+from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
 from congruence.indexer.store import Store
+from congruence.safety import flag_store
 from congruence.search.hits import Hit
 
 THUMB_PX = 256
@@ -22,8 +23,17 @@ def image_urls(post_id: str, has_image: bool) -> tuple[str | None, str | None]:
     return base, f"{base}?size={THUMB_PX}"
 
 
+def safety_out(s: flag_store.AccountSafety | None) -> SafetyOut | None:
+    if s is None:
+        return None
+    return SafetyOut(screened_posts=s.screened, flagged_posts=s.flagged, flagged_share=round(s.share, 4),
+                     flags=[FlagOut(post_id=f.post_id, category=f.category, source=f.source,  # type: ignore[arg-type]
+                                    evidence=f.evidence, score=round(f.score, 4)) for f in s.flags])
+
+
 def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:
     with_image = store.posts_with_images([p.post_id for h in hits for p in h.top_posts])
+    safety = flag_store.accounts(store, [h.influencer_id for h in hits], max_flags=5)
     data = []
     for h in hits:
         posts = [PostOut(post_id=p.post_id, score=p.score, **dict(zip(
@@ -32,7 +42,8 @@ def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | 
         data.append(MatchHit(influencer_id=h.influencer_id, handle=h.handle, category=h.category,
                              followers=h.followers, score=h.score, rank=h.rank, top_posts=posts,
                              similar_url=f"/v1/influencers/{_q(h.influencer_id)}/similar",
-                             account_url=f"/v1/accounts/{_q(h.influencer_id)}"))
+                             account_url=f"/v1/accounts/{_q(h.influencer_id)}",
+                             safety=safety_out(safety.get(h.influencer_id))))
     return MatchResponse(data=data, count=len(data), ranking=ranking, query_id=query_id)
 
 

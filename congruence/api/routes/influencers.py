@@ -1,4 +1,4 @@
-"""GET /v1/influencers/{id}/similar: influencers like one you know."""
+"""Look-alikes: GET /v1/influencers/{id}/similar (one influencer), POST /v1/similar (several)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep
-from congruence.api.schemas import MatchResponse
+from congruence.api.routes.match import _feedback, _filters
+from congruence.api.schemas import MatchResponse, SimilarRequest
 from congruence.api.views import match_response
 from congruence.search.engine import MAX_K
+from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
 
 router = APIRouter(tags=["influencers"])
+RANKING = "cosine similarity of the influencers' embeddings"
+Ids = Annotated[list[str], Query(max_length=500)]
 
 
 @router.get("/v1/influencers/{influencer_id:path}/similar", response_model=MatchResponse)
@@ -23,7 +27,20 @@ async def similar(influencer_id: str, engine: EngineDep, _key: KeyDep,
                   category: Annotated[str | None, Query(max_length=100)] = None,
                   min_followers: Annotated[int | None, Query(ge=0, le=10**12)] = None,
                   max_followers: Annotated[int | None, Query(ge=0, le=10**12)] = None,
-                  micro: bool = False) -> MatchResponse:
-    filters = Filters.make(category, min_followers, max_followers, micro=micro)
-    hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts)
-    return match_response(engine.store, hits, "cosine similarity of the two influencers' embeddings")
+                  micro: bool = False, brand_safe: bool = False,
+                  exclude_categories: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 (FastAPI copies)
+                  safe_last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+                  like: Ids = [], dislike: Ids = [],  # noqa: B006
+                  like_weight: Annotated[float | None, Query(ge=0, le=10)] = None,
+                  dislike_weight: Annotated[float | None, Query(ge=0, le=10)] = None) -> MatchResponse:
+    filters = Filters.make(category, min_followers, max_followers, micro=micro, brand_safe=brand_safe,
+                           exclude_categories=exclude_categories, safe_last=safe_last)
+    feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
+    hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback)
+    return match_response(engine.store, hits, RANKING)
+
+
+@router.post("/v1/similar", response_model=MatchResponse, summary="Look-alikes of several influencers, best first")
+async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDep) -> MatchResponse:
+    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, _feedback(req))
+    return match_response(engine.store, hits, RANKING + " (to the mean of the set)")

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep, ServicesDep
 from congruence.api.schemas import (
+    FeedbackFields,
     FilterFields,
     MatchRequest,
     MatchResponse,
@@ -16,6 +17,7 @@ from congruence.api.schemas import (
 )
 from congruence.api.uploads import read_form, read_images, text_fields
 from congruence.api.views import match_response
+from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
 
 router = APIRouter(tags=["match"])
@@ -37,7 +39,12 @@ _OPENAPI = {"requestBody": {"required": True, "content": {
 
 
 def _filters(f: FilterFields) -> Filters:
-    return Filters.make(f.category, f.min_followers, f.max_followers, micro=f.micro)
+    return Filters.make(f.category, f.min_followers, f.max_followers, micro=f.micro, brand_safe=f.brand_safe,
+                        exclude_categories=f.exclude_categories, safe_last=f.safe_last)
+
+
+def _feedback(f: FeedbackFields) -> Feedback:
+    return Feedback.make(f.like, f.dislike, f.like_weight, f.dislike_weight)
 
 
 @router.post("/v1/match", response_model=MatchResponse, openapi_extra=_OPENAPI,
@@ -50,7 +57,13 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             req = MatchRequest.model_validate_json(await request.body())
         except ValidationError as e:
             raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
-        hits = await run_in_threadpool(engine.match_brand, req.brand_id, req.k, _filters(req), req.posts)
+        filters, feedback = _filters(req), _feedback(req)
+        if req.query_id is not None:  # a new brand searched before: re-run with feedback, no upload
+            query_id, query = req.query_id, services.queries.get(req.query_id)
+            hits = await run_in_threadpool(engine.match_query, query, req.k, filters, req.posts, feedback)
+        else:
+            assert req.brand_id is not None
+            hits = await run_in_threadpool(engine.match_brand, req.brand_id, req.k, filters, req.posts, feedback)
     elif ctype.startswith("multipart/form-data"):
         form = await read_form(request, MAX_IMAGES)
         try:

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = id => document.getElementById(id);
-const state = { mode: "known", lastQuery: null, lastHits: [] };
+const state = { mode: "known", lastQuery: null, lastHits: [], like: [], dislike: [], rerun: null, handles: {} };
 
 function switchMode(mode) {
   state.mode = mode;
@@ -14,8 +14,16 @@ function switchMode(mode) {
 
 function filterValues() {
   const num = id => ($(id).value.trim() === "" ? null : Number($(id).value));
+  const excluded = Array.from($("exclude-categories").selectedOptions).map(o => o.value);
   return { category: $("category").value || null, min_followers: num("min-followers"),
-           max_followers: num("max-followers"), micro: $("micro").checked, k: num("k") || 24 };
+           max_followers: num("max-followers"), micro: $("micro").checked, k: num("k") || 24,
+           brand_safe: $("brand-safe").checked, exclude_categories: excluded };
+}
+
+// The JSON body of a search's filters (and k, posts) for /v1/match and /v1/similar.
+function filterBody(f) {
+  return { k: f.k, posts: 3, category: f.category, micro: f.micro, min_followers: f.min_followers,
+           max_followers: f.max_followers, brand_safe: f.brand_safe, exclude_categories: f.exclude_categories };
 }
 
 async function loadCatalog() {
@@ -41,10 +49,10 @@ async function search(event) {
   if (state.mode === "known") {
     const brand = $("brand").value.trim();
     if (!brand) { setStatus($("status"), "Pick a brand first.", true); return; }
-    const body = { brand_id: brand, k: f.k, posts: 3, category: f.category, micro: f.micro,
-                   min_followers: f.min_followers, max_followers: f.max_followers };
-    request = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    const body = { brand_id: brand, ...filterBody(f) };
+    request = jsonPost(body);
     state.lastQuery = { brand };
+    state.rerun = fb => ["/v1/match", jsonPost({ ...body, ...fb }), `Influencers for ${brand}`];
   } else {
     const files = $("images").files, text = $("text").value.trim();
     if (!files.length && !text) { setStatus($("status"), "Add a few images or a description of the brand.", true); return; }
@@ -56,9 +64,16 @@ async function search(event) {
     form.append("posts", "3");
     request = { method: "POST", body: form };
     state.lastQuery = { brand: null };
+    state.rerun = fb => ["/v1/match", jsonPost({ query_id: state.lastQuery.queryId, ...filterBody(f), ...fb }),
+                         "Influencers for your brand"];
   }
+  resetFeedback();
   await runQuery("/v1/match", request, state.mode === "known" ? `Influencers for ${$("brand").value.trim()}` :
                  "Influencers for your brand");
+}
+
+function jsonPost(body) {
+  return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
 
 async function runQuery(path, request, title) {
@@ -67,10 +82,13 @@ async function runQuery(path, request, title) {
   setStatus($("status"), "Searching…");
   try {
     const res = await apiJson(path, request);
+    const before = state.lastHits;
     state.lastHits = res.data;
     if (res.query_id) state.lastQuery.queryId = res.query_id;
+    for (const h of res.data) state.handles[h.influencer_id] = h.handle;
     $("ranking").textContent = res.ranking ? `Scores: ${res.ranking}` : "";
-    render(res.data, title);
+    render(res.data, title, feedbackActive() ? before : null);
+    showFeedback(feedbackActive() ? before : null, res.data);
     setStatus($("status"), res.count ? `${res.count} influencers, best first.` : "");
     $("export-btn").disabled = !res.count;
   } catch (e) {
@@ -80,7 +98,7 @@ async function runQuery(path, request, title) {
   }
 }
 
-function render(hits, title) {
+function render(hits, title, before = null) {
   const results = $("results");
   results.replaceChildren();
   $("results-title").hidden = false;
@@ -91,11 +109,12 @@ function render(hits, title) {
     return;
   }
   const grid = el("div", { class: "grid" });
-  for (const h of hits) grid.append(card(h));
+  const was = before ? new Map(before.map(h => [h.influencer_id, h.rank])) : null;
+  for (const h of hits) grid.append(card(h, was));
   results.append(grid);
 }
 
-function card(h) {
+function card(h, was = null) {
   const thumbs = el("div", { class: "thumbs" });
   for (const p of h.top_posts) {
     if (!p.thumbnail_url) { thumbs.append(el("div", { class: "noimg" }, "text post")); continue; }
@@ -105,23 +124,101 @@ function card(h) {
     thumbs.append(img);
   }
   const followers = h.followers === null ? "followers unknown" : `${fmt.format(h.followers)} followers`;
+  const vote = (kind, label, text) => el("button", { type: "button", class: `${kind}${state[kind].includes(h.influencer_id) ? " on" : ""}`,
+                                                     title: label, "aria-label": `${label} @${h.handle}`,
+                                                     onclick: () => mark(h, kind) }, text);
   return el("article", { class: "card", "data-influencer": h.influencer_id },
-    el("div", { class: "top" }, el("span", { class: "handle" }, `@${h.handle}`), el("span", { class: "rank" }, `#${h.rank}`)),
+    el("div", { class: "top" }, el("span", { class: "handle" }, `@${h.handle}`), movement(h, was),
+       el("span", { class: "rank" }, `#${h.rank}`)),
     el("div", { class: "meta" }, `${h.category || "no category"} · ${followers}`),
     el("div", { class: "score" }, `score ${h.score.toFixed(3)}`),
+    safetyLine(h.safety),
     thumbs,
+    el("div", { class: "votes" }, vote("like", "More like this", "👍"), vote("dislike", "Fewer like this", "👎")),
     el("a", { class: "similar", onclick: () => showSimilar(h) }, "Similar influencers →"));
 }
 
-async function showSimilar(h) {
+// "new" or "up 3" against the previous list, after feedback.
+function movement(h, was) {
+  if (!was) return null;
+  if (!was.has(h.influencer_id)) return el("span", { class: "badge new" }, "new");
+  const delta = was.get(h.influencer_id) - h.rank;
+  return delta ? el("span", { class: "badge" }, delta > 0 ? `↑${delta}` : `↓${-delta}`) : null;
+}
+
+function safetyLine(s) {
+  if (!s || !s.flagged_posts) return null;
+  const cats = [...new Set(s.flags.map(f => f.category))].join(", ");
+  const why = s.flags.map(f => `${f.post_id}: ${f.category}, ${f.evidence}` +
+                              (f.source === "words" ? "" : ` (${f.source} ${f.score.toFixed(2)})`)).join("\n");
+  return el("div", { class: "flagged", title: why },
+            `⚠ ${s.flagged_posts} of ${s.screened_posts} posts flagged: ${cats}`);
+}
+
+function feedbackActive() { return state.like.length + state.dislike.length > 0; }
+
+function resetFeedback() {
+  state.like = [];
+  state.dislike = [];
+  $("feedback").hidden = true;
+}
+
+// 👍 / 👎 on a card: toggle the mark, re-run the search at once with all the feedback.
+async function mark(h, kind) {
+  const other = kind === "like" ? "dislike" : "like";
+  state[other] = state[other].filter(a => a !== h.influencer_id);
+  state[kind] = state[kind].includes(h.influencer_id) ? state[kind].filter(a => a !== h.influencer_id)
+                                                      : state[kind].concat([h.influencer_id]);
+  await rerun();
+}
+
+async function rerun() {
+  if (!state.rerun) return;
+  const [path, request, title] = state.rerun({ like: state.like, dislike: state.dislike });
+  await runQuery(path, request, title);
+}
+
+function showFeedback(before, hits) {
+  const box = $("feedback");
+  box.hidden = !feedbackActive();
+  if (box.hidden) return;
+  const chip = (a, kind) => el("span", { class: `mark ${kind}`, "data-influencer": a },
+    `${kind === "like" ? "👍" : "👎"} @${state.handles[a] || a}`,
+    el("button", { type: "button", title: "remove", onclick: () => unmark(a) }, "✕"));
+  $("feedback-marks").replaceChildren(...state.like.map(a => chip(a, "like")), ...state.dislike.map(a => chip(a, "dislike")));
+  const now = new Set(hits.map(h => h.influencer_id));
+  const old = new Set((before || []).map(h => h.influencer_id));
+  const added = hits.filter(h => !old.has(h.influencer_id)).map(h => `@${h.handle}`);
+  const left = (before || []).filter(h => !now.has(h.influencer_id) && !state.like.includes(h.influencer_id) &&
+                                          !state.dislike.includes(h.influencer_id)).map(h => `@${h.handle}`);
+  $("changes").textContent = `What changed: ${added.length} new (${added.join(", ") || "none"}); ` +
+    `${left.length} left the list (${left.join(", ") || "none"}); the liked and disliked are not shown again.`;
+  $("lookalikes-btn").hidden = !state.like.length;
+}
+
+async function unmark(a) {
+  state.like = state.like.filter(x => x !== a);
+  state.dislike = state.dislike.filter(x => x !== a);
+  await rerun();
+}
+
+// Look-alikes of every liked influencer at once (the disliked stay disliked).
+async function lookalikesOfLiked() {
+  const seeds = state.like.slice();
   const f = filterValues();
-  const q = new URLSearchParams({ k: f.k, posts: 3, micro: f.micro });
-  if (f.category) q.set("category", f.category);
-  if (f.min_followers !== null) q.set("min_followers", f.min_followers);
-  if (f.max_followers !== null) q.set("max_followers", f.max_followers);
+  const body = { influencers: seeds, ...filterBody(f) };
+  state.lastQuery = { brand: null, similarTo: seeds };
+  state.rerun = fb => ["/v1/similar", jsonPost({ ...body, ...fb }), `Look-alikes of ${seeds.length} influencers`];
+  state.like = [];
+  await runQuery(...state.rerun({ like: [], dislike: state.dislike }));
+}
+
+async function showSimilar(h) {
+  const body = { influencers: [h.influencer_id], ...filterBody(filterValues()) };
   state.lastQuery = { brand: null, similarTo: h.influencer_id };
-  await runQuery(`/v1/influencers/${encodeURIComponent(h.influencer_id)}/similar?${q}`, {},
-                 `Influencers similar to @${h.handle}`);
+  state.rerun = fb => ["/v1/similar", jsonPost({ ...body, ...fb }), `Influencers similar to @${h.handle}`];
+  resetFeedback();
+  await runQuery(...state.rerun({}));
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
 
@@ -157,7 +254,7 @@ function csvCell(v) {
 
 async function exportShortlist() {
   const brand = state.lastQuery && state.lastQuery.brand;
-  if (!brand) {  // a new brand or a similar list: the rows on screen are the shortlist
+  if (!brand || feedbackActive()) {  // a new brand, a similar list or a list steered by feedback: the rows on screen
     const header = ["rank", "influencer_id", "handle", "followers", "category", "score"];
     const lines = [header.join(",")].concat(state.lastHits.map(h => header.map(k => csvCell(h[k])).join(",")));
     saveBlob(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }), "shortlist.csv");
@@ -165,7 +262,8 @@ async function exportShortlist() {
   }
   const f = filterValues();
   const body = { brands: [brand], k: f.k, format: "csv", category: f.category, micro: f.micro,
-                 min_followers: f.min_followers, max_followers: f.max_followers };
+                 min_followers: f.min_followers, max_followers: f.max_followers, brand_safe: f.brand_safe,
+                 exclude_categories: f.exclude_categories };
   $("export-btn").disabled = true;
   const bar = $("progress");
   bar.hidden = false;
@@ -197,5 +295,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("search-form").addEventListener("submit", search);
   $("export-btn").addEventListener("click", exportShortlist);
   $("heat-close").addEventListener("click", () => $("heatmap").close());
+  $("clear-feedback").addEventListener("click", () => { resetFeedback(); rerun(); });
+  $("lookalikes-btn").addEventListener("click", lookalikesOfLiked);
   loadCatalog();
 });

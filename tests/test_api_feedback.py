@@ -1,0 +1,104 @@
+"""Feedback, look-alikes of several influencers and the brand-safety filters through the HTTP
+API (a real uvicorn server), with and without a trained head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from congruence.core.settings import Settings
+from congruence.indexer import database
+from congruence.indexer.ingest import ingest
+from congruence.safety.screen import screen
+from congruence.search.engine import Engine
+from congruence.search.feedback import Feedback
+from congruence.search.filters import Filters
+from congruence.training.jobs import train_and_deploy
+from congruence.training.loop import TrainConfig
+
+from .conftest import TABLES
+from .server import serving
+from .test_safety import planted
+
+BRAND = "brand_peakfit"
+FLAGGED = {"fitness_creator_01", "food_creator_02"}  # the planted beer and gun posts
+
+
+@pytest.fixture(scope="module", params=["head", "pooled"])
+def served(request: pytest.FixtureRequest, pg_url: str, small_corpus: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Settings]]:
+    tmp = tmp_path_factory.mktemp("api-feedback")
+    with database.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0)
+    ingest(planted(small_corpus, tmp / "corpus"), settings)
+    screen(settings)
+    if request.param == "head":
+        train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3,
+                         activate_anyway=True)
+    with serving(settings, auth=False) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield client, settings
+
+
+def ids(resp: httpx.Response) -> list[str]:
+    assert resp.status_code == 200, resp.text
+    return [h["influencer_id"] for h in resp.json()["data"]]
+
+
+def test_match_with_feedback_is_the_engines(served: tuple[httpx.Client, Settings]) -> None:
+    client, settings = served
+    first = ids(client.post("/v1/match", json={"brand_id": BRAND, "k": 18}))
+    body = {"brand_id": BRAND, "k": 18, "like": ["pets_creator_01"], "dislike": first[:2], "like_weight": 1.5}
+    got = client.post("/v1/match", json=body).json()["data"]
+    with Engine(settings) as engine:
+        want = engine.match_brand(BRAND, 18, feedback=Feedback.make(["pets_creator_01"], first[:2], 1.5))
+        plain = engine.match_brand(BRAND, 18)
+    assert [h["influencer_id"] for h in got] == [h.influencer_id for h in want]
+    assert [h["score"] for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+    assert not {h["influencer_id"] for h in got} & {"pets_creator_01", *first[:2]} and len(got) == 15
+    assert [h.influencer_id for h in plain] != [h["influencer_id"] for h in got][:18]
+
+
+def test_brand_safe_and_flags_in_hits(served: tuple[httpx.Client, Settings]) -> None:
+    client, _ = served
+    every = client.post("/v1/match", json={"brand_id": BRAND, "k": 18}).json()["data"]
+    beer = next(h for h in every if h["influencer_id"] == "fitness_creator_01")["safety"]
+    assert beer["flagged_posts"] == 1 and {f["post_id"] for f in beer["flags"]} == {"beer_p"}
+    assert {f["evidence"] for f in beer["flags"] if f["source"] == "words"} == {"craft beer", "vodka", "craftbeer"}
+    flagged = {h["influencer_id"] for h in every if h["safety"]["flagged_posts"]}
+    assert FLAGGED <= flagged
+    safe = ids(client.post("/v1/match", json={"brand_id": BRAND, "k": 18, "brand_safe": True}))
+    assert len(safe) == 18 - len(flagged) and not set(safe) & flagged
+    arms = ids(client.post("/v1/match", json={"brand_id": BRAND, "k": 18, "exclude_categories": ["arms"]}))
+    assert "food_creator_02" not in arms and "fitness_creator_01" in arms
+    similar = ids(client.get("/v1/influencers/food_creator_00/similar",
+                             params={"k": 18, "brand_safe": "true", "dislike": ["food_creator_01"]}))
+    assert not set(similar) & (flagged | {"food_creator_00", "food_creator_01"})
+    bad = client.post("/v1/match", json={"brand_id": BRAND, "exclude_categories": ["guns"]})
+    assert bad.status_code == 422 and "unknown safety category 'guns'" in bad.text
+
+
+def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client, Settings], small_corpus: Path) -> None:
+    client, settings = served
+    seeds = ["pets_creator_00", "food_creator_00"]
+    body = {"influencers": seeds, "k": 5, "dislike": ["pets_creator_01"], "micro": True}
+    got = ids(client.post("/v1/similar", json=body))
+    with Engine(settings) as engine:
+        want = engine.similar(seeds, 5, Filters.make(micro=True), feedback=Feedback.make(None, ["pets_creator_01"]))
+    assert got == [h.influencer_id for h in want] and not set(got) & {*seeds, "pets_creator_01"}
+    image = (small_corpus / "images" / "food_creator_00_p0.jpg").read_bytes()
+    new = client.post("/v1/match", files=[("images", ("a.jpg", image, "image/jpeg"))],
+                      data={"text": "pasta brunch", "k": "6", "exclude_categories": "arms,drugs"})
+    first, query_id = ids(new), new.json()["query_id"]
+    assert not set(first) & FLAGGED
+    again = ids(client.post("/v1/match", json={"query_id": query_id, "k": 6, "dislike": first[:1]}))
+    assert first[0] not in again and len(again) == 6
+    both = client.post("/v1/match", json={"brand_id": BRAND, "query_id": query_id})
+    assert both.status_code == 422 and "give either brand_id" in both.text
+    same = client.post("/v1/match", json={"brand_id": BRAND, "like": ["x"], "dislike": ["x"]})
+    assert same.status_code == 422 and same.json()["detail"] == "'x' is both liked and disliked"
+    unknown = client.post("/v1/match", json={"brand_id": BRAND, "like": ["nobody"]})
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown influencer 'nobody'"

@@ -1,0 +1,110 @@
+"""👍 / 👎 on the web page's cards, the brand-safety filters and look-alikes of the liked, in
+Debian's Chromium, with and without a trained head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from congruence.core.settings import Settings
+from congruence.indexer import database
+from congruence.indexer.ingest import ingest
+from congruence.safety.screen import screen
+from congruence.training.jobs import train_and_deploy
+from congruence.training.loop import TrainConfig
+
+from .conftest import TABLES
+from .server import serving
+from .test_safety import planted
+from .test_web import CHROMIUM, _shot, browser, page  # noqa: F401 (fixtures)
+
+BRAND = "brand_peakfit"
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+
+
+@pytest.fixture(scope="module", params=["head", "pooled"])
+def site(request: pytest.FixtureRequest, pg_url: str, small_corpus: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("web-feedback")
+    with database.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0)
+    ingest(planted(small_corpus, tmp / "corpus"), settings)
+    screen(settings)
+    if request.param == "head":
+        train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3,
+                         activate_anyway=True)
+    with serving(settings, auth=False) as url:
+        yield {"url": url, "kind": request.param}
+
+
+def api_ids(site: dict, path: str, body: dict) -> list[str]:
+    r = httpx.post(site["url"] + path, json={"posts": 3, **body}, timeout=60)
+    assert r.status_code == 200, r.text
+    return [h["influencer_id"] for h in r.json()["data"]]
+
+
+def shown(page) -> list[str]:  # type: ignore[no-untyped-def]
+    return [c.get_attribute("data-influencer") for c in page.locator(".card").all()]
+
+
+def wait_for(page, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function("ids => JSON.stringify([...document.querySelectorAll('.card')]"
+                           ".map(c => c.dataset.influencer)) === JSON.stringify(ids)", arg=ids)
+
+
+def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["url"] + "/")
+    page.wait_for_function("document.querySelectorAll('#brand-list option').length === 6")
+    page.fill("#brand", BRAND)
+    page.uncheck("#micro")
+    page.fill("#k", "6")
+    page.click("#search-btn")
+    first = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6})
+    wait_for(page, first)
+    page.locator(f'.card[data-influencer="{first[0]}"] button.dislike').click()
+    second = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "dislike": [first[0]]})
+    wait_for(page, second)  # re-run at once, as the API ranks with the feedback
+    assert first[0] not in second
+    new = [a for a in second if a not in first]
+    changes = page.locator("#changes").inner_text()
+    assert changes.startswith(f"What changed: {len(new)} new") and "not shown again" in changes
+    assert [c.get_attribute("data-influencer") for c in page.locator(".card:has(.badge.new)").all()] == new
+    liked = "pets_creator_01" if "pets_creator_01" in second else second[-1]
+    page.locator(f'.card[data-influencer="{liked}"] button.like').click()
+    third = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "like": [liked], "dislike": [first[0]]})
+    wait_for(page, third)
+    assert liked not in third and page.locator(".feedback .mark.like").get_attribute("data-influencer") == liked
+    _shot(page, f"feedback-{site['kind']}")
+    page.click("#lookalikes-btn")
+    look = api_ids(site, "/v1/similar", {"influencers": [liked], "k": 6, "dislike": [first[0]]})
+    wait_for(page, look)
+    assert page.locator("#results-title").inner_text() == "Look-alikes of 1 influencers"
+    page.locator(".feedback .mark.dislike button").click()  # ✕ undoes a mark and re-runs
+    wait_for(page, api_ids(site, "/v1/similar", {"influencers": [liked], "k": 6}))
+
+
+def test_brand_safe_filters_and_flags_on_cards(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["url"] + "/")
+    page.wait_for_function("document.querySelectorAll('#brand-list option').length === 6")
+    page.fill("#brand", BRAND)
+    page.uncheck("#micro")
+    page.fill("#k", "18")
+    page.click("#search-btn")
+    wait_for(page, api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18}))
+    flag = page.locator('.card[data-influencer="fitness_creator_01"] .flagged')
+    assert flag.inner_text() == "⚠ 1 of 3 posts flagged: drugs" and "beer_p: drugs, craft beer" in flag.get_attribute("title")
+    page.check("#brand-safe")
+    page.click("#search-btn")
+    safe = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18, "brand_safe": True})
+    wait_for(page, safe)
+    assert "fitness_creator_01" not in safe and "food_creator_02" not in safe and page.locator(".flagged").count() == 0
+    page.uncheck("#brand-safe")
+    page.select_option("#exclude-categories", ["arms"])
+    page.click("#search-btn")
+    wait_for(page, api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18, "exclude_categories": ["arms"]}))
+    assert "food_creator_02" not in shown(page) and "fitness_creator_01" in shown(page)
