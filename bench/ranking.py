@@ -65,7 +65,7 @@ class RankingConfig:
     home: Path
     train_args: tuple[str, ...] = ()
     targets: Targets | None = Targets()
-    timeout_s: float = 3600.0
+    timeout_s: float = 4 * 3600.0  # 8 variants on a busy 2-core machine
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def check_corpus(out: Path, source: dict[str, dict[str, object]]) -> dict[str, s
     assert not corpus.errors
     test_infl, test_brands = set(lines(out / "test_influencers.txt")), set(lines(out / "test_brands.txt"))
     side = {a.id: a.extra["side"] for a in corpus.accounts if a.kind == "brand"}
-    assert {b for b, s in side.items() if s == "test"} == test_brands
+    paired = {m.brand_id for m in corpus.matches}
+    assert {b for b, s in side.items() if s == "test" and b in paired} == test_brands  # those that can be scored
     assert all(h.lower() not in b.lower() for b, h in handles.items())  # opaque ids
     names = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, handles.values())) + r")(?![\w]|\.\w)", re.I)
     for p in corpus.posts:

@@ -176,7 +176,8 @@ def build_brand_tag_corpus(posts_gz: Path, out: Path, config: BrandTagConfig = B
     posts, described = _posts(influencers, brands, config)
     matches = [Match(b.id, u) for b in brands for u in b.partners[b.side] if u in described]
     write_corpus(Corpus(out, _accounts(influencers, described, brands), posts, matches))
-    test_brands = [b.id for b in brands if b.side == "test"]
+    paired = {m.brand_id for m in matches}  # a test brand whose test-side partners all lack posts cannot be scored
+    test_brands = [b.id for b in brands if b.side == "test" and b.id in paired]
     test_infl = [u for u in influencers if u in described and side_of[u] == "test"]
     (out / "test_brands.txt").write_text("".join(f"{b}\n" for b in test_brands), encoding="utf-8")
     (out / "test_influencers.txt").write_text("".join(f"{u}\n" for u in test_infl), encoding="utf-8")

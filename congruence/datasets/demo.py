@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -116,59 +116,64 @@ def likes(img: Image.Image, draw_50_5000: int) -> int:
     return round(200 * math.exp(6.0 * brightness) * noise)
 
 
+@dataclass
+class _Corpus:
+    """The rows being built, and the one random stream every draw comes from, in order."""
+
+    out: Path
+    rng: random.Random
+    accounts: list[Account] = field(default_factory=list)
+    posts: list[Post] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
+
+    def post(self, acc: str, cat: str, n: int, product: bool = False) -> None:
+        rng, pid = self.rng, f"{acc}_p{n}"
+        img = draw(cat, rng, product=product)
+        img.save(self.out / "images" / f"{pid}.jpg", quality=88)
+        self.posts.append(Post(id=pid, account_id=acc, image=self.out / "images" / f"{pid}.jpg",
+                               caption=caption(cat, rng, product), likes=likes(img, rng.randint(50, 5000)),
+                               comments=rng.randint(0, 200),
+                               ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC)))
+
+    def brand(self, account: Account, posts_of: str, n_posts: int, partners: list[str], product: bool = False) -> None:
+        self.accounts.append(account)
+        for n in range(n_posts):
+            self.post(account.id, posts_of, n, product)
+        self.matches += [Match(account.id, i) for i in partners]
+
+
 def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influencer: int = 5,
                posts_per_brand: int = 4, seed: int = 7, partner_brands: int = 2, direct_brands: int = 2) -> Path:
     """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/):
     per category ``direct_brands`` direct brands (at least 1), ``influencers_per_category``
     creators and ``partner_brands`` goods brands (see the module doc)."""
-    rng = random.Random(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    accounts: list[Account] = []
-    posts: list[Post] = []
-    matches: list[Match] = []
+    c = _Corpus(out, random.Random(seed))
     cats = list(STYLES)
 
-    def add_post(acc: str, cat: str, n: int, product: bool = False) -> None:
-        pid = f"{acc}_p{n}"
-        img = draw(cat, rng, product=product)
-        img.save(out / "images" / f"{pid}.jpg", quality=88)
-        posts.append(Post(id=pid, account_id=acc, image=out / "images" / f"{pid}.jpg",
-                          caption=caption(cat, rng, product),
-                          likes=likes(img, rng.randint(50, 5000)), comments=rng.randint(0, 200),
-                          ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC)))
+    def creators(cat: str, rest: int) -> list[str]:
+        return [f"{cat}_creator_{i:02d}" for i in range(influencers_per_category) if i % 3 == rest]
 
     for cat in cats:
-        bid = f"brand_{BRANDS[cat]}"
-        accounts.append(Account(bid, "brand", BRANDS[cat], cat, 250_000))
-        for n in range(posts_per_brand):
-            add_post(bid, cat, n)
+        c.brand(Account(f"brand_{BRANDS[cat]}", "brand", BRANDS[cat], cat, 250_000), cat, posts_per_brand, [])
         for i in range(influencers_per_category):
-            iid = f"{cat}_creator_{i:02d}"
-            followers = int(10 ** rng.uniform(3.3, 5.4))
-            handle = f"{cat}.{rng.choice(STYLES[cat].words).replace(' ', '')}{i}"
-            accounts.append(Account(iid, "influencer", handle, cat, followers))
+            followers = int(10 ** c.rng.uniform(3.3, 5.4))
+            handle = f"{cat}.{c.rng.choice(STYLES[cat].words).replace(' ', '')}{i}"
+            c.accounts.append(Account(f"{cat}_creator_{i:02d}", "influencer", handle, cat, followers))
             for n in range(posts_per_influencer):
-                off_topic = n == posts_per_influencer - 1 and rng.random() < 0.5
-                add_post(iid, rng.choice(cats) if off_topic else cat, n)
-            if i % 3 == 0 and i < influencers_per_category:
-                matches.append(Match(bid, iid))
+                off_topic = n == posts_per_influencer - 1 and c.rng.random() < 0.5
+                c.post(f"{cat}_creator_{i:02d}", c.rng.choice(cats) if off_topic else cat, n)
+        c.matches += [Match(f"brand_{BRANDS[cat]}", i) for i in creators(cat, 0)]
     # drawn after the first direct brands and the creators: the corpus of one direct brand a
     # category and no goods brands is what it always was
     for cat in cats:
         for j in range(2, direct_brands + 1):
-            did = f"brand_{BRANDS[cat]}_{j}"
-            accounts.append(Account(did, "brand", f"{BRANDS[cat]}{j}", cat, 80_000))
-            for n in range(posts_per_brand):
-                add_post(did, cat, n)
-            matches += [Match(did, f"{cat}_creator_{i:02d}") for i in range(influencers_per_category) if i % 3 == 0]
+            c.brand(Account(f"brand_{BRANDS[cat]}_{j}", "brand", f"{BRANDS[cat]}{j}", cat, 80_000), cat,
+                    posts_per_brand, creators(cat, 0))
         for j in range(1, partner_brands + 1):
-            gid = f"brand_{BRANDS[cat]}_goods{j}"
-            accounts.append(Account(gid, "brand", f"{BRANDS[cat]}.goods{j}", PARTNERS[cat], 120_000))
-            for n in range(posts_per_brand):
-                add_post(gid, cat, n, product=True)
-            matches += [Match(gid, f"{PARTNERS[cat]}_creator_{i:02d}") for i in range(influencers_per_category)
-                        if i % 3 == 1]
-    write_corpus(Corpus(out, accounts, posts, matches))
+            c.brand(Account(f"brand_{BRANDS[cat]}_goods{j}", "brand", f"{BRANDS[cat]}.goods{j}", PARTNERS[cat],
+                            120_000), cat, posts_per_brand, creators(PARTNERS[cat], 1), product=True)
+    write_corpus(Corpus(out, c.accounts, c.posts, c.matches))
     _write_test_brands(out, direct_brands, partner_brands)
     return out
 

@@ -120,6 +120,16 @@ def _tagged(progress: Callable[[str, EpochStats], None] | None, name: str) -> Ca
     return lambda stats: progress(name, stats)
 
 
+def _train_variant(name: str, postsets: PostSets, pairs: Sequence[Pair], config: TrainConfig, base: HeadConfig,
+                   split: Split, excluded: Collection[str],
+                   progress: Callable[[str, EpochStats], None] | None) -> CongruenceHead:
+    v = VARIANTS[name]
+    cfg = config if v.aux else replace(config, aux_weight=0.0)
+    return train(postsets, pairs, cfg, replace(base, pooling=v.pooling, towers=v.towers),
+                 progress=_tagged(progress, name), train_brands=split.train_brands,
+                 exclude_influencers=excluded).model
+
+
 def run_experiment(
     postsets: PostSets,
     pairs: Sequence[Pair],
@@ -157,18 +167,14 @@ def run_experiment(
         results[name] = measure(scorer)
     models: dict[str, CongruenceHead] = {}
     accuracy: dict[str, float | None] = {}
+    base = head_config or HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text)
     for name in variants:
-        v = VARIANTS[name]
-        cfg = config if v.aux else replace(config, aux_weight=0.0)
-        base = head_config or HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text)
         start = time.perf_counter()
-        result = train(postsets, pairs, cfg, replace(base, pooling=v.pooling, towers=v.towers),
-                       progress=_tagged(progress, name), train_brands=split.train_brands, exclude_influencers=excluded)
+        models[name] = _train_variant(name, postsets, pairs, config, base, split, excluded, progress)
         seconds[f"train_{name}"] = time.perf_counter() - start
-        models[name] = result.model
-        results[name] = measure(result.model)
-        if v.aux:
-            accuracy[name] = category_accuracy(result.model, postsets, heldout)
+        results[name] = measure(models[name])
+        if VARIANTS[name].aux:
+            accuracy[name] = category_accuracy(models[name], postsets, heldout)
         logger.info("%s: %s", name, results[name].to_dict())
     n_cands = int(test_candidates(postsets, pairs, split.test_brands).size) if test_influencers is None \
         else int(heldout.size)
