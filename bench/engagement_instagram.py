@@ -13,10 +13,16 @@
    embeddings are cached by content, so a rerun encodes nothing).
 3. Trains the engagement model (``congruence.engagement.train``) on influencer accounts,
    held-out accounts seeded, and reports held-out pairwise accuracy of a constant baseline,
-   a follower-count baseline and the model.
+   a follower-count baseline and the model, and the evidence test behind suggestions
+   (``congruence.engagement.evidence``): which alt-text concepts have an effect on
+   within-account engagement that holds up on the held-out accounts, with intervals.
 4. Runs the congruence → engagement OLS (``congruence.engagement.effect``).
 
 Prints a table and writes ``bench/results/engagement_instagram.json``.
+
+``--evidence-only`` runs step 3's evidence test alone on the stored posts' labels and alt-text
+concepts (no encoding, no model; seconds once the posts are ingested, even before their
+captions are encoded) and writes ``bench/results/engagement_instagram_evidence.json``.
 """
 
 from __future__ import annotations
@@ -36,15 +42,22 @@ from typing import Any
 import numpy as np
 
 from bench.common import Row, Table, format_table, machine_info
-from congruence.datasets.instagram_corpus import InstagramCorpusConfig, build_instagram_corpus
-from congruence.datasets.instagram_text import clean_category, clean_text
 from congruence.core.settings import Settings, load_settings
+from congruence.datasets.instagram_corpus import (
+    InstagramCorpusConfig,
+    build_instagram_corpus,
+)
+from congruence.datasets.instagram_text import clean_category, clean_text
+from congruence.engagement.data import load_engagement_data
 from congruence.engagement.effect import analyze_engagement
+from congruence.engagement.evidence import Evidence
 from congruence.engagement.labels import pairwise_accuracy
+from congruence.engagement.measure import measure_suggestions
 from congruence.engagement.model import EngagementConfig, split_accounts
 from congruence.engagement.train import (
     EngagementReport,
     read_account_file,
+    split_accounts_of,
     train_engagement,
 )
 from congruence.indexer.ingest import ingest
@@ -154,6 +167,41 @@ def _rows(report: EngagementReport, recent: tuple[float, int]) -> list[Row]:
     return rows
 
 
+def evidence_table(ev: Evidence) -> Table:
+    """Every concept tested on the held-out accounts, qualified first."""
+    rows: list[Row] = [{"concept": e.name, "kind": e.kind, "qualified": e.qualified,
+                        "lift": None if not np.isfinite(e.lift) else round(e.lift, 3),
+                        "ci95": "-" if not np.isfinite(e.low) else f"{e.low:+.3f} to {e.high:+.3f}",
+                        "posts": e.posts, "accounts": e.accounts, "train_lift": round(e.train_lift, 3),
+                        "train_accounts": e.train_accounts} for e in ev.effects]
+    return Table(f"concepts with an effect on within-account engagement: {len(ev.qualified)} of {len(ev.effects)} "
+                 f"tested on held-out accounts qualify ({ev.screened} screened)", rows)
+
+
+def evidence_only(settings: Settings, test_file: Path, seed: int) -> tuple[Evidence, dict[str, int]]:
+    """The evidence test of ``train_engagement`` on the stored posts, without embeddings or a model."""
+    with Store.open(settings) as store:
+        data = load_engagement_data(store, None)
+    train_acc, test_acc = split_accounts_of(data, read_account_file(test_file), 0.2, seed)
+    train_rows, test_rows = data.accounts_rows(train_acc), data.accounts_rows(test_acc)
+    evidence = measure_suggestions(data, train_rows, test_rows, None, seed).evidence
+    return evidence, {"train_accounts": len(train_acc), "test_accounts": len(test_acc), "train_posts": len(train_rows),
+                      "test_posts": len(test_rows), "posts_with_alt_concepts": int(data.features.hand_mask[:, -1].sum())}
+
+
+def _evidence_main(settings: Settings, test_file: Path, seed: int, out: Path) -> int:
+    t0 = time.perf_counter()
+    evidence, split = evidence_only(settings, test_file, seed)
+    print(json.dumps(split))
+    print(format_table(evidence_table(evidence)))
+    payload = {"split": split, "evidence": evidence.to_dict(), "seconds": round(time.perf_counter() - t0, 1),
+               "machine": machine_info()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nwritten: {out}")
+    return 0
+
+
 def source_ready() -> bool:
     """Log at INFO, and say so (False) when the real posts are absent."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -169,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-taggers", type=int, default=CORPUS_CONFIG.min_taggers)
     p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--out", type=Path, default=RESULTS / "engagement_instagram.json")
+    p.add_argument("--out", type=Path, default=None, help="default: bench/results/engagement_instagram[_evidence].json")
+    p.add_argument("--evidence-only", action="store_true", help="the evidence test alone (no encoding, no model)")
     a = p.parse_args(argv)
+    out = a.out or RESULTS / ("engagement_instagram_evidence.json" if a.evidence_only else "engagement_instagram.json")
     if not source_ready():
         return 1
     t0 = time.perf_counter()
@@ -178,8 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     corpus = CACHE / "engagement-corpus"
     info = build_corpus(corpus, a.seed, a.min_taggers)
     settings = store_settings()
-    ing = ingest(corpus, settings)
     test_file = CACHE / "engagement-test-accounts.txt"
+    if a.evidence_only:
+        held_out(settings, a.test_fraction, a.seed, test_file)
+        return _evidence_main(settings, test_file, a.seed, out)
+    ing = ingest(corpus, settings)
     test = held_out(settings, a.test_fraction, a.seed, test_file)
     config = EngagementConfig(epochs=a.epochs, seed=a.seed)
     report = train_engagement(settings, config, read_account_file(test_file),
@@ -190,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(f"held-out pairwise accuracy, {report.n_test_accounts} Instagram accounts "
                   f"(trained on {report.n_train_accounts})", _rows(report, recent))
     print(format_table(table))
+    print("\n" + format_table(evidence_table(report.evidence)))
     print(f"\ncongruence -> engagement (OLS): {json.dumps(effect.to_dict(), indent=2)}")
     print(f"\ndirty rows: {json.dumps(dirty)}")
     payload = {"dirty_rows": dirty, "corpus": {k: v for k, v in info.items() if k != "config"},
@@ -197,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                "engagement": report.to_dict(), "recency_diagnostic": {"pairwise_accuracy": recent[0], "pairs": recent[1]},
                "congruence_effect": effect.to_dict(), "seconds": round(time.perf_counter() - t0, 1),
                "machine": machine_info()}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"\nwritten: {a.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nwritten: {out}")
     return 0
 
 

@@ -384,8 +384,9 @@ def test_explain_png_and_npy(client: httpx.Client, api: dict) -> None:
 
 # -- score ----------------------------------------------------------------------------------
 def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> None:
-    from congruence.indexer.store import Store
     from congruence.engagement.service import Scorer
+    from congruence.engagement.suggest import NOTHING_QUALIFIES
+    from congruence.indexer.store import Store
 
     paths = [api["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
                                                              "fitness_creator_02_p0")]
@@ -402,7 +403,16 @@ def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> 
     want = scorer.score([Image.open(p).convert("RGB") for p in paths], [None, "fresh pasta tonight", None])
     assert body["model"] == scorer.version
     assert {d["index"]: d["score"] for d in body["data"]} == pytest.approx({s.index: s.score for s in want}, abs=1e-3)
-    assert {d["index"]: d["suggestions"] for d in body["data"]} == {s.index: list(s.suggestions) for s in want}
+    assert {d["index"]: d["suggestions"] for d in body["data"]} == {
+        s.index: [g.to_dict() for g in s.suggestions] for s in want}
+    # the small corpus holds out 4 accounts of 2 posts: no concept's effect can hold up, and each image says so
+    assert [d["suggestion_note"] for d in body["data"]] == [NOTHING_QUALIFIES] * 3
+    assert body["basis"] == scorer.basis.to_dict() and body["basis"]["reference"]["expert"] == 0.675
+    assert body["basis"]["sentence"].startswith("Scores come from a model trained on ")
+    model = client.get("/v1/score/model").json()
+    assert model["model"] == scorer.version and model["basis"] == body["basis"]
+    assert [e["name"] for e in model["evidence"]] == [e.name for e in scorer.model.suggestions.evidence.effects]
+    assert not any(e["qualified"] for e in model["evidence"]) and "bootstrap" in model["method"]
 
 
 def test_score_bad_requests(api: dict, client: httpx.Client) -> None:

@@ -17,8 +17,10 @@ from congruence.core.settings import Settings
 from congruence.datasets.demo import caption
 from congruence.engagement.checkpoint import ACTIVE_KEY, checkpoint_path, load_model
 from congruence.engagement.data import load_engagement_data
+from congruence.engagement.evidence import Effect
 from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import ImageScore, Scorer, suggestion_text
+from congruence.engagement.suggest import Suggestion
 from congruence.engagement.train import train_engagement
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.ingest import ingest
@@ -77,8 +79,11 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     with Store.open(settings) as store:
         assert store.meta()[ACTIVE_KEY] == version
         scorer = Scorer.load(settings, store)
-    concept_names = {c["name"] for c in body["concepts"]}
-    assert concept_names == set(scorer.model.concepts.names) and len(concept_names) <= 20
+    tested = {c["name"] for c in body["evidence"]["tested"]}
+    assert tested == {e.name for e in scorer.model.suggestions.evidence.effects} and len(tested) <= 20
+    qualified = {e.name for e in scorer.model.suggestions.qualified}
+    assert body["basis"] == {"corpus": small_corpus.name, "accounts": 12, "posts": 24, "held_out_accounts": 6,
+                             "held_out_posts": 12}
 
     imgs = sorted((small_corpus / "images").glob("*_creator_0*_p0.jpg"))[:3]
     pics = [Image.open(p).convert("RGB") for p in imgs]
@@ -88,16 +93,19 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     assert sorted(s.rank for s in scores) == [1, 2, 3]
     best_first = sorted(scores, key=lambda s: s.rank)
     assert [s.score for s in best_first] == sorted((s.score for s in scores), reverse=True)
-    assert all(set(s.suggestions) <= concept_names and len(s.suggestions) <= 3 for s in scores)
+    assert all({g.effect.name for g in s.suggestions} <= qualified and len(s.suggestions) <= 3 for s in scores)
+    assert all(bool(s.suggestions) != bool(s.suggestion_note) for s in scores)  # a suggestion, or why not
     assert scorer.score(pics, ["morning run", None, ""]) == scores  # deterministic, encoders loaded once
     assert scores[0].to_dict() == {"index": 0, "score": scores[0].score, "rank": scores[0].rank,
-                                   "suggestions": list(scores[0].suggestions)}
+                                   "suggestions": [g.to_dict() for g in scores[0].suggestions],
+                                   "suggestion_note": scores[0].suggestion_note}
     with pytest.raises(InvalidInput, match="expected 3 captions \\(one per image\\), got 1"):
         scorer.score(pics, ["x"])
 
     # the saved model predicts exactly what the trained one did
     again = load_model(checkpoint_path(settings, version))
-    assert again.version == version and again.concepts.names == scorer.model.concepts.names
+    assert again.version == version
+    assert again.suggestions.evidence.to_dict() == scorer.model.suggestions.evidence.to_dict()
     assert again.net.n_members == 3 and again.net.linear is not None
     with Store.open(settings) as store:
         feats = load_engagement_data(store, EncoderSet(settings)).features
@@ -105,7 +113,7 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     assert np.ptp(again.net.linear.predict(feats)) > 0  # the linear half takes part
 
     code, out = _cli(capsys, settings, "score", str(imgs[0]), str(imgs[1]), "--caption", "gym day", "--json")
-    assert code == 0 and out["count"] == 2 and out["model"] == version
+    assert code == 0 and out["count"] == 2 and out["model"] == version and out["basis"] == scorer.basis.to_dict()
     assert [d["index"] for d in out["data"]] == [0, 1] and sorted(d["rank"] for d in out["data"]) == [1, 2]
     assert out["ranking"][0] == out["data"][[d["rank"] for d in out["data"]].index(1)]["image"]
 
@@ -134,8 +142,13 @@ def test_demo_likes_follow_brightness() -> None:
 
 
 def test_suggestion_text() -> None:
-    assert suggestion_text(ImageScore(0, 5.0, 1, ("sea", "swimwear"))) == "including *sea, swimwear* may help"
-    assert suggestion_text(ImageScore(0, 5.0, 1, ())) == ""
+    sea = Suggestion(Effect("seashore", "image", 0.6, 0.3, 0.9, 410, 190, 0.5, 1600, 700), "a reason")
+    light = Suggestion(Effect("brightness", "property", 0.4, 0.1, 0.7, 90, 30, 0.5, 300, 100), "darker")
+    assert suggestion_text(ImageScore(0, 5.0, 1, (sea, light))) == (
+        "including *seashore, a brighter picture* may help: posts showing seashore score +0.60 (+0.30 to +0.90) on the "
+        "account's scale; 410 posts, 190 accounts held out from training (a reason); brighter pictures score "
+        "+0.40 (+0.10 to +0.70) on the account's scale; 90 posts, 30 accounts held out from training (darker)")
+    assert suggestion_text(ImageScore(0, 5.0, 1, (), "No suggestion: why.")) == "No suggestion: why."
 
 
 def _tagged_corpus(root: Path) -> Path:

@@ -99,8 +99,9 @@ def test_ensemble_averages_its_members() -> None:
     assert alone.linear is None and alone.n_members == 1
 
 
-def test_older_checkpoints_ask_for_retraining(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old", ["congruence-engagement/1", "congruence-engagement/2"])  # /2: no evidence test
+def test_older_checkpoints_ask_for_retraining(tmp_path: Path, old: str) -> None:
     path = tmp_path / "old.pt"
-    torch.save({"format": "congruence-engagement/1"}, path)
+    torch.save({"format": old}, path)
     with pytest.raises(ModelMismatch, match="older format .* run `congruence engagement train` again"):
         load_model(path)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
+    from congruence.engagement.evidence import Evidence
     from congruence.engagement.model import EpochLog
 
 
@@ -30,9 +31,9 @@ def _captions(args: argparse.Namespace) -> list[str | None] | None:
 
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.engagement.service import Scorer, suggestion_text
     from congruence.indexer.images import read_image
     from congruence.indexer.store import Store
-    from congruence.engagement.service import Scorer, suggestion_text
 
     captions = _captions(args)
     images = [read_image(Path(p))[0] for p in args.images]
@@ -42,15 +43,16 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         data = [{**s.to_dict(), "image": p} for s, p in zip(scores, args.images, strict=True)]
         _out({"data": data, "count": len(data), "ranking": [args.images[i] for i in _order(scores)],
-              "model": scorer.version, "note": scorer.note})
+              "model": scorer.version, "note": scorer.note, "basis": scorer.basis.to_dict()})
         return 0
     print(f"{'rank':>4}  {'score':>5}  image")
     for i in _order(scores):
         s = scores[i]
-        tip = suggestion_text(s)
-        print(f"{s.rank:>4}  {s.score:5.2f}  {args.images[i]}" + (f"  ({tip})" if tip else ""))
+        print(f"{s.rank:>4}  {s.score:5.2f}  {args.images[i]}")
+        print(f"{'':>13}{suggestion_text(s)}")
     if scorer.note:
         print(f"note: {scorer.note}")
+    print(scorer.basis.sentence())
     return 0
 
 
@@ -82,9 +84,19 @@ def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
     for name, acc in report.results.items():
         print(f"  {name:<10} {acc.accuracy:.4f}  ({acc.pairs} pairs)")
     print("  reference: Imagion 0.5024, expert 0.675, average person 0.475")
-    print(f"suggestion concepts: {', '.join(n for n, _ in report.concepts[:10]) or '-'} ({report.concept_note})")
+    _evidence_lines(report.evidence)
     print(f"engagement model {report.version}: {'in service' if report.activated else 'saved, not activated'}")
     return 0
+
+
+def _evidence_lines(evidence: Evidence) -> None:
+    from congruence.engagement.suggest import claim
+
+    good = evidence.qualified
+    print(f"concepts with a measured effect: {len(good)} of {len(evidence.effects)} tested on held-out accounts "
+          f"({evidence.screened} screened)")
+    for e in good:
+        print(f"  {claim(e)}")
 
 
 def cmd_analyze_engagement(args: argparse.Namespace, settings: Settings) -> int:

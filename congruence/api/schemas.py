@@ -138,12 +138,49 @@ class AccountOut(BaseModel):
     posts: list[AccountPost]
 
 
+class SuggestionOut(BaseModel):
+    concept: str
+    label: str = Field(..., description="what to add: the concept, or 'a brighter picture'")
+    kind: Literal["image", "property", "alt"] = Field(..., description="an ImageNet concept, brightness, alt text")
+    lift: float = Field(..., description="held-out within-account effect, robust z of log-likes (the account's scale)")
+    ci95: list[float] = Field(..., description="95 % simultaneous interval of the lift, above 0")
+    posts: int = Field(..., description="held-out posts showing it, in accounts that also have posts without it")
+    accounts: int = Field(..., description="held-out accounts comparing posts with and without it")
+    reason: str = Field(..., description="why it fits this image")
+    text: str
+
+
 class ImageScoreOut(BaseModel):
     index: int
     filename: str
     score: float = Field(..., ge=0, le=10)
     rank: int
-    suggestions: list[str]
+    suggestions: list[SuggestionOut]
+    suggestion_note: str = Field("", description="why there are no suggestions (a sentence), '' when there are")
+
+
+class EvidenceOut(BaseModel):
+    name: str
+    kind: str
+    lift: float | None
+    ci95: list[float | None]
+    posts: int
+    accounts: int
+    qualified: bool
+
+
+class ScoreBasisOut(BaseModel):
+    corpus: str = Field(..., description="the folder(s) the training posts were ingested from")
+    accounts: int
+    posts: int
+    held_out_accounts: int
+    pairwise_accuracy: float | None = Field(..., description="held-out pairwise accuracy within accounts")
+    pairs: int
+    reference: dict[str, float] = Field(..., description="for scale: Imagion's model, an expert, an average person")
+    concepts_screened: int = Field(..., description="candidate concepts looked at on the training accounts")
+    concepts_tested: int = Field(..., description="those strong enough there to be tested on held-out accounts")
+    concepts_qualified: list[str]
+    sentence: str
 
 
 class ExportJobOut(BaseModel):
@@ -171,6 +208,15 @@ class ScoreResponse(BaseModel):
     count: int
     model: str
     note: str = Field("", description="why scores or suggestions may say little (e.g. a text-only training corpus)")
+    basis: ScoreBasisOut
+
+
+class ScoreModelResponse(BaseModel):
+    model: str
+    basis: ScoreBasisOut
+    evidence: list[EvidenceOut] = Field(..., description="every concept tested on held-out accounts, qualified first")
+    method: str
+    note: str = ""
 
 
 class Health(BaseModel):

@@ -1,7 +1,8 @@
 """The engagement model on disk and in service.
 
 A checkpoint (``models/engagement/VERSION.pt``) holds the ensemble's weights, the encoder
-names it was trained on and the concepts for suggestions, as plain values and tensors that
+names it was trained on, its held-out metrics and what it rests on, and the evidence
+for suggestions (``suggest.SuggestionBank``), as plain values and tensors that
 load with ``torch.load(weights_only=True)``. Versions, atomic saving and the store key of the
 version in service (``engagement_version``) are ``training.lifecycle``'s.
 """
@@ -16,26 +17,27 @@ import torch
 
 from congruence.core.errors import ModelMismatch, NotFound
 from congruence.core.settings import Settings
-from congruence.engagement.concepts import Concepts
 from congruence.engagement.ensemble import EngagementEnsemble
 from congruence.engagement.features import FEATURES
+from congruence.engagement.suggest import SuggestionBank
 from congruence.indexer.store import Store
 from congruence.training import lifecycle
 from congruence.training.lifecycle import ENGAGEMENT
 
 ACTIVE_KEY = ENGAGEMENT.active_key
-# /2: hand-made features and an ensemble; a /1 checkpoint's inputs no longer exist
-FORMAT = "congruence-engagement/2"
-OLD_FORMATS = ("congruence-engagement/1",)
+# /2: hand-made features and an ensemble; a /1 checkpoint's inputs no longer exist.
+# /3: suggestions from the evidence test, which a /2 checkpoint never ran
+FORMAT = "congruence-engagement/3"
+OLD_FORMATS = ("congruence-engagement/1", "congruence-engagement/2")
 NO_MODEL = "no engagement model yet: run `congruence engagement train`"
 
 
 @dataclass(frozen=True)
 class EngagementModel:
-    """A trained model with what serving needs: encoder names, concepts, version."""
+    """A trained model with what serving needs: encoder names, suggestions, version, metrics."""
 
     net: EngagementEnsemble
-    concepts: Concepts
+    suggestions: SuggestionBank
     image_encoder: str
     text_encoder: str
     version: str = ""
@@ -50,14 +52,12 @@ def save_model(settings: Settings, model: EngagementModel) -> tuple[str, Path]:
     """Write models/engagement/VERSION.pt (weights_only-loadable); returns (version, path)."""
     state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
     version = lifecycle.new_version(state)
-    c = model.concepts
     payload = {
         "format": FORMAT, "version": version, "state_dict": state,
         "dims": [model.net.d_image, model.net.d_text, model.net.hidden], "dropout": model.net.dropout,
         "members": model.net.n_members, "linear": model.net.linear is not None, "features": list(FEATURES),
         "meta": {"image_encoder": model.image_encoder, "text_encoder": model.text_encoder},
-        "concepts": {"names": list(c.names), "vectors": torch.from_numpy(c.vectors), "mean": torch.from_numpy(c.mean),
-                     "std": torch.from_numpy(c.std), "corr": torch.from_numpy(c.corr), "n_images": c.n_images},
+        "suggestions": model.suggestions.to_payload(),
         "metrics": model.metrics,
     }
     path = checkpoint_path(settings, version)
@@ -78,11 +78,9 @@ def load_model(path: Path) -> EngagementModel:
     d_image, d_text, hidden = payload["dims"]
     net = EngagementEnsemble(d_image, d_text, hidden, payload["dropout"], payload["members"], payload["linear"])
     net.load_state_dict(payload["state_dict"])
-    c = payload["concepts"]
-    concepts = Concepts(list(c["names"]), c["vectors"].numpy(), c["mean"].numpy(), c["std"].numpy(),
-                        c["corr"].numpy(), int(c["n_images"]))
     meta = payload["meta"]
-    return EngagementModel(net.eval(), concepts, meta["image_encoder"], meta["text_encoder"], payload["version"],
+    suggestions = SuggestionBank.from_payload(payload["suggestions"])
+    return EngagementModel(net.eval(), suggestions, meta["image_encoder"], meta["text_encoder"], payload["version"],
                            dict(payload.get("metrics") or {}))
 
 

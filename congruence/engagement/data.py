@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +77,7 @@ class EngagementData:
     likes: np.ndarray
     z: np.ndarray
     features: PostFeatures
+    image_files: tuple[str | None, ...] = ()  # each post's image file (corpus root / image), None without
 
     def __len__(self) -> int:
         return len(self.post_ids)
@@ -126,20 +129,42 @@ def encode_alts(store: Store, encs: EncoderSet, ids: ModelIds, alts: Sequence[st
     return len(todo)
 
 
-def load_engagement_data(store: Store, encs: EncoderSet, kinds: Sequence[str] = ("influencer",),
-                         min_posts: int = 2) -> EngagementData:
-    """Every post with a like count of accounts of ``kinds`` having ``min_posts`` such posts."""
-    ids = encs.model_ids(store)
-    rows = store.conn.execute(
+def _post_rows(store: Store, kinds: Sequence[str], min_posts: int) -> list[tuple[Any, ...]]:
+    return store.conn.execute(
         "SELECT p.id, p.account_id, p.likes, a.followers, p.image_hash, p.caption_hash, p.extra->>%s,"
-        " p.caption, cardinality(p.tagged), p.sponsored"
+        " p.caption, cardinality(p.tagged), p.sponsored, p.corpus_root, p.image"
         " FROM posts p JOIN accounts a ON a.id = p.account_id WHERE p.likes IS NOT NULL AND a.kind = ANY(%s)"
         " AND (SELECT count(*) FROM posts q WHERE q.account_id = p.account_id AND q.likes IS NOT NULL) >= %s"
         " ORDER BY a.seq, p.ts NULLS LAST, p.id", (ALT_KEY, list(kinds), min_posts)).fetchall()
-    alts = [informative_alt(r[6]) for r in rows]
+
+
+_Six = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _embeddings(store: Store, encs: EncoderSet | None, rows: Sequence[tuple[Any, ...]], alts: Sequence[str]) -> _Six:
+    """(image, mask, text, mask, alt, mask) of the rows; without encoders, zero-width and masked off."""
+    if encs is None:
+        none, off = np.zeros((len(rows), 0), np.float32), np.zeros(len(rows), bool)
+        return none, off, none, off, none, off
+    ids = encs.model_ids(store)
     n_new = encode_alts(store, encs, ids, alts)
     if n_new:
         logger.info("encoded %d alt texts", n_new)
+    image, image_mask = _vectors(store, ids.image, [r[4] for r in rows], ids.d_image)
+    text, text_mask = _vectors(store, ids.text, [r[5] for r in rows], ids.d_text)
+    alt, alt_mask = _vectors(store, ids.text, [sha256_text(a) if a else None for a in alts], ids.d_text)
+    return l2_normalize(image), image_mask, l2_normalize(text), text_mask, l2_normalize(alt), alt_mask
+
+
+def load_engagement_data(store: Store, encs: EncoderSet | None, kinds: Sequence[str] = ("influencer",),
+                         min_posts: int = 2) -> EngagementData:
+    """Every post with a like count of accounts of ``kinds`` having ``min_posts`` such posts.
+
+    ``encs`` None: no embeddings (zero-width, masked off), nothing encoded: the labels and
+    hand-made features alone, for analyses that need no model input (the evidence test).
+    """
+    rows = _post_rows(store, kinds, min_posts)
+    alts = [informative_alt(r[6]) for r in rows]
     account_ids: list[str] = []
     groups = np.zeros(len(rows), np.int64)
     for i, r in enumerate(rows):
@@ -147,11 +172,8 @@ def load_engagement_data(store: Store, encs: EncoderSet, kinds: Sequence[str] = 
             account_ids.append(r[1])
         groups[i] = len(account_ids) - 1
     likes = np.array([r[2] for r in rows], np.float64)
-    image, image_mask = _vectors(store, ids.image, [r[4] for r in rows], ids.d_image)
-    text, text_mask = _vectors(store, ids.text, [r[5] for r in rows], ids.d_text)
-    alt, alt_mask = _vectors(store, ids.text, [sha256_text(a) if a else None for a in alts], ids.d_text)
     fol = np.array([np.log1p(r[3]) if r[3] is not None and r[3] >= 0 else np.nan for r in rows], np.float64)
     hand, hand_mask = hand_features([r[7] for r in rows], alts, [r[8] for r in rows], [r[9] for r in rows])
-    feats = PostFeatures(l2_normalize(image), image_mask, l2_normalize(text), text_mask, l2_normalize(alt),
-                         alt_mask, fol, hand, hand_mask)
-    return EngagementData([r[0] for r in rows], account_ids, groups, likes, engagement_z(likes, groups), feats)
+    feats = PostFeatures(*_embeddings(store, encs, rows, alts), fol, hand, hand_mask)
+    files = tuple(str(Path(r[10]) / r[11]) if r[10] and r[11] else None for r in rows)
+    return EngagementData([r[0] for r in rows], account_ids, groups, likes, engagement_z(likes, groups), feats, files)

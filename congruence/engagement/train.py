@@ -5,9 +5,10 @@ log-likes), 0-10 as 10 Φ(z). Model (``ensemble``): MLPs (``model``) on
 image, caption and alt-text embeddings, follower count and hand-made post features
 (``features``), averaged with a pairwise linear model on the same. Evaluation:
 pairwise accuracy on accounts held out from training, next to a constant and a
-follower-count baseline. The checkpoint (``checkpoint``, with the encoder names and the
-concepts for suggestions) goes to ``models/engagement/VERSION.pt``; the version in service
-is store_meta ``engagement_version``.
+follower-count baseline. Suggestions (``measure``): the concepts whose effect on the label
+holds up on those same held-out accounts. The checkpoint (``checkpoint``, with the encoder
+names, what the model rests on and the evidence for suggestions) goes to
+``models/engagement/VERSION.pt``; the version in service is store_meta ``engagement_version``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from congruence.core.errors import InvalidInput
 from congruence.core.idfile import read_id_lines
 from congruence.core.settings import Settings
 from congruence.engagement.checkpoint import EngagementModel, save_model
-from congruence.engagement.concepts import Concepts, associate, concept_bank
 from congruence.engagement.data import EngagementData, load_engagement_data
 from congruence.engagement.ensemble import train_ensemble
-from congruence.engagement.labels import pairwise_accuracy
+from congruence.engagement.evidence import Evidence
+from congruence.engagement.labels import REFERENCE, pairwise_accuracy
+from congruence.engagement.measure import image_bank, measure_suggestions
 from congruence.engagement.model import EngagementConfig, EpochLog, split_accounts
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.store import Store
@@ -58,8 +60,8 @@ class EngagementReport:
     n_test_accounts: int
     n_train_posts: int
     n_test_posts: int
-    concepts: list[tuple[str, float]]
-    concept_note: str
+    evidence: Evidence
+    basis: dict[str, Any]
     config: EngagementConfig
     epochs: list[EpochLog]
     trained_with: dict[str, int]
@@ -70,12 +72,12 @@ class EngagementReport:
             "model": {"version": self.version, "path": str(self.path), "activated": self.activated},
             "split": {"train_accounts": self.n_train_accounts, "test_accounts": self.n_test_accounts,
                       "train_posts": self.n_train_posts, "test_posts": self.n_test_posts},
-            "concepts": [{"name": n, "corr": round(c, 4)} for n, c in self.concepts],
-            "concept_note": self.concept_note,
+            "evidence": self.evidence.to_dict(),
+            "basis": self.basis,
             "trained_with": self.trained_with,
             "config": asdict(self.config),
             "epochs": [asdict(e) for e in self.epochs],
-            "reference": {"imagion_model": 0.5024, "expert": 0.675, "average_person": 0.475},
+            "reference": dict(REFERENCE),
         }
 
 
@@ -84,7 +86,9 @@ def read_account_file(path: Path) -> list[str]:
     return list(read_id_lines(path, "account"))
 
 
-def _split(data: EngagementData, test: Sequence[str] | None, fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def split_accounts_of(data: EngagementData, test: Sequence[str] | None, fraction: float,
+                      seed: int) -> tuple[list[str], list[str]]:
+    """(training, held-out) accounts: ``test`` when given (those with two liked posts here), else a seeded ``fraction``."""
     if test is None:
         return split_accounts(data.account_ids, fraction, seed)
     known = set(data.account_ids)
@@ -108,18 +112,12 @@ def baselines(data: EngagementData, rows: np.ndarray) -> dict[str, Accuracy]:
     return {"constant": Accuracy(*const), "followers": Accuracy(*fol)}
 
 
-def _concepts(settings: Settings, data: EngagementData, rows: np.ndarray) -> tuple[Concepts, str]:
-    with_image = rows[data.features.image_mask[rows]]
-    d_image = data.features.image.shape[1]
-    if not len(with_image):
-        return Concepts.empty(d_image), "no training post has an image: no visual suggestions"
-    bank = concept_bank(settings.image_encoder, settings.device)
-    if bank is None:
-        return Concepts.empty(d_image), f"image encoder {settings.image_encoder} names no concepts"
-    found = associate(bank, data.features.image[with_image], data.z[with_image])
-    if not found.names:
-        return found, f"no concept correlates positively with engagement over {len(with_image)} images"
-    return found, f"concepts correlated with engagement over {found.n_images} training images"
+def corpus_name(store: Store, post_ids: Sequence[str]) -> str:
+    """The folder name(s) the posts were ingested from, most posts first ("demo-corpus")."""
+    rows = store.conn.execute("SELECT corpus_root, count(*) FROM posts WHERE id = ANY(%s) GROUP BY corpus_root"
+                              " ORDER BY count(*) DESC, corpus_root", (list(post_ids),)).fetchall()
+    names = list(dict.fromkeys(Path(r[0]).name or r[0] for r in rows if r[0]))
+    return " + ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def train_engagement(settings: Settings, config: EngagementConfig, test_accounts: Sequence[str] | None = None,
@@ -131,23 +129,27 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
         data = load_engagement_data(store, encs)
     if len(data.account_ids) < 2:
         raise InvalidInput("too few accounts with two or more liked posts to train the engagement model")
-    train_acc, test_acc = _split(data, test_accounts, test_fraction, config.seed)
+    train_acc, test_acc = split_accounts_of(data, test_accounts, test_fraction, config.seed)
     train_rows, test_rows = data.accounts_rows(train_acc), data.accounts_rows(test_acc)
     net, logs = train_ensemble(data, train_rows, config, progress, str(resolve_device(settings.device)))
     results = baselines(data, test_rows)
     results["model"] = Accuracy(*pairwise_accuracy(net.predict(data.features.take(test_rows)),
                                                    data.likes[test_rows], data.groups[test_rows]))
-    concepts, note = _concepts(settings, data, train_rows)
+    suggestions = measure_suggestions(data, train_rows, test_rows, image_bank(settings.image_encoder, settings.device,
+                                                                              data), config.seed)
     f = data.features
     trained_with = {"image": int(f.image_mask[train_rows].sum()), "caption": int(f.text_mask[train_rows].sum()),
                     "alt": int(f.alt_mask[train_rows].sum()), "posts": len(train_rows)}
-    metrics: dict[str, Any] = {**{k: v.to_dict() for k, v in results.items()}, "trained_with": trained_with}
-    model = EngagementModel(net, concepts, settings.image_encoder, settings.text_encoder, metrics=metrics)
+    with Store.open(settings) as store:
+        basis = {"corpus": corpus_name(store, data.post_ids), "accounts": len(train_acc), "posts": len(train_rows),
+                 "held_out_accounts": len(test_acc), "held_out_posts": len(test_rows)}
+    metrics: dict[str, Any] = {**{k: v.to_dict() for k, v in results.items()}, "trained_with": trained_with,
+                               "basis": basis}
+    model = EngagementModel(net, suggestions, settings.image_encoder, settings.text_encoder, metrics=metrics)
     version, path = save_model(settings, model)
     if activate:
         with Store.open(settings) as store:
             lifecycle.activate(store, ENGAGEMENT, version)
     logger.info("engagement model %s: held-out pairwise accuracy %s", version, results["model"].accuracy)
     return EngagementReport(version, path, activate, results, len(train_acc), len(test_acc), len(train_rows),
-                            len(test_rows), list(zip(concepts.names, concepts.corr.tolist(), strict=True)), note,
-                            config, logs, trained_with)
+                            len(test_rows), suggestions.evidence, basis, config, logs, trained_with)

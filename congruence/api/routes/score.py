@@ -1,4 +1,5 @@
-"""POST /v1/score: which of these images will get more attention? Scores 0-10, ranked."""
+"""POST /v1/score: which of these images will get more attention? Scores 0-10, ranked, with the
+evidence behind each suggestion; GET /v1/score/model: what the scores rest on."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import KeyDep, ServicesDep
-from congruence.api.schemas import ImageScoreOut, ScoreResponse
+from congruence.api.schemas import (
+    EvidenceOut,
+    ImageScoreOut,
+    ScoreBasisOut,
+    ScoreModelResponse,
+    ScoreResponse,
+    SuggestionOut,
+)
 from congruence.api.uploads import read_form, read_images, text_fields
 
 router = APIRouter(tags=["score"])
@@ -38,5 +46,17 @@ async def score(request: Request, services: ServicesDep, _key: KeyDep) -> ScoreR
     scorer = await run_in_threadpool(services.scorer)
     scores = await run_in_threadpool(scorer.score, [u.image for u in uploads], captions)
     data = [ImageScoreOut(index=s.index, filename=uploads[s.index].filename, score=s.score, rank=s.rank,
-                          suggestions=list(s.suggestions)) for s in sorted(scores, key=lambda s: s.rank)]
-    return ScoreResponse(data=data, count=len(data), model=scorer.version, note=scorer.note)
+                          suggestions=[SuggestionOut.model_validate(g.to_dict()) for g in s.suggestions],
+                          suggestion_note=s.suggestion_note) for s in sorted(scores, key=lambda s: s.rank)]
+    return ScoreResponse(data=data, count=len(data), model=scorer.version, note=scorer.note,
+                         basis=ScoreBasisOut.model_validate(scorer.basis.to_dict()))
+
+
+@router.get("/v1/score/model", response_model=ScoreModelResponse,
+            summary="What the engagement scores rest on: corpus, accounts, held-out accuracy, tested concepts")
+async def score_model(services: ServicesDep, _key: KeyDep) -> ScoreModelResponse:
+    scorer = await run_in_threadpool(services.scorer)
+    evidence = scorer.model.suggestions.evidence
+    tested = [EvidenceOut.model_validate({**e.to_dict(), "ci95": e.to_dict()["ci"]}) for e in evidence.effects]
+    return ScoreModelResponse(model=scorer.version, basis=ScoreBasisOut.model_validate(scorer.basis.to_dict()), evidence=tested,
+                              method=evidence.method(), note=scorer.note)

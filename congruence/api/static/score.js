@@ -34,6 +34,7 @@ async function rank() {
   try {
     const res = await apiJson("/v1/score", { method: "POST", body: form });
     $("scores").replaceChildren(...res.data.map(s => row(s)));
+    showBasis(res.basis);
     setStatus($("status"), res.count > 1 ? `Image ${res.data[0].index + 1} (${res.data[0].filename}) is expected to get the most attention.` : "Scored.");
   } catch (e) {
     const message = e.status === 404 ? "No engagement model is trained yet. Run `congruence engagement train` on your corpus, then try again." : e.message;
@@ -43,15 +44,61 @@ async function rank() {
   }
 }
 
+// A suggestion comes with its evidence; without one, the sentence saying why.
+function suggestionsOf(s) {
+  if (!s.suggestions.length) return el("p", { class: "hint no-suggestion" }, s.suggestion_note);
+  return el("ul", { class: "suggestions hint", style: "margin:.3rem 0 0 1rem;padding:0" },
+    ...s.suggestions.map(g => el("li", { "data-concept": g.concept },
+      el("strong", {}, g.kind === "property" ? `Try ${g.label}: ` : `Try adding ${g.label}: `), `${g.text}.`)));
+}
+
 function row(s) {
-  const suggestion = s.suggestions.length ? `Including ${s.suggestions.join(", ")} may help.` : "No suggestions for this one.";
   return el("article", { class: "scored", "data-index": s.index },
     el("div", { class: "place" }, `${s.rank}`),
     el("img", { src: chosen[s.index].url, alt: s.filename }),
     el("div", {},
       el("div", { class: "value" }, `${s.score.toFixed(1)} / 10`),
       el("div", { class: "bar" }, el("div", { style: `width:${s.score * 10}%` })),
-      el("p", { class: "hint" }, `${s.filename} — ${suggestion}`)));
+      el("p", { class: "hint", style: "margin-bottom:0" }, s.filename),
+      suggestionsOf(s)));
+}
+
+function showBasis(basis, evidence) {
+  $("basis").hidden = false;
+  $("basis-text").textContent = basis.sentence;
+  if (evidence === undefined) {  // from a scoring answer: names only, unless the page loaded the details
+    if (!$("evidence-text").textContent) {
+      $("evidence-text").textContent = basis.concepts_qualified.length
+        ? `Concepts whose effect held up on held-out accounts: ${basis.concepts_qualified.join(", ")}.`
+        : nothingHeldUp(basis);
+    }
+    return;
+  }
+  const good = evidence.filter(e => e.qualified);
+  $("evidence-text").textContent = good.length
+    ? `Concepts whose effect held up on held-out accounts (lift on the account's scale, 95 % interval): ` +
+      good.map(e => `${e.name} ${signed(e.lift)} (${signed(e.ci95[0])} to ${signed(e.ci95[1])}; ` +
+                    `${e.posts.toLocaleString("en")} posts, ${e.accounts.toLocaleString("en")} accounts)`).join(", ") + "."
+    : nothingHeldUp(basis);
+}
+
+function nothingHeldUp(basis) {
+  return `No concept's effect on engagement held up on the accounts held out from training ` +
+    `(${basis.concepts_screened.toLocaleString("en")} looked at on the training accounts, ` +
+    `${basis.concepts_tested} strong enough there to be tested), so nothing is suggested.`;
+}
+
+function signed(v) { return (v >= 0 ? "+" : "") + v.toFixed(2); }
+
+async function loadBasis() {
+  try {
+    const res = await apiJson("/v1/score/model");
+    showBasis(res.basis, res.evidence);
+  } catch (e) {
+    if (e.status !== 404) return;  // no key yet, or the server is gone: the search says so when it runs
+    $("basis").hidden = false;
+    $("basis-text").textContent = "No engagement model is trained yet: run `congruence engagement train` on your corpus.";
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -61,5 +108,6 @@ document.addEventListener("DOMContentLoaded", () => {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); addFiles(e.dataTransfer.files); });
   $("score-btn").addEventListener("click", rank);
+  loadBasis();
   $("clear-btn").addEventListener("click", () => { chosen = []; drawPending(); $("scores").replaceChildren(); setStatus($("status"), ""); });
 });
