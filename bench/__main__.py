@@ -96,6 +96,18 @@ def _export(ctx: RunContext) -> Section:
     return export_speed.run(export_speed.ExportConfig.for_run(ctx.quick), ctx.tmp / "export")
 
 
+def _feedback(ctx: RunContext) -> Section:
+    from bench import feedback
+
+    return feedback.run(feedback.FeedbackConfig(quick=ctx.quick))
+
+
+def _caption_safety(ctx: RunContext) -> Section:
+    from bench import caption_safety
+
+    return caption_safety.run(ctx.quick)
+
+
 def _ranking_photos(ctx: RunContext) -> Section:
     from bench import ranking
 
@@ -119,6 +131,8 @@ SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
     SectionSpec("export", _export),
     SectionSpec("ranking-photos", _ranking_photos, default=False),
     SectionSpec("ranking-instagram", _ranking_instagram, default=False),
+    SectionSpec("feedback", _feedback, default=False),
+    SectionSpec("caption-safety", _caption_safety, default=False),
 )}
 DEFAULT_SECTIONS = tuple(name for name, spec in SECTIONS.items() if spec.default)
 

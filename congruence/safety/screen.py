@@ -63,7 +63,7 @@ class Screener:
     """Flags one chunk of posts at a time; loads the text encoder and the image classifier
     on first use."""
 
-    def __init__(self, settings: Settings, ids: ModelIds):
+    def __init__(self, settings: Settings, ids: ModelIds | None = None):
         self.settings, self.ids = settings, ids
         self._descriptions: tuple[list[str], list[str], np.ndarray] | None = None
         self._classifier: ImageClassifier | None | bool = False
@@ -81,14 +81,17 @@ class Screener:
             self._classifier = image_classifier(self.settings.image_encoder, self.settings.device)
         return self._classifier if isinstance(self._classifier, ImageClassifier) else None
 
-    def caption_flags(self, post_id: str, caption: str, emb: np.ndarray | None) -> list[Flag]:
+    def caption_flags(self, post_id: str, caption: str, emb: np.ndarray | None,
+                      min_cos: float = CAPTION_MIN_COS) -> list[Flag]:
+        """The caption's flags: its words, and the categories whose descriptions its (L2-
+        normalised) embedding ``emb`` is within ``min_cos`` of (None: words only)."""
         flags = [Flag(post_id, h.category, "words", h.word, 1.0) for h in lexicon.caption_words(caption)]
         if emb is not None:
             cats, texts, vecs = self.descriptions()
             sims = vecs @ emb
             best: dict[str, int] = {}
             for i, c in enumerate(cats):
-                if sims[i] >= CAPTION_MIN_COS and (c not in best or sims[i] > sims[best[c]]):
+                if sims[i] >= min_cos and (c not in best or sims[i] > sims[best[c]]):
                     best[c] = i
             flags += [Flag(post_id, c, "caption", texts[i], float(sims[i])) for c, i in best.items()]
         return flags
@@ -108,6 +111,7 @@ class Screener:
 
     def chunk(self, store: Store, posts: list[Pending]) -> tuple[list[Pending], list[Flag]]:
         """(the posts screened: those whose embeddings are stored, their flags)."""
+        assert self.ids is not None, "a Screener without model ids screens captions only"
         texts = flag_store.vectors_by_hash(store, self.ids.text, [p.caption_hash for p in posts if p.caption_hash])
         images = flag_store.vectors_by_hash(store, self.ids.image, [p.image_hash for p in posts if p.image_hash])
         ready = [p for p in posts if (not p.caption_hash or p.caption_hash in texts)

@@ -31,7 +31,7 @@ from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
 from congruence.search.rerank import BrandPosts, describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
-from congruence.search.safety import load_safety
+from congruence.search.safety import check_screened, load_safety
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.training.deploy import check_encoders, derived_space, load_active
 
@@ -72,6 +72,7 @@ class Engine:
         self.ids: ModelIds = self.encoders.model_ids(self.store)
         self._lock = threading.RLock()  # one store connection: one reader at a time
         self.reader = VectorReader(self.vstore, self._lock)
+        self._screened_at = -1  # the generation whose posts were all seen by the safety screen
         self.snapshot = self._load()
 
     def close(self) -> None:
@@ -165,8 +166,17 @@ class Engine:
                  brand_posts: Sequence[BrandPosts | None] | None = None,
                  exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings."""
+        self.check_screened(snap, filters)
         return retrieve(snap, xq, k, exact=self.reader.exact, candidates=self.settings.candidates,
                         selection=snap.selection(filters), brand_posts=brand_posts, exclude=exclude)
+
+    def check_screened(self, snap: Snapshot, filters: Filters) -> None:
+        """For a brand-safety filter: refuse while posts wait for the screen (checked once
+        per snapshot generation)."""
+        if filters.screened and self._screened_at != snap.generation and snap.safety is not None:
+            with self._lock:
+                check_screened(self.store, snap.safety.version)
+            self._screened_at = snap.generation
 
     def brand_vector(self, images: Sequence[Image.Image], text: str) -> np.ndarray:
         """The untrained pooled vector of a brand described by images and/or text."""
@@ -208,7 +218,7 @@ class Engine:
               feedback: Feedback = Feedback()) -> list[Hit]:
         """One query through ``retrieve``, moved by ``feedback`` first, as hits (with each
         hit's ``posts`` best posts)."""
-        xq, query_posts, skip = apply(q, brand_posts, self._marked(snap, feedback, brand_posts is not None), exclude)
+        xq, query_posts, skip = apply(q, brand_posts, self.marked(snap, feedback, brand_posts is not None), exclude)
         D, I = self.retrieve(snap, xq[None, :], k, filters, [query_posts], [skip])  # noqa: E741
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
@@ -234,7 +244,7 @@ class Engine:
             out.append(Hit(**{**h.__dict__, "top_posts": refs}))
         return out
 
-    def _marked(self, snap: Snapshot, feedback: Feedback, reranked: bool) -> Marked | None:
+    def marked(self, snap: Snapshot, feedback: Feedback, reranked: bool) -> Marked | None:
         """``feedback`` resolved in the snapshot's space (per-post vectors when it reranks)."""
         def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
             with self._lock:

@@ -121,7 +121,8 @@ def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[
     return {
         "brands": "all" if spec.brands is None else "list",
         "brands_sha256": hashlib.sha256("\n".join(brands).encode()).hexdigest(),
-        "n_brands": len(brands), "k": spec.k, "format": spec.fmt, "filters": asdict(spec.filters),
+        "n_brands": len(brands), "k": spec.k, "format": spec.fmt,
+        "filters": {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},  # as JSON
         "space": snap.space, "model": snap.model,
         "candidates": engine.settings.candidates if snap.head is not None else None,
         "index": {"size": index.n_alive, "version_sum": int(index.versions[index.alive].sum())},
@@ -147,6 +148,7 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
     brands = _brands(engine, spec)
     on_ray = _ray_ranker(ray_address, engine) if ray_address is not None else None
     ranker = BatchRanker(engine.current(), engine.reader, spec.k, spec.filters, engine.settings.candidates)
+    engine.check_screened(ranker.snap, spec.filters)
     fingerprint = _fingerprint(engine, ranker.snap, spec, brands, batch_brands)
     out.parent.mkdir(parents=True, exist_ok=True)
     with parts_folder(out, fingerprint, restart) as (parts, stored):
