@@ -3,7 +3,9 @@
 Sections are registered in ``SECTIONS`` (name, runner, needs PostgreSQL, runs by default).
 The ranking sections (``ranking-photos``, ``ranking-instagram``) train the congruence head
 through the CLI and take minutes (plus a first ingest of a few minutes, cached under
-bench/.cache), so they run only when named with ``--only``. The exit status is 1 when a
+bench/.cache), so they run only when named with ``--only``; so do ``encoder-rates`` (PyTorch vs
+ONNX Runtime on real photos and captions), ``index-build`` (the index built from PostgreSQL,
+stage by stage) and ``gpu`` (``--gpu``: the GPU check, bench/gpu_check.py). The exit status is 1 when a
 section that checks targets misses one.
 """
 
@@ -120,6 +122,32 @@ def _ranking_instagram(ctx: RunContext) -> Section:
     return ranking.instagram_section(ctx.quick)
 
 
+def _encoder_rates(ctx: RunContext) -> Section:
+    from bench import encoder_rates
+
+    return encoder_rates.run(encoder_rates.RatesConfig.for_run(ctx.quick), ctx.tmp / "rates")
+
+
+def _index_build(ctx: RunContext) -> Section:
+    from bench import index_build
+
+    return index_build.run(index_build.BuildConfig.for_run(ctx.quick), ctx.tmp / "index-build")
+
+
+def _gpu(ctx: RunContext) -> Section:
+    from bench import gpu_check
+    from bench.common import Table
+
+    cfg = gpu_check.GpuConfig.tiny() if ctx.quick else gpu_check.GpuConfig()
+    doc = gpu_check.run(cfg, ctx.tmp / "gpu")
+    rows = [{"part": name, **{k: v for k, v in part.items() if not isinstance(v, (dict, list)) and k != "traceback"}}
+            for name, part in doc["parts"].items()]
+    section = Section("gpu", [Table(f"GPU check ({doc['gpu'] or 'no CUDA device: CPU'})", rows)],
+                      details={**doc, "targets_met": None if all("error" not in p for p in doc["parts"].values())
+                               else False})
+    return section
+
+
 # in the order they run
 SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
     SectionSpec("ingest", _ingest, needs_pg=True),
@@ -133,6 +161,9 @@ SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
     SectionSpec("ranking-instagram", _ranking_instagram, default=False),
     SectionSpec("feedback", _feedback, default=False),
     SectionSpec("caption-safety", _caption_safety, default=False),
+    SectionSpec("encoder-rates", _encoder_rates, default=False),
+    SectionSpec("index-build", _index_build, default=False),
+    SectionSpec("gpu", _gpu, default=False),
 )}
 DEFAULT_SECTIONS = tuple(name for name, spec in SECTIONS.items() if spec.default)
 
@@ -142,6 +173,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small sizes; finishes in under 2 minutes")
     p.add_argument("--only", choices=list(SECTIONS), action="append",
                    help="run only this section (repeatable; the ranking-* sections run only when named)")
+    p.add_argument("--gpu", action="store_true", help="the GPU check alone (= --only gpu; bench/gpu_check.py)")
     p.add_argument("--out", type=Path, help="JSON result path (default bench/results/<mode>-<time>.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p.parse_args(argv)
@@ -190,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"congruence bench ({'quick' if args.quick else 'full'}): {machine['cpu_model']}, "
           f"{machine['cpus_usable']} cores, {machine['ram_gb']} GB RAM, torch {machine['torch']}, "
           f"faiss {machine['faiss']}, {gpu}, load avg {machine['load_avg_1_5_15']}\n", flush=True)
-    names = [s for s in SECTIONS if s in args.only] if args.only else list(DEFAULT_SECTIONS)
+    only = (args.only or []) + (["gpu"] if args.gpu else [])
+    names = [s for s in SECTIONS if s in only] if only else list(DEFAULT_SECTIONS)
     sections = run_sections(names, args.quick)
     wall = time.perf_counter() - t0
     machine["load_avg_end_1_5_15"] = machine_info()["load_avg_1_5_15"]

@@ -27,10 +27,11 @@ def test_new_sections_are_default_and_selectable() -> None:
 def test_sections_are_registered_in_one_table() -> None:
     sections = bench_main.SECTIONS
     assert list(sections) == ["ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export",
-                              "ranking-photos", "ranking-instagram"]
+                              "ranking-photos", "ranking-instagram", "feedback", "caption-safety", "encoder-rates",
+                              "index-build", "gpu"]
     assert all(name == spec.name for name, spec in sections.items())
     assert {name for name, spec in sections.items() if spec.needs_pg} == {"ingest", "pgvector"}
-    assert bench_main.DEFAULT_SECTIONS == tuple(sections)[:7]  # the ranking sections run only when named
+    assert bench_main.DEFAULT_SECTIONS == tuple(sections)[:7]  # the ranking sections and the rest run only when named
 
 
 def test_index_scale_compares_product_index_and_sq8_against_brute_force() -> None:
@@ -96,3 +97,25 @@ def test_pgvector_target_and_growth_note() -> None:
               {"n": 100_000, "engine": "pgvector m=16", "build s": 100.0}]
     assert growth_note(builds) == ("1M not run: pgvector's build time grew as n^1.00 from 10,000 to 100,000 "
                                    "(10 s -> 100 s), about 17 min at 1M on this machine")
+
+
+def test_gpu_check_runs_every_part_and_records_a_failing_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from bench import gpu_check
+
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["--tiny", "--out", str(out)]) == 0  # on this CPU: the same parts, tiny
+    doc = json.loads(out.read_text())
+    parts = doc["parts"]
+    assert list(parts) == ["faiss", "encode", "rerank", "export"] and doc["cuda"] is False
+    assert parts["faiss"]["flat_fp32"]["recall_at_10"] == 1.0 and parts["faiss"]["flat_fp16"]["qps"] > 0
+    assert parts["encode"]["pipeline_images_s"] > 0 and parts["encode"]["images"] == 12
+    assert parts["rerank"]["brands"] == 6 and parts["export"]["rows"] == 6 * 10
+    def no_kit(cfg: gpu_check.GpuConfig) -> dict[str, object]:
+        raise ModuleNotFoundError("No module named 'faiss'")  # what a GPU host without the kit says
+
+    monkeypatch.setattr(gpu_check, "part_rerank", no_kit)
+    doc = gpu_check.run(gpu_check.GpuConfig.tiny(), tmp_path, ("rerank", "export"))
+    assert doc["parts"]["rerank"]["error"].startswith("ModuleNotFoundError") and "brands_s" in doc["parts"]["export"]
+    assert bench_main.parse_args(["--gpu"]).gpu and bench_main.SECTIONS["gpu"].default is False

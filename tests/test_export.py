@@ -7,6 +7,7 @@ import csv
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -346,8 +347,13 @@ def test_cli_category_and_micro_filters_and_progress_lines(env: Settings, small_
         expected = reference(engine, BRANDS, 4, Filters.make(category="food", micro=True))
     assert len(expected) == 12 and {e["category"] for e in expected} == {"food"}  # 2 pass the filter
     assert_same(read_rows(out, "jsonl"), expected)
-    # not a terminal: a line at each tenth of the brands (6 brands, one a chunk: every chunk)
-    assert stderr.splitlines() == [f"exporting: {d}/6 brands ({100 * d // 6} %)" for d in range(7)]
+    # not a terminal: a line at each tenth of the brands (6 brands, one a chunk: every chunk),
+    # with the rate and the time left once brands are done
+    lines = stderr.splitlines()
+    assert lines[0] == "exporting: 0/6 brands (0 %)" and len(lines) == 7, lines
+    for d, line in enumerate(lines[1:], 1):
+        assert re.fullmatch(rf"exporting: {d}/6 brands \({100 * d // 6} %\), [\d,.]+ brands/s, ETA \d+:\d\d:\d\d",
+                            line), line
 
 
 # -- a process killed mid-export --------------------------------------------------------------

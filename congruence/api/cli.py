@@ -13,10 +13,12 @@ from typing import Any
 from congruence.api.cli_engagement import add_parsers as add_engagement_parsers
 from congruence.api.cli_explain import add_parser as add_explain_parser
 from congruence.api.cli_safety import add_parser as add_safety_parser
+from congruence.api.cli_progress import quiet_flag
 from congruence.api.cli_export import add_parser as add_export_parser
 from congruence.api.cli_serve import add_parsers as add_serve_parsers
 from congruence.api.cli_training import add_parsers as add_training_parsers
 from congruence.core.errors import CongruenceError
+from congruence.core.progress import ProgressBoard, ProgressStyle, current_board, set_board
 from congruence.core.settings import Settings, load_settings
 
 logger = logging.getLogger("congruence")
@@ -27,18 +29,7 @@ def _out(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
-def _progress_bar() -> Callable[[str, int], None]:
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-
-    def update(stage: str, n: int) -> None:
-        if stage not in bars:
-            bars[stage] = tqdm(desc=f"encoding {stage}", unit=stage.removesuffix("s"),
-                               file=sys.stderr, disable=None)  # None: hidden when not a terminal
-        bars[stage].update(n)
-
-    return update
+ENCODE_LABELS = {"images": ("encoding images", "images"), "texts": ("encoding captions", "captions")}
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,8 +41,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     from congruence.training.deploy import active_spaces
 
-    report = ingest(folder, settings, progress=None if args.json else _progress_bar(),
+    board = current_board()
+    report = ingest(folder, settings, progress=board.stage_callback(ENCODE_LABELS),
                     spaces=active_spaces(settings), ray_address=args.ray_address)
+    board.close()
     if report.exit_code != 1:  # the brand-safety screen of what was stored (incremental)
         from congruence.api.cli_safety import run_screen
 
@@ -158,7 +151,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if not (corpus / "accounts.jsonl").exists():
         print(f"building the demo corpus in {corpus} ...", file=sys.stderr)
         build_demo(corpus)
-    code = cmd_ingest(argparse.Namespace(folder=str(corpus), json=False, ray_address=None), settings)
+    code = cmd_ingest(argparse.Namespace(folder=str(corpus), json=False, ray_address=None, quiet=False), settings)
     if code == 1:
         return code
     _train_demo_models(settings)
@@ -225,8 +218,10 @@ def _query_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="congruence", description="Match brands with micro-influencers.")
     parser.add_argument("-v", "--verbose", action="store_true")
+    quiet_flag(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help="validate, store, encode, pool and index a corpus folder")
+    quiet_flag(p)
     p.add_argument("folder")
     p.add_argument("--json", action="store_true")
     p.add_argument("--ray-address", help="encode on this Ray cluster: auto, ray://HOST:PORT (needs congruence[ray])")
@@ -266,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    set_board(ProgressBoard(ProgressStyle.for_stream(sys.stderr, quiet=args.quiet)))
     try:
         settings = load_settings()
         return int(args.func(args, settings))
@@ -275,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        current_board().close()
+        set_board(None)
 
 
 if __name__ == "__main__":

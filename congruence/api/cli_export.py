@@ -8,33 +8,22 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from congruence.api.cli_progress import quiet_flag
+from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 
 
-def _progress_bar() -> Callable[[int, int], None]:
-    """Progress on stderr: a bar on a terminal, else a line at each tenth of the brands."""
-    stream = sys.stderr
-    if stream.isatty():
-        from tqdm import tqdm
+def _progress() -> Callable[[int, int], None]:
+    """(done, total) brands -> the command's progress board (a bar, or lines with rate and ETA)."""
+    board = current_board()
 
-        bar = tqdm(desc="exporting", unit="brand", file=stream)
+    def update(done: int, total: int) -> None:
+        task = board.task("export", "exporting", "brands", total)
+        task.advance_to(done)
+        if done >= total:
+            task.close()
 
-        def update(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-            if done >= total:
-                bar.close()
-
-        return update
-    last = [-1]
-
-    def line(done: int, total: int) -> None:
-        tenth = 10 * done // max(total, 1)
-        if tenth > last[0]:
-            last[0] = tenth
-            print(f"exporting: {done:,}/{total:,} brands ({100 * done // max(total, 1)} %)", file=stream, flush=True)
-
-    return line
+    return update
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -49,7 +38,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     with Engine(settings) as engine:
         brands = None if args.brands == "all" else read_brand_file(Path(args.brands), engine.store)
         spec = ExportSpec(brands, args.k, args.format, filters)
-        report = run_export(engine, spec, Path(args.out), progress=None if args.json else _progress_bar(),
+        report = run_export(engine, spec, Path(args.out), progress=None if args.json else _progress(),
                             batch_brands=args.batch_brands, restart=args.restart, ray_address=args.ray_address)
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
@@ -73,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     from congruence.search.export import FORMATS
 
     p = sub.add_parser("export", help="top-k influencers of many brands, to a CSV, JSONL or Parquet file")
+    quiet_flag(p)
     p.add_argument("--brands", default="all", help="'all' (default), or a file of brand ids, one a line")
     p.add_argument("-k", type=int, default=100, help="influencers per brand (default 100)")
     p.add_argument("--format", choices=FORMATS, default="csv", help="file format (default csv)")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from congruence.api.cli_progress import quiet_flag
+from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,9 +29,19 @@ def _write_table(path: Path, title: str, results: dict) -> None:  # type: ignore
     print(f"markdown table: {path}", file=sys.stderr)
 
 
-def _epoch_line(variant: str, s: EpochStats) -> None:
-    print(f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "
-          f"category {s.aux_loss:.4f}) {s.seconds:.1f}s", file=sys.stderr)
+def _epoch_progress(epochs: int) -> Callable[[str, EpochStats], None]:
+    """Each variant's epochs on the command's progress board, with each epoch's loss as a note."""
+    board = current_board()
+
+    def update(variant: str, s: EpochStats) -> None:
+        task = board.task(f"train:{variant}", f"training {variant}", "epochs", epochs)
+        task.note(f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "
+                  f"category {s.aux_loss:.4f}) {s.seconds:.1f}s")
+        task.update(1)
+        if task.done >= epochs:
+            task.close()
+
+    return update
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,7 +57,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     held = read_influencer_file(Path(args.test_influencers)) if args.test_influencers else None
     variants = tuple(VARIANTS) if args.variants == "all" else ("head",)
     out = train_and_deploy(settings, config, variants, test, args.test_fraction,
-                           activate=not args.no_activate, progress=_epoch_line, d_model=args.d_model,
+                           activate=not args.no_activate, progress=_epoch_progress(args.epochs), d_model=args.d_model,
                            test_influencers=held, activate_anyway=args.activate_anyway)
     exp = out.experiment
     table = _table_path(args, settings, "train", out.version)
@@ -91,6 +104,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train the congruence head on the store's matches, evaluate, deploy")
+    quiet_flag(p)
     p.add_argument("--json", action="store_true", help='print {"results": {"random": M, "pooled_cosine": M, "head": M, ...}}')
     p.add_argument("--test-brands", metavar="FILE", help="held-out brands, one id a line (default: a seeded 20%%)")
     p.add_argument("--test-influencers", metavar="FILE", help="influencers never trained on and the only candidates "

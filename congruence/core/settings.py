@@ -19,6 +19,8 @@ class Settings:
     database_url: an external PostgreSQL with pgvector; None = embedded server under home.
     image_encoder / text_encoder: encoder registry names (see indexer.encoders).
     device: "auto", "cpu" or "cuda".
+    cpu_runtime: "onnx" (encoding on the CPU runs ONNX Runtime graphs of the same weights) or
+        "torch" (PyTorch eager, as before); CUDA and the explanations always use PyTorch.
     exact_threshold: indexes up to this many vectors are exact (flat); above, HNSW.
     compress_threshold: HNSW indexes above this many vectors store 8-bit codes (sq8).
     ef_search: HNSW search breadth for unfiltered queries (more: higher recall, slower).
@@ -32,6 +34,7 @@ class Settings:
     image_encoder: str = DEFAULT_IMAGE_ENCODER
     text_encoder: str = DEFAULT_TEXT_ENCODER
     device: str = "auto"
+    cpu_runtime: str = "onnx"
     exact_threshold: int = 5_000
     compress_threshold: int = 200_000
     ef_search: int = 96
@@ -74,12 +77,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     device = env.get("CONGRUENCE_DEVICE", "auto")
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"CONGRUENCE_DEVICE: expected auto, cpu or cuda, got {device!r}")
+    cpu_runtime = env.get("CONGRUENCE_CPU_RUNTIME") or "onnx"
+    if cpu_runtime not in ("onnx", "torch"):
+        raise ValueError(f"CONGRUENCE_CPU_RUNTIME: expected onnx or torch, got {cpu_runtime!r}")
     return Settings(
         home=Path(env.get("CONGRUENCE_HOME") or ".congruence").expanduser().absolute(),
         database_url=env.get("DATABASE_URL") or None,
         image_encoder=env.get("CONGRUENCE_IMAGE_ENCODER") or DEFAULT_IMAGE_ENCODER,
         text_encoder=env.get("CONGRUENCE_TEXT_ENCODER") or DEFAULT_TEXT_ENCODER,
         device=device,
+        cpu_runtime=cpu_runtime,
         exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 5_000, 1),
         compress_threshold=_int(env, "CONGRUENCE_COMPRESS_THRESHOLD", 200_000, 1),
         ef_search=_int(env, "CONGRUENCE_EF_SEARCH", 96, 1),

@@ -2,7 +2,8 @@
 
 Resumable by construction: each batch is committed as it is done, and the work list is
 "what has no vector", so a rerun after an interruption does only what is missing.
-Decoding runs in a thread pool one batch ahead of the forward pass.
+Decoding runs in a thread pool one batch ahead of the forward pass. Captions are encoded
+shortest first, so each batch pads to a length close to its own texts'.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pathlib import Path
 import torch
 
 from congruence.core.errors import InvalidInput
-from congruence.indexer.encoders import ImageEncoder, TextEncoder, encode_batch
+from congruence.indexer.encoders import BatchImageEncoder, TextEncoder, encode_batch
 from congruence.indexer.images import read_image
 from congruence.indexer.vector_store import VectorStore
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[str, int], None]  # (stage, items just done)
+Progress = Callable[[str, int, int], None]  # (stage, items just done, items in the stage)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class EncodeResult:
     failed: list[tuple[str, str]]  # (image_hash, reason)
 
 
-def _load(enc: ImageEncoder, root: str, rel: str) -> torch.Tensor | str:
+def _load(enc: BatchImageEncoder, root: str, rel: str) -> torch.Tensor | str:
     try:
         img, _ = read_image(Path(root) / rel, draft_size=enc.input_size * 2)
         return enc.preprocess(img)
@@ -44,7 +45,7 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[i : i + size]
 
 
-def encode_images(vstore: VectorStore, enc: ImageEncoder, model_id: int, batch_size: int,
+def encode_images(vstore: VectorStore, enc: BatchImageEncoder, model_id: int, batch_size: int,
                   progress: Progress | None = None, workers: int = 2) -> tuple[int, list[tuple[str, str]]]:
     todo = vstore.pending_images(model_id)
     failed: list[tuple[str, str]] = []
@@ -68,16 +69,16 @@ def encode_images(vstore: VectorStore, enc: ImageEncoder, model_id: int, batch_s
                 vstore.put_vectors(model_id, [h for h, _ in ok], vecs, enc.dim)
             done += len(batch)
             if progress:
-                progress("images", len(batch))
+                progress("images", len(batch), len(todo))
     return done - len(failed), failed
 
 
 def encode_texts(vstore: VectorStore, enc: TextEncoder, model_id: int, batch_size: int,
                  progress: Progress | None = None) -> int:
-    todo = vstore.pending_texts(model_id)
+    todo = sorted(vstore.pending_texts(model_id), key=lambda row: len(row[1]))
     for batch in _batches(todo, max(batch_size, 64)):
         vecs = enc.encode([c for _, c in batch])
         vstore.put_vectors(model_id, [h for h, _ in batch], vecs, enc.dim)
         if progress:
-            progress("texts", len(batch))
+            progress("texts", len(batch), len(todo))
     return len(todo)

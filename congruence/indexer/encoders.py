@@ -33,18 +33,26 @@ from congruence.core.vectors import l2_normalize
 logger = logging.getLogger(__name__)
 
 
-class ImageEncoder(Protocol):
+class BatchImageEncoder(Protocol):
+    """What encoding without gradients needs (ingest, uploads, Ray): a PyTorch encoder, or
+    its ONNX Runtime twin on the CPU (``inference_image_encoder``)."""
+
     name: str
     dim: int
     input_size: int
     device: torch.device
-    model: torch.nn.Module
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         """(3, H, W) float tensor for one RGB image."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, dim) raw (unnormalised) features of a preprocessed batch; differentiable."""
+        """(B, dim) raw (unnormalised) features of a preprocessed batch."""
+
+
+class ImageEncoder(BatchImageEncoder, Protocol):
+    """A PyTorch image encoder: ``features`` is differentiable (the explanations need it)."""
+
+    model: torch.nn.Module
 
     def feature_layer(self) -> torch.nn.Module:
         """The last convolutional (or attention) layer, for Grad-CAM."""
@@ -59,10 +67,17 @@ class TextEncoder(Protocol):
         """(n, dim) float32 embeddings; L2-normalised when ``normalize``."""
 
 
-def encode_images(enc: ImageEncoder, images: Sequence[Image.Image], normalize: bool = True) -> np.ndarray:
-    """(n, dim) float32 embeddings of RGB images; L2-normalised when ``normalize``."""
+def encode_images(enc: BatchImageEncoder, images: Sequence[Image.Image], normalize: bool = True) -> np.ndarray:
+    """(n, dim) float32 embeddings of RGB images; L2-normalised when ``normalize``.
+
+    Inference only: on the CPU, a PyTorch encoder with an ONNX Runtime twin hands the work
+    to the twin (same vectors, several times faster; new-brand uploads come this way)."""
     if not images:
         return np.zeros((0, enc.dim), np.float32)
+    if enc.device.type == "cpu":
+        from congruence.indexer.ort_encoders import ort_image_encoder
+
+        enc = ort_image_encoder(enc.name) or enc
     x = torch.stack([enc.preprocess(im) for im in images]).to(enc.device)
     return encode_batch(enc, x, normalize)
 
@@ -81,7 +96,7 @@ def model_lock(enc: object) -> threading.RLock:
         return _LOCKS.setdefault(id(enc), threading.RLock())
 
 
-def encode_batch(enc: ImageEncoder, x: torch.Tensor, normalize: bool = True) -> np.ndarray:
+def encode_batch(enc: BatchImageEncoder, x: torch.Tensor, normalize: bool = True) -> np.ndarray:
     with model_lock(enc), torch.inference_mode():
         f = enc.features(x.to(enc.device, non_blocking=True)).float().cpu().numpy()
     return l2_normalize(f) if normalize else f.astype(np.float32)
@@ -110,9 +125,7 @@ class EfficientNetLite0:
         self.model.eval().to(device)
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
-        img = img.convert("RGB").resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
-        a = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
-        return (a - 127.0) / 128.0
+        return tflite_preprocess(img, self.input_size)
 
     def preprocess_keep_aspect(self, img: Image.Image, max_ratio: float = 2.0) -> torch.Tensor:
         """Like ``preprocess`` but the short side is 224 and the long one keeps the aspect
@@ -137,6 +150,13 @@ class EfficientNetLite0:
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (used to name visual concepts)."""
         return self.model(x)
+
+
+def tflite_preprocess(img: Image.Image, size: int) -> torch.Tensor:
+    """(3, size, size) float32: the image resized (bilinear, no crop), (x - 127) / 128."""
+    img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    a = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float()
+    return (a - 127.0) / 128.0
 
 
 def _split_clip_spec(spec: str) -> tuple[str, str | None]:

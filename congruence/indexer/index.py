@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 
 from congruence.core.vectors import as_matrix
-from congruence.indexer.post_matrix import PostMatrix
+from congruence.indexer.post_matrix import PostMatrix, QuantizedPosts
 
 logger = logging.getLogger(__name__)
 _faiss: Any = faiss  # the SWIG stubs lack the search parameters, selectors and storage fields used here
@@ -142,11 +142,12 @@ class VectorIndex:
         return dict(zip(self.labels[live].tolist(), self.versions[live].tolist(), strict=True))
 
     def add(self, seqs: np.ndarray, versions: np.ndarray, xb: np.ndarray,
-            posts: Sequence[np.ndarray | None] | None = None) -> None:
+            posts: Sequence[np.ndarray | None] | QuantizedPosts | None = None) -> None:
         """Add vectors (L2-normalised rows); an existing seq is replaced.
 
         posts: with ``post_dim``, each row's (n_posts, post_dim) per-post vectors (None:
-        unknown), required then and refused otherwise.
+        unknown), or all of them quantised already (then ``seqs`` must be unique), required
+        then and refused otherwise.
         """
         xb = as_matrix(xb, self.dim, name="index vectors")
         seqs = np.asarray(seqs, np.int64).reshape(-1)
@@ -154,10 +155,13 @@ class VectorIndex:
         if not len(seqs) == len(versions) == len(xb):
             raise ValueError(f"index add: {len(seqs)} seqs, {len(versions)} versions and {len(xb)} vectors; "
                              "expected one of each per row")
-        if (posts is None) != (self.posts is None) or (posts is not None and len(posts) != len(seqs)):
+        n_sets = len(posts.sizes) if isinstance(posts, QuantizedPosts) else len(posts) if posts is not None else 0
+        if (posts is None) != (self.posts is None) or (posts is not None and n_sets != len(seqs)):
             raise ValueError("posts: one entry per added vector when the index keeps per-post vectors, "
                              "none otherwise")
         if len(np.unique(seqs)) != len(seqs):  # a seq repeated in one batch: its last row wins
+            if isinstance(posts, QuantizedPosts):
+                raise ValueError("index add: quantised posts need unique seqs")
             _, last = np.unique(seqs[::-1], return_index=True)
             keep = np.sort(len(seqs) - 1 - last)
             seqs, versions, xb = seqs[keep], versions[keep], xb[keep]

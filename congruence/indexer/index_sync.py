@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 from congruence.indexer.index import IndexCorrupt, Manifest, VectorIndex
+from congruence.indexer.post_matrix import QuantizedPosts
 from congruence.indexer.vector_store import AccountChunk, VectorStore
 
 logger = logging.getLogger(__name__)
 REBUILD_DEAD_FRACTION = 0.3
+PROGRESS_MIN = 10_000  # smaller builds take seconds: no progress lines for them
 
 
 @dataclass(frozen=True)
@@ -95,15 +101,59 @@ def _difference(index: VectorIndex, seq: np.ndarray, ver: np.ndarray) -> tuple[n
     return gone.astype(np.int64), seq[stale]
 
 
-def _add(index: VectorIndex, part: AccountChunk, seq: np.ndarray, ver: np.ndarray) -> int:
+def _add(index: VectorIndex, part: AccountChunk, seq: np.ndarray, ver: np.ndarray,
+         quantized: QuantizedPosts | None = None) -> int:
     """Add the rows of ``part`` with their versions from (sorted) ``seq``/``ver``; rows that
-    appeared after ``seq`` was read are left for the next sync (their version is unknown)."""
+    appeared after ``seq`` was read are left for the next sync (their version is unknown).
+    quantized: ``part``'s posts, quantised already (used when every row is added)."""
     at = np.minimum(np.searchsorted(seq, part.seq), max(len(seq) - 1, 0))
     ok = (seq[at] == part.seq) if len(seq) else np.zeros(len(part.seq), bool)
     rows = np.flatnonzero(ok)
-    posts = [part.posts[i] for i in rows] if part.posts is not None else None
+    posts: list[np.ndarray | None] | QuantizedPosts | None = None
+    if part.posts is not None:
+        posts = quantized if quantized is not None and len(rows) == len(part.seq) else [part.posts[i] for i in rows]
     index.add(part.seq[rows], ver[at[rows]], part.vectors[rows], posts)
     return len(rows)
+
+
+_END = object()
+
+
+def _read_ahead(chunks: Iterator[AccountChunk], post_dim: int,
+                depth: int = 2) -> Iterator[tuple[AccountChunk, QuantizedPosts | None]]:
+    """``chunks``, each with its posts quantised, read and quantised by a thread while the
+    caller adds the previous ones to the graph (FAISS releases the GIL while it builds)."""
+    box: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            for part in chunks:
+                put((part, QuantizedPosts.of(part.posts, post_dim) if part.posts is not None else None))
+                if stop.is_set():
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the caller, raised there
+            put(e)
+
+    reader = threading.Thread(target=read, name="index build: read + quantise", daemon=True)
+    reader.start()
+    try:
+        while (item := box.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _load_reusable(root: Path, model: str, kind: str, codec: str, post_dim: int,
@@ -129,17 +179,26 @@ def _load_reusable(root: Path, model: str, kind: str, codec: str, post_dim: int,
 
 def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, layout: IndexLayout, seq: np.ndarray,
              ver: np.ndarray, reason: str) -> SyncResult:
-    """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory."""
+    """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory; a
+    thread reads and quantises the next chunks while the graph takes this one."""
     logger.info("rebuilding index %s: %s", space, reason)
     kind, codec = layout.shape_for(len(seq))
     index: VectorIndex | None = None
     added = 0
-    for part in vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0):
+    board = current_board() if len(seq) >= PROGRESS_MIN else None
+    progress = board.task(f"index:{space}", f"index build {space}", "accounts", len(seq)) if board else None
+    reserve = vstore.post_count(space, "influencer") if layout.post_dim > 0 else 0
+    chunks = vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0)
+    for part, quantized in _read_ahead(chunks, layout.post_dim):
         if index is None:
             index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim)
             if index.posts is not None:
-                index.posts.reserve(vstore.post_count(space, "influencer"))
-        added += _add(index, part, seq, ver)
+                index.posts.reserve(reserve)
+        added += _add(index, part, seq, ver, quantized)
+        if progress is not None:
+            progress.update(len(part.seq))
+    if progress is not None:
+        progress.close()
     if index is None:
         index = VectorIndex(vstore.space_dim(space) or 1, kind, codec, layout.post_dim)
     man = index.save(root, space, model, int(ver.sum()))

@@ -132,7 +132,7 @@ def encode_pending(vstore: VectorStore, encs: EncoderSet, ids: ModelIds, batch_s
     """Encode what has no vector yet, here or (with ``runner``) on a Ray cluster."""
     if vstore.pending_images(ids.image):
         n, failed = (runner.images(vstore, ids.image, progress) if runner is not None
-                     else encode_images(vstore, encs.image, ids.image, batch_size, progress))
+                     else encode_images(vstore, encs.image_infer, ids.image, batch_size, progress))
         report.images_encoded = n
         for h, reason in failed:
             # the file changed or broke after it was checked: drop its posts, report them

@@ -54,7 +54,7 @@ class _ImageActor:
 
     def __init__(self, settings: Settings, model_id: int):
         self.vstore = VectorStore(Store.open(settings))
-        self.enc = EncoderSet(settings).image
+        self.enc = EncoderSet(settings).image_infer  # ONNX Runtime on a CPU actor, PyTorch on a GPU
         self.model_id = model_id
         self.placement = placement(str(self.enc.device))
 
@@ -146,7 +146,7 @@ class RayEncoder:
         for out in run_pipeline(build):
             seen.update(str(p) for p in out["placement"])
             if progress:
-                progress(stage, len(out["hash"]))
+                progress(stage, len(out["hash"]), len(rows))
             yield out
         logger.info("%s encoded on Ray by %s", stage, json.dumps(placements(seen)))
 
