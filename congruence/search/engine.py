@@ -122,8 +122,10 @@ class Engine:
 
     # -- queries ----------------------------------------------------------------------
     def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0,
-                    feedback: Feedback = Feedback()) -> list[Hit]:
-        snap = self.current()
+                    feedback: Feedback = Feedback(), snap: Snapshot | None = None) -> list[Hit]:
+        """``snap``: answer from this snapshot (taken with ``current``, so that a caller can name
+        the head that answered: ``ranking(snap)``); the current one by default."""
+        snap = snap or self.current()
         entry = self.entry(snap, brand_id, "brand")
         return self._hits(snap, entry.vector, k, filters, posts, brand_posts=entry.posts, feedback=feedback)
 
@@ -132,9 +134,9 @@ class Engine:
         """Match a brand that is not in the corpus, described by images and/or text."""
         return self.match_query(self.describe_new(images, text), k, filters, posts, feedback)
 
-    def describe_new(self, images: Sequence[Image.Image], text: str) -> BrandQuery:
+    def describe_new(self, images: Sequence[Image.Image], text: str, snap: Snapshot | None = None) -> BrandQuery:
         """A brand not in the corpus, in the space in service now (encoded once, reusable)."""
-        snap = self.current()
+        snap = snap or self.current()
         img, txt = self._encode_new(images, text)
         if snap.head is None:
             return BrandQuery(pool(img, txt, self.ids.d_image, self.ids.d_text), None, snap.space)
@@ -143,8 +145,8 @@ class Engine:
         return BrandQuery(q, brand_posts, snap.space)
 
     def match_query(self, query: BrandQuery, k: int = 20, filters: Filters = Filters(), posts: int = 0,
-                    feedback: Feedback = Feedback()) -> list[Hit]:
-        snap = self.current()
+                    feedback: Feedback = Feedback(), snap: Snapshot | None = None) -> list[Hit]:
+        snap = snap or self.current()
         if query.space != snap.space:
             raise ModelMismatch(f"this brand was described in {query.space!r}, but {snap.space!r} is in service "
                                 "now: describe it again")
@@ -273,9 +275,9 @@ class Engine:
                 for i, a in enumerate(sets.account_ids)}
 
     # -- status -------------------------------------------------------------------------
-    def ranking(self) -> str:
-        """How scores are computed now, in words."""
-        head = self.snapshot.head
+    def ranking(self, snap: Snapshot | None = None) -> str:
+        """How the scores of ``snap`` (the snapshot in service by default) are computed, in words."""
+        head = (snap or self.snapshot).head
         if head is None:
             return "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)"
         return (f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "

@@ -52,6 +52,7 @@ def _feedback(f: FeedbackFields) -> Feedback:
 async def match(request: Request, engine: EngineDep, services: ServicesDep, _key: KeyDep) -> MatchResponse:
     ctype = request.headers.get("content-type", "")
     query_id = None
+    snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
     if ctype.startswith("application/json"):
         try:
             req = MatchRequest.model_validate_json(await request.body())
@@ -60,10 +61,11 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
         filters, feedback = _filters(req), _feedback(req)
         if req.query_id is not None:  # a new brand searched before: re-run with feedback, no upload
             query_id, query = req.query_id, services.queries.get(req.query_id)
-            hits = await run_in_threadpool(engine.match_query, query, req.k, filters, req.posts, feedback)
+            hits = await run_in_threadpool(engine.match_query, query, req.k, filters, req.posts, feedback, snap)
         else:
             assert req.brand_id is not None
-            hits = await run_in_threadpool(engine.match_brand, req.brand_id, req.k, filters, req.posts, feedback)
+            hits = await run_in_threadpool(engine.match_brand, req.brand_id, req.k, filters, req.posts, feedback,
+                                      snap)
     elif ctype.startswith("multipart/form-data"):
         form = await read_form(request, MAX_IMAGES)
         try:
@@ -74,10 +76,11 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
         if not uploads and not fields.text.strip():
             raise HTTPException(422, "describe the brand with at least one image or some text")
         filters = _filters(fields)
-        query = await run_in_threadpool(engine.describe_new, [u.image for u in uploads], fields.text)
+        query = await run_in_threadpool(engine.describe_new, [u.image for u in uploads], fields.text, snap)
         query_id = services.queries.put(query)
-        hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts)
+        hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts, Feedback(),
+                                      snap)
     else:
         raise HTTPException(415, "send JSON {\"brand_id\": ...} for a brand in the corpus, "
                                  "or multipart/form-data with images and text for a new brand")
-    return match_response(engine.store, hits, engine.ranking(), query_id)
+    return match_response(engine.store, hits, engine.ranking(snap), query_id)
