@@ -28,6 +28,7 @@ from congruence.core.settings import Settings
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
+from congruence.indexer.metrics import store as metrics_store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, read_brand_file, run_export
 from congruence.search.export_rank import BatchRanker
@@ -46,11 +47,30 @@ BRANDS = ("brand_peakfit", "brand_nonna_kitchen", "brand_wanderly", "brand_happy
 FILTERS = (Filters(), Filters.make(micro=True), Filters.make(category="travel"), Filters.make(min_followers=20_000))
 
 
+METRICS = ["engagement_rate", "posts_per_week", "sponsored_share", "sponsored_ratio", "authenticity_flags"]
+
+
+def metric_columns(store: Store, ids: list[str]) -> dict[str, dict[str, object]]:
+    """Account id -> its export's metric columns, from the stored metrics (all null when none)."""
+    got = metrics_store.read(store, ids)
+
+    def row(m: metrics_store.AccountMetrics | None) -> dict[str, object]:
+        if m is None:
+            return dict.fromkeys(METRICS)
+        return {"engagement_rate": m.engagement_rate, "posts_per_week": m.posts_per_week,
+                "sponsored_share": m.sponsored_share, "sponsored_ratio": m.sponsored_ratio,
+                "authenticity_flags": ";".join(sorted({f.signal for f in m.flags}))}
+
+    return {i: row(got.get(i)) for i in ids}
+
+
 def reference(engine: Engine, brands: tuple[str, ...], k: int, filters: Filters) -> list[dict[str, object]]:
-    """The brute-force reference: one match_brand call per brand."""
-    return [{"brand_id": b, "influencer_id": h.influencer_id, "handle": h.handle, "followers": h.followers,
+    """The brute-force reference: one match_brand call per brand, with each influencer's metrics."""
+    rows = [{"brand_id": b, "influencer_id": h.influencer_id, "handle": h.handle, "followers": h.followers,
              "category": h.category, "score": h.score, "rank": h.rank}
             for b in brands for h in engine.match_brand(b, k, filters)]
+    metrics = metric_columns(engine.store, [str(r["influencer_id"]) for r in rows])
+    return [r | metrics[str(r["influencer_id"])] for r in rows]
 
 
 def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
@@ -61,7 +81,10 @@ def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
         return [json.loads(line) for line in path.read_text().splitlines()]
     with path.open(newline="") as f:
         return [{**r, "followers": int(r["followers"]) if r["followers"] else None,
-                 "score": float(r["score"]) if r["score"] else None, "rank": int(r["rank"])}
+                 "score": float(r["score"]) if r["score"] else None, "rank": int(r["rank"]),
+                 **{c: float(r[c]) if r[c] else None for c in METRICS[:4]},
+                 # "": no flag raised (every account here has metrics; CSV cannot tell null from "")
+                 "authenticity_flags": r["authenticity_flags"]}
                 for r in csv.DictReader(f)]
 
 
@@ -190,8 +213,7 @@ def test_every_format_holds_the_same_rows(corpus: Settings, tmp_path: Path) -> N
             assert_same(read_rows(tmp_path / "out" / f"s.{fmt}", fmt), expected)
     csv_rows, jsonl_rows, parquet_rows = (read_rows(tmp_path / "out" / f"s.{f}", f) for f in ("csv", "jsonl", "parquet"))
     assert csv_rows == jsonl_rows == parquet_rows  # scores too: every format round-trips the float exactly
-    assert (tmp_path / "out" / "s.csv").read_text().splitlines()[0] == \
-        "brand_id,influencer_id,handle,followers,category,score,rank"
+    assert (tmp_path / "out" / "s.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s.csv", "s.jsonl", "s.parquet"]
 
 
@@ -318,10 +340,10 @@ def test_cli_export_json(corpus: Settings, tmp_path: Path, capsys: pytest.Captur
 
 
 # -- the exact columns, the CLI's filters and progress ----------------------------------------
-COLUMNS = ["brand_id", "influencer_id", "handle", "followers", "category", "score", "rank"]
+COLUMNS = ["brand_id", "influencer_id", "handle", "followers", "category", "score", "rank", *METRICS]
 
 
-def test_each_format_has_exactly_the_seven_columns_in_order(corpus: Settings, tmp_path: Path) -> None:
+def test_each_format_has_exactly_the_twelve_columns_in_order(corpus: Settings, tmp_path: Path) -> None:
     with Engine(corpus) as engine:
         for fmt in ("csv", "jsonl", "parquet"):
             run_export(engine, ExportSpec(None, 3, fmt), tmp_path / f"s.{fmt}")
@@ -331,7 +353,9 @@ def test_each_format_has_exactly_the_seven_columns_in_order(corpus: Settings, tm
     schema = pq.read_schema(tmp_path / "s.parquet")
     assert [(f.name, str(f.type)) for f in schema] == [
         ("brand_id", "string"), ("influencer_id", "string"), ("handle", "string"), ("followers", "int64"),
-        ("category", "string"), ("score", "double"), ("rank", "int32")]
+        ("category", "string"), ("score", "double"), ("rank", "int32"), ("engagement_rate", "double"),
+        ("posts_per_week", "double"), ("sponsored_share", "double"), ("sponsored_ratio", "double"),
+        ("authenticity_flags", "string")]
     rows = read_rows(tmp_path / "s.parquet", "parquet")  # one row per (brand, rank), ranks 1..k
     assert sorted((r["brand_id"], r["rank"]) for r in rows) == sorted((b, i) for b in BRANDS for i in (1, 2, 3))
 

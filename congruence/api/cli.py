@@ -12,6 +12,7 @@ from typing import Any
 
 from congruence.api.cli_engagement import add_parsers as add_engagement_parsers
 from congruence.api.cli_explain import add_parser as add_explain_parser
+from congruence.api.cli_metrics import add_parser as add_metrics_parser
 from congruence.api.cli_safety import add_parser as add_safety_parser
 from congruence.api.cli_progress import quiet_flag
 from congruence.api.cli_export import add_parser as add_export_parser
@@ -33,17 +34,20 @@ ENCODE_LABELS = {"images": ("encoding images", "images"), "texts": ("encoding ca
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.api.cli_formats import source_of
     from congruence.indexer.ingest import ingest
 
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        print(f"error: corpus folder not found: {folder}", file=sys.stderr)
-        return 1
+    folder, read = source_of(args)  # the corpus folder, an Instaloader folder, or a posts table
+    from congruence.api.cli_metrics import metrics_summary
+    from congruence.indexer.metrics.compute import check_n_last
     from congruence.training.deploy import active_spaces
 
+    n_last = getattr(args, "er_posts", None)
+    if n_last is not None:
+        check_n_last(n_last)  # before anything is stored
     board = current_board()
     report = ingest(folder, settings, progress=board.stage_callback(ENCODE_LABELS),
-                    spaces=active_spaces(settings), ray_address=args.ray_address)
+                    spaces=active_spaces(settings), ray_address=args.ray_address, read=read, metrics_last_n=n_last)
     board.close()
     if report.exit_code != 1:  # the brand-safety screen of what was stored (incremental)
         from congruence.api.cli_safety import run_screen
@@ -56,6 +60,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"posts: {report.posts_new} new, {report.posts_updated} updated")
         print(f"encoded: {report.images_encoded} images, {report.texts_encoded} captions; "
               f"pooled {report.accounts_pooled} accounts")
+        print(metrics_summary(report.metrics))
         print(f"index: {report.index.get('size')} influencers ({report.index.get('kind')}, {report.index.get('reason')})")
         if report.rejected:
             print(f"rejected {len(report.rejected)} rows:", file=sys.stderr)
@@ -65,30 +70,33 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from congruence.api.cli_metrics import metric_bounds
     from congruence.api.cli_safety import safety_filter_kwargs
     from congruence.search.filters import Filters
 
     return Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
-                        **safety_filter_kwargs(args))
+                        **safety_filter_kwargs(args), metrics=metric_bounds(args))
 
 
 def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
-    """The hits as a table, or as JSON (with each account's brand-safety screen when ``store``)."""
+    """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when ``store``)."""
+    from congruence.api.cli_metrics import metrics_cell, with_metrics
     from congruence.api.cli_safety import hits_with_safety
 
-    data = hits_with_safety(store, hits) if store is not None else [h.to_dict() for h in hits]
+    data = with_metrics(store, hits_with_safety(store, hits)) if store is not None else [h.to_dict() for h in hits]
     if as_json:
         _out({"data": data, "count": len(hits)})
         return
     if not hits:
         print("no influencers pass these filters")
         return
-    print(f"{'rank':>4}  {'influencer':<28} {'category':<12} {'followers':>9}  score  flagged")
+    print(f"{'rank':>4}  {'influencer':<28} {'category':<12} {'followers':>9}  score  flagged  engagement")
     for h, d in zip(hits, data, strict=True):
         fol = f"{h.followers:,}" if h.followers is not None else "?"
         s = d.get("safety")
         flagged = f"{s['flagged_posts']}/{s['screened_posts']}" if isinstance(s, dict) else "-"
-        print(f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}  {flagged}")
+        print(f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}  "
+              f"{flagged:<7}  {metrics_cell(d)}")
 
 
 def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
@@ -209,9 +217,11 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-followers", type=int)
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
     p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N}')
+    from congruence.api.cli_metrics import metric_args
     from congruence.api.cli_safety import feedback_args, safety_args
 
     safety_args(p)
+    metric_args(p)
     feedback_args(p)
 
 
@@ -220,9 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     quiet_flag(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("ingest", help="validate, store, encode, pool and index a corpus folder")
+    p = sub.add_parser("ingest", help="validate, store, encode, pool and index a corpus folder (or an Instaloader "
+                                      "folder, or CSV/Parquet tables); recompute the account metrics")
     quiet_flag(p)
-    p.add_argument("folder")
+    p.add_argument("folder", help="the corpus folder; with --format table, the posts table")
+    from congruence.api.cli_formats import format_args
+    from congruence.api.cli_metrics import er_posts_arg
+
+    format_args(p)
+    er_posts_arg(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--ray-address", help="encode on this Ray cluster: auto, ray://HOST:PORT (needs congruence[ray])")
     p.set_defaults(func=cmd_ingest)
@@ -246,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_parsers(sub)
     add_explain_parser(sub)
     add_safety_parser(sub)
+    add_metrics_parser(sub)
     add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)

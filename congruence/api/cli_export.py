@@ -31,10 +31,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.search.export import ExportSpec, read_brand_file, run_export
     from congruence.search.filters import Filters
 
+    from congruence.api.cli_metrics import metric_bounds
     from congruence.api.cli_safety import safety_filter_kwargs
 
     filters = Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
-                           **safety_filter_kwargs(args))
+                           **safety_filter_kwargs(args), metrics=metric_bounds(args))
     with Engine(settings) as engine:
         brands = None if args.brands == "all" else read_brand_file(Path(args.brands), engine.store)
         spec = ExportSpec(brands, args.k, args.format, filters)
@@ -71,9 +72,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--min-followers", type=int)
     p.add_argument("--max-followers", type=int)
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
+    from congruence.api.cli_metrics import metric_args
     from congruence.api.cli_safety import safety_args
 
     safety_args(p)
+    metric_args(p)
     p.add_argument("--batch-brands", type=int, default=256, help="brands per batch and per chunk (default 256)")
     p.add_argument("--restart", action="store_true",
                    help="discard the chunks of an interrupted export of other options instead of refusing")

@@ -61,8 +61,7 @@ class ExportJobs:
     def submit(self, spec: ExportSpec) -> JobState:
         job = JobState(secrets.token_hex(8), "queued", spec.fmt, spec.k,
                        list(spec.brands) if spec.brands is not None else None,
-                       {"category": spec.filters.category, "min_followers": spec.filters.min_followers,
-                        "max_followers": spec.filters.max_followers},
+                       {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},
                        total_brands=len(spec.brands) if spec.brands is not None else 0)
         self._save(job)
         self._queue.put(job.id)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from congruence.api.schemas_metrics import MetricFilterFields, MetricsOut
 from congruence.search.engine import MAX_K
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -16,7 +17,7 @@ class _Strict(BaseModel):
 
 
 # -- requests -------------------------------------------------------------------------------
-class FilterFields(_Strict):
+class FilterFields(MetricFilterFields):
     category: str | None = Field(None, max_length=100, description="only influencers of this category")
     min_followers: int | None = Field(None, ge=0, le=10**12)
     max_followers: int | None = Field(None, ge=0, le=10**12)
@@ -118,6 +119,7 @@ class MatchHit(BaseModel):
     similar_url: str
     account_url: str
     safety: SafetyOut | None = Field(None, description="the brand-safety screen of the account (None: not screened)")
+    metrics: MetricsOut | None = Field(None, description="the account's metrics (None: not computed yet)")
 
 
 class AccountPost(BaseModel):
@@ -136,6 +138,8 @@ class AccountOut(BaseModel):
     followers: int | None
     n_posts: int
     posts: list[AccountPost]
+    metrics: MetricsOut | None = Field(None, description="engagement rate, posts per week, sponsored share and "
+                                                         "ratio, authenticity flags (None: not computed yet)")
 
 
 class SuggestionOut(BaseModel):

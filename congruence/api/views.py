@@ -5,7 +5,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
+from congruence.api.schemas_metrics import metrics_out
 from congruence.indexer.store import Store
+from congruence.indexer.metrics import store as metrics_store
 from congruence.safety import flag_store
 from congruence.search.hits import Hit
 
@@ -34,6 +36,7 @@ def safety_out(s: flag_store.AccountSafety | None) -> SafetyOut | None:
 def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:
     with_image = store.posts_with_images([p.post_id for h in hits for p in h.top_posts])
     safety = flag_store.accounts(store, [h.influencer_id for h in hits], max_flags=5)
+    metrics = metrics_store.read(store, [h.influencer_id for h in hits])
     data = []
     for h in hits:
         posts = [PostOut(post_id=p.post_id, score=p.score, **dict(zip(
@@ -43,7 +46,8 @@ def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | 
                              followers=h.followers, score=h.score, rank=h.rank, top_posts=posts,
                              similar_url=f"/v1/influencers/{_q(h.influencer_id)}/similar",
                              account_url=f"/v1/accounts/{_q(h.influencer_id)}",
-                             safety=safety_out(safety.get(h.influencer_id))))
+                             safety=safety_out(safety.get(h.influencer_id)),
+                             metrics=metrics_out(metrics.get(h.influencer_id))))
     return MatchResponse(data=data, count=len(data), ranking=ranking, query_id=query_id)
 
 
@@ -55,4 +59,5 @@ def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:
         posts.append(AccountPost(post_id=p["id"], caption=p["caption"], likes=p["likes"],
                                  image_url=image_url, thumbnail_url=thumb))
     return AccountOut(id=acc["id"], kind=acc["kind"], handle=acc["handle"], category=acc["category"],
-                      followers=acc["followers"], n_posts=int(acc["posts"]), posts=posts)
+                      followers=acc["followers"], n_posts=int(acc["posts"]), posts=posts,
+                      metrics=metrics_out(metrics_store.read(store, [account_id]).get(account_id)))

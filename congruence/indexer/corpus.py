@@ -24,8 +24,8 @@ class RowError:
     line: int
     reason: str
 
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
+    def __str__(self) -> str:  # line 0: a file that is one row (an Instaloader .json.xz), or no line known
+        return f"{self.file}:{self.line}: {self.reason}" if self.line else f"{self.file}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class Account:
 
 @dataclass(frozen=True)
 class Post:
-    """A post; ``image`` is the resolved absolute path inside the corpus, or None."""
+    """A post; ``image`` is the resolved absolute path inside the corpus, or None. ``source``
+    and ``line``: where the row was read (the file inside the corpus and its line or row
+    number, 0 when the file is the row), for the errors of later checks."""
 
     id: str
     account_id: str
@@ -53,6 +55,7 @@ class Post:
     tagged: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     line: int = field(default=0, compare=False)
+    source: str = field(default="posts.jsonl", compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class Corpus:
     posts: list[Post]
     matches: list[Match]
     errors: list[RowError] = field(default_factory=list)
+
+
+# read(folder, known_accounts) -> Corpus: ``read_corpus`` and the readers of indexer/formats
+CorpusReader = Callable[[Path, Callable[[str], str | None]], Corpus]
 
 
 class RowInvalid(ValueError):

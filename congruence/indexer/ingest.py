@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from congruence.core.settings import Settings
-from congruence.indexer.corpus import RowError, read_corpus
+from congruence.indexer.corpus import CorpusReader, RowError, read_corpus
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.encode import Progress, encode_images, encode_texts
 from congruence.indexer.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
+from congruence.indexer.metrics.store import recompute as recompute_metrics
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
 from congruence.indexer.store import Store
@@ -41,6 +42,7 @@ class IngestReport:
     index: dict[str, object] = field(default_factory=dict)
     rejected: list[RowError] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, object] = field(default_factory=dict)  # the account metrics' MetricsReport
 
     @property
     def exit_code(self) -> int:
@@ -64,11 +66,15 @@ class _Timer:
 
 
 def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
-           spaces: tuple[DerivedSpace, ...] = (), ray_address: str | None = None) -> IngestReport:
+           spaces: tuple[DerivedSpace, ...] = (), ray_address: str | None = None,
+           read: CorpusReader = read_corpus, metrics_last_n: int | None = None) -> IngestReport:
     """Ingest a corpus folder into the store and the index; see the README for the format.
 
     spaces: derived spaces (the active congruence head) brought up to date with the pooled one.
     ray_address: encode on this Ray cluster (indexer.ray_encode); everything else stays here.
+    read: the corpus reader (indexer.formats: Instaloader folders, CSV/Parquet tables).
+    metrics_last_n: the posts the account metrics use (None: the last one given, else 12);
+    every account's metrics are recomputed after the rows are stored (``indexer.metrics``).
     """
     report = IngestReport()
     encs = EncoderSet(settings)
@@ -77,7 +83,9 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
         vstore = VectorStore(store)
         ids = encs.model_ids(store)
         with _Timer(report, "store"):
-            _store_rows(folder, store, ids, report)
+            _store_rows(folder, store, ids, report, read)
+        with _Timer(report, "metrics"):
+            report.metrics = recompute_metrics(store, metrics_last_n).to_dict()
         with _Timer(report, "encode"):
             encode_pending(vstore, encs, ids, settings.batch_size, report, progress, runner)
         with _Timer(report, "pool"):
@@ -103,7 +111,7 @@ def _ray_encoder(address: str, settings: Settings) -> RayEncoder:
     return RayEncoder.connect(address, settings)
 
 
-def _store_rows(folder: Path, store: Store, ids: ModelIds, report: IngestReport) -> None:
+def _store_rows(folder: Path, store: Store, ids: ModelIds, report: IngestReport, read: CorpusReader) -> None:
     cache: dict[str, str | None] = {}
 
     def known(acc_id: str) -> str | None:
@@ -111,7 +119,7 @@ def _store_rows(folder: Path, store: Store, ids: ModelIds, report: IngestReport)
             cache[acc_id] = store.account_kinds([acc_id]).get(acc_id)
         return cache[acc_id]
 
-    corpus = read_corpus(folder, known)
+    corpus = read(folder, known)
     report.rejected.extend(corpus.errors)
     report.accounts_new, report.accounts_updated = store.upsert_accounts(corpus.accounts)
     known_images = _known_image_hashes(store, ids.image)

@@ -51,12 +51,12 @@ def prepare_posts(posts: Sequence[Post], root: Path, known_hashes: set[str],
     errors: list[RowError] = []
     out: list[StoredPost] = []
     checks = []
-    line_of = {p.id: p.line for p in posts}
+    where = {p.id: (p.source, p.line) for p in posts}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for post in posts:
             stored, err, data = _check(post, root)
             if err or stored is None:
-                errors.append(RowError("posts.jsonl", post.line, err or "unreadable"))
+                errors.append(RowError(post.source, post.line, err or "unreadable"))
                 continue
             if data is not None and stored.image_hash not in known_hashes:
                 checks.append((stored, pool.submit(_decodes, data, stored.image or "image")))
@@ -65,7 +65,7 @@ def prepare_posts(posts: Sequence[Post], root: Path, known_hashes: set[str],
         for stored, fut in checks:
             err = fut.result()
             if err:
-                errors.append(RowError("posts.jsonl", line_of[stored.id], err))
+                errors.append(RowError(*where[stored.id], err))
             else:
                 out.append(stored)
     return out, errors

@@ -29,6 +29,7 @@ from congruence.safety.screen import screen_version
 from congruence.search.feedback import Feedback, Marked, apply, resolve, seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
+from congruence.search.metrics import load_metrics
 from congruence.search.rerank import BrandPosts, describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened, load_safety
@@ -104,7 +105,8 @@ class Engine:
         rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
         rows[table.seq] = np.arange(len(table.seq))
         safety = load_safety(self.store, table, screen_version(self.settings))
-        return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation, safety)
+        return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation, safety,
+                        load_metrics(self.store, table))
 
     def refresh(self) -> None:
         """Re-read PostgreSQL (and the head in service) and swap in an up-to-date snapshot."""

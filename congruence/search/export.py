@@ -1,8 +1,10 @@
 """Bulk shortlist export: the top-k influencers of many brands, written to one file.
 
 One row per (brand, rank): brand_id, influencer_id, handle, followers, category, score,
-rank; the rows of a brand are what ``Engine.match_brand(brand, k, filters)`` returns. Brands
-go through FAISS and the head's rerank in batches (``export_rank``); each batch is written
+rank, and the influencer's account metrics (engagement_rate, posts_per_week,
+sponsored_share, sponsored_ratio, authenticity_flags: the signals raised, ';'-separated);
+the rows of a brand are what ``Engine.match_brand(brand, k, filters)`` returns. Brands go
+through FAISS and the head's rerank in batches (``export_rank``); each batch is written
 as a chunk under ``<out>.parts/`` (``export_files``), so an interrupted export resumes from
 its finished chunks, and the file appears under its final name only when complete.
 
@@ -126,6 +128,7 @@ def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[
         "space": snap.space, "model": snap.model,
         "candidates": engine.settings.candidates if snap.head is not None else None,
         "index": {"size": index.n_alive, "version_sum": int(index.versions[index.alive].sum())},
+        "metrics": snap.metrics.version if snap.metrics is not None else None,
         "brand_version_sum": sum(brand_versions.values()),
         "chunk_brands": batch_brands,
     }
@@ -163,7 +166,7 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
             progress(finished, len(brands))
         todo = {i: brands[i * size : (i + 1) * size] for i in range(n_chunks) if i not in done}
         for i, ranked in _ranked(ranker, spec, todo, on_ray):
-            done[i] = write_chunk(parts, i, spec.fmt, ranked, ranker.snap.table, len(todo[i]))
+            done[i] = write_chunk(parts, i, spec.fmt, ranked, ranker.snap.table, len(todo[i]), ranker.snap.metrics)
             finished += len(todo[i])
             if progress is not None:
                 progress(finished, len(brands))

@@ -28,11 +28,15 @@ import pyarrow.parquet as pq
 from congruence.core.errors import Busy, InvalidInput
 from congruence.indexer.store import AccountTable
 from congruence.search.export_rank import RankedRows
+from congruence.search.metrics import MetricsIndex
 
 FORMATS = ("csv", "jsonl", "parquet")
 SCHEMA = pa.schema([("brand_id", pa.string()), ("influencer_id", pa.string()), ("handle", pa.string()),
                     ("followers", pa.int64()), ("category", pa.string()), ("score", pa.float64()),
-                    ("rank", pa.int32())])
+                    ("rank", pa.int32()), ("engagement_rate", pa.float64()), ("posts_per_week", pa.float64()),
+                    ("sponsored_share", pa.float64()), ("sponsored_ratio", pa.float64()),
+                    ("authenticity_flags", pa.string())])
+METRIC_COLUMNS = SCHEMA.names[7:]  # from the account metrics; empty (null) where unknown
 
 
 @dataclass(frozen=True)
@@ -135,13 +139,15 @@ def finished_chunks(parts: Path, fmt: str) -> dict[int, ChunkInfo]:
     return done
 
 
-def write_chunk(parts: Path, i: int, fmt: str, ranked: RankedRows, table: AccountTable, n_brands: int) -> ChunkInfo:
-    """Write chunk ``i`` (data, then its marker) and return what it holds."""
+def write_chunk(parts: Path, i: int, fmt: str, ranked: RankedRows, table: AccountTable, n_brands: int,
+                metrics: MetricsIndex | None = None) -> ChunkInfo:
+    """Write chunk ``i`` (data, then its marker) and return what it holds (``metrics``: the
+    account metrics aligned with ``table``, for their columns)."""
     if fmt == "jsonl":
-        body = _jsonl(ranked, table)
+        body = _jsonl(ranked, table, metrics)
         write_atomic(chunk_path(parts, i, fmt), lambda f: f.write(body))
     else:
-        tab = to_arrow(ranked, table)
+        tab = to_arrow(ranked, table, metrics)
         write_atomic(chunk_path(parts, i, fmt), lambda f: _write_arrow(tab, fmt, f))
     info = ChunkInfo(n_brands, len(ranked.brand_ids), ranked.skipped)
     marker = {"brands": info.brands, "rows": info.rows, "skipped": [list(s) for s in info.skipped]}
@@ -149,7 +155,21 @@ def write_chunk(parts: Path, i: int, fmt: str, ranked: RankedRows, table: Accoun
     return info
 
 
-def to_arrow(ranked: RankedRows, table: AccountTable) -> pa.Table:
+def _metric_columns(rows: np.ndarray, metrics: MetricsIndex | None) -> list[pa.Array]:
+    """engagement_rate, posts_per_week, sponsored_share, sponsored_ratio, authenticity_flags of ``rows``."""
+    if metrics is None:
+        return [pa.nulls(len(rows), pa.float64())] * 4 + [pa.nulls(len(rows), pa.string())]
+    cols: list[pa.Array] = []
+    for v in (metrics.er, metrics.posts_per_week, metrics.sponsored_share, metrics.sponsored_ratio):
+        x = v[rows]
+        cols.append(pa.array(np.nan_to_num(x), pa.float64(), mask=~np.isfinite(x)))
+    done = metrics.computed[rows]
+    cols.append(pa.array([metrics.flag_names[r] if c else None for r, c in zip(rows.tolist(), done, strict=True)],
+                         pa.string()))
+    return cols
+
+
+def to_arrow(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None = None) -> pa.Table:
     rows = ranked.rows
     fol = table.followers[rows]
     scores = np.where(np.isfinite(ranked.scores), ranked.scores, np.nan)
@@ -161,6 +181,7 @@ def to_arrow(ranked: RankedRows, table: AccountTable) -> pa.Table:
         pa.array([table.categories[r] for r in rows], pa.string()),
         pa.array(scores, pa.float64(), mask=~np.isfinite(ranked.scores)),
         pa.array(ranked.ranks, pa.int32()),
+        *_metric_columns(rows, metrics),
     ], schema=SCHEMA)
 
 
@@ -171,20 +192,27 @@ def _write_arrow(tab: pa.Table, fmt: str, f: IO[bytes]) -> None:
         pq.write_table(tab, f)
 
 
-def _jsonl(ranked: RankedRows, table: AccountTable) -> bytes:
+def _jsonl(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None) -> bytes:
     """One object a line, keys in ``SCHEMA`` order; a score the head could not give is null."""
     middle: dict[int, str] = {}
+    tail: dict[int, str] = {}
+    mcols = _metric_columns(ranked.rows, metrics)
     lines = []
-    for brand, r, score, rank in zip(ranked.brand_ids, ranked.rows.tolist(), ranked.scores.tolist(),
-                                     ranked.ranks.tolist(), strict=True):
+    for j, (brand, r, score, rank) in enumerate(zip(ranked.brand_ids, ranked.rows.tolist(), ranked.scores.tolist(),
+                                                    ranked.ranks.tolist(), strict=True)):
         mid = middle.get(r)
         if mid is None:
             fol = int(table.followers[r])
             mid = middle[r] = json.dumps({"influencer_id": table.ids[r], "handle": table.handles[r],
                                           "followers": fol if fol >= 0 else None,
                                           "category": table.categories[r]}, ensure_ascii=False)[1:-1]
+        end = tail.get(r)
+        if end is None:
+            end = tail[r] = json.dumps({c: col[j].as_py() for c, col in zip(METRIC_COLUMNS, mcols, strict=True)},
+                                       ensure_ascii=False)[1:-1]
         s = repr(score) if np.isfinite(score) else "null"
-        lines.append(f'{{"brand_id": {json.dumps(brand, ensure_ascii=False)}, {mid}, "score": {s}, "rank": {rank}}}\n')
+        lines.append(f'{{"brand_id": {json.dumps(brand, ensure_ascii=False)}, {mid}, "score": {s}, "rank": {rank}, '
+                     f'{end}}}\n')
     return "".join(lines).encode()
 
 

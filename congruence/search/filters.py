@@ -11,6 +11,7 @@ from congruence.core.errors import InvalidInput
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.store import AccountTable
 from congruence.safety.categories import NAMES, check_categories
+from congruence.search.metrics import MetricBounds, MetricsIndex, check_computed
 from congruence.search.safety import SafetyIndex
 
 MICRO = (5_000, 100_000)
@@ -22,7 +23,10 @@ MAX_SAFE_LAST = 10_000
 class Filters:
     """category: exact (case-insensitive); followers bounds inclusive; None = no bound.
     brand_safe: no post flagged in any safety category among the account's newest
-    ``safe_last`` posts; exclude_categories: none flagged in these (``safety.categories``)."""
+    ``safe_last`` posts; exclude_categories: none flagged in these (``safety.categories``).
+    min_er, max_er (engagement rate, a fraction), max_sponsored_share, min_posts_per_week:
+    bounds on the account metrics (an unknown figure does not pass a bound on it); no_flags:
+    no authenticity flag raised (``metrics.signals``)."""
 
     category: str | None = None
     min_followers: int | None = None
@@ -30,6 +34,11 @@ class Filters:
     brand_safe: bool = False
     exclude_categories: tuple[str, ...] = ()
     safe_last: int = SAFE_LAST
+    min_er: float | None = None
+    max_er: float | None = None
+    max_sponsored_share: float | None = None
+    min_posts_per_week: float | None = None
+    no_flags: bool = False
 
     def __post_init__(self) -> None:  # a job file's JSON gives a list: keep the filter hashable
         object.__setattr__(self, "exclude_categories", tuple(self.exclude_categories))
@@ -37,7 +46,8 @@ class Filters:
     @classmethod
     def make(cls, category: str | None = None, min_followers: int | None = None,
              max_followers: int | None = None, micro: bool = False, brand_safe: bool = False,
-             exclude_categories: Sequence[str] | None = None, safe_last: int | None = None) -> Filters:
+             exclude_categories: Sequence[str] | None = None, safe_last: int | None = None,
+             metrics: MetricBounds | None = None) -> Filters:
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise InvalidInput(f"{name} must be a non-negative whole number, got {v!r}")
@@ -60,7 +70,13 @@ class Filters:
             raise InvalidInput(f"safe_last must be a whole number from 1 to {MAX_SAFE_LAST}, got {last!r}")
         excluded = check_categories(exclude_categories)
         screened = bool(brand_safe) or bool(excluded)
-        return cls(cat or None, min_followers, max_followers, bool(brand_safe), excluded, last if screened else SAFE_LAST)
+        m = (metrics or MetricBounds()).checked()
+        return cls(cat or None, min_followers, max_followers, bool(brand_safe), excluded, last if screened else SAFE_LAST,
+                   m.min_er, m.max_er, m.max_sponsored_share, m.min_posts_per_week, m.no_flags)
+
+    @property
+    def bounds(self) -> MetricBounds:
+        return MetricBounds(self.min_er, self.max_er, self.max_sponsored_share, self.min_posts_per_week, self.no_flags)
 
     @property
     def screened(self) -> bool:
@@ -69,12 +85,17 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return self.screened or any(v is not None for v in (self.category, self.min_followers, self.max_followers))
+        return self.screened or self.bounds.active or any(
+            v is not None for v in (self.category, self.min_followers, self.max_followers))
 
-    def rows(self, table: AccountTable, safety: SafetyIndex | None = None) -> np.ndarray:
+    def rows(self, table: AccountTable, safety: SafetyIndex | None = None,
+             metrics: MetricsIndex | None = None) -> np.ndarray:
         """Boolean mask over the table's rows that pass (``safety``: the screen's view of the
-        same table, needed when ``screened``)."""
+        same table, needed when ``screened``; ``metrics``: the account metrics, aligned, needed
+        for a metric bound)."""
         ok = np.ones(len(table.ids), bool)
+        if self.bounds.active:
+            ok &= self.bounds.passing(check_computed(metrics))
         if self.screened:
             cats = NAMES if self.brand_safe else self.exclude_categories
             if safety is None:
@@ -91,12 +112,12 @@ class Filters:
         return ok
 
     def mask(self, table: AccountTable, index: VectorIndex, exclude: np.ndarray | None = None,
-             safety: SafetyIndex | None = None) -> np.ndarray | None:
+             safety: SafetyIndex | None = None, metrics: MetricsIndex | None = None) -> np.ndarray | None:
         """(ntotal,) mask over index positions, or None when nothing is filtered."""
         if not self.active and (exclude is None or len(exclude) == 0):
             return None
         mask = np.zeros(index.ntotal, bool)
-        pos = index.positions(table.seq[self.rows(table, safety)])
+        pos = index.positions(table.seq[self.rows(table, safety, metrics)])
         mask[pos[pos >= 0]] = True
         if exclude is not None and len(exclude):
             ex = index.positions(exclude)

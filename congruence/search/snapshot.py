@@ -19,6 +19,7 @@ from congruence.indexer.index import Selection, VectorIndex
 from congruence.indexer.store import AccountTable
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.filters import Filters
+from congruence.search.metrics import MetricsIndex
 from congruence.search.safety import SafetyIndex
 from congruence.training.model import CongruenceHead
 
@@ -32,7 +33,8 @@ class Snapshot:
     space: the embedding space the index holds ('pooled', or 'head:<version>' when a trained
     head is in service, in which case ``head`` is that head). row_of_seq: (max seq + 1,)
     int32, the table row of each seq, -1 if none. safety: the brand-safety screen's view of
-    the table (None: not read; brand-safety filters are then refused).
+    the table (None: not read; brand-safety filters are then refused). metrics: the account
+    metrics of the table (None: not read; metric filters are then refused).
     """
 
     index: VectorIndex
@@ -43,6 +45,7 @@ class Snapshot:
     head: CongruenceHead | None = None
     generation: int = 0
     safety: SafetyIndex | None = None
+    metrics: MetricsIndex | None = None
     selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
 
     def selection(self, filters: Filters) -> Selection | None:
@@ -54,7 +57,8 @@ class Snapshot:
             if len(self.selections) >= MAX_SELECTIONS:
                 self.selections.clear()
             sel = self.selections[filters] = self.index.select(filters.mask(self.table, self.index,
-                                                                                 safety=self.safety))
+                                                                                 safety=self.safety,
+                                                                                 metrics=self.metrics))
         return sel
 
     def rows(self, seqs: np.ndarray) -> np.ndarray:

@@ -14,7 +14,10 @@ from congruence.api.schemas import (
     CategoryCount,
     CategoryList,
 )
+from congruence.api.schemas_metrics import AccountMetricsResponse, PeerPointOut, PostPointOut, metrics_out
 from congruence.api.views import account_out
+from congruence.indexer.metrics import store as metrics_store
+from congruence.indexer.metrics.views import peer_points, post_points
 
 router = APIRouter(tags=["accounts"])
 
@@ -31,6 +34,20 @@ def find_accounts(engine: EngineDep, _key: KeyDep, kind: Literal["brand", "influ
 def categories(engine: EngineDep, _key: KeyDep) -> CategoryList:
     rows = engine.store.category_counts("influencer")
     return CategoryList(data=[CategoryCount(category=c, count=n) for c, n in rows], count=len(rows))
+
+
+# before /v1/accounts/{account_id:path}, which would take ".../metrics" for an id
+@router.get("/v1/accounts/{account_id:path}/metrics", response_model=AccountMetricsResponse,
+            summary="An account's metrics, likes over time, and engagement rate against followers of its peers")
+def account_metrics(account_id: str, engine: EngineDep, _key: KeyDep) -> AccountMetricsResponse:
+    store = engine.store
+    acc = store.account(account_id)
+    points, (peers, total) = post_points(store, account_id), peer_points(store, account_id)
+    m = metrics_store.read(store, [account_id]).get(account_id)
+    return AccountMetricsResponse(
+        account_id=acc["id"], kind=acc["kind"], category=acc["category"], followers=acc["followers"],
+        metrics=metrics_out(m), posts=[PostPointOut(**p.__dict__) for p in points],
+        peers=[PeerPointOut(**p.__dict__) for p in peers], peers_total=total)
 
 
 @router.get("/v1/accounts/{account_id:path}", response_model=AccountOut)

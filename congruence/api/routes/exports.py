@@ -36,7 +36,8 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise HTTPException(422, "brands: not brands in the corpus: " + ", ".join(map(repr, unknown[:5])) + more)
     filters = Filters.make(req.category, req.min_followers, req.max_followers, micro=req.micro,
-                           brand_safe=req.brand_safe, exclude_categories=req.exclude_categories, safe_last=req.safe_last)
+                           brand_safe=req.brand_safe, exclude_categories=req.exclude_categories, safe_last=req.safe_last,
+                           metrics=req.bounds())
     return _out(exports.submit(ExportSpec(brands=brands, k=req.k, fmt=req.format, filters=filters)))
 
 

@@ -14,6 +14,7 @@ from congruence.api.views import match_response
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
+from congruence.search.metrics import MetricBounds
 
 router = APIRouter(tags=["influencers"])
 RANKING = "cosine similarity of the influencers' embeddings"
@@ -32,9 +33,15 @@ async def similar(influencer_id: str, engine: EngineDep, _key: KeyDep,
                   safe_last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
                   like: Ids = [], dislike: Ids = [],  # noqa: B006
                   like_weight: Annotated[float | None, Query(ge=0, le=10)] = None,
-                  dislike_weight: Annotated[float | None, Query(ge=0, le=10)] = None) -> MatchResponse:
+                  dislike_weight: Annotated[float | None, Query(ge=0, le=10)] = None,
+                  min_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+                  max_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+                  max_sponsored_share: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
+                  min_posts_per_week: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+                  no_flags: bool = False) -> MatchResponse:
     filters = Filters.make(category, min_followers, max_followers, micro=micro, brand_safe=brand_safe,
-                           exclude_categories=exclude_categories, safe_last=safe_last)
+                           exclude_categories=exclude_categories, safe_last=safe_last,
+                           metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags))
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
     hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback)
     return match_response(engine.store, hits, RANKING)

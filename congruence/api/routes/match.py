@@ -40,7 +40,7 @@ _OPENAPI = {"requestBody": {"required": True, "content": {
 
 def _filters(f: FilterFields) -> Filters:
     return Filters.make(f.category, f.min_followers, f.max_followers, micro=f.micro, brand_safe=f.brand_safe,
-                        exclude_categories=f.exclude_categories, safe_last=f.safe_last)
+                        exclude_categories=f.exclude_categories, safe_last=f.safe_last, metrics=f.bounds())
 
 
 def _feedback(f: FeedbackFields) -> Feedback:

@@ -23,3 +23,8 @@ def index() -> HTMLResponse:
 @router.get("/score", response_class=HTMLResponse)
 def score_page() -> HTMLResponse:
     return _page("score.html")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page() -> HTMLResponse:
+    return _page("account.html")

@@ -17,13 +17,14 @@ function filterValues() {
   const excluded = Array.from($("exclude-categories").selectedOptions).map(o => o.value);
   return { category: $("category").value || null, min_followers: num("min-followers"),
            max_followers: num("max-followers"), micro: $("micro").checked, k: num("k") || 24,
-           brand_safe: $("brand-safe").checked, exclude_categories: excluded };
+           brand_safe: $("brand-safe").checked, exclude_categories: excluded, ...metricFilterValues() };
 }
 
 // The JSON body of a search's filters (and k, posts) for /v1/match and /v1/similar.
 function filterBody(f) {
   return { k: f.k, posts: 3, category: f.category, micro: f.micro, min_followers: f.min_followers,
-           max_followers: f.max_followers, brand_safe: f.brand_safe, exclude_categories: f.exclude_categories };
+           max_followers: f.max_followers, brand_safe: f.brand_safe, exclude_categories: f.exclude_categories,
+           ...metricFilterBody(f) };
 }
 
 async function loadCatalog() {
@@ -133,6 +134,7 @@ function card(h, was = null) {
     el("div", { class: "meta" }, `${h.category || "no category"} · ${followers}`),
     el("div", { class: "score" }, `score ${h.score.toFixed(3)}`),
     safetyLine(h.safety),
+    metricsLine(h),
     thumbs,
     el("div", { class: "votes" }, vote("like", "More like this", "👍"), vote("dislike", "Fewer like this", "👎")),
     el("a", { class: "similar", onclick: () => showSimilar(h) }, "Similar influencers →"));
@@ -263,7 +265,7 @@ async function exportShortlist() {
   const f = filterValues();
   const body = { brands: [brand], k: f.k, format: "csv", category: f.category, micro: f.micro,
                  min_followers: f.min_followers, max_followers: f.max_followers, brand_safe: f.brand_safe,
-                 exclude_categories: f.exclude_categories };
+                 exclude_categories: f.exclude_categories, ...metricFilterBody(f) };
   $("export-btn").disabled = true;
   const bar = $("progress");
   bar.hidden = false;

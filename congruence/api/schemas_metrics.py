@@ -1,0 +1,81 @@
+"""The HTTP API's account metrics: filter fields, what each hit and account carries, and the
+account view's plot data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from congruence.indexer.metrics.store import AccountMetrics
+from congruence.search.metrics import MetricBounds
+
+
+class MetricFilterFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    min_er: float | None = Field(None, ge=0, description="minimum engagement rate, a fraction (0.02 = 2 %)")
+    max_er: float | None = Field(None, ge=0, description="maximum engagement rate, a fraction")
+    max_sponsored_share: float | None = Field(None, ge=0, le=1, description="maximum share of paid partnerships "
+                                                                          "among the newest posts")
+    min_posts_per_week: float | None = Field(None, ge=0, description="minimum posts per week")
+    no_flags: bool = Field(False, description="only accounts with no authenticity flag")
+
+    def bounds(self) -> MetricBounds:
+        return MetricBounds(self.min_er, self.max_er, self.max_sponsored_share, self.min_posts_per_week, self.no_flags)
+
+
+class MetricFlagOut(BaseModel):
+    signal: Literal["comment_like_ratio", "like_spike", "er_outlier"]
+    value: float = Field(..., description="the figure compared: a robust z, or a post's likes over the median")
+    threshold: float = Field(..., description="what the value crossed (|z| above it, or a ratio at least it)")
+    text: str = Field(..., description="the flag in a sentence, with its numbers")
+    post_id: str | None = Field(None, description="the post of a like spike")
+
+
+class MetricsOut(BaseModel):
+    last_n: int = Field(..., description="newest posts the engagement rate, posts per week and sponsored share use")
+    engagement_rate: float | None = Field(..., description="median (likes + comments) / followers over the newest "
+                                                           "last_n posts, a fraction; null when unknown")
+    er_posts: int = Field(..., description="posts the engagement rate is the median of")
+    posts_per_week: float | None
+    sponsored_share: float | None = Field(..., description="paid partnerships among the newest last_n posts")
+    sponsored_ratio: float | None = Field(..., description="median engagement of sponsored posts over organic "
+                                                           "ones (all posts); null without both")
+    sponsored_posts: int
+    organic_posts: int
+    follower_band: str | None
+    flags: list[MetricFlagOut] = Field(..., description="authenticity signals raised, each with its figure and "
+                                                        "threshold")
+
+
+def metrics_out(m: AccountMetrics | None) -> MetricsOut | None:
+    return None if m is None else MetricsOut.model_validate(m.to_dict())
+
+
+class PostPointOut(BaseModel):
+    post_id: str
+    ts: datetime | None
+    likes: int | None
+    comments: int | None
+    sponsored: bool | None
+
+
+class PeerPointOut(BaseModel):
+    account_id: str
+    followers: int
+    engagement_rate: float
+
+
+class AccountMetricsResponse(BaseModel):
+    account_id: str
+    kind: Literal["brand", "influencer"]
+    category: str
+    followers: int | None
+    metrics: MetricsOut | None = Field(..., description="null until `congruence metrics` (or an ingest) ran")
+    posts: list[PostPointOut] = Field(..., description="likes over time: the newest 500 posts, oldest first")
+    peers: list[PeerPointOut] = Field(..., description="engagement rate against followers of accounts of the same "
+                                                       "kind and category (a fixed sample of at most 2,000, "
+                                                       "this account included)")
+    peers_total: int

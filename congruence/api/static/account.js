@@ -1,0 +1,102 @@
+// The account view: its metrics and flags, likes over time, engagement rate against followers of its peers.
+"use strict";
+
+const W = 520, H = 260, PAD = { l: 56, r: 12, t: 10, b: 34 };
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+// A linear or log10 scale from [lo, hi] onto [a, b].
+function scale(values, a, b, log) {
+  const f = log ? v => Math.log10(v) : v => v;
+  const vs = values.map(f);
+  let lo = Math.min(...vs), hi = Math.max(...vs);
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const s = v => a + ((f(v) - lo) / (hi - lo)) * (b - a);
+  s.ticks = () => [lo, (lo + hi) / 2, hi].map(t => (log ? 10 ** t : t));
+  return s;
+}
+
+// A scatter plot of points {x, y, cls, title} into svg; x may be dates (ms).
+function scatter(svg, points, { xlog = false, ylog = false, xfmt, yfmt, xlabel, ylabel }) {
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren();
+  if (!points.length) { svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "axis" }, "no data")); return; }
+  const sx = scale(points.map(p => p.x), PAD.l, W - PAD.r, xlog), sy = scale(points.map(p => p.y), H - PAD.b, PAD.t, ylog);
+  svg.append(svgEl("line", { x1: PAD.l, y1: H - PAD.b, x2: W - PAD.r, y2: H - PAD.b, class: "axis-line" }),
+             svgEl("line", { x1: PAD.l, y1: PAD.t, x2: PAD.l, y2: H - PAD.b, class: "axis-line" }));
+  for (const t of sx.ticks()) svg.append(svgEl("text", { x: sx(t), y: H - PAD.b + 14, "text-anchor": "middle", class: "axis" }, xfmt(t)));
+  for (const t of sy.ticks()) svg.append(svgEl("text", { x: PAD.l - 4, y: sy(t) + 4, "text-anchor": "end", class: "axis" }, yfmt(t)));
+  svg.append(svgEl("text", { x: (PAD.l + W - PAD.r) / 2, y: H - 4, "text-anchor": "middle", class: "axis" }, xlabel),
+             svgEl("text", { x: 12, y: H / 2, transform: `rotate(-90 12 ${H / 2})`, "text-anchor": "middle", class: "axis" }, ylabel));
+  for (const p of points) {
+    const c = svgEl("circle", { cx: sx(p.x), cy: sy(p.y), r: p.cls.includes("me") ? 6 : 3.5, class: p.cls });
+    if (p.id) c.setAttribute("data-id", p.id);
+    c.append(svgEl("title", {}, p.title));
+    svg.append(c);
+  }
+}
+
+function tile(label, value, hint) {
+  return el("div", { class: "tile", title: hint }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
+}
+
+function showMetrics(acc, m) {
+  const num = (x, d) => (x === null || x === undefined ? "unknown" : x.toFixed(d));
+  $("account-meta").textContent = `${acc.kind} · ${acc.category || "no category"} · ` +
+    (acc.followers === null ? "followers unknown" : `${fmt.format(acc.followers)} followers`) +
+    (m && m.follower_band ? ` (${m.follower_band})` : "");
+  if (!m) { setStatus($("status"), "No metrics yet: run `congruence metrics` (ingest does it)."); return; }
+  $("tiles").replaceChildren(
+    tile("Engagement rate", percent(m.engagement_rate, 2), `median (likes + comments) / followers over the newest ${m.er_posts} posts`),
+    tile("Posts per week", num(m.posts_per_week, 1), `over the newest ${m.last_n} posts with a date`),
+    tile("Sponsored share", percent(m.sponsored_share, 0), `paid partnerships among the newest ${m.last_n} posts`),
+    tile("Sponsored vs organic", m.sponsored_ratio === null ? "n/a" : `${m.sponsored_ratio.toFixed(2)}×`,
+         `median engagement of ${m.sponsored_posts} sponsored over ${m.organic_posts} organic posts`));
+  $("flags").replaceChildren(...(m.flags.length ? m.flags.map(f => el("li", { class: "auth-flags", "data-signal": f.signal },
+    `⚑ ${f.signal.replace(/_/g, " ")}: ${f.text}`)) : [el("li", { class: "ok" }, "No authenticity flag raised.")]));
+}
+
+function showPlots(data) {
+  const likes = data.posts.filter(p => p.ts && p.likes !== null).map(p => ({
+    x: Date.parse(p.ts), y: Math.max(p.likes, 1), id: p.post_id, cls: p.sponsored ? "pt sponsored" : "pt",
+    title: `${p.post_id}: ${fmt.format(p.likes)} likes, ${p.ts.slice(0, 10)}` }));
+  scatter($("likes-plot"), likes, { ylog: true, xfmt: t => new Date(t).toISOString().slice(0, 10),
+                                    yfmt: t => fmt.format(Math.round(t)), xlabel: "date", ylabel: "likes" });
+  const peers = data.peers.map(p => ({ x: p.followers, y: Math.max(p.engagement_rate, 1e-5), id: p.account_id,
+    cls: p.account_id === data.account_id ? "pt me" : "pt", title: `${p.account_id}: ${percent(p.engagement_rate, 2)}, ${fmt.format(p.followers)} followers` }));
+  $("peers-caption").textContent = `Engagement rate against followers: ${data.category || "uncategorised"} ${data.kind}s ` +
+    `(${data.peers.length} of ${data.peers_total} shown; this account is the large dot)`;
+  scatter($("peers-plot"), peers, { xlog: true, ylog: true, xfmt: t => fmt.format(Math.round(t)), yfmt: t => percent(t, 1),
+                                    xlabel: "followers", ylabel: "engagement rate" });
+}
+
+function $(id) { return document.getElementById(id); }
+
+async function loadAccount() {
+  const id = new URLSearchParams(location.search).get("id");
+  if (!id) { setStatus($("status"), "No account given: open this page from a search result.", true); return; }
+  $("account-title").textContent = `@${id}`;
+  try {
+    const q = encodeURIComponent(id);
+    const [acc, data] = await Promise.all([apiJson(`/v1/accounts/${q}?posts=12`), apiJson(`/v1/accounts/${q}/metrics`)]);
+    $("account-title").textContent = `@${acc.handle}`;
+    showMetrics(acc, data.metrics);
+    showPlots(data);
+    $("posts").replaceChildren(...acc.posts.map(p => {
+      if (!p.thumbnail_url) return el("div", { class: "noimg", title: p.caption }, "text post");
+      const img = el("img", { alt: `post ${p.post_id}`, title: p.caption });
+      loadImage(img, p.thumbnail_url);
+      return img;
+    }));
+  } catch (e) {
+    setStatus($("status"), e.message, true);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", loadAccount);
