@@ -90,3 +90,57 @@ def save_post(root: Path, node: dict[str, Any], color: tuple[int, int, int] = (2
         if kind == "GraphVideo":
             Path(str(base) + ".mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     return Path(str(base) + ".json.xz")
+
+
+def media_item(code: str, owner: str, uid: int, ts: int, likes: int | None = 100, comments: int | None = 5,
+               caption: str | None = "a caption", tagged: tuple[str, ...] = (), paid: bool | None = None,
+               sponsors: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A media record as Instagram's web and iPhone APIs give it (what Instaloader 4.16 reads
+    posts from): ``like_count``, ``comment_count``, ``usertags``, ``is_paid_partnership`` and
+    ``sponsor_tags``; None leaves a field out."""
+    pk = str(abs(hash(code)) % 10**12)
+    media: dict[str, Any] = {
+        "pk": pk, "id": f"{pk}_{uid}", "code": code, "media_type": 1, "taken_at": ts, "has_liked": False,
+        "user": {"pk": str(uid), "username": owner, "full_name": owner.title(), "is_private": False,
+                 "profile_pic_url": f"https://example.invalid/{owner}.jpg"},
+        "caption": {"text": caption} if caption is not None else None,
+        "image_versions2": {"candidates": [{"url": f"https://example.invalid/{code}.jpg", "width": 24,
+                                            "height": 24}]},
+        "accessibility_caption": "Photo shared by someone. May be an image of 1 person."}
+    if likes is not None:
+        media["like_count"] = likes
+    if comments is not None:
+        media["comment_count"] = comments
+    if tagged:
+        media["usertags"] = {"in": [{"user": {"pk": str(len(t)), "username": t}, "position": [0.5, 0.5]}
+                                    for t in tagged]}
+    if paid is not None:
+        media["is_paid_partnership"] = paid
+    if sponsors is not None:
+        media["sponsor_tags"] = [{"sponsor": {"pk": str(len(s)), "username": s}} for s in sponsors]
+    return media
+
+
+def _save_media_post(root: Path, post: instaloader.Post, ts: int, owner: str, color: tuple[int, int, int]) -> Path:
+    where = root / owner
+    where.mkdir(parents=True, exist_ok=True)
+    base = where / base_name(ts)
+    instaloader.save_structure_to_file(post, str(base) + ".json.xz")
+    jpeg(Path(str(base) + ".jpg"), color)
+    return Path(str(base) + ".json.xz")
+
+
+def save_logged_in_post(root: Path, media: dict[str, Any], color: tuple[int, int, int] = (90, 20, 160)) -> Path:
+    """A post as a logged-in Instaloader 4.16 saves it: ``Profile.get_posts`` builds it with
+    ``Post.from_iphone_struct`` (the comment count under ``comments``, the record under
+    ``iphone_struct``), then ``save_structure_to_file``."""
+    post = instaloader.Post.from_iphone_struct(CTX, media)
+    return _save_media_post(root, post, media["taken_at"], media["user"]["username"], color)
+
+
+def save_logged_out_post(root: Path, media: dict[str, Any], color: tuple[int, int, int] = (20, 160, 90)) -> Path:
+    """A post as a logged-out Instaloader 4.16 saves it: ``Post.from_shortcode`` takes the node
+    from ``Post._normalize_post_data`` of the web API's media record (no sponsor edge; raw keys
+    kept), then ``save_structure_to_file``."""
+    post = instaloader.Post(CTX, instaloader.Post._normalize_post_data(media))
+    return _save_media_post(root, post, media["taken_at"], media["user"]["username"], color)

@@ -20,6 +20,7 @@ from congruence.indexer.corpus import (
     RowError,
     RowInvalid,
     iter_jsonl,
+    parse_post,
     read_corpus,
     resolve_image,
 )
@@ -158,8 +159,9 @@ BAD_ROWS = [
      "field 'followers' must be a number, got str"),
     ("followers-bool", "accounts.jsonl", line({"id": "i9", "kind": "influencer", "followers": True}),
      "field 'followers' must be a number, got bool"),
-    ("followers-negative", "accounts.jsonl", line({"id": "i9", "kind": "influencer", "followers": -1}),
-     "field 'followers' out of range: -1"),
+    # (a negative count is a scraper's "hidden": unknown, not an error; test_formats_table checks it)
+    ("followers-huge", "accounts.jsonl", line({"id": "i9", "kind": "influencer", "followers": 10**13}),
+     "field 'followers' out of range: 10000000000000"),
     ("likes-float", "posts.jsonl", line({"id": "p9", "account_id": "b1", "caption": "x", "likes": 1.5}),
      "field 'likes' must be a whole number, got 1.5"),
     ("likes-nan", "posts.jsonl", b'{"id": "p9", "account_id": "b1", "caption": "x", "likes": NaN}',
@@ -346,3 +348,11 @@ def test_unresolvable_image_path_is_one_row_error(corpus: Path, rel: str) -> Non
     c = read_corpus(corpus)
     assert [(e.file, e.line) for e in c.errors] == [("posts.jsonl", 2)]
     assert ids(c) == GOOD_IDS
+
+
+def test_a_post_without_sponsorship_is_not_known_to_be_organic(tmp_path: Path) -> None:
+    silent = parse_post({"id": "p1", "account_id": "a", "caption": "x"}, tmp_path)
+    null = parse_post({"id": "p2", "account_id": "a", "caption": "x", "sponsored": None}, tmp_path)
+    said = parse_post({"id": "p3", "account_id": "a", "caption": "x", "sponsored": False}, tmp_path)
+    assert silent.extra["sponsored_unknown"] is True and null.extra["sponsored_unknown"] is True
+    assert "sponsored_unknown" not in said.extra and not said.sponsored

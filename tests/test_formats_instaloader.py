@@ -12,6 +12,7 @@ from pathlib import Path
 
 import instaloader
 import pytest
+from instaloader.nodeiterator import FrozenNodeIterator
 
 from congruence.core.settings import Settings
 from congruence.indexer.corpus import Match
@@ -21,7 +22,8 @@ from congruence.indexer.formats.instaloader import read_instaloader
 from congruence.indexer.store import Store
 
 from .conftest import run
-from .instaloader_files import CTX, base_name, post_node, profile_node, save_post, save_profile
+from .instaloader_files import (CTX, base_name, media_item, post_node, profile_node, save_logged_in_post,
+                               save_logged_out_post, save_post, save_profile)
 
 T0 = 1_600_000_000
 DAY = 86_400
@@ -76,13 +78,8 @@ def partial_post(shortcode: str, ts: int) -> dict:
     return node
 
 
-def test_partial_nodes_are_unknown_and_never_reach_the_network(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "dl"
-    node = profile_node("anna", 1, None)
-    del node["business_category_name"], node["biography"]
-    save_profile(root, node)
-    save_post(root, partial_post("Q1", T0), folder="anna")
+def forbid_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The connections attempted from now on (each refused)."""
     calls: list[str] = []
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -92,6 +89,17 @@ def test_partial_nodes_are_unknown_and_never_reach_the_network(tmp_path: Path,
     for target, name in ((socket, "getaddrinfo"), (socket, "create_connection"), (socket.socket, "connect"),
                          (socket.socket, "connect_ex")):
         monkeypatch.setattr(target, name, refuse)
+    return calls
+
+
+def test_partial_nodes_are_unknown_and_never_reach_the_network(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "dl"
+    node = profile_node("anna", 1, None)
+    del node["business_category_name"], node["biography"]
+    save_profile(root, node)
+    save_post(root, partial_post("Q1", T0), folder="anna")
+    calls = forbid_network(monkeypatch)
     c = read_instaloader(root)
     assert calls == []
     assert c.errors == [] and [(a.id, a.followers, a.category) for a in c.accounts] == [("anna", None, "")]
@@ -99,6 +107,61 @@ def test_partial_nodes_are_unknown_and_never_reach_the_network(tmp_path: Path,
     assert (post.id, post.account_id, post.likes, post.comments, post.tagged) == ("Q1", "anna", None, None, ())
     assert not post.sponsored and post.extra["sponsored_unknown"] is True and "alt" not in post.extra
     assert post.image == root.resolve() / f"anna/{base_name(T0)}.jpg"  # the type inferred from the files
+
+
+def instaloader_416_downloads(root: Path) -> Path:
+    """anna's posts as a logged-in Instaloader 4.16 saves them (Post.from_iphone_struct: the
+    counts, tags and sponsors only in 'comments' and 'iphone_struct'), ben's as a logged-out one
+    does (Post._normalize_post_data: no sponsor edge, the raw media keys kept); the profiles of
+    both and of the brands nike and puma."""
+    for name, uid, followers in (("anna", 1, 10_000), ("ben", 5, 2_000), ("nike", 2, 900_000), ("puma", 6, 50_000)):
+        save_profile(root, profile_node(name, uid, followers))
+    save_logged_in_post(root, media_item("I1", "anna", 1, T0, likes=200, comments=7, tagged=("Nike",), paid=False))
+    save_logged_in_post(root, media_item("I2", "anna", 1, T0 + DAY, likes=300, comments=3, paid=True,
+                                         sponsors=("puma",)))
+    save_logged_in_post(root, media_item("I3", "anna", 1, T0 + 2 * DAY, likes=100, comments=None))
+    save_logged_out_post(root, media_item("L1", "ben", 5, T0, likes=50, comments=2, tagged=("nike",), paid=False))
+    save_logged_out_post(root, media_item("L2", "ben", 5, T0 + DAY, likes=80, comments=4, paid=True,
+                                          sponsors=("Puma",)))
+    save_logged_out_post(root, media_item("L3", "ben", 5, T0 + 2 * DAY, likes=None, comments=None))
+    return root
+
+
+def test_instaloader_416_layouts_keep_comments_tags_and_sponsors_offline(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    root = instaloader_416_downloads(tmp_path / "dl")
+    saved = json.loads(lzma.decompress((root / "anna" / f"{base_name(T0)}.json.xz").read_bytes()))["node"]
+    assert "edge_media_to_comment" not in saved and saved["comments"] == 7 and "iphone_struct" in saved
+    saved = json.loads(lzma.decompress((root / "ben" / f"{base_name(T0 + DAY)}.json.xz").read_bytes()))["node"]
+    assert "edge_media_to_sponsor_user" not in saved and saved["is_paid_partnership"] is True
+    calls = forbid_network(monkeypatch)
+    c = read_instaloader(root, options=SourceOptions(brands=(Named("nike"), Named("puma")), matches_from_tags=True))
+    assert calls == [] and c.errors == []
+    rows = {p.id: p for p in c.posts}
+    assert {i: (p.likes, p.comments, p.tagged, p.sponsored, p.extra.get("sponsors"),
+                p.extra.get("sponsored_unknown")) for i, p in rows.items()} == {
+        "I1": (200, 7, ("nike",), False, None, None),
+        "I2": (300, 3, (), True, ["puma"], None),
+        "I3": (100, None, (), False, None, True),  # no comment count, no sponsor keys
+        "L1": (50, 2, ("nike",), False, None, None),
+        "L2": (80, 4, (), True, ["puma"], None),
+        "L3": (None, None, (), False, None, True),  # absent counts are unknown, not Instaloader's 0
+    }
+    assert rows["I1"].caption == "a caption" and rows["I1"].ts.timestamp() == T0  # type: ignore[union-attr]
+    assert rows["L1"].account_id == "ben" and rows["I1"].image == root.resolve() / f"anna/{base_name(T0)}.jpg"
+    assert sorted((m.brand_id, m.influencer_id) for m in c.matches) == [
+        ("nike", "anna"), ("nike", "ben"), ("puma", "anna"), ("puma", "ben")]
+
+
+def test_cli_engagement_of_a_logged_in_download_is_known(env: Settings, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    root = instaloader_416_downloads(tmp_path / "dl")
+    code, out, err = run(capsys, "ingest", "--format", "instaloader", str(root), "--json")
+    assert code == 0, err
+    assert json.loads(out)["rejected"] == []
+    with Store.open(env) as store:
+        er = store.conn.execute("SELECT engagement_rate, er_posts FROM account_metrics WHERE account_id = 'anna'")
+        assert er.fetchone() == pytest.approx((255 / 10_000, 2))  # median of 207 and 303; I3 has no comment count
 
 
 def write_json(path: Path, obj: object, xz: bool = False) -> None:
@@ -120,6 +183,15 @@ def test_unreadable_files_are_row_errors_with_the_file_and_reason(tmp_path: Path
     write_json(root / "anna" / "old.json", {"shortcode": "OLD"})  # Instaloader 3: a shortcode only
     write_json(root / "anna" / "other.json.xz", {"a": 1}, xz=True)
     (root / "anna" / "P1_comments.json").write_text("[]")  # comments: not a structure, not read
+    # --resume files of interrupted downloads (posts; a post's comments, as Instaloader < 4.11 wrote
+    # them, without doc_id): not structures, skipped by name
+    frozen = {"query_hash": None, "query_variables": {"id": "1"}, "query_referer": None, "context_username": None,
+              "total_index": 12, "best_before": T0 + 30 * DAY, "remaining_data": None, "first_node": {"id": "9"}}
+    instaloader.save_structure_to_file(FrozenNodeIterator(**frozen, doc_id="123"),
+                                       str(root / "anna" / "iterator_Ab3-_x9Q.json.xz"))
+    write_json(root / "anna" / f"{base_name(T0)}_iterator_Zq_8-mN2.json.xz",
+               {"node": frozen, "instaloader": {"version": "4.10", "node_type": "FrozenNodeIterator"}}, xz=True)
+    assert not any("iterator" in p.name for p in reader.metadata_files(root))
     brands = tmp_path / "brands.txt"
     brands.write_text("# brands\nnike\n@adidas\n")
     from congruence.indexer.formats.common import read_names

@@ -95,6 +95,18 @@ def test_parquet_typed_columns_and_rows_numbered_from_one(tmp_path: Path) -> Non
     assert (q2.likes, q2.comments, q2.extra.get("sponsored_unknown"), q2.line) == (None, None, True, 2)
 
 
+def test_hidden_follower_counts_and_absent_sponsorship_are_unknown_not_errors(tmp_path: Path) -> None:
+    """A scraper's -1 followers keeps the account and its posts (followers unknown, the figure
+    kept); a table without a sponsorship column says nothing about sponsorship."""
+    (tmp_path / "posts.csv").write_text("id,account_id,likes,comments,caption\nq1,anna,10,1,hello\n")
+    (tmp_path / "accounts.csv").write_text("id,followers\nanna,-1\n")
+    c = read_tables(tmp_path / "posts.csv", tmp_path / "accounts.csv")
+    assert c.errors == []
+    (anna,), (q1,) = c.accounts, c.posts
+    assert anna.followers is None and anna.extra["followers_reported"] == -1
+    assert q1.sponsored is False and q1.extra["sponsored_unknown"] is True
+
+
 def test_missing_columns_and_bad_maps_are_refused_before_any_row(tmp_path: Path) -> None:
     posts, accounts = tables(tmp_path)
     with pytest.raises(ValueError, match=r"^posts.csv has no column 'id', 'account_id'; its columns: shortcode"):

@@ -108,19 +108,23 @@ def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(se
                                                                              capsys: pytest.CaptureFixture[str]) -> None:
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     accounts = [Account("ann", "influencer", "ann", "food", 1000), Account("zero", "influencer", "zero", "food", 0),
-                Account("nofol", "influencer", "nofol", "food", None)]
+                Account("nofol", "influencer", "nofol", "food", None),
+                Account("hidden", "influencer", "hidden", "food", None, extra={"followers_reported": -1})]
     posts = [Post(f"ann{i}", "ann", None, "c", 10 * (i + 1), 1, t0 + timedelta(days=i), sponsored=i == 0)
              for i in range(5)]
     posts += [Post("z0", "zero", None, "c", 5, 0, t0), Post("n0", "nofol", None, "c", None, None, None),
-              Post("n1", "nofol", None, "c", 3, None, t0, extra={"sponsored_unknown": True})]
+              Post("n1", "nofol", None, "c", 3, None, t0, extra={"sponsored_unknown": True}),
+              Post("h0", "hidden", None, "c", 7, 1, t0)]
     _store(settings, tmp_path, accounts, posts)
     with Store.open(settings) as store:
         report = metrics_store.recompute(store)
-        assert (report.accounts, report.changed, report.with_er) == (3, 3, 1)
+        assert (report.accounts, report.changed, report.with_er) == (4, 4, 1)
         assert report.dirty["accounts_followers_zero"] == 1 and report.dirty["accounts_followers_missing"] == 1
+        assert report.dirty["accounts_followers_negative"] == 1  # stored as unknown, counted by its figure
         assert report.dirty["posts_likes_missing"] == 1 and report.dirty["posts_comments_missing"] == 2
         assert report.dirty["posts_time_missing"] == 1 and report.dirty["posts_sponsorship_unknown"] == 1
-        got = metrics_store.read(store, ["ann", "zero", "nofol"])
+        got = metrics_store.read(store, ["ann", "zero", "nofol", "hidden"])
+        assert got["hidden"].engagement_rate is None and got["hidden"].follower_band is None
         assert got["ann"].engagement_rate == pytest.approx(31 / 1000) and got["ann"].er_posts == 5
         assert got["ann"].sponsored_share == pytest.approx(0.2) and got["ann"].follower_band == "1k-5k"
         assert got["ann"].posts_per_week == pytest.approx(4.0)  # 5 posts in 4 days: over at least a week

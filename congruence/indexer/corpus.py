@@ -186,13 +186,18 @@ def parse_account(row: dict[str, Any]) -> Account:
         raise RowInvalid(f"field 'kind' must be brand or influencer, got {kind[:40]!r}")
     known = {"id", "kind", "handle", "category", "followers"}
     acc_id = _str(row, "id")
+    extra = {k: v for k, v in row.items() if k not in known}
+    followers = row.get("followers")
+    if isinstance(followers, (int, float)) and not isinstance(followers, bool) and followers < 0:
+        # a scraper's "hidden" (-1) or a bad count: unknown, the figure kept for the dirty-value counts
+        extra["followers_reported"], followers = followers, None
     return Account(
         id=acc_id,
         kind=kind,
         handle=_str(row, "handle", required=False) or acc_id,
         category=_str(row, "category", required=False).lower(),
-        followers=_count(row, "followers"),
-        extra={k: v for k, v in row.items() if k not in known},
+        followers=_count({"followers": followers}, "followers"),
+        extra=extra,
     )
 
 
@@ -209,12 +214,13 @@ def parse_post(row: dict[str, Any], root: Path) -> Post:
         tagged = [tagged]
     if not isinstance(tagged, list) or not all(isinstance(t, str) for t in tagged):
         raise RowInvalid("field 'tagged' must be a list of account ids")
-    sponsored = row.get("sponsored", False)
-    if sponsored is None:
-        sponsored = False
-    if not isinstance(sponsored, bool):
+    sponsored = row.get("sponsored")
+    if sponsored is not None and not isinstance(sponsored, bool):
         raise RowInvalid(f"field 'sponsored' must be true or false, got {type(sponsored).__name__}")
     known = {"id", "account_id", "image", "caption", "likes", "comments", "ts", "sponsored", "tagged"}
+    extra = {k: v for k, v in row.items() if k not in known}
+    if sponsored is None:  # absent or null: not known to be organic
+        sponsored, extra["sponsored_unknown"] = False, True
     return Post(
         id=_str(row, "id"),
         account_id=_str(row, "account_id"),
@@ -225,7 +231,7 @@ def parse_post(row: dict[str, Any], root: Path) -> Post:
         ts=_ts(row),
         sponsored=sponsored,
         tagged=tuple(tagged),
-        extra={k: v for k, v in row.items() if k not in known},
+        extra=extra,
     )
 
 

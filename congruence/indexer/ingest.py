@@ -84,10 +84,10 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
         ids = encs.model_ids(store)
         with _Timer(report, "store"):
             _store_rows(folder, store, ids, report, read)
-        with _Timer(report, "metrics"):
-            report.metrics = recompute_metrics(store, metrics_last_n).to_dict()
         with _Timer(report, "encode"):
             encode_pending(vstore, encs, ids, settings.batch_size, report, progress, runner)
+        with _Timer(report, "metrics"):  # after encoding, which drops posts whose image turns out broken
+            report.metrics = recompute_metrics(store, metrics_last_n).to_dict()
         with _Timer(report, "pool"):
             report.accounts_pooled = pool_dirty(store, vstore, ids)
             for derived in spaces:

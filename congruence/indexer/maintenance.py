@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from congruence.core.settings import Settings
 from congruence.indexer.encoder_set import EncoderSet
 from congruence.indexer.index_sync import layout_for, sync_index
+from congruence.indexer.metrics.store import recompute as recompute_metrics
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 
@@ -14,6 +15,7 @@ from congruence.indexer.vector_store import VectorStore
 def delete_accounts(settings: Settings, ids: Sequence[str]) -> int:
     with Store.open(settings) as store:
         n = store.delete_accounts(ids)
+        recompute_metrics(store)  # the peers the authenticity signals compare with have changed
         vstore = VectorStore(store)
         mids = EncoderSet(settings).model_ids(store)
         sync_index(vstore, settings.index_dir, mids.pooled_space, mids.pooled_model, layout_for(settings))

@@ -7,7 +7,10 @@ or a video's thumbnail, with ``<base>.mp4``) or ``<base>_1.jpg``, ``<base>_2.jpg
 carousel, "sidecar"). ``<base>`` follows ``--filename-pattern`` (``{date_utc}_UTC`` by default).
 
 Files are loaded with Instaloader's own ``load_structure_from_file`` on an offline context
-(``offline``): what a saved node lacks is unknown, never fetched. Each row goes through the
+(``offline``): what a saved node lacks is unknown, never fetched. Where a property would fetch,
+the counts, tags and sponsors are read from what Instaloader 4.16 really saves (``_Saved``: a
+logged-in download's ``comments`` and ``iphone_struct``, a logged-out one's raw media keys).
+Resume files (``iterator_*.json.xz``) are skipped by name. Each row goes through the
 JSONL reader's checks (``corpus.parse_post``/``parse_account``). A carousel is one post (the
 first image, with the likes, comments, caption and time) plus one row per further image
 (``<shortcode>_<n>``, ``extra.slide_of``), so every image is embedded and metrics count the
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import json
 import lzma
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import instaloader
@@ -33,6 +38,9 @@ from congruence.indexer.formats.offline import NetworkRefused, OfflineContext, k
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 MAX_FILE_BYTES = 20 << 20  # a post's or profile's .json.xz is a few kB
+# Instaloader's resume files (--resume-prefix, "iterator" by default): ``iterator_<magic>.json.xz``
+# beside a profile's posts, ``<base>_iterator_<magic>.json.xz`` beside a post's comments.
+RESUME_FILE = re.compile(r"(?:^|_)iterator_[A-Za-z0-9_-]+\.json\.xz$")
 
 
 def metadata_files(root: Path) -> list[Path]:
@@ -41,6 +49,8 @@ def metadata_files(root: Path) -> list[Path]:
     for p in root.rglob("*.json*"):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        if RESUME_FILE.search(p.name):  # --resume state of an interrupted download, not a structure
             continue
         if p.name.endswith((".json.xz", ".json")) and not p.name.endswith("_comments.json"):
             out.append(p)
@@ -116,6 +126,80 @@ def _owner(post: instaloader.Post, path: Path, root: Path) -> str | None:
     return path.parent.name if path.parent != root else None
 
 
+class _Saved:
+    """Counts, tags and sponsorship of a saved post: Instaloader's property where it answers
+    offline, else what the saved node holds in Instaloader 4.16's layouts, never the network.
+
+    A logged-in download (``Post.from_iphone_struct``) saves the comment count as ``comments``
+    and the whole iPhone media record as ``iphone_struct`` (``comment_count``, ``like_count``,
+    ``usertags``, ``is_paid_partnership``, ``sponsor_tags``), none of them under the GraphQL names
+    the properties read. A logged-out one (``Post._normalize_post_data``) keeps the raw media
+    keys beside the GraphQL ones, but writes no sponsor edge and a count of 0 for an absent
+    count. A field absent everywhere is unknown (None)."""
+
+    def __init__(self, post: instaloader.Post):
+        self.post = post
+        node = getattr(post, "_node", None)
+        self.node: Mapping[str, Any] = node if isinstance(node, dict) else {}
+        iphone = self.node.get("iphone_struct")
+        self.iphone: Mapping[str, Any] = iphone if isinstance(iphone, dict) else {}
+        # a Polaris media item normalized by _normalize_post_data: its raw keys are the truth
+        self.polaris = "media_type" in self.node and "code" in self.node
+
+    def raw(self, key: str) -> Any:
+        """The raw media record's ``key`` (the node's own, else its iphone_struct's), or None."""
+        for where in (self.node, self.iphone):
+            if where.get(key) is not None:
+                return where[key]
+        return None
+
+    def likes(self) -> int | None:
+        if self.polaris:  # edge_media_preview_like is 0 when like_count was absent
+            return _count(self.node.get("like_count"))
+        likes = _count(known(lambda: self.post.likes))
+        return likes if likes is not None else _count(self.iphone.get("like_count"))
+
+    def comments(self) -> int | None:
+        if self.polaris:  # edge_media_to_parent_comment is 0 when comment_count was absent
+            return _count(self.node.get("comment_count"))
+        for count in (known(lambda: self.post.comments), self.node.get("comments"), self.iphone.get("comment_count")):
+            if _count(count) is not None:
+                return _count(count)
+        return None
+
+    def tagged(self) -> list[str]:
+        tagged = known(lambda: self.post.tagged_users)
+        if tagged:
+            return tagged
+        usertags = self.raw("usertags")
+        tags = usertags.get("in") if isinstance(usertags, dict) else None
+        return _usernames(tags, "user")
+
+    def sponsorship(self) -> tuple[bool | None, list[str]]:
+        """(sponsored, or None when unknown; the sponsors' usernames)."""
+        sponsored = known(lambda: self.post.is_sponsored)
+        if sponsored is not None:
+            return sponsored, known(lambda: [p.username for p in self.post.sponsor_users]) or []
+        tags, paid = self.raw("sponsor_tags"), self.raw("is_paid_partnership")
+        sponsors = _usernames(tags, "sponsor")
+        if isinstance(paid, bool):
+            return paid or bool(sponsors), sponsors
+        return (bool(sponsors), sponsors) if isinstance(tags, list) else (None, [])
+
+
+def _usernames(entries: object, key: str) -> list[str]:
+    """The lowercased ``entry[key]["username"]`` of each entry of a raw media list."""
+    if not isinstance(entries, list):
+        return []
+    out = []
+    for entry in entries:
+        who = entry.get(key) if isinstance(entry, dict) else None
+        name = who.get("username") if isinstance(who, dict) else None
+        if isinstance(name, str) and name:
+            out.append(name.lower())
+    return out
+
+
 def _images(post: instaloader.Post, path: Path, files: _Folder,
             errors: list[RowError], rel: str) -> tuple[list[tuple[int, str]], str | None]:
     """((slide number, image path) of each image found, in order; the video's path or None)
@@ -150,15 +234,14 @@ def _post_rows(post: instaloader.Post, path: Path, root: Path, files: _Folder,
     if not owner:
         raise RowInvalid("a post of an unknown profile: its node names no owner and it is not in a profile folder")
     images, video = _images(post, path, files, errors, rel)
-    date, sponsored = known(lambda: post.date_utc), known(lambda: post.is_sponsored)
+    saved = _Saved(post)
+    date, (sponsored, sponsors) = known(lambda: post.date_utc), saved.sponsorship()
     row: dict[str, Any] = {
         "id": shortcode, "account_id": owner, "image": images[0][1] if images else None,
-        "caption": known(lambda: post.caption) or "", "likes": _count(known(lambda: post.likes)),
-        "comments": _count(known(lambda: post.comments)),
+        "caption": known(lambda: post.caption) or "", "likes": saved.likes(), "comments": saved.comments(),
         "ts": date.replace(tzinfo=UTC).isoformat() if isinstance(date, datetime) else None,
-        "sponsored": bool(sponsored), "tagged": known(lambda: post.tagged_users) or []}
-    extra = {"sponsored_unknown": True if sponsored is None else None,
-             "sponsors": known(lambda: [p.username for p in post.sponsor_users]) or None,
+        "sponsored": bool(sponsored), "tagged": saved.tagged()}
+    extra = {"sponsored_unknown": True if sponsored is None else None, "sponsors": sponsors or None,
              "alt": known(lambda: post.accessibility_caption), "video": video,
              "media": {"GraphVideo": "video", "GraphSidecar": "carousel"}.get(str(known(lambda: post.typename)))}
     row |= {k: v for k, v in extra.items() if v is not None}
@@ -211,7 +294,7 @@ def read_instaloader(root: Path, known_accounts: KnownAccounts = lambda _id: Non
             elif isinstance(structure, instaloader.Post):
                 rows = _post_rows(structure, files.root / path.relative_to(root), files.root, files, errors)
                 posts += _parsed(rows, root, rel, errors)
-            # stories, hashtags and --resume files are not posts of a profile: not read
+            # stories and hashtags are not posts of a profile: not read
         except RowInvalid as e:
             errors.append(RowError(rel, 0, str(e)))
     return assemble(root, accounts, posts, options, known_accounts, errors)

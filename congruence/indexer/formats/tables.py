@@ -146,7 +146,7 @@ def _as_fields(cells: dict[str, Any], table: str, cmap: ColumnMap, fields: Seque
         if col in cells:
             used.add(col)
             out[f] = convert(f, cells[col])
-    if table == "posts" and out.get("sponsored", False) is None:
+    if table == "posts" and out.get("sponsored") is None:  # an empty cell or no such column: unknown
         out["sponsored"], out["sponsored_unknown"] = False, True
     for col, v in cells.items():
         if col not in used and col not in out and v not in (None, "") and str(col).strip():

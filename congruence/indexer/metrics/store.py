@@ -72,7 +72,9 @@ def _nan(v: object) -> float:
 
 def read_inputs(store: Store) -> tuple[AccountArrays, PostArrays]:
     """Every account and post (carousel images after the first left out) as arrays."""
-    acc = store.conn.execute("SELECT id, kind, category, followers FROM accounts ORDER BY id").fetchall()
+    # a negative count stored as unknown comes back as its figure: counted as dirty, never a rate
+    acc = store.conn.execute("SELECT id, kind, category, COALESCE(followers, (extra->>'followers_reported')::float8)"
+                             " FROM accounts ORDER BY id").fetchall()
     row_of = {r[0]: i for i, r in enumerate(acc)}
     accounts = AccountArrays([r[0] for r in acc], [r[1] for r in acc], [r[2] for r in acc],
                              np.array([_nan(r[3]) for r in acc], np.float64))
