@@ -10,18 +10,12 @@ import httpx
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.indexer import database
-from congruence.indexer.ingest import ingest
-from congruence.safety.screen import screen
 from congruence.search.engine import Engine
 from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
-from congruence.training.jobs import train_and_deploy
-from congruence.training.loop import TrainConfig
 
-from .conftest import TABLES
 from .server import serving
-from .test_safety import planted
+from .test_safety import planted_store
 
 BRAND = "brand_peakfit"
 FLAGGED = {"fitness_creator_01", "food_creator_02"}  # the planted beer and gun posts
@@ -31,14 +25,7 @@ FLAGGED = {"fitness_creator_01", "food_creator_02"}  # the planted beer and gun 
 def served(request: pytest.FixtureRequest, pg_url: str, small_corpus: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Settings]]:
     tmp = tmp_path_factory.mktemp("api-feedback")
-    with database.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0)
-    ingest(planted(small_corpus, tmp / "corpus"), settings)
-    screen(settings)
-    if request.param == "head":
-        train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3,
-                         activate_anyway=True)
+    settings = planted_store(pg_url, small_corpus, tmp, with_head=request.param == "head")
     with serving(settings, auth=False) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield client, settings
 

@@ -12,6 +12,7 @@ import pytest
 
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
+from congruence.indexer import database
 from congruence.indexer.ingest import ingest
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
@@ -21,8 +22,10 @@ from congruence.safety.screen import screen
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
 from congruence.training.deploy import deploy
+from congruence.training.jobs import train_and_deploy
+from congruence.training.loop import TrainConfig
 
-from .conftest import PHOTOS, requires_photos, run
+from .conftest import PHOTOS, TABLES, requires_photos, run
 from .test_head_product import one_post_corpus, trained_head
 
 BEER = "Cheers! craft beer and vodka shots tonight #craftbeer"
@@ -38,6 +41,20 @@ def planted(small_corpus: Path, folder: Path) -> Path:
                                           ("gun_p", "food_creator_02", GUN, "2030-01-01T00:00:00Z")):
             f.write(json.dumps({"id": pid, "account_id": account, "image": None, "caption": caption, "ts": ts}) + "\n")
     return folder
+
+
+def planted_store(pg_url: str, small_corpus: Path, tmp: Path, with_head: bool) -> Settings:
+    """An empty database holding the planted corpus, screened, with a trained head in service
+    (``with_head``) or on the pooled embeddings: what the feedback tests serve."""
+    with database.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0)
+    ingest(planted(small_corpus, tmp / "corpus"), settings)
+    screen(settings)
+    if with_head:
+        train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3,
+                         activate_anyway=True)
+    return settings
 
 
 def ranked(engine: Engine, brand: str, keep: set[str]) -> list[str]:

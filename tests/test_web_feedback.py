@@ -9,16 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from congruence.core.settings import Settings
-from congruence.indexer import database
-from congruence.indexer.ingest import ingest
-from congruence.safety.screen import screen
-from congruence.training.jobs import train_and_deploy
-from congruence.training.loop import TrainConfig
 
-from .conftest import TABLES
 from .server import serving
-from .test_safety import planted
+from .test_safety import planted_store
 from .test_web import CHROMIUM, _shot, browser, page  # noqa: F401 (fixtures)
 
 BRAND = "brand_peakfit"
@@ -30,14 +23,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 def site(request: pytest.FixtureRequest, pg_url: str, small_corpus: Path,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("web-feedback")
-    with database.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0)
-    ingest(planted(small_corpus, tmp / "corpus"), settings)
-    screen(settings)
-    if request.param == "head":
-        train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3,
-                         activate_anyway=True)
+    settings = planted_store(pg_url, small_corpus, tmp, with_head=request.param == "head")
     with serving(settings, auth=False) as url:
         yield {"url": url, "kind": request.param}
 
@@ -57,13 +43,18 @@ def wait_for(page, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
                            ".map(c => c.dataset.influencer)) === JSON.stringify(ids)", arg=ids)
 
 
-def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+def search_brand(page, site: dict, k: int) -> None:  # type: ignore[no-untyped-def]
+    """Open the page and search BRAND's first k, all follower counts."""
     page.goto(site["url"] + "/")
     page.wait_for_function("document.querySelectorAll('#brand-list option').length === 6")
     page.fill("#brand", BRAND)
     page.uncheck("#micro")
-    page.fill("#k", "6")
+    page.fill("#k", str(k))
     page.click("#search-btn")
+
+
+def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    search_brand(page, site, 6)
     first = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6})
     wait_for(page, first)
     page.locator(f'.card[data-influencer="{first[0]}"] button.dislike').click()
@@ -89,12 +80,7 @@ def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None
 
 
 def test_brand_safe_filters_and_flags_on_cards(site: dict, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(site["url"] + "/")
-    page.wait_for_function("document.querySelectorAll('#brand-list option').length === 6")
-    page.fill("#brand", BRAND)
-    page.uncheck("#micro")
-    page.fill("#k", "18")
-    page.click("#search-btn")
+    search_brand(page, site, 18)
     wait_for(page, api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18}))
     flag = page.locator('.card[data-influencer="fitness_creator_01"] .flagged')
     assert flag.inner_text() == "⚠ 1 of 3 posts flagged: drugs" and "beer_p: drugs, craft beer" in flag.get_attribute("title")
