@@ -72,7 +72,9 @@ def started_cluster() -> Iterator[dict[str, str]]:
     gcs, client, dashboard = _free_port(), _free_port(), _free_port()
     temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # short: Ray's socket paths are length-limited
     token = secrets.token_hex(32)
-    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    # the client server the head starts per ray:// connection must answer within 30 s by default:
+    # on two cores busy with other tests its imports alone can take longer
+    env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="180")
     log = open(Path(temp) / "head.log", "w")  # noqa: SIM115 - closed at teardown
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={gcs}", f"--ray-client-server-port={client}",
