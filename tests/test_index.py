@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,32 @@ def test_seq_repeated_in_one_batch_is_stored_once() -> None:
     assert index.n_alive == 1
     index.remove(np.array([5]))
     assert index.n_alive == 0
+
+
+def test_threads_of_one_process_save_the_same_index_root_at_once(tmp_path: Path) -> None:
+    """An ingest and a serving engine can save generations in one process at the same time:
+    no save may take another's temporary files, and `current` ends on a whole generation."""
+    rng = np.random.default_rng(3)
+    index = VectorIndex(4)
+    index.add(np.arange(20), np.ones(20, np.int64), l2_normalize(rng.normal(size=(20, 4))))
+    errors: list[BaseException] = []
+
+    def saves() -> None:
+        try:
+            for _ in range(30):
+                index.save(tmp_path, "pooled", "m", 1)
+        except BaseException as e:  # noqa: BLE001 - raised in the test body below
+            errors.append(e)
+
+    threads = [threading.Thread(target=saves) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise AssertionError(f"{len(errors)} of 4 saving threads failed: {errors[0]!r}") from errors[0]
+    loaded, manifest = VectorIndex.load(tmp_path)
+    assert loaded.n_alive == 20 and manifest.space == "pooled"
 
 
 # -- filtered search ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -275,7 +276,9 @@ class VectorIndex:
     def save(self, root: Path, space: str, model: str, version_sum: int) -> Manifest:
         """Write a new generation under root and switch ``root/current`` to it atomically."""
         root.mkdir(parents=True, exist_ok=True)
-        gen = root / f"gen-{time.time_ns()}-{os.getpid()}"
+        # named per process and thread: an ingest and a serving engine may save in one process at once
+        me = f"{os.getpid()}-{threading.get_ident()}"
+        gen = root / f"gen-{time.time_ns()}-{me}"
         tmp = gen.with_name(gen.name + ".tmp")
         tmp.mkdir()
         faiss.write_index(self.index, str(tmp / "index.faiss"))
@@ -289,7 +292,7 @@ class VectorIndex:
         (tmp / "manifest.json").write_text(json.dumps(asdict(man), indent=1))
         _fsync_dir(tmp)
         tmp.rename(gen)
-        link = root / f"current.{os.getpid()}.tmp"
+        link = root / f"current.{me}.tmp"
         link.unlink(missing_ok=True)
         link.symlink_to(gen.name)
         os.replace(link, root / "current")
@@ -353,7 +356,17 @@ def _fsync_dir(path: Path) -> None:
 
 def _prune(root: Path, keep: str) -> None:
     """Remove older generations, keeping the newest other one for readers mid-load."""
-    gens = sorted((p for p in root.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    old = [g for g in gens if g.name != keep and not g.name.endswith(".tmp")]
+    try:  # another saver may have switched `current` since: never remove what it points to
+        live = os.readlink(root / "current")
+    except OSError:
+        live = None
+    gens: list[tuple[float, Path]] = []
+    for p in root.glob("gen-*"):
+        try:
+            if p.is_dir() and not p.name.endswith(".tmp"):
+                gens.append((p.stat().st_mtime, p))
+        except FileNotFoundError:  # pruned meanwhile by another saver
+            continue
+    old = [g for _, g in sorted(gens) if g.name not in (keep, live)]
     for g in old[:-1]:
         shutil.rmtree(g, ignore_errors=True)
