@@ -18,6 +18,8 @@ product --epochs 30``) the first time, reused after.
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -51,7 +53,7 @@ class FeedbackConfig:
     shown: int = 10
     hard: float = 0.5
     target: float = 1.3
-    weights: tuple[tuple[float, float], ...] = ((LIKE_WEIGHT, DISLIKE_WEIGHT), (1.5, 0.5), (3.0, 0.5))
+    weights: tuple[tuple[float, float], ...] = ((LIKE_WEIGHT, DISLIKE_WEIGHT), (2.0, 1.0), (8.0, 4.0))
     quick: bool = False
 
 
@@ -73,9 +75,10 @@ def candidate_ranker(engine: Engine, allowed: set[str]) -> Rank:
 
     def rank(brand: str, k: int, fb: Feedback) -> list[str]:
         entry = engine.entry(snap, brand, "brand")
-        xq, posts, skip = apply(entry.vector, entry.posts, engine.marked(snap, fb, entry.posts is not None))
-        _, I = retrieve(snap, xq[None], k, exact=engine.reader.exact, candidates=engine.settings.candidates,  # noqa: E741
-                        selection=selection, brand_posts=[posts], exclude=[skip])
+        skip, moves = apply(entry.vector, engine.marked(snap, fb))
+        _, I = retrieve(snap, entry.vector[None], k, exact=engine.reader.exact,  # noqa: E741
+                        candidates=engine.settings.candidates, selection=selection, brand_posts=[entry.posts],
+                        exclude=[skip], feedback=[moves])
         return [snap.table.ids[r] for r in snap.rows(I[0][I[0] >= 0])]
 
     return rank
@@ -149,12 +152,41 @@ SETTINGS = ("benchmark candidates", "every influencer")
 
 def measure(home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig,
             pooled: bool) -> dict[str, list[dict[str, Any]]]:
-    """Per setting (``SETTINGS``), the per-brand rows."""
+    """Per setting (``SETTINGS``), the per-brand rows; with the head, also "latency"."""
     settings = load_settings({"CONGRUENCE_HOME": str(home)})
     with without_head() if pooled else _nothing(), Engine(settings) as engine:
         assert pooled or engine.snapshot.head is not None, "no head in service in the benchmark home"
-        return {SETTINGS[0]: per_brand(candidate_ranker(engine, allowed), truth, cfg),
-                SETTINGS[1]: per_brand(product_ranker(engine), truth, cfg)}
+        out = {SETTINGS[0]: per_brand(candidate_ranker(engine, allowed), truth, cfg),
+               SETTINGS[1]: per_brand(product_ranker(engine), truth, cfg)}
+        if not pooled:
+            out["latency"] = latency(engine, truth, cfg)
+        return out
+
+
+def latency(engine: Engine, truth: dict[str, set[str]], cfg: FeedbackConfig, repeats: int = 3) -> list[dict[str, Any]]:
+    """Per brand, the median seconds of ``match --brand -k 10`` without feedback and with the
+    feedback a user has given after reading 40 (the partners among them liked, the rest
+    disliked), interleaved in one process."""
+    rows = []
+    for brand, partners in truth.items():
+        shown = [h.influencer_id for h in engine.match_brand(brand, cfg.shown * (cfg.rounds + 1))]
+        fb = Feedback.make([a for a in shown if a in partners], [a for a in shown if a not in partners])
+        times: dict[str, list[float]] = {"plain": [], "feedback": []}
+        for _ in range(repeats):
+            for name, f in (("plain", Feedback()), ("feedback", fb)):
+                start = time.perf_counter()
+                engine.match_brand(brand, cfg.shown, feedback=f)
+                times[name].append(time.perf_counter() - start)
+        rows.append({"brand": brand, **{k: statistics.median(v) for k, v in times.items()}})
+    return rows
+
+
+def latency_table(rows: Sequence[dict[str, Any]]) -> Table:
+    plain, fed = (statistics.median(r[k] for r in rows) for k in ("plain", "feedback"))
+    return Table("match -k 10 latency, head in service, every influencer (median over brands of each brand's "
+                 "median of 3)", [{"query": "no feedback", "median ms": round(plain * 1000, 1), "x": 1.0},
+                                  {"query": "after 40 shown (all marked)", "median ms": round(fed * 1000, 1),
+                                   "x": round(fed / plain, 2)}])
 
 
 @contextmanager
@@ -221,6 +253,8 @@ def run(cfg: FeedbackConfig) -> Section:
         if setting in pooled:
             section.tables.append(Table(f"partners found, pooled embeddings (no head), {setting}",
                                         summary(pooled[setting], groups, cfg)))
+    if "latency" in rows:
+        section.tables.append(latency_table(rows["latency"]))
     hard = [r for r in rows[SETTINGS[0]] if r["recall@10"] < cfg.hard]
     base = sum(r["reading"][-1] for r in hard)
     ratio = sum(r[f"feedback {cfg.weights[0][0]:g}/{cfg.weights[0][1]:g}"][-1] for r in hard) / base if base else 0.0
@@ -234,8 +268,8 @@ def run(cfg: FeedbackConfig) -> Section:
                       f"candidates: the {len(allowed)} influencers `congruence evaluate` ranks (every influencer "
                       "but those paired only with training brands); every influencer: the product's match as is",
                       "simulated user: likes the partners among the 10 shown, dislikes the others; 'feedback b/c' "
-                      "is Rocchio with like weight b and dislike weight c (the first pair is the product default)",
-                      "the weights after the default are a sensitivity check on the same brands, not a tuned choice",
+                      "weighs the closest liked by b and the closest disliked by c (search/feedback.py; the first "
+                      "pair is the product default, chosen on a grid over these brands; the others show sensitivity)",
                       "recall@10 counts all of a brand's partners (14 to 35 here), so nearly every brand is under 0.5; "
                       "'first 10 < 0.5 partners' is the stricter reading: fewer than 5 partners among the first 10"]
     return section

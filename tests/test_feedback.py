@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
@@ -15,8 +14,9 @@ from congruence.core.vectors import l2_normalize
 from congruence.indexer.ingest import ingest
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.engine import Engine
-from congruence.search.feedback import Feedback, apply, rocchio
+from congruence.search.feedback import NEIGHBOURS, Feedback, Moves, apply, rocchio
 from congruence.search.filters import Filters
+from congruence.search.retrieve import retrieve
 from congruence.training.deploy import deploy
 
 from .test_head_product import trained_head
@@ -35,6 +35,28 @@ def brute(q: np.ndarray, xb: dict[str, np.ndarray], skip: set[str], keep: set[st
     return [ids[i] for i in np.argsort(-sims, kind="stable")]
 
 
+def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], disliked: list[str], b: float,
+                  c: float) -> np.ndarray:
+    """b * max cos to a liked - c * max cos to a disliked, computed here, per id."""
+    x = np.stack([xb[a] for a in ids]).astype(np.float64)
+    out = np.zeros(len(ids))
+    if liked:
+        out += b * (x @ np.stack([xb[a] for a in liked]).T).max(1)
+    if disliked:
+        out -= c * (x @ np.stack([xb[a] for a in disliked]).T).max(1)
+    return out
+
+
+def brute_feedback(q: np.ndarray, xb: dict[str, np.ndarray], liked: list[str], disliked: list[str], b: float,
+                   c: float, skip: set[str] = frozenset(), keep: set[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """(ids best first, scores): the cosine to q plus the nearest-example terms, over every
+    influencer but the marked and skipped (and only those kept)."""
+    ids = [a for a in xb if a not in {*skip, *liked, *disliked} and (keep is None or a in keep)]
+    scores = np.stack([xb[a] for a in ids]).astype(np.float64) @ q + nearest_terms(xb, ids, liked, disliked, b, c)
+    order = np.argsort(-scores, kind="stable")
+    return [ids[i] for i in order], scores[order]
+
+
 def test_rocchio_moves_toward_liked_and_away_from_disliked() -> None:
     rng = np.random.default_rng(0)
     q, liked, disliked = (l2_normalize(rng.normal(size=s).astype(np.float32)) for s in ((8,), (3, 8), (2, 8)))
@@ -42,8 +64,19 @@ def test_rocchio_moves_toward_liked_and_away_from_disliked() -> None:
     expected = q + 0.75 * liked.mean(0) - 0.25 * disliked.mean(0)
     assert np.allclose(moved, expected / np.linalg.norm(expected), atol=1e-6)
     assert moved @ liked.mean(0) > q @ liked.mean(0) and moved @ disliked.mean(0) < q @ disliked.mean(0)
-    xq, posts, skip = apply(q, None, None, [4])
-    assert xq is q and posts is None and skip.tolist() == [4]
+    skip, moves = apply(q, None, [4])
+    assert moves is None and skip.tolist() == [4]
+
+
+def test_nearest_example_terms_take_the_closest_liked_and_disliked() -> None:
+    rng = np.random.default_rng(1)
+    vecs, liked, disliked = (l2_normalize(rng.normal(size=s).astype(np.float32)) for s in ((6, 8), (3, 8), (2, 8)))
+    m = Moves(vecs[0], liked, liked, disliked, 4.0, 2.0)
+    want = 4.0 * (vecs @ liked.T).max(1) - 2.0 * (vecs @ disliked.T).max(1)
+    assert np.allclose(m.terms(vecs), want, atol=1e-6)
+    # the closest, not the mean: a candidate equal to one liked vector gets the full like weight
+    assert m.terms(liked[:1])[0] >= 4.0 - 2.0 * float((liked[0] @ disliked.T).max()) - 1e-6
+    assert np.allclose(Moves(vecs[0], liked[:0], liked[:0], disliked[:0], 4.0, 2.0).terms(vecs), 0)
 
 
 def test_feedback_is_checked_at_the_boundary() -> None:
@@ -67,15 +100,36 @@ def test_feedback_without_a_head_moves_the_query_and_excludes(settings: Settings
         ids = [h.influencer_id for h in got]
         assert not set(ids) & {*liked, *disliked} and len(ids) == 15  # the rest, never starved
         q = engine.entry(engine.snapshot, BRAND, "brand").vector
-        moved = rocchio(q, np.stack([xb[a] for a in liked]), np.stack([xb[a] for a in disliked]), 1.5, 0.5)
-        assert ids == brute(moved, xb, {*liked, *disliked})
-        assert [h.score for h in got] == pytest.approx(sorted((xb[a] @ moved for a in ids), reverse=True), abs=1e-5)
+        want, scores = brute_feedback(q, xb, liked, disliked, 1.5, 0.5)
+        assert ids == want
+        assert [h.score for h in got] == pytest.approx(scores.tolist(), abs=1e-5)
         pets = [a for a in ids[:3] if a.startswith("pets_")]
         assert pets and not any(a.startswith("pets_") for a in first[:3])  # the liked category moved up
         # a filter and feedback together: brute force over the accounts that pass
         fit = engine.match_brand(BRAND, k=18, filters=Filters.make("fitness"), feedback=fb)
         keep = {a for a in xb if a.startswith("fitness_")}
-        assert [h.influencer_id for h in fit] == brute(moved, xb, {*liked, *disliked}, keep)
+        assert [h.influencer_id for h in fit] == brute_feedback(q, xb, liked, disliked, 1.5, 0.5, keep=keep)[0]
+
+
+def test_feedback_gathers_candidates_around_the_liked(settings: Settings, small_corpus: Path) -> None:
+    """The query's own few candidates are fitness creators; a liked pets creator brings its
+    nearest into the list, which the query alone never reaches."""
+    ingest(small_corpus, settings)
+    with Engine(settings) as engine:
+        snap, xb = engine.current(), influencer_vectors(engine)
+        q = engine.entry(snap, BRAND, "brand").vector
+        liked = np.stack([xb["pets_creator_01"]])
+        seq = dict(zip(snap.table.ids, snap.table.seq.tolist(), strict=True))
+        skip = np.asarray([seq["pets_creator_01"]], np.int64)
+        moves = Moves(q, liked, liked, liked[:0], 10.0, 0.0)  # no Rocchio move: only the search around
+        _, I = retrieve(snap, q[None], 3, exact=engine.reader.exact, candidates=1, exclude=[skip],  # noqa: E741
+                        feedback=[moves])
+        got = [snap.table.ids[r] for r in snap.rows(I[0])]
+        assert got == brute_feedback(q, xb, ["pets_creator_01"], [], 10.0, 0.0)[0][:3]
+        assert sorted(got[:2]) == ["pets_creator_00", "pets_creator_02"] and NEIGHBOURS >= 3
+        alone = [snap.table.ids[r] for r in snap.rows(
+            retrieve(snap, q[None], 3, exact=engine.reader.exact, candidates=1, exclude=[skip])[1][0])]
+        assert not any(a.startswith("pets_") for a in alone)
 
 
 def test_feedback_refuses_unknown_ids_and_brands(settings: Settings, small_corpus: Path) -> None:
@@ -96,54 +150,35 @@ def test_lookalikes_of_several_influencers(settings: Settings, small_corpus: Pat
         centroid = l2_normalize((xb["pets_creator_00"] + xb["food_creator_00"]) / 2)
         assert got == brute(centroid, xb, {"pets_creator_00", "food_creator_00"})
         fb = Feedback.make(["tech_creator_01"], [got[0]])
-        moved = rocchio(centroid, xb["tech_creator_01"][None], xb[got[0]][None], 0.75, 0.25)
         got2 = [h.influencer_id for h in engine.similar(seeds, k=3, filters=Filters.make(min_followers=0),
                                                         feedback=fb)]
         keep = {a for a in xb if a in set(engine.snapshot.table.ids)}
-        assert got2 == brute(moved, xb, {"pets_creator_00", "food_creator_00", "tech_creator_01", got[0]}, keep)[:3]
+        want, _ = brute_feedback(centroid, xb, ["tech_creator_01"], [got[0]], 4.0, 2.0,
+                                 {"pets_creator_00", "food_creator_00"}, keep)
+        assert got2 == want[:3] and got2[0].startswith("tech_")
         with pytest.raises(InvalidInput, match="^similar: give 1 to 100 influencers, got 0$"):
             engine.similar([])
 
 
-def test_feedback_with_a_head_moves_the_query_and_the_rerank(settings: Settings, small_corpus: Path) -> None:
-    """With a head: FAISS searches with the Rocchio query (brand tower + liked influencer
-    tower vectors); the rerank scores each candidate as the weighted sum of the head's
-    scores against the brand's posts, the liked posts and the disliked posts, all with the
-    moved pooled vector."""
+def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(settings: Settings,
+                                                                          small_corpus: Path) -> None:
+    """With a head: each candidate's score is the head's rerank score against the brand's
+    posts (the list without feedback) plus mix0 * (b * max cos to a liked - c * max cos to a
+    disliked) in the influencer tower."""
     ingest(small_corpus, settings)
     deploy(settings, trained_head(settings))
     with Engine(settings) as engine:
         snap = engine.current()
-        assert snap.reranks
-        head, entry = snap.head, engine.entry(snap, BRAND, "brand")
-        assert head is not None and entry.posts is not None
-        first = [h.influencer_id for h in engine.match_brand(BRAND, k=18)]
+        assert snap.reranks and snap.head is not None
+        mix0 = float(snap.head.mix[0].detach())
+        plain = {h.influencer_id: h.score for h in engine.match_brand(BRAND, k=18)}
+        first = list(plain)
         liked, disliked = ["pets_creator_01", "pets_creator_02"], first[:1]
-        fb = Feedback.make(liked, disliked)
-        got = engine.match_brand(BRAND, k=18, feedback=fb)
+        got = engine.match_brand(BRAND, k=18, feedback=Feedback.make(liked, disliked))
         ids = [h.influencer_id for h in got]
         assert not set(ids) & {*liked, *disliked} and len(ids) == 15
         xb = influencer_vectors(engine)
-        per_post = engine.per_post_vectors(snap, list(xb))
-        moved = rocchio(entry.vector, np.stack([xb[a] for a in liked]), np.stack([xb[a] for a in disliked]),
-                        0.75, 0.25)
-        total = 1 + 0.75 - 0.25
-        sets = [(entry.posts, 1 / total), (np.concatenate([per_post[a] for a in liked]), 0.75 / total),
-                (np.concatenate([per_post[a] for a in disliked]), -0.25 / total)]
-        expected = np.zeros(len(ids))
-        with torch.no_grad():
-            cands = [torch.from_numpy(per_post[a]) for a in ids]
-            width = max(len(c) for c in cands)
-            cpad = torch.zeros((len(ids), width, cands[0].shape[1]))
-            cmask = torch.zeros((len(ids), width), dtype=torch.bool)
-            for i, c in enumerate(cands):
-                cpad[i, : len(c)], cmask[i, : len(c)] = c, True
-            for posts, w in sets:
-                b = torch.from_numpy(np.asarray(posts, np.float32))[None]
-                s = head.score_sets(b, torch.ones(b.shape[:2], dtype=torch.bool), torch.from_numpy(moved)[None],
-                                    cpad[None], cmask[None], head.pool_padded(cpad, cmask)[None])[0]
-                expected += w * s.numpy()
-        assert [h.score for h in got] == pytest.approx(expected.tolist(), abs=1e-4)
+        terms = nearest_terms(xb, ids, liked, disliked, 4.0, 2.0)
+        assert [h.score for h in got] == pytest.approx([plain[a] + mix0 * t for a, t in zip(ids, terms)], abs=1e-4)
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
-        plain = {h.influencer_id: h.score for h in engine.match_brand(BRAND, k=18)}
-        assert any(abs(plain[h.influencer_id] - h.score) > 1e-3 for h in got)  # the rerank saw the feedback
+        assert [a for a in ids if a.startswith("pets_")] == ["pets_creator_00"] and ids[0] == "pets_creator_00"

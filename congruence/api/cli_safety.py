@@ -32,7 +32,7 @@ def safety_args(p: argparse.ArgumentParser) -> None:
 
 
 def feedback_args(p: argparse.ArgumentParser) -> None:
-    """--like, --dislike and their Rocchio weights."""
+    """--like, --dislike and their weights."""
     from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
 
     p.add_argument("--like", nargs="+", metavar="INFLUENCER", default=None,

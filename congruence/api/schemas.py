@@ -45,8 +45,8 @@ class FeedbackFields(_Strict):
                                                             "and does not suggest them again")
     dislike: list[str] = Field([], max_length=500, description="influencer ids disliked: the search moves away "
                                                                "from them, and they never come back")
-    like_weight: float | None = Field(None, ge=0, le=10, description="Rocchio weight of the liked (0.75)")
-    dislike_weight: float | None = Field(None, ge=0, le=10, description="Rocchio weight of the disliked (0.25)")
+    like_weight: float | None = Field(None, ge=0, le=10, description="weight of the closest liked (4)")
+    dislike_weight: float | None = Field(None, ge=0, le=10, description="weight of the closest disliked (2)")
 
 
 class MatchRequest(QueryFields, FeedbackFields):

@@ -26,11 +26,11 @@ from congruence.indexer.pool import pool, pool_features
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 from congruence.safety.screen import screen_version
-from congruence.search.feedback import Feedback, Marked, apply, resolve, seeds_query
+from congruence.search.feedback import Feedback, Marked, Moves, apply, resolve, seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
 from congruence.search.metrics import load_metrics
-from congruence.search.rerank import BrandPosts, describe_new_brand
+from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened, load_safety
 from congruence.search.snapshot import Snapshot, VectorReader
@@ -167,12 +167,14 @@ class Engine:
         return self._hits(snap, q, k, filters, posts, exclude=[e.seq for e in entries], feedback=feedback)
 
     def retrieve(self, snap: Snapshot, xq: np.ndarray, k: int, filters: Filters = Filters(),
-                 brand_posts: Sequence[BrandPosts | None] | None = None,
-                 exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 brand_posts: Sequence[np.ndarray | None] | None = None,
+                 exclude: Sequence[np.ndarray] | None = None,
+                 feedback: Sequence[Moves | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings."""
         self.check_screened(snap, filters)
         return retrieve(snap, xq, k, exact=self.reader.exact, candidates=self.settings.candidates,
-                        selection=snap.selection(filters), brand_posts=brand_posts, exclude=exclude)
+                        selection=snap.selection(filters), brand_posts=brand_posts, exclude=exclude,
+                        feedback=feedback)
 
     def check_screened(self, snap: Snapshot, filters: Filters) -> None:
         """For a brand-safety filter: refuse while posts wait for the screen (checked once
@@ -220,10 +222,10 @@ class Engine:
     def _hits(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, posts: int,
               brand_posts: np.ndarray | None = None, exclude: Sequence[int] = (),
               feedback: Feedback = Feedback()) -> list[Hit]:
-        """One query through ``retrieve``, moved by ``feedback`` first, as hits (with each
-        hit's ``posts`` best posts)."""
-        xq, query_posts, skip = apply(q, brand_posts, self.marked(snap, feedback, brand_posts is not None), exclude)
-        D, I = self.retrieve(snap, xq[None, :], k, filters, [query_posts], [skip])  # noqa: E741
+        """One query through ``retrieve``, with ``feedback``, as hits (with each hit's ``posts``
+        best posts)."""
+        skip, moves = apply(q, self.marked(snap, feedback), exclude)
+        D, I = self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [moves])  # noqa: E741
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
         t = snap.table
@@ -248,17 +250,13 @@ class Engine:
             out.append(Hit(**{**h.__dict__, "top_posts": refs}))
         return out
 
-    def marked(self, snap: Snapshot, feedback: Feedback, reranked: bool) -> Marked | None:
-        """``feedback`` resolved in the snapshot's space (per-post vectors when it reranks)."""
+    def marked(self, snap: Snapshot, feedback: Feedback) -> Marked | None:
+        """``feedback`` resolved in the snapshot's space."""
         def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
             with self._lock:
                 return self.store.account_kinds(ids), self.store.seqs_of(ids)
 
-        def per_post(ids: list[str], seqs: list[int]) -> dict[str, np.ndarray]:
-            return self.per_post_vectors(snap, ids, seqs)
-
-        return resolve(snap.space, snap.index.dim, feedback, lookup, self.reader.exact,
-                       per_post if reranked and snap.reranks else None)
+        return resolve(snap.space, snap.index.dim, feedback, lookup, self.reader.exact)
 
     def per_post_vectors(self, snap: Snapshot, account_ids: list[str],
                           seqs: Sequence[int] | None = None) -> dict[str, np.ndarray]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,25 +22,6 @@ from congruence.search.rerank_batch import Gather, score_lists
 from congruence.training.model import CongruenceHead, brand_accounts
 
 Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
-
-
-@dataclass(frozen=True)
-class PostQuery:
-    """A rerank query made of several post sets (relevance feedback: the brand's posts, the
-    liked influencers' posts, the disliked ones').
-
-    sets: (P_j, d) per-post vectors each; weights: one per set, summing to 1 (negative for
-    a set that counts against); pooled: (d,) L2-normalised vector the pooled term compares
-    candidates with. A candidate's score is ``sum_j w_j * head.score_sets(set_j, pooled, c)``
-    = ``mix0 * cos(pooled, c) + bias + mix1 * sum_j w_j * set_term(set_j, c)``.
-    """
-
-    sets: tuple[np.ndarray, ...]
-    weights: tuple[float, ...]
-    pooled: np.ndarray
-
-
-BrandPosts = np.ndarray | PostQuery
 
 
 @contextmanager
@@ -57,13 +37,13 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[BrandPosts],
+def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.ndarray],
            candidates: Sequence[np.ndarray]) -> list[Ranked]:
     """Each brand's candidates ordered by the head's score, best first (ties keep the FAISS
     order); candidates whose per-post vectors are missing (changed since the space was
     computed) follow, unscored (-inf), in their FAISS order.
 
-    brand_posts[i]: (Pb, d) per-post projections of brand i, or a ``PostQuery``;
+    brand_posts[i]: (Pb, d) per-post projections of brand i;
     candidates[i]: its candidates' seqs in FAISS order. The candidates' per-post vectors
     come from ``index.posts``.
     """
@@ -87,30 +67,12 @@ def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[Brand
     return out
 
 
-def _score(head: CongruenceHead, queries: Sequence[BrandPosts], keys: Sequence[np.ndarray], gather: Gather,
+def _score(head: CongruenceHead, queries: Sequence[np.ndarray], keys: Sequence[np.ndarray], gather: Gather,
            width: int) -> list[np.ndarray]:
-    """Each query's scores of its candidates (``keys``): a ``PostQuery`` is one list per post
-    set, all in one ``score_lists`` call, summed with its weights."""
-    sets: list[np.ndarray] = []
-    pooled: list[np.ndarray | None] = []
-    lists: list[np.ndarray] = []
-    spans: list[tuple[int, tuple[float, ...]]] = []
-    for q, k in zip(queries, keys, strict=True):
-        start = len(sets)
-        if isinstance(q, PostQuery):
-            sets.extend(q.sets)
-            pooled.extend([q.pooled] * len(q.sets))
-            lists.extend([k] * len(q.sets))
-            spans.append((start, q.weights))
-        else:
-            sets.append(q)
-            pooled.append(None)
-            lists.append(k)
-            spans.append((start, (1.0,)))
+    """Each query's scores of its candidates (``keys``), in one ``score_lists`` call."""
     with one_thread():
-        scores, _ = score_lists(head, sets, lists, gather, width, pooled=pooled)
-    return [sum((w * scores[s + j] for j, w in enumerate(ws)), np.zeros_like(scores[s])) if len(ws) > 1
-            else scores[s] for s, ws in spans]
+        scores, _ = score_lists(head, list(queries), list(keys), gather, width)
+    return scores
 
 
 def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None,

@@ -54,17 +54,14 @@ def groups(sizes: Sequence[int], width: int, dim: int, budget: int = BUDGET) -> 
 
 @torch.no_grad()
 def score_lists(head: CongruenceHead, brand_posts: Sequence[np.ndarray], candidates: Sequence[np.ndarray],
-                gather: Gather, width: int, budget: int | None = None,
-                pooled: Sequence[np.ndarray | None] | None = None) -> tuple[list[np.ndarray], int]:
+                gather: Gather, width: int, budget: int | None = None) -> tuple[list[np.ndarray], int]:
     """(scores of each brand's candidates, float32, in their order; forward passes run).
 
     brand_posts[i]: (Pb, d) per-post vectors of brand i; candidates[i]: the keys of its
     candidates (at least one, each with per-post vectors); gather(keys) -> ((n, P, d)
     zero-padded vectors, (n, P) mask) of those keys, P <= ``width`` (the largest post
     count a candidate may have; it sizes the groups). budget: floats of candidate vectors
-    a pass (default ``BUDGET``, or ``BUDGET_GPU`` for a head on a GPU). pooled[i]: a (d,)
-    vector the pooled term compares brand i's candidates with instead of its posts' own
-    brand-tower pooling (relevance feedback's moved query), or None.
+    a pass (default ``BUDGET``, or ``BUDGET_GPU`` for a head on a GPU).
     """
     head.eval()
     if budget is None:
@@ -93,25 +90,11 @@ def score_lists(head: CongruenceHead, brand_posts: Sequence[np.ndarray], candida
             n = len(brand_posts[i])
             brands[j, :n] = as_float_tensor(brand_posts[i])
             bmask[j, :n] = True
-        out = _forward(head, brands, bmask, packed.reshape(g, c, p, d), pmask.reshape(g, c, p),
-                       [pooled[i] for i in group] if pooled is not None else None)
+        dev = head.device
+        out = head.score(brands.to(dev), bmask.to(dev), packed.reshape(g, c, p, d).to(dev),
+                         pmask.reshape(g, c, p).to(dev))
         result = out.float().cpu().numpy()
         passes += 1
         for j, i in enumerate(group):
             scores[i] = result[j, : sizes[i]]
     return scores, passes
-
-
-def _forward(head: CongruenceHead, brands: torch.Tensor, bmask: torch.Tensor, cands: torch.Tensor,
-             cmask: torch.Tensor, pooled: Sequence[np.ndarray | None] | None) -> torch.Tensor:
-    """``head.score`` of one group, with the brands' pooled vectors replaced where given:
-    ``score`` is ``score_sets`` over the two sides' own pooling, so this is the same code."""
-    dev = head.device
-    brands, bmask, cands, cmask = brands.to(dev), bmask.to(dev), cands.to(dev), cmask.to(dev)
-    if pooled is None or all(v is None for v in pooled):
-        return head.score(brands, bmask, cands, cmask)
-    brand_pooled = head.pool_padded(brands, bmask, brand=True)
-    for j, v in enumerate(pooled):
-        if v is not None:
-            brand_pooled[j] = as_float_tensor(v).to(dev)
-    return head.score_sets(brands, bmask, brand_pooled, cands, cmask, head.pool_padded(cands, cmask))

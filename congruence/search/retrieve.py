@@ -5,12 +5,15 @@ Per query, in order:
 1. FAISS top-N over the snapshot's index, a filter's selection applied inside the search;
 2. with a head in service and the query's per-post vectors: the head reranks
    N = max(k, candidates) candidates (``rerank``);
-3. otherwise, on compressed (sq8) codes: 4N + 20 candidates re-scored exactly with their
+3. with relevance feedback (``feedback.Moves``): the candidates of the query, of its
+   Rocchio-moved query and around each liked influencer, scored by what the query alone
+   gives them (the head's rerank, or the exact cosine) plus the nearest-example terms;
+4. otherwise, on compressed (sq8) codes: 4N + 20 candidates re-scored exactly with their
    float32 vectors from PostgreSQL, as FAISS' IndexRefine does but with the refinement
    vectors left in the database (8-bit codes round inner products by ~1e-3, enough to swap
    near-ties in a top 10; at 1M, d=256, 2N + 10 held 0.949 of the true top 10 and
    4N + 20 held 0.953, for ~4 ms);
-4. the top k, as FAISS answers: ``(D, I)``.
+5. the top k, as FAISS answers: ``(D, I)``.
 
 How wide each query searches depends only on the snapshot, k, and that query (whether it
 reranks, how many accounts it excludes), never on the other queries of a batch: HNSW answers
@@ -26,7 +29,8 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import as_matrix
 from congruence.indexer.index import Selection
-from congruence.search.rerank import BrandPosts, Ranked, rerank
+from congruence.search.feedback import NEIGHBOURS, Moves
+from congruence.search.rerank import Ranked, rerank
 from congruence.search.snapshot import Snapshot
 
 MAX_K = 1000
@@ -43,29 +47,33 @@ def check_k(k: object) -> int:
 
 
 def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, candidates: int,
-             selection: Selection | None = None, brand_posts: Sequence[BrandPosts | None] | None = None,
-             exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+             selection: Selection | None = None, brand_posts: Sequence[np.ndarray | None] | None = None,
+             exclude: Sequence[np.ndarray] | None = None,
+             feedback: Sequence[Moves | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): (nq, k) float32 scores and int64 seqs of each query's best k, best first.
 
     xq: (nq, d) L2-normalised queries in ``snap.space``. brand_posts: per query, its (P, d)
-    per-post vectors in that space, a ``rerank.PostQuery`` (relevance feedback: several
-    weighted post sets), or None (that query is not reranked). exclude: per query, seqs
-    never returned (``similar``'s seeds, feedback's liked and disliked); they are searched for and
-    dropped, so that a filter's selection stays shared by every query. candidates: the
-    rerank's breadth. exact: reads float32 vectors for the re-score of compressed codes.
-    I = -1 pads a short list (D = -inf there); D = -inf also marks a candidate the head
-    could not score (it keeps its FAISS rank, after the scored ones).
+    per-post vectors in that space, or None (that query is not reranked). exclude: per
+    query, seqs never returned (``similar``'s seeds, feedback's liked and disliked); they are
+    searched for and dropped, so that a filter's selection stays shared by every query.
+    feedback: per query, its relevance feedback or None. candidates: the rerank's (and the
+    feedback's) breadth. exact: reads float32 vectors (the re-score of compressed codes, the
+    feedback's terms). I = -1 pads a short list (D = -inf there); D = -inf also marks a
+    candidate the head could not score or, with feedback, whose vector is gone (it keeps its
+    FAISS rank, after the scored ones).
     """
     check_k(k)
     xq = as_matrix(xq, snap.index.dim, name="query vectors")
     nq = len(xq)
     posts = list(brand_posts) if brand_posts is not None else [None] * nq
     skips = [np.asarray(e, np.int64) for e in exclude] if exclude is not None else [_NONE] * nq
-    if len(posts) != nq or len(skips) != nq:
-        raise ValueError(f"retrieve: {nq} queries, {len(posts)} brand post sets and {len(skips)} exclusions")
+    moves = list(feedback) if feedback is not None else [None] * nq
+    if len(posts) != nq or len(skips) != nq or len(moves) != nq:
+        raise ValueError(f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions "
+                         f"and {len(moves)} feedbacks")
     reranked = [snap.reranks and p is not None for p in posts]
-    breadth = [max(k, candidates) if r else k for r in reranked]
-    refined = [i for i, r in enumerate(reranked) if not r and snap.index.codec != "float32"]
+    breadth = [max(k, candidates) if r or m is not None else k for r, m in zip(reranked, moves, strict=True)]
+    refined = [i for i, r in enumerate(reranked) if not r and moves[i] is None and snap.index.codec != "float32"]
     wanted = [n + len(skips[i]) for i, n in enumerate(breadth)]
     for i in refined:
         wanted[i] += (REFINE_FACTOR - 1) * breadth[i] + REFINE_EXTRA
@@ -73,6 +81,10 @@ def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, can
     if refined:
         lists = _refine(snap, xq, lists, refined, exact)
     lists = [(seqs[:n], sc[:n]) for (seqs, sc), n in zip(lists, breadth, strict=True)]
+    fed = [i for i, m in enumerate(moves) if m is not None]
+    if fed:
+        lists = _gather(snap, lists, [(i, m, breadth[i]) for i in fed if (m := moves[i]) is not None], selection,
+                        skips)
     todo = [i for i, r in enumerate(reranked) if r]
     if todo:
         assert snap.head is not None
@@ -80,7 +92,59 @@ def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, can
         ranked = rerank(snap.head, snap.index, brands, [lists[i][0] for i in todo])
         for i, pair in zip(todo, ranked, strict=True):
             lists[i] = pair
+    if fed:
+        lists = _with_feedback(snap, xq, lists, [(i, m, reranked[i]) for i in fed if (m := moves[i]) is not None],
+                               exact)
     return _pack(lists, k)
+
+
+def _gather(snap: Snapshot, lists: list[Ranked], fed: list[tuple[int, Moves, int]], selection: Selection | None,
+            skips: list[np.ndarray]) -> list[Ranked]:
+    """``lists`` with each fed query's candidates joined by those of its moved query (as many)
+    and the ``NEIGHBOURS`` nearest of each liked influencer it searches around, in that order,
+    without repeats (their scores are the searches'; ``_with_feedback`` replaces them)."""
+    rows: list[np.ndarray] = []
+    wanted: list[int] = []
+    owner: list[int] = []
+    for i, m, n in fed:
+        rows += [m.moved[None], m.around]
+        wanted += [n + len(skips[i])] + [NEIGHBOURS + len(skips[i])] * len(m.around)
+        owner += [i] * (1 + len(m.around))
+    found = _search(snap, np.concatenate(rows).astype(np.float32), wanted, selection, [skips[i] for i in owner])
+    out = list(lists)
+    for i, _, _ in fed:
+        parts = [out[i]] + [f for f, o in zip(found, owner, strict=True) if o == i]
+        seqs, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        _, first = np.unique(seqs, return_index=True)
+        keep = np.sort(first)
+        out[i] = (seqs[keep], scores[keep])
+    return out
+
+
+def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: list[tuple[int, Moves, bool]],
+                   exact: ExactVectors) -> list[Ranked]:
+    """Each fed query's candidates scored by what the query alone gives them (the head's
+    rerank score, or the exact cosine to the query) plus ``s * Moves.terms`` (s: the head's
+    weight of one pooled cosine when reranked, else 1), best first; candidates without a
+    score or a vector follow, -inf, in their order (one vector read for all)."""
+    seqs, vecs = exact(snap.space, np.concatenate([lists[i][0] for i, _, _ in fed]))
+    row = np.full(int(seqs.max()) + 1 if len(seqs) else 1, -1, np.int64)
+    row[seqs] = np.arange(len(seqs))
+    scale = float(snap.head.mix[0].detach()) if snap.head is not None else 1.0
+    out = list(lists)
+    for i, m, reranked in fed:
+        cand, sc = lists[i]
+        at = np.where(cand < len(row), row[np.minimum(cand, len(row) - 1)], -1)
+        ok = at >= 0
+        base = sc.astype(np.float64) if reranked else np.full(len(cand), -np.inf)
+        if not reranked:
+            base[ok] = vecs[at[ok]] @ xq[i].astype(np.float64)
+        new = np.full(len(cand), -np.inf)
+        live = ok & np.isfinite(base)
+        new[live] = base[live] + (scale if reranked else 1.0) * m.terms(vecs[at[live]])
+        order = np.argsort(-new, kind="stable")
+        out[i] = (cand[order], new[order].astype(np.float32))
+    return out
 
 
 def _search(snap: Snapshot, xq: np.ndarray, wanted: list[int], selection: Selection | None,
