@@ -139,3 +139,26 @@ def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(se
         assert metrics_store.recompute(store).last_n == 2  # remembered
     code, _, err = run(capsys, "metrics", "--er-posts", "0")
     assert code == 1 and "posts for the engagement rate must be a whole number from 1 to 1000, got 0" in err
+
+
+def test_delete_recomputes_the_peers_flags(settings: Settings, tmp_path: Path, env: Settings) -> None:
+    """An account flagged against 20 food peers is no longer flagged once deleting two
+    leaves fewer than 20 peers to compare with: ``delete`` recomputes the metrics."""
+    from congruence.indexer.maintenance import delete_accounts
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    rng = np.random.default_rng(0)
+    accounts, posts = [], []
+    for a in range(21):  # account 0 writes 200 comments to 300 likes, the others about 10
+        accounts.append(Account(f"f{a}", "influencer", f"f{a}", "food", 10_000))
+        likes, comments = (300.0, 200.0) if a == 0 else (300 * rng.uniform(0.8, 1.25), 10 * rng.uniform(0.8, 1.25))
+        posts += [Post(f"f{a}p{d}", f"f{a}", None, "c", round(likes * (1 + 0.02 * d)), round(comments),
+                       t0 + timedelta(days=d)) for d in range(6)]
+    _store(settings, tmp_path, accounts, posts)
+    with Store.open(settings) as store:
+        metrics_store.recompute(store)
+        assert "comment_like_ratio" in {f.signal for f in metrics_store.read(store, ["f0"])["f0"].flags}
+    assert delete_accounts(settings, ["f1", "f2"]) == 2
+    with Store.open(settings) as store:
+        got = metrics_store.read(store, ["f0", "f1"])
+    assert "f1" not in got and got["f0"].flags == ()  # 19 peers left: no reference, no flag
