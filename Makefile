@@ -23,7 +23,7 @@ test: venv
 	$(PY) -m pytest -q
 
 typecheck: venv
-	$(PY) -m mypy congruence
+	$(PY) -m mypy congruence bench
 
 bench: venv
 	$(PY) -m bench --quick

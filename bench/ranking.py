@@ -15,12 +15,14 @@ cached by content, so re-ingesting after that costs no encoding.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +155,7 @@ def check_targets(results: dict[str, dict[str, Any]], targets: Targets, groups: 
     ratio = r_head / r_base if r_head is not None and r_base else None
     checks: list[tuple[str, Any, float, bool]] = [("head AUC", auc, targets.auc, False),
                                                   ("head R@10 / pooled-cosine R@10", ratio, targets.recall_ratio, False)]
-    group_auc = {(r["method"], r["brands"]): r.get("AUC") for r in groups}
+    group_auc: dict[tuple[Any, Any], Any] = {(r["method"], r["brands"]): r.get("AUC") for r in groups}
     for group, threshold in targets.group_auc:
         checks.append((f"head AUC, {group} brands", group_auc.get(("head", group)), threshold, False))
     if targets.direct_loss is not None:
@@ -290,3 +292,25 @@ def category_prior(corpus: Path) -> dict[str, Any] | None:
     metrics = evaluate_rankings(scores, positives, brands, [accounts[b]["category"] for b in brands],
                                 [accounts[c]["category"] for c in cands])
     return metrics.to_dict()
+
+
+def newest_head(models_dir: Path, section: str) -> Path:
+    """The newest head a ``python -m bench --only SECTION`` run saved under ``models_dir``."""
+    heads = sorted((models_dir / "heads").glob("*.pt"), key=lambda p: p.stat().st_mtime)
+    if not heads:
+        raise SystemExit(f"no trained head under {models_dir}: run `python -m bench --only {section}` first")
+    return heads[-1]
+
+
+def standalone(argv: list[str] | None, prog: str, doc: str, home: str, corpus: str,
+               run: Callable[[Path, Path], Section]) -> int:
+    """``main`` of a script that reads a ranking section's home and corpus (``--home``,
+    ``--corpus``, defaults under bench/.cache): runs it, prints and saves its section."""
+    from bench.common import machine_info, report_section
+
+    p = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n\n")[0])
+    p.add_argument("--home", type=Path, default=CACHE / home)
+    p.add_argument("--corpus", type=Path, default=CACHE / corpus)
+    args = p.parse_args(argv)
+    section = run(args.home, args.corpus)
+    return report_section(section, section.name, machine_info())

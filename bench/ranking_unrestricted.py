@@ -15,7 +15,6 @@ trained (heads are saved there with ``--no-activate``)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections import defaultdict
@@ -25,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Row, Section, Table, machine_info, report_section
-from bench.ranking import CACHE
+from bench.common import Row, Section, Table
+from bench.ranking import newest_head, standalone
 from congruence.core.settings import load_settings
 from congruence.indexer.postsets import PostSets
 from congruence.training.evaluate import head_scorer, pooled_cosine
@@ -39,13 +38,10 @@ K = 10
 
 def scorers(models_dir: Path) -> tuple[str, dict[str, Scorer]]:
     """The newest run's product head and its ``shared`` variant, beside pooled cosine."""
-    heads = sorted((models_dir / "heads").glob("*.pt"), key=lambda p: p.stat().st_mtime)
-    if not heads:
-        raise SystemExit(f"no trained head under {models_dir}: run `python -m bench --only ranking-photos` first")
-    version = heads[-1].stem
-    shared = CongruenceHead.load(models_dir / "runs" / version / "shared.pt")
-    return version, {"pooled_cosine": pooled_cosine, "shared": head_scorer(shared),
-                     "head": head_scorer(CongruenceHead.load(heads[-1]))}
+    head = newest_head(models_dir, "ranking-photos")
+    shared = CongruenceHead.load(models_dir / "runs" / head.stem / "shared.pt")
+    return head.stem, {"pooled_cosine": pooled_cosine, "shared": head_scorer(shared),
+                       "head": head_scorer(CongruenceHead.load(head))}
 
 
 def first_k_counts(scores: np.ndarray, brands: list[str], cand_ids: list[str], accounts: dict[str, dict[str, Any]],
@@ -93,11 +89,7 @@ def run(home: Path, corpus: Path) -> Section:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ranking_unrestricted", description=__doc__.split("\n\n")[0])
-    p.add_argument("--home", type=Path, default=CACHE / "photos-home")
-    p.add_argument("--corpus", type=Path, default=CACHE / "photos-corpus")
-    args = p.parse_args(argv)
-    return report_section(run(args.home, args.corpus), "ranking-unrestricted", machine_info())
+    return standalone(argv, "bench.ranking_unrestricted", __doc__ or "", "photos-home", "photos-corpus", run)
 
 
 if __name__ == "__main__":

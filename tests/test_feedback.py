@@ -182,3 +182,38 @@ def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(setti
         assert [h.score for h in got] == pytest.approx([plain[a] + mix0 * t for a, t in zip(ids, terms)], abs=1e-4)
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
         assert [a for a in ids if a.startswith("pets_")] == ["pets_creator_00"] and ids[0] == "pets_creator_00"
+
+
+@pytest.mark.parametrize("with_head", [False, True])
+def test_feedback_on_an_empty_pool_answers_an_empty_list(settings: Settings, small_corpus: Path,
+                                                         with_head: bool) -> None:
+    """A filter nobody passes, or one whose every account is marked: an empty answer, no error."""
+    ingest(small_corpus, settings)
+    if with_head:
+        deploy(settings, trained_head(settings))
+    with Engine(settings) as engine:
+        pets = ["pets_creator_00", "pets_creator_01", "pets_creator_02"]
+        assert engine.match_brand(BRAND, 5, Filters.make("pets"), feedback=Feedback.make(pets[:1], pets[1:])) == []
+        assert engine.match_brand(BRAND, 5, Filters.make("nosuchcat"), feedback=Feedback.make(pets[:1])) == []
+        assert engine.similar("food_creator_00", 5, Filters.make("nosuchcat"), feedback=Feedback.make(pets[:1])) == []
+
+
+def test_the_pool_around_the_liked_is_bounded(settings: Settings, small_corpus: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moved query adds at most n candidates and each liked influencer NEIGHBOURS, however
+    many accounts are excluded (a search asks for more to make up for them, then is cut)."""
+    from congruence.search import retrieve as retrieve_module
+
+    monkeypatch.setattr(retrieve_module, "NEIGHBOURS", 1)
+    ingest(small_corpus, settings)
+    with Engine(settings) as engine:
+        snap, xb = engine.current(), influencer_vectors(engine)
+        seq = dict(zip(snap.table.ids, snap.table.seq.tolist(), strict=True))
+        liked = ["pets_creator_01", "food_creator_01"]
+        far = [a for a in xb if a.startswith(("fitness_", "tech_"))]  # excluded, and far from the liked
+        skip = np.asarray([seq[a] for a in [*liked, *far]], np.int64)
+        vecs = np.stack([xb[a] for a in liked])
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+        pool = retrieve_module._gather(snap, [empty], [(0, Moves(vecs[0], vecs, vecs, vecs[:0], 4.0, 2.0), 1)],
+                                       None, [skip])[0][0]
+        assert 1 <= len(pool) <= 1 + 2 * 1 and not set(pool.tolist()) & set(skip.tolist())

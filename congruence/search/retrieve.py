@@ -106,14 +106,16 @@ def _gather(snap: Snapshot, lists: list[Ranked], fed: list[tuple[int, Moves, int
     rows: list[np.ndarray] = []
     wanted: list[int] = []
     owner: list[int] = []
+    size: list[int] = []
     for i, m, n in fed:
         rows += [m.moved[None], m.around]
-        wanted += [n + len(skips[i])] + [NEIGHBOURS + len(skips[i])] * len(m.around)
+        size += [n] + [NEIGHBOURS] * len(m.around)
+        wanted += [w + len(skips[i]) for w in size[len(wanted):]]
         owner += [i] * (1 + len(m.around))
     found = _search(snap, np.concatenate(rows).astype(np.float32), wanted, selection, [skips[i] for i in owner])
     out = list(lists)
     for i, _, _ in fed:
-        parts = [out[i]] + [f for f, o in zip(found, owner, strict=True) if o == i]
+        parts = [out[i]] + [(f[0][:w], f[1][:w]) for f, o, w in zip(found, owner, size, strict=True) if o == i]
         seqs, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         _, first = np.unique(seqs, return_index=True)
         keep = np.sort(first)
@@ -128,6 +130,8 @@ def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: lis
     weight of one pooled cosine when reranked, else 1), best first; candidates without a
     score or a vector follow, -inf, in their order (one vector read for all)."""
     seqs, vecs = exact(snap.space, np.concatenate([lists[i][0] for i, _, _ in fed]))
+    if not len(seqs):  # nothing passed the filter, or no vector is left: (0, 0) from the store
+        vecs = np.zeros((0, xq.shape[1]), np.float32)
     row = np.full(int(seqs.max()) + 1 if len(seqs) else 1, -1, np.int64)
     row[seqs] = np.arange(len(seqs))
     scale = float(snap.head.mix[0].detach()) if snap.head is not None else 1.0
@@ -167,6 +171,8 @@ def _refine(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], which: list[int
     vectors (one read for all), best first; a candidate whose vector is gone keeps its FAISS
     score."""
     seqs, vecs = exact(snap.space, np.concatenate([lists[i][0] for i in which]))
+    if not len(seqs):
+        vecs = np.zeros((0, xq.shape[1]), np.float32)
     row = np.full(int(seqs.max()) + 1 if len(seqs) else 1, -1, np.int64)
     row[seqs] = np.arange(len(seqs))
     out = list(lists)
