@@ -137,8 +137,11 @@ def test_demo_likes_follow_brightness() -> None:
     from congruence.datasets.demo import likes
 
     dark, light = Image.new("RGB", (8, 8), (20, 20, 20)), Image.new("RGB", (8, 8), (230, 230, 230))
-    assert likes(light, 2525) > 100 * likes(dark, 2525)
-    assert likes(dark, 50) < likes(dark, 5000) < 1.25 * likes(dark, 50)
+    grey = Image.new("RGB", (8, 8), (128, 128, 128))
+    assert likes(light, 2525, 100_000) > 100 * likes(dark, 2525, 100_000)
+    assert likes(dark, 50, 100_000) < likes(dark, 5000, 100_000) < 1.25 * likes(dark, 50, 100_000)
+    assert likes(grey, 2525, 10_000) == pytest.approx(200, rel=0.02)  # 2 % of the followers at mid brightness
+    assert likes(grey, 2525, 50_000) == pytest.approx(5 * likes(grey, 2525, 10_000), rel=0.01)
 
 
 def test_suggestion_text() -> None:

@@ -1,8 +1,9 @@
 """A small synthetic corpus: Pillow-drawn images per category and templated captions.
 
 Needs nothing downloaded. Each category has its own palette, shapes and vocabulary, so
-brands and influencers of one category look and read alike. Likes follow each image's
-brightness (``likes``), so an engagement model trained on the demo has something to learn.
+brands and influencers of one category look and read alike. Likes are a share of the
+account's followers that follows each image's brightness (``likes``), so an engagement
+model trained on the demo has something to learn and engagement rates look like real ones.
 
 Two kinds of brand: each category's ``direct_brands`` *direct* brands (brand_peakfit,
 brand_peakfit_2...) post what the category's creators post and partner with some of them,
@@ -107,13 +108,16 @@ def caption(category: str, rng: random.Random, product: bool = False) -> str:
     return rng.choice(templates).format(a=a, b=b.replace(" ", ""))
 
 
-def likes(img: Image.Image, draw_50_5000: int) -> int:
-    """Likes that a model can learn from the picture: brighter images get more (e^(6 x mean
-    brightness in 0..1): about twice for the typical spread within one demo account), times
-    ±10 % noise from the draw."""
+LIKE_RATE = 0.02  # likes per follower of a post of mean brightness 0.5
+
+
+def likes(img: Image.Image, draw_50_5000: int, followers: int) -> int:
+    """Likes that a model can learn from the picture: ``LIKE_RATE`` of the followers, more for
+    brighter images (e^(6 x (mean brightness in 0..1 - 0.5)): about twice for the typical
+    spread within one demo account), times ±10 % noise from the draw."""
     brightness = float(np.asarray(img.convert("L"), dtype=np.float32).mean()) / 255.0
     noise = 0.9 + 0.2 * (draw_50_5000 - 50) / 4950
-    return round(200 * math.exp(6.0 * brightness) * noise)
+    return round(followers * LIKE_RATE * math.exp(6.0 * (brightness - 0.5)) * noise)
 
 
 @dataclass
@@ -126,19 +130,20 @@ class _Corpus:
     posts: list[Post] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
 
-    def post(self, acc: str, cat: str, n: int, product: bool = False) -> None:
-        rng, pid = self.rng, f"{acc}_p{n}"
+    def post(self, acc: Account, cat: str, n: int, product: bool = False) -> None:
+        rng, pid = self.rng, f"{acc.id}_p{n}"
         img = draw(cat, rng, product=product)
         img.save(self.out / "images" / f"{pid}.jpg", quality=88)
-        self.posts.append(Post(id=pid, account_id=acc, image=self.out / "images" / f"{pid}.jpg",
-                               caption=caption(cat, rng, product), likes=likes(img, rng.randint(50, 5000)),
+        self.posts.append(Post(id=pid, account_id=acc.id, image=self.out / "images" / f"{pid}.jpg",
+                               caption=caption(cat, rng, product),
+                               likes=likes(img, rng.randint(50, 5000), acc.followers or 0),
                                comments=rng.randint(0, 200),
                                ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC)))
 
     def brand(self, account: Account, posts_of: str, n_posts: int, partners: list[str], product: bool = False) -> None:
         self.accounts.append(account)
         for n in range(n_posts):
-            self.post(account.id, posts_of, n, product)
+            self.post(account, posts_of, n, product)
         self.matches += [Match(account.id, i) for i in partners]
 
 
@@ -159,10 +164,11 @@ def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influenc
         for i in range(influencers_per_category):
             followers = int(10 ** c.rng.uniform(3.3, 5.4))
             handle = f"{cat}.{c.rng.choice(STYLES[cat].words).replace(' ', '')}{i}"
-            c.accounts.append(Account(f"{cat}_creator_{i:02d}", "influencer", handle, cat, followers))
+            creator = Account(f"{cat}_creator_{i:02d}", "influencer", handle, cat, followers)
+            c.accounts.append(creator)
             for n in range(posts_per_influencer):
                 off_topic = n == posts_per_influencer - 1 and c.rng.random() < 0.5
-                c.post(f"{cat}_creator_{i:02d}", c.rng.choice(cats) if off_topic else cat, n)
+                c.post(creator, c.rng.choice(cats) if off_topic else cat, n)
         c.matches += [Match(f"brand_{BRANDS[cat]}", i) for i in creators(cat, 0)]
     # drawn after the first direct brands and the creators: the corpus of one direct brand a
     # category and no goods brands is what it always was
