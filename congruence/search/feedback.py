@@ -11,7 +11,8 @@ otherwise):
 2. scores each candidate by what the query alone gives it (the head's rerank against the
    brand's posts, or the cosine to the query) plus the nearest-example terms
    ``s * (b * max_l cos(c, l) - c * max_d cos(c, d))`` over the liked l and disliked d
-   (s: the head's weight of one pooled cosine, ``head.mix[0]``, or 1 without a head). A
+   (s: the head's weight of one pooled cosine, ``head.mix[0]``, when the head reranks the
+   query, else 1). A
    candidate close to *any* liked influencer moves up, one close to any disliked one moves
    down: the liked often span several kinds of creator (a brand's partners in two niches),
    and their mean points between them; the disliked each mark a region not to show again;
@@ -20,7 +21,7 @@ otherwise):
 Measured on the held-out photo benchmark (``bench/feedback.py``, brands with first-list
 recall@10 < 0.5, partners found in 40 shown against reading 40): liked posts joined to the
 brand's post set in the rerank (the previous design) found 1.10x; the nearest-example terms
-find about 1.26x, of at most 1.34x (the first 10 are the list without feedback).
+find 1.25x, of at most 1.34x (the first 10 are the list without feedback).
 
 Everything here is arrays in, arrays out; the engine resolves ids and reads vectors.
 """
