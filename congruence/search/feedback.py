@@ -10,12 +10,12 @@ otherwise):
    brand's own vector ranks low but a liked one sits among are found;
 2. scores each candidate by what the query alone gives it (the head's rerank against the
    brand's posts, or the cosine to the query) plus the nearest-example terms
-   ``s * (b * max_l cos(c, l) - c * max_d cos(c, d))`` over the liked l and disliked d
-   (s: the head's weight of one pooled cosine, ``head.mix[0]``, when the head reranks the
-   query, else 1). A
-   candidate close to *any* liked influencer moves up, one close to any disliked one moves
-   down: the liked often span several kinds of creator (a brand's partners in two niches),
-   and their mean points between them; the disliked each mark a region not to show again;
+   ``s * (b * max_l cos(c, l) - c * max_d cos(c, d))`` over the liked l and disliked d (s: the
+   head's weight of one pooled cosine, ``head.mix[0]``, when the head reranks the query, else
+   1). A candidate close to *any* liked influencer moves up, one close to any disliked one
+   moves down: the liked often span several kinds of creator (a brand's partners in two
+   niches), and their mean points between them; the disliked each mark a region not to show
+   again;
 3. never returns a liked or a disliked influencer again (they are excluded, per query).
 
 Measured on the held-out photo benchmark (``bench/feedback.py``, brands with first-list
