@@ -217,3 +217,53 @@ def test_the_embedded_store_is_refused_for_a_cluster_of_many_machines(tmp_path: 
     gpus, cpus = Cluster("auto", 16, 2, 3), Cluster("auto", 16, 0, 3)
     assert (gpus.gpus_per_actor("auto"), gpus.gpus_per_actor("cpu"), cpus.gpus_per_actor("cuda")) == (1, 0, 0)
     assert (gpus.default_actors(1), gpus.default_actors(0), cpus.default_actors(0)) == (2, 16, 16)
+
+
+class FakeRay:
+    """Stands in for the ``ray`` module in ``connect``: ``init`` raises the given errors in
+    turn, then connects."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors, self.calls, self.up = list(errors), 0, False
+
+    def is_initialized(self) -> bool:
+        return self.up
+
+    def init(self, **_: object) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        self.up = True
+
+    def shutdown(self) -> None:
+        self.up = False
+
+    def cluster_resources(self) -> dict[str, float]:
+        return {"CPU": 2.0}
+
+    def nodes(self) -> list[dict[str, object]]:
+        return [{"Alive": True}]
+
+
+def test_a_ray_client_connection_is_retried_when_the_heads_server_for_it_dies_at_start(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """ray-project/ray#63202: the proxier's fork for a client can die at birth; a new
+    connection gets a new one. Other errors, and other addresses, are not retried."""
+    from congruence.core.errors import CongruenceError
+    from congruence.indexer import ray_cluster
+
+    died = ConnectionAbortedError("Initialization failure from server:\nRuntimeError: Starting Ray client server failed")
+    monkeypatch.setattr(ray_cluster, "CLIENT_RETRY_S", 0.0)
+    fake = FakeRay([died])
+    monkeypatch.setattr(ray_cluster, "import_ray", lambda: fake)
+    with caplog.at_level(logging.WARNING, logger="congruence.indexer.ray_cluster"):
+        cluster = ray_cluster.connect("ray://10.0.0.5:10001")
+    assert fake.calls == 2 and cluster.cpus == 2 and "connection 1 of 3" in caplog.text
+    for address, errors, calls in (("ray://10.0.0.5:10001", [died] * 3, 3),
+                                   ("ray://10.0.0.5:10001", [ValueError("bad token")], 1),
+                                   ("10.0.0.5:6379", [died], 1)):
+        fake = FakeRay(errors)
+        monkeypatch.setattr(ray_cluster, "import_ray", lambda fake=fake: fake)
+        with pytest.raises(CongruenceError, match=f"^cannot connect to the Ray cluster at '{address}'"):
+            ray_cluster.connect(address)
+        assert fake.calls == calls

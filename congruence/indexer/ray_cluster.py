@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -31,6 +32,12 @@ from congruence.indexer import database
 logger = logging.getLogger(__name__)
 RAY_MISSING = "Ray is not installed: pip install 'congruence[ray]'"
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+# A Ray Client connection makes the head's proxier fork a server for it, and that fork can die
+# at birth (a gRPC poller race in the proxier, ray-project/ray#63202: a few % of connections,
+# "Initialization failure from server"); a new connection forks a new server
+CLIENT_ATTEMPTS = 3
+CLIENT_RETRY_S = 2.0
+_CLIENT_SERVER_DIED = ("Initialization failure from server", "Starting Ray client server failed")
 
 
 @dataclass(frozen=True)
@@ -79,13 +86,21 @@ def connect(address: str) -> Cluster:
     The connection lasts as long as the process (``ray.shutdown()`` ends it sooner).
     """
     ray = import_ray()
-    if not ray.is_initialized():
+    attempts = CLIENT_ATTEMPTS if address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        if ray.is_initialized():
+            break
         try:
             # log_to_driver=False: actors' output would otherwise be copied to this process's
             # stdout and break --json; their logs stay in each node's Ray session folder
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except Exception as e:  # ConnectionError, ValueError, RuntimeError: Ray raises many kinds
-            raise CongruenceError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+            if attempt == attempts or not any(m in str(e) for m in _CLIENT_SERVER_DIED):
+                raise CongruenceError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+            logger.warning("Ray Client connection %d of %d to %s failed: the head's server for it died at start "
+                           "(ray-project/ray#63202); connecting again", attempt, attempts, address)
+            ray.shutdown()
+            time.sleep(CLIENT_RETRY_S)
     res = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     cluster = Cluster(address, int(res.get("CPU", 0)), int(res.get("GPU", 0)), nodes)
