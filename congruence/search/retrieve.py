@@ -129,16 +129,12 @@ def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: lis
     rerank score, or the exact cosine to the query) plus ``s * Moves.terms`` (s: the head's
     weight of one pooled cosine when reranked, else 1), best first; candidates without a
     score or a vector follow, -inf, in their order (one vector read for all)."""
-    seqs, vecs = exact(snap.space, np.concatenate([lists[i][0] for i, _, _ in fed]))
-    if not len(seqs):  # nothing passed the filter, or no vector is left: (0, 0) from the store
-        vecs = np.zeros((0, xq.shape[1]), np.float32)
-    row = np.full(int(seqs.max()) + 1 if len(seqs) else 1, -1, np.int64)
-    row[seqs] = np.arange(len(seqs))
+    vecs, where = _read(snap, exact, np.concatenate([lists[i][0] for i, _, _ in fed]), xq.shape[1])
     scale = float(snap.head.mix[0].detach()) if snap.head is not None else 1.0
     out = list(lists)
     for i, m, reranked in fed:
         cand, sc = lists[i]
-        at = np.where(cand < len(row), row[np.minimum(cand, len(row) - 1)], -1)
+        at = where(cand)
         ok = at >= 0
         base = sc.astype(np.float64) if reranked else np.full(len(cand), -np.inf)
         if not reranked:
@@ -170,20 +166,28 @@ def _refine(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], which: list[int
     """``lists`` with those of queries ``which`` re-scored with their candidates' float32
     vectors (one read for all), best first; a candidate whose vector is gone keeps its FAISS
     score."""
-    seqs, vecs = exact(snap.space, np.concatenate([lists[i][0] for i in which]))
-    if not len(seqs):
-        vecs = np.zeros((0, xq.shape[1]), np.float32)
-    row = np.full(int(seqs.max()) + 1 if len(seqs) else 1, -1, np.int64)
-    row[seqs] = np.arange(len(seqs))
+    vecs, where = _read(snap, exact, np.concatenate([lists[i][0] for i in which]), xq.shape[1])
     out = list(lists)
     for i in which:
         cand, sc = lists[i]
-        at = np.where(cand < len(row), row[np.minimum(cand, len(row) - 1)], -1)
+        at = where(cand)
         new = sc.astype(np.float32, copy=True)
         new[at >= 0] = vecs[at[at >= 0]] @ xq[i]
         order = np.argsort(-new, kind="stable")
         out[i] = (cand[order], new[order])
     return out
+
+
+def _read(snap: Snapshot, exact: ExactVectors, seqs: np.ndarray,
+          dim: int) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """The float32 vectors of ``seqs`` in one read, (n, dim), and a function giving each of
+    some seqs its row there (-1: no vector, the account changed since the index was built)."""
+    found, vecs = exact(snap.space, seqs)
+    if not len(found):  # nothing passed the filter, or no vector is left: (0, 0) from the store
+        vecs = np.zeros((0, dim), np.float32)
+    row = np.full(int(found.max()) + 1 if len(found) else 1, -1, np.int64)
+    row[found] = np.arange(len(found))
+    return vecs, lambda cand: np.where(cand < len(row), row[np.minimum(cand, len(row) - 1)], -1)
 
 
 def _pack(lists: list[Ranked], k: int) -> tuple[np.ndarray, np.ndarray]:
