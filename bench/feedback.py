@@ -53,7 +53,7 @@ class FeedbackConfig:
     shown: int = 10
     hard: float = 0.5
     target: float = 1.3
-    weights: tuple[tuple[float, float], ...] = ((LIKE_WEIGHT, DISLIKE_WEIGHT), (2.0, 1.0), (8.0, 4.0))
+    weights: tuple[tuple[float, float], ...] = ((LIKE_WEIGHT, DISLIKE_WEIGHT), (4.0, 2.0), (2.0, 1.0))
     quick: bool = False
 
 
@@ -269,7 +269,7 @@ def run(cfg: FeedbackConfig) -> Section:
                       "but those paired only with training brands); every influencer: the product's match as is",
                       "simulated user: likes the partners among the 10 shown, dislikes the others; 'feedback b/c' "
                       "weighs the closest liked by b and the closest disliked by c (search/feedback.py; the first "
-                      "pair is the product default, chosen on a grid over these brands; the others show sensitivity)",
+                      "pair is the product default; 4/2 found the most on a grid over these brands)",
                       "recall@10 counts all of a brand's partners (14 to 35 here), so nearly every brand is under 0.5; "
                       "'first 10 < 0.5 partners' is the stricter reading: fewer than 5 partners among the first 10"]
     return section

@@ -163,8 +163,10 @@ class Engine:
             raise InvalidInput(f"similar: give 1 to {MAX_SEEDS} influencers, got {len(seeds)}")
         snap = self.current()
         entries = [self.entry(snap, a, "influencer") for a in seeds]
-        q = entries[0].vector if len(entries) == 1 else seeds_query(np.stack([e.vector for e in entries]))
-        return self._hits(snap, q, k, filters, posts, exclude=[e.seq for e in entries], feedback=feedback)
+        vecs = np.stack([e.vector for e in entries])
+        q = entries[0].vector if len(entries) == 1 else seeds_query(vecs)
+        return self._hits(snap, q, k, filters, posts, exclude=[e.seq for e in entries], feedback=feedback,
+                          examples=vecs)
 
     def retrieve(self, snap: Snapshot, xq: np.ndarray, k: int, filters: Filters = Filters(),
                  brand_posts: Sequence[np.ndarray | None] | None = None,
@@ -221,10 +223,10 @@ class Engine:
 
     def _hits(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, posts: int,
               brand_posts: np.ndarray | None = None, exclude: Sequence[int] = (),
-              feedback: Feedback = Feedback()) -> list[Hit]:
-        """One query through ``retrieve``, with ``feedback``, as hits (with each hit's ``posts``
-        best posts)."""
-        skip, moves = apply(q, self.marked(snap, feedback), exclude)
+              feedback: Feedback = Feedback(), examples: np.ndarray | None = None) -> list[Hit]:
+        """One query through ``retrieve``, with ``feedback`` (``examples``: vectors that count as
+        liked, ``feedback.apply``), as hits (with each hit's ``posts`` best posts)."""
+        skip, moves = apply(q, self.marked(snap, feedback), exclude, examples)
         D, I = self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [moves])  # noqa: E741
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
