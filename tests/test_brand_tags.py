@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def check_corpus(out: Path, source: dict[str, dict[str, object]]) -> dict[str, str]:
+def check_corpus(out: Path, source: dict[str, dict[str, object]], describe_posts: int = 1) -> dict[str, str]:
     """Every rule of the module doc, against the source posts (shortcode -> row); returns
     brand id -> handle."""
     info = json.loads((out / "corpus_info.json").read_text())
@@ -65,6 +66,11 @@ def check_corpus(out: Path, source: dict[str, dict[str, object]]) -> dict[str, s
             assert handles[p.account_id] in row["tagged"] and row["user"] not in test_infl  # type: ignore[operator]
         else:  # an influencer's own post, tagging none of the benchmark's brands
             assert not set(source[p.id]["tagged"]) & set(handles.values())  # type: ignore[arg-type]
+    # the same number of posts for every influencer: a partner's count, smaller by the posts
+    # tagging its brand, would give the label away
+    per_influencer = Counter(p.account_id for p in corpus.posts if p.account_id not in handles)
+    assert set(per_influencer.values()) == {describe_posts}
+    assert set(per_influencer) == {a.id for a in corpus.accounts if a.kind == "influencer"}
     for m in corpus.matches:  # pairs never cross sides, and every partner tagged the brand
         assert (m.influencer_id in test_infl) == (side[m.brand_id] == "test")
         assert any(handles[m.brand_id] in r["tagged"] for r in source.values()  # type: ignore[operator]
@@ -87,6 +93,20 @@ def test_sides_and_no_leak_on_a_small_source(tmp_path: Path) -> None:
                                                      "Coffee at , is the best")) for p in brand_posts)
     prior = {a.id: a.extra["partner_categories"] for a in corpus.accounts if a.kind == "brand"}
     assert all(abs(sum(shares.values()) - 1) < 1e-6 for shares in prior.values())
+
+
+def test_influencers_with_too_few_untagged_posts_are_left_out(tmp_path: Path) -> None:
+    rows = source_rows()
+    src = write_source(tmp_path / "posts.jsonl.gz", rows)
+    config = BrandTagConfig(min_taggers=4, min_brand_posts=1, test_brand_fraction=0.5, test_influencer_fraction=0.5,
+                            describe_posts=2)
+    out = build_brand_tag_corpus(src, tmp_path / "corpus", config)
+    check_corpus(out, {str(r["shortcode"]): r for r in rows}, describe_posts=2)
+    # u00, u06: tagged acme and zeta.co, one untagged post left; the other 10 keep two
+    influencers = {a.id for a in read_corpus(out).accounts if a.kind == "influencer"}
+    assert influencers == {f"u{i:02d}" for i in range(12)} - {"u00", "u06"}
+    with pytest.raises(ValueError, match="describe_posts"):
+        build_brand_tag_corpus(src, tmp_path / "bad", BrandTagConfig(describe_posts=0))
 
 
 def test_the_stripper_removes_mentions_hashtags_and_brand_words() -> None:
