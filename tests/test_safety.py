@@ -74,6 +74,9 @@ def test_caption_words_by_category() -> None:
                                                            WordHit("hate_profanity", "fuck"),
                                                            WordHit("hate_profanity", "shit")]
     assert caption_words("sexy nude lipstick for the photo shooting, burgundy and seaweed") == []
+    # a hashtag's sign is not a leetspeak 's': #cat is not "scat", while #fuck still counts
+    assert caption_words("Loving this kitten today #cat #hit") == []
+    assert caption_words("#fuck mondays") == [WordHit("hate_profanity", "fuck")]
     with pytest.raises(InvalidInput, match="^unknown safety category 'guns': expected one of adult, arms, drugs, "
                                            "hate_profanity, violence$"):
         Filters.make(exclude_categories=["guns"])
@@ -84,7 +87,11 @@ def test_screen_flags_and_filters_through_the_cli(env: Settings, small_corpus: P
     corpus = planted(small_corpus, tmp_path / "corpus")
     assert run(capsys, "ingest", str(corpus), "--json")[0] == 0  # ingest runs the screen
     code, out, _ = run(capsys, "screen", "--json")
-    assert code == 0 and json.loads(out)["screened"] == 0  # incremental: nothing left to screen
+    doc = json.loads(out)
+    assert code == 0 and doc["screened"] == 0  # incremental: nothing left to screen
+    # ... and the store's own totals say what was flagged before (an empty run is not "all clean")
+    assert doc["store"]["screened"] == 48 + 2 and doc["store"]["flagged"] >= 2
+    assert {"arms", "drugs"} <= set(doc["store"]["by_category"])
     code, out, _ = run(capsys, "match", "--brand", "brand_peakfit", "-k", "18", "--json")
     hits = {h["influencer_id"]: h for h in json.loads(out)["data"]}
     beer = hits["fitness_creator_01"]["safety"]

@@ -88,12 +88,21 @@ def run_screen(settings: Settings, quiet: bool) -> ScreenReport:
 
 
 def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.indexer.store import Store
+    from congruence.safety import flag_store
+
     report = run_screen(settings, quiet=True)
+    with Store.open(settings) as store:  # what this run did, and where the whole store stands
+        screened, flagged, per = flag_store.totals(store)
     if args.json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        doc = {**report.to_dict(), "store": {"screened": screened, "flagged": flagged, "by_category": per}}
+        sys.stdout.write(json.dumps(doc) + "\n")
         return 0
     cats = ", ".join(f"{c} {n}" for c, n in report.by_category.items()) or "none"
-    print(f"screened {report.screened} posts; {report.flagged} flagged (posts per category: {cats})")
+    print(f"screened {report.screened} posts now (the others were screened before); {report.flagged} flagged "
+          f"(posts per category: {cats})")
+    every = ", ".join(f"{c} {n}" for c, n in per.items()) or "none"
+    print(f"in the store: {screened} posts screened, {flagged} flagged (posts per category: {every})")
     if report.waiting:
         print(f"{report.waiting} posts wait for their embeddings: run `congruence ingest` first", file=sys.stderr)
     return 0

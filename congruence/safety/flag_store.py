@@ -69,6 +69,15 @@ def write(store: Store, screened: Sequence[Pending], flags: Sequence[Flag], scre
         store.bump_generation()
 
 
+def totals(store: Store) -> tuple[int, int, dict[str, int]]:
+    """(posts screened, posts flagged, flagged posts per category) over the whole store."""
+    screened = store.conn.execute("SELECT count(*) FROM post_screens").fetchone()
+    flagged = store.conn.execute("SELECT count(DISTINCT post_id) FROM post_flags").fetchone()
+    per = store.conn.execute("SELECT category, count(DISTINCT post_id) FROM post_flags"
+                             " GROUP BY 1 ORDER BY 1").fetchall()
+    return (int(screened[0]) if screened else 0, int(flagged[0]) if flagged else 0, {c: int(n) for c, n in per})
+
+
 def waiting(store: Store, screen: str, kind: str = "influencer") -> int:
     """How many posts of ``kind`` accounts wait for screen version ``screen``."""
     row = store.conn.execute(

@@ -41,6 +41,7 @@ def screen_version(settings: Settings) -> str:
     """What the flags depend on (word lists, descriptions, classes, thresholds, encoders): a
     change screens every post again."""
     doc = {"words": lexicon.OWN_WORDS, "hate": sorted(lexicon.HATE_PROFANITY), "ignored": lexicon.IGNORED,
+           "matching": lexicon.MATCHING,
            "glin": version("glin-profanity"), "categories": {n: asdict(c) for n, c in CATEGORIES.items()},
            "thresholds": [CAPTION_MIN_COS, IMAGE_MIN_PROB, IMAGE_TOP],
            "encoders": [settings.image_encoder, settings.text_encoder]}
