@@ -129,7 +129,8 @@ def sync_store(corpus: Path, home: Path, timeout_s: float) -> tuple[CliRun, int]
     _write_marker(home, None, sorted(set(ids) | set(old["accounts"] if old else [])))
     deleted = 0
     if old is not None and old["fingerprint"] != fp and old["accounts"]:
-        deleted = int(cli(["delete", *old["accounts"], "--json"], home, timeout_s).doc.get("deleted", 0))
+        gone = cli(["delete", *old["accounts"], "--json", "--missing-ok"], home, timeout_s)
+        deleted = int(gone.doc.get("deleted", 0))
     run = cli(["ingest", str(corpus), "--json"], home, timeout_s)
     _write_marker(home, fp, ids)
     return run, deleted

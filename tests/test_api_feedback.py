@@ -39,7 +39,10 @@ def test_match_with_feedback_is_the_engines(served: tuple[httpx.Client, Settings
     client, settings = served
     first = ids(client.post("/v1/match", json={"brand_id": BRAND, "k": 18}))
     body = {"brand_id": BRAND, "k": 18, "like": ["pets_creator_01"], "dislike": first[:2], "like_weight": 1.5}
-    got = client.post("/v1/match", json=body).json()["data"]
+    answer = client.post("/v1/match", json=body).json()
+    got = answer["data"]
+    assert "plus the feedback terms" in answer["ranking"]  # the scores say how they were made
+    assert "feedback" not in client.post("/v1/match", json={"brand_id": BRAND, "k": 3}).json()["ranking"]
     with Engine(settings) as engine:
         want = engine.match_brand(BRAND, 18, feedback=Feedback.make(["pets_creator_01"], first[:2], 1.5))
         plain = engine.match_brand(BRAND, 18)
@@ -72,7 +75,11 @@ def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client,
     client, settings = served
     seeds = ["pets_creator_00", "food_creator_00"]
     body = {"influencers": seeds, "k": 5, "dislike": ["pets_creator_01"], "micro": True}
-    got = ids(client.post("/v1/similar", json=body))
+    answer = client.post("/v1/similar", json=body)
+    got = ids(answer)
+    assert answer.json()["ranking"].endswith("(to the mean of the set), plus the feedback terms (like weight x cosine "
+                                             "to the closest liked influencer, minus dislike weight x cosine to the "
+                                             "closest disliked one)")
     with Engine(settings) as engine:
         want = engine.similar(seeds, 5, Filters.make(micro=True), feedback=Feedback.make(None, ["pets_creator_01"]))
     assert got == [h.influencer_id for h in want] and not set(got) & {*seeds, "pets_creator_01"}

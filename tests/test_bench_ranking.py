@@ -50,7 +50,7 @@ def test_sync_store_deletes_the_previous_corpus_only_when_it_changed(
 
     def fake_cli(args: list[str], home: Path, timeout_s: float) -> CliRun:
         calls.append(args)
-        return CliRun({"deleted": len(args) - 2} if args[0] == "delete" else {"posts_new": 0}, 0.1)
+        return CliRun({"deleted": len(args) - 3} if args[0] == "delete" else {"posts_new": 0}, 0.1)
 
     monkeypatch.setattr(ranking, "cli", fake_cli)
     home = tmp_path / "home"
@@ -62,7 +62,7 @@ def test_sync_store_deletes_the_previous_corpus_only_when_it_changed(
     calls.clear()
     _, deleted = sync_store(second, home, 10)
     assert deleted == 2
-    assert calls[0] == ["delete", "x", "y", "--json"] and calls[1][0] == "ingest"
+    assert calls[0] == ["delete", "x", "y", "--json", "--missing-ok"] and calls[1][0] == "ingest"
     marker = json.loads((home / ranking.MARKER).read_text())
     assert marker["accounts"] == ["y", "z"] and marker["fingerprint"] == ranking.fingerprint(second)
 

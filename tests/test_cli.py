@@ -51,7 +51,7 @@ def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path,
     code, _, err = run(capsys, "match", "--brand", "nike")
     assert code == 1 and err.strip() == "error: unknown brand 'nike'"
     code, _, err = run(capsys, "match", "--brand", "fitness_creator_00")
-    assert code == 1 and err.strip() == "error: 'fitness_creator_00' is a influencer, not a brand"
+    assert code == 1 and err.strip() == "error: 'fitness_creator_00' is an influencer, not a brand"
     code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--min-followers", "9", "--max-followers", "1")
     assert code == 1 and "min_followers (9) is greater than max_followers (1)" in err
     bad = tmp_path / "bad"
@@ -62,6 +62,37 @@ def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path,
     rejected = json.loads(out)["rejected"]
     assert code == 2 and rejected == [{"file": "posts.jsonl", "line": 49,
                                        "reason": "image path escapes the corpus folder: '../../etc/passwd'"}]
+
+
+def test_what_users_got_wrong_is_named(env: Settings, small_corpus: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "ingest", str(small_corpus), "--json")
+    code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--category", "fitnes")
+    assert code == 1 and err.startswith("error: no influencer has the category 'fitnes'; the categories are: ")
+    assert "fitness" in err
+    code, out, _ = run(capsys, "match", "--brand", "brand_peakfit", "--category", "fitness", "--quiet", "--json")
+    assert code == 0 and {h["category"] for h in json.loads(out)["data"]} == {"fitness"}  # --quiet after it
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, "evaluate", "--model", str(bad))
+    assert code == 1 and err.strip().startswith(f"error: {bad}: not a checkpoint torch can read"), err
+    code, out, err = run(capsys, "delete", "fitness_creator_00", "ghost", "--json")
+    assert code == 1 and json.loads(out) == {"deleted": 1, "not_found": ["ghost"]}
+    assert err.strip() == "error: no such account: 'ghost'"
+    code, out, _ = run(capsys, "delete", "ghost", "--missing-ok")
+    assert code == 0 and out.strip() == "deleted 0 accounts"
+
+
+def test_a_closed_pipe_ends_quietly(env: Settings, small_corpus: Path) -> None:
+    """`congruence ... | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    script = "congruence() { %s -m congruence \"$@\"; }; congruence ingest %s --json >/dev/null && " \
+             "congruence similar --influencer fitness_creator_00 -k 12 | head -1" % (sys.executable, small_corpus)
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.stdout.count("\n") == 1 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, \
+        proc.stderr
 
 
 def test_unreachable_database_exits_1_without_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

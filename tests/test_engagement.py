@@ -124,12 +124,15 @@ def test_held_out_accounts_from_a_file(settings: Settings, small_corpus: Path, t
     held.write_text("# held out\nfood_creator_00\ntech_creator_01\n\nnot_an_account\n")
     from congruence.engagement.train import read_account_file
 
+    with pytest.raises(InvalidInput, match="^test accounts: unknown account ids: not_an_account$"):
+        train_engagement(settings, SMOKE, read_account_file(held), activate=False)  # a typo is named
+    held.write_text("# held out\nfood_creator_00\ntech_creator_01\n")
     report = train_engagement(settings, SMOKE, read_account_file(held), activate=False)
     assert report.n_test_accounts == 2 and report.n_train_accounts == 16 and not report.activated
     with Store.open(settings) as store:
         assert ACTIVE_KEY not in store.meta()
     held.write_text("nobody\n")
-    with pytest.raises(InvalidInput, match="none of the test accounts has two or more posts with likes"):
+    with pytest.raises(InvalidInput, match="unknown account ids: nobody"):
         train_engagement(settings, SMOKE, read_account_file(held))
 
 
@@ -194,5 +197,6 @@ def test_analyze_engagement_without_tagged_posts(settings: Settings, small_corpu
     ingest(small_corpus, settings)
     from congruence.engagement.effect import analyze_engagement
 
-    with pytest.raises(InvalidInput, match="only 0 posts tag an account with a vector in space 'pooled'"):
+    with pytest.raises(InvalidInput, match=r"^only 0 posts can enter the regression .* \(space 'pooled'\).*; "
+                                           r"0 of the 36 influencer posts with likes tag any account at all$"):
         analyze_engagement(settings)

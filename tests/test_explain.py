@@ -59,7 +59,7 @@ def test_bad_input_names_the_problem(env: Settings, small_corpus: Path, tmp_path
     cases = {
         ("--brand", "brand_nobody", "--post", "pets_creator_00_p0"): "unknown brand 'brand_nobody'",
         ("--brand", "brand_happy_paws", "--post", "p_nobody"): "unknown post 'p_nobody'",
-        ("--brand", "pets_creator_00", "--post", "pets_creator_00_p0"): "'pets_creator_00' is a influencer",
+        ("--brand", "pets_creator_00", "--post", "pets_creator_00_p0"): "'pets_creator_00' is an influencer",
         ("--brand", "brand_happy_paws", "--image", str(broken)): "broken.jpg",
         ("--brand", "brand_happy_paws", "--image", str(tmp_path / "nope.jpg")): "image not found",
     }

@@ -137,7 +137,7 @@ def test_feedback_refuses_unknown_ids_and_brands(settings: Settings, small_corpu
     with Engine(settings) as engine:
         with pytest.raises(NotFound, match="^unknown influencer 'nobody'$"):
             engine.match_brand(BRAND, feedback=Feedback.make(["nobody"]))
-        with pytest.raises(NotFound, match="^.brand_peakfit. is a brand, not a influencer$"):
+        with pytest.raises(NotFound, match="^.brand_peakfit. is a brand, not an influencer$"):
             engine.similar("pets_creator_00", feedback=Feedback.make(None, [BRAND]))
 
 
@@ -198,8 +198,9 @@ def test_feedback_on_an_empty_pool_answers_an_empty_list(settings: Settings, sma
     with Engine(settings) as engine:
         pets = ["pets_creator_00", "pets_creator_01", "pets_creator_02"]
         assert engine.match_brand(BRAND, 5, Filters.make("pets"), feedback=Feedback.make(pets[:1], pets[1:])) == []
-        assert engine.match_brand(BRAND, 5, Filters.make("nosuchcat"), feedback=Feedback.make(pets[:1])) == []
-        assert engine.similar("food_creator_00", 5, Filters.make("nosuchcat"), feedback=Feedback.make(pets[:1])) == []
+        nobody = Filters.make(min_followers=10**12)  # no influencer passes
+        assert engine.match_brand(BRAND, 5, nobody, feedback=Feedback.make(pets[:1])) == []
+        assert engine.similar("food_creator_00", 5, nobody, feedback=Feedback.make(pets[:1])) == []
 
 
 def test_the_pool_around_the_liked_is_bounded(settings: Settings, small_corpus: Path,

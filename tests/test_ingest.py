@@ -156,7 +156,7 @@ def test_similar_excludes_the_influencer_and_respects_deletion(settings: Setting
         hits = engine.similar("pets_creator_00", k=17)
         assert "pets_creator_00" not in {h.influencer_id for h in hits} and len(hits) == 17
         assert hits[0].category == "pets"
-    assert delete_accounts(settings, ["pets_creator_01"]) == 1
+    assert delete_accounts(settings, ["pets_creator_01", "nobody"]) == ["pets_creator_01"]
     with Engine(settings) as engine:
         ids = {h.influencer_id for h in engine.similar("pets_creator_00", k=17)}
         assert "pets_creator_01" not in ids and len(ids) == 16

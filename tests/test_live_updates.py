@@ -68,7 +68,7 @@ def test_deletions_additions_and_a_new_head_show_up_at_once(pg_url: str, small_c
     with serving(settings, auth=False) as url:
         first = _ids(url, {"brand_id": BRAND, "k": 18})
         gone = first[0]
-        assert delete_accounts(settings, [gone]) == 1  # another process's CLI would do the same
+        assert delete_accounts(settings, [gone]) == [gone]  # another process's CLI would do the same
         after = _ids(url, {"brand_id": BRAND, "k": 18})
         assert gone not in after and len(after) == 17
         assert httpx.get(f"{url}/v1/influencers/{gone}/similar").status_code == 404
@@ -114,7 +114,7 @@ def test_queries_during_deletions_never_return_an_acknowledged_deletion(pg_url: 
         with querying(url, query):
             for victim in victims:
                 time.sleep(0.3)
-                assert delete_accounts(settings, [victim]) == 1
+                assert delete_accounts(settings, [victim]) == [victim]
                 deleted_at[victim] = time.monotonic()  # acknowledged
             time.sleep(0.5)
     assert not violations, violations[:5]

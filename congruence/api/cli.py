@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -146,8 +147,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.indexer.maintenance import delete_accounts
 
-    n = delete_accounts(settings, args.accounts)
-    _out({"deleted": n}) if args.json else print(f"deleted {n} accounts")
+    wanted = list(dict.fromkeys(args.accounts))
+    gone = delete_accounts(settings, wanted)
+    missing = [a for a in wanted if a not in set(gone)]
+    if args.json:
+        _out({"deleted": len(gone), "not_found": missing})
+    else:
+        print(f"deleted {len(gone)} account{'' if len(gone) == 1 else 's'}")
+    if missing and not args.missing_ok:  # like rm: the others are deleted, the status says some were not
+        print(f"error: no such account: {', '.join(map(repr, missing))}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -258,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delete", help="remove accounts (with their posts and vectors)")
     p.add_argument("accounts", nargs="+")
     p.add_argument("--json", action="store_true")
+    p.add_argument("-f", "--missing-ok", action="store_true",
+                   help="ids not in the store are no error (exit 0, like rm -f)")
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
     add_explain_parser(sub)
@@ -271,7 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-serve", action="store_true", help="print matches for a demo brand instead of serving")
     p.add_argument("-k", type=int, default=10, help="with --no-serve: number of influencers")
     p.set_defaults(func=cmd_demo)
+    _quiet_everywhere(parser)
     return parser
+
+
+def _quiet_everywhere(parser: argparse.ArgumentParser) -> None:
+    """--quiet after any subcommand, nested ones too (any command that starts the engine may
+    build the index, with progress)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                if "--quiet" not in p._option_string_actions:
+                    quiet_flag(p)
+                _quiet_everywhere(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `congruence ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would raise again
+        return 141
     finally:
         current_board().close()
         set_board(None)

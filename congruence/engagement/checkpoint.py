@@ -66,7 +66,7 @@ def save_model(settings: Settings, model: EngagementModel) -> tuple[str, Path]:
 
 
 def load_model(path: Path) -> EngagementModel:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = lifecycle.load_payload(path)
     if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
         raise ModelMismatch(f"{path}: engagement model of an older format ({payload['format']}); "
                             f"run `congruence engagement train` again")

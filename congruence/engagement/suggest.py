@@ -99,7 +99,8 @@ class SuggestionBank:
     def _one(self, e: Effect, shown: list[int], bright: float) -> tuple[Suggestion | None, str]:
         if e.kind == "property" and e.name == BRIGHTNESS and self.bright_threshold is not None:
             if bright >= self.bright_threshold:
-                return None, f"it is already brighter than the corpus median ({bright:.0%} vs {self.bright_threshold:.0%})"
+                return None, (f"it is already at least as bright as the corpus median ({bright:.1%} vs "
+                              f"{self.bright_threshold:.1%})")
             return Suggestion(e, f"this image {bright:.0%} brightness, the corpus median {self.bright_threshold:.0%}"), ""
         if e.kind != "image" or self.bank is None:
             return None, f"{e.name} was measured on Instagram's alt text, which an uploaded image does not have"

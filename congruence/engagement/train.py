@@ -94,7 +94,9 @@ def split_accounts_of(data: EngagementData, test: Sequence[str] | None, fraction
     known = set(data.account_ids)
     held = sorted(set(test) & known)
     if len(held) < len(set(test)):
-        logger.warning("%d test accounts have fewer than two liked posts here; left out", len(set(test)) - len(held))
+        out = sorted(set(test) - known)
+        logger.warning("%d test accounts have fewer than two posts with likes here, left out: %s", len(out),
+                       ", ".join(out[:10]) + (f" and {len(out) - 10} more" if len(out) > 10 else ""))
     if not held:
         raise InvalidInput("none of the test accounts has two or more posts with likes in this store")
     train = [a for a in data.account_ids if a not in set(held)]
@@ -127,6 +129,10 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
     encs = EncoderSet(settings)
     with Store.open(settings) as store:
         data = load_engagement_data(store, encs)
+        unknown = [] if test_accounts is None else sorted(set(test_accounts) - set(store.account_kinds(test_accounts)))
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise InvalidInput(f"test accounts: unknown account ids: {shown}")
     if len(data.account_ids) < 2:
         raise InvalidInput("too few accounts with two or more liked posts to train the engagement model")
     train_acc, test_acc = split_accounts_of(data, test_accounts, test_fraction, config.seed)

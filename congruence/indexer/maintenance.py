@@ -12,7 +12,9 @@ from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 
 
-def delete_accounts(settings: Settings, ids: Sequence[str]) -> int:
+def delete_accounts(settings: Settings, ids: Sequence[str]) -> list[str]:
+    """Delete the accounts ``ids`` (posts, matches and vectors with them) and bring the
+    metrics and the index up to date; returns the ids that existed."""
     with Store.open(settings) as store:
         n = store.delete_accounts(ids)
         recompute_metrics(store)  # the peers the authenticity signals compare with have changed

@@ -67,6 +67,11 @@ class AccountTable:
         return codes, index
 
 
+def _a(noun: str) -> str:
+    """The noun with its indefinite article: "an influencer", "a brand"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def row_hash(obj: Any) -> str:
     from congruence.indexer.images import sha256_text
 
@@ -169,7 +174,7 @@ class Store:
         if found is None:
             raise NotFound(f"unknown {kind} {account_id!r}")
         if found != kind:
-            raise NotFound(f"{account_id!r} is a {found}, not a {kind}")
+            raise NotFound(f"{account_id!r} is {_a(found)}, not {_a(kind)}")
 
     def upsert_accounts(self, accounts: Sequence[Account]) -> tuple[int, int]:
         """Insert new and update changed accounts; returns (inserted, updated)."""
@@ -261,11 +266,11 @@ class Store:
     def matches(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.conn.execute("SELECT brand_id, influencer_id FROM matches ORDER BY 1, 2")]
 
-    def delete_accounts(self, ids: Sequence[str]) -> int:
-        """Delete accounts with their posts, matches and vectors; returns how many existed."""
+    def delete_accounts(self, ids: Sequence[str]) -> list[str]:
+        """Delete accounts with their posts, matches and vectors; returns the ids that existed."""
         with self.conn.transaction():
-            out = self.conn.execute("DELETE FROM accounts WHERE id = ANY(%s) RETURNING 1", (list(ids),))
-            return len(out.fetchall())
+            out = self.conn.execute("DELETE FROM accounts WHERE id = ANY(%s) RETURNING id", (list(ids),))
+            return [r[0] for r in out.fetchall()]
 
     def account_table(self, kind: str, chunk: int = 100_000) -> AccountTable:
         """Every account of ``kind`` in seq order, read ``chunk`` rows at a time into compact

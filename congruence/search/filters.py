@@ -104,7 +104,12 @@ class Filters:
         if self.category is not None:
             codes, index = table.category_codes
             code = index.get(self.category)
-            ok &= codes == code if code is not None else False
+            if code is None:  # a typo would otherwise look like an empty result
+                known = sorted(c for c in index if c)
+                shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+                raise InvalidInput(f"no influencer has the category {self.category!r}; "
+                                   f"the categories are: {shown or 'none'}")
+            ok &= codes == code
         if self.min_followers is not None:
             ok &= table.followers >= self.min_followers
         if self.max_followers is not None:

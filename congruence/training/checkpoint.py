@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from congruence.training.lifecycle import new_version, save_atomic
+from congruence.training.lifecycle import load_payload, new_version, save_atomic
 from congruence.training.model import CongruenceHead, HeadConfig, MetaValue
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def save_head(model: CongruenceHead, path: str | Path, meta: Mapping[str, MetaVa
 
 def load_head(path: str | Path, map_location: str | torch.device = "cpu") -> CongruenceHead:
     """Read a checkpoint written by ``save_head``; the head is in eval mode."""
-    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    payload = load_payload(Path(path), map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a congruence head checkpoint ({FORMAT})")
     known = {f.name for f in fields(HeadConfig)}

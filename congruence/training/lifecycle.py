@@ -77,6 +77,16 @@ def checkpoint_path(settings: Settings, kind: ModelKind, version: str) -> Path:
     return settings.models_dir / kind.folder / f"{version}.pt"
 
 
+def load_payload(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of a checkpoint; a file that is not one (truncated,
+    corrupt, another format) is a ValueError naming it, not torch's traceback."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as e:
+        raise ValueError(f"{path}: not a checkpoint torch can read (corrupt, truncated, or not a "
+                         f"checkpoint at all; {type(e).__name__})") from e
+
+
 def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
     """``torch.save`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep
-from congruence.api.routes.match import _feedback, _filters
+from congruence.api.routes.match import _feedback, _filters, _ranking
 from congruence.api.schemas import MatchResponse, SimilarRequest
 from congruence.api.views import match_response
 from congruence.search.engine import MAX_K
@@ -44,10 +44,11 @@ async def similar(influencer_id: str, engine: EngineDep, _key: KeyDep,
                            metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags))
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
     hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback)
-    return match_response(engine.store, hits, RANKING)
+    return match_response(engine.store, hits, _ranking(RANKING, feedback))
 
 
 @router.post("/v1/similar", response_model=MatchResponse, summary="Look-alikes of several influencers, best first")
 async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDep) -> MatchResponse:
-    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, _feedback(req))
-    return match_response(engine.store, hits, RANKING + " (to the mean of the set)")
+    feedback = _feedback(req)
+    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, feedback)
+    return match_response(engine.store, hits, _ranking(RANKING + " (to the mean of the set)", feedback))

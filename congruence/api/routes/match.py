@@ -47,6 +47,15 @@ def _feedback(f: FeedbackFields) -> Feedback:
     return Feedback.make(f.like, f.dislike, f.like_weight, f.dislike_weight)
 
 
+WITH_FEEDBACK = ", plus the feedback terms (like weight x cosine to the closest liked influencer, minus dislike " \
+                "weight x cosine to the closest disliked one)"
+
+
+def _ranking(base: str, feedback: Feedback) -> str:
+    """How a list was scored, in words: ``base``, and the feedback terms when there was feedback."""
+    return base + WITH_FEEDBACK if feedback.active else base
+
+
 @router.post("/v1/match", response_model=MatchResponse, openapi_extra=_OPENAPI,
              summary="Influencers that match a brand, best first")
 async def match(request: Request, engine: EngineDep, services: ServicesDep, _key: KeyDep) -> MatchResponse:
@@ -75,12 +84,11 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
         uploads = await read_images(form, "images", MAX_IMAGES)
         if not uploads and not fields.text.strip():
             raise HTTPException(422, "describe the brand with at least one image or some text")
-        filters = _filters(fields)
+        filters, feedback = _filters(fields), Feedback()
         query = await run_in_threadpool(engine.describe_new, [u.image for u in uploads], fields.text, snap)
         query_id = services.queries.put(query)
-        hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts, Feedback(),
-                                      snap)
+        hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts, feedback, snap)
     else:
         raise HTTPException(415, "send JSON {\"brand_id\": ...} for a brand in the corpus, "
                                  "or multipart/form-data with images and text for a new brand")
-    return match_response(engine.store, hits, engine.ranking(snap), query_id)
+    return match_response(engine.store, hits, _ranking(engine.ranking(snap), feedback), query_id)
