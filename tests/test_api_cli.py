@@ -29,6 +29,7 @@ def test_keys_cli_prints_once_and_revokes(env: Settings, capsys: pytest.CaptureF
     listed = json.loads(run(capsys, "keys", "list", "--json")[1])
     assert listed["count"] == 1 and key not in json.dumps(listed) and listed["data"][0]["name"] == "agency x"
     key_id = listed["data"][0]["id"]
+    assert run(capsys, "keys", "list")[1].rstrip().endswith("last used never")  # not "None"
     assert run(capsys, "keys", "revoke", key_id)[0] == 0
     assert json.loads(run(capsys, "keys", "list", "--json")[1])["data"][0]["revoked"] is True
     assert "unknown key id 'zzz'" in run(capsys, "keys", "revoke", "zzz")[2]

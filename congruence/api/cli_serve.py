@@ -84,7 +84,8 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps({"data": infos, "count": len(infos)}))
             for k in [] if args.json else infos:
                 state = "revoked" if k["revoked"] else "active"
-                print(f"{k['id']}  {state:<8} {k['name']}  created {k['created_at']}  last used {k['last_used_at']}")
+                used = k["last_used_at"] or "never"
+                print(f"{k['id']}  {state:<8} {k['name']}  created {k['created_at']}  last used {used}")
         else:
             info = revoke_key(store.conn, args.key_id)
             print(json.dumps(info.to_dict()) if args.json else f"revoked key {info.id} ({info.name})")
