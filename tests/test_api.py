@@ -487,6 +487,8 @@ def test_export_bad_requests(client: httpx.Client) -> None:
     r = client.post("/v1/exports", json={"brands": ["nope", BRAND], "k": 4})
     assert r.status_code == 422 and "not brands in the corpus: 'nope'" in r.json()["detail"]
     assert client.post("/v1/exports", json={"brands": [], "k": 4}).status_code == 422
+    r = client.post("/v1/exports", json={"brands": "all", "k": 4, "category": "fashon"})  # at once, not a failed job
+    assert r.status_code == 422 and r.json()["detail"].startswith("no influencer has the category 'fashon'")
     assert client.post("/v1/exports", json={"brands": "some", "k": 4}).status_code == 422
     assert client.post("/v1/exports", json={"format": "xlsx"}).status_code == 422
     assert client.get("/v1/exports/0123456789abcdef").status_code == 404

@@ -77,6 +77,7 @@ def test_caption_words_by_category() -> None:
     # a hashtag's sign is not a leetspeak 's': #cat is not "scat", while #fuck still counts
     assert caption_words("Loving this kitten today #cat #hit") == []
     assert caption_words("#fuck mondays") == [WordHit("hate_profanity", "fuck")]
+    assert [h.word for h in caption_words("what a b#tch of a day")] != []  # inside a word, '#' may be a letter
     with pytest.raises(InvalidInput, match="^unknown safety category 'guns': expected one of adult, arms, drugs, "
                                            "hate_profanity, violence$"):
         Filters.make(exclude_categories=["guns"])

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -149,7 +150,8 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
     wanted = list(dict.fromkeys(args.accounts))
     gone = delete_accounts(settings, wanted)
-    missing = [a for a in wanted if a not in set(gone)]
+    gone_set = set(gone)
+    missing = [a for a in wanted if a not in gone_set]
     if args.json:
         _out({"deleted": len(gone), "not_found": missing})
     else:
@@ -304,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_board(ProgressBoard(ProgressStyle.for_stream(sys.stderr, quiet=args.quiet)))
     try:
         settings = load_settings()
-        return int(args.func(args, settings))
+        code = int(args.func(args, settings))
+        sys.stdout.flush()  # into a pipe, the last block goes out here: a reader that left shows now
+        return code
     except (CongruenceError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -312,12 +316,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `congruence ... | head`: the reader left; say nothing more
+        if not _stdout_is_a_pipe():
+            raise
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would raise again
         return 141
     finally:
         current_board().close()
         set_board(None)
+
+
+def _stdout_is_a_pipe() -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (a test's capture)
+        return False
 
 
 if __name__ == "__main__":

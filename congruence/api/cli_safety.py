@@ -93,7 +93,7 @@ def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
 
     report = run_screen(settings, quiet=True)
     with Store.open(settings) as store:  # what this run did, and where the whole store stands
-        screened, flagged, per = flag_store.totals(store)
+        screened, flagged, per = flag_store.totals(store, report.version)
     if args.json:
         doc = {**report.to_dict(), "store": {"screened": screened, "flagged": flagged, "by_category": per}}
         sys.stdout.write(json.dumps(doc) + "\n")

@@ -143,8 +143,8 @@ def analyze_engagement(settings: Settings) -> EffectResult:
     if len(keep) < 10:
         tagging = sum(1 for r in rows if r[4])
         raise InvalidInput(f"only {len(keep)} posts can enter the regression (at least 10 needed): it takes "
-                           f"posts that tag an account of the store with a vector (space {space!r}), by an "
-                           f"account with at least two posts and known followers; {tagging} of the "
+                           f"posts that tag another account of the store with a vector (space {space!r}), by an "
+                           f"influencer with a vector, at least two posts and known followers; {tagging} of the "
                            f"{len(rows)} influencer posts with likes tag any account at all")
     sel = [rows[i] for i in keep]
     controls = post_controls([r[3] for r in sel], np.array([r[2] for r in sel], np.float64),

@@ -69,12 +69,14 @@ def write(store: Store, screened: Sequence[Pending], flags: Sequence[Flag], scre
         store.bump_generation()
 
 
-def totals(store: Store) -> tuple[int, int, dict[str, int]]:
-    """(posts screened, posts flagged, flagged posts per category) over the whole store."""
-    screened = store.conn.execute("SELECT count(*) FROM post_screens").fetchone()
-    flagged = store.conn.execute("SELECT count(DISTINCT post_id) FROM post_flags").fetchone()
-    per = store.conn.execute("SELECT category, count(DISTINCT post_id) FROM post_flags"
-                             " GROUP BY 1 ORDER BY 1").fetchall()
+def totals(store: Store, screen: str) -> tuple[int, int, dict[str, int]]:
+    """(posts screened, posts flagged, flagged posts per category) over the whole store (brands'
+    posts too), as screen version ``screen`` left them."""
+    screened = store.conn.execute("SELECT count(*) FROM post_screens WHERE screen = %s", (screen,)).fetchone()
+    flagged = store.conn.execute("SELECT count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
+                                 " ON s.post_id = f.post_id WHERE s.screen = %s", (screen,)).fetchone()
+    per = store.conn.execute("SELECT f.category, count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
+                             " ON s.post_id = f.post_id WHERE s.screen = %s GROUP BY 1 ORDER BY 1", (screen,)).fetchall()
     return (int(screened[0]) if screened else 0, int(flagged[0]) if flagged else 0, {c: int(n) for c, n in per})
 
 

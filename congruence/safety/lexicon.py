@@ -73,6 +73,7 @@ IGNORED = (
 # how captions are matched against the words (not the words themselves); part of the screen's
 # version, so a change screens every post again. 2: a hashtag's sign is not a letter
 MATCHING = 2
+_HASHTAG_SIGN = re.compile(r"(?<![\w#])#+")
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,10 @@ def caption_words(text: str) -> list[WordHit]:
     for cat, pattern in _own_patterns().items():
         seen = dict.fromkeys(m.group(0).lower() for m in pattern.finditer(text))
         hits.extend(WordHit(cat, w) for w in seen)
-    # glin-profanity reads '#' as a leetspeak 's' ("#cat" -> "scat"); a hashtag's sign is
-    # never a letter, so it goes before the check (the tag's word is still checked)
-    found = _profanity_filter().check_profanity(text.replace("#", " ")).get("profane_words") or []
+    # glin-profanity reads '#' as a leetspeak 's' ("#cat" -> "scat"); a hashtag's sign (a '#'
+    # that starts a word) is never a letter, so it goes before the check; inside a word it may
+    # be one ("sh#t")
+    found = _profanity_filter().check_profanity(_HASHTAG_SIGN.sub(" ", text)).get("profane_words") or []
     for w in dict.fromkeys(str(w).lower() for w in found):
         if w not in IGNORED:
             hits.append(WordHit("hate_profanity" if w in HATE_PROFANITY else "adult", w))

@@ -103,18 +103,27 @@ class Filters:
             ok &= safety.passing(cats, self.safe_last)
         if self.category is not None:
             codes, index = table.category_codes
-            code = index.get(self.category)
-            if code is None:  # a typo would otherwise look like an empty result
-                known = sorted(c for c in index if c)
-                shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
-                raise InvalidInput(f"no influencer has the category {self.category!r}; "
-                                   f"the categories are: {shown or 'none'}")
-            ok &= codes == code
+            ok &= codes == self.category_code(table)
         if self.min_followers is not None:
             ok &= table.followers >= self.min_followers
         if self.max_followers is not None:
             ok &= (table.followers <= self.max_followers) & (table.followers >= 0)
         return ok
+
+    def category_code(self, table: AccountTable) -> int | None:
+        """The table's code of ``category`` (None: no category filter); InvalidInput, listing
+        the categories there are, when no influencer has it (a typo would otherwise look like
+        an empty result)."""
+        if self.category is None:
+            return None
+        index = table.category_codes[1]
+        code = index.get(self.category)
+        if code is None:
+            known = sorted(c for c in index if c)
+            shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+            raise InvalidInput(f"no influencer has the category {self.category!r}; "
+                               f"the categories are: {shown or 'none'}")
+        return code
 
     def mask(self, table: AccountTable, index: VectorIndex, exclude: np.ndarray | None = None,
              safety: SafetyIndex | None = None, metrics: MetricsIndex | None = None) -> np.ndarray | None:

@@ -83,6 +83,8 @@ def load_payload(path: Path, map_location: str | torch.device = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (EOFError, RuntimeError, pickle.UnpicklingError) as e:
+        if isinstance(e, RuntimeError) and "cuda" in str(e).lower():  # the device failed, not the file
+            raise
         raise ValueError(f"{path}: not a checkpoint torch can read (corrupt, truncated, or not a "
                          f"checkpoint at all; {type(e).__name__})") from e
 

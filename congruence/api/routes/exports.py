@@ -38,6 +38,7 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
     filters = Filters.make(req.category, req.min_followers, req.max_followers, micro=req.micro,
                            brand_safe=req.brand_safe, exclude_categories=req.exclude_categories, safe_last=req.safe_last,
                            metrics=req.bounds())
+    filters.category_code(engine.current().table)  # a typo is a 422 now, not a failed job later
     return _out(exports.submit(ExportSpec(brands=brands, k=req.k, fmt=req.format, filters=filters)))
 
 

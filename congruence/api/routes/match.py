@@ -85,6 +85,7 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
         if not uploads and not fields.text.strip():
             raise HTTPException(422, "describe the brand with at least one image or some text")
         filters, feedback = _filters(fields), Feedback()
+        filters.category_code(snap.table)  # before the upload is encoded and kept
         query = await run_in_threadpool(engine.describe_new, [u.image for u in uploads], fields.text, snap)
         query_id = services.queries.put(query)
         hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts, feedback, snap)
