@@ -76,7 +76,8 @@ def totals(store: Store, screen: str) -> tuple[int, int, dict[str, int]]:
     flagged = store.conn.execute("SELECT count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
                                  " ON s.post_id = f.post_id WHERE s.screen = %s", (screen,)).fetchone()
     per = store.conn.execute("SELECT f.category, count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
-                             " ON s.post_id = f.post_id WHERE s.screen = %s GROUP BY 1 ORDER BY 1", (screen,)).fetchall()
+                             " ON s.post_id = f.post_id WHERE s.screen = %s GROUP BY 1 ORDER BY 1",
+                             (screen,)).fetchall()
     return (int(screened[0]) if screened else 0, int(flagged[0]) if flagged else 0, {c: int(n) for c, n in per})
 
 
