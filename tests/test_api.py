@@ -136,6 +136,8 @@ def test_match_filters(client: httpx.Client) -> None:
 def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -> None:
     paths = sorted((api["corpus"] / "images").glob("brand_peakfit_p*.jpg"))
     files = [("images", (p.name, _jpeg(p), "image/jpeg")) for p in paths]
+    typo = client.post("/v1/match", files=files, data={"text": "gym workouts", "category": "fitnes"})
+    assert typo.status_code == 422 and "no influencer has the category 'fitnes'" in typo.text
     r = client.post("/v1/match", files=files, data={"text": "gym workouts", "k": "4", "micro": "false"})
     assert r.status_code == 200, r.text
     body = r.json()

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from congruence.api.schemas_metrics import MetricFilterFields, MetricsOut
 from congruence.search.engine import MAX_K
+from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -45,8 +46,10 @@ class FeedbackFields(_Strict):
                                                             "and does not suggest them again")
     dislike: list[str] = Field([], max_length=500, description="influencer ids disliked: the search moves away "
                                                                "from them, and they never come back")
-    like_weight: float | None = Field(None, ge=0, le=10, description="weight of the closest liked (4)")
-    dislike_weight: float | None = Field(None, ge=0, le=10, description="weight of the closest disliked (2)")
+    like_weight: float | None = Field(None, ge=0, le=10,
+                                      description=f"weight of the closest liked ({LIKE_WEIGHT:g})")
+    dislike_weight: float | None = Field(None, ge=0, le=10,
+                                         description=f"weight of the closest disliked ({DISLIKE_WEIGHT:g})")
 
 
 class MatchRequest(QueryFields, FeedbackFields):

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 
+from collections.abc import Sequence
+
+
+def first_of(items: Sequence[str], n: int = 10, sep: str = ", ") -> str:
+    """The first ``n`` items for a message, and how many more: "a, b, c and 7 more"."""
+    return sep.join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
 class CongruenceError(Exception):
     """Base class for errors a user can act on; the message names what and where."""
 

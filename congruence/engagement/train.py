@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from congruence.core.device import resolve_device
-from congruence.core.errors import InvalidInput
+from congruence.core.errors import InvalidInput, first_of
 from congruence.core.idfile import read_id_lines
 from congruence.core.settings import Settings
 from congruence.engagement.checkpoint import EngagementModel, save_model
@@ -96,7 +96,7 @@ def split_accounts_of(data: EngagementData, test: Sequence[str] | None, fraction
     if len(held) < len(set(test)):
         out = sorted(set(test) - known)
         logger.warning("%d test accounts have fewer than two posts with likes here, left out: %s", len(out),
-                       ", ".join(out[:10]) + (f" and {len(out) - 10} more" if len(out) > 10 else ""))
+                       first_of(out))
     if not held:
         raise InvalidInput("none of the test accounts has two or more posts with likes in this store")
     train = [a for a in data.account_ids if a not in set(held)]
@@ -119,7 +119,7 @@ def corpus_name(store: Store, post_ids: Sequence[str]) -> str:
     rows = store.conn.execute("SELECT corpus_root, count(*) FROM posts WHERE id = ANY(%s) GROUP BY corpus_root"
                               " ORDER BY count(*) DESC, corpus_root", (list(post_ids),)).fetchall()
     names = list(dict.fromkeys(Path(r[0]).name or r[0] for r in rows if r[0]))
-    return " + ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return first_of(names, 3, " + ")
 
 
 def train_engagement(settings: Settings, config: EngagementConfig, test_accounts: Sequence[str] | None = None,
@@ -131,8 +131,7 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
         data = load_engagement_data(store, encs)
         unknown = [] if test_accounts is None else sorted(set(test_accounts) - set(store.account_kinds(test_accounts)))
     if unknown:
-        shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
-        raise InvalidInput(f"test accounts: unknown account ids: {shown}")
+        raise InvalidInput(f"test accounts: unknown account ids: {first_of(unknown)}")
     if len(data.account_ids) < 2:
         raise InvalidInput("too few accounts with two or more liked posts to train the engagement model")
     train_acc, test_acc = split_accounts_of(data, test_accounts, test_fraction, config.seed)

@@ -16,10 +16,10 @@ def delete_accounts(settings: Settings, ids: Sequence[str]) -> list[str]:
     """Delete the accounts ``ids`` (posts, matches and vectors with them) and bring the
     metrics and the index up to date; returns the ids that existed."""
     with Store.open(settings) as store:
-        n = store.delete_accounts(ids)
+        gone = store.delete_accounts(ids)
         recompute_metrics(store)  # the peers the authenticity signals compare with have changed
         vstore = VectorStore(store)
         mids = EncoderSet(settings).model_ids(store)
         sync_index(vstore, settings.index_dir, mids.pooled_space, mids.pooled_model, layout_for(settings))
         store.bump_generation()  # serving processes reload before their next answer
-    return n
+    return gone

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from congruence.core.errors import InvalidInput
+from congruence.core.errors import InvalidInput, first_of
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.store import AccountTable
 from congruence.safety.categories import NAMES, check_categories
@@ -102,8 +102,7 @@ class Filters:
                 raise InvalidInput("brand-safety filters need the safety screen: run `congruence screen`")
             ok &= safety.passing(cats, self.safe_last)
         if self.category is not None:
-            codes, index = table.category_codes
-            ok &= codes == self.category_code(table)
+            ok &= table.category_codes[0] == self.category_code(table)
         if self.min_followers is not None:
             ok &= table.followers >= self.min_followers
         if self.max_followers is not None:
@@ -120,9 +119,8 @@ class Filters:
         code = index.get(self.category)
         if code is None:
             known = sorted(c for c in index if c)
-            shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
             raise InvalidInput(f"no influencer has the category {self.category!r}; "
-                               f"the categories are: {shown or 'none'}")
+                               f"the categories are: {first_of(known, 20) or 'none'}")
         return code
 
     def mask(self, table: AccountTable, index: VectorIndex, exclude: np.ndarray | None = None,

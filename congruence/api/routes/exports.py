@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse
 
 from congruence.api.deps import EngineDep, ExportsDep, KeyDep
 from congruence.api.export_jobs import JobState
+from congruence.core.errors import first_of
 from congruence.api.schemas import ExportJobOut, ExportRequest
 from congruence.search.export import ExportSpec
 from congruence.search.filters import Filters
@@ -33,8 +34,7 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
         kinds = engine.store.account_kinds(brands)
         unknown = [b for b in brands if kinds.get(b) != "brand"]
         if unknown:
-            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            raise HTTPException(422, "brands: not brands in the corpus: " + ", ".join(map(repr, unknown[:5])) + more)
+            raise HTTPException(422, "brands: not brands in the corpus: " + first_of([repr(b) for b in unknown], 5))
     filters = Filters.make(req.category, req.min_followers, req.max_followers, micro=req.micro,
                            brand_safe=req.brand_safe, exclude_categories=req.exclude_categories, safe_last=req.safe_last,
                            metrics=req.bounds())
