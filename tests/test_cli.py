@@ -53,7 +53,10 @@ def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path,
     code, _, err = run(capsys, "match", "--brand", "fitness_creator_00")
     assert code == 1 and err.strip() == "error: 'fitness_creator_00' is an influencer, not a brand"
     code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--min-followers", "9", "--max-followers", "1")
-    assert code == 1 and "min_followers (9) is greater than max_followers (1)" in err
+    assert code == 1 and err.strip() == "error: --min-followers (9) is greater than --max-followers (1)"
+    code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--like", "fitness_creator_00", "--like-weight",
+                       "11")
+    assert code == 1 and err.strip() == "error: --like-weight must be a number from 0 to 10, got 11.0"
     bad = tmp_path / "bad"
     shutil.copytree(small_corpus, bad)
     with (bad / "posts.jsonl").open("a") as f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -64,7 +65,25 @@ def test_data_labels_and_features_from_the_store(settings: Settings, small_corpu
 
 def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ingest(small_corpus, settings)
-    code, body = _cli(capsys, settings, "engagement", "train", "--json", "--epochs", "3", "--test-fraction", "0.34")
+    argv = ("engagement", "train", "--json", "--epochs", "3", "--test-fraction", "0.34")
+    # three epochs on 12 accounts rank 1 of the 5 held-out pairs right: worse than a constant
+    # score, so the model is saved and not put in service (exit 3, the reason on stderr)
+    parser = argparse.ArgumentParser(prog="congruence")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    assert args.func(args, settings) == 3
+    out, err = capsys.readouterr()
+    refused = json.loads(out)["model"]
+    assert refused["activated"] is False and refused["beats_baseline"] is False
+    assert refused["verdict"] == "held-out pairwise accuracy 0.2000 vs 0.5000 for the best baseline (5 pairs)"
+    assert err.startswith(f"error: engagement model {refused['version']} was not put in service: it does not beat "
+                          "the baselines on the held-out accounts (held-out pairwise accuracy 0.2000") and \
+        err.rstrip().endswith("Pass --activate-anyway to use it regardless.")
+    assert checkpoint_path(settings, refused["version"]).is_file()
+    with Store.open(settings) as store:
+        assert ACTIVE_KEY not in store.meta()
+
+    code, body = _cli(capsys, settings, *argv, "--activate-anyway")
     assert code == 0
     res = body["results"]
     assert res["constant"] == res["followers"] == {"pairwise_accuracy": 0.5, "pairs": res["model"]["pairs"]}
@@ -200,3 +219,28 @@ def test_analyze_engagement_without_tagged_posts(settings: Settings, small_corpu
     with pytest.raises(InvalidInput, match=r"^only 0 posts can enter the regression .* \(space 'pooled'\).*; "
                                            r"0 of the 36 influencer posts with likes tag any account at all$"):
         analyze_engagement(settings)
+
+
+def test_a_model_that_loses_to_the_baselines_leaves_the_one_in_service(settings: Settings,
+                                                                       small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    kept = train_engagement(settings, SMOKE, test_fraction=0.34, activate_anyway=True)
+    assert kept.activated and not kept.verdict.beats
+    again = train_engagement(settings, dataclasses.replace(SMOKE, seed=1), test_fraction=0.34)  # another model
+    assert again.version != kept.version and not again.verdict.beats
+    assert not again.activated and again.to_dict()["model"]["activated"] is False
+    with Store.open(settings) as store:
+        assert store.meta()[ACTIVE_KEY] == kept.version
+
+
+def test_the_verdict_wants_held_out_pairs_and_a_margin_over_every_baseline() -> None:
+    from congruence.engagement.train import Accuracy, Verdict
+
+    def verdict(model: float, pairs: int, followers: float = 0.5) -> Verdict:
+        return Verdict.of({"constant": Accuracy(0.5, pairs), "followers": Accuracy(followers, pairs),
+                           "model": Accuracy(model, pairs)})
+
+    assert verdict(0.51, 40).beats and not verdict(0.5, 40).beats and not verdict(0.49, 40).beats
+    assert not verdict(0.55, 40, followers=0.6).beats and verdict(0.55, 40, followers=0.6).baseline == 0.6
+    none = Verdict.of({"constant": Accuracy(float("nan"), 0), "model": Accuracy(float("nan"), 0)})
+    assert not none.beats and str(none) == "no held-out pair of posts with different likes to test it on"

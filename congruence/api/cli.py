@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -210,8 +211,8 @@ def _train_demo_models(settings: Settings) -> None:
     if not has_engagement:
         print("training the engagement model on the demo's likes ...", file=sys.stderr)
         rep = train_engagement(settings, EngagementConfig(seed=0))
-        print(f"engagement model {rep.version} in service (held-out pairwise accuracy "
-              f"{rep.results['model'].accuracy:.3f})", file=sys.stderr)
+        state = "in service" if rep.activated else "not put in service (`score` has no model)"
+        print(f"engagement model {rep.version} {state}: {rep.verdict}", file=sys.stderr)
     if not has_head:
         print("training the congruence head on the demo's matches ...", file=sys.stderr)
         held = settings.home / "demo-corpus" / "test_brands.txt"
@@ -299,8 +300,34 @@ def _quiet_everywhere(parser: argparse.ArgumentParser) -> None:
                 _quiet_everywhere(p)
 
 
+def _option_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """The command's options named as the library and the API name them (``like_weight``) ->
+    as typed (``--like-weight``), along the chain of subcommands that ran; only names with an
+    underscore, which cannot be ordinary words of a message."""
+    out: dict[str, str] = {}
+    p: argparse.ArgumentParser | None = parser
+    while p is not None:
+        nxt = None
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                nxt = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.option_strings and "_" in action.dest:
+                out[action.dest] = max(action.option_strings, key=len)
+        p = nxt
+    return out
+
+
+def _as_typed(message: str, names: dict[str, str]) -> str:
+    """``message`` with the options' field names written as the command line spells them."""
+    if not names:
+        return message
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])({alternatives})(?![\w-])", lambda m: names[m.group(1)], message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     set_board(ProgressBoard(ProgressStyle.for_stream(sys.stderr, quiet=args.quiet)))
@@ -310,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # into a pipe, the last block goes out here: a reader that left shows now
         return code
     except (CongruenceError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_as_typed(str(e), _option_names(parser, args))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)

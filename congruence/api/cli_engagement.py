@@ -75,17 +75,23 @@ def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
     config = EngagementConfig(**given, seed=args.seed)
     test = read_account_file(Path(args.test_accounts)) if args.test_accounts else None
     report = train_engagement(settings, config, test, args.test_fraction, activate=not args.no_activate,
-                              progress=None if args.json else _epoch_line)
-    payload = report.to_dict()
+                              progress=None if args.json else _epoch_line, activate_anyway=args.activate_anyway)
+    refused = not args.no_activate and not report.activated
     if args.json:
-        _out(payload)
-        return 0
-    print(f"held-out pairwise accuracy ({report.n_test_accounts} accounts):")
-    for name, acc in report.results.items():
-        print(f"  {name:<10} {acc.accuracy:.4f}  ({acc.pairs} pairs)")
-    print("  reference: Imagion 0.5024, expert 0.675, average person 0.475")
-    _evidence_lines(report.evidence)
-    print(f"engagement model {report.version}: {'in service' if report.activated else 'saved, not activated'}")
+        _out(report.to_dict())
+    else:
+        print(f"held-out pairwise accuracy ({report.n_test_accounts} accounts):")
+        for name, acc in report.results.items():
+            print(f"  {name:<10} {acc.accuracy:.4f}  ({acc.pairs} pairs)")
+        print("  reference: Imagion 0.5024, expert 0.675, average person 0.475")
+        _evidence_lines(report.evidence)
+        state = "in service" if report.activated else "saved, not activated" + ("" if refused else " (--no-activate)")
+        print(f"engagement model {report.version}: {state}; {report.verdict}")
+    if refused:
+        print(f"error: engagement model {report.version} was not put in service: it does not beat the baselines on "
+              f"the held-out accounts ({report.verdict}); the model in service is unchanged. Pass --activate-anyway "
+              "to use it regardless.", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -135,6 +141,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--regression-weight", type=float, help="MSE weight next to the pairwise loss (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-activate", action="store_true", help="save the model but keep serving the current one")
+    p.add_argument("--activate-anyway", action="store_true",
+                   help="put it in service even if it does not beat the baselines on the held-out accounts")
     p.set_defaults(func=cmd_engagement_train)
 
     ana = sub.add_parser("analyze", help="analyses of the corpus").add_subparsers(dest="analyze_command",

@@ -9,6 +9,9 @@ follower-count baseline. Suggestions (``measure``): the concepts whose effect on
 holds up on those same held-out accounts. The checkpoint (``checkpoint``, with the encoder
 names, what the model rests on and the evidence for suggestions) goes to
 ``models/engagement/VERSION.pt``; the version in service is store_meta ``engagement_version``.
+A model is put in service only when it beats the baselines on the held-out pairs
+(``Verdict``), as a congruence head must beat pooled cosine; a losing one is saved, and the
+model in service stays.
 """
 
 from __future__ import annotations
@@ -51,10 +54,37 @@ class Accuracy:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """Whether the model beats the best baseline (a constant score, follower count: 0.5 by
+    construction) on the held-out pairs. No held-out pair with different likes: it does not,
+    there is nothing to tell it from guessing."""
+
+    beats: bool
+    accuracy: float
+    baseline: float
+    pairs: int
+
+    @classmethod
+    def of(cls, results: dict[str, Accuracy]) -> Verdict:
+        model = results["model"]
+        base = max((r.accuracy for k, r in results.items() if k != "model" and not np.isnan(r.accuracy)),
+                   default=0.5)
+        beats = model.pairs > 0 and not np.isnan(model.accuracy) and model.accuracy > base
+        return cls(bool(beats), model.accuracy, base, model.pairs)
+
+    def __str__(self) -> str:
+        if not self.pairs:
+            return "no held-out pair of posts with different likes to test it on"
+        return (f"held-out pairwise accuracy {self.accuracy:.4f} vs {self.baseline:.4f} for the best baseline "
+                f"({self.pairs} pairs)")
+
+
+@dataclass(frozen=True)
 class EngagementReport:
     version: str
     path: Path
     activated: bool
+    verdict: Verdict
     results: dict[str, Accuracy]
     n_train_accounts: int
     n_test_accounts: int
@@ -69,7 +99,8 @@ class EngagementReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "results": {k: v.to_dict() for k, v in self.results.items()},
-            "model": {"version": self.version, "path": str(self.path), "activated": self.activated},
+            "model": {"version": self.version, "path": str(self.path), "activated": self.activated,
+                      "beats_baseline": self.verdict.beats, "verdict": str(self.verdict)},
             "split": {"train_accounts": self.n_train_accounts, "test_accounts": self.n_test_accounts,
                       "train_posts": self.n_train_posts, "test_posts": self.n_test_posts},
             "evidence": self.evidence.to_dict(),
@@ -124,8 +155,11 @@ def corpus_name(store: Store, post_ids: Sequence[str]) -> str:
 
 def train_engagement(settings: Settings, config: EngagementConfig, test_accounts: Sequence[str] | None = None,
                      test_fraction: float = 0.2, activate: bool = True,
-                     progress: Callable[[EpochLog], None] | None = None) -> EngagementReport:
-    """Train on the store's liked posts, evaluate on held-out accounts, save (and activate)."""
+                     progress: Callable[[EpochLog], None] | None = None,
+                     activate_anyway: bool = False) -> EngagementReport:
+    """Train on the store's liked posts, evaluate on held-out accounts, save, and put in
+    service when ``activate`` and it beats the baselines there (``Verdict``) or
+    ``activate_anyway``."""
     encs = EncoderSet(settings)
     with Store.open(settings) as store:
         data = load_engagement_data(store, encs)
@@ -152,9 +186,13 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
                                "basis": basis}
     model = EngagementModel(net, suggestions, settings.image_encoder, settings.text_encoder, metrics=metrics)
     version, path = save_model(settings, model)
-    if activate:
+    verdict = Verdict.of(results)
+    activated = activate and (verdict.beats or activate_anyway)
+    if activated:
         with Store.open(settings) as store:
             lifecycle.activate(store, ENGAGEMENT, version)
-    logger.info("engagement model %s: held-out pairwise accuracy %s", version, results["model"].accuracy)
-    return EngagementReport(version, path, activate, results, len(train_acc), len(test_acc), len(train_rows),
+    elif activate:
+        logger.warning("engagement model %s not put in service: %s", version, verdict)
+    logger.info("engagement model %s: %s", version, verdict)
+    return EngagementReport(version, path, activated, verdict, results, len(train_acc), len(test_acc), len(train_rows),
                             len(test_rows), suggestions.evidence, basis, config, logs, trained_with)
