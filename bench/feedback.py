@@ -7,8 +7,8 @@ all the feedback so far (40 influencers shown in all). The baseline reads the fi
 the list without feedback. Reported: partners found after each round (cumulative, summed
 over brands) and their ratio, for all held-out brands, for those whose first list had
 recall@10 < 0.5 (the target: >= 1.3x), and per brand group (direct, cross, look-alike),
-with the head in service and, on the first run of a fresh home, on the pooled embeddings
-before the head is trained (later runs reuse that measurement from the home).
+with the head in service and on the pooled embeddings (the engine opened as if no head had
+been trained: what the product serves before one is).
 
 The store is a cached home under bench/.cache (``feedback-home``) holding the corpus
 (``feedback-corpus``): ingested and trained through the CLI (``congruence train --variants
@@ -39,9 +39,6 @@ from congruence.search.retrieve import retrieve
 from congruence.training.data import held_out_influencers
 
 Rank = Callable[[str, int, Feedback], list[str]]  # (brand, k, feedback) -> influencer ids shown
-
-POOLED_FILE = "feedback-pooled.json"  # the no-head measurement, kept in the home
-
 
 @dataclass(frozen=True)
 class FeedbackConfig:
@@ -238,13 +235,12 @@ def run(cfg: FeedbackConfig) -> Section:
     truth = truth_of(corpus, cfg.quick)
     allowed = benchmark_candidates(corpus, set(truth))
     status = cli(["status", "--json"], home, 600).doc
-    pooled_path = home / POOLED_FILE
     if status["models"]["head"] is None:
-        pooled_path.write_text(json.dumps(measure(home, truth, allowed, cfg, pooled=True)) + "\n", encoding="utf-8")
         cli(["train", "--json", "--test-brands", str(corpus / "test_brands.txt"), "--variants", "product",
              "--activate-anyway", "--epochs", "2" if cfg.quick else "30"], home, 7200)
+        status = cli(["status", "--json"], home, 600).doc
     rows = measure(home, truth, allowed, cfg, pooled=False)
-    pooled = json.loads(pooled_path.read_text(encoding="utf-8")) if pooled_path.exists() else {}
+    pooled = measure(home, truth, allowed, cfg, pooled=True)
     groups = brand_groups(corpus)
     section = Section("feedback")
     for setting in SETTINGS:

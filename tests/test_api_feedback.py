@@ -78,8 +78,9 @@ def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client,
     answer = client.post("/v1/similar", json=body)
     got = ids(answer)
     assert answer.json()["ranking"].endswith("(to the mean of the set), plus the feedback terms (like weight x cosine "
-                                             "to the closest liked influencer, minus dislike weight x cosine to the "
-                                             "closest disliked one)")
+                                             "to the closest liked influencer, minus dislike weight x (cosine to the "
+                                             "closest disliked one + once something is liked, a push that grows "
+                                             "with every disliked one nearby))")
     with Engine(settings) as engine:
         want = engine.similar(seeds, 5, Filters.make(micro=True), feedback=Feedback.make(None, ["pets_creator_01"]))
     assert got == [h.influencer_id for h in want] and not set(got) & {*seeds, "pets_creator_01"}

@@ -37,13 +37,15 @@ def brute(q: np.ndarray, xb: dict[str, np.ndarray], skip: set[str], keep: set[st
 
 def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], disliked: list[str], b: float,
                   c: float) -> np.ndarray:
-    """b * max cos to a liked - c * max cos to a disliked, computed here, per id."""
+    """b * max cos to a liked - c * (max cos to a disliked + 0.5 * sum exp((cos to a disliked - 1) / 0.1)
+    when something is liked), computed here, per id."""
     x = np.stack([xb[a] for a in ids]).astype(np.float64)
     out = np.zeros(len(ids))
     if liked:
         out += b * (x @ np.stack([xb[a] for a in liked]).T).max(1)
     if disliked:
-        out -= c * (x @ np.stack([xb[a] for a in disliked]).T).max(1)
+        sims = x @ np.stack([xb[a] for a in disliked]).T
+        out -= c * (sims.max(1) + (0.5 * np.exp((sims - 1) / 0.1).sum(1) if liked else 0.0))
     return out
 
 
@@ -72,11 +74,38 @@ def test_nearest_example_terms_take_the_closest_liked_and_disliked() -> None:
     rng = np.random.default_rng(1)
     vecs, liked, disliked = (l2_normalize(rng.normal(size=s).astype(np.float32)) for s in ((6, 8), (3, 8), (2, 8)))
     m = Moves(vecs[0], liked, liked, disliked, 4.0, 2.0)
-    want = 4.0 * (vecs @ liked.T).max(1) - 2.0 * (vecs @ disliked.T).max(1)
+    dis = vecs.astype(np.float64) @ disliked.T.astype(np.float64)
+    want = 4.0 * (vecs @ liked.T).max(1) - 2.0 * (dis.max(1) + 0.5 * np.exp((dis - 1) / 0.1).sum(1))
     assert np.allclose(m.terms(vecs), want, atol=1e-6)
     # the closest, not the mean: a candidate equal to one liked vector gets the full like weight
-    assert m.terms(liked[:1])[0] >= 4.0 - 2.0 * float((liked[0] @ disliked.T).max()) - 1e-6
+    near = (liked[0] @ disliked.T).astype(np.float64)
+    assert m.terms(liked[:1])[0] >= 4.0 - 2.0 * (near.max() + 0.5 * np.exp((near - 1) / 0.1).sum()) - 1e-6
     assert np.allclose(Moves(vecs[0], liked[:0], liked[:0], disliked[:0], 4.0, 2.0).terms(vecs), 0)
+
+
+def test_once_something_is_liked_repeated_dislikes_push_their_niche_away() -> None:
+    """Two niches of creators (cosine 0.95 within one); the query ranks niche A first. Four of
+    A disliked, with a like elsewhere: the rest of A falls under B, which nobody marked. The
+    same four without a like, or the closest-disliked term alone, keep A ahead: dislikes alone
+    do not push a brand's own niche away."""
+    rng = np.random.default_rng(2)
+    centres = l2_normalize(rng.normal(size=(3, 16)))
+    niche = [l2_normalize(np.sqrt(0.95) * c + np.sqrt(0.05) * l2_normalize(rng.normal(size=(6, 16)))) for c in centres]
+    a, b, elsewhere = niche
+    nothing = np.zeros((0, 16))
+    base_a, base_b = 0.5, 0.0  # the query's own scores: niche A ahead
+
+    def order_kept(liked: np.ndarray) -> bool:
+        m = Moves(a[0], liked, liked, a[:4], 4.0, 1.0)
+        return bool((base_a + m.terms(a[4:])).min() > (base_b + m.terms(b)).max())
+
+    assert not order_kept(elsewhere[:1]) and order_kept(nothing)
+    closest = (a[4:] @ a[:4].T).max(1)
+    assert np.allclose(Moves(a[0], nothing, nothing, a[:4], 4.0, 1.0).terms(a[4:]), -closest, atol=1e-6)
+    m = Moves(a[0], elsewhere[:1], elsewhere[:1], a[:4], 4.0, 1.0)
+    sims = (a[4:] @ a[:4].T).astype(np.float64)
+    want = 4.0 * (a[4:] @ elsewhere[0]) - (sims.max(1) + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
+    assert np.allclose(m.terms(a[4:]), want, atol=1e-5)
 
 
 def test_feedback_is_checked_at_the_boundary() -> None:

@@ -41,7 +41,8 @@ def feedback_args(p: argparse.ArgumentParser) -> None:
                    help="influencers you disliked: move the search away from them (they never come back)")
     p.add_argument("--like-weight", type=float, default=None, help=f"weight of the liked (default {LIKE_WEIGHT})")
     p.add_argument("--dislike-weight", type=float, default=None,
-                   help=f"weight of the disliked (default {DISLIKE_WEIGHT})")
+                   help=f"weight of the disliked: the closest, and (once something is liked) a push that grows "
+                        f"with every disliked one nearby (default {DISLIKE_WEIGHT})")
 
 
 def safety_filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:

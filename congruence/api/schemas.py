@@ -49,7 +49,9 @@ class FeedbackFields(_Strict):
     like_weight: float | None = Field(None, ge=0, le=10,
                                       description=f"weight of the closest liked ({LIKE_WEIGHT:g})")
     dislike_weight: float | None = Field(None, ge=0, le=10,
-                                         description=f"weight of the closest disliked ({DISLIKE_WEIGHT:g})")
+                                         description=f"weight of the closest disliked, and (once something is liked) "
+                                                     f"of the push that grows with every disliked one nearby "
+                                                     f"({DISLIKE_WEIGHT:g})")
 
 
 class MatchRequest(QueryFields, FeedbackFields):

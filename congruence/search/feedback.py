@@ -10,18 +10,23 @@ otherwise):
    brand's own vector ranks low but a liked one sits among are found;
 2. scores each candidate by what the query alone gives it (the head's rerank against the
    brand's posts, or the cosine to the query) plus the nearest-example terms
-   ``s * (b * max_l cos(c, l) - c * max_d cos(c, d))`` over the liked l and disliked d (s: the
-   head's weight of one pooled cosine, ``head.mix[0]``, when the head reranks the query, else
-   1). A candidate close to *any* liked influencer moves up, one close to any disliked one
-   moves down: the liked often span several kinds of creator (a brand's partners in two
-   niches), and their mean points between them; the disliked each mark a region not to show
-   again;
+   ``s * (b * max_l cos(c, l) - c * (max_d cos(c, d) + dislikes(c)))`` over the liked l and
+   disliked d (s: the head's weight of one pooled cosine, ``head.mix[0]``, when the head
+   reranks the query, else 1). A candidate close to *any* liked influencer moves up, one close
+   to any disliked one moves down: the liked often span several kinds of creator (a brand's
+   partners in two niches), and their mean points between them; the disliked each mark a
+   region not to show again. Once something is liked, ``dislikes(c) = ACCUMULATE * sum_d
+   exp((cos(c, d) - 1) / WIDTH)`` adds up too: a niche the user has disliked again and again
+   goes away, even when it sits next to what the user likes (jeans beside the liked
+   holsters); before any like it is left out, and dislikes never push a brand's own niche away
+   on their own (``accumulated``);
 3. never returns a liked or a disliked influencer again (they are excluded, per query).
 
 Measured on the held-out photo benchmark (``bench/feedback.py``, brands with first-list
-recall@10 < 0.5, partners found in 40 shown against reading 40): liked posts joined to the
-brand's post set in the rerank (the previous design) found 1.10x; the nearest-example terms
-find 1.21x (1.25x with c = 2), of at most 1.34x (the first 10 are the list without feedback).
+recall@10 < 0.5, partners found in 40 shown against reading 40, head in service): liked posts
+joined to the brand's post set in the rerank (the first design) found 1.10x; the closest
+liked and disliked alone 1.21x (1.25x with c = 2); with the accumulated dislikes 1.29x, of
+at most 1.34x (the first 10 are the list without feedback).
 
 Everything here is arrays in, arrays out; the engine resolves ids and reads vectors.
 """
@@ -39,12 +44,14 @@ from congruence.core.vectors import l2_normalize
 from congruence.indexer.store import Store
 
 MAX_FEEDBACK = 500  # ids in one like or dislike list
-# b and c, against the query's own score. On the photo benchmark's simulated user (who dislikes
-# every non-partner shown) c = 2 found the most (``bench/feedback.py`` measures 4/1, 4/2 and
-# 2/1 each run); but there one dislike of a creator whose whole niche looks alike pushes the
-# brand's own niche off the list (a fitness brand, one fitness creator disliked: no fitness
-# creator left in the demo's first 8), so the default is c = 1
+# b and c, against the query's own score. A heavier c pushes whole niches away on one dislike
+# (a fitness brand, one fitness creator disliked at c = 2: no fitness creator left in the
+# demo's first 8), so c = 1, and repeated dislikes add up instead (``accumulated``)
 LIKE_WEIGHT, DISLIKE_WEIGHT = 4.0, 1.0
+# the accumulated dislikes' weight against the closest disliked's, and their width in cosine:
+# the best of a grid (weight 0-1.5, width 0.05-0.2) for the photo benchmark's simulated user on the _00
+# half of its held-out brands, and the best on the _01 half too (``bench/feedback.py``)
+ACCUMULATE, WIDTH = 0.5, 0.1
 NEIGHBOURS, MAX_AROUND = 20, 64  # candidates gathered around each liked influencer; liked searched around
 # (space, seqs) -> (seqs found, (n, d) float32 vectors), as ``retrieve.ExactVectors``
 ExactVectors = Callable[[str, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -129,12 +136,30 @@ class Moves:
     dislike_weight: float
 
     def terms(self, vecs: np.ndarray) -> np.ndarray:
-        """(n,) ``b * max_l cos(v, l) - c * max_d cos(v, d)`` of (n, d) L2-normalised vectors."""
-        out = np.zeros(len(vecs), np.float64)
-        for side, w in ((self.liked, self.like_weight), (self.disliked, -self.dislike_weight)):
-            if len(side) and w:
-                out += w * (np.asarray(vecs, np.float64) @ np.asarray(side, np.float64).T).max(axis=1)
+        """(n,) ``b * max_l cos(v, l) - c * (max_d cos(v, d) + dislikes(v))`` of (n, d)
+        L2-normalised vectors (``dislikes``: the accumulated term, see ``accumulated``)."""
+        v = np.asarray(vecs, np.float64)
+        out = np.zeros(len(v), np.float64)
+        if len(self.liked) and self.like_weight:
+            out += self.like_weight * (v @ np.asarray(self.liked, np.float64).T).max(axis=1)
+        if len(self.disliked) and self.dislike_weight:
+            sims = v @ np.asarray(self.disliked, np.float64).T
+            push = sims.max(axis=1)
+            if len(self.liked):
+                push += accumulated(sims)
+            out -= self.dislike_weight * push
         return out
+
+
+def accumulated(sims: np.ndarray) -> np.ndarray:
+    """(n,) ``ACCUMULATE * sum_d exp((cos(v, d) - 1) / WIDTH)`` of (n, m) cosines to the disliked:
+    each disliked influencer adds a push that is strong only close to it, so a niche disliked
+    again and again goes away. Only once something is liked (or, for ``similar``, given as a
+    seed): dislikes alone cannot tell "not these creators" from "not this kind", and a brand's
+    own niche must survive a few dislikes (a fitness brand, two fitness creators disliked: the
+    other fitness creators stay on top); with a like, the repeated dislikes draw the line
+    between what the user wants and the creators next to it (jeans beside liked holsters)."""
+    return ACCUMULATE * np.exp((sims - 1.0) / WIDTH).sum(axis=1)
 
 
 def rocchio(xq: np.ndarray, liked: np.ndarray, disliked: np.ndarray, like_weight: float,

@@ -48,7 +48,8 @@ def _feedback(f: FeedbackFields) -> Feedback:
 
 
 WITH_FEEDBACK = ", plus the feedback terms (like weight x cosine to the closest liked influencer, minus dislike " \
-                "weight x cosine to the closest disliked one)"
+                "weight x (cosine to the closest disliked one + once something is liked, a push that grows with every " \
+                "disliked one nearby))"
 
 
 def _ranking(base: str, feedback: Feedback) -> str:
