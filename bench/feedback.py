@@ -246,9 +246,8 @@ def run(cfg: FeedbackConfig) -> Section:
     for setting in SETTINGS:
         section.tables.append(Table(f"partners found, head in service, {setting} (summed over brands)",
                                     summary(rows[setting], groups, cfg)))
-        if setting in pooled:
-            section.tables.append(Table(f"partners found, pooled embeddings (no head), {setting}",
-                                        summary(pooled[setting], groups, cfg)))
+        section.tables.append(Table(f"partners found, pooled embeddings (no head), {setting}",
+                                    summary(pooled[setting], groups, cfg)))
     if "latency" in rows:
         section.tables.append(latency_table(rows["latency"]))
     hard = [r for r in rows[SETTINGS[0]] if r["recall@10"] < cfg.hard]

@@ -57,6 +57,10 @@ def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path,
     code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--like", "fitness_creator_00", "--like-weight",
                        "11")
     assert code == 1 and err.strip() == "error: --like-weight must be a number from 0 to 10, got 11.0"
+    empty = tmp_path / "test_brands.txt"  # an option's name inside a path stays as it is
+    empty.write_text("")
+    code, _, err = run(capsys, "train", "--test-brands", str(empty))
+    assert code == 1 and err.strip() == f"error: {empty}: no brand ids (expected one a line)", err
     bad = tmp_path / "bad"
     shutil.copytree(small_corpus, bad)
     with (bad / "posts.jsonl").open("a") as f:

@@ -14,7 +14,7 @@ from congruence.core.vectors import l2_normalize
 from congruence.indexer.ingest import ingest
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.engine import Engine
-from congruence.search.feedback import NEIGHBOURS, Feedback, Moves, apply, rocchio
+from congruence.search.feedback import NEIGHBOURS, Feedback, Marked, Moves, apply, rocchio
 from congruence.search.filters import Filters
 from congruence.search.retrieve import retrieve
 from congruence.training.deploy import deploy
@@ -106,6 +106,20 @@ def test_once_something_is_liked_repeated_dislikes_push_their_niche_away() -> No
     sims = (a[4:] @ a[:4].T).astype(np.float64)
     want = 4.0 * (a[4:] @ elsewhere[0]) - (sims.max(1) + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
     assert np.allclose(m.terms(a[4:]), want, atol=1e-5)
+
+
+def test_similar_seeds_count_as_liked_so_dislikes_add_up() -> None:
+    """``similar``'s seeds are examples: with dislikes only, the accumulated term is there."""
+    rng = np.random.default_rng(3)
+    seeds, disliked, vecs = (l2_normalize(rng.normal(size=s)) for s in ((2, 8), (3, 8), (5, 8)))
+    marked = Marked(np.arange(3), np.zeros((0, 8), np.float32), disliked.astype(np.float32), 4.0, 1.0)
+    _, with_seeds = apply(seeds.mean(0), marked, examples=seeds)
+    _, without = apply(seeds.mean(0), marked)
+    assert with_seeds is not None and without is not None
+    sims = (vecs @ disliked.T).astype(np.float64)
+    assert np.allclose(without.terms(vecs), -sims.max(1), atol=1e-6)
+    want = 4.0 * (vecs @ seeds.T).max(1) - (sims.max(1) + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
+    assert np.allclose(with_seeds.terms(vecs), want, atol=1e-5)
 
 
 def test_feedback_is_checked_at_the_boundary() -> None:

@@ -211,7 +211,7 @@ def _train_demo_models(settings: Settings) -> None:
     if not has_engagement:
         print("training the engagement model on the demo's likes ...", file=sys.stderr)
         rep = train_engagement(settings, EngagementConfig(seed=0))
-        state = "in service" if rep.activated else "not put in service (`score` has no model)"
+        state = "in service" if rep.activated else "not put in service"
         print(f"engagement model {rep.version} {state}: {rep.verdict}", file=sys.stderr)
     if not has_head:
         print("training the congruence head on the demo's matches ...", file=sys.stderr)
@@ -318,11 +318,14 @@ def _option_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 
 def _as_typed(message: str, names: dict[str, str]) -> str:
-    """``message`` with the options' field names written as the command line spells them."""
+    """``message`` with the options' field names written as the command line spells them: a
+    name standing alone, not part of a path, a file name or a quoted id (``/x/test_brands.txt``,
+    ``'brand_safe'``); a full stop may end the sentence after it."""
     if not names:
         return message
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.sub(rf"(?<![\w-])({alternatives})(?![\w-])", lambda m: names[m.group(1)], message)
+    return re.sub(rf"(?<![\w\-/\\.'\"`])({alternatives})(?![\w\-/\\'\"`]|\.\w)",
+                  lambda m: names[m.group(1)], message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

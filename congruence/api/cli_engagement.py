@@ -88,9 +88,9 @@ def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
         state = "in service" if report.activated else "saved, not activated" + ("" if refused else " (--no-activate)")
         print(f"engagement model {report.version}: {state}; {report.verdict}")
     if refused:
-        print(f"error: engagement model {report.version} was not put in service: it does not beat the baselines on "
-              f"the held-out accounts ({report.verdict}); the model in service is unchanged. Pass --activate-anyway "
-              "to use it regardless.", file=sys.stderr)
+        kept = f"the model in service ({report.serving}) stays" if report.serving else "no model is in service"
+        print(f"error: engagement model {report.version} was not put in service: {report.verdict.refusal()}; {kept}. "
+              "Pass --activate-anyway to use it regardless.", file=sys.stderr)
         return 3
     return 0
 
@@ -140,9 +140,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--members", type=int, help="MLPs (seeds) averaged with the pairwise linear model (default 3)")
     p.add_argument("--regression-weight", type=float, help="MSE weight next to the pairwise loss (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-activate", action="store_true", help="save the model but keep serving the current one")
-    p.add_argument("--activate-anyway", action="store_true",
-                   help="put it in service even if it does not beat the baselines on the held-out accounts")
+    serve = p.add_mutually_exclusive_group()
+    serve.add_argument("--no-activate", action="store_true", help="save the model but keep serving the current one")
+    serve.add_argument("--activate-anyway", action="store_true",
+                       help="put it in service even if it does not beat the baselines on the held-out accounts")
     p.set_defaults(func=cmd_engagement_train)
 
     ana = sub.add_parser("analyze", help="analyses of the corpus").add_subparsers(dest="analyze_command",

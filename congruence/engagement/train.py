@@ -78,6 +78,12 @@ class Verdict:
         return (f"held-out pairwise accuracy {self.accuracy:.4f} vs {self.baseline:.4f} for the best baseline "
                 f"({self.pairs} pairs)")
 
+    def refusal(self) -> str:
+        """Why a model with this verdict is not put in service."""
+        if not self.pairs:
+            return f"it cannot be tested: {self}"
+        return f"it does not beat the baselines on the held-out accounts ({self})"
+
 
 @dataclass(frozen=True)
 class EngagementReport:
@@ -85,6 +91,7 @@ class EngagementReport:
     path: Path
     activated: bool
     verdict: Verdict
+    serving: str | None  # the version in service after this run
     results: dict[str, Accuracy]
     n_train_accounts: int
     n_test_accounts: int
@@ -100,7 +107,7 @@ class EngagementReport:
         return {
             "results": {k: v.to_dict() for k, v in self.results.items()},
             "model": {"version": self.version, "path": str(self.path), "activated": self.activated,
-                      "beats_baseline": self.verdict.beats, "verdict": str(self.verdict)},
+                      "beats_baseline": self.verdict.beats, "verdict": str(self.verdict), "in_service": self.serving},
             "split": {"train_accounts": self.n_train_accounts, "test_accounts": self.n_test_accounts,
                       "train_posts": self.n_train_posts, "test_posts": self.n_test_posts},
             "evidence": self.evidence.to_dict(),
@@ -188,11 +195,12 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
     version, path = save_model(settings, model)
     verdict = Verdict.of(results)
     activated = activate and (verdict.beats or activate_anyway)
-    if activated:
-        with Store.open(settings) as store:
+    with Store.open(settings) as store:
+        if activated:
             lifecycle.activate(store, ENGAGEMENT, version)
-    elif activate:
-        logger.warning("engagement model %s not put in service: %s", version, verdict)
+        serving = lifecycle.active_version(store, ENGAGEMENT)
+    if activate and not activated:
+        logger.warning("engagement model %s not put in service: %s", version, verdict.refusal())
     logger.info("engagement model %s: %s", version, verdict)
-    return EngagementReport(version, path, activated, verdict, results, len(train_acc), len(test_acc), len(train_rows),
+    return EngagementReport(version, path, activated, verdict, serving, results, len(train_acc), len(test_acc), len(train_rows),
                             len(test_rows), suggestions.evidence, basis, config, logs, trained_with)

@@ -18,8 +18,8 @@ otherwise):
    region not to show again. Once something is liked, ``dislikes(c) = ACCUMULATE * sum_d
    exp((cos(c, d) - 1) / WIDTH)`` adds up too: a niche the user has disliked again and again
    goes away, even when it sits next to what the user likes (jeans beside the liked
-   holsters); before any like it is left out, and dislikes never push a brand's own niche away
-   on their own (``accumulated``);
+   holsters); before any like it is left out, so at the default weights dislikes alone do not
+   push a brand's own niche away (``accumulated``). ``similar``'s seeds count as liked;
 3. never returns a liked or a disliked influencer again (they are excluded, per query).
 
 Measured on the held-out photo benchmark (``bench/feedback.py``, brands with first-list
@@ -154,11 +154,13 @@ class Moves:
 def accumulated(sims: np.ndarray) -> np.ndarray:
     """(n,) ``ACCUMULATE * sum_d exp((cos(v, d) - 1) / WIDTH)`` of (n, m) cosines to the disliked:
     each disliked influencer adds a push that is strong only close to it, so a niche disliked
-    again and again goes away. Only once something is liked (or, for ``similar``, given as a
-    seed): dislikes alone cannot tell "not these creators" from "not this kind", and a brand's
-    own niche must survive a few dislikes (a fitness brand, two fitness creators disliked: the
-    other fitness creators stay on top); with a like, the repeated dislikes draw the line
-    between what the user wants and the creators next to it (jeans beside liked holsters)."""
+    again and again goes away. ``Moves.terms`` adds it only once something is liked: a liked
+    influencer with a vector, whatever the like weight, or a ``similar`` seed (so ``similar``
+    with dislikes always has it). Dislikes alone cannot tell "not these creators" from "not
+    this kind", and a brand's own niche must survive a few dislikes (the demo's fitness brand,
+    two fitness creators disliked: the other fitness creators stay on top); with a like, the
+    repeated dislikes draw the line between what the user wants and the creators next to it
+    (jeans beside liked holsters)."""
     return ACCUMULATE * np.exp((sims - 1.0) / WIDTH).sum(axis=1)
 
 
