@@ -263,8 +263,8 @@ def run(cfg: FeedbackConfig) -> Section:
                       f"candidates: the {len(allowed)} influencers `congruence evaluate` ranks (every influencer "
                       "but those paired only with training brands); every influencer: the product's match as is",
                       "simulated user: likes the partners among the 10 shown, dislikes the others; 'feedback b/c' "
-                      "weighs the closest liked by b and the closest disliked by c (search/feedback.py; the first "
-                      "pair is the product default; 4/2 found the most on a grid over these brands)",
+                      "weighs the closest liked by b, and the closest disliked and (once something is liked) the "
+                      "added-up dislikes by c (search/feedback.py; the first pair is the product default)",
                       "recall@10 counts all of a brand's partners (14 to 35 here), so nearly every brand is under 0.5; "
                       "'first 10 < 0.5 partners' is the stricter reading: fewer than 5 partners among the first 10"]
     return section
