@@ -30,10 +30,14 @@ from congruence.indexer.store import Store
 SMOKE = EngagementConfig(epochs=3, val_fraction=0.2, batch_accounts=4)
 
 
-def _cli(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="congruence")
     add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def _cli(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    args = _parser().parse_args(list(argv))
     code = args.func(args, settings)
     return code, json.loads(capsys.readouterr().out)
 
@@ -226,8 +230,7 @@ def test_a_model_that_cannot_be_tested_is_not_put_in_service(settings: Settings,
     ingest(_equal_likes(small_corpus, tmp_path, held), settings)
     (tmp_path / "held.txt").write_text("\n".join(sorted(held)) + "\n")
     argv = ("engagement", "train", "--json", "--epochs", "2", "--test-accounts", str(tmp_path / "held.txt"))
-    parser = argparse.ArgumentParser(prog="congruence")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
+    parser = _parser()
 
     def train(*extra: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
         args = parser.parse_args([*argv, *extra])

@@ -134,8 +134,8 @@ def test_suggestions_are_what_an_image_lacks_and_could_show() -> None:
     assert sea.to_dict()["ci95"] == [0.2, 0.8] and sea.to_dict()["posts"] == 40
     assert out[1][1] == ("No suggestion for this image: of the concepts with a measured effect (seashore, brightness, "
                          "people), none fits it: it already shows seashore; it is already at least as bright as the "
-                         "corpus median (80.0% vs 55.0%); people was measured on Instagram's alt text, which an uploaded image "
-                         "does not have.")
+                         "corpus median (80.0% vs 55.0%); people was measured on Instagram's alt text, which an "
+                         "uploaded image does not have.")
     assert "seashore is not seen in the corpus with what this image shows (castle, palace, other0)" in out[2][1]
 
 

@@ -202,5 +202,5 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
     if activate and not activated:
         logger.warning("engagement model %s not put in service: %s", version, verdict.refusal())
     logger.info("engagement model %s: %s", version, verdict)
-    return EngagementReport(version, path, activated, verdict, serving, results, len(train_acc), len(test_acc), len(train_rows),
-                            len(test_rows), suggestions.evidence, basis, config, logs, trained_with)
+    return EngagementReport(version, path, activated, verdict, serving, results, len(train_acc), len(test_acc),
+                            len(train_rows), len(test_rows), suggestions.evidence, basis, config, logs, trained_with)

@@ -7,8 +7,8 @@ from fastapi.responses import FileResponse
 
 from congruence.api.deps import EngineDep, ExportsDep, KeyDep
 from congruence.api.export_jobs import JobState
-from congruence.core.errors import first_of
 from congruence.api.schemas import ExportJobOut, ExportRequest
+from congruence.core.errors import first_of
 from congruence.search.export import ExportSpec
 from congruence.search.filters import Filters
 

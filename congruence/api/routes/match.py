@@ -47,9 +47,9 @@ def _feedback(f: FeedbackFields) -> Feedback:
     return Feedback.make(f.like, f.dislike, f.like_weight, f.dislike_weight)
 
 
-WITH_FEEDBACK = ", plus the feedback terms (like weight x cosine to the closest liked influencer, minus dislike " \
-                "weight x (cosine to the closest disliked one + once something is liked, a push that grows with every " \
-                "disliked one nearby))"
+WITH_FEEDBACK = (", plus the feedback terms (like weight x cosine to the closest liked influencer, minus dislike "
+                 "weight x (cosine to the closest disliked one + once something is liked, a push that grows with "
+                 "every disliked one nearby))")
 
 
 def _ranking(base: str, feedback: Feedback) -> str:
