@@ -104,6 +104,12 @@ def _feedback(ctx: RunContext) -> Section:
     return feedback.run(feedback.FeedbackConfig(quick=ctx.quick))
 
 
+def _feedback_seeds(ctx: RunContext) -> Section:
+    from bench import feedback_seeds
+
+    return feedback_seeds.run(ctx.quick)
+
+
 def _caption_safety(ctx: RunContext) -> Section:
     from bench import caption_safety
 
@@ -160,6 +166,7 @@ SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
     SectionSpec("ranking-photos", _ranking_photos, default=False),
     SectionSpec("ranking-instagram", _ranking_instagram, default=False),
     SectionSpec("feedback", _feedback, default=False),
+    SectionSpec("feedback-seeds", _feedback_seeds, default=False),
     SectionSpec("caption-safety", _caption_safety, default=False),
     SectionSpec("encoder-rates", _encoder_rates, default=False),
     SectionSpec("index-build", _index_build, default=False),

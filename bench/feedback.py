@@ -227,6 +227,18 @@ def prepare(quick: bool) -> tuple[Path, Path] | str:
     return corpus, home
 
 
+def ensure_head(corpus: Path, home: Path, quick: bool, seed: int | None = None) -> dict[str, Any]:
+    """``congruence status`` of ``home``, after training a head there (``seed``: the training
+    seed, else the default) when none is in service."""
+    status = cli(["status", "--json"], home, 600).doc
+    if status["models"]["head"] is None:
+        cli(["train", "--json", "--test-brands", str(corpus / "test_brands.txt"), "--variants", "product",
+             "--activate-anyway", "--epochs", "2" if quick else "30",
+             *([] if seed is None else ["--seed", str(seed)])], home, 7200)
+        status = cli(["status", "--json"], home, 600).doc
+    return status
+
+
 def run(cfg: FeedbackConfig) -> Section:
     prepared = prepare(cfg.quick)
     if isinstance(prepared, str):
@@ -234,11 +246,7 @@ def run(cfg: FeedbackConfig) -> Section:
     corpus, home = prepared
     truth = truth_of(corpus, cfg.quick)
     allowed = benchmark_candidates(corpus, set(truth))
-    status = cli(["status", "--json"], home, 600).doc
-    if status["models"]["head"] is None:
-        cli(["train", "--json", "--test-brands", str(corpus / "test_brands.txt"), "--variants", "product",
-             "--activate-anyway", "--epochs", "2" if cfg.quick else "30"], home, 7200)
-        status = cli(["status", "--json"], home, 600).doc
+    status = ensure_head(corpus, home, cfg.quick)
     rows = measure(home, truth, allowed, cfg, pooled=False)
     pooled = measure(home, truth, allowed, cfg, pooled=True)
     groups = brand_groups(corpus)
