@@ -27,8 +27,8 @@ def test_new_sections_are_default_and_selectable() -> None:
 def test_sections_are_registered_in_one_table() -> None:
     sections = bench_main.SECTIONS
     assert list(sections) == ["ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export",
-                              "ranking-photos", "ranking-instagram", "feedback", "caption-safety", "encoder-rates",
-                              "index-build", "gpu"]
+                              "ranking-photos", "ranking-instagram", "feedback", "feedback-seeds", "caption-safety",
+                              "encoder-rates", "index-build", "gpu"]
     assert all(name == spec.name for name, spec in sections.items())
     assert {name for name, spec in sections.items() if spec.needs_pg} == {"ingest", "pgvector"}
     assert bench_main.DEFAULT_SECTIONS == tuple(sections)[:7]  # the ranking sections and the rest run only when named
