@@ -58,7 +58,7 @@ def seed_home(corpus: Path, home: Path, seed: int, quick: bool) -> Path:
     """A copy of ``home`` serving a head trained with ``seed``: reused while it holds the same
     corpus and its head was trained (``SEEDED`` says which)."""
     out = home.with_name(f"{home.name}-seed{seed}")
-    if not (out.exists() and (out / MARKER).read_bytes() == (home / MARKER).read_bytes()):
+    if not ((out / MARKER).is_file() and (out / MARKER).read_bytes() == (home / MARKER).read_bytes()):
         shutil.rmtree(out, ignore_errors=True)
         stop_embedded(home / "pg")  # a copy of a running server's folder would reach that server
         copy_home(home, out)
