@@ -4,9 +4,11 @@
 it reports moves with the head: this trains one product head per seed in a copy of that
 home (``feedback-home-seed<N>``, the embedded server stopped before the copy, kept and reused
 while the corpus is the same) and measures, on each, the target row (head, benchmark
-candidates, brands with first-list recall@10 < 0.5, default weights), with and without the
-added-up dislikes (``feedback.ACCUMULATE``), and the ceiling: the most 40 shown can hold
-when the first 10 are the list's own.
+candidates, brands with first-list recall@10 < 0.5, default weights), as the product runs
+it, without the added-up dislikes (``feedback.ACCUMULATE``), and with the closest-example
+terms in the head's tower alone (``feedback.LIKE_CONTENT`` and ``DISLIKE_CONTENT`` 0: no
+pooled space); and the ceiling: the most 40 shown can hold when the first 10 are the list's
+own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import os
 import shutil
 import statistics
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -69,11 +71,20 @@ def seed_home(corpus: Path, home: Path, seed: int, quick: bool) -> Path:
     return out
 
 
+VARIANTS: dict[str, dict[str, float]] = {  # module constants of congruence.search.feedback to set
+    "product": {},
+    "without added-up dislikes": {"ACCUMULATE": 0.0},
+    "tower only": {"LIKE_CONTENT": 0.0, "DISLIKE_CONTENT": 0.0},
+}
+
+
 def target_row(home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig,
-               added_up: bool) -> dict[str, Any]:
+               variant: str) -> dict[str, Any]:
     settings = load_settings({"CONGRUENCE_HOME": str(home)})
-    off = nullcontext() if added_up else mock.patch("congruence.search.feedback.ACCUMULATE", 0.0)
-    with off, Engine(settings) as engine:
+    with ExitStack() as stack:
+        for name, value in VARIANTS[variant].items():
+            stack.enter_context(mock.patch(f"congruence.search.feedback.{name}", value))
+        engine = stack.enter_context(Engine(settings))
         rows = per_brand(candidate_ranker(engine, allowed), truth, cfg)
     hard = [r for r in rows if r["recall@10"] < cfg.hard]
     reading, found = (sum(r[k][-1] for r in hard) for k in ("reading", PRODUCT))
@@ -93,32 +104,38 @@ def run(quick: bool) -> Section:
     ensure_head(corpus, home, quick)
     rows: list[Row] = []
     xs: list[float] = []
+    towers: list[float] = []
     ceilings: list[float] = []
     for seed in (None, *(QUICK_SEEDS if quick else SEEDS)):
         h = home if seed is None else seed_home(corpus, home, seed, quick)
         head = cli(["status", "--json"], h, 600).doc["models"]["head"]
-        now, before = (target_row(h, truth, allowed, cfg, added) for added in (True, False))
+        now, before, tower = (target_row(h, truth, allowed, cfg, v) for v in VARIANTS)
         xs.append(now["feedback"] / now["reading@40"])
+        towers.append(tower["feedback"] / tower["reading@40"])
         ceilings.append(now["ceiling"] / now["reading@40"])
         rows.append({"head": "bench's (default seed)" if seed is None else f"seed {seed}", "version": str(head),
                      **now, "x": f"{xs[-1]:.3f}",
                      "x without added-up dislikes": f"{before['feedback'] / before['reading@40']:.3f}",
+                     "tower only": tower["feedback"], "x tower only": f"{towers[-1]:.3f}",
                      "ceiling x": f"{ceilings[-1]:.3f}"})
         stop_embedded(h / "pg")
-    total = {k: sum(int(r[k] or 0) for r in rows) for k in ("reading@40", "feedback", "ceiling")}
+    total = {k: sum(int(r[k] or 0) for r in rows) for k in ("reading@40", "feedback", "tower only", "ceiling")}
     summary: list[Row] = [
         {"over heads": "pooled (sums)", "x": f"{total['feedback'] / total['reading@40']:.4f}",
          "found": total["feedback"], f"{cfg.target:g}x needs": math.ceil(cfg.target * total["reading@40"]),
+         "x tower only": f"{total['tower only'] / total['reading@40']:.4f}",
          "ceiling x": f"{total['ceiling'] / total['reading@40']:.3f}"},
         {"over heads": "median", "x": f"{statistics.median(xs):.3f}", "found": None, f"{cfg.target:g}x needs": None,
-         "ceiling x": f"{statistics.median(ceilings):.3f}"},
+         "x tower only": f"{statistics.median(towers):.3f}", "ceiling x": f"{statistics.median(ceilings):.3f}"},
         {"over heads": f"heads at >= {cfg.target:g}", "x": sum(x >= cfg.target for x in xs), "found": None,
-         f"{cfg.target:g}x needs": None, "ceiling x": None}]
+         f"{cfg.target:g}x needs": None, "x tower only": sum(x >= cfg.target for x in towers), "ceiling x": None}]
     section = Section("feedback-seeds", [
         Table("feedback target row per head (head, benchmark candidates, recall@10 < 0.5, "
               "partners in 40 shown)", rows),
         Table("over the heads", summary)])
     section.details.update({"rows": rows, "summary": summary, "targets_met": None})
     section.notes.append("each head is a `congruence train --variants product --seed N` in a copy of the feedback "
-                         "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0")
+                         "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0; 'tower only': its "
+                         "LIKE_CONTENT = DISLIKE_CONTENT = 0 (the closest liked and disliked in the head's tower alone, "
+                         "as before the pooled space was mixed in)")
     return section

@@ -24,8 +24,8 @@ from .test_head_product import trained_head
 BRAND = "brand_peakfit"  # a fitness brand: its first list is fitness creators
 
 
-def influencer_vectors(engine: Engine) -> dict[str, np.ndarray]:
-    _, ids, vecs = VectorStore(engine.store).account_vectors(engine.snapshot.space, kind="influencer")
+def influencer_vectors(engine: Engine, space: str | None = None) -> dict[str, np.ndarray]:
+    _, ids, vecs = VectorStore(engine.store).account_vectors(space or engine.snapshot.space, kind="influencer")
     return dict(zip(ids, vecs, strict=True))
 
 
@@ -36,16 +36,26 @@ def brute(q: np.ndarray, xb: dict[str, np.ndarray], skip: set[str], keep: set[st
 
 
 def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], disliked: list[str], b: float,
-                  c: float) -> np.ndarray:
+                  c: float, xc: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """b * max cos to a liked - c * (max cos to a disliked + 0.5 * sum exp((cos to a disliked - 1) / 0.1)
-    when something is liked), computed here, per id."""
+    when something is liked), computed here, per id. xc: the pooled space's vectors (a head in
+    service): the closest liked's cosine is then 0.5 xb's + 0.5 xc's, the closest disliked's
+    0.25 xb's + 0.75 xc's."""
     x = np.stack([xb[a] for a in ids]).astype(np.float64)
+
+    def near(group: list[str], share: float) -> np.ndarray:
+        own = (x @ np.stack([xb[a] for a in group]).T.astype(np.float64)).max(1)
+        if xc is None:
+            return own
+        y = np.stack([xc[a] for a in ids]).astype(np.float64)
+        return (1 - share) * own + share * (y @ np.stack([xc[a] for a in group]).T.astype(np.float64)).max(1)
+
     out = np.zeros(len(ids))
     if liked:
-        out += b * (x @ np.stack([xb[a] for a in liked]).T).max(1)
+        out += b * near(liked, 0.5)
     if disliked:
         sims = x @ np.stack([xb[a] for a in disliked]).T
-        out -= c * (sims.max(1) + (0.5 * np.exp((sims - 1) / 0.1).sum(1) if liked else 0.0))
+        out -= c * (near(disliked, 0.75) + (0.5 * np.exp((sims - 1) / 0.1).sum(1) if liked else 0.0))
     return out
 
 
@@ -106,6 +116,34 @@ def test_once_something_is_liked_repeated_dislikes_push_their_niche_away() -> No
     sims = (a[4:] @ a[:4].T).astype(np.float64)
     want = 4.0 * (a[4:] @ elsewhere[0]) - (sims.max(1) + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
     assert np.allclose(m.terms(a[4:]), want, atol=1e-5)
+
+
+def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> None:
+    """With the pooled space's vectors, the closest-example cosines mix the two spaces (like
+    0.5, dislike 0.75); a candidate without a pooled vector keeps the snapshot's space alone;
+    the added-up dislikes stay in the snapshot's space; ``similar``'s seeds join the liked in
+    both spaces."""
+    rng = np.random.default_rng(5)
+    vecs, liked, disliked = (l2_normalize(rng.normal(size=s)) for s in ((6, 8), (2, 8), (3, 8)))
+    cvecs, cliked, cdisliked = (l2_normalize(rng.normal(size=s)) for s in ((6, 12), (2, 12), (3, 12)))
+    m = Moves(vecs[0], liked, liked, disliked, 4.0, 1.0, cliked, cdisliked)
+    has = np.array([True, True, True, False, True, True])
+    sims = vecs @ disliked.T
+    like = 0.5 * (vecs @ liked.T).max(1) + 0.5 * (cvecs @ cliked.T).max(1)
+    dislike = 0.25 * sims.max(1) + 0.75 * (cvecs @ cdisliked.T).max(1)
+    like[3], dislike[3] = (vecs[3] @ liked.T).max(), sims[3].max()
+    want = 4.0 * like - (dislike + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
+    assert np.allclose(m.terms(vecs, cvecs, has), want, atol=1e-6)
+    assert m.wants_content and not Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).wants_content
+    assert np.allclose(m.terms(vecs), Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).terms(vecs), atol=1e-9)
+    seeds, cseeds = l2_normalize(rng.normal(size=(2, 8))), l2_normalize(rng.normal(size=(2, 12)))
+    marked = Marked(np.arange(5), liked.astype(np.float32), disliked.astype(np.float32), 4.0, 1.0,
+                    cliked.astype(np.float32), cdisliked.astype(np.float32))
+    _, moves = apply(seeds.mean(0), marked, examples=seeds, examples_content=cseeds)
+    assert moves is not None and moves.liked_content is not None
+    assert np.allclose(moves.liked_content, np.concatenate([cseeds, cliked]), atol=1e-6)
+    _, unknown = apply(seeds.mean(0), marked, examples=seeds)  # the seeds' pooled vectors unknown
+    assert unknown is not None and unknown.liked_content is None and unknown.disliked_content is not None
 
 
 def test_similar_seeds_count_as_liked_so_dislikes_add_up() -> None:
@@ -210,8 +248,9 @@ def test_lookalikes_of_several_influencers(settings: Settings, small_corpus: Pat
 def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(settings: Settings,
                                                                           small_corpus: Path) -> None:
     """With a head: each candidate's score is the head's rerank score against the brand's
-    posts (the list without feedback) plus mix0 * (b * max cos to a liked - c * max cos to a
-    disliked) in the influencer tower."""
+    posts (the list without feedback) plus mix0 * (b * like - c * dislike), like and dislike
+    the closest liked's and disliked's cosines in the influencer tower mixed with those in the
+    pooled space (``nearest_terms``)."""
     ingest(small_corpus, settings)
     deploy(settings, trained_head(settings))
     with Engine(settings) as engine:
@@ -224,9 +263,11 @@ def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(setti
         got = engine.match_brand(BRAND, k=18, feedback=Feedback.make(liked, disliked))
         ids = [h.influencer_id for h in got]
         assert not set(ids) & {*liked, *disliked} and len(ids) == 15
-        xb = influencer_vectors(engine)
-        terms = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0)
+        xb, xc = influencer_vectors(engine), influencer_vectors(engine, "pooled")
+        terms = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0, xc)
         assert [h.score for h in got] == pytest.approx([plain[a] + mix0 * t for a, t in zip(ids, terms)], abs=1e-4)
+        tower_only = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0)
+        assert not np.allclose(terms, tower_only, atol=1e-3)  # the pooled space counts
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
         assert [a for a in ids if a.startswith("pets_")] == ["pets_creator_00"] and ids[0] == "pets_creator_00"
 

@@ -26,7 +26,16 @@ from congruence.indexer.pool import pool, pool_features
 from congruence.indexer.store import Store
 from congruence.indexer.vector_store import VectorStore
 from congruence.safety.screen import screen_version
-from congruence.search.feedback import Feedback, Marked, Moves, apply, resolve, seeds_query
+from congruence.search.feedback import (
+    CONTENT_SPACE,
+    Feedback,
+    Marked,
+    Moves,
+    apply,
+    content_vectors,
+    resolve,
+    seeds_query,
+)
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
 from congruence.search.metrics import load_metrics
@@ -166,7 +175,7 @@ class Engine:
         vecs = np.stack([e.vector for e in entries])
         q = entries[0].vector if len(entries) == 1 else seeds_query(vecs)
         return self._hits(snap, q, k, filters, posts, exclude=[e.seq for e in entries], feedback=feedback,
-                          examples=vecs)
+                          examples=vecs, example_seqs=[e.seq for e in entries])
 
     def retrieve(self, snap: Snapshot, xq: np.ndarray, k: int, filters: Filters = Filters(),
                  brand_posts: Sequence[np.ndarray | None] | None = None,
@@ -223,10 +232,16 @@ class Engine:
 
     def _hits(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, posts: int,
               brand_posts: np.ndarray | None = None, exclude: Sequence[int] = (),
-              feedback: Feedback = Feedback(), examples: np.ndarray | None = None) -> list[Hit]:
+              feedback: Feedback = Feedback(), examples: np.ndarray | None = None,
+              example_seqs: Sequence[int] = ()) -> list[Hit]:
         """One query through ``retrieve``, with ``feedback`` (``examples``: vectors that count as
-        liked, ``feedback.apply``), as hits (with each hit's ``posts`` best posts)."""
-        skip, moves = apply(q, self.marked(snap, feedback), exclude, examples)
+        liked, ``feedback.apply``, of the accounts ``example_seqs``), as hits (with each hit's
+        ``posts`` best posts)."""
+        marked = self.marked(snap, feedback)
+        examples_content = None
+        if marked is not None and examples is not None and snap.space != CONTENT_SPACE:
+            examples_content = content_vectors(self.reader.exact, example_seqs)
+        skip, moves = apply(q, marked, exclude, examples, examples_content)
         D, I = self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [moves])  # noqa: E741
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)

@@ -7,7 +7,8 @@ Per query, in order:
    N = max(k, candidates) candidates (``rerank``);
 3. with relevance feedback (``feedback.Moves``): the candidates of the query, of its
    Rocchio-moved query and around each liked influencer, scored by what the query alone
-   gives them (the head's rerank, or the exact cosine) plus the nearest-example terms;
+   gives them (the head's rerank, or the exact cosine) plus the nearest-example terms
+   (with a head, over its tower's vectors and the pooled space's, both read from PostgreSQL);
 4. otherwise, on compressed (sq8) codes: 4N + 20 candidates re-scored exactly with their
    float32 vectors from PostgreSQL, as FAISS' IndexRefine does but with the refinement
    vectors left in the database (8-bit codes round inner products by ~1e-3, enough to swap
@@ -29,7 +30,7 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import as_matrix
 from congruence.indexer.index import Selection
-from congruence.search.feedback import NEIGHBOURS, Moves
+from congruence.search.feedback import CONTENT_SPACE, NEIGHBOURS, Moves
 from congruence.search.rerank import Ranked, rerank
 from congruence.search.snapshot import Snapshot
 
@@ -128,8 +129,14 @@ def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: lis
     """Each fed query's candidates scored by what the query alone gives them (the head's
     rerank score, or the exact cosine to the query) plus ``s * Moves.terms`` (s: the head's
     weight of one pooled cosine when reranked, else 1), best first; candidates without a
-    score or a vector follow, -inf, in their order (one vector read for all)."""
-    vecs, where = _read(snap, exact, np.concatenate([lists[i][0] for i, _, _ in fed]), xq.shape[1])
+    score or a vector follow, -inf, in their order (one vector read for all, and one in
+    ``CONTENT_SPACE`` when a query's terms use it)."""
+    every = np.concatenate([lists[i][0] for i, _, _ in fed])
+    vecs, where = _read(snap, exact, every, xq.shape[1])
+    content: tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None = None
+    if any(m.wants_content for _, m, _ in fed):
+        found, cvecs = exact(CONTENT_SPACE, every)
+        content = (cvecs, _rows_of(found))
     scale = float(snap.head.mix[0].detach()) if snap.head is not None else 1.0
     out = list(lists)
     for i, m, reranked in fed:
@@ -141,7 +148,12 @@ def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: lis
             base[ok] = vecs[at[ok]] @ xq[i].astype(np.float64)
         new = np.full(len(cand), -np.inf)
         live = ok & np.isfinite(base)
-        new[live] = base[live] + (scale if reranked else 1.0) * m.terms(vecs[at[live]])
+        cv, has = None, None
+        if content is not None and m.wants_content:
+            crow = content[1](cand[live])
+            has = crow >= 0
+            cv = content[0][np.maximum(crow, 0)] if len(content[0]) else None
+        new[live] = base[live] + (scale if reranked else 1.0) * m.terms(vecs[at[live]], cv, has)
         order = np.argsort(-new, kind="stable")
         out[i] = (cand[order], new[order].astype(np.float32))
     return out
@@ -185,9 +197,14 @@ def _read(snap: Snapshot, exact: ExactVectors, seqs: np.ndarray,
     found, vecs = exact(snap.space, seqs)
     if not len(found):  # nothing passed the filter, or no vector is left: (0, 0) from the store
         vecs = np.zeros((0, dim), np.float32)
+    return vecs, _rows_of(found)
+
+
+def _rows_of(found: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving each of some seqs its row in ``found`` (-1: not there)."""
     row = np.full(int(found.max()) + 1 if len(found) else 1, -1, np.int64)
     row[found] = np.arange(len(found))
-    return vecs, lambda cand: np.where(cand < len(row), row[np.minimum(cand, len(row) - 1)], -1)
+    return lambda cand: np.where(cand < len(row), row[np.minimum(cand, len(row) - 1)], -1)
 
 
 def _pack(lists: list[Ranked], k: int) -> tuple[np.ndarray, np.ndarray]:
