@@ -77,12 +77,15 @@ def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client,
     body = {"influencers": seeds, "k": 5, "dislike": ["pets_creator_01"], "micro": True}
     answer = client.post("/v1/similar", json=body)
     got = ids(answer)
-    assert answer.json()["ranking"].endswith("(to the mean of the set), plus the feedback terms (like weight x cosine "
-                                             "to the closest liked influencer, minus dislike weight x (cosine to the "
-                                             "closest disliked one + once something is liked, a push that grows "
-                                             "with every disliked one nearby))")
     with Engine(settings) as engine:
         want = engine.similar(seeds, 5, Filters.make(micro=True), feedback=Feedback.make(None, ["pets_creator_01"]))
+        head = engine.snapshot.head is not None
+    assert answer.json()["ranking"].endswith(
+        "(to the mean of the set), plus the feedback terms (like weight x similarity to the closest liked influencer, "
+        "minus dislike weight x (similarity to the closest disliked one + once something is liked, a push that grows "
+        "with every disliked one nearby)); similarity: " + (
+            "the cosine in the head's influencer tower mixed with the cosine of pooled embeddings (1:1 to the liked, "
+            "1:3 to the disliked)" if head else "the cosine of pooled embeddings"))
     assert got == [h.influencer_id for h in want] and not set(got) & {*seeds, "pets_creator_01"}
     image = (small_corpus / "images" / "food_creator_00_p0.jpg").read_bytes()
     new = client.post("/v1/match", files=[("images", ("a.jpg", image, "image/jpeg"))],

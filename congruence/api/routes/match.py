@@ -47,14 +47,18 @@ def _feedback(f: FeedbackFields) -> Feedback:
     return Feedback.make(f.like, f.dislike, f.like_weight, f.dislike_weight)
 
 
-WITH_FEEDBACK = (", plus the feedback terms (like weight x cosine to the closest liked influencer, minus dislike "
-                 "weight x (cosine to the closest disliked one + once something is liked, a push that grows with "
-                 "every disliked one nearby))")
+WITH_FEEDBACK = (", plus the feedback terms (like weight x similarity to the closest liked influencer, minus "
+                 "dislike weight x (similarity to the closest disliked one + once something is liked, a push that "
+                 "grows with every disliked one nearby))")
+SIMILARITY = {False: "; similarity: the cosine of pooled embeddings",
+              True: "; similarity: the cosine in the head's influencer tower mixed with the cosine of pooled "
+                    "embeddings (1:1 to the liked, 1:3 to the disliked)"}
 
 
-def _ranking(base: str, feedback: Feedback) -> str:
-    """How a list was scored, in words: ``base``, and the feedback terms when there was feedback."""
-    return base + WITH_FEEDBACK if feedback.active else base
+def _ranking(base: str, feedback: Feedback, head: bool) -> str:
+    """How a list was scored, in words: ``base``, and the feedback terms when there was feedback
+    (``head``: a head was in service)."""
+    return base + WITH_FEEDBACK + SIMILARITY[head] if feedback.active else base
 
 
 @router.post("/v1/match", response_model=MatchResponse, openapi_extra=_OPENAPI,
@@ -93,4 +97,5 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
     else:
         raise HTTPException(415, "send JSON {\"brand_id\": ...} for a brand in the corpus, "
                                  "or multipart/form-data with images and text for a new brand")
-    return match_response(engine.store, hits, _ranking(engine.ranking(snap), feedback), query_id)
+    ranking = _ranking(engine.ranking(snap), feedback, snap.head is not None)
+    return match_response(engine.store, hits, ranking, query_id)
