@@ -60,11 +60,12 @@ def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], d
 
 
 def brute_feedback(q: np.ndarray, xb: dict[str, np.ndarray], liked: list[str], disliked: list[str], b: float,
-                   c: float, skip: set[str] = frozenset(), keep: set[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """(ids best first, scores): the cosine to q plus the nearest-example terms, over every
-    influencer but the marked and skipped (and only those kept)."""
+                   c: float, skip: set[str] = frozenset(), keep: set[str] | None = None,
+                   xc: dict[str, np.ndarray] | None = None) -> tuple[list[str], np.ndarray]:
+    """(ids best first, scores): the cosine to q plus the nearest-example terms (``xc``: as
+    ``nearest_terms``'), over every influencer but the marked and skipped (and only those kept)."""
     ids = [a for a in xb if a not in {*skip, *liked, *disliked} and (keep is None or a in keep)]
-    scores = np.stack([xb[a] for a in ids]).astype(np.float64) @ q + nearest_terms(xb, ids, liked, disliked, b, c)
+    scores = np.stack([xb[a] for a in ids]).astype(np.float64) @ q + nearest_terms(xb, ids, liked, disliked, b, c, xc)
     order = np.argsort(-scores, kind="stable")
     return [ids[i] for i in order], scores[order]
 
@@ -144,6 +145,12 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
     assert np.allclose(moves.liked_content, np.concatenate([cseeds, cliked]), atol=1e-6)
     _, unknown = apply(seeds.mean(0), marked, examples=seeds)  # the seeds' pooled vectors unknown
     assert unknown is not None and unknown.liked_content is None and unknown.disliked_content is not None
+    # nothing liked yet (resolve leaves the like side's pooled vectors None): the seeds' alone
+    only_dislikes = Marked(np.arange(3), np.zeros((0, 8), np.float32), disliked.astype(np.float32), 4.0, 1.0,
+                           None, cdisliked.astype(np.float32))
+    _, seeded = apply(seeds.mean(0), only_dislikes, examples=seeds, examples_content=cseeds)
+    assert seeded is not None and seeded.liked_content is not None
+    assert np.allclose(seeded.liked_content, cseeds, atol=1e-6)
 
 
 def test_similar_seeds_count_as_liked_so_dislikes_add_up() -> None:
@@ -268,6 +275,14 @@ def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(setti
         assert [h.score for h in got] == pytest.approx([plain[a] + mix0 * t for a, t in zip(ids, terms)], abs=1e-4)
         tower_only = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0)
         assert not np.allclose(terms, tower_only, atol=1e-3)  # the pooled space counts
+        # look-alikes of a set, dislikes only: the seeds count as liked, in both spaces
+        seeds = ["pets_creator_00", "food_creator_00"]
+        plain_similar = [h.influencer_id for h in engine.similar(seeds, k=18)]
+        got = engine.similar(seeds, k=14, feedback=Feedback.make(None, plain_similar[:1]))
+        centroid = l2_normalize((xb[seeds[0]] + xb[seeds[1]]) / 2)
+        want, scores = brute_feedback(centroid, xb, seeds, plain_similar[:1], 4.0, 1.0, xc=xc)
+        assert [h.influencer_id for h in got] == want[:14]
+        assert [h.score for h in got] == pytest.approx(scores[:14].tolist(), abs=1e-4)
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
         assert [a for a in ids if a.startswith("pets_")] == ["pets_creator_00"] and ids[0] == "pets_creator_00"
 

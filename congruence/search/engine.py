@@ -164,13 +164,14 @@ class Engine:
         return self._hits(snap, query.vector, k, filters, posts, brand_posts=query.posts, feedback=feedback)
 
     def similar(self, influencers: str | Sequence[str], k: int = 20, filters: Filters = Filters(), posts: int = 0,
-                feedback: Feedback = Feedback()) -> list[Hit]:
+                feedback: Feedback = Feedback(), snap: Snapshot | None = None) -> list[Hit]:
         """Look-alikes of one influencer, or of a set (ranked by the mean cosine to the seeds,
-        the seeds excluded), in the influencer tower when a head is in service."""
+        the seeds excluded), in the influencer tower when a head is in service. ``snap``: as
+        ``match_brand``'s."""
         seeds = [influencers] if isinstance(influencers, str) else list(dict.fromkeys(influencers))
         if not 1 <= len(seeds) <= MAX_SEEDS:
             raise InvalidInput(f"similar: give 1 to {MAX_SEEDS} influencers, got {len(seeds)}")
-        snap = self.current()
+        snap = snap or self.current()
         entries = [self.entry(snap, a, "influencer") for a in seeds]
         vecs = np.stack([e.vector for e in entries])
         q = entries[0].vector if len(entries) == 1 else seeds_query(vecs)

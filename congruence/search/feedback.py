@@ -20,8 +20,9 @@ otherwise):
    ``LIKE_CONTENT`` and ``DISLIKE_CONTENT`` (``mixed``). The tower is trained to put a brand's
    partners near the brand, so it puts creators of the niches a brand's kind partners with
    near one another (pets beside home interiors for a food brand); "not this creator" is a
-   question about what the posts show, which the pooled space keeps apart. Once something is liked, ``dislikes(c) = ACCUMULATE * sum_d
-   exp((cos(c, d) - 1) / WIDTH)`` adds up too: a niche the user has disliked again and again
+   question about what the posts show, which the pooled space keeps apart. Once something is
+   liked, ``dislikes(c) = ACCUMULATE * sum_d exp((cos(c, d) - 1) / WIDTH)`` (in the
+   snapshot's space) adds up too: a niche the user has disliked again and again
    goes away, even when it sits next to what the user likes (jeans beside the liked
    holsters); before any like it is left out, so at the default weights dislikes alone do not
    push a brand's own niche away (``accumulated``). ``similar``'s seeds count as liked;
@@ -246,8 +247,11 @@ def apply(xq: np.ndarray, marked: Marked | None, exclude: Sequence[int] = (),
     liked, liked_content = marked.liked, marked.liked_content
     if examples is not None:
         liked = np.concatenate([np.asarray(examples, np.float32), marked.liked])
-        liked_content = None if examples_content is None or liked_content is None else \
-            np.concatenate([np.asarray(examples_content, np.float32), liked_content])
+        if examples_content is None or (len(marked.liked) and liked_content is None):
+            liked_content = None  # a liked account without a pooled vector: the like term stays in one space
+        else:  # nothing liked yet (resolve's None for an empty side), or both known
+            own = [] if not len(marked.liked) or liked_content is None else [liked_content]
+            liked_content = np.concatenate([np.asarray(examples_content, np.float32), *own])
     return skip, Moves(moved, marked.liked[:MAX_AROUND], liked, marked.disliked, marked.like_weight,
                        marked.dislike_weight, liked_content, marked.disliked_content)
 

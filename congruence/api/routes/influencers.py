@@ -43,13 +43,15 @@ async def similar(influencer_id: str, engine: EngineDep, _key: KeyDep,
                            exclude_categories=exclude_categories, safe_last=safe_last,
                            metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags))
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
-    hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback)
-    return match_response(engine.store, hits, _ranking(RANKING, feedback, engine.current().head is not None))
+    snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
+    hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback, snap)
+    return match_response(engine.store, hits, _ranking(RANKING, feedback, snap.head is not None))
 
 
 @router.post("/v1/similar", response_model=MatchResponse, summary="Look-alikes of several influencers, best first")
 async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDep) -> MatchResponse:
     feedback = _feedback(req)
-    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, feedback)
+    snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
+    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, feedback, snap)
     return match_response(engine.store, hits, _ranking(RANKING + " (to the mean of the set)", feedback,
-                                                             engine.current().head is not None))
+                                                       snap.head is not None))
