@@ -275,16 +275,16 @@ def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(setti
         assert [h.score for h in got] == pytest.approx([plain[a] + mix0 * t for a, t in zip(ids, terms)], abs=1e-4)
         tower_only = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0)
         assert not np.allclose(terms, tower_only, atol=1e-3)  # the pooled space counts
+        assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+        assert [a for a in ids if a.startswith("pets_")] == ["pets_creator_00"] and ids[0] == "pets_creator_00"
         # look-alikes of a set, dislikes only: the seeds count as liked, in both spaces
         seeds = ["pets_creator_00", "food_creator_00"]
         plain_similar = [h.influencer_id for h in engine.similar(seeds, k=18)]
-        got = engine.similar(seeds, k=14, feedback=Feedback.make(None, plain_similar[:1]))
+        lookalikes = engine.similar(seeds, k=14, feedback=Feedback.make(None, plain_similar[:1]))
         centroid = l2_normalize((xb[seeds[0]] + xb[seeds[1]]) / 2)
         want, scores = brute_feedback(centroid, xb, seeds, plain_similar[:1], 4.0, 1.0, xc=xc)
-        assert [h.influencer_id for h in got] == want[:14]
-        assert [h.score for h in got] == pytest.approx(scores[:14].tolist(), abs=1e-4)
-        assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
-        assert [a for a in ids if a.startswith("pets_")] == ["pets_creator_00"] and ids[0] == "pets_creator_00"
+        assert [h.influencer_id for h in lookalikes] == want[:14]
+        assert [h.score for h in lookalikes] == pytest.approx(scores[:14].tolist(), abs=1e-4)
 
 
 @pytest.mark.parametrize("with_head", [False, True])

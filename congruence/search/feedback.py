@@ -282,21 +282,22 @@ def resolve(space: str, dim: int, feedback: Feedback, lookup: Lookup, exact: Exa
     if space == CONTENT_SPACE:
         return marked
     cfound, cvecs = exact(CONTENT_SPACE, np.asarray(seqs, np.int64))
-    crow = {int(s): i for i, s in enumerate(cfound)}
 
-    def content(group: tuple[str, ...]) -> np.ndarray | None:
-        have = [seq_of[a] for a in group if seq_of[a] in row]
-        if not have or any(s not in crow for s in have):
-            return None
-        return cvecs[[crow[s] for s in have]]
+    def content(group: tuple[str, ...]) -> np.ndarray | None:  # the same accounts as ``side``'s
+        return _aligned(cfound, cvecs, [seq_of[a] for a in group if seq_of[a] in row])
 
     return replace(marked, liked_content=content(feedback.like), disliked_content=content(feedback.dislike))
 
 
 def content_vectors(exact: ExactVectors, seqs: Sequence[int]) -> np.ndarray | None:
-    """(n, dc) ``CONTENT_SPACE`` vectors of ``seqs``, row for row, or None when one is missing."""
-    found, vecs = exact(CONTENT_SPACE, np.asarray(list(seqs), np.int64))
+    """(n, dc) ``CONTENT_SPACE`` vectors of ``seqs``, row for row, or None (``_aligned``)."""
+    return _aligned(*exact(CONTENT_SPACE, np.asarray(list(seqs), np.int64)), seqs)
+
+
+def _aligned(found: np.ndarray, vecs: np.ndarray, seqs: Sequence[int]) -> np.ndarray | None:
+    """The rows of ``vecs`` (those of accounts ``found``) of ``seqs``, row for row; None when
+    no seq is asked for or one has no vector."""
     row = {int(s): i for i, s in enumerate(found)}
-    if any(int(s) not in row for s in seqs):
+    if not len(seqs) or any(int(s) not in row for s in seqs):
         return None
     return vecs[[row[int(s)] for s in seqs]]
