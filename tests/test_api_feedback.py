@@ -69,6 +69,17 @@ def test_brand_safe_and_flags_in_hits(served: tuple[httpx.Client, Settings]) -> 
     assert not set(similar) & (flagged | {"food_creator_00", "food_creator_01"})
     bad = client.post("/v1/match", json={"brand_id": BRAND, "exclude_categories": ["guns"]})
     assert bad.status_code == 422 and "unknown safety category 'guns'" in bad.text
+    # names separated by commas are read alike by the GET route and the JSON body
+    both = {"k": 18, "exclude_categories": "drugs,arms"}
+    listed = ids(client.get("/v1/influencers/food_creator_00/similar", params=both))
+    assert listed == ids(client.post("/v1/similar", json={"influencers": ["food_creator_00"], **both}))
+    assert not set(listed) & FLAGGED and len(listed) == 17 - len(FLAGGED)  # 18 influencers, the seed out
+    nan = client.get("/v1/influencers/food_creator_00/similar", params={"like_weight": "nan"})
+    assert nan.status_code == 422 and "finite number" in nan.text
+    idle = client.post("/v1/match", json={"brand_id": BRAND, "safe_last": 5})
+    assert idle.status_code == 422 and "safe_last (5) needs brand_safe or exclude_categories" in idle.text
+    seed = client.post("/v1/similar", json={"influencers": ["food_creator_00"], "dislike": ["food_creator_00"]})
+    assert seed.status_code == 422 and seed.json()["detail"] == "'food_creator_00' is both a seed of similar and disliked"
 
 
 def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client, Settings], small_corpus: Path) -> None:
@@ -99,4 +110,4 @@ def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client,
     same = client.post("/v1/match", json={"brand_id": BRAND, "like": ["x"], "dislike": ["x"]})
     assert same.status_code == 422 and same.json()["detail"] == "'x' is both liked and disliked"
     unknown = client.post("/v1/match", json={"brand_id": BRAND, "like": ["nobody"]})
-    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown influencer 'nobody'"
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "like: unknown influencer 'nobody'"

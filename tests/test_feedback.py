@@ -223,10 +223,20 @@ def test_feedback_gathers_candidates_around_the_liked(settings: Settings, small_
 def test_feedback_refuses_unknown_ids_and_brands(settings: Settings, small_corpus: Path) -> None:
     ingest(small_corpus, settings)
     with Engine(settings) as engine:
-        with pytest.raises(NotFound, match="^unknown influencer 'nobody'$"):
-            engine.match_brand(BRAND, feedback=Feedback.make(["nobody"]))
-        with pytest.raises(NotFound, match="^.brand_peakfit. is a brand, not an influencer$"):
+        with pytest.raises(NotFound, match="^like: unknown influencer 'nobody'$"):
+            engine.match_brand(BRAND, feedback=Feedback.make(["pets_creator_01", "nobody"]))
+        with pytest.raises(NotFound, match="^dislike: .brand_peakfit. is a brand, not an influencer$"):
             engine.similar("pets_creator_00", feedback=Feedback.make(None, [BRAND]))
+        # a seed cannot also be marked: disliking the one seed would cancel the query itself
+        for fb, name in ((Feedback.make(None, ["pets_creator_00"]), "disliked"),
+                         (Feedback.make(["pets_creator_00"]), "liked")):
+            with pytest.raises(InvalidInput, match=f"^'pets_creator_00' is both a seed of similar and {name}$"):
+                engine.similar([" pets_creator_00 ", "food_creator_00"], feedback=fb)
+        # seeds are trimmed as the feedback's ids are
+        assert [h.influencer_id for h in engine.similar([" pets_creator_00 "], k=3)] == \
+            [h.influencer_id for h in engine.similar("pets_creator_00", k=3)]
+    with pytest.raises(InvalidInput, match="^like: 'xxxx.*longer than 200 characters"):
+        Feedback.make(["x" * 1000])
 
 
 def test_lookalikes_of_several_influencers(settings: Settings, small_corpus: Path) -> None:

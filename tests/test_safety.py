@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -26,6 +27,7 @@ from congruence.training.jobs import train_and_deploy
 from congruence.training.loop import TrainConfig
 
 from .conftest import PHOTOS, TABLES, requires_photos, run
+from .server import serving
 from .test_head_product import one_post_corpus, trained_head
 
 BEER = "Cheers! craft beer and vodka shots tonight #craftbeer"
@@ -81,6 +83,14 @@ def test_caption_words_by_category() -> None:
     with pytest.raises(InvalidInput, match="^unknown safety category 'guns': expected one of adult, arms, drugs, "
                                            "hate_profanity, violence$"):
         Filters.make(exclude_categories=["guns"])
+    # several names in one item, as a form field or a query parameter gives them
+    assert Filters.make(exclude_categories=["Arms, adult", "drugs"]).exclude_categories == ("adult", "arms", "drugs")
+    with pytest.raises(InvalidInput, match="^exclude_categories: expected a list of category names$"):
+        Filters.make(exclude_categories=["arms", 3])  # type: ignore[list-item]
+    # how many newest posts a screen looks at, with no screen asked for: refused, not ignored
+    with pytest.raises(InvalidInput, match=r"^safe_last \(5\) needs brand_safe or exclude_categories"):
+        Filters.make(safe_last=5)
+    assert Filters.make(brand_safe=True, safe_last=5).safe_last == 5
 
 
 def test_screen_flags_and_filters_through_the_cli(env: Settings, small_corpus: Path, tmp_path: Path,
@@ -130,6 +140,9 @@ def test_brand_safe_with_a_head_and_unscreened_posts(settings: Settings, small_c
         with pytest.raises(InvalidInput, match="^38 influencer posts have not been screened for brand safety yet: "
                                                "run `congruence screen`$"):
             engine.match_brand("brand_peakfit", filters=Filters.make(brand_safe=True))
+    with serving(settings, auth=False) as url:  # an export says so at once, not as a job failed later
+        asked = httpx.post(f"{url}/v1/exports", json={"brands": ["brand_peakfit"], "brand_safe": True}, timeout=60)
+        assert asked.status_code == 422 and "have not been screened for brand safety yet" in asked.text
     report = screen(settings)
     assert report.screened == 50 and report.waiting == 0 and report.by_category["drugs"] >= 1
     deploy(settings, trained_head(settings))

@@ -94,3 +94,45 @@ def test_brand_safe_filters_and_flags_on_cards(site: dict, page) -> None:  # typ
     page.click("#search-btn")
     wait_for(page, api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18, "exclude_categories": ["arms"]}))
     assert "food_creator_02" not in shown(page) and "fitness_creator_01" in shown(page)
+
+
+def test_reruns_read_the_form_now_keep_dislikes_and_drop_stale_answers(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    search_brand(page, site, 6)
+    first = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6})
+    wait_for(page, first)
+    held = []  # the first feedback re-run is held back until a later one has answered
+
+    def hold_first(route) -> None:  # type: ignore[no-untyped-def]
+        if not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/v1/match", hold_first)
+    page.locator(f'.card[data-influencer="{first[0]}"] button.dislike').click()
+    page.locator(f'.card[data-influencer="{first[1]}"] button.dislike').click()
+    both = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "dislike": first[:2]})
+    wait_for(page, both)
+    with page.expect_response("**/v1/match"):
+        held[0].continue_()  # the older answer (only first[0] disliked) arrives last
+    page.wait_for_timeout(500)
+    assert shown(page) == both  # and is dropped: first[1] does not come back
+    page.unroute("**/v1/match")
+    # a filter ticked after the search counts in the next re-run, as the form shows it
+    page.check("#brand-safe")
+    page.fill("#safe-last", "2")
+    liked = both[-1]
+    page.locator(f'.card[data-influencer="{liked}"] button.like').click()
+    steered = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "like": [liked], "dislike": first[:2],
+                                          "brand_safe": True, "safe_last": 2})
+    wait_for(page, steered)
+    assert steered != api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "like": [liked], "dislike": first[:2]})
+    # a card's look-alikes keep what was disliked out
+    seed = steered[0]
+    page.locator(f'.card[data-influencer="{seed}"] a.similar').click()
+    look = api_ids(site, "/v1/similar", {"influencers": [seed], "k": 6, "dislike": first[:2], "brand_safe": True,
+                                         "safe_last": 2})
+    wait_for(page, look)
+    assert not set(look) & set(first[:2])
+    assert sorted(m.get_attribute("data-influencer") for m in page.locator(".feedback .mark.dislike").all()) == \
+        sorted(first[:2])

@@ -121,7 +121,8 @@ class MatchHit(BaseModel):
     score: float
     rank: int
     top_posts: list[PostOut]
-    similar_url: str
+    similar_url: str = Field(..., description="this influencer's look-alikes, with no filter or feedback: add the query "
+                             "parameters (brand_safe, dislike, ...) to carry them over")
     account_url: str
     safety: SafetyOut | None = Field(None, description="the brand-safety screen of the account (None: not screened)")
     metrics: MetricsOut | None = Field(None, description="the account's metrics (None: not computed yet)")

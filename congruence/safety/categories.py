@@ -49,12 +49,15 @@ NAMES: tuple[str, ...] = tuple(CATEGORIES)
 
 
 def check_categories(values: Iterable[str] | None) -> tuple[str, ...]:
-    """The category names, lower-cased, in ``NAMES`` order; an unknown one is refused."""
+    """The category names, lower-cased, in ``NAMES`` order (an item may hold several, separated
+    by commas); an unknown one is refused."""
     if values is None:
         return ()
-    if isinstance(values, str):
+    items = [] if isinstance(values, str) else list(values)
+    if isinstance(values, str) or any(not isinstance(v, str) for v in items):
         raise InvalidInput("exclude_categories: expected a list of category names")
-    got = {v.strip().lower() for v in values if isinstance(v, str) and v.strip()}
+    # "adult,arms" in one item, as a form field or a query parameter carries them
+    got = {p.strip().lower() for v in items for p in v.split(",") if p.strip()}
     bad = sorted(got - set(NAMES))
     if bad:
         raise InvalidInput(f"unknown safety category {bad[0]!r}: expected one of {', '.join(NAMES)}")

@@ -168,9 +168,16 @@ class Engine:
         """Look-alikes of one influencer, or of a set (ranked by the mean cosine to the seeds,
         the seeds excluded), in the influencer tower when a head is in service. ``snap``: as
         ``match_brand``'s."""
-        seeds = [influencers] if isinstance(influencers, str) else list(dict.fromkeys(influencers))
+        seeds = [influencers] if isinstance(influencers, str) else list(influencers)
+        if any(not isinstance(a, str) for a in seeds):
+            raise InvalidInput("similar: expected influencer ids")
+        seeds = list(dict.fromkeys(a.strip() for a in seeds if a.strip()))
         if not 1 <= len(seeds) <= MAX_SEEDS:
             raise InvalidInput(f"similar: give 1 to {MAX_SEEDS} influencers, got {len(seeds)}")
+        for name, marked in (("liked", feedback.like), ("disliked", feedback.dislike)):
+            both = [a for a in seeds if a in marked]
+            if both:  # a seed is what the user asked for: liking it adds nothing, disliking it cancels the query
+                raise InvalidInput(f"{both[0]!r} is both a seed of similar and {name}")
         snap = snap or self.current()
         entries = [self.entry(snap, a, "influencer") for a in seeds]
         vecs = np.stack([e.vector for e in entries])

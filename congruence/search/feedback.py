@@ -47,11 +47,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from congruence.core.errors import InvalidInput
+from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.vectors import l2_normalize
 from congruence.indexer.store import Store
 
 MAX_FEEDBACK = 500  # ids in one like or dislike list
+MAX_ID = 200  # characters in an account id, as the API's brand_id
 # b and c, against the query's own score. A heavier c pushes whole niches away on one dislike
 # (a fitness brand, one fitness creator disliked at c = 2: no fitness creator left in the
 # demo's first 8), so c = 1, and repeated dislikes add up instead (``accumulated``)
@@ -112,6 +113,9 @@ def _ids(values: Sequence[str] | None, name: str) -> tuple[str, ...]:
     if isinstance(values, str) or any(not isinstance(v, str) for v in values):
         raise InvalidInput(f"{name}: expected a list of influencer ids")
     out = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
+    long = next((a for a in out if len(a) > MAX_ID), None)
+    if long is not None:
+        raise InvalidInput(f"{name}: {long[:40]!r}... is longer than {MAX_ID} characters, not an influencer id")
     if len(out) > MAX_FEEDBACK:
         raise InvalidInput(f"{name}: at most {MAX_FEEDBACK} influencer ids, got {len(out)}")
     return out
@@ -268,7 +272,10 @@ def resolve(space: str, dim: int, feedback: Feedback, lookup: Lookup, exact: Exa
     ids = list(feedback.ids)
     kinds, seqs = lookup(ids)
     for a in ids:
-        Store.check_kind(a, kinds.get(a), "influencer")
+        try:
+            Store.check_kind(a, kinds.get(a), "influencer")
+        except NotFound as e:  # which list it came from: a typo among 30 likes
+            raise NotFound(f"{'like' if a in feedback.like else 'dislike'}: {e}") from None
     seq_of = dict(zip(ids, seqs, strict=True))
     found, vecs = exact(space, np.asarray(seqs, np.int64))
     row = {int(s): i for i, s in enumerate(found)}

@@ -70,6 +70,9 @@ class Filters:
             raise InvalidInput(f"safe_last must be a whole number from 1 to {MAX_SAFE_LAST}, got {last!r}")
         excluded = check_categories(exclude_categories)
         screened = bool(brand_safe) or bool(excluded)
+        if safe_last is not None and not screened:  # a bound nothing reads: the user meant a screen
+            raise InvalidInput(f"safe_last ({safe_last}) needs brand_safe or exclude_categories: it is how many "
+                               "newest posts they look at")
         m = (metrics or MetricBounds()).checked()
         return cls(cat or None, min_followers, max_followers, bool(brand_safe), excluded, last if screened else SAFE_LAST,
                    m.min_er, m.max_er, m.max_sponsored_share, m.min_posts_per_week, m.no_flags)

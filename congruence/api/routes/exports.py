@@ -38,7 +38,9 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
     filters = Filters.make(req.category, req.min_followers, req.max_followers, micro=req.micro,
                            brand_safe=req.brand_safe, exclude_categories=req.exclude_categories, safe_last=req.safe_last,
                            metrics=req.bounds())
-    filters.category_code(engine.current().table)  # a typo is a 422 now, not a failed job later
+    snap = engine.current()
+    filters.category_code(snap.table)  # a typo is a 422 now, not a failed job later
+    engine.check_screened(snap, filters)  # so are posts still waiting for the brand-safety screen
     return _out(exports.submit(ExportSpec(brands=brands, k=req.k, fmt=req.format, filters=filters)))
 
 

@@ -32,8 +32,8 @@ async def similar(influencer_id: str, engine: EngineDep, _key: KeyDep,
                   exclude_categories: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 (FastAPI copies)
                   safe_last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
                   like: Ids = [], dislike: Ids = [],  # noqa: B006
-                  like_weight: Annotated[float | None, Query(ge=0, le=10)] = None,
-                  dislike_weight: Annotated[float | None, Query(ge=0, le=10)] = None,
+                  like_weight: Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False)] = None,
+                  dislike_weight: Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False)] = None,
                   min_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
                   max_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
                   max_sponsored_share: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,

@@ -2,7 +2,8 @@
 "use strict";
 
 const $ = id => document.getElementById(id);
-const state = { mode: "known", lastQuery: null, lastHits: [], like: [], dislike: [], rerun: null, handles: {} };
+const state = { mode: "known", lastQuery: null, lastHits: [], like: [], dislike: [], rerun: null, handles: {},
+                latest: 0 };
 
 function switchMode(mode) {
   state.mode = mode;
@@ -15,16 +16,28 @@ function switchMode(mode) {
 function filterValues() {
   const num = id => ($(id).value.trim() === "" ? null : Number($(id).value));
   const excluded = Array.from($("exclude-categories").selectedOptions).map(o => o.value);
+  const screened = $("brand-safe").checked || excluded.length > 0;
   return { category: $("category").value || null, min_followers: num("min-followers"),
            max_followers: num("max-followers"), micro: $("micro").checked, k: num("k") || 24,
-           brand_safe: $("brand-safe").checked, exclude_categories: excluded, ...metricFilterValues() };
+           brand_safe: $("brand-safe").checked, exclude_categories: excluded,
+           safe_last: screened ? num("safe-last") : null, ...metricFilterValues() };
+}
+
+// The filters as the form shows them now, or null (and why, in the status line) when they contradict.
+function checkedFilters() {
+  const f = filterValues();
+  if (f.min_followers !== null && f.max_followers !== null && f.min_followers > f.max_followers) {
+    setStatus($("status"), "The minimum number of followers is above the maximum.", true);
+    return null;
+  }
+  return f;
 }
 
 // The JSON body of a search's filters (and k, posts) for /v1/match and /v1/similar.
 function filterBody(f) {
   return { k: f.k, posts: 3, category: f.category, micro: f.micro, min_followers: f.min_followers,
            max_followers: f.max_followers, brand_safe: f.brand_safe, exclude_categories: f.exclude_categories,
-           ...metricFilterBody(f) };
+           safe_last: f.safe_last, ...metricFilterBody(f) };
 }
 
 async function loadCatalog() {
@@ -41,19 +54,15 @@ async function loadCatalog() {
 
 async function search(event) {
   event.preventDefault();
-  const f = filterValues();
-  if (f.min_followers !== null && f.max_followers !== null && f.min_followers > f.max_followers) {
-    setStatus($("status"), "The minimum number of followers is above the maximum.", true);
-    return;
-  }
+  const f = checkedFilters();
+  if (!f) return;
   let request;
   if (state.mode === "known") {
     const brand = $("brand").value.trim();
     if (!brand) { setStatus($("status"), "Pick a brand first.", true); return; }
-    const body = { brand_id: brand, ...filterBody(f) };
-    request = jsonPost(body);
+    request = jsonPost({ brand_id: brand, ...filterBody(f) });
     state.lastQuery = { brand };
-    state.rerun = fb => ["/v1/match", jsonPost({ ...body, ...fb }), `Influencers for ${brand}`];
+    state.rerun = (fb, now) => ["/v1/match", jsonPost({ brand_id: brand, ...filterBody(now), ...fb }), `Influencers for ${brand}`];
   } else {
     const files = $("images").files, text = $("text").value.trim();
     if (!files.length && !text) { setStatus($("status"), "Add a few images or a description of the brand.", true); return; }
@@ -65,8 +74,8 @@ async function search(event) {
     form.append("posts", "3");
     request = { method: "POST", body: form };
     state.lastQuery = { brand: null };
-    state.rerun = fb => ["/v1/match", jsonPost({ query_id: state.lastQuery.queryId, ...filterBody(f), ...fb }),
-                         "Influencers for your brand"];
+    state.rerun = (fb, now) => ["/v1/match", jsonPost({ query_id: state.lastQuery.queryId, ...filterBody(now), ...fb }),
+                                "Influencers for your brand"];
   }
   resetFeedback();
   await runQuery("/v1/match", request, state.mode === "known" ? `Influencers for ${$("brand").value.trim()}` :
@@ -77,12 +86,16 @@ function jsonPost(body) {
   return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
 
+// Each call is numbered: an answer that arrives after a later call was made (two quick 👎, say)
+// is dropped, so the list on screen is always the one of the latest marks and filters.
 async function runQuery(path, request, title) {
+  const ticket = ++state.latest;
   $("search-btn").disabled = true;
   $("export-btn").disabled = true;
   setStatus($("status"), "Searching…");
   try {
     const res = await apiJson(path, request);
+    if (ticket !== state.latest) return;
     const before = state.lastHits;
     state.lastHits = res.data;
     if (res.query_id) state.lastQuery.queryId = res.query_id;
@@ -93,9 +106,9 @@ async function runQuery(path, request, title) {
     setStatus($("status"), res.count ? `${res.count} influencers, best first.` : "");
     $("export-btn").disabled = !res.count;
   } catch (e) {
-    setStatus($("status"), e.message, true);
+    if (ticket === state.latest) setStatus($("status"), e.message, true);
   } finally {
-    $("search-btn").disabled = false;
+    if (ticket === state.latest) $("search-btn").disabled = false;
   }
 }
 
@@ -176,7 +189,9 @@ async function mark(h, kind) {
 
 async function rerun() {
   if (!state.rerun) return;
-  const [path, request, title] = state.rerun({ like: state.like, dislike: state.dislike });
+  const now = checkedFilters();
+  if (!now) return;
+  const [path, request, title] = state.rerun({ like: state.like, dislike: state.dislike }, now);
   await runQuery(path, request, title);
 }
 
@@ -206,22 +221,26 @@ async function unmark(a) {
 
 // Look-alikes of every liked influencer at once (the disliked stay disliked).
 async function lookalikesOfLiked() {
-  const seeds = state.like.slice();
-  const f = filterValues();
-  const body = { influencers: seeds, ...filterBody(f) };
-  state.lastQuery = { brand: null, similarTo: seeds };
-  state.rerun = fb => ["/v1/similar", jsonPost({ ...body, ...fb }), `Look-alikes of ${seeds.length} influencers`];
-  state.like = [];
-  await runQuery(...state.rerun({ like: [], dislike: state.dislike }));
+  await lookalikes(state.like.slice(), `Look-alikes of ${state.like.length} influencers`);
 }
 
+// Look-alikes of one card's influencer (the disliked stay disliked).
 async function showSimilar(h) {
-  const body = { influencers: [h.influencer_id], ...filterBody(filterValues()) };
-  state.lastQuery = { brand: null, similarTo: h.influencer_id };
-  state.rerun = fb => ["/v1/similar", jsonPost({ ...body, ...fb }), `Influencers similar to @${h.handle}`];
-  resetFeedback();
-  await runQuery(...state.rerun({}));
+  await lookalikes([h.influencer_id], `Influencers similar to @${h.handle}`);
   window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+// A look-alike list of these seeds: what was liked becomes the seeds' business, what was disliked
+// stays out.
+async function lookalikes(seeds, title) {
+  const now = checkedFilters();
+  if (!now) return;
+  state.lastQuery = { brand: null, similarTo: seeds };
+  state.rerun = (fb, f) => ["/v1/similar", jsonPost({ influencers: seeds, ...filterBody(f), ...fb }), title];
+  state.like = [];
+  state.dislike = state.dislike.filter(a => !seeds.includes(a));
+  $("feedback").hidden = !feedbackActive();
+  await runQuery(...state.rerun({ like: [], dislike: state.dislike }, now));
 }
 
 async function showHeatmap(post) {
@@ -262,10 +281,11 @@ async function exportShortlist() {
     saveBlob(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }), "shortlist.csv");
     return;
   }
-  const f = filterValues();
+  const f = checkedFilters();
+  if (!f) return;
   const body = { brands: [brand], k: f.k, format: "csv", category: f.category, micro: f.micro,
                  min_followers: f.min_followers, max_followers: f.max_followers, brand_safe: f.brand_safe,
-                 exclude_categories: f.exclude_categories, ...metricFilterBody(f) };
+                 exclude_categories: f.exclude_categories, safe_last: f.safe_last, ...metricFilterBody(f) };
   $("export-btn").disabled = true;
   const bar = $("progress");
   bar.hidden = false;
