@@ -230,8 +230,8 @@ async function showSimilar(h) {
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
 
-// A look-alike list of these seeds: what was liked becomes the seeds' business, what was disliked
-// stays out.
+// A look-alike list of these seeds: the likes are dropped (they steered the list before; the
+// seeds are what is wanted now), the dislikes stay out.
 async function lookalikes(seeds, title) {
   const now = checkedFilters();
   if (!now) return;
