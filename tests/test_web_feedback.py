@@ -136,3 +136,6 @@ def test_reruns_read_the_form_now_keep_dislikes_and_drop_stale_answers(site: dic
     assert not set(look) & set(first[:2])
     assert sorted(m.get_attribute("data-influencer") for m in page.locator(".feedback .mark.dislike").all()) == \
         sorted(first[:2])
+    # a new list, not the brand's re-run: nothing marked new or moved against the brand's list
+    assert page.locator("#changes").inner_text() == "The liked and disliked are not shown again."
+    assert page.locator(".card .badge").count() == 0

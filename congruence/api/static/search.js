@@ -87,8 +87,9 @@ function jsonPost(body) {
 }
 
 // Each call is numbered: an answer that arrives after a later call was made (two quick 👎, say)
-// is dropped, so the list on screen is always the one of the latest marks and filters.
-async function runQuery(path, request, title) {
+// is dropped, so the list on screen is always the one of the latest marks and filters. fresh: a
+// new list (a look-alike search), not the same one re-run: nothing to compare it with.
+async function runQuery(path, request, title, fresh = false) {
   const ticket = ++state.latest;
   $("search-btn").disabled = true;
   $("export-btn").disabled = true;
@@ -96,13 +97,13 @@ async function runQuery(path, request, title) {
   try {
     const res = await apiJson(path, request);
     if (ticket !== state.latest) return;
-    const before = state.lastHits;
+    const before = feedbackActive() && !fresh ? state.lastHits : null;
     state.lastHits = res.data;
     if (res.query_id) state.lastQuery.queryId = res.query_id;
     for (const h of res.data) state.handles[h.influencer_id] = h.handle;
     $("ranking").textContent = res.ranking ? `Scores: ${res.ranking}` : "";
-    render(res.data, title, feedbackActive() ? before : null);
-    showFeedback(feedbackActive() ? before : null, res.data);
+    render(res.data, title, before);
+    showFeedback(before, res.data);
     setStatus($("status"), res.count ? `${res.count} influencers, best first.` : "");
     $("export-btn").disabled = !res.count;
   } catch (e) {
@@ -203,14 +204,18 @@ function showFeedback(before, hits) {
     `${kind === "like" ? "👍" : "👎"} @${state.handles[a] || a}`,
     el("button", { type: "button", title: "remove", onclick: () => unmark(a) }, "✕"));
   $("feedback-marks").replaceChildren(...state.like.map(a => chip(a, "like")), ...state.dislike.map(a => chip(a, "dislike")));
+  $("lookalikes-btn").hidden = !state.like.length;
+  if (!before) {  // a new list: the marks carried over, nothing to compare
+    $("changes").textContent = "The liked and disliked are not shown again.";
+    return;
+  }
   const now = new Set(hits.map(h => h.influencer_id));
-  const old = new Set((before || []).map(h => h.influencer_id));
+  const old = new Set(before.map(h => h.influencer_id));
   const added = hits.filter(h => !old.has(h.influencer_id)).map(h => `@${h.handle}`);
-  const left = (before || []).filter(h => !now.has(h.influencer_id) && !state.like.includes(h.influencer_id) &&
-                                          !state.dislike.includes(h.influencer_id)).map(h => `@${h.handle}`);
+  const left = before.filter(h => !now.has(h.influencer_id) && !state.like.includes(h.influencer_id) &&
+                                 !state.dislike.includes(h.influencer_id)).map(h => `@${h.handle}`);
   $("changes").textContent = `What changed: ${added.length} new (${added.join(", ") || "none"}); ` +
     `${left.length} left the list (${left.join(", ") || "none"}); the liked and disliked are not shown again.`;
-  $("lookalikes-btn").hidden = !state.like.length;
 }
 
 async function unmark(a) {
@@ -240,7 +245,7 @@ async function lookalikes(seeds, title) {
   state.like = [];
   state.dislike = state.dislike.filter(a => !seeds.includes(a));
   $("feedback").hidden = !feedbackActive();
-  await runQuery(...state.rerun({ like: [], dislike: state.dislike }, now));
+  await runQuery(...state.rerun({ like: [], dislike: state.dislike }, now), true);
 }
 
 async function showHeatmap(post) {
