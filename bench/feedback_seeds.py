@@ -74,7 +74,8 @@ def seed_home(corpus: Path, home: Path, seed: int, quick: bool) -> Path:
 VARIANTS: dict[str, dict[str, float]] = {  # module constants of congruence.search.feedback to set
     "product": {},
     "without added-up dislikes": {"ACCUMULATE": 0.0},
-    "tower only": {"LIKE_CONTENT": 0.0, "DISLIKE_CONTENT": 0.0},
+    "without separation": {"SEPARATE": 0.0},
+    "tower only": {"LIKE_CONTENT": 0.0, "DISLIKE_CONTENT": 0.0, "SEPARATE": 0.0},
 }
 
 
@@ -105,37 +106,44 @@ def run(quick: bool) -> Section:
     rows: list[Row] = []
     xs: list[float] = []
     towers: list[float] = []
+    apart: list[float] = []
     ceilings: list[float] = []
     for seed in (None, *(QUICK_SEEDS if quick else SEEDS)):
         h = home if seed is None else seed_home(corpus, home, seed, quick)
         head = cli(["status", "--json"], h, 600).doc["models"]["head"]
-        now, before, tower = (target_row(h, truth, allowed, cfg, v) for v in VARIANTS)
+        now, before, unseparated, tower = (target_row(h, truth, allowed, cfg, v) for v in VARIANTS)
         xs.append(now["feedback"] / now["reading@40"])
         towers.append(tower["feedback"] / tower["reading@40"])
+        apart.append(unseparated["feedback"] / unseparated["reading@40"])
         ceilings.append(now["ceiling"] / now["reading@40"])
         rows.append({"head": "bench's (default seed)" if seed is None else f"seed {seed}", "version": str(head),
                      **now, "x": f"{xs[-1]:.3f}",
                      "x without added-up dislikes": f"{before['feedback'] / before['reading@40']:.3f}",
+                     "without separation": unseparated["feedback"], "x without separation": f"{apart[-1]:.3f}",
                      "tower only": tower["feedback"], "x tower only": f"{towers[-1]:.3f}",
                      "ceiling x": f"{ceilings[-1]:.3f}"})
         stop_embedded(h / "pg")
-    total = {k: sum(int(r[k] or 0) for r in rows) for k in ("reading@40", "feedback", "tower only", "ceiling")}
+    total = {k: sum(int(r[k] or 0) for r in rows)
+             for k in ("reading@40", "feedback", "without separation", "tower only", "ceiling")}
     summary: list[Row] = [
         {"over heads": "pooled (sums)", "x": f"{total['feedback'] / total['reading@40']:.4f}",
          "found": total["feedback"], f"{cfg.target:g}x needs": math.ceil(cfg.target * total["reading@40"]),
+         "x without separation": f"{total['without separation'] / total['reading@40']:.4f}",
          "x tower only": f"{total['tower only'] / total['reading@40']:.4f}",
          "ceiling x": f"{total['ceiling'] / total['reading@40']:.3f}"},
         {"over heads": "median", "x": f"{statistics.median(xs):.3f}", "found": None, f"{cfg.target:g}x needs": None,
-         "x tower only": f"{statistics.median(towers):.3f}", "ceiling x": f"{statistics.median(ceilings):.3f}"},
+         "x without separation": f"{statistics.median(apart):.3f}", "x tower only": f"{statistics.median(towers):.3f}", "ceiling x": f"{statistics.median(ceilings):.3f}"},
         {"over heads": f"heads at >= {cfg.target:g}", "x": sum(x >= cfg.target for x in xs), "found": None,
-         f"{cfg.target:g}x needs": None, "x tower only": sum(x >= cfg.target for x in towers), "ceiling x": None}]
+         f"{cfg.target:g}x needs": None, "x without separation": sum(x >= cfg.target for x in apart),
+         "x tower only": sum(x >= cfg.target for x in towers), "ceiling x": None}]
     section = Section("feedback-seeds", [
         Table("feedback target row per head (head, benchmark candidates, recall@10 < 0.5, "
               "partners in 40 shown)", rows),
         Table("over the heads", summary)])
     section.details.update({"rows": rows, "summary": summary, "targets_met": None})
     section.notes.append("each head is a `congruence train --variants product --seed N` in a copy of the feedback "
-                         "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0; 'tower only': its "
-                         "LIKE_CONTENT = DISLIKE_CONTENT = 0 (the closest liked and disliked in the head's tower alone, "
-                         "as before the pooled space was mixed in)")
+                         "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0; 'without separation': "
+                         "its SEPARATE = 0; 'tower only': its LIKE_CONTENT = DISLIKE_CONTENT = SEPARATE = 0 (the "
+                         "closest liked and disliked in the head's tower alone, as before the pooled space was mixed "
+                         "in)")
     return section

@@ -14,7 +14,8 @@ from congruence.core.vectors import l2_normalize
 from congruence.indexer.ingest import ingest
 from congruence.indexer.vector_store import VectorStore
 from congruence.search.engine import Engine
-from congruence.search.feedback import NEIGHBOURS, Feedback, Marked, Moves, apply, rocchio
+from congruence.search.feedback import (CONTENT_SPACE, NEIGHBOURS, RIDGE, SEPARATE, Feedback, Marked, Moves, apply,
+                                        resolve, rocchio, separation)
 from congruence.search.filters import Filters
 from congruence.search.retrieve import retrieve
 from congruence.training.deploy import deploy
@@ -38,7 +39,8 @@ def brute(q: np.ndarray, xb: dict[str, np.ndarray], skip: set[str], keep: set[st
 def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], disliked: list[str], b: float,
                   c: float, xc: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """b * max cos to a liked - c * (max cos to a disliked + 0.5 * sum exp((cos to a disliked - 1) / 0.1)
-    when something is liked), computed here, per id. xc: the pooled space's vectors (a head in
+    when something is liked) + SEPARATE * the least-squares separation of the liked from the
+    disliked when both are there, computed here, per id. xc: the pooled space's vectors (a head in
     service): the closest liked's cosine is then 0.5 xb's + 0.5 xc's, the closest disliked's
     0.25 xb's + 0.75 xc's."""
     x = np.stack([xb[a] for a in ids]).astype(np.float64)
@@ -56,6 +58,10 @@ def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], d
     if disliked:
         sims = x @ np.stack([xb[a] for a in disliked]).T
         out -= c * (near(disliked, 0.75) + (0.5 * np.exp((sims - 1) / 0.1).sum(1) if liked else 0.0))
+    if liked and disliked and b and c:  # the separation, in the pooled space (xb's own without a head)
+        p = xb if xc is None else xc
+        w = _ridge_direction(np.stack([p[a] for a in liked]), np.stack([p[a] for a in disliked]))
+        out += SEPARATE * (np.stack([p[a] for a in ids]).astype(np.float64) @ w)
     return out
 
 
@@ -133,7 +139,9 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
     like = 0.5 * (vecs @ liked.T).max(1) + 0.5 * (cvecs @ cliked.T).max(1)
     dislike = 0.25 * sims.max(1) + 0.75 * (cvecs @ cdisliked.T).max(1)
     like[3], dislike[3] = (vecs[3] @ liked.T).max(), sims[3].max()
-    want = 4.0 * like - (dislike + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
+    sep = cvecs @ _ridge_direction(cliked, cdisliked)  # asked of the pooled space alone
+    sep[3] = 0.0
+    want = 4.0 * like - (dislike + 0.5 * np.exp((sims - 1) / 0.1).sum(1)) + SEPARATE * sep
     assert np.allclose(m.terms(vecs, cvecs, has), want, atol=1e-6)
     assert m.wants_content and not Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).wants_content
     assert np.allclose(m.terms(vecs), Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).terms(vecs), atol=1e-9)
@@ -151,6 +159,71 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
     _, seeded = apply(seeds.mean(0), only_dislikes, examples=seeds, examples_content=cseeds)
     assert seeded is not None and seeded.liked_content is not None
     assert np.allclose(seeded.liked_content, cseeds, atol=1e-6)
+
+
+def _ridge_direction(liked: np.ndarray, disliked: np.ndarray) -> np.ndarray:
+    """The primal least-squares direction (X^T X + ridge I)^-1 X^T y, y = +1 liked, -1
+    disliked, centred: what ``separation`` computes in the dual."""
+    x = np.concatenate([liked, disliked]).astype(np.float64)
+    y = np.r_[np.ones(len(liked)), -np.ones(len(disliked))]
+    return np.linalg.solve(x.T @ x + RIDGE * np.eye(x.shape[1]), x.T @ (y - y.mean()))
+
+
+def test_the_marked_are_told_apart_along_what_the_liked_share() -> None:
+    """Three liked creators share one trait (e0) and each has one of its own; one disliked.
+    Candidate c1 has the shared trait, c2 the first liked's own: the closest-liked and
+    closest-disliked cosines tie (0.5 and 0), and the least-squares separation of the liked
+    from the disliked puts c1 first, in the pooled space: the snapshot's own without a head,
+    the pooled vectors beside the head's tower with one."""
+    e = np.eye(8)
+    liked = l2_normalize(np.stack([e[0] + e[1], e[0] + e[2], e[0] + e[3]]))
+    disliked = e[5:6]
+    c = l2_normalize(np.stack([e[0] + e[6], e[1] + e[7]]))
+    no_head = Moves(c[0], liked, liked, disliked, 4.0, 1.0, pooled=True)
+    t = no_head.terms(c)
+    assert t[0] > t[1] + 0.05
+    assert np.allclose(separation(c, liked, disliked), c @ _ridge_direction(liked, disliked), atol=1e-9)
+    # the closest-example terms alone tie: a head without the pooled vectors leaves them so
+    tie = Moves(c[0], liked, liked, disliked, 4.0, 1.0).terms(c)
+    assert tie[0] == pytest.approx(tie[1], abs=1e-9)
+    # with a head: the candidates' tower vectors are alike (cosine 0 to every marked one),
+    # the pooled ones decide; a candidate without a pooled vector gets the tower's terms alone
+    tower = np.tile(e[4], (2, 1))
+    head = Moves(tower[0], liked, liked, disliked, 4.0, 1.0, liked, disliked)
+    h = head.terms(tower, c)
+    sep = c @ _ridge_direction(liked, disliked)
+    assert h[0] - h[1] == pytest.approx(SEPARATE * (sep[0] - sep[1]), abs=1e-9) and sep[0] > sep[1] + 0.1
+    unknown = head.terms(tower, c, np.array([False, True]))
+    assert unknown[0] == pytest.approx(-0.5 * np.exp(-10), abs=1e-12) and unknown[1] == pytest.approx(h[1])
+    # one side only, or a weight of 0: no separation
+    assert np.allclose(separation(c, liked, disliked[:0]), 0)
+    only_liked = Moves(c[0], liked, liked, disliked[:0], 4.0, 1.0, pooled=True).terms(c)
+    assert only_liked[0] == pytest.approx(only_liked[1], abs=1e-9)
+    unweighted = Moves(c[0], liked, liked, disliked, 4.0, 0.0, pooled=True).terms(c)
+    assert unweighted[0] == pytest.approx(unweighted[1], abs=1e-9)
+
+
+def test_resolve_tells_the_pooled_space_from_a_heads() -> None:
+    """Without a head (the snapshot's space is the pooled one) the separation uses the
+    snapshot's vectors, so ``resolve`` marks it; with a head's space it reads the pooled
+    vectors beside them instead."""
+    rng = np.random.default_rng(7)
+    spaces = {CONTENT_SPACE: l2_normalize(rng.normal(size=(3, 12))), "head_x": l2_normalize(rng.normal(size=(3, 8)))}
+
+    def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
+        return {a: "influencer" for a in ids}, [int(a[1:]) for a in ids]
+
+    def exact(space: str, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(seqs, np.int64), spaces[space][np.asarray(seqs, np.int64)]
+
+    fb = Feedback.make(like=["i0", "i1"], dislike=["i2"])
+    pooled = resolve(CONTENT_SPACE, 12, fb, lookup, exact)
+    assert pooled is not None and pooled.pooled and pooled.liked_content is None
+    _, moves = apply(spaces[CONTENT_SPACE][0], pooled)
+    assert moves is not None and moves.pooled
+    head = resolve("head_x", 8, fb, lookup, exact)
+    assert head is not None and not head.pooled
+    assert head.liked_content is not None and np.allclose(head.liked_content, spaces[CONTENT_SPACE][:2])
 
 
 def test_similar_seeds_count_as_liked_so_dislikes_add_up() -> None:

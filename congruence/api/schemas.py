@@ -47,7 +47,8 @@ class FeedbackFields(_Strict):
     dislike: list[str] = Field([], max_length=500, description="influencer ids disliked: the search moves away "
                                                                "from them, and they never come back")
     like_weight: float | None = Field(None, ge=0, le=10,
-                                      description=f"weight of the closest liked ({LIKE_WEIGHT:g})")
+                                      description=f"weight of the closest liked ({LIKE_WEIGHT:g}); 0 here or in "
+                                                  "dislike_weight also drops what tells the liked from the disliked")
     dislike_weight: float | None = Field(None, ge=0, le=10,
                                          description=f"weight of the closest disliked, and (once something is liked) "
                                                      f"of the push that grows with every disliked one nearby "
