@@ -132,7 +132,8 @@ def run(quick: bool) -> Section:
          "x tower only": f"{total['tower only'] / total['reading@40']:.4f}",
          "ceiling x": f"{total['ceiling'] / total['reading@40']:.3f}"},
         {"over heads": "median", "x": f"{statistics.median(xs):.3f}", "found": None, f"{cfg.target:g}x needs": None,
-         "x without separation": f"{statistics.median(apart):.3f}", "x tower only": f"{statistics.median(towers):.3f}", "ceiling x": f"{statistics.median(ceilings):.3f}"},
+         "x without separation": f"{statistics.median(apart):.3f}", "x tower only": f"{statistics.median(towers):.3f}",
+         "ceiling x": f"{statistics.median(ceilings):.3f}"},
         {"over heads": f"heads at >= {cfg.target:g}", "x": sum(x >= cfg.target for x in xs), "found": None,
          f"{cfg.target:g}x needs": None, "x without separation": sum(x >= cfg.target for x in apart),
          "x tower only": sum(x >= cfg.target for x in towers), "ceiling x": None}]

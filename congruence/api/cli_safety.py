@@ -39,7 +39,8 @@ def feedback_args(p: argparse.ArgumentParser) -> None:
                    help="influencers you liked: move the search toward them (they are not suggested again)")
     p.add_argument("--dislike", nargs="+", metavar="INFLUENCER", default=None,
                    help="influencers you disliked: move the search away from them (they never come back)")
-    p.add_argument("--like-weight", type=float, default=None, help=f"weight of the liked (default {LIKE_WEIGHT}; 0 here or in --dislike-weight also drops "
+    p.add_argument("--like-weight", type=float, default=None,
+                   help=f"weight of the liked (default {LIKE_WEIGHT}; 0 here or in --dislike-weight also drops "
                         "what tells the liked from the disliked)")
     p.add_argument("--dislike-weight", type=float, default=None,
                    help=f"weight of the disliked: the closest, and (once something is liked) a push that grows "
