@@ -94,7 +94,8 @@ def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client,
     assert answer.json()["ranking"].endswith(
         "(to the mean of the set), plus the feedback terms (like weight x similarity to the closest liked influencer, "
         "minus dislike weight x (similarity to the closest disliked one + once something is liked, a push that grows "
-        "with every disliked one nearby)); similarity: " + (
+        "with every disliked one nearby), plus, once both are marked, 0.25 x the position along what tells the liked "
+        "from the disliked, by least squares over pooled embeddings); similarity: " + (
             "the cosine in the head's influencer tower mixed with the cosine of pooled embeddings (1:1 to the liked, "
             "1:3 to the disliked)" if head else "the cosine of pooled embeddings"))
     assert got == [h.influencer_id for h in want] and not set(got) & {*seeds, "pets_creator_01"}

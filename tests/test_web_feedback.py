@@ -74,7 +74,7 @@ def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None
     page.click("#lookalikes-btn")
     look = api_ids(site, "/v1/similar", {"influencers": [liked], "k": 6, "dislike": [first[0]]})
     wait_for(page, look)
-    assert page.locator("#results-title").inner_text() == "Look-alikes of 1 influencers"
+    assert page.locator("#results-title").inner_text() == "Look-alikes of 1 influencer"
     page.locator(".feedback .mark.dislike button").click()  # ✕ undoes a mark and re-runs
     wait_for(page, api_ids(site, "/v1/similar", {"influencers": [liked], "k": 6}))
 

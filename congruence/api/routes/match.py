@@ -17,7 +17,7 @@ from congruence.api.schemas import (
 )
 from congruence.api.uploads import read_form, read_images, text_fields
 from congruence.api.views import match_response
-from congruence.search.feedback import Feedback
+from congruence.search.feedback import SEPARATE, Feedback
 from congruence.search.filters import Filters
 
 router = APIRouter(tags=["match"])
@@ -49,7 +49,9 @@ def _feedback(f: FeedbackFields) -> Feedback:
 
 WITH_FEEDBACK = (", plus the feedback terms (like weight x similarity to the closest liked influencer, minus "
                  "dislike weight x (similarity to the closest disliked one + once something is liked, a push that "
-                 "grows with every disliked one nearby))")
+                 "grows with every disliked one nearby), plus, once both are marked, "
+                 f"{SEPARATE:g} x the position along what tells the liked from the disliked, by least squares over "
+                 "pooled embeddings)")
 SIMILARITY = {False: "; similarity: the cosine of pooled embeddings",
               True: "; similarity: the cosine in the head's influencer tower mixed with the cosine of pooled "
                     "embeddings (1:1 to the liked, 1:3 to the disliked)"}

@@ -226,7 +226,8 @@ async function unmark(a) {
 
 // Look-alikes of every liked influencer at once (the disliked stay disliked).
 async function lookalikesOfLiked() {
-  await lookalikes(state.like.slice(), `Look-alikes of ${state.like.length} influencers`);
+  const n = state.like.length;
+  await lookalikes(state.like.slice(), `Look-alikes of ${n} influencer${n === 1 ? "" : "s"}`);
 }
 
 // Look-alikes of one card's influencer (the disliked stay disliked).
