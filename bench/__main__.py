@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Section, format_section, machine_info
-from congruence.indexer.embedded_pg import EmbeddedPg, embedded_pg
+from congruence.store.embedded_pg import EmbeddedPg, embedded_pg
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

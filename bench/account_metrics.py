@@ -2,7 +2,7 @@
 
 ``python -m bench.account_metrics [--source FILE] [--plot docs/metrics_er_by_band.svg] [--json OUT]``
 
-Runs the same functions ``congruence metrics`` runs after every ingest (``indexer.metrics``:
+Runs the same functions ``congruence metrics`` runs after every ingest (``indexer.account_metrics``:
 ``figures`` and ``authenticity``) on the source's accounts and posts, without PostgreSQL or
 encoders, and prints what docs/metrics.md reports: the dirty values and how they were handled,
 the engagement rate by follower band, sponsored against organic posts, and how many accounts
@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from congruence.datasets.instagram_text import clean_category
-from congruence.indexer.metrics.compute import N_LAST, AccountArrays, PostArrays, figures, post_rates
-from congruence.indexer.metrics.signals import BAND_NAMES, SIGNALS, authenticity, follower_band
+from congruence.indexer.account_metrics.compute import N_LAST, figures, post_rates
+from congruence.store.account_metrics import AccountArrays, PostArrays
+from congruence.indexer.account_metrics.signals import BAND_NAMES, SIGNALS, authenticity, follower_band
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "instagram" / "posts.jsonl.gz"
 

@@ -35,9 +35,10 @@ import torch
 from bench.common import Row, Section, Table
 from bench.ranking import SHARED, newest_head, standalone
 from congruence.core.settings import load_settings
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.evaluate import evaluate, head_scorer, pooled_cosine
 from congruence.training.jobs import load_training_data
+from congruence.training.checkpoint import load_head
 from congruence.training.model import CongruenceHead
 
 Scorer = Callable[[PostSets, np.ndarray, np.ndarray], np.ndarray]
@@ -126,7 +127,7 @@ def run(home: Path, corpus: Path) -> Section:
     data = load_training_data(settings)
     ps = data.postsets
     path = newest_head(settings.models_dir, "ranking-instagram")
-    version, head = path.stem, CongruenceHead.load(path)
+    version, head = path.stem, load_head(path)
     accounts = {a["id"]: a for a in map(json.loads, (corpus / "accounts.jsonl").open(encoding="utf-8"))}
     brands = [b for b in (corpus / "test_brands.txt").read_text(encoding="utf-8").split() if b]
     cands = [i for i in (corpus / "test_influencers.txt").read_text(encoding="utf-8").split() if i]

@@ -30,7 +30,7 @@ from pathlib import Path
 from bench.common import Row, Section, Table
 from bench.ranking import SHARED, skipped
 from congruence.core.settings import load_settings
-from congruence.indexer.encoder_set import EncoderSet
+from congruence.encoders.encoder_set import EncoderSet
 from congruence.safety.categories import NAMES
 from congruence.safety.screen import CAPTION_MIN_COS, Screener
 

@@ -30,8 +30,9 @@ import torch
 
 from bench.common import Row, Section, Table
 from congruence.indexer.encode import _load
-from congruence.indexer.encoders import encode_batch, image_encoder, text_encoder
-from congruence.indexer.ort_encoders import OrtTextEncoder, ort_image_encoder, ort_text_encoder, session
+from congruence.encoders.torch_models import image_encoder, text_encoder
+from congruence.encoders.base import encode_batch
+from congruence.encoders.onnx import OrtTextEncoder, ort_image_encoder, ort_text_encoder, session
 
 logger = logging.getLogger(__name__)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -67,10 +67,10 @@ from congruence.engagement.model import (
     scalar_standardisation,
     split_accounts,
 )
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.encoders import text_encoder
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.torch_models import text_encoder
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 DAY = 86400.0
 NEAR_DAYS = 60

@@ -28,7 +28,7 @@ from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import Scorer, suggestion_text
 from congruence.engagement.train import train_engagement
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"

@@ -61,7 +61,7 @@ from congruence.engagement.train import (
     train_engagement,
 )
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"

@@ -21,9 +21,9 @@ from PIL import Image
 
 from bench.common import Section, Table, sample_ab, stats
 from congruence.core.settings import Settings
-from congruence.indexer.encoder_set import KNOWN_DIMS
-from congruence.indexer.encoders import image_encoder
-from congruence.indexer.images import read_image
+from congruence.encoders.encoder_set import KNOWN_DIMS
+from congruence.encoders.torch_models import image_encoder
+from congruence.encoders.images import read_image
 from congruence.search.attribution import (
     BrandSide,
     attribute,

@@ -62,7 +62,7 @@ def pointing_game(explainer: Explainer, test_photos: dict[str, list[Path]], meth
 
 def main(argv: Sequence[str] | None = None) -> int:
     from congruence.core.settings import Settings
-    from congruence.indexer.embedded_pg import scratch_pg
+    from congruence.store.embedded_pg import scratch_pg
     from congruence.indexer.ingest import ingest
     from congruence.search.engine import Engine
     from congruence.training.deploy import deploy

@@ -32,9 +32,9 @@ import congruence.search.export as export_mod
 from bench.common import Section, Table, format_section, machine_info, timed_calls
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
-from congruence.indexer.embedded_pg import embedded_pg
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.store import Store
+from congruence.store.embedded_pg import embedded_pg
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.store.records import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.training.deploy import (
@@ -128,7 +128,7 @@ def stage_timer() -> AbstractContextManager[dict[str, float]]:
     """Seconds spent in each stage of ``run_export`` (wrapped for the duration)."""
     from congruence.indexer.index import VectorIndex
     from congruence.indexer.post_matrix import PostMatrix
-    from congruence.indexer.vector_store import VectorStore
+    from congruence.store.vectors import VectorStore
 
     return timed_calls([
         (VectorIndex, "search", "faiss search"),

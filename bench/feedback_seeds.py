@@ -36,7 +36,7 @@ from bench.feedback import (
 )
 from bench.ranking import cli, skipped
 from congruence.core.settings import load_settings
-from congruence.indexer.embedded_pg import stop_embedded
+from congruence.store.embedded_pg import stop_embedded
 from congruence.search.engine import Engine
 
 SEEDS, QUICK_SEEDS = (1, 2, 3, 4, 5, 6), (1,)

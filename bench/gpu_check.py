@@ -133,8 +133,9 @@ def _jpegs(cfg: GpuConfig, tmp: Path) -> list[Path]:
 
 
 def part_encode(cfg: GpuConfig, tmp: Path) -> dict[str, Any]:
-    from congruence.indexer.encoders import encode_batch, image_encoder
-    from congruence.indexer.images import read_image
+    from congruence.encoders.torch_models import image_encoder
+    from congruence.encoders.base import encode_batch
+    from congruence.encoders.images import read_image
 
     enc = image_encoder("efficientnet-lite0", str(_device()))
     paths = _jpegs(cfg, tmp)

@@ -81,11 +81,11 @@ def _timed_generator(owner: Any, name: str, spent: dict[str, float], label: str)
 def timed_rebuild(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     """(seconds per stage, with "total"; what was built) of one forced rebuild of the served space."""
     from congruence.indexer import index_sync, post_matrix
-    from congruence.indexer.encoder_set import EncoderSet
+    from congruence.encoders.encoder_set import EncoderSet
     from congruence.indexer.index import VectorIndex
     from congruence.indexer.index_sync import layout_for, sync_index
-    from congruence.indexer.store import Store
-    from congruence.indexer.vector_store import VectorStore
+    from congruence.store.records import Store
+    from congruence.store.vectors import VectorStore
     from congruence.training.deploy import derived_space, load_active
 
     with Store.open(settings) as store:
@@ -135,7 +135,7 @@ def rows_of(n: int, stages: dict[str, float]) -> list[Row]:
 
 
 def run(cfg: BuildConfig, workdir: Path) -> Section:
-    from congruence.indexer.embedded_pg import embedded_pg
+    from congruence.store.embedded_pg import embedded_pg
 
     section = Section(f"index build from PostgreSQL at engine start: {cfg.n:,} influencers")
     workdir.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,10 @@ import torch
 from bench.common import Row, Section, Table, sample_latency, stats, stopwatch
 from congruence.core.settings import Settings
 from congruence.datasets.demo import build_demo
-from congruence.indexer.embedded_pg import EmbeddedPg
-from congruence.indexer.encoders import BatchImageEncoder, image_encoder, text_encoder
-from congruence.indexer.ort_encoders import inference_image_encoder
+from congruence.store.embedded_pg import EmbeddedPg
+from congruence.encoders.torch_models import image_encoder, text_encoder
+from congruence.encoders.base import BatchImageEncoder
+from congruence.encoders.inference import inference_image_encoder
 from congruence.indexer.ingest import IngestReport, ingest
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def raw_forward(batch_size: int, batches: int, warmup: int, runtime: str = "onnx
 def preload_encoders() -> float:
     """Load (and export, the first time) both default encoders in both runtimes, so ingest
     timings exclude model loading; seconds taken."""
-    from congruence.indexer.ort_encoders import inference_text_encoder
+    from congruence.encoders.inference import inference_text_encoder
 
     s = Settings()
     with stopwatch() as sw:

@@ -33,7 +33,7 @@ import numpy as np
 import psutil
 
 from bench.common import Section, Table, format_section, machine_info
-from congruence.indexer.embedded_pg import scratch_dir, stop_embedded
+from congruence.store.embedded_pg import scratch_dir, stop_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 CONGRUENCE = [sys.executable, "-m", "congruence"]

@@ -35,7 +35,7 @@ from bench.common import Row, Section, Table, stats, timed_calls
 from bench.export_speed import D_HEAD, _write_vectors
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
-from congruence.indexer.embedded_pg import embedded_pg
+from congruence.store.embedded_pg import embedded_pg
 from congruence.search.engine import Engine
 
 logger = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def _posts_chunk(n: int, cfg: E2eConfig, rng: np.random.Generator,
 
 def build_store(settings: Settings, cfg: E2eConfig, n: int) -> dict[str, float]:
     """``bench.export_speed.build_store`` for ``cfg.brands`` brands and ``n`` influencers, in chunks."""
-    from congruence.indexer.encoder_set import EncoderSet
-    from congruence.indexer.store import Store
+    from congruence.encoders.encoder_set import EncoderSet
+    from congruence.store.records import Store
     from congruence.training.deploy import (
         ACTIVE_KEY,
         encoder_meta,
@@ -140,8 +140,8 @@ class Served:
     stages_ms: dict[str, dict[str, float]]  # path -> stage -> mean ms per query
 
 
-STAGES = (("congruence.indexer.store", "Store", "generation", "generation check (PG)"),
-          ("congruence.indexer.vector_store", "VectorStore", "account_entry", "brand kind + vectors (PG)"),
+STAGES = (("congruence.store.records", "Store", "generation", "generation check (PG)"),
+          ("congruence.store.vectors", "VectorStore", "account_entry", "brand kind + vectors (PG)"),
           ("congruence.search.filters", "Filters", "mask", "filter mask"),
           ("congruence.indexer.index", "VectorIndex", "search", "faiss search"),
           ("congruence.indexer.post_matrix", "PostMatrix", "padded", "candidates' posts (memory)"),
@@ -166,13 +166,13 @@ def _rss_mb() -> dict[str, float]:
 
 def _no_encoders() -> None:
     """Make loading an encoder fail: the rerank must read stored projections only."""
-    from congruence.indexer import encoders
+    from congruence.encoders import torch_models
 
     def refuse(*_: object, **__: object) -> None:
         raise RuntimeError("the match path tried to load an encoder (re-encoding)")
 
-    encoders.image_encoder = refuse  # type: ignore[assignment]
-    encoders.text_encoder = refuse  # type: ignore[assignment]
+    torch_models.image_encoder = refuse  # type: ignore[assignment]
+    torch_models.text_encoder = refuse  # type: ignore[assignment]
 
 
 def serve(settings: Settings, brands: int, k: int) -> Served:

@@ -16,7 +16,7 @@ from bench.common import Row, Section, Stats, Table, sample_ab, sample_latency, 
 from bench.retrieval import build
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import D_PRODUCTION, SyntheticDataset, recall_at_k
-from congruence.indexer.embedded_pg import EmbeddedPg
+from congruence.store.embedded_pg import EmbeddedPg
 from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, VectorIndex
 from congruence.indexer.index_sync import IndexLayout
 
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
-    from congruence.indexer.embedded_pg import scratch_pg
+    from congruence.store.embedded_pg import scratch_pg
 
     from bench.common import machine_info, report_section
 

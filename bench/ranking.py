@@ -272,7 +272,7 @@ def category_prior(corpus: Path) -> dict[str, Any] | None:
     """The category-prior baseline of a corpus whose brands carry ``partner_categories`` (the
     brand-tag benchmark): each candidate scored by the share of the brand's training-side
     partners in its category; the candidates are ``test_influencers.txt``. None otherwise."""
-    from congruence.training.metrics import evaluate_rankings
+    from congruence.training.ranking_metrics import evaluate_rankings
 
     held = corpus / "test_influencers.txt"
     if not held.exists():

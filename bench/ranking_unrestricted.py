@@ -27,10 +27,10 @@ import numpy as np
 from bench.common import Row, Section, Table
 from bench.ranking import newest_head, standalone
 from congruence.core.settings import load_settings
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.evaluate import head_scorer, pooled_cosine
 from congruence.training.jobs import load_training_data
-from congruence.training.model import CongruenceHead
+from congruence.training.checkpoint import load_head
 
 Scorer = Callable[[PostSets, np.ndarray, np.ndarray], np.ndarray]
 K = 10
@@ -39,9 +39,9 @@ K = 10
 def scorers(models_dir: Path) -> tuple[str, dict[str, Scorer]]:
     """The newest run's product head and its ``shared`` variant, beside pooled cosine."""
     head = newest_head(models_dir, "ranking-photos")
-    shared = CongruenceHead.load(models_dir / "runs" / head.stem / "shared.pt")
+    shared = load_head(models_dir / "runs" / head.stem / "shared.pt")
     return head.stem, {"pooled_cosine": pooled_cosine, "shared": head_scorer(shared),
-                       "head": head_scorer(CongruenceHead.load(head))}
+                       "head": head_scorer(load_head(head))}
 
 
 def first_k_counts(scores: np.ndarray, brands: list[str], cand_ids: list[str], accounts: dict[str, dict[str, Any]],

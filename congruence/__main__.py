@@ -1,5 +1,5 @@
 import sys
 
-from congruence.api.cli import main
+from congruence.cli.main import main
 
 sys.exit(main())

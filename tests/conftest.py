@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from congruence.api.cli import main
+from congruence.cli.main import main
 from congruence.core.settings import Settings
-from congruence.indexer import database
-from congruence.indexer.embedded_pg import scratch_pg
+from congruence.store import database
+from congruence.store.embedded_pg import scratch_pg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PHOTOS = SHARED / "photos"

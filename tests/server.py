@@ -13,7 +13,7 @@ import uvicorn
 
 from congruence.api.app import create_app
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.indexer.ingest import ingest
 from congruence.training.jobs import train_and_deploy
 from congruence.training.loop import TrainConfig

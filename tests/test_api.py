@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from congruence.api.keys import create_key, revoke_key
-from congruence.indexer import database
+from congruence.store import database
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
 
@@ -390,7 +390,7 @@ def test_explain_png_and_npy(client: httpx.Client, api: dict) -> None:
 def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> None:
     from congruence.engagement.service import Scorer
     from congruence.engagement.suggest import NOTHING_QUALIFIES
-    from congruence.indexer.store import Store
+    from congruence.store.records import Store
 
     paths = [api["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
                                                              "fitness_creator_02_p0")]

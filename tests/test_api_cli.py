@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from congruence.api.cli import build_parser
-from congruence.api.cli_serve import check_bind
+from congruence.cli.main import build_parser
+from congruence.cli.serve import check_bind
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 

@@ -15,7 +15,7 @@ from bench.index_scale import run as scale_run
 from bench.match_e2e import E2eConfig, Served, _no_encoders, rows_of, stage_rows
 from bench.match_e2e import run as e2e_run
 from bench.pgvector_cmp import growth_note, target_met
-from congruence.indexer import encoders
+from congruence.encoders import torch_models
 
 
 def test_new_sections_are_default_and_selectable() -> None:
@@ -69,11 +69,11 @@ def test_rows_of_gives_paired_ratio_to_the_baseline() -> None:
 
 
 def test_serving_process_cannot_load_an_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encoders, "image_encoder", encoders.image_encoder)  # restored after the test
-    monkeypatch.setattr(encoders, "text_encoder", encoders.text_encoder)
+    monkeypatch.setattr(torch_models, "image_encoder", torch_models.image_encoder)  # restored after the test
+    monkeypatch.setattr(torch_models, "text_encoder", torch_models.text_encoder)
     _no_encoders()
     with pytest.raises(RuntimeError, match="re-encoding"):
-        encoders.image_encoder("efficientnet-lite0")
+        torch_models.image_encoder("efficientnet-lite0")
 
 
 def test_explain_latency_times_default_method_and_forward() -> None:

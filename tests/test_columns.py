@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from congruence.indexer.columns import CodeColumn, StrColumn, StrColumnBuilder
+from congruence.store.columns import CodeColumn, StrColumn, StrColumnBuilder
 
 WORDS = ["anna_runs", "", "zoë/ski#1", "\u202ertl", "a\u0301", "x" * 300, "anna_runs"]
 

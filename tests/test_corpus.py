@@ -14,16 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from congruence.indexer.corpus import (
-    MAX_LINE_BYTES,
-    Match,
-    RowError,
-    RowInvalid,
-    iter_jsonl,
-    parse_post,
-    read_corpus,
-    resolve_image,
-)
+from congruence.indexer.corpus import MAX_LINE_BYTES, RowError, RowInvalid, iter_jsonl, parse_post, read_corpus, resolve_image
+from congruence.store.rows import Match
 
 ACCOUNTS = [
     {"id": "b1", "kind": "brand", "handle": "Brand One", "category": "Fashion", "followers": 50_000,

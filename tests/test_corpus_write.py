@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from congruence.datasets.demo import build_demo
-from congruence.indexer.corpus import Account, Corpus, Match, Post, read_corpus
+from congruence.indexer.corpus import Corpus, Post, read_corpus
+from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
 
 NAMES = ("accounts.jsonl", "posts.jsonl", "matches.jsonl")

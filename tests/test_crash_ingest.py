@@ -19,7 +19,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.datasets.demo import build_demo
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine

@@ -15,7 +15,7 @@ from PIL import Image
 from congruence.core.settings import Settings
 from congruence.engagement.checkpoint import ACTIVE_KEY as ENGAGEMENT_KEY
 from congruence.engagement.checkpoint import checkpoint_path, load_active
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 from .server import free_port
 from .serving_proc import ROOT, cli_process, listening_addresses, wait_until_up

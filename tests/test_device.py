@@ -33,7 +33,7 @@ def test_cuda_without_cuda_says_so(name: str) -> None:
 
 @no_cuda
 def test_encoders_and_training_use_it() -> None:
-    from congruence.indexer.encoders import text_encoder
+    from congruence.encoders.torch_models import text_encoder
     from congruence.training.loop import TrainConfig, train
     from tests.training.training_synthetic import make_postsets
 

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from congruence.core.errors import StoreUnavailable
-from congruence.indexer import database
-from congruence.indexer.embedded_pg import foreign_server, scratch_dir, start_embedded, stop_embedded
+from congruence.store import database
+from congruence.store.embedded_pg import foreign_server, scratch_dir, start_embedded, stop_embedded
 
 
 def _tables(url: str) -> set[str]:

@@ -12,7 +12,8 @@ from PIL import Image
 
 from congruence.core.compat import ensure_torchvision
 from congruence.core.errors import InvalidInput
-from congruence.indexer.encoders import encode_images, image_encoder, text_encoder
+from congruence.encoders.torch_models import image_encoder, text_encoder
+from congruence.encoders.inference import encode_images
 
 TINY = {
     "embed_dim": 32,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from congruence.api.cli_engagement import add_parsers
+from congruence.cli.engagement import add_parsers
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.datasets.demo import caption
@@ -23,9 +23,9 @@ from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import ImageScore, Scorer, suggestion_text
 from congruence.engagement.suggest import Suggestion
 from congruence.engagement.train import train_engagement
-from congruence.indexer.encoder_set import EncoderSet
+from congruence.encoders.encoder_set import EncoderSet
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 SMOKE = EngagementConfig(epochs=3, val_fraction=0.2, batch_accounts=4)
 

@@ -24,12 +24,13 @@ from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import Scorer, suggestion_text
 from congruence.engagement.suggest import NOTHING_QUALIFIES
 from congruence.engagement.train import train_engagement
-from congruence.indexer.corpus import Account, Corpus, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account
 from congruence.indexer.corpus_write import write_corpus
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.encoders import encode_images
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.inference import encode_images
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 from tests.conftest import PHOTOS, requires_photos
 
 pytestmark = requires_photos()

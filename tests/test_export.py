@@ -21,14 +21,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from congruence.api.cli_export import add_parser, cmd_export
+from congruence.cli.export import add_parser, cmd_export
 from congruence.api.export_jobs import ExportJobs, JobState
 from congruence.core.errors import Busy, InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
-from congruence.indexer.metrics import store as metrics_store
+from congruence.store.records import Store
+from congruence.store import account_metrics as metrics_store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, read_brand_file, run_export
 from congruence.search.export_rank import BatchRanker
@@ -413,7 +413,7 @@ def stopping_write_atomic(path, write):
 
 files.write_atomic = stopping_write_atomic
 export_rank.BatchRanker.rank = logged_rank
-from congruence.api.cli import main
+from congruence.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -483,7 +483,7 @@ def test_a_killed_export_resumes_to_the_bytes_of_an_uninterrupted_one(
 WITHOUT_RAY = r"""
 import sys
 sys.modules["ray"] = None  # `import ray` raises ImportError from here on
-from congruence.api.cli import main
+from congruence.cli.main import main
 code = main(sys.argv[1:])
 loaded = sorted(m for m, mod in sys.modules.items() if mod is not None and (m == "ray" or m.startswith("ray.")))
 assert not loaded, loaded

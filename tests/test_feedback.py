@@ -12,7 +12,7 @@ from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.core.vectors import l2_normalize
 from congruence.indexer.ingest import ingest
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 from congruence.search.feedback import (CONTENT_SPACE, NEIGHBOURS, RIDGE, SEPARATE, Feedback, Marked, Moves, apply,
                                         resolve, rocchio, separation)

@@ -15,11 +15,11 @@ import pytest
 from instaloader.nodeiterator import FrozenNodeIterator
 
 from congruence.core.settings import Settings
-from congruence.indexer.corpus import Match
+from congruence.store.rows import Match
 from congruence.indexer.formats import instaloader as reader
 from congruence.indexer.formats.common import Named, SourceOptions
 from congruence.indexer.formats.instaloader import read_instaloader
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 from .conftest import run
 from .instaloader_files import (CTX, base_name, media_item, post_node, profile_node, save_logged_in_post,

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from congruence.core.settings import Settings
-from congruence.indexer.corpus import Match
+from congruence.store.rows import Match
 from congruence.indexer.formats.common import Named, SourceOptions
 from congruence.indexer.formats.tables import ColumnMap, read_tables
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 from .conftest import run
 

@@ -13,11 +13,11 @@ from PIL import Image
 
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
-from congruence.indexer.postsets import PostSets
-from congruence.indexer.encoders import encode_images
+from congruence.store.postsets import PostSets
+from congruence.encoders.inference import encode_images
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 from congruence.training.deploy import active_spaces, deploy, head_space
 from congruence.training.jobs import load_training_data

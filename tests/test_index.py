@@ -20,7 +20,7 @@ from congruence.core.vectors import l2_normalize
 from congruence.datasets.synthetic import SyntheticDataset
 from congruence.indexer import index as index_mod
 from congruence.indexer.index import SUBSET_FRACTION, IndexCorrupt, Manifest, VectorIndex
-from congruence.indexer.store import AccountTable
+from congruence.store.rows import AccountTable
 from congruence.search.filters import MICRO, Filters
 
 # -- synthetic data and brute force --------------------------------------------------------

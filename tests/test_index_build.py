@@ -14,7 +14,7 @@ from congruence.indexer import index_sync
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.index_sync import IndexLayout
 from congruence.indexer.post_matrix import BLOCK, PostMatrix, QuantizedPosts, quantize
-from congruence.indexer.vector_store import AccountChunk
+from congruence.store.vectors import AccountChunk
 
 D = 16
 

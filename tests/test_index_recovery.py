@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.index_sync import is_stale, space_dir
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 
 from .server import corpus_with_head, serving

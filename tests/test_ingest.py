@@ -13,8 +13,8 @@ from congruence.core.errors import ModelMismatch, StoreUnavailable
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
 from congruence.indexer.maintenance import delete_accounts
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
 

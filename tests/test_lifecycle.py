@@ -11,7 +11,7 @@ import torch
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.engagement import checkpoint as engagement
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 from congruence.training import deploy, lifecycle
 from congruence.training.lifecycle import ENGAGEMENT, HEAD, ModelKind
 

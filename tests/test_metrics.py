@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.indexer.corpus import Account, Post
-from congruence.indexer.metrics import store as metrics_store
-from congruence.indexer.metrics.compute import AccountArrays, PostArrays, figures, group_median
-from congruence.indexer.metrics.signals import Z_MAX, authenticity, follower_band
+from congruence.indexer.corpus import Post
+from congruence.store.rows import Account
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
+from congruence.store import account_metrics as metrics_store
+from congruence.indexer.account_metrics.compute import figures, group_median
+from congruence.store.account_metrics import AccountArrays, PostArrays
+from congruence.indexer.account_metrics.signals import Z_MAX, authenticity, follower_band
 from congruence.indexer.prepare import prepare_posts
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 from .conftest import run
 
@@ -117,7 +120,7 @@ def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(se
               Post("h0", "hidden", None, "c", 7, 1, t0)]
     _store(settings, tmp_path, accounts, posts)
     with Store.open(settings) as store:
-        report = metrics_store.recompute(store)
+        report = recompute_metrics(store)
         assert (report.accounts, report.changed, report.with_er) == (4, 4, 1)
         assert report.dirty["accounts_followers_zero"] == 1 and report.dirty["accounts_followers_missing"] == 1
         assert report.dirty["accounts_followers_negative"] == 1  # stored as unknown, counted by its figure
@@ -129,14 +132,14 @@ def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(se
         assert got["ann"].sponsored_share == pytest.approx(0.2) and got["ann"].follower_band == "1k-5k"
         assert got["ann"].posts_per_week == pytest.approx(4.0)  # 5 posts in 4 days: over at least a week
         assert got["zero"].engagement_rate is None and got["nofol"].follower_band is None
-        assert metrics_store.recompute(store).changed == 0  # nothing moved: nothing written
+        assert recompute_metrics(store).changed == 0  # nothing moved: nothing written
         gen = store.meta().get("generation")
     code, out, _ = run(capsys, "metrics", "--er-posts", "2", "--json")
     assert code == 0 and '"last_n": 2' in out
     with Store.open(settings) as store:
         assert metrics_store.read(store, ["ann"])["ann"].engagement_rate == pytest.approx(46 / 1000)  # newest 2: 51 and 41
         assert store.meta().get("generation") != gen  # serving processes reload
-        assert metrics_store.recompute(store).last_n == 2  # remembered
+        assert recompute_metrics(store).last_n == 2  # remembered
     code, _, err = run(capsys, "metrics", "--er-posts", "0")
     assert code == 1 and "posts for the engagement rate must be a whole number from 1 to 1000, got 0" in err
 
@@ -156,7 +159,7 @@ def test_delete_recomputes_the_peers_flags(settings: Settings, tmp_path: Path, e
                        t0 + timedelta(days=d)) for d in range(6)]
     _store(settings, tmp_path, accounts, posts)
     with Store.open(settings) as store:
-        metrics_store.recompute(store)
+        recompute_metrics(store)
         assert "comment_like_ratio" in {f.signal for f in metrics_store.read(store, ["f0"])["f0"].flags}
     assert sorted(delete_accounts(settings, ["f1", "f2"])) == ["f1", "f2"]
     with Store.open(settings) as store:

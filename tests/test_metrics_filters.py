@@ -13,11 +13,11 @@ import pytest
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.search.filters import Filters
-from congruence.search.metrics import MetricBounds
+from congruence.search.metric_filters import MetricBounds
 
 from .conftest import run
 from .test_export import read_rows
@@ -36,7 +36,7 @@ def corpus(env: Settings, small_corpus: Path) -> Settings:
     with Store.open(env) as store:
         store.conn.execute("UPDATE posts SET sponsored = true WHERE id = ANY(%s)",
                            (["fitness_creator_01_p0", "travel_creator_00_p1", "pets_creator_00_p0"],))
-        from congruence.indexer.metrics.store import recompute
+        from congruence.indexer.account_metrics.recompute import recompute
 
         recompute(store)
         store.conn.execute("UPDATE account_metrics SET flags = %s::jsonb WHERE account_id = ANY(%s)",

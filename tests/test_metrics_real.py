@@ -14,11 +14,13 @@ import pytest
 from bench.account_metrics import analyse, load
 from congruence.core.settings import Settings
 from congruence.datasets.instagram_text import clean_category
-from congruence.indexer.corpus import Account, Post
-from congruence.indexer.metrics import store as metrics_store
-from congruence.indexer.metrics.compute import figures
+from congruence.indexer.corpus import Post
+from congruence.store.rows import Account
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
+from congruence.store import account_metrics as metrics_store
+from congruence.indexer.account_metrics.compute import figures
 from congruence.indexer.prepare import prepare_posts
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 from .conftest import SHARED
 
@@ -72,7 +74,7 @@ def test_stored_real_posts_give_the_reports_figures(settings: Settings, tmp_path
         prepared, errors = prepare_posts(stored, tmp_path, set())
         assert errors == []
         store.upsert_posts(prepared)
-        report = metrics_store.recompute(store)
+        report = recompute_metrics(store)
         got = metrics_store.read(store, list(acc.ids))
     assert report.accounts == len(acc.ids) and report.dirty["accounts_followers_missing"] > 0
     er = np.array([np.nan if got[a].engagement_rate is None else got[a].engagement_rate for a in acc.ids])

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 from .conftest import TABLES
 from .server import serving

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from congruence.indexer import encoders, ort_encoders
-from congruence.indexer.encoders import encode_batch, encode_images, image_encoder, text_encoder
-from congruence.indexer.images import read_image
-from congruence.indexer.onnx_cache import ExportSpec, cached_graph
-from congruence.indexer.ort_encoders import OrtImageEncoder, OrtTextEncoder, ort_image_encoder, ort_text_encoder
+from congruence.encoders import inference, onnx, torch_models
+from congruence.encoders.torch_models import image_encoder, text_encoder
+from congruence.encoders.inference import encode_images
+from congruence.encoders.base import encode_batch
+from congruence.encoders.images import read_image
+from congruence.encoders.onnx_cache import ExportSpec, cached_graph
+from congruence.encoders.onnx import OrtImageEncoder, OrtTextEncoder, ort_image_encoder, ort_text_encoder
 from tests.conftest import PHOTOS, SHARED, requires_photos
 
 POSTS = SHARED / "instagram" / "posts.jsonl.gz"
@@ -55,14 +57,14 @@ def test_ort_text_vectors_agree_with_sentence_transformers_on_real_captions() ->
 
 
 def test_inference_encoders_are_onnx_on_the_cpu_and_pytorch_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert isinstance(ort_encoders.inference_image_encoder("efficientnet-lite0", "cpu"), OrtImageEncoder)
-    assert isinstance(ort_encoders.inference_text_encoder("minilm-l6", "cpu"), OrtTextEncoder)
-    torch_enc = ort_encoders.inference_image_encoder("efficientnet-lite0", "cpu", runtime="torch")
-    assert isinstance(torch_enc, encoders.EfficientNetLite0)
+    assert isinstance(inference.inference_image_encoder("efficientnet-lite0", "cpu"), OrtImageEncoder)
+    assert isinstance(inference.inference_text_encoder("minilm-l6", "cpu"), OrtTextEncoder)
+    torch_enc = inference.inference_image_encoder("efficientnet-lite0", "cpu", runtime="torch")
+    assert isinstance(torch_enc, torch_models.EfficientNetLite0)
     # a CUDA device keeps PyTorch (the lent GPU runs are the only place this path really runs)
-    monkeypatch.setattr(ort_encoders, "resolve_device", lambda name: torch.device("cuda"))
-    monkeypatch.setattr(encoders, "image_encoder", lambda name, device="auto": ("torch", name, device))
-    assert ort_encoders.inference_image_encoder("efficientnet-lite0", "cuda") == ("torch", "efficientnet-lite0", "cuda")
+    monkeypatch.setattr(inference, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch_models, "image_encoder", lambda name, device="auto": ("torch", name, device))
+    assert inference.inference_image_encoder("efficientnet-lite0", "cuda") == ("torch", "efficientnet-lite0", "cuda")
 
 
 def test_new_brand_images_are_encoded_by_the_onnx_twin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +78,7 @@ def test_new_brand_images_are_encoded_by_the_onnx_twin(monkeypatch: pytest.Monke
     v = encode_images(enc, images)
     assert calls == [2] and v.shape == (2, 1280)
     with torch.inference_mode():
-        want = encoders.l2_normalize(enc.features(torch.stack([enc.preprocess(i) for i in images])).numpy())
+        want = torch_models.l2_normalize(enc.features(torch.stack([enc.preprocess(i) for i in images])).numpy())
     np.testing.assert_allclose(v, want, atol=1e-4)
 
 
@@ -86,7 +88,7 @@ def _linear_export(weights: Path, counter: list[int]):  # type: ignore[no-untype
         counter.append(1)
         lin = torch.nn.Linear(4, 2)
         lin.load_state_dict(torch.load(weights))
-        ort_encoders._export(lin, (torch.zeros(1, 4),), path, (["x"], ["y"]), {"x": {0: "b"}, "y": {0: "b"}})
+        onnx._export(lin, (torch.zeros(1, 4),), path, (["x"], ["y"]), {"x": {0: "b"}, "y": {0: "b"}})
 
     return export
 
@@ -103,7 +105,7 @@ def test_graph_cache_is_keyed_by_weights_and_settings_and_rebuilt_when_stale(tmp
     x = np.ones((3, 4), np.float32)
     lin = torch.nn.Linear(4, 2)
     lin.load_state_dict(torch.load(weights))
-    np.testing.assert_allclose(ort_encoders.session(first).run(None, {"x": x})[0],
+    np.testing.assert_allclose(onnx.session(first).run(None, {"x": x})[0],
                                lin(torch.from_numpy(x)).detach().numpy(), atol=1e-6)
     other = cached_graph(ExportSpec("tiny.linear", weights, {"in": 4, "opt": "x"}), export, cache)
     assert other != first and len(exports) == 2 and not first.exists()  # another setting: the old one is stale
@@ -119,5 +121,5 @@ def test_a_cached_graph_that_does_not_load_is_exported_again(tmp_path: Path) -> 
     spec = ExportSpec("tiny.linear", weights, {})
     path = cached_graph(spec, _linear_export(weights, exports), tmp_path)
     path.write_bytes(path.read_bytes()[:100])  # truncated on disk
-    sess = ort_encoders._open(spec, _linear_export(weights, exports), tmp_path)
+    sess = onnx._open(spec, _linear_export(weights, exports), tmp_path)
     assert len(exports) == 2 and sess.run(None, {"x": np.ones((1, 4), np.float32)})[0].shape == (1, 2)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.indexer.ingest import ingest
 from congruence.indexer.pool import IMAGE_WEIGHT, pool, pool_features
 from congruence.search.engine import Engine

@@ -81,7 +81,7 @@ def test_cli_ingest_prints_progress_lines_and_quiet_silences_them(env: Settings,
 
 
 def test_quiet_goes_before_or_after_the_subcommand() -> None:
-    from congruence.api.cli import build_parser
+    from congruence.cli.main import build_parser
 
     parse = build_parser().parse_args
     assert parse(["--quiet", "ingest", "x"]).quiet and parse(["ingest", "-q", "x"]).quiet
@@ -93,7 +93,7 @@ def test_index_build_reports_through_the_commands_board(tmp_path: Path, monkeypa
 
     from congruence.indexer import index_sync
     from congruence.indexer.index_sync import IndexLayout
-    from congruence.indexer.vector_store import AccountChunk
+    from congruence.store.vectors import AccountChunk
 
     class Store:  # the three calls a rebuild makes
         def account_vector_chunks(self, space: str, kind: str, with_posts: bool = False):  # type: ignore[no-untyped-def]

@@ -23,11 +23,11 @@ import torch
 
 from congruence.core.errors import StoreUnavailable
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.indexer import ingest as ingest_module
 from congruence.indexer.ingest import ingest
-from congruence.indexer.ray_cluster import Cluster, worker_settings
-from congruence.indexer.store import Store
+from congruence.ray.cluster import Cluster, worker_settings
+from congruence.store.records import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.training.deploy import deploy
@@ -250,13 +250,13 @@ def test_a_ray_client_connection_is_retried_when_the_heads_server_for_it_dies_at
     """ray-project/ray#63202: the proxier's fork for a client can die at birth; a new
     connection gets a new one. Other errors, and other addresses, are not retried."""
     from congruence.core.errors import CongruenceError
-    from congruence.indexer import ray_cluster
+    from congruence.ray import cluster as ray_cluster
 
     died = ConnectionAbortedError("Initialization failure from server:\nRuntimeError: Starting Ray client server failed")
     monkeypatch.setattr(ray_cluster, "CLIENT_RETRY_S", 0.0)
     fake = FakeRay([died])
     monkeypatch.setattr(ray_cluster, "import_ray", lambda: fake)
-    with caplog.at_level(logging.WARNING, logger="congruence.indexer.ray_cluster"):
+    with caplog.at_level(logging.WARNING, logger="congruence.ray.cluster"):
         cluster = ray_cluster.connect("ray://10.0.0.5:10001")
     assert fake.calls == 2 and cluster.cpus == 2 and "connection 1 of 3" in caplog.text
     for address, errors, calls in (("ray://10.0.0.5:10001", [died] * 3, 3),

@@ -13,11 +13,11 @@ import pytest
 
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
-from congruence.safety import flag_store
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
+from congruence.store import flags as flag_store
 from congruence.safety.lexicon import WordHit, caption_words
 from congruence.safety.screen import screen
 from congruence.search.engine import Engine

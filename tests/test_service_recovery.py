@@ -13,8 +13,8 @@ import pytest
 
 from congruence.api.keys import create_key, revoke_key
 from congruence.core.settings import Settings
-from congruence.indexer import database
-from congruence.indexer.embedded_pg import scratch_dir, start_embedded
+from congruence.store import database
+from congruence.store.embedded_pg import scratch_dir, start_embedded
 from congruence.indexer.ingest import ingest
 
 from .conftest import run

@@ -13,8 +13,8 @@ import pytest
 from congruence.core.settings import Settings
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.ingest import ingest
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 D = 8
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
@@ -70,7 +70,7 @@ def test_index_add_and_search_refuse_bad_vectors(bad: str) -> None:
 
 @pytest.fixture(scope="module")
 def stored(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from congruence.indexer import database
+    from congruence.store import database
 
     from .conftest import TABLES
 
@@ -133,7 +133,7 @@ def test_index_add_refuses_seqs_versions_and_vectors_of_other_lengths() -> None:
 
 def test_derived_vectors_of_another_width_or_not_finite_are_refused(stored: Settings) -> None:
     from congruence.core.errors import ModelMismatch
-    from congruence.indexer.encoder_set import EncoderSet
+    from congruence.encoders.encoder_set import EncoderSet
 
     with Store.open(stored) as store:
         vs = VectorStore(store)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from congruence.api.keys import create_key
-from congruence.indexer import database
+from congruence.store import database
 
 from .server import corpus_with_head, serving
 

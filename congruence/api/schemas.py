@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from congruence.api.schemas_metrics import MetricFilterFields, MetricsOut
+from congruence.api.schemas_account_metrics import MetricFilterFields, MetricsOut
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
 

@@ -19,7 +19,7 @@ from congruence.api.queries import QueryCache
 from congruence.api.ratelimit import RateLimiter
 from congruence.core.errors import CongruenceError, StoreUnavailable
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 
 if TYPE_CHECKING:
     from congruence.api.export_jobs import ExportJobs

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from congruence.core.errors import InvalidInput, TooLarge, UnsupportedMedia
-from congruence.indexer.images import decode_image
+from congruence.encoders.images import decode_image
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024  # 20 images near the per-image limit would not fit: by design

@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
-from congruence.api.schemas_metrics import metrics_out
-from congruence.indexer.store import Store
-from congruence.indexer.metrics import store as metrics_store
-from congruence.safety import flag_store
+from congruence.api.schemas_account_metrics import metrics_out
+from congruence.store.records import Store
+from congruence.store import account_metrics as metrics_store
+from congruence.store import flags as flag_store
 from congruence.search.hits import Hit
 
 THUMB_PX = 256

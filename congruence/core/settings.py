@@ -17,7 +17,7 @@ class Settings:
 
     home: where the embedded database, the FAISS index and models live.
     database_url: an external PostgreSQL with pgvector; None = embedded server under home.
-    image_encoder / text_encoder: encoder registry names (see indexer.encoders).
+    image_encoder / text_encoder: encoder registry names (see encoders.torch_models).
     device: "auto", "cpu" or "cuda".
     cpu_runtime: "onnx" (encoding on the CPU runs ONNX Runtime graphs of the same weights) or
         "torch" (PyTorch eager, as before); CUDA and the explanations always use PyTorch.

@@ -41,7 +41,8 @@ import numpy as np
 
 from congruence.datasets.instagram_corpus import SourcePost, read_source
 from congruence.datasets.instagram_text import with_alt
-from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
 
 # hashtags may be glued together (#ootd#style), and mentions too (@agency@makeup); a first

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
 
 

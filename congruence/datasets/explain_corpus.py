@@ -13,7 +13,8 @@ import random
 import shutil
 from pathlib import Path
 
-from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
 
 VERTICALS = ("pets", "vehicles", "food_drink", "fashion_gear")

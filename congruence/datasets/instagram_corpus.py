@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
 
 from congruence.datasets.instagram_text import clean_category, clean_text, handle_masker, informative_alt, with_alt

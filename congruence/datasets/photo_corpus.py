@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
 
 from congruence.datasets.photo_augment import variant_path, write_variant

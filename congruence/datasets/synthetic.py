@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from congruence.indexer.store import AccountTable
+from congruence.store.rows import AccountTable
 
 D_PRODUCTION = 1280 + 384
 # category shares chosen so that category + micro (5k..100k followers, ~43% of a

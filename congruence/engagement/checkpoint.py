@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from congruence.core.errors import ModelMismatch, NotFound
 from congruence.core.settings import Settings
 from congruence.engagement.ensemble import EngagementEnsemble
 from congruence.engagement.features import FEATURES
 from congruence.engagement.suggest import SuggestionBank
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 from congruence.training import lifecycle
 from congruence.training.lifecycle import ENGAGEMENT
 

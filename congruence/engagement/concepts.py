@@ -56,16 +56,16 @@ def imagenet_labels() -> list[str]:
 
 def concept_bank(image_encoder_name: str, device: str = "cpu") -> ConceptBank | None:
     """The concept directions of the image encoder, or None when it has no way to name any."""
-    from congruence.indexer import encoders
+    from congruence.encoders import torch_models
 
     labels = imagenet_labels()
     if image_encoder_name == "efficientnet-lite0":
-        enc = encoders.image_encoder(image_encoder_name, device)
+        enc = torch_models.image_encoder(image_encoder_name, device)
         fc: torch.nn.Linear = getattr(enc.model, "_fc")  # noqa: B009 - the classifier of efficientnet_lite_pytorch
         w = fc.weight.detach().float().cpu().numpy()
         return ConceptBank(labels, np.ascontiguousarray(w, np.float32))
     if image_encoder_name.startswith("open_clip:"):
-        text = encoders.text_encoder(image_encoder_name, device)  # the same CLIP model's text tower
+        text = torch_models.text_encoder(image_encoder_name, device)  # the same CLIP model's text tower
         return ConceptBank(labels, text.encode([f"a photo of a {name}" for name in labels], normalize=True))
     logger.info("no concept names for image encoder %s: suggestions are off", image_encoder_name)
     return None

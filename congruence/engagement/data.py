@@ -19,10 +19,10 @@ import numpy as np
 from congruence.core.vectors import l2_normalize
 from congruence.engagement.features import hand_features
 from congruence.engagement.labels import engagement_z
-from congruence.indexer.encoder_set import EncoderSet, ModelIds
-from congruence.indexer.images import sha256_text
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.core.hashes import sha256_text
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 ALT_KEY = "alt"

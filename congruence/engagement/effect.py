@@ -27,8 +27,8 @@ from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 from congruence.core.vectors import l2_normalize
 from congruence.engagement.labels import engagement_z
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.training.lifecycle import HEAD, active_version
 
 logger = logging.getLogger(__name__)

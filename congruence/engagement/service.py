@@ -24,9 +24,9 @@ from congruence.engagement.data import PostFeatures
 from congruence.engagement.features import hand_features
 from congruence.engagement.labels import REFERENCE, z_to_score
 from congruence.engagement.suggest import Suggestion, label
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.encoders import encode_images
-from congruence.indexer.store import Store
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.inference import encode_images
+from congruence.store.records import Store
 
 MAX_IMAGES = 64
 

@@ -35,8 +35,8 @@ from congruence.engagement.evidence import Evidence
 from congruence.engagement.labels import REFERENCE, pairwise_accuracy
 from congruence.engagement.measure import image_bank, measure_suggestions
 from congruence.engagement.model import EngagementConfig, EpochLog, split_accounts
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.store import Store
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.store.records import Store
 from congruence.training import lifecycle
 from congruence.training.lifecycle import ENGAGEMENT
 

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from congruence.store.rows import Account, Match
+
 MAX_LINE_BYTES = 1 << 20
 KINDS = ("brand", "influencer")
 
@@ -26,16 +28,6 @@ class RowError:
 
     def __str__(self) -> str:  # line 0: a file that is one row (an Instaloader .json.xz), or no line known
         return f"{self.file}:{self.line}: {self.reason}" if self.line else f"{self.file}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    kind: str
-    handle: str
-    category: str
-    followers: int | None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,12 +48,6 @@ class Post:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     line: int = field(default=0, compare=False)
     source: str = field(default="posts.jsonl", compare=False)
-
-
-@dataclass(frozen=True)
-class Match:
-    brand_id: str
-    influencer_id: str
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from congruence.indexer.corpus import Account, Corpus, Match, Post
+from congruence.indexer.corpus import Corpus, Post
+from congruence.store.rows import Account, Match
 
 Timestamps = Literal["iso", "epoch"]
 

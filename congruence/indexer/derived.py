@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from congruence.indexer.encoder_set import ModelIds
-from congruence.indexer.postsets import PostSets
-from congruence.indexer.vector_store import VectorStore
+from congruence.encoders.encoder_set import ModelIds
+from congruence.store.postsets import PostSets
+from congruence.store.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 CHUNK = 2000

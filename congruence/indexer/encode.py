@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from congruence.core.errors import InvalidInput
-from congruence.indexer.encoders import BatchImageEncoder, TextEncoder, encode_batch
-from congruence.indexer.images import read_image
-from congruence.indexer.vector_store import VectorStore
+from congruence.encoders.base import BatchImageEncoder, TextEncoder, encode_batch
+from congruence.encoders.images import read_image
+from congruence.store.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, items just done, items in the stage)

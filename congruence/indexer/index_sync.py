@@ -16,7 +16,7 @@ from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 from congruence.indexer.index import IndexCorrupt, Manifest, VectorIndex
 from congruence.indexer.post_matrix import QuantizedPosts
-from congruence.indexer.vector_store import AccountChunk, VectorStore
+from congruence.store.vectors import AccountChunk, VectorStore
 
 logger = logging.getLogger(__name__)
 REBUILD_DEAD_FRACTION = 0.3

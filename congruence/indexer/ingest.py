@@ -14,13 +14,13 @@ from congruence.core.settings import Settings
 from congruence.indexer.corpus import CorpusReader, RowError, read_corpus
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.encode import Progress, encode_images, encode_texts
-from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
-from congruence.indexer.metrics.store import recompute as recompute_metrics
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 if TYPE_CHECKING:  # Ray is an optional extra, imported only when a cluster is named
     from congruence.indexer.ray_encode import RayEncoder
@@ -74,7 +74,7 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
     ray_address: encode on this Ray cluster (indexer.ray_encode); everything else stays here.
     read: the corpus reader (indexer.formats: Instaloader folders, CSV/Parquet tables).
     metrics_last_n: the posts the account metrics use (None: the last one given, else 12);
-    every account's metrics are recomputed after the rows are stored (``indexer.metrics``).
+    every account's metrics are recomputed after the rows are stored (``indexer.account_metrics``).
     """
     report = IngestReport()
     encs = EncoderSet(settings)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from congruence.core.settings import Settings
-from congruence.indexer.encoder_set import EncoderSet
+from congruence.encoders.encoder_set import EncoderSet
 from congruence.indexer.index_sync import layout_for, sync_index
-from congruence.indexer.metrics.store import recompute as recompute_metrics
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 
 def delete_accounts(settings: Settings, ids: Sequence[str]) -> list[str]:

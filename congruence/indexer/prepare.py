@@ -8,8 +8,10 @@ from pathlib import Path
 
 from congruence.core.errors import InvalidInput
 from congruence.indexer.corpus import Post, RowError
-from congruence.indexer.images import decode_image, sha256_bytes, sha256_text
-from congruence.indexer.store import StoredPost, row_hash
+from congruence.encoders.images import decode_image
+from congruence.core.hashes import sha256_bytes, sha256_text
+from congruence.store.records import row_hash
+from congruence.store.rows import StoredPost
 
 
 def _check(post: Post, root: Path) -> tuple[StoredPost | None, str | None, bytes | None]:

@@ -9,7 +9,7 @@ resumes from what still has no vector, as the local path does.
 
 A Ray Data pipeline per stage (images, then captions): ``map_batches`` over a fixed pool of
 actors, one per GPU on a cluster with GPUs (each asking Ray for one) and CONGRUENCE_DEVICE
-not cpu, else one per CPU; ``ray_cluster.run_pipeline`` runs it on the driver, or on the
+not cpu, else one per CPU; ``ray.cluster.run_pipeline`` runs it on the driver, or on the
 cluster for a Ray Client (``ray://``) driver.
 
 Workers open images by the absolute paths the driver stored (``posts.corpus_root``), so the
@@ -18,11 +18,10 @@ corpus folder must be at the same path on every node (shared storage): docs/scal
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,22 +29,14 @@ import torch
 
 from congruence.core.settings import Settings
 from congruence.indexer.encode import Progress, _load
-from congruence.indexer.encoder_set import EncoderSet
-from congruence.indexer.encoders import encode_batch
-from congruence.indexer.ray_cluster import (
-    actor_pool,
-    connect,
-    import_ray,
-    placement,
-    placements,
-    run_pipeline,
-    worker_settings,
-)
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.base import encode_batch
+from congruence.ray.actors import Actors
+from congruence.ray.cluster import Batch, placement
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
-Batch = dict[str, np.ndarray]
 TEXT_BATCH = 64  # as encode_texts: captions are cheap, bigger batches
 
 
@@ -92,28 +83,23 @@ class _TextActor:
 
 @dataclass(frozen=True)
 class RayEncoder:
-    """Runs ``encode_images`` / ``encode_texts``'s work on a Ray cluster (same results).
+    """Runs ``encode_images`` / ``encode_texts``'s work on a Ray cluster (same results), on a pool
+    of encoder actors (``ray.actors.Actors``) that records where each stage ran."""
 
-    settings: the driver's, with the database URL the workers connect to; actors: how many
-    encoder actors a stage runs; gpus_per_actor: 1 on a cluster with GPUs, else 0.
-    ``seen`` collects where the actors ran, per stage (``ray_cluster.placement``).
-    """
+    pool: Actors
 
-    settings: Settings
-    actors: int
-    gpus_per_actor: int
-    seen: dict[str, set[str]] = field(default_factory=dict, compare=False)
+    @property
+    def settings(self) -> Settings:
+        return self.pool.settings
 
     def placements(self) -> dict[str, list[dict[str, Any]]]:
         """Per stage ('images', 'texts'), where its actors ran: node, pid, gpu_ids, device."""
-        return {stage: placements(seen) for stage, seen in self.seen.items()}
+        return {stage: self.pool.placements(stage) for stage in self.pool.seen}
 
     @classmethod
     def connect(cls, address: str, settings: Settings, actors: int | None = None) -> RayEncoder:
-        """Connect to the cluster at ``address`` (see ``ray_cluster.connect``) and size the stage."""
-        cluster = connect(address)
-        gpus = cluster.gpus_per_actor(settings.device)
-        return cls(worker_settings(settings, cluster), actors or cluster.default_actors(gpus), gpus)
+        """Connect to the cluster at ``address`` (see ``ray.cluster.connect``) and size the stage."""
+        return cls(Actors.connect(address, settings, actors=actors))
 
     def images(self, vstore: VectorStore, model_id: int,
                progress: Progress | None = None) -> tuple[int, list[tuple[str, str]]]:
@@ -138,23 +124,9 @@ class RayEncoder:
         if not rows:
             return
         n_blocks = min(-(-len(rows) // batch_size), 10_000)  # about one batch a block: every actor gets work
-        logger.info("encoding %d %s on Ray: %d actors, %d GPU each", len(rows), stage, min(self.actors, n_blocks),
-                    self.gpus_per_actor)
-        build = functools.partial(_dataset, rows, n_blocks, actor, self.settings, model_id, batch_size,
-                                  self.actors, self.gpus_per_actor)
-        seen = self.seen.setdefault(stage, set())
-        for out in run_pipeline(build):
-            seen.update(str(p) for p in out["placement"])
+        kwargs = {"settings": self.settings, "model_id": model_id}
+        for out in self.pool.map(stage, rows, actor, kwargs, batch_size=batch_size, n_blocks=n_blocks):
             if progress:
                 progress(stage, len(out["hash"]), len(rows))
             yield out
-        logger.info("%s encoded on Ray by %s", stage, json.dumps(placements(seen)))
-
-
-def _dataset(rows: list[dict[str, Any]], n_blocks: int, actor: type, settings: Settings, model_id: int,
-             batch_size: int, actors: int, gpus_per_actor: int) -> Any:
-    """One stage's pipeline: the work list, ``map_batches`` over a pool of encoder actors."""
-    ds = import_ray().data.from_items(rows, override_num_blocks=n_blocks)
-    return ds.map_batches(actor, fn_constructor_kwargs={"settings": settings, "model_id": model_id},
-                          batch_size=batch_size, batch_format="numpy", compute=actor_pool(actors, n_blocks),
-                          num_gpus=gpus_per_actor)
+        logger.info("%s encoded on Ray by %s", stage, json.dumps(self.pool.placements(stage)))

@@ -44,10 +44,10 @@ class ImageClassifier:
 def image_classifier(encoder_name: str, device: str = "cpu") -> ImageClassifier | None:
     """The ImageNet classifier of the image encoder, or None when it has none."""
     from congruence.engagement.concepts import concept_bank, imagenet_labels
-    from congruence.indexer import encoders
+    from congruence.encoders import torch_models
 
     if encoder_name == "efficientnet-lite0":
-        fc = getattr(encoders.image_encoder(encoder_name, device).model, "_fc")  # noqa: B009
+        fc = getattr(torch_models.image_encoder(encoder_name, device).model, "_fc")  # noqa: B009
         return ImageClassifier(imagenet_labels(), fc.weight.detach().float().cpu().numpy(),
                                fc.bias.detach().float().cpu().numpy(), FEATURE_NORM)
     if encoder_name.startswith("open_clip:"):

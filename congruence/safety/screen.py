@@ -23,11 +23,12 @@ from importlib.metadata import version
 import numpy as np
 
 from congruence.core.settings import Settings
-from congruence.indexer.encoder_set import EncoderSet, ModelIds
-from congruence.indexer.store import Store
-from congruence.safety import flag_store, lexicon
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.store.records import Store
+from congruence.store import flags as flag_store
+from congruence.safety import lexicon
 from congruence.safety.categories import CATEGORIES
-from congruence.safety.flag_store import Flag, Pending
+from congruence.store.flags import Flag, Pending
 from congruence.safety.images import ImageClassifier, image_classifier
 
 logger = logging.getLogger(__name__)

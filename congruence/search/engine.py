@@ -18,13 +18,13 @@ from congruence.core.errors import InvalidInput, ModelMismatch
 from congruence.core.memory import release_free_memory
 from congruence.core.settings import Settings
 from congruence.indexer.derived import update_space
-from congruence.indexer.encoder_set import EncoderSet, ModelIds
-from congruence.indexer.encoders import encode_images
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.encoders.inference import encode_images
 from congruence.indexer.index import Manifest
 from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync_index
 from congruence.indexer.pool import pool, pool_features
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.safety.screen import screen_version
 from congruence.search.feedback import (
     CONTENT_SPACE,
@@ -38,7 +38,7 @@ from congruence.search.feedback import (
 )
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
-from congruence.search.metrics import load_metrics
+from congruence.search.metric_filters import load_metrics
 from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened, load_safety

@@ -22,8 +22,9 @@ import torch
 from PIL import Image
 
 from congruence.core.errors import Busy, InvalidInput, ModelMismatch, NotFound
-from congruence.indexer.encoders import ImageEncoder, model_lock
-from congruence.indexer.images import read_image, sha256_bytes
+from congruence.encoders.base import ImageEncoder, model_lock
+from congruence.encoders.images import read_image
+from congruence.core.hashes import sha256_bytes
 from congruence.search.attribution import (
     ALGORITHM_VERSION,
     HEAVY,

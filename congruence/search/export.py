@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.idfile import read_id_lines
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 from congruence.search.engine import MAX_K, Engine, Snapshot
 from congruence.search.export_files import (
     FORMATS,

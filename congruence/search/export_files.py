@@ -26,9 +26,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from congruence.core.errors import Busy, InvalidInput
-from congruence.indexer.store import AccountTable
+from congruence.store.rows import AccountTable
 from congruence.search.export_rank import RankedRows
-from congruence.search.metrics import MetricsIndex
+from congruence.search.metric_filters import MetricsIndex
 
 FORMATS = ("csv", "jsonl", "parquet")
 SCHEMA = pa.schema([("brand_id", pa.string()), ("influencer_id", pa.string()), ("handle", pa.string()),

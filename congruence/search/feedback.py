@@ -56,7 +56,7 @@ import numpy as np
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.vectors import l2_normalize
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 MAX_FEEDBACK = 500  # ids in one like or dislike list
 MAX_ID = 200  # characters in an account id, as the API's brand_id

@@ -9,9 +9,9 @@ import numpy as np
 
 from congruence.core.errors import InvalidInput, first_of
 from congruence.indexer.index import VectorIndex
-from congruence.indexer.store import AccountTable
+from congruence.store.rows import AccountTable
 from congruence.safety.categories import NAMES, check_categories
-from congruence.search.metrics import MetricBounds, MetricsIndex, check_computed
+from congruence.search.metric_filters import MetricBounds, MetricsIndex, check_computed
 from congruence.search.safety import SafetyIndex
 
 MICRO = (5_000, 100_000)

@@ -15,36 +15,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import logging
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from congruence.core.device import resolve_device
 from congruence.core.settings import Settings
-from congruence.indexer.ray_cluster import (
-    actor_pool,
-    connect,
-    import_ray,
-    placement,
-    placements,
-    run_pipeline,
-    worker_settings,
-)
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.ray.actors import Actors
+from congruence.ray.cluster import Batch, import_ray, placement
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
 from congruence.search.snapshot import Snapshot, VectorReader
 
 logger = logging.getLogger(__name__)
-Batch = dict[str, np.ndarray]
+STAGE = "rank"
 
 
 class _RankActor:
@@ -76,58 +68,30 @@ def _shippable(snap: Snapshot) -> Snapshot:
     return dataclasses.replace(snap, index=index, head=head, selections={})
 
 
-def _dataset(snap: Snapshot, settings: Settings, k: int, filters: Filters, rows: list[dict[str, Any]],
-             actors: int, gpus_per_actor: int) -> Any:
-    """The ranking pipeline: one row per chunk, ``map_batches`` over a pool of ``_RankActor``."""
-    ray = import_ray()
-    ref = ray.put(snap)
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    return ds.map_batches(_RankActor, fn_constructor_kwargs={"settings": settings, "snapshot": [ref], "k": k,
-                                                             "filters": filters},
-                          batch_size=1, batch_format="numpy", compute=actor_pool(actors, len(rows)),
-                          num_gpus=gpus_per_actor)
-
-
 @dataclass(frozen=True)
 class RayRanker:
-    """Ranks export chunks on a Ray cluster.
+    """Ranks export chunks on a Ray cluster, on a pool of rank actors (``ray.actors.Actors``)."""
 
-    settings: the driver's, with the database URL the workers connect to; actors: how many
-    rank actors at most; gpus_per_actor: 1 when the cluster has GPUs and CONGRUENCE_DEVICE
-    is not cpu, else 0; address: the cluster's, as given. ``seen`` collects where the
-    actors ran (``ray_cluster.placement``), for the export's report.
-    """
-
-    settings: Settings
-    actors: int
-    gpus_per_actor: int
-    address: str = ""
-    seen: set[str] = field(default_factory=set, compare=False)
+    pool: Actors
 
     @classmethod
     def connect(cls, address: str, engine: Engine, actors: int | None = None) -> RayRanker:
-        """Connect to the cluster at ``address`` (see ``ray_cluster.connect``) and size the job."""
-        cluster = connect(address)
-        gpus = cluster.gpus_per_actor(engine.settings.device)
-        settings = worker_settings(engine.settings, cluster, engine.store.url)
-        return cls(settings, actors or cluster.default_actors(gpus), gpus, address)
+        """Connect to the cluster at ``address`` (see ``ray.cluster.connect``) and size the job."""
+        return cls(Actors.connect(address, engine.settings, engine.store.url, actors))
 
     def report(self) -> dict[str, Any]:
         """What ran where: the address, the pool's size, GPUs per actor, each actor's placement."""
-        return {"address": self.address, "actors": self.actors, "gpus_per_actor": self.gpus_per_actor,
-                "placements": placements(self.seen)}
+        return {"address": self.pool.address, "actors": self.pool.actors, "gpus_per_actor": self.pool.gpus_per_actor,
+                "placements": self.pool.placements(STAGE)}
 
     def rank(self, snap: Snapshot, k: int, filters: Filters,
              chunks: Mapping[int, Sequence[str]]) -> Iterator[tuple[int, RankedRows]]:
         """(chunk number, its rows) for every chunk, in the order they finish."""
         if not chunks:
             return
-        logger.info("ranking %d chunks on Ray: %d actors, %d GPU each", len(chunks), min(self.actors, len(chunks)),
-                    self.gpus_per_actor)
         rows = [{"chunk": i, "brands": json.dumps(list(b))} for i, b in chunks.items()]
-        build = functools.partial(_dataset, _shippable(snap), self.settings, k, filters, rows, self.actors,
-                                  self.gpus_per_actor)
-        for out in run_pipeline(build):
-            self.seen.update(str(p) for p in out["placement"])
+        kwargs = {"settings": self.pool.settings, "k": k, "filters": filters}
+        for out in self.pool.map(STAGE, rows, _RankActor, kwargs, batch_size=1, n_blocks=len(rows),
+                                 put={"snapshot": _shippable(snap)}):
             for i, ranked in zip(out["chunk"], out["ranked"], strict=True):
                 yield int(i), pickle.loads(ranked)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from congruence.indexer.index import VectorIndex
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.search.rerank_batch import Gather, score_lists
 from congruence.training.model import CongruenceHead, brand_accounts
 

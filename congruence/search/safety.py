@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from congruence.core.errors import InvalidInput
-from congruence.indexer.store import AccountTable, Store
-from congruence.safety import flag_store
+from congruence.store.records import Store
+from congruence.store.rows import AccountTable
+from congruence.store import flags as flag_store
 from congruence.safety.categories import NAMES
 
 
@@ -34,7 +35,7 @@ class SafetyIndex:
 
 def load_safety(store: Store, table: AccountTable, version: str) -> SafetyIndex:
     """The screen's view of ``table`` (read once per snapshot; only flagged accounts are read)."""
-    return SafetyIndex(flag_store.newest_flagged(store, table), version)
+    return SafetyIndex(flag_store.newest_flagged(store, table, NAMES), version)
 
 
 def check_screened(store: Store, version: str) -> None:

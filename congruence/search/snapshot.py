@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from congruence.indexer.index import Selection, VectorIndex
-from congruence.indexer.store import AccountTable
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.rows import AccountTable
+from congruence.store.vectors import VectorStore
 from congruence.search.filters import Filters
-from congruence.search.metrics import MetricsIndex
+from congruence.search.metric_filters import MetricsIndex
 from congruence.search.safety import SafetyIndex
 from congruence.training.model import CongruenceHead
 

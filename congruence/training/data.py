@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from congruence.core.vectors import l2_normalize
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 
 Pair = tuple[str, str]
 

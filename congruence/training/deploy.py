@@ -20,13 +20,14 @@ from congruence.core.device import resolve_device
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.indexer.derived import DerivedSpace, update_space
-from congruence.indexer.encoder_set import EncoderSet, ModelIds
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index_sync import layout_for, space_dir, sync_index
-from congruence.indexer.postsets import PostSets
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.store.postsets import PostSets
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.training import lifecycle
 from congruence.training.lifecycle import HEAD
+from congruence.training.checkpoint import load_head, save_head
 from congruence.training.model import CongruenceHead, MetaValue, brand_accounts
 
 logger = logging.getLogger(__name__)
@@ -74,13 +75,13 @@ def load_active(settings: Settings, store: Store) -> CongruenceHead | None:
     if lifecycle.active_version(store, HEAD) is None:
         return None
     device = resolve_device(settings.device)  # a device error is not the checkpoint's fault: raised as it is
-    return lifecycle.load_active(settings, store, HEAD, lambda path: CongruenceHead.load(path, map_location=device))
+    return lifecycle.load_active(settings, store, HEAD, lambda path: load_head(path, map_location=device))
 
 
 def save_checkpoint(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue] | None = None) -> Path:
     """Write ``model`` to models/heads/<version>.pt (its version is set by saving)."""
     staging = settings.models_dir / HEAD.folder / "staging.pt"
-    version = model.save(staging, meta)
+    version = save_head(model, staging, meta)
     path = checkpoint_path(settings, version)
     staging.replace(path)
     return path

@@ -14,8 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 import numpy as np
 import torch
 
-from congruence.core.vectors import l2_normalize
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.data import (
     Pair,
     assert_no_leak,
@@ -24,7 +23,7 @@ from congruence.training.data import (
     influencer_rows,
     mean_features,
 )
-from congruence.training.metrics import Metrics, evaluate_rankings
+from congruence.training.ranking_metrics import Metrics, evaluate_rankings
 from congruence.training.model import CongruenceHead
 from congruence.training.sets import pad_posts
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.data import Pair, Split, brand_disjoint_split, held_out_influencers
 from congruence.training.evaluate import (
     Scorer,
@@ -31,7 +31,7 @@ from congruence.training.evaluate import (
     test_candidates,
 )
 from congruence.training.loop import EpochStats, TrainConfig, train
-from congruence.training.metrics import Metrics
+from congruence.training.ranking_metrics import Metrics
 from congruence.training.model import CongruenceHead, HeadConfig
 
 logger = logging.getLogger(__name__)

@@ -10,15 +10,16 @@ from pathlib import Path
 from congruence.core.errors import InvalidInput
 from congruence.core.idfile import read_id_lines
 from congruence.core.settings import Settings
-from congruence.indexer.encoder_set import EncoderSet, ModelIds
-from congruence.indexer.postsets import PostSets
-from congruence.indexer.store import Store
-from congruence.indexer.vector_store import VectorStore
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.store.postsets import PostSets
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.training.data import Pair
 from congruence.training.deploy import DeployReport, deploy, encoder_meta, load_active, save_checkpoint
 from congruence.training.experiment import PRODUCT, ExperimentResult, evaluate_models, run_experiment
 from congruence.training.loop import EpochStats, TrainConfig
-from congruence.training.metrics import Metrics
+from congruence.training.ranking_metrics import Metrics
+from congruence.training.checkpoint import load_head, save_head
 from congruence.training.model import CongruenceHead, HeadConfig
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def train_and_deploy(
     run_dir = settings.models_dir / "runs" / head.version
     for name, model in exp.models.items():
         if name != PRODUCT:
-            model.save(run_dir / f"{name}.pt", {**meta, "variant": name})
+            save_head(model, run_dir / f"{name}.pt", {**meta, "variant": name})
     return TrainOutcome(exp, head.version, run_dir, report, verdict)
 
 
@@ -145,7 +146,7 @@ def evaluate_saved(
     """
     data = load_training_data(settings)
     if model_path is not None:
-        head = CongruenceHead.load(model_path)
+        head = load_head(model_path)
     else:
         with Store.open(settings) as store:
             active = load_active(settings, store)
@@ -160,5 +161,5 @@ def evaluate_saved(
     models = {PRODUCT: head}
     run_dir = settings.models_dir / "runs" / head.version
     for path in sorted(run_dir.glob("*.pt")) if head.version else []:
-        models[path.stem] = CongruenceHead.load(path)
+        models[path.stem] = load_head(path)
     return evaluate_models(data.postsets, data.pairs, test, models, seed, test_influencers), head, test

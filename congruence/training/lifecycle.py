@@ -26,7 +26,7 @@ import torch
 
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from congruence.core.device import resolve_device
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.data import CandidateLists, Pair, RankingData, build_ranking_data, sample_candidate_lists
 from congruence.training.losses import category_loss, listmle_loss, listnet_loss
 from congruence.training.model import CongruenceHead, HeadConfig, brand_accounts

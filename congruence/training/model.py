@@ -24,15 +24,14 @@ are L2-normalised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.head_config import POOLINGS, TOWERS, HeadConfig, MetaValue
 from congruence.training.sets import as_float_tensor, masked_mean, masked_softmax, pad_posts, pad_sets
 
@@ -237,20 +236,6 @@ class CongruenceHead(nn.Module):
             for s in range(0, cands.shape[0], batch_candidates)
         ]
         return torch.cat(scores).cpu().numpy() if scores else np.zeros(0, np.float32)
-
-    def save(self, path: str | Path, meta: Mapping[str, MetaValue] | None = None) -> str:
-        """Write a checkpoint (config, weights, categories, meta, version); returns the version."""
-        # imported here because checkpoint imports this module
-        from congruence.training.checkpoint import save_head
-
-        return save_head(self, path, meta)
-
-    @classmethod
-    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CongruenceHead:
-        """Read a checkpoint written by ``save``; the head comes back in eval mode."""
-        from congruence.training.checkpoint import load_head
-
-        return load_head(path, map_location)
 
     def _check_dims(self, postsets: PostSets) -> None:
         if (postsets.d_image, postsets.d_text) != (self.config.d_image, self.config.d_text):

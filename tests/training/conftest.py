@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from .training_synthetic import make_postsets
 
 

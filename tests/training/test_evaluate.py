@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.evaluate import (
     evaluate,
     head_scorer,

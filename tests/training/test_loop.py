@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.data import brand_disjoint_split
 from congruence.training.evaluate import evaluate, pooled_cosine, random_scorer
 from congruence.training.loop import EpochStats, TrainConfig, TrainResult, train

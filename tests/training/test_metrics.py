@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from congruence.training.metrics import (
+from congruence.training.ranking_metrics import (
     auc,
     category_auc,
     evaluate_rankings,

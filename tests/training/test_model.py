@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
+from congruence.training.checkpoint import load_head, save_head
 from congruence.training.model import CongruenceHead, HeadConfig
 from congruence.training.sets import pad_posts
 
@@ -88,8 +89,8 @@ def test_save_load_round_trip(tmp_path: Path, synthetic: tuple[PostSets, list]) 
                            categories=["food", "sport"])
     model.train_brands = ("b1", "b2")
     path = tmp_path / "models" / "head.pt"
-    version = model.save(path, {"image_encoder": "efficientnet-lite0", "text_encoder": "minilm-l6"})
-    loaded = CongruenceHead.load(path)
+    version = save_head(model, path, {"image_encoder": "efficientnet-lite0", "text_encoder": "minilm-l6"})
+    loaded = load_head(path)
     assert loaded.version == version == model.version and len(version.split("-")[1]) == 12
     assert loaded.meta == {"image_encoder": "efficientnet-lite0", "text_encoder": "minilm-l6"}
     assert loaded.categories == ("food", "sport") and loaded.train_brands == ("b1", "b2")
@@ -104,4 +105,4 @@ def test_save_load_round_trip(tmp_path: Path, synthetic: tuple[PostSets, list]) 
 def test_load_refuses_other_files(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a congruence head checkpoint"):
-        CongruenceHead.load(tmp_path / "other.pt")
+        load_head(tmp_path / "other.pt")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from congruence.core.vectors import l2_normalize
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 from congruence.training.checkpoint import FORMAT, load_head
 from congruence.training.evaluate import evaluate
 from congruence.training.loop import TrainConfig, train

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from congruence.core.vectors import l2_normalize
-from congruence.indexer.postsets import PostSets
+from congruence.store.postsets import PostSets
 
 D_IMAGE, D_TEXT, D_SIGNAL = 8, 4, 4
 N_BRANDS, N_CATEGORIES, POSITIVES_PER_BRAND, N_UNPAIRED = 16, 4, 3, 6

@@ -14,10 +14,10 @@ from congruence.api.schemas import (
     CategoryCount,
     CategoryList,
 )
-from congruence.api.schemas_metrics import AccountMetricsResponse, PeerPointOut, PostPointOut, metrics_out
+from congruence.api.schemas_account_metrics import AccountMetricsResponse, PeerPointOut, PostPointOut, metrics_out
 from congruence.api.views import account_out
-from congruence.indexer.metrics import store as metrics_store
-from congruence.indexer.metrics.views import peer_points, post_points
+from congruence.store import account_metrics as metrics_store
+from congruence.store.account_views import peer_points, post_points
 
 router = APIRouter(tags=["accounts"])
 

@@ -14,7 +14,7 @@ from congruence.api.views import match_response
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
-from congruence.search.metrics import MetricBounds
+from congruence.search.metric_filters import MetricBounds
 
 router = APIRouter(tags=["influencers"])
 RANKING = "cosine similarity of the influencers' embeddings"

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep
 from congruence.core.errors import NotFound
-from congruence.indexer.images import read_image
+from congruence.encoders.images import read_image
 from congruence.search.engine import Engine
 
 router = APIRouter(tags=["posts"])

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from congruence.indexer.corpus import Account, Corpus, Match, Post, RowError
+from congruence.indexer.corpus import Corpus, Post, RowError
+from congruence.store.rows import Account, Match
 
 KnownAccounts = Callable[[str], str | None]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from congruence.indexer.store import Store
+from congruence.store.records import Store
 
 MAX_POINTS = 500
 MAX_PEERS = 2000

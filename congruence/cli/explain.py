@@ -28,7 +28,7 @@ def _write(exp, image, out: str | None, raw: str | None) -> dict[str, object]:  
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.indexer.images import read_image
+    from congruence.encoders.images import read_image
     from congruence.search.engine import Engine
     from congruence.search.explain import Explainer
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from congruence.api.cli_progress import quiet_flag
+from congruence.cli.progress import quiet_flag
 from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 
@@ -31,8 +31,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.search.export import ExportSpec, read_brand_file, run_export
     from congruence.search.filters import Filters
 
-    from congruence.api.cli_metrics import metric_bounds
-    from congruence.api.cli_safety import safety_filter_kwargs
+    from congruence.cli.account_metrics import metric_bounds
+    from congruence.cli.safety import safety_filter_kwargs
 
     filters = Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
                            **safety_filter_kwargs(args), metrics=metric_bounds(args))
@@ -72,8 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--min-followers", type=int)
     p.add_argument("--max-followers", type=int)
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
-    from congruence.api.cli_metrics import metric_args
-    from congruence.api.cli_safety import safety_args
+    from congruence.cli.account_metrics import metric_args
+    from congruence.cli.safety import safety_args
 
     safety_args(p)
     metric_args(p)

@@ -32,8 +32,8 @@ def _captions(args: argparse.Namespace) -> list[str | None] | None:
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.engagement.service import Scorer, suggestion_text
-    from congruence.indexer.images import read_image
-    from congruence.indexer.store import Store
+    from congruence.encoders.images import read_image
+    from congruence.store.records import Store
 
     captions = _captions(args)
     images = [read_image(Path(p))[0] for p in args.images]

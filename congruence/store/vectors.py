@@ -13,8 +13,8 @@ from pgvector import Vector
 
 from congruence.core.errors import ModelMismatch
 from congruence.core.vectors import as_matrix
-from congruence.indexer.postsets import PostSets
-from congruence.indexer.store import Store
+from congruence.store.postsets import PostSets
+from congruence.store.records import Store
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from congruence.core.errors import InvalidInput
-from congruence.indexer.store import AccountTable, Store
+from congruence.store.records import Store
+from congruence.store.rows import AccountTable
 
 
 @dataclass(frozen=True)

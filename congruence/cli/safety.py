@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
-    from congruence.indexer.store import Store
+    from congruence.store.records import Store
     from congruence.safety.screen import ScreenReport
     from congruence.search.feedback import Feedback
     from congruence.search.hits import Hit
@@ -63,7 +63,7 @@ def feedback_of(args: argparse.Namespace) -> Feedback:
 def hits_with_safety(store: Store, hits: list[Hit]) -> list[dict[str, object]]:
     """Each hit as a dict, with its account's screen: posts screened and flagged, the flagged
     share, and its newest flags (category, post, evidence)."""
-    from congruence.safety import flag_store
+    from congruence.store import flags as flag_store
 
     safety = flag_store.accounts(store, [h.influencer_id for h in hits], max_flags=5)
     out = []
@@ -91,8 +91,8 @@ def run_screen(settings: Settings, quiet: bool) -> ScreenReport:
 
 
 def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.indexer.store import Store
-    from congruence.safety import flag_store
+    from congruence.store.records import Store
+    from congruence.store import flags as flag_store
 
     report = run_screen(settings, quiet=True)
     with Store.open(settings) as store:  # what this run did, and where the whole store stands

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
-    from congruence.indexer.store import Store
-    from congruence.indexer.metrics.store import MetricsReport
-    from congruence.search.metrics import MetricBounds
+    from congruence.store.records import Store
+    from congruence.indexer.account_metrics.recompute import MetricsReport
+    from congruence.search.metric_filters import MetricBounds
 
 
 def rate(text: str) -> float:
@@ -37,7 +37,7 @@ def metric_args(p: argparse.ArgumentParser) -> None:
 
 
 def metric_bounds(args: argparse.Namespace) -> MetricBounds:
-    from congruence.search.metrics import MetricBounds
+    from congruence.search.metric_filters import MetricBounds
 
     return MetricBounds(getattr(args, "min_er", None), getattr(args, "max_er", None),
                         getattr(args, "max_sponsored_share", None), getattr(args, "min_posts_per_week", None),
@@ -46,7 +46,7 @@ def metric_bounds(args: argparse.Namespace) -> MetricBounds:
 
 def with_metrics(store: Store, data: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The hits (as dicts) with each account's metrics (None: not computed yet)."""
-    from congruence.indexer.metrics.store import read
+    from congruence.store.account_metrics import read
 
     got = read(store, [d["influencer_id"] for d in data])
     return [d | {"metrics": got[d["influencer_id"]].to_dict() if d["influencer_id"] in got else None} for d in data]
@@ -69,8 +69,8 @@ def metrics_summary(report: dict[str, Any]) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.indexer.metrics.store import recompute
-    from congruence.indexer.store import Store
+    from congruence.indexer.account_metrics.recompute import recompute
+    from congruence.store.records import Store
 
     with Store.open(settings) as store:
         report: MetricsReport = recompute(store, args.er_posts)

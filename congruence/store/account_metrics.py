@@ -1,31 +1,64 @@
-"""Account metrics in PostgreSQL (table ``account_metrics``, migration 006): the inputs read
-from the store, the results written back, one account's metrics read for display.
+"""Account metrics in PostgreSQL (table ``account_metrics``, migration 006): the arrays the
+figures are computed from, the rows written back, and one account's metrics read for display.
 
-``recompute`` runs after every ingest (``congruence metrics`` runs it alone). Every account's
-figures are recomputed (the authenticity signals compare each account with its peers, so one
-new account can move another's flag), but a row is written only when it changed. The window
-N (``--er-posts``) is kept in ``store_meta`` so that a later ingest uses the same.
+The computation lives in ``indexer.account_metrics``; this module holds its row types and SQL.
+The window N (``--er-posts``) is kept in ``store_meta`` so that a later ingest uses the same.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from congruence.indexer.store import Store, row_hash
-from congruence.indexer.metrics.compute import N_LAST, AccountArrays, Figures, PostArrays, check_n_last, figures
-from congruence.indexer.metrics.signals import BAND_NAMES, SIGNALS, Flag, authenticity, follower_band
+from congruence.store.records import Store
 
-logger = logging.getLogger(__name__)
 N_LAST_KEY = "metrics_last_n"
 # carousel images after the first are rows of their own (formats.instaloader) but not posts
 POSTS_SQL = ("SELECT account_id, extract(epoch FROM ts)::float8, likes, comments,"
              " CASE WHEN extra ? 'sponsored_unknown' THEN -1 WHEN sponsored THEN 1 ELSE 0 END, id"
              " FROM posts WHERE NOT (extra ? 'slide_of') ORDER BY account_id, id")
+
+
+@dataclass(frozen=True)
+class AccountArrays:
+    """ids, kinds, categories (n,) and followers (n,) float64, NaN when unknown (dirty values
+    such as 0 or negative stay as they are: they make the engagement rate unknown)."""
+
+    ids: Sequence[str]
+    kinds: Sequence[str]
+    categories: Sequence[str]
+    followers: np.ndarray
+
+
+@dataclass(frozen=True)
+class PostArrays:
+    """Posts, aligned: account (n,) int64 row in the ``AccountArrays``; ts (n,) float64 epoch
+    seconds; likes, comments (n,) float64; NaN when unknown; sponsored (n,) int8: 1, 0, or -1
+    when unknown; ids (n,) post ids."""
+
+    account: np.ndarray
+    ts: np.ndarray
+    likes: np.ndarray
+    comments: np.ndarray
+    sponsored: np.ndarray
+    ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """signal (one of SIGNALS), value (the figure compared: a robust z, or a likes ratio),
+    threshold (what it crossed), text (a sentence with the numbers), post_id (a spike's post)."""
+
+    signal: str
+    value: float
+    threshold: float
+    text: str
+    post_id: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -49,23 +82,6 @@ class AccountMetrics:
         return d | {"flags": [f.to_dict() for f in self.flags]}
 
 
-@dataclass
-class MetricsReport:
-    """accounts: with metrics; changed: rows written; flagged: accounts per signal; dirty:
-    values that made a figure unknown (missing or non-positive followers, missing counts or
-    times, unknown sponsorship), counted."""
-
-    accounts: int = 0
-    changed: int = 0
-    last_n: int = N_LAST
-    with_er: int = 0
-    flagged: dict[str, int] = field(default_factory=dict)
-    dirty: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
-
 def _nan(v: object) -> float:
     return float("nan") if v is None else float(v)  # type: ignore[arg-type]
 
@@ -85,33 +101,6 @@ def read_inputs(store: Store) -> tuple[AccountArrays, PostArrays]:
                        np.array([_nan(r[3]) for r in rows], np.float64),
                        np.array([r[4] for r in rows], np.int8), [r[5] for r in rows])
     return accounts, posts
-
-
-def dirty_counts(accounts: AccountArrays, posts: PostArrays) -> dict[str, int]:
-    f = accounts.followers
-    return {"accounts_followers_missing": int(np.isnan(f).sum()), "accounts_followers_zero": int((f == 0).sum()),
-            "accounts_followers_negative": int((f < 0).sum()), "posts_likes_missing": int(np.isnan(posts.likes).sum()),
-            "posts_comments_missing": int(np.isnan(posts.comments).sum()),
-            "posts_likes_negative": int((posts.likes < 0).sum()),
-            "posts_comments_negative": int((posts.comments < 0).sum()),
-            "posts_time_missing": int(np.isnan(posts.ts).sum()),
-            "posts_sponsorship_unknown": int((posts.sponsored < 0).sum())}
-
-
-def _clean(v: float) -> float | None:
-    return None if not np.isfinite(v) else float(v)
-
-
-def _rows(accounts: AccountArrays, figs: Figures, flags: list[list[Flag]], n_last: int) -> list[tuple]:
-    band = follower_band(accounts.followers)
-    out = []
-    for i, aid in enumerate(accounts.ids):
-        vals = (n_last, _clean(figs.er[i]), int(figs.er_posts[i]), _clean(figs.posts_per_week[i]),
-                _clean(figs.sponsored_share[i]), _clean(figs.sponsored_ratio[i]), int(figs.sponsored_posts[i]),
-                int(figs.organic_posts[i]), BAND_NAMES[band[i]] if band[i] >= 0 else None,
-                json.dumps([f.to_dict() for f in flags[i]]))
-        out.append((aid, *vals, row_hash(list(vals))))
-    return out
 
 
 def write(store: Store, rows: Sequence[tuple]) -> int:
@@ -138,26 +127,14 @@ def write(store: Store, rows: Sequence[tuple]) -> int:
     return len(out)
 
 
-def last_n(store: Store, n_last: int | None = None) -> int:
-    """The window to use: ``n_last`` (remembered for later runs), else the one remembered, else N_LAST."""
-    if n_last is not None:
-        store.set_meta(N_LAST_KEY, str(check_n_last(n_last)))
-        return n_last
+def remembered_last_n(store: Store) -> int | None:
+    """The window a previous run remembered, if any."""
     stored = store.meta().get(N_LAST_KEY)
-    return int(stored) if stored else N_LAST
+    return int(stored) if stored else None
 
 
-def recompute(store: Store, n_last: int | None = None) -> MetricsReport:
-    """Recompute every account's metrics and write those that changed."""
-    n = last_n(store, n_last)
-    accounts, posts = read_inputs(store)
-    figs = figures(accounts, posts, n)
-    flags = authenticity(accounts, posts, figs.er, n)
-    changed = write(store, _rows(accounts, figs, flags, n))
-    flagged = {s: sum(1 for fl in flags if any(f.signal == s for f in fl)) for s in SIGNALS}
-    logger.info("account metrics: %d accounts, %d changed", len(accounts.ids), changed)
-    return MetricsReport(len(accounts.ids), changed, n, int(np.isfinite(figs.er).sum()), flagged,
-                         dirty_counts(accounts, posts))
+def remember_last_n(store: Store, n_last: int) -> None:
+    store.set_meta(N_LAST_KEY, str(n_last))
 
 
 def _metrics(row: tuple) -> AccountMetrics:

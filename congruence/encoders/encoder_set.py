@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from congruence.core.settings import Settings
-from congruence.indexer import encoders, ort_encoders
-from congruence.indexer.store import Store
+from congruence.encoders import inference, torch_models
+from congruence.encoders.base import BatchImageEncoder, ImageEncoder, TextEncoder
+from congruence.store.records import Store
 
 KNOWN_DIMS = {"efficientnet-lite0": 1280, "minilm-l6": 384}
 
@@ -36,21 +37,21 @@ class EncoderSet:
         self.settings = settings
 
     @property
-    def image(self) -> encoders.ImageEncoder:
+    def image(self) -> ImageEncoder:
         """The PyTorch image encoder (differentiable: the explanations need it)."""
-        return encoders.image_encoder(self.settings.image_encoder, self.settings.device)
+        return torch_models.image_encoder(self.settings.image_encoder, self.settings.device)
 
     @property
-    def image_infer(self) -> encoders.BatchImageEncoder:
+    def image_infer(self) -> BatchImageEncoder:
         """The image encoder for embedding (ingest, Ray): ONNX Runtime on the CPU, same vectors."""
         s = self.settings
-        return ort_encoders.inference_image_encoder(s.image_encoder, s.device, s.cpu_runtime)
+        return inference.inference_image_encoder(s.image_encoder, s.device, s.cpu_runtime)
 
     @property
-    def text(self) -> encoders.TextEncoder:
+    def text(self) -> TextEncoder:
         """The text encoder (ONNX Runtime on the CPU where it has a graph, same vectors)."""
         s = self.settings
-        return ort_encoders.inference_text_encoder(s.text_encoder, s.device, s.cpu_runtime)
+        return inference.inference_text_encoder(s.text_encoder, s.device, s.cpu_runtime)
 
     def _dim(self, store: Store, role: str, name: str) -> int:
         row = store.conn.execute("SELECT dim FROM models WHERE role = %s AND name = %s AND version = ''",

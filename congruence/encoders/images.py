@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -10,18 +9,11 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from congruence.core.errors import InvalidInput, TooLarge, UnsupportedMedia
+from congruence.core.hashes import sha256_bytes
 
 MAX_PIXELS = 40_000_000  # a 20k x 20k image is refused before it is decoded
 MAX_BYTES = 50 * 1024 * 1024
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def decode_image(data: bytes, *, name: str = "image", draft_size: int | None = None) -> Image.Image:

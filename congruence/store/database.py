@@ -12,7 +12,7 @@ from pgvector.psycopg import register_vector
 
 from congruence.core.errors import StoreUnavailable
 from congruence.core.settings import Settings
-from congruence.indexer.embedded_pg import start_embedded
+from congruence.store.embedded_pg import start_embedded
 
 logger = logging.getLogger(__name__)
 _MIGRATION_LOCK = 7_361_204  # arbitrary advisory-lock key shared by every congruence process
@@ -66,7 +66,7 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every bundled migration, in order."""
     out = []
-    for f in resources.files("congruence.indexer.migrations").iterdir():
+    for f in resources.files("congruence.store.migrations").iterdir():
         m = re.match(r"(\d+)_.*\.sql$", f.name)
         if m:
             out.append((int(m.group(1)), f.name, f.read_text(encoding="utf-8")))

@@ -1,16 +1,14 @@
 """The system of record: accounts, posts, matches and models in PostgreSQL.
 
-All SQL about rows lives here; vectors live in ``vector_store``. Writes are idempotent
+All SQL about rows lives here; vectors live in ``store.vectors``. Writes are idempotent
 upserts keyed by id and guarded by a row hash, so re-running an ingest changes nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,53 +16,12 @@ import psycopg
 
 from congruence.core.errors import ModelMismatch, NotFound
 from congruence.core.settings import Settings
-from congruence.indexer import database
-from congruence.indexer.columns import CodeColumn, StrColumnBuilder
-from congruence.indexer.corpus import Account, Match
+from congruence.store import database
+from congruence.store.columns import CodeColumn, StrColumnBuilder
+from congruence.core.hashes import sha256_text
+from congruence.store.rows import Account, AccountTable, Match, StoredPost
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StoredPost:
-    """A validated post ready to store: image path relative to ``corpus_root``, hashes."""
-
-    id: str
-    account_id: str
-    image: str | None
-    image_hash: str | None
-    caption: str
-    caption_hash: str | None
-    likes: int | None
-    comments: int | None
-    ts: Any
-    sponsored: bool
-    tagged: tuple[str, ...]
-    extra: dict[str, Any]
-    row_hash: str
-    corpus_root: str
-
-
-@dataclass(frozen=True)
-class AccountTable:
-    """Columns of the accounts of one kind, aligned by position; seq is the FAISS label."""
-
-    seq: np.ndarray  # (n,) int64
-    ids: Sequence[str]
-    handles: Sequence[str]
-    categories: Sequence[str]
-    followers: np.ndarray  # (n,) int64, -1 when unknown
-
-    @functools.cached_property
-    def category_codes(self) -> tuple[np.ndarray, dict[str, int]]:
-        """((n,) int32 code of each row's category, {category: code}): built once per table,
-        so a category filter is one numpy comparison instead of a Python loop per query."""
-        if isinstance(self.categories, CodeColumn):
-            return self.categories.codes, {c: i for i, c in enumerate(self.categories.names)}
-        index: dict[str, int] = {}
-        codes = np.fromiter((index.setdefault(c, len(index)) for c in self.categories), np.int32,
-                            count=len(self.categories))
-        return codes, index
 
 
 def _a(noun: str) -> str:
@@ -73,8 +30,6 @@ def _a(noun: str) -> str:
 
 
 def row_hash(obj: Any) -> str:
-    from congruence.indexer.images import sha256_text
-
     return sha256_text(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False))
 
 

@@ -10,44 +10,20 @@
   seldom hold both); 2.0 = sponsored posts get twice the engagement. Followers cancel out.
 
 Pure numpy over ``PostArrays`` and ``AccountArrays``; ``signals`` adds the authenticity flags and
-``metrics.store`` reads the arrays from PostgreSQL and writes the results.
+``recompute`` reads the arrays from PostgreSQL (``store.account_metrics``) and writes the results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from congruence.store.account_metrics import AccountArrays, PostArrays
+
 N_LAST = 12
 MAX_N_LAST = 1000
 WEEK = 7 * 86400.0
-
-
-@dataclass(frozen=True)
-class AccountArrays:
-    """ids, kinds, categories (n,) and followers (n,) float64, NaN when unknown (dirty values
-    such as 0 or negative stay as they are: they make the engagement rate unknown)."""
-
-    ids: Sequence[str]
-    kinds: Sequence[str]
-    categories: Sequence[str]
-    followers: np.ndarray
-
-
-@dataclass(frozen=True)
-class PostArrays:
-    """Posts, aligned: account (n,) int64 row in the ``AccountArrays``; ts (n,) float64 epoch
-    seconds; likes, comments (n,) float64; NaN when unknown; sponsored (n,) int8: 1, 0, or -1
-    when unknown; ids (n,) post ids."""
-
-    account: np.ndarray
-    ts: np.ndarray
-    likes: np.ndarray
-    comments: np.ndarray
-    sponsored: np.ndarray
-    ids: Sequence[str]
 
 
 @dataclass(frozen=True)

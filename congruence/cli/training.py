@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from congruence.api.cli_progress import quiet_flag
+from congruence.cli.progress import quiet_flag
 from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from congruence.core.device import resolve_device
 from congruence.core.vectors import l2_normalize
-from congruence.indexer import encoders
-from congruence.indexer.onnx_cache import OPSET, ExportSpec, cached_graph
+from congruence.encoders import torch_models
+from congruence.encoders.base import tflite_preprocess
+from congruence.encoders.onnx_cache import OPSET, ExportSpec, cached_graph
 
 logger = logging.getLogger(__name__)
 IMAGE_GRAPHS = ("efficientnet-lite0",)  # image encoders with an ONNX Runtime twin
@@ -93,7 +93,7 @@ class OrtImageEncoder:
         self.session = sess
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
-        return encoders.tflite_preprocess(img, self.input_size)
+        return tflite_preprocess(img, self.input_size)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, dim) raw features of a preprocessed batch (no gradients)."""
@@ -108,7 +108,7 @@ def _lite0_weights() -> Path:
 
 
 def _export_lite0(path: Path) -> None:
-    enc = encoders.image_encoder("efficientnet-lite0", "cpu")
+    enc = torch_models.image_encoder("efficientnet-lite0", "cpu")
     x = torch.zeros(2, 3, enc.input_size, enc.input_size)
     _export(_LiteFeatures(enc.model), (x,), path, (["x"], ["features"]), {"x": {0: "batch"}, "features": {0: "batch"}})
 
@@ -175,7 +175,7 @@ def _minilm_path() -> Path:
 
 
 def _export_minilm(path: Path) -> None:
-    st: Any = encoders.text_encoder("minilm-l6", "cpu").model  # type: ignore[attr-defined]
+    st: Any = torch_models.text_encoder("minilm-l6", "cpu").model  # type: ignore[attr-defined]
     batch = st.tokenizer(["a photo", "two words here"], padding=True, return_tensors="pt")
     _export(_MeanPooled(st[0].auto_model), (batch["input_ids"], batch["attention_mask"]), path,
             (["ids", "mask"], ["pooled"]), {"ids": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"},
@@ -198,24 +198,3 @@ def ort_text_encoder(name: str, cache_dir: Path | None = None) -> OrtTextEncoder
         return None
     with _LOCK:
         return _ort_text(name, cache_dir)
-
-
-# -- the runtime choice ----------------------------------------------------------------
-def inference_image_encoder(name: str, device: str = "auto", runtime: str = "onnx") -> encoders.BatchImageEncoder:
-    """The image encoder to embed with when no gradient is needed: its ONNX Runtime twin when
-    the device resolves to the CPU, ``runtime`` is "onnx" and the encoder has one; else the
-    PyTorch encoder (CUDA keeps PyTorch)."""
-    if runtime == "onnx" and resolve_device(device).type == "cpu":
-        fast = ort_image_encoder(name)
-        if fast is not None:
-            return fast
-    return encoders.image_encoder(name, device)
-
-
-def inference_text_encoder(name: str, device: str = "auto", runtime: str = "onnx") -> encoders.TextEncoder:
-    """As ``inference_image_encoder``, for text (every text encoder use is inference)."""
-    if runtime == "onnx" and resolve_device(device).type == "cpu":
-        fast = ort_text_encoder(name)
-        if fast is not None:
-            return fast
-    return encoders.text_encoder(name, device)

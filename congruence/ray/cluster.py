@@ -27,7 +27,7 @@ import numpy as np
 
 from congruence.core.errors import CongruenceError, StoreUnavailable
 from congruence.core.settings import Settings
-from congruence.indexer import database
+from congruence.store import database
 
 logger = logging.getLogger(__name__)
 RAY_MISSING = "Ray is not installed: pip install 'congruence[ray]'"

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from congruence.indexer.metrics.store import AccountMetrics
-from congruence.search.metrics import MetricBounds
+from congruence.store.account_metrics import AccountMetrics
+from congruence.search.metric_filters import MetricBounds
 
 
 class MetricFilterFields(BaseModel):

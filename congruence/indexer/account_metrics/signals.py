@@ -19,11 +19,12 @@ both. Nothing here estimates a "real audience %": that needs the followers thems
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from congruence.indexer.metrics.compute import AccountArrays, PostArrays, group_median, newest_first, post_rates, window
+from congruence.indexer.account_metrics.compute import group_median, newest_first, window
+from congruence.store.account_metrics import AccountArrays, Flag, PostArrays
 
 Z_MAX = 3.5
 SPIKE = 5.0
@@ -33,21 +34,6 @@ MIN_SPIKE_POSTS = 5
 BANDS = (1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000)
 BAND_NAMES = ("<1k", "1k-5k", "5k-10k", "10k-50k", "50k-100k", "100k-500k", "500k-1M", "1M+")
 SIGNALS = ("comment_like_ratio", "like_spike", "er_outlier")
-
-
-@dataclass(frozen=True)
-class Flag:
-    """signal (one of SIGNALS), value (the figure compared: a robust z, or a likes ratio),
-    threshold (what it crossed), text (a sentence with the numbers), post_id (a spike's post)."""
-
-    signal: str
-    value: float
-    threshold: float
-    text: str
-    post_id: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def follower_band(followers: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from congruence.indexer.store import AccountTable, Store
-from congruence.safety.categories import NAMES
+from congruence.store.records import Store
+from congruence.store.rows import AccountTable
 
 NONE_FLAGGED = np.iinfo(np.int32).max  # "no flagged post" in SafetyIndex.newest
 _CONTENT = "coalesce(p.caption_hash, '') || ':' || coalesce(p.image_hash, '')"
@@ -32,7 +32,7 @@ class Pending:
 
 @dataclass(frozen=True)
 class Flag:
-    """One reason a post is flagged: category (``categories.NAMES``), source ('words',
+    """One reason a post is flagged: category (``safety.categories.NAMES``), source ('words',
     'caption' or 'image'), evidence (the word, the category description the caption is close
     to, or the ImageNet class) and score (1 for a word, the cosine or the class probability)."""
 
@@ -91,11 +91,11 @@ def waiting(store: Store, screen: str, kind: str = "influencer") -> int:
     return int(row[0]) if row else 0
 
 
-def newest_flagged(store: Store, table: AccountTable) -> np.ndarray:
-    """(len(table), len(NAMES)) int32: per account of ``table`` and category, the position of
+def newest_flagged(store: Store, table: AccountTable, categories: Sequence[str]) -> np.ndarray:
+    """(len(table), len(categories)) int32: per account of ``table`` and category, the position of
     its newest flagged post among its posts newest first (0: the newest post), or
     ``NONE_FLAGGED``. Only accounts with a flag are read."""
-    out = np.full((len(table.seq), len(NAMES)), NONE_FLAGGED, np.int32)
+    out = np.full((len(table.seq), len(categories)), NONE_FLAGGED, np.int32)
     rows = store.conn.execute(
         "WITH flagged AS (SELECT DISTINCT p.account_id FROM post_flags f JOIN posts p ON p.id = f.post_id),"
         " ranked AS (SELECT p.id, p.account_id, row_number() OVER (PARTITION BY p.account_id"
@@ -105,7 +105,7 @@ def newest_flagged(store: Store, table: AccountTable) -> np.ndarray:
     if not rows:
         return out
     row_of = {int(s): i for i, s in enumerate(table.seq)}
-    col_of = {n: j for j, n in enumerate(NAMES)}
+    col_of = {n: j for j, n in enumerate(categories)}
     for seq, cat, pos in rows:
         i, j = row_of.get(int(seq)), col_of.get(cat)
         if i is not None and j is not None:

@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_conn(settings: Settings) -> Any:
-    from congruence.indexer.store import Store
+    from congruence.store.records import Store
 
     return Store.open(settings)
 

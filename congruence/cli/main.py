@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from congruence.api.cli_engagement import add_parsers as add_engagement_parsers
-from congruence.api.cli_explain import add_parser as add_explain_parser
-from congruence.api.cli_metrics import add_parser as add_metrics_parser
-from congruence.api.cli_safety import add_parser as add_safety_parser
-from congruence.api.cli_progress import quiet_flag
-from congruence.api.cli_export import add_parser as add_export_parser
-from congruence.api.cli_serve import add_parsers as add_serve_parsers
-from congruence.api.cli_training import add_parsers as add_training_parsers
+from congruence.cli.engagement import add_parsers as add_engagement_parsers
+from congruence.cli.explain import add_parser as add_explain_parser
+from congruence.cli.account_metrics import add_parser as add_metrics_parser
+from congruence.cli.safety import add_parser as add_safety_parser
+from congruence.cli.progress import quiet_flag
+from congruence.cli.export import add_parser as add_export_parser
+from congruence.cli.serve import add_parsers as add_serve_parsers
+from congruence.cli.training import add_parsers as add_training_parsers
 from congruence.core.errors import CongruenceError
 from congruence.core.progress import ProgressBoard, ProgressStyle, current_board, set_board
 from congruence.core.settings import Settings, load_settings
@@ -37,12 +37,12 @@ ENCODE_LABELS = {"images": ("encoding images", "images"), "texts": ("encoding ca
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.api.cli_formats import source_of
+    from congruence.cli.formats import source_of
     from congruence.indexer.ingest import ingest
 
     folder, read = source_of(args)  # the corpus folder, an Instaloader folder, or a posts table
-    from congruence.api.cli_metrics import metrics_summary
-    from congruence.indexer.metrics.compute import check_n_last
+    from congruence.cli.account_metrics import metrics_summary
+    from congruence.indexer.account_metrics.compute import check_n_last
     from congruence.training.deploy import active_spaces
 
     n_last = getattr(args, "er_posts", None)
@@ -53,7 +53,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     spaces=active_spaces(settings), ray_address=args.ray_address, read=read, metrics_last_n=n_last)
     board.close()
     if report.exit_code != 1:  # the brand-safety screen of what was stored (incremental)
-        from congruence.api.cli_safety import run_screen
+        from congruence.cli.safety import run_screen
 
         run_screen(settings, quiet=args.json)
     if args.json:
@@ -73,8 +73,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from congruence.api.cli_metrics import metric_bounds
-    from congruence.api.cli_safety import safety_filter_kwargs
+    from congruence.cli.account_metrics import metric_bounds
+    from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.filters import Filters
 
     return Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
@@ -83,8 +83,8 @@ def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
     """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when ``store``)."""
-    from congruence.api.cli_metrics import metrics_cell, with_metrics
-    from congruence.api.cli_safety import hits_with_safety
+    from congruence.cli.account_metrics import metrics_cell, with_metrics
+    from congruence.cli.safety import hits_with_safety
 
     data = with_metrics(store, hits_with_safety(store, hits)) if store is not None else [h.to_dict() for h in hits]
     if as_json:
@@ -108,14 +108,14 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.brand) == bool(args.images or args.text):
         print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
         return 1
-    from congruence.api.cli_safety import feedback_of
+    from congruence.cli.safety import feedback_of
 
     filters, feedback = _filters(args), feedback_of(args)
     with Engine(settings) as engine:
         if args.brand:
             hits = engine.match_brand(args.brand, args.k, filters, feedback=feedback)
         else:
-            from congruence.indexer.images import read_image
+            from congruence.encoders.images import read_image
 
             images = [read_image(Path(p))[0] for p in args.images or []]
             hits = engine.match_new(images, args.text or "", args.k, filters, feedback=feedback)
@@ -124,7 +124,7 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.api.cli_safety import feedback_of
+    from congruence.cli.safety import feedback_of
     from congruence.search.engine import Engine
 
     with Engine(settings) as engine:
@@ -176,7 +176,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return code
     _train_demo_models(settings)
     if not args.no_serve:
-        from congruence.api.cli_serve import serve
+        from congruence.cli.serve import serve
 
         return serve(settings, "127.0.0.1", args.port, no_auth=True)
     brand = f"brand_{BRANDS['fitness']}"
@@ -188,7 +188,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _train_demo_models(settings: Settings) -> None:
     """Train the congruence head and the engagement model when none is in service (seconds on the demo)."""
-    from congruence.indexer.store import Store
+    from congruence.store.records import Store
     from congruence.training.deploy import ACTIVE_KEY
     from congruence.training.jobs import train_and_deploy
     from congruence.training.loop import TrainConfig
@@ -229,8 +229,8 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-followers", type=int)
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
     p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N}')
-    from congruence.api.cli_metrics import metric_args
-    from congruence.api.cli_safety import feedback_args, safety_args
+    from congruence.cli.account_metrics import metric_args
+    from congruence.cli.safety import feedback_args, safety_args
 
     safety_args(p)
     metric_args(p)
@@ -246,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "folder, or CSV/Parquet tables); recompute the account metrics")
     quiet_flag(p)
     p.add_argument("folder", help="the corpus folder; with --format table, the posts table")
-    from congruence.api.cli_formats import format_args
-    from congruence.api.cli_metrics import er_posts_arg
+    from congruence.cli.formats import format_args
+    from congruence.cli.account_metrics import er_posts_arg
 
     format_args(p)
     er_posts_arg(p)

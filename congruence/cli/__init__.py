@@ -1,0 +1,1 @@
+"""The ``congruence`` command: one subcommand per job (``main.build_parser``)."""

@@ -1,0 +1,73 @@
+"""The rows that cross between the store and its callers: frozen, typed, one place.
+
+``Account``, ``Match`` and ``StoredPost`` go in (an ingest writes them); the rest come out.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from congruence.store.columns import CodeColumn
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    kind: str
+    handle: str
+    category: str
+    followers: int | None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Match:
+    brand_id: str
+    influencer_id: str
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """A validated post ready to store: image path relative to ``corpus_root``, hashes."""
+
+    id: str
+    account_id: str
+    image: str | None
+    image_hash: str | None
+    caption: str
+    caption_hash: str | None
+    likes: int | None
+    comments: int | None
+    ts: Any
+    sponsored: bool
+    tagged: tuple[str, ...]
+    extra: dict[str, Any]
+    row_hash: str
+    corpus_root: str
+
+
+@dataclass(frozen=True)
+class AccountTable:
+    """Columns of the accounts of one kind, aligned by position; seq is the FAISS label."""
+
+    seq: np.ndarray  # (n,) int64
+    ids: Sequence[str]
+    handles: Sequence[str]
+    categories: Sequence[str]
+    followers: np.ndarray  # (n,) int64, -1 when unknown
+
+    @functools.cached_property
+    def category_codes(self) -> tuple[np.ndarray, dict[str, int]]:
+        """((n,) int32 code of each row's category, {category: code}): built once per table,
+        so a category filter is one numpy comparison instead of a Python loop per query."""
+        if isinstance(self.categories, CodeColumn):
+            return self.categories.codes, {c: i for i, c in enumerate(self.categories.names)}
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(c, len(index)) for c in self.categories), np.int32,
+                            count=len(self.categories))
+        return codes, index
