@@ -146,40 +146,51 @@ def _gpu(ctx: RunContext) -> Section:
 
     cfg = gpu_check.GpuConfig.tiny() if ctx.quick else gpu_check.GpuConfig()
     doc = gpu_check.run(cfg, ctx.tmp / "gpu")
-    rows = [{"part": name, **{k: v for k, v in part.items() if not isinstance(v, (dict, list)) and k != "traceback"}}
-            for name, part in doc["parts"].items()]
-    section = Section("gpu", [Table(f"GPU check ({doc['gpu'] or 'no CUDA device: CPU'})", rows)],
-                      details={**doc, "targets_met": None if all("error" not in p for p in doc["parts"].values())
-                               else False})
+    rows = [
+        {"part": name, **{k: v for k, v in part.items() if not isinstance(v, (dict, list)) and k != "traceback"}}
+        for name, part in doc["parts"].items()
+    ]
+    section = Section(
+        "gpu",
+        [Table(f"GPU check ({doc['gpu'] or 'no CUDA device: CPU'})", rows)],
+        details={**doc, "targets_met": None if all("error" not in p for p in doc["parts"].values()) else False},
+    )
     return section
 
 
 # in the order they run
-SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
-    SectionSpec("ingest", _ingest, needs_pg=True),
-    SectionSpec("match", _match),
-    SectionSpec("index-scale", _index_scale),
-    SectionSpec("pgvector", _pgvector, needs_pg=True),
-    SectionSpec("match-e2e", _match_e2e),
-    SectionSpec("explain", _explain),
-    SectionSpec("export", _export),
-    SectionSpec("ranking-photos", _ranking_photos, default=False),
-    SectionSpec("ranking-instagram", _ranking_instagram, default=False),
-    SectionSpec("feedback", _feedback, default=False),
-    SectionSpec("feedback-seeds", _feedback_seeds, default=False),
-    SectionSpec("caption-safety", _caption_safety, default=False),
-    SectionSpec("encoder-rates", _encoder_rates, default=False),
-    SectionSpec("index-build", _index_build, default=False),
-    SectionSpec("gpu", _gpu, default=False),
-)}
+SECTIONS: dict[str, SectionSpec] = {
+    s.name: s
+    for s in (
+        SectionSpec("ingest", _ingest, needs_pg=True),
+        SectionSpec("match", _match),
+        SectionSpec("index-scale", _index_scale),
+        SectionSpec("pgvector", _pgvector, needs_pg=True),
+        SectionSpec("match-e2e", _match_e2e),
+        SectionSpec("explain", _explain),
+        SectionSpec("export", _export),
+        SectionSpec("ranking-photos", _ranking_photos, default=False),
+        SectionSpec("ranking-instagram", _ranking_instagram, default=False),
+        SectionSpec("feedback", _feedback, default=False),
+        SectionSpec("feedback-seeds", _feedback_seeds, default=False),
+        SectionSpec("caption-safety", _caption_safety, default=False),
+        SectionSpec("encoder-rates", _encoder_rates, default=False),
+        SectionSpec("index-build", _index_build, default=False),
+        SectionSpec("gpu", _gpu, default=False),
+    )
+}
 DEFAULT_SECTIONS = tuple(name for name, spec in SECTIONS.items() if spec.default)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes; finishes in under 2 minutes")
-    p.add_argument("--only", choices=list(SECTIONS), action="append",
-                   help="run only this section (repeatable; the ranking-* sections run only when named)")
+    p.add_argument(
+        "--only",
+        choices=list(SECTIONS),
+        action="append",
+        help="run only this section (repeatable; the ranking-* sections run only when named)",
+    )
     p.add_argument("--gpu", action="store_true", help="the GPU check alone (= --only gpu; bench/gpu_check.py)")
     p.add_argument("--out", type=Path, help="JSON result path (default bench/results/<mode>-<time>.json)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -220,15 +231,21 @@ def write_json(path: Path, quick: bool, machine: dict[str, object], sections: li
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+    )
     t0 = time.perf_counter()
     machine = machine_info()
     machine["started_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     gpu = f"GPU {machine['gpu_name']}" if machine["gpu_present"] else "no GPU"
-    print(f"congruence bench ({'quick' if args.quick else 'full'}): {machine['cpu_model']}, "
-          f"{machine['cpus_usable']} cores, {machine['ram_gb']} GB RAM, torch {machine['torch']}, "
-          f"faiss {machine['faiss']}, {gpu}, load avg {machine['load_avg_1_5_15']}\n", flush=True)
+    print(
+        f"congruence bench ({'quick' if args.quick else 'full'}): {machine['cpu_model']}, "
+        f"{machine['cpus_usable']} cores, {machine['ram_gb']} GB RAM, torch {machine['torch']}, "
+        f"faiss {machine['faiss']}, {gpu}, load avg {machine['load_avg_1_5_15']}\n",
+        flush=True,
+    )
     only = (args.only or []) + (["gpu"] if args.gpu else [])
     names = [s for s in SECTIONS if s in only] if only else list(DEFAULT_SECTIONS)
     sections = run_sections(names, args.quick)

@@ -23,8 +23,8 @@ import numpy as np
 
 from congruence.datasets.instagram_text import clean_category
 from congruence.indexer.account_metrics.compute import N_LAST, figures, post_rates
-from congruence.store.account_metrics import AccountArrays, PostArrays
 from congruence.indexer.account_metrics.signals import BAND_NAMES, SIGNALS, authenticity, follower_band
+from congruence.store.account_metrics import AccountArrays, PostArrays
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "instagram" / "posts.jsonl.gz"
 
@@ -40,13 +40,14 @@ def load(source: Path) -> tuple[AccountArrays, PostArrays, dict[str, int]]:
     do missing ones."""
     rows, seen = [], set()
     dirty: Counter[str] = Counter()
-    for line in gzip.open(source, "rt", encoding="utf-8"):
-        r = json.loads(line)
-        if r.get("shortcode") in seen:  # the same post twice: ingest refuses the repeat (a duplicate id)
-            dirty["posts_duplicate"] += 1
-            continue
-        seen.add(r.get("shortcode"))
-        rows.append(r)
+    with gzip.open(source, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            r = json.loads(line)
+            if r.get("shortcode") in seen:  # the same post twice: ingest refuses the repeat (a duplicate id)
+                dirty["posts_duplicate"] += 1
+                continue
+            seen.add(r.get("shortcode"))
+            rows.append(r)
     users = sorted({str(r["user"]) for r in rows})
     row_of = {u: i for i, u in enumerate(users)}
     followers = np.full(len(users), np.nan)
@@ -68,11 +69,17 @@ def load(source: Path) -> tuple[AccountArrays, PostArrays, dict[str, int]]:
         dirty[f"posts_{name}_missing"] = int(np.isnan(v).sum())
         dirty[f"posts_{name}_negative"] = int((v < 0).sum())
         v[v < 0] = np.nan
-    spons = np.array([1 if r.get("sponsored") is True else 0 if r.get("sponsored") is False else -1 for r in rows],
-                     np.int8)
-    posts = PostArrays(np.array([row_of[str(r["user"])] for r in rows], np.int64),
-                       np.array([_number(r.get("ts")) for r in rows]), likes, comments, spons,
-                       [str(r.get("shortcode")) for r in rows])
+    spons = np.array(
+        [1 if r.get("sponsored") is True else 0 if r.get("sponsored") is False else -1 for r in rows], np.int8
+    )
+    posts = PostArrays(
+        np.array([row_of[str(r["user"])] for r in rows], np.int64),
+        np.array([_number(r.get("ts")) for r in rows]),
+        likes,
+        comments,
+        spons,
+        [str(r.get("shortcode")) for r in rows],
+    )
     dirty["posts_time_missing"] = int(np.isnan(posts.ts).sum())
     dirty["posts_sponsorship_unknown"] = int((spons < 0).sum())
     dirty["accounts_followers_missing"] = int(np.isnan(followers).sum())
@@ -109,13 +116,16 @@ def sponsored(acc: AccountArrays, posts: PostArrays, ratio: np.ndarray) -> dict[
     sp, org = ok & (posts.sponsored == 1), ok & (posts.sponsored == 0)
     has_sp = np.isin(posts.account, np.unique(posts.account[sp]))
     both = np.isfinite(ratio)
-    return {"sponsored_posts": int(sp.sum()), "organic_posts": int(org.sum()),
-            "post_er_median_sponsored": round(float(np.median(rate[sp])), 5),
-            "post_er_median_organic": round(float(np.median(rate[org])), 5),
-            "post_er_median_organic_of_sponsoring_accounts": round(float(np.median(rate[org & has_sp])), 5),
-            "accounts_with_both": int(both.sum()),
-            "account_ratio_q1_median_q3": [round(v, 3) for v in _quartiles(ratio[both])],
-            "accounts_ratio_below_1": int((ratio[both] < 1).sum())}
+    return {
+        "sponsored_posts": int(sp.sum()),
+        "organic_posts": int(org.sum()),
+        "post_er_median_sponsored": round(float(np.median(rate[sp])), 5),
+        "post_er_median_organic": round(float(np.median(rate[org])), 5),
+        "post_er_median_organic_of_sponsoring_accounts": round(float(np.median(rate[org & has_sp])), 5),
+        "accounts_with_both": int(both.sum()),
+        "account_ratio_q1_median_q3": [round(v, 3) for v in _quartiles(ratio[both])],
+        "accounts_ratio_below_1": int((ratio[both] < 1).sum()),
+    }
 
 
 def analyse(source: Path) -> dict[str, Any]:
@@ -125,14 +135,24 @@ def analyse(source: Path) -> dict[str, Any]:
     ok = np.isfinite(f.er) & (acc.followers > 0)
     multi = ok & (f.er_posts >= 2)
     flagged = {s: sum(1 for fl in flags if any(x.signal == s for x in fl)) for s in SIGNALS}
-    return {"source": source.name, "last_n": N_LAST, "dirty": dirty, "accounts_with_er": int(ok.sum()),
-            "er_by_band": by_band(acc, f.er, f.er_posts, 1), "er_by_band_2_posts": by_band(acc, f.er, f.er_posts, 2),
-            "spearman_er_followers": round(spearman(f.er[ok], acc.followers[ok]), 3),
-            "spearman_er_followers_2_posts": round(spearman(f.er[multi], acc.followers[multi]), 3),
-            "sponsored": sponsored(acc, posts, f.sponsored_ratio), "flagged": flagged,
-            "flagged_any": sum(1 for fl in flags if fl),
-            "eligible": {"comment_like_ratio": int((f.er_posts >= 3).sum()), "like_spike": int((f.er_posts >= 5).sum()),
-                         "er_outlier": int(ok.sum())}}
+    return {
+        "source": source.name,
+        "last_n": N_LAST,
+        "dirty": dirty,
+        "accounts_with_er": int(ok.sum()),
+        "er_by_band": by_band(acc, f.er, f.er_posts, 1),
+        "er_by_band_2_posts": by_band(acc, f.er, f.er_posts, 2),
+        "spearman_er_followers": round(spearman(f.er[ok], acc.followers[ok]), 3),
+        "spearman_er_followers_2_posts": round(spearman(f.er[multi], acc.followers[multi]), 3),
+        "sponsored": sponsored(acc, posts, f.sponsored_ratio),
+        "flagged": flagged,
+        "flagged_any": sum(1 for fl in flags if fl),
+        "eligible": {
+            "comment_like_ratio": int((f.er_posts >= 3).sum()),
+            "like_spike": int((f.er_posts >= 5).sum()),
+            "er_outlier": int(ok.sum()),
+        },
+    }
 
 
 def plot(result: dict[str, Any], out: Path) -> None:
@@ -143,8 +163,10 @@ def plot(result: dict[str, Any], out: Path) -> None:
 
     plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "svg.hashsalt": "congruence"})
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for key, label, dx, color in (("er_by_band", "every account (1+ posts)", -0.12, "#3b6ea8"),
-                                  ("er_by_band_2_posts", "accounts with 2+ posts", 0.12, "#e8590c")):
+    for key, label, dx, color in (
+        ("er_by_band", "every account (1+ posts)", -0.12, "#3b6ea8"),
+        ("er_by_band_2_posts", "accounts with 2+ posts", 0.12, "#e8590c"),
+    ):
         rows = [r for r in result[key] if r["accounts"]]
         x = np.array([BAND_NAMES.index(r["band"]) for r in rows]) + dx
         q1, med, q3 = (np.array([r["er_q1_median_q3"][i] for r in rows]) * 100 for i in range(3))

@@ -36,9 +36,9 @@ from bench.common import Row, Section, Table
 from bench.ranking import SHARED, newest_head, standalone
 from congruence.core.settings import load_settings
 from congruence.store.postsets import PostSets
+from congruence.training.checkpoint import load_head
 from congruence.training.evaluate import evaluate, head_scorer, pooled_cosine
 from congruence.training.jobs import load_training_data
-from congruence.training.checkpoint import load_head
 from congruence.training.model import CongruenceHead
 
 Scorer = Callable[[PostSets, np.ndarray, np.ndarray], np.ndarray]
@@ -59,14 +59,17 @@ def cached(scorer: Scorer) -> Scorer:
         if key not in memo:
             memo[key] = np.asarray(scorer(ps, brands, cands), np.float64)
         return memo[key]
+
     return score
 
 
 def share_prior(accounts: dict[str, dict[str, Any]]) -> Scorer:
     def score(ps: PostSets, brands: np.ndarray, cands: np.ndarray) -> np.ndarray:
         cats = [ps.categories[int(r)] or "unknown" for r in cands]
-        return np.array([[accounts[ps.account_ids[int(b)]]["partner_categories"].get(c, 0.0) for c in cats]
-                         for b in brands])
+        return np.array(
+            [[accounts[ps.account_ids[int(b)]]["partner_categories"].get(c, 0.0) for c in cats] for b in brands]
+        )
+
     return score
 
 
@@ -81,15 +84,17 @@ def predicted_profile(head: CongruenceHead, ps: PostSets) -> Scorer:
         cols = np.asarray([column.get(p.categories[int(r)] or "", -1) for r in cands])
         out = np.zeros((len(brands), len(cands)))
         for i, b in enumerate(brands):
-            profile = probs[p.offsets[int(b)]: p.offsets[int(b) + 1]].mean(axis=0)
+            profile = probs[p.offsets[int(b)] : p.offsets[int(b) + 1]].mean(axis=0)
             out[i] = np.where(cols >= 0, profile[np.maximum(cols, 0)], 0.0)
         return out
+
     return score
 
 
 def followers_prior(train_partners: dict[str, list[str]], followers: dict[str, float]) -> Scorer:
     """log p(log10 followers | the brand's training-side partners) - log p(... | everyone),
     Gaussian kernels of width 0.25 decades; an unknown count scores 0."""
+
     def density(x: np.ndarray, pts: np.ndarray) -> np.ndarray:
         return np.exp(-0.5 * ((x[:, None] - pts[None, :]) / 0.25) ** 2).mean(axis=1) + 1e-6
 
@@ -103,6 +108,7 @@ def followers_prior(train_partners: dict[str, list[str]], followers: dict[str, f
             if len(pts):
                 out[i, known] = np.log(density(f[known], pts)) - np.log(everyone)
         return out
+
     return score
 
 
@@ -133,31 +139,51 @@ def run(home: Path, corpus: Path) -> Section:
     cands = [i for i in (corpus / "test_influencers.txt").read_text(encoding="utf-8").split() if i]
     train_partners, followers = source_facts(corpus)
     h = cached(head_scorer(head))
-    prior, profile, foll = share_prior(accounts), cached(predicted_profile(head, ps)), followers_prior(
-        train_partners, followers)
+    prior, profile, foll = (
+        share_prior(accounts),
+        cached(predicted_profile(head, ps)),
+        followers_prior(train_partners, followers),
+    )
 
     def blend(p: Scorer, w: float, extra: Scorer | None = None) -> Scorer:
-        return lambda s, b, c: (np.log(p(s, b, c) + EPS) + w * standardised(h(s, b, c))
-                                + (extra(s, b, c) if extra is not None else 0.0))
+        return lambda s, b, c: (
+            np.log(p(s, b, c) + EPS) + w * standardised(h(s, b, c)) + (extra(s, b, c) if extra is not None else 0.0)
+        )
 
-    methods: dict[str, Scorer] = {"pooled cosine": pooled_cosine, "head": h, "category prior": prior,
-                                  "predicted profile": profile, "followers": foll}
+    methods: dict[str, Scorer] = {
+        "pooled cosine": pooled_cosine,
+        "head": h,
+        "category prior": prior,
+        "predicted profile": profile,
+        "followers": foll,
+    }
     for w in WEIGHTS:
         methods[f"category prior + {w:g} head"] = blend(prior, w)
     for w in WEIGHTS:
         methods[f"predicted profile + {w:g} head"] = blend(profile, w)
     methods["category prior + followers + 0.3 head"] = blend(prior, 0.3, foll)
     got = {name: evaluate(scorer, ps, data.pairs, brands, candidates=cands) for name, scorer in methods.items()}
-    rows: list[Row] = [{"method": name, "AUC": round(m.auc, 3), "cAUC": round(m.cauc, 3),
-                        "R@10": round(m.recall_at_10, 3), "R@50": round(m.recall_at_50, 3), "MedR": m.medr}
-                       for name, m in got.items()]
+    rows: list[Row] = [
+        {
+            "method": name,
+            "AUC": round(m.auc, 3),
+            "cAUC": round(m.cauc, 3),
+            "R@10": round(m.recall_at_10, 3),
+            "R@50": round(m.recall_at_50, 3),
+            "MedR": m.medr,
+        }
+        for name, m in got.items()
+    ]
     cosine_r10 = got["pooled cosine"].recall_at_10
     best = max(got, key=lambda name: got[name].auc)
-    section = Section("brand-tag-priors", [Table(f"{len(brands)} held-out brands x {len(cands)} held-out influencers",
-                                                 rows)])
-    section.notes += [f"head {version} of {home}; blends: log(prior + {EPS:g}) + w * z(head), every w shown",
-                      f"best AUC {got[best].auc:.3f} ({best}); the target is AUC >= 0.80 and R@10 >= 3x pooled "
-                      f"cosine ({3 * cosine_r10:.3f})"]
+    section = Section(
+        "brand-tag-priors", [Table(f"{len(brands)} held-out brands x {len(cands)} held-out influencers", rows)]
+    )
+    section.notes += [
+        f"head {version} of {home}; blends: log(prior + {EPS:g}) + w * z(head), every w shown",
+        f"best AUC {got[best].auc:.3f} ({best}); the target is AUC >= 0.80 and R@10 >= 3x pooled "
+        f"cosine ({3 * cosine_r10:.3f})",
+    ]
     section.details.update({"home": str(home), "corpus": str(corpus), "version": version})
     return section
 

@@ -55,21 +55,35 @@ def load(posts_gz: Path) -> list[Labelled]:
             p = json.loads(line)
             if p.get("shortcode") in want:
                 captions[p["shortcode"]] = p.get("caption") or ""
-    return [Labelled(r["shortcode"], r["stratum"], frozenset(c for c in r["categories"].split(";") if c),
-                     captions[r["shortcode"]]) for r in rows if r["shortcode"] in captions]
+    return [
+        Labelled(
+            r["shortcode"],
+            r["stratum"],
+            frozenset(c for c in r["categories"].split(";") if c),
+            captions[r["shortcode"]],
+        )
+        for r in rows
+        if r["shortcode"] in captions
+    ]
 
 
 def scores(truth: Sequence[frozenset[str]], got: Sequence[frozenset[str]], category: str | None) -> Row:
     """tp, fp, fn, precision, recall for one category (None: any category)."""
+
     def has(s: frozenset[str]) -> bool:
         return bool(s) if category is None else category in s
 
     tp = sum(has(t) and has(g) for t, g in zip(truth, got, strict=True))
     fp = sum(not has(t) and has(g) for t, g in zip(truth, got, strict=True))
     fn = sum(has(t) and not has(g) for t, g in zip(truth, got, strict=True))
-    return {"positives": tp + fn, "tp": tp, "fp": fp, "fn": fn,
-            "precision": round(tp / (tp + fp), 3) if tp + fp else None,
-            "recall": round(tp / (tp + fn), 3) if tp + fn else None}
+    return {
+        "positives": tp + fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+    }
 
 
 def run(quick: bool = False) -> Section:
@@ -105,9 +119,16 @@ def run(quick: bool = False) -> Section:
     for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
         sweep.append({"min cosine": t, **scores(truth_all, flags("both", t), None)})
     section.tables.append(Table("threshold of the caption similarity, all captions, any category (in-sample)", sweep))
-    section.details.update({"n": len(items), "strata": {s: sum(it.stratum == s for it in items)
-                                                         for s in ("random", "alt_drink")},
-                            "labels": str(LABELS), "threshold": CAPTION_MIN_COS})
-    section.notes.append(f"{len(items)} captions labelled by reading them ({LABELS.name}, shortcodes only); "
-                         "see the module doc for the sampling and the labelling rules")
+    section.details.update(
+        {
+            "n": len(items),
+            "strata": {s: sum(it.stratum == s for it in items) for s in ("random", "alt_drink")},
+            "labels": str(LABELS),
+            "threshold": CAPTION_MIN_COS,
+        }
+    )
+    section.notes.append(
+        f"{len(items)} captions labelled by reading them ({LABELS.name}, shortcodes only); "
+        "see the module doc for the sampling and the labelling rules"
+    )
     return section

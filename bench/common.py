@@ -53,8 +53,9 @@ def sample_latency(call: Callable[[int], object], n: int, warmup: int = 5) -> np
     return out
 
 
-def sample_ab(a: Callable[[int], object], b: Callable[[int], object] | None, n: int, n_b: int | None = None,
-              warmup: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def sample_ab(
+    a: Callable[[int], object], b: Callable[[int], object] | None, n: int, n_b: int | None = None, warmup: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Wall seconds of ``a(i)`` for every i < n, and of ``b(i)`` right after it for i < n_b.
 
     Pairing the calls makes a change in the load of a shared machine hit both alike, and

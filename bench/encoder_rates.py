@@ -29,10 +29,10 @@ import numpy as np
 import torch
 
 from bench.common import Row, Section, Table
-from congruence.indexer.encode import _load
-from congruence.encoders.torch_models import image_encoder, text_encoder
 from congruence.encoders.base import encode_batch
 from congruence.encoders.onnx import OrtTextEncoder, ort_image_encoder, ort_text_encoder, session
+from congruence.encoders.torch_models import image_encoder, text_encoder
+from congruence.indexer.encode import _load
 
 logger = logging.getLogger(__name__)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -76,8 +76,14 @@ def _pipeline(enc: object, paths: Sequence[Path], batch: int) -> float:
         ahead = [pool.submit(_load, enc, str(p.parent), p.name) for p in batches[0]]  # type: ignore[arg-type]
         for bi in range(len(batches)):
             loaded = [f.result() for f in ahead]
-            ahead = [pool.submit(_load, enc, str(p.parent), p.name)  # type: ignore[arg-type]
-                     for p in batches[bi + 1]] if bi + 1 < len(batches) else []
+            ahead = (
+                [
+                    pool.submit(_load, enc, str(p.parent), p.name)  # type: ignore[arg-type]
+                    for p in batches[bi + 1]
+                ]
+                if bi + 1 < len(batches)
+                else []
+            )
             encode_batch(enc, torch.stack([x for x in loaded if isinstance(x, torch.Tensor)]))  # type: ignore[arg-type]
     return time.perf_counter() - t
 
@@ -107,14 +113,26 @@ def image_rows(cfg: RatesConfig) -> tuple[list[Row], dict[str, float]]:
     pipe = n / pipeline
     rows: list[Row] = [
         {"measure": "PyTorch eager forward (preloaded batches)", "images/s": rate["pytorch"], "x PyTorch": 1.0},
-        {"measure": "ONNX Runtime forward (same batches, interleaved)", "images/s": rate["onnx"],
-         "x PyTorch": rate["onnx"] / rate["pytorch"]},
+        {
+            "measure": "ONNX Runtime forward (same batches, interleaved)",
+            "images/s": rate["onnx"],
+            "x PyTorch": rate["onnx"] / rate["pytorch"],
+        },
         {"measure": "decode + preprocess alone (2 threads)", "images/s": decode_rate, "x PyTorch": None},
-        {"measure": "pipeline: decode ahead + ONNX Runtime (as ingest)", "images/s": pipe,
-         "x PyTorch": pipe / rate["pytorch"]},
+        {
+            "measure": "pipeline: decode ahead + ONNX Runtime (as ingest)",
+            "images/s": pipe,
+            "x PyTorch": pipe / rate["pytorch"],
+        },
     ]
-    return rows, {"pytorch": rate["pytorch"], "onnx": rate["onnx"], "pipeline": pipe, "efficiency": pipe / rate["onnx"],
-                  "min_cosine": float(cos.min()), "photos": len(paths)}
+    return rows, {
+        "pytorch": rate["pytorch"],
+        "onnx": rate["onnx"],
+        "pipeline": pipe,
+        "efficiency": pipe / rate["onnx"],
+        "min_cosine": float(cos.min()),
+        "photos": len(paths),
+    }
 
 
 def _int8(fp32: OrtTextEncoder, tmp: Path) -> OrtTextEncoder:
@@ -147,10 +165,12 @@ def text_rows(cfg: RatesConfig, tmp: Path) -> tuple[list[Row], dict[str, float]]
             out[rows] = encode([caps[i] for i in rows])
         return out
 
-    variants = {"today: sentence-transformers, hash order": (st.encode, range(len(caps))),
-                "sentence-transformers, length-sorted": (st.encode, by_len),
-                "ONNX Runtime float32, length-sorted (product)": (fast.encode, by_len),
-                "ONNX Runtime int8 dynamic, length-sorted": (int8.encode, by_len)}
+    variants = {
+        "today: sentence-transformers, hash order": (st.encode, range(len(caps))),
+        "sentence-transformers, length-sorted": (st.encode, by_len),
+        "ONNX Runtime float32, length-sorted (product)": (fast.encode, by_len),
+        "ONNX Runtime int8 dynamic, length-sorted": (int8.encode, by_len),
+    }
     for encode, _ in variants.values():  # warm-up
         encode(caps[:64])
     wall = dict.fromkeys(variants, 0.0)
@@ -166,11 +186,21 @@ def text_rows(cfg: RatesConfig, tmp: Path) -> tuple[list[Row], dict[str, float]]
     for name in variants:
         rate = cfg.rounds * len(caps) / wall[name]
         cos = (vecs[name] * base).sum(axis=1)
-        rows.append({"variant": name, "captions/s": rate, "x today": rate / base_rate, "min cosine": float(cos.min()),
-                     "top-10 agreement": _top10_agreement(base, vecs[name])})
+        rows.append(
+            {
+                "variant": name,
+                "captions/s": rate,
+                "x today": rate / base_rate,
+                "min cosine": float(cos.min()),
+                "top-10 agreement": _top10_agreement(base, vecs[name]),
+            }
+        )
     product = rows[2]
-    return rows, {"x_today": float(product["x today"]), "agreement": float(product["top-10 agreement"]),  # type: ignore[arg-type]
-                  "captions": len(caps)}
+    return rows, {
+        "x_today": float(product["x today"]),  # type: ignore[arg-type]
+        "agreement": float(product["top-10 agreement"]),  # type: ignore[arg-type]
+        "captions": len(caps),
+    }
 
 
 def run(cfg: RatesConfig, tmp: Path) -> Section:
@@ -181,11 +211,17 @@ def run(cfg: RatesConfig, tmp: Path) -> Section:
     tmp.mkdir(parents=True, exist_ok=True)
     img_rows, img = image_rows(cfg)
     txt_rows, txt = text_rows(cfg, tmp)
-    section.tables += [Table(f"images: {img['photos']} real photos, batch {cfg.batch_size}, {cfg.rounds} rounds", img_rows),
-                       Table(f"captions: {txt['captions']} real Instagram captions, batch 64, {cfg.rounds} rounds",
-                             txt_rows)]
-    met = (img["onnx"] / img["pytorch"] >= TARGET_IMAGE_X and img["efficiency"] >= TARGET_EFFICIENCY
-           and img["min_cosine"] >= 0.9999 and txt["x_today"] >= TARGET_TEXT_X and txt["agreement"] >= TARGET_AGREEMENT)
+    section.tables += [
+        Table(f"images: {img['photos']} real photos, batch {cfg.batch_size}, {cfg.rounds} rounds", img_rows),
+        Table(f"captions: {txt['captions']} real Instagram captions, batch 64, {cfg.rounds} rounds", txt_rows),
+    ]
+    met = (
+        img["onnx"] / img["pytorch"] >= TARGET_IMAGE_X
+        and img["efficiency"] >= TARGET_EFFICIENCY
+        and img["min_cosine"] >= 0.9999
+        and txt["x_today"] >= TARGET_TEXT_X
+        and txt["agreement"] >= TARGET_AGREEMENT
+    )
     section.notes += [
         f"images: ONNX Runtime {img['onnx'] / img['pytorch']:.1f}x PyTorch (target >= {TARGET_IMAGE_X:.0f}x), "
         f"pipeline efficiency {img['efficiency']:.2f} of the ONNX Runtime forward (target >= {TARGET_EFFICIENCY}), "

@@ -55,6 +55,8 @@ from bench.engagement_instagram import (
     store_settings,
 )
 from congruence.datasets.instagram_text import clean_category, clean_text
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.torch_models import text_encoder
 from congruence.engagement.data import EngagementData, load_engagement_data
 from congruence.engagement.ensemble import fit_pairwise
 from congruence.engagement.labels import (
@@ -67,8 +69,6 @@ from congruence.engagement.model import (
     scalar_standardisation,
     split_accounts,
 )
-from congruence.encoders.encoder_set import EncoderSet
-from congruence.encoders.torch_models import text_encoder
 from congruence.indexer.ingest import ingest
 from congruence.store.records import Store
 
@@ -103,10 +103,12 @@ def read_outcomes(source: Path, post_ids: list[str]) -> Outcomes:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else missing
 
     got = [rows.get(p, {}) for p in post_ids]
-    return Outcomes(ts=np.array([num(r.get("ts"), np.nan) for r in got]),
-                    comments=np.array([num(r.get("comments"), 0.0) for r in got]),
-                    category=np.array([clean_category(r.get("category")) or "" for r in got]),
-                    caption=[clean_text(r.get("caption")) or "" for r in got])
+    return Outcomes(
+        ts=np.array([num(r.get("ts"), np.nan) for r in got]),
+        comments=np.array([num(r.get("comments"), 0.0) for r in got]),
+        category=np.array([clean_category(r.get("category")) or "" for r in got]),
+        caption=[clean_text(r.get("caption")) or "" for r in got],
+    )
 
 
 def time_gap(ts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -114,7 +116,7 @@ def time_gap(ts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a damped square of those (0 where a time is unknown)."""
     days = np.nan_to_num((ts[a] - ts[b]) / DAY)
     s, lg = np.sign(days), np.log1p(np.abs(days))
-    return np.c_[s, s * lg, s * lg ** 2 / 10]
+    return np.c_[s, s * lg, s * lg**2 / 10]
 
 
 @dataclass(frozen=True)
@@ -202,14 +204,16 @@ def finetuned(epochs: int, batch_accounts: int = 48, max_tokens: int = 96) -> Va
         tok, enc = st.tokenizer, st[0].auto_model
         head = torch.nn.Linear(enc.config.hidden_size, 1)
         lin = torch.nn.Linear(s.x.shape[1], 1, bias=False)
-        opt = torch.optim.AdamW([{"params": enc.parameters(), "lr": 2e-5},
-                                 {"params": [*head.parameters(), *lin.parameters()], "lr": 1e-3}],
-                                weight_decay=l2)
+        opt = torch.optim.AdamW(
+            [{"params": enc.parameters(), "lr": 2e-5}, {"params": [*head.parameters(), *lin.parameters()], "lr": 1e-3}],
+            weight_decay=l2,
+        )
         torch.manual_seed(0)
 
         def score(idx: np.ndarray) -> torch.Tensor:
-            b = tok([out.caption[k] for k in idx], padding=True, truncation=True, max_length=max_tokens,
-                    return_tensors="pt")
+            b = tok(
+                [out.caption[k] for k in idx], padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+            )
             h = enc(**b).last_hidden_state
             m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
             e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
@@ -221,7 +225,7 @@ def finetuned(epochs: int, batch_accounts: int = 48, max_tokens: int = 96) -> Va
         for epoch in range(epochs):
             rng.shuffle(accounts)
             for k in range(0, len(accounts), batch_accounts):
-                rows = s.train[np.isin(data.groups[s.train], accounts[k:k + batch_accounts])]
+                rows = s.train[np.isin(data.groups[s.train], accounts[k : k + batch_accounts])]
                 i, j = within_pairs(data.groups[rows], data.likes[rows])
                 if not len(i):
                     continue
@@ -231,12 +235,14 @@ def finetuned(epochs: int, batch_accounts: int = 48, max_tokens: int = 96) -> Va
                 loss.backward()
                 opt.step()
                 if (k // batch_accounts) % 50 == 0:
-                    logger.info("fine-tune epoch %d, %d/%d accounts: loss %.4f", epoch + 1, k, len(accounts), loss.item())
+                    logger.info(
+                        "fine-tune epoch %d, %d/%d accounts: loss %.4f", epoch + 1, k, len(accounts), loss.item()
+                    )
         enc.eval()
         pred = np.zeros(len(data), np.float32)
         with torch.inference_mode():
             for k in range(0, len(s.test), 256):
-                idx = s.test[k:k + 256]
+                idx = s.test[k : k + 256]
                 pred[idx] = score(idx).numpy()
         return pred
 
@@ -257,8 +263,9 @@ DIAGNOSTICS: dict[str, Variant] = {
 }
 
 
-def run(data: EngagementData, out: Outcomes, seeds: list[int], l2: float,
-        variants: dict[str, Variant]) -> dict[str, list[float]]:
+def run(
+    data: EngagementData, out: Outcomes, seeds: list[int], l2: float, variants: dict[str, Variant]
+) -> dict[str, list[float]]:
     """Held-out pairwise accuracy of each variant, one value per seed."""
     acc: dict[str, list[float]] = {name: [] for name in variants}
     for seed in seeds:
@@ -274,8 +281,15 @@ def run(data: EngagementData, out: Outcomes, seeds: list[int], l2: float,
 
 def rows(acc: dict[str, list[float]]) -> list[Row]:
     base = float(np.mean(acc["product linear"]))
-    return [{"variant": name, "mean": round(float(np.mean(v)), 4), "vs product": round(float(np.mean(v)) - base, 4),
-             "per seed": " ".join(f"{x:.4f}" for x in v)} for name, v in acc.items()]
+    return [
+        {
+            "variant": name,
+            "mean": round(float(np.mean(v)), 4),
+            "vs product": round(float(np.mean(v)) - base, 4),
+            "per seed": " ".join(f"{x:.4f}" for x in v),
+        }
+        for name, v in acc.items()
+    ]
 
 
 def load() -> tuple[EngagementData, Outcomes]:
@@ -293,8 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.engagement_ablations", description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--l2", type=float, default=1e-3)
-    p.add_argument("--finetune-epochs", type=int, default=0,
-                   help="also fine-tune the caption encoder for N epochs a split (slow: ~25 min an epoch)")
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        help="also fine-tune the caption encoder for N epochs a split (slow: ~25 min an epoch)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "engagement_ablations.json")
     a = p.parse_args(argv)
     if not source_ready():
@@ -306,11 +324,21 @@ def main(argv: list[str] | None = None) -> int:
         variants[f"caption encoder fine-tuned ({a.finetune_epochs} epochs)"] = finetuned(a.finetune_epochs)
     acc = run(data, out, a.seeds, a.l2, {**variants, **DIAGNOSTICS})
     i, _ = within_pairs(data.groups, data.likes)
-    table = Table(f"held-out pairwise accuracy, {len(data.account_ids)} accounts, {len(i)} pairs in all, "
-                  f"seeds {a.seeds}", rows(acc))
+    table = Table(
+        f"held-out pairwise accuracy, {len(data.account_ids)} accounts, {len(i)} pairs in all, seeds {a.seeds}",
+        rows(acc),
+    )
     print(format_table(table))
-    payload = {"accuracy": acc, "seeds": a.seeds, "l2": a.l2, "finetune_epochs": a.finetune_epochs, "posts": len(data), "accounts": len(data.account_ids),
-               "seconds": round(time.perf_counter() - t0, 1), "machine": machine_info()}
+    payload = {
+        "accuracy": acc,
+        "seeds": a.seeds,
+        "l2": a.l2,
+        "finetune_epochs": a.finetune_epochs,
+        "posts": len(data),
+        "accounts": len(data.account_ids),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten: {a.out}")

@@ -42,8 +42,10 @@ def photos_scored(scorer: Scorer) -> list[dict[str, object]]:
     if not paths:
         return []
     scores = scorer.score([Image.open(p).convert("RGB") for p in paths])
-    return [{"photo": f"{p.parent.name}/{p.name}", "score": s.score, "rank": s.rank, "suggestion": suggestion_text(s)}
-            for p, s in zip(paths, scores, strict=True)]
+    return [
+        {"photo": f"{p.parent.name}/{p.name}", "score": s.score, "rank": s.rank, "suggestion": suggestion_text(s)}
+        for p, s in zip(paths, scores, strict=True)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + format_table(evidence_table(report.evidence)))
     for row in photos:
         print(f"\n{row['photo']}: {row['score']:.2f} / 10 (rank {row['rank']})\n  {row['suggestion']}")
-    payload = {"engagement": report.to_dict(), "basis": scorer.basis.to_dict(), "photos": photos,
-               "seconds": round(time.perf_counter() - t0, 1), "machine": machine_info()}
+    payload = {
+        "engagement": report.to_dict(),
+        "basis": scorer.basis.to_dict(),
+        "photos": photos,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nwritten: {a.out}")

@@ -140,42 +140,76 @@ def recency(corpus: Path, test: set[str]) -> tuple[float, int]:
     rows = [json.loads(line) for line in (corpus / "posts.jsonl").open(encoding="utf-8")]
     rows = [r for r in rows if r["account_id"] in test and r.get("likes") is not None]
     index = {a: k for k, a in enumerate(sorted(test))}
-    return pairwise_accuracy(np.array([float(r["ts"] or 0) for r in rows]), np.array([r["likes"] for r in rows]),
-                             np.array([index[r["account_id"]] for r in rows]))
+    return pairwise_accuracy(
+        np.array([float(r["ts"] or 0) for r in rows]),
+        np.array([r["likes"] for r in rows]),
+        np.array([index[r["account_id"]] for r in rows]),
+    )
 
 
 def held_out(settings: Settings, fraction: float, seed: int, path: Path) -> set[str]:
     """A seeded ``fraction`` of the influencer accounts with two or more liked posts, written to ``path``."""
     with Store.open(settings) as store:
-        ids = [r[0] for r in store.conn.execute(
-            "SELECT a.id FROM accounts a JOIN posts p ON p.account_id = a.id WHERE a.kind = 'influencer'"
-            " AND p.likes IS NOT NULL GROUP BY a.id HAVING count(*) >= 2 ORDER BY a.id")]
+        ids = [
+            r[0]
+            for r in store.conn.execute(
+                "SELECT a.id FROM accounts a JOIN posts p ON p.account_id = a.id WHERE a.kind = 'influencer'"
+                " AND p.likes IS NOT NULL GROUP BY a.id HAVING count(*) >= 2 ORDER BY a.id"
+            )
+        ]
     _, test = split_accounts(ids, fraction, seed)
     path.write_text("".join(f"{a}\n" for a in test), encoding="utf-8")
     return set(test)
 
 
 def _rows(report: EngagementReport, recent: tuple[float, int]) -> list[Row]:
-    labels = {"constant": "constant (every pair ties)", "followers": "follower count (constant within an account: ties)",
-              "model": "engagement model (caption + alt text + followers + post stats)"}
-    rows: list[Row] = [{"method": labels[k], "pairwise_accuracy": round(v.accuracy, 4), "pairs": v.pairs}
-                       for k, v in report.results.items()]
-    rows.append({"method": "recency, diagnostic (newer post wins; unknown for a new post)",
-                 "pairwise_accuracy": round(recent[0], 4), "pairs": recent[1]})
-    rows += [{"method": "reference: Imagion model / expert / average person", "pairwise_accuracy": "0.5024 / 0.675 / 0.475",
-              "pairs": None}]
+    labels = {
+        "constant": "constant (every pair ties)",
+        "followers": "follower count (constant within an account: ties)",
+        "model": "engagement model (caption + alt text + followers + post stats)",
+    }
+    rows: list[Row] = [
+        {"method": labels[k], "pairwise_accuracy": round(v.accuracy, 4), "pairs": v.pairs}
+        for k, v in report.results.items()
+    ]
+    rows.append(
+        {
+            "method": "recency, diagnostic (newer post wins; unknown for a new post)",
+            "pairwise_accuracy": round(recent[0], 4),
+            "pairs": recent[1],
+        }
+    )
+    rows += [
+        {
+            "method": "reference: Imagion model / expert / average person",
+            "pairwise_accuracy": "0.5024 / 0.675 / 0.475",
+            "pairs": None,
+        }
+    ]
     return rows
 
 
 def evidence_table(ev: Evidence) -> Table:
     """Every concept tested on the held-out accounts, qualified first."""
-    rows: list[Row] = [{"concept": e.name, "kind": e.kind, "qualified": e.qualified,
-                        "lift": None if not np.isfinite(e.lift) else round(e.lift, 3),
-                        "ci95": "-" if not np.isfinite(e.low) else f"{e.low:+.3f} to {e.high:+.3f}",
-                        "posts": e.posts, "accounts": e.accounts, "train_lift": round(e.train_lift, 3),
-                        "train_accounts": e.train_accounts} for e in ev.effects]
-    return Table(f"concepts with an effect on within-account engagement: {len(ev.qualified)} of {len(ev.effects)} "
-                 f"tested on held-out accounts qualify ({ev.screened} screened)", rows)
+    rows: list[Row] = [
+        {
+            "concept": e.name,
+            "kind": e.kind,
+            "qualified": e.qualified,
+            "lift": None if not np.isfinite(e.lift) else round(e.lift, 3),
+            "ci95": "-" if not np.isfinite(e.low) else f"{e.low:+.3f} to {e.high:+.3f}",
+            "posts": e.posts,
+            "accounts": e.accounts,
+            "train_lift": round(e.train_lift, 3),
+            "train_accounts": e.train_accounts,
+        }
+        for e in ev.effects
+    ]
+    return Table(
+        f"concepts with an effect on within-account engagement: {len(ev.qualified)} of {len(ev.effects)} "
+        f"tested on held-out accounts qualify ({ev.screened} screened)",
+        rows,
+    )
 
 
 def evidence_only(settings: Settings, test_file: Path, seed: int) -> tuple[Evidence, dict[str, int]]:
@@ -185,8 +219,13 @@ def evidence_only(settings: Settings, test_file: Path, seed: int) -> tuple[Evide
     train_acc, test_acc = split_accounts_of(data, read_account_file(test_file), 0.2, seed)
     train_rows, test_rows = data.accounts_rows(train_acc), data.accounts_rows(test_acc)
     evidence = measure_suggestions(data, train_rows, test_rows, None, seed).evidence
-    return evidence, {"train_accounts": len(train_acc), "test_accounts": len(test_acc), "train_posts": len(train_rows),
-                      "test_posts": len(test_rows), "posts_with_alt_concepts": int(data.features.hand_mask[:, -1].sum())}
+    return evidence, {
+        "train_accounts": len(train_acc),
+        "test_accounts": len(test_acc),
+        "train_posts": len(train_rows),
+        "test_posts": len(test_rows),
+        "posts_with_alt_concepts": int(data.features.hand_mask[:, -1].sum()),
+    }
 
 
 def _evidence_main(settings: Settings, test_file: Path, seed: int, out: Path) -> int:
@@ -194,8 +233,12 @@ def _evidence_main(settings: Settings, test_file: Path, seed: int, out: Path) ->
     evidence, split = evidence_only(settings, test_file, seed)
     print(json.dumps(split))
     print(format_table(evidence_table(evidence)))
-    payload = {"split": split, "evidence": evidence.to_dict(), "seconds": round(time.perf_counter() - t0, 1),
-               "machine": machine_info()}
+    payload = {
+        "split": split,
+        "evidence": evidence.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nwritten: {out}")
@@ -235,22 +278,35 @@ def main(argv: list[str] | None = None) -> int:
     ing = ingest(corpus, settings)
     test = held_out(settings, a.test_fraction, a.seed, test_file)
     config = EngagementConfig(epochs=a.epochs, seed=a.seed)
-    report = train_engagement(settings, config, read_account_file(test_file),
-                              progress=lambda e: logger.info("model %d, epoch %d: loss %.4f, validation %.4f",
-                                                             e.member + 1, e.epoch + 1, e.loss, e.val_accuracy))
+    report = train_engagement(
+        settings,
+        config,
+        read_account_file(test_file),
+        progress=lambda e: logger.info(
+            "model %d, epoch %d: loss %.4f, validation %.4f", e.member + 1, e.epoch + 1, e.loss, e.val_accuracy
+        ),
+    )
     recent = recency(corpus, test)
     effect = analyze_engagement(settings)
-    table = Table(f"held-out pairwise accuracy, {report.n_test_accounts} Instagram accounts "
-                  f"(trained on {report.n_train_accounts})", _rows(report, recent))
+    table = Table(
+        f"held-out pairwise accuracy, {report.n_test_accounts} Instagram accounts "
+        f"(trained on {report.n_train_accounts})",
+        _rows(report, recent),
+    )
     print(format_table(table))
     print("\n" + format_table(evidence_table(report.evidence)))
     print(f"\ncongruence -> engagement (OLS): {json.dumps(effect.to_dict(), indent=2)}")
     print(f"\ndirty rows: {json.dumps(dirty)}")
-    payload = {"dirty_rows": dirty, "corpus": {k: v for k, v in info.items() if k != "config"},
-               "ingest": {"posts_new": ing.posts_new, "rejected": len(ing.rejected), "seconds": ing.seconds},
-               "engagement": report.to_dict(), "recency_diagnostic": {"pairwise_accuracy": recent[0], "pairs": recent[1]},
-               "congruence_effect": effect.to_dict(), "seconds": round(time.perf_counter() - t0, 1),
-               "machine": machine_info()}
+    payload = {
+        "dirty_rows": dirty,
+        "corpus": {k: v for k, v in info.items() if k != "config"},
+        "ingest": {"posts_new": ing.posts_new, "rejected": len(ing.rejected), "seconds": ing.seconds},
+        "engagement": report.to_dict(),
+        "recency_diagnostic": {"pairwise_accuracy": recent[0], "pairs": recent[1]},
+        "congruence_effect": effect.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": machine_info(),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nwritten: {out}")

@@ -22,8 +22,8 @@ from PIL import Image
 from bench.common import Section, Table, sample_ab, stats
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import KNOWN_DIMS
-from congruence.encoders.torch_models import image_encoder
 from congruence.encoders.images import read_image
+from congruence.encoders.torch_models import image_encoder
 from congruence.search.attribution import (
     BrandSide,
     attribute,
@@ -99,14 +99,37 @@ def run(cfg: ExplainConfig) -> Section:
 
         t_exp, t_fwd = sample_ab(explain, forward, len(files), warmup=2)
     s_exp, s_fwd = stats(t_exp), stats(t_fwd)
-    section.tables.append(Table("per image (decode + preprocess included in both)", [
-        {"path": f"explain ({cfg.method})", "p50 ms": s_exp.median_ms, "p99 ms": s_exp.p99_ms,
-         "mean ms": s_exp.mean_ms, "images/s": s_exp.per_s, "vs forward (paired p50)": float(np.median(t_exp / t_fwd))},
-        {"path": "forward only (baseline)", "p50 ms": s_fwd.median_ms, "p99 ms": s_fwd.p99_ms,
-         "mean ms": s_fwd.mean_ms, "images/s": s_fwd.per_s, "vs forward (paired p50)": 1.0},
-    ]))
-    section.notes.append(f"{source}; encoder {settings.image_encoder} on {enc.device}, inputs {sorted(set(sizes))[:3]} "
-                         f"(aspect kept); head d=256 seeded, brand of {cfg.brand_posts} posts")
-    section.details = {"config": asdict(cfg), "source": source, "explain_ms": asdict(s_exp),
-                       "forward_ms": asdict(s_fwd)}
+    section.tables.append(
+        Table(
+            "per image (decode + preprocess included in both)",
+            [
+                {
+                    "path": f"explain ({cfg.method})",
+                    "p50 ms": s_exp.median_ms,
+                    "p99 ms": s_exp.p99_ms,
+                    "mean ms": s_exp.mean_ms,
+                    "images/s": s_exp.per_s,
+                    "vs forward (paired p50)": float(np.median(t_exp / t_fwd)),
+                },
+                {
+                    "path": "forward only (baseline)",
+                    "p50 ms": s_fwd.median_ms,
+                    "p99 ms": s_fwd.p99_ms,
+                    "mean ms": s_fwd.mean_ms,
+                    "images/s": s_fwd.per_s,
+                    "vs forward (paired p50)": 1.0,
+                },
+            ],
+        )
+    )
+    section.notes.append(
+        f"{source}; encoder {settings.image_encoder} on {enc.device}, inputs {sorted(set(sizes))[:3]} "
+        f"(aspect kept); head d=256 seeded, brand of {cfg.brand_posts} posts"
+    )
+    section.details = {
+        "config": asdict(cfg),
+        "source": source,
+        "explain_ms": asdict(s_exp),
+        "forward_ms": asdict(s_fwd),
+    }
     return section

@@ -40,10 +40,11 @@ def composite(target: Path, other: Path, target_left: bool) -> Image.Image:
     return out
 
 
-def pointing_game(explainer: Explainer, test_photos: dict[str, list[Path]], methods: Sequence[str],
-                  trials: int, rng: random.Random) -> dict[str, dict[str, float]]:
+def pointing_game(
+    explainer: Explainer, test_photos: dict[str, list[Path]], methods: Sequence[str], trials: int, rng: random.Random
+) -> dict[str, dict[str, float]]:
     """Per method: share of composites whose target half gets most positive mass, and latency."""
-    hits = {m: 0 for m in methods}
+    hits = dict.fromkeys(methods, 0)
     seconds: dict[str, list[float]] = {m: [] for m in methods}
     for k in range(trials):
         target_v, other_v = rng.sample(VERTICALS, 2)
@@ -56,15 +57,16 @@ def pointing_game(explainer: Explainer, test_photos: dict[str, list[Path]], meth
             half = np.zeros(heat.shape, bool)
             half[:, : heat.shape[1] // 2] = True
             hits[m] += positive_share(heat, half if left else ~half) > 0.5
-    return {m: {"share": hits[m] / trials, "trials": trials, "median_s": statistics.median(seconds[m])}
-            for m in methods}
+    return {
+        m: {"share": hits[m] / trials, "trials": trials, "median_s": statistics.median(seconds[m])} for m in methods
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from congruence.core.settings import Settings
-    from congruence.store.embedded_pg import scratch_pg
     from congruence.indexer.ingest import ingest
     from congruence.search.engine import Engine
+    from congruence.store.embedded_pg import scratch_pg
     from congruence.training.deploy import deploy
     from congruence.training.jobs import load_training_data
     from congruence.training.loop import TrainConfig, train
@@ -88,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Engine(settings) as engine:
             methods = args.methods.split(",")
             result = {}
-            for group, n in (([m for m in methods if m not in HEAVY], args.trials),
-                             ([m for m in methods if m in HEAVY], args.heavy_trials)):
+            for group, n in (
+                ([m for m in methods if m not in HEAVY], args.trials),
+                ([m for m in methods if m in HEAVY], args.heavy_trials),
+            ):
                 # the same seed: the slow methods see the first of the same composites
                 result.update(pointing_game(Explainer(engine), test_photos, group, n, random.Random(1)))
     print(f"{'method':<22} {'pointing':>8} {'median s':>9}")

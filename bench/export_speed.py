@@ -32,11 +32,11 @@ import congruence.search.export as export_mod
 from bench.common import Section, Table, format_section, machine_info, timed_calls
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
-from congruence.store.embedded_pg import embedded_pg
 from congruence.encoders.encoder_set import EncoderSet
-from congruence.store.records import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
+from congruence.store.embedded_pg import embedded_pg
+from congruence.store.records import Store
 from congruence.training.deploy import (
     ACTIVE_KEY,
     encoder_meta,
@@ -93,8 +93,10 @@ def build_store(settings: Settings, cfg: ExportConfig) -> dict[str, float]:
         times = {"generate": time.perf_counter() - t}
         t = time.perf_counter()
         kinds = ["brand"] * cfg.brands + ["influencer"] * cfg.influencers
-        with store.conn.cursor() as cur, cur.copy(
-                "COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy:
+        with (
+            store.conn.cursor() as cur,
+            cur.copy("COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy,
+        ):
             for a, kind, cat, fol in zip(ids, kinds, cats, followers.tolist(), strict=True):
                 copy.write_row((a, kind, a, cat, fol, "-", False))
         _write_vectors(store, head_space(head.version), ids, offsets, posts, pooled)
@@ -103,21 +105,31 @@ def build_store(settings: Settings, cfg: ExportConfig) -> dict[str, float]:
     return times
 
 
-def _write_vectors(store: Store, space: str, ids: list[str], offsets: np.ndarray, posts: np.ndarray,
-                   pooled: np.ndarray) -> None:
+def _write_vectors(
+    store: Store, space: str, ids: list[str], offsets: np.ndarray, posts: np.ndarray, pooled: np.ndarray
+) -> None:
     """Placeholder pooled vectors (the head space's source versions), then the head space."""
     conn = store.conn
-    placeholder = np.full(8, 8 ** -0.5, np.float32)
+    placeholder = np.full(8, 8**-0.5, np.float32)
     counts = np.diff(offsets).tolist()
-    with conn.cursor() as cur, cur.copy("COPY account_vectors (account_id, space, embedding, n_posts)"
-                                        " FROM STDIN WITH (FORMAT BINARY)") as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY account_vectors (account_id, space, embedding, n_posts) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy,
+    ):
         copy.set_types(["text", "text", "vector", "int4"])
         for a, c in zip(ids, counts, strict=True):
             copy.write_row((a, "pooled", placeholder, c))
     rows = conn.execute("SELECT account_id, version FROM account_vectors WHERE space = 'pooled'").fetchall()
     version: dict[str, int] = dict(rows)
-    with conn.cursor() as cur, cur.copy("COPY account_vectors (account_id, space, embedding, n_posts, source_version,"
-                                        " post_vectors) FROM STDIN WITH (FORMAT BINARY)") as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY account_vectors (account_id, space, embedding, n_posts, source_version,"
+            " post_vectors) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy,
+    ):
         copy.set_types(["text", "text", "vector", "int4", "int8", "bytea"])
         for j, (a, c) in enumerate(zip(ids, counts, strict=True)):
             copy.write_row((a, space, pooled[j], c, version[a], posts[offsets[j] : offsets[j + 1]].tobytes()))
@@ -130,19 +142,26 @@ def stage_timer() -> AbstractContextManager[dict[str, float]]:
     from congruence.indexer.post_matrix import PostMatrix
     from congruence.store.vectors import VectorStore
 
-    return timed_calls([
-        (VectorIndex, "search", "faiss search"),
-        (PostMatrix, "padded", "gather + pad candidates (in memory)"),
-        (CongruenceHead, "score", "head forward (several brands a pass)"),
-        (VectorStore, "account_vectors", "fetch brand vectors (PostgreSQL)"),
-        (VectorStore, "post_vectors", "fetch brands' per-post vectors (PostgreSQL)"),
-        (export_mod, "write_chunk", "write chunks"),
-        (export_mod, "assemble", "assemble the file"),
-    ])
+    return timed_calls(
+        [
+            (VectorIndex, "search", "faiss search"),
+            (PostMatrix, "padded", "gather + pad candidates (in memory)"),
+            (CongruenceHead, "score", "head forward (several brands a pass)"),
+            (VectorStore, "account_vectors", "fetch brand vectors (PostgreSQL)"),
+            (VectorStore, "post_vectors", "fetch brands' per-post vectors (PostgreSQL)"),
+            (export_mod, "write_chunk", "write chunks"),
+            (export_mod, "assemble", "assemble the file"),
+        ]
+    )
 
 
-def agreement(engine: Engine, rows: dict[str, list[tuple[str, float]]], brands: Sequence[str], k: int,
-              on_each: Callable[[], None] | None = None) -> tuple[float, dict[str, float]]:
+def agreement(
+    engine: Engine,
+    rows: dict[str, list[tuple[str, float]]],
+    brands: Sequence[str],
+    k: int,
+    on_each: Callable[[], None] | None = None,
+) -> tuple[float, dict[str, float]]:
     """(seconds of the match_brand loop over ``brands``, agreement of its results with the export)."""
     same_order = 0
     max_diff = 0.0
@@ -154,8 +173,9 @@ def agreement(engine: Engine, rows: dict[str, list[tuple[str, float]]], brands: 
         have = rows.get(b, [])
         same_order += [i for i, _ in want] == [i for i, _ in have]
         if len(want) == len(have):
-            max_diff = max([max_diff] + [abs(x - y) for (_, x), (_, y) in zip(want, have, strict=True)
-                                         if np.isfinite(x)])
+            max_diff = max(
+                [max_diff] + [abs(x - y) for (_, x), (_, y) in zip(want, have, strict=True) if np.isfinite(x)]
+            )
     return seconds, {"brands_identical_ranking": same_order / max(len(brands), 1), "max_score_diff": max_diff}
 
 
@@ -183,49 +203,88 @@ def run(cfg: ExportConfig, tmp: Path) -> Section:
             out = tmp / "shortlist.csv"
             with stage_timer() as spent:
                 report = run_export(engine, ExportSpec(None, cfg.k, "csv"), out, batch_brands=cfg.batch_brands)
-            sample = [f"brand_{i:06d}" for i in np.random.default_rng(1).choice(cfg.brands, cfg.baseline_brands,
-                                                                                  replace=False)]
+            sample = [
+                f"brand_{i:06d}"
+                for i in np.random.default_rng(1).choice(cfg.brands, cfg.baseline_brands, replace=False)
+            ]
             base_s, agree = agreement(engine, read_export(out, set(sample)), sample, cfg.k)
     export_rate = report.brands / report.seconds
     base_rate = len(sample) / base_s
     met = report.seconds <= TARGET_S if (cfg.brands, cfg.influencers) == (10_000, 100_000) else None
-    section.tables.append(Table("throughput", [
-        {"path": "run_export (batched)", "brands": report.brands, "seconds": report.seconds,
-         "brands/s": export_rate, "rows": report.rows},
-        {"path": "match_brand loop (sample)", "brands": len(sample), "seconds": base_s, "brands/s": base_rate,
-         "rows": None},
-    ]))
+    section.tables.append(
+        Table(
+            "throughput",
+            [
+                {
+                    "path": "run_export (batched)",
+                    "brands": report.brands,
+                    "seconds": report.seconds,
+                    "brands/s": export_rate,
+                    "rows": report.rows,
+                },
+                {
+                    "path": "match_brand loop (sample)",
+                    "brands": len(sample),
+                    "seconds": base_s,
+                    "brands/s": base_rate,
+                    "rows": None,
+                },
+            ],
+        )
+    )
     other = report.seconds - sum(spent.values())
     stages = {**spent, "other (python loop, rows)": other}
-    section.tables.append(Table("where run_export's time goes", [
-        {"stage": k, "seconds": v, "share": v / report.seconds} for k, v in stages.items()]))
+    section.tables.append(
+        Table(
+            "where run_export's time goes",
+            [{"stage": k, "seconds": v, "share": v / report.seconds} for k, v in stages.items()],
+        )
+    )
     section.tables.append(Table("set-up (not timed)", [{"step": k, "seconds": v} for k, v in setup.items()]))
-    section.notes.append(f"batched export is {export_rate / base_rate:.1f}x the per-brand match_brand loop "
-                         f"({export_rate:.0f} vs {base_rate:.1f} brands/s, same process)")
-    section.notes.append(f"agreement with match_brand on {len(sample)} sampled brands: "
-                         f"{agree['brands_identical_ranking']:.1%} identical rankings, "
-                         f"max score difference {agree['max_score_diff']:.2g}")
+    section.notes.append(
+        f"batched export is {export_rate / base_rate:.1f}x the per-brand match_brand loop "
+        f"({export_rate:.0f} vs {base_rate:.1f} brands/s, same process)"
+    )
+    section.notes.append(
+        f"agreement with match_brand on {len(sample)} sampled brands: "
+        f"{agree['brands_identical_ranking']:.1%} identical rankings, "
+        f"max score difference {agree['max_score_diff']:.2g}"
+    )
     if met is not None:
-        section.notes.append(f"target {TARGET_S:.0f} s for 10,000 x top-100 over 100k: "
-                             f"{'met' if met else 'MISSED'} ({report.seconds:.1f} s)")
-    section.details = {"config": asdict(cfg), "report": report.to_dict(), "stages_s": dict(spent),
-                       "setup_s": setup, "export_brands_per_s": export_rate, "match_brand_brands_per_s": base_rate,
-                       "speedup": export_rate / base_rate, "agreement": agree, "targets_met": met,
-                       "index": {"kind": snap.index.kind, "size": snap.index.n_alive, "dim": snap.index.dim},
-                       "candidates": settings.candidates}
+        section.notes.append(
+            f"target {TARGET_S:.0f} s for 10,000 x top-100 over 100k: "
+            f"{'met' if met else 'MISSED'} ({report.seconds:.1f} s)"
+        )
+    section.details = {
+        "config": asdict(cfg),
+        "report": report.to_dict(),
+        "stages_s": dict(spent),
+        "setup_s": setup,
+        "export_brands_per_s": export_rate,
+        "match_brand_brands_per_s": base_rate,
+        "speedup": export_rate / base_rate,
+        "agreement": agree,
+        "targets_met": met,
+        "index": {"kind": snap.index.kind, "size": snap.index.n_alive, "dim": snap.index.dim},
+        "candidates": settings.candidates,
+    }
     return section
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.export_speed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.export_speed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="1,000 brands x 10,000 influencers (default: 10,000 x 100,000)")
     p.add_argument("--out", type=Path, help="JSON result (default bench/results/export-speed[-quick].json)")
     args = p.parse_args(argv)
     cfg = ExportConfig.for_run(args.quick)
     machine = machine_info()
-    print(f"export bench: {machine['cpu_model']}, {machine['cpus_usable']} cores, torch threads "
-          f"{machine['torch_threads']}, load avg {machine['load_avg_1_5_15']}", flush=True)
+    print(
+        f"export bench: {machine['cpu_model']}, {machine['cpus_usable']} cores, torch threads "
+        f"{machine['torch_threads']}, load avg {machine['load_avg_1_5_15']}",
+        flush=True,
+    )
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="congruence-export-bench-") as tmp:
         section = run(cfg, Path(tmp))

@@ -40,6 +40,7 @@ from congruence.training.data import held_out_influencers
 
 Rank = Callable[[str, int, Feedback], list[str]]  # (brand, k, feedback) -> influencer ids shown
 
+
 @dataclass(frozen=True)
 class FeedbackConfig:
     """rounds: feedback rounds after the first list; shown: influencers a round; hard: the
@@ -73,16 +74,25 @@ def candidate_ranker(engine: Engine, allowed: set[str]) -> Rank:
     def rank(brand: str, k: int, fb: Feedback) -> list[str]:
         entry = engine.entry(snap, brand, "brand")
         skip, moves = apply(entry.vector, engine.marked(snap, fb))
-        _, I = retrieve(snap, entry.vector[None], k, exact=engine.reader.exact,  # noqa: E741
-                        candidates=engine.settings.candidates, selection=selection, brand_posts=[entry.posts],
-                        exclude=[skip], feedback=[moves])
+        _, I = retrieve(
+            snap,
+            entry.vector[None],
+            k,
+            exact=engine.reader.exact,  # noqa: E741
+            candidates=engine.settings.candidates,
+            selection=selection,
+            brand_posts=[entry.posts],
+            exclude=[skip],
+            feedback=[moves],
+        )
         return [snap.table.ids[r] for r in snap.rows(I[0][I[0] >= 0])]
 
     return rank
 
 
-def found_with_feedback(rank: Rank, brand: str, partners: set[str], cfg: FeedbackConfig,
-                        like_weight: float, dislike_weight: float) -> list[int]:
+def found_with_feedback(
+    rank: Rank, brand: str, partners: set[str], cfg: FeedbackConfig, like_weight: float, dislike_weight: float
+) -> list[int]:
     """Partners found after the first list and after each round (cumulative)."""
     liked: list[str] = []
     disliked: list[str] = []
@@ -105,8 +115,11 @@ def found_reading(rank: Rank, brand: str, partners: set[str], cfg: FeedbackConfi
 def per_brand(rank: Rank, truth: dict[str, set[str]], cfg: FeedbackConfig) -> list[dict[str, Any]]:
     out = []
     for brand, partners in truth.items():
-        row: dict[str, Any] = {"brand": brand, "partners": len(partners),
-                               "reading": found_reading(rank, brand, partners, cfg)}
+        row: dict[str, Any] = {
+            "brand": brand,
+            "partners": len(partners),
+            "reading": found_reading(rank, brand, partners, cfg),
+        }
         row["recall@10"] = row["reading"][0] / len(partners)
         row["first10"] = row["reading"][0] / cfg.shown
         for b, c in cfg.weights:
@@ -118,8 +131,11 @@ def per_brand(rank: Rank, truth: dict[str, set[str]], cfg: FeedbackConfig) -> li
 def summary(rows: Sequence[dict[str, Any]], groups: dict[str, str], cfg: FeedbackConfig) -> list[Row]:
     """One row per (brand set, method): partners found per round, summed, and the ratio to
     reading the list at 40."""
-    sets = {"all held-out": list(rows), f"recall@10 < {cfg.hard:g}": [r for r in rows if r["recall@10"] < cfg.hard],
-            f"first 10 < {cfg.hard:g} partners": [r for r in rows if r["first10"] < cfg.hard]}
+    sets = {
+        "all held-out": list(rows),
+        f"recall@10 < {cfg.hard:g}": [r for r in rows if r["recall@10"] < cfg.hard],
+        f"first 10 < {cfg.hard:g} partners": [r for r in rows if r["first10"] < cfg.hard],
+    }
     for g in sorted(set(groups.values())):
         sets[g] = [r for r in rows if groups.get(r["brand"]) == g]
     methods = ["reading"] + [f"feedback {b:g}/{c:g}" for b, c in cfg.weights]
@@ -147,14 +163,17 @@ def without_head() -> Iterator[None]:
 SETTINGS = ("benchmark candidates", "every influencer")
 
 
-def measure(home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig,
-            pooled: bool) -> dict[str, list[dict[str, Any]]]:
+def measure(
+    home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig, pooled: bool
+) -> dict[str, list[dict[str, Any]]]:
     """Per setting (``SETTINGS``), the per-brand rows; with the head, also "latency"."""
     settings = load_settings({"CONGRUENCE_HOME": str(home)})
     with without_head() if pooled else _nothing(), Engine(settings) as engine:
         assert pooled or engine.snapshot.head is not None, "no head in service in the benchmark home"
-        out = {SETTINGS[0]: per_brand(candidate_ranker(engine, allowed), truth, cfg),
-               SETTINGS[1]: per_brand(product_ranker(engine), truth, cfg)}
+        out = {
+            SETTINGS[0]: per_brand(candidate_ranker(engine, allowed), truth, cfg),
+            SETTINGS[1]: per_brand(product_ranker(engine), truth, cfg),
+        }
         if not pooled:
             out["latency"] = latency(engine, truth, cfg)
         return out
@@ -180,10 +199,13 @@ def latency(engine: Engine, truth: dict[str, set[str]], cfg: FeedbackConfig, rep
 
 def latency_table(rows: Sequence[dict[str, Any]]) -> Table:
     plain, fed = (statistics.median(r[k] for r in rows) for k in ("plain", "feedback"))
-    return Table("match -k 10 latency, head in service, every influencer (median over brands of each brand's "
-                 "median of 3)", [{"query": "no feedback", "median ms": round(plain * 1000, 1), "x": 1.0},
-                                  {"query": "after 40 shown (all marked)", "median ms": round(fed * 1000, 1),
-                                   "x": round(fed / plain, 2)}])
+    return Table(
+        "match -k 10 latency, head in service, every influencer (median over brands of each brand's median of 3)",
+        [
+            {"query": "no feedback", "median ms": round(plain * 1000, 1), "x": 1.0},
+            {"query": "after 40 shown (all marked)", "median ms": round(fed * 1000, 1), "x": round(fed / plain, 2)},
+        ],
+    )
 
 
 @contextmanager
@@ -232,9 +254,22 @@ def ensure_head(corpus: Path, home: Path, quick: bool, seed: int | None = None) 
     seed, else the default) when none is in service."""
     status = cli(["status", "--json"], home, 600).doc
     if status["models"]["head"] is None:
-        cli(["train", "--json", "--test-brands", str(corpus / "test_brands.txt"), "--variants", "product",
-             "--activate-anyway", "--epochs", "2" if quick else "30",
-             *([] if seed is None else ["--seed", str(seed)])], home, 7200)
+        cli(
+            [
+                "train",
+                "--json",
+                "--test-brands",
+                str(corpus / "test_brands.txt"),
+                "--variants",
+                "product",
+                "--activate-anyway",
+                "--epochs",
+                "2" if quick else "30",
+                *([] if seed is None else ["--seed", str(seed)]),
+            ],
+            home,
+            7200,
+        )
         status = cli(["status", "--json"], home, 600).doc
     return status
 
@@ -252,27 +287,50 @@ def run(cfg: FeedbackConfig) -> Section:
     groups = brand_groups(corpus)
     section = Section("feedback")
     for setting in SETTINGS:
-        section.tables.append(Table(f"partners found, head in service, {setting} (summed over brands)",
-                                    summary(rows[setting], groups, cfg)))
-        section.tables.append(Table(f"partners found, pooled embeddings (no head), {setting}",
-                                    summary(pooled[setting], groups, cfg)))
+        section.tables.append(
+            Table(
+                f"partners found, head in service, {setting} (summed over brands)", summary(rows[setting], groups, cfg)
+            )
+        )
+        section.tables.append(
+            Table(f"partners found, pooled embeddings (no head), {setting}", summary(pooled[setting], groups, cfg))
+        )
     if "latency" in rows:
         section.tables.append(latency_table(rows["latency"]))
     hard = [r for r in rows[SETTINGS[0]] if r["recall@10"] < cfg.hard]
     base = sum(r["reading"][-1] for r in hard)
     ratio = sum(r[f"feedback {cfg.weights[0][0]:g}/{cfg.weights[0][1]:g}"][-1] for r in hard) / base if base else 0.0
-    section.tables.append(Table("target", [{"target": f"head, {SETTINGS[0]}, default weights, recall@10 < "
-                                                      f"{cfg.hard:g}: partners in 40 shown, feedback / reading",
-                                            "value": round(ratio, 3), "threshold": f">= {cfg.target:g}",
-                                            "met": "yes" if ratio >= cfg.target else "NO"}]))
-    section.details.update({"config": asdict(cfg), "per_brand": rows, "pooled_per_brand": pooled,
-                            "targets_met": ratio >= cfg.target or cfg.quick, "head": status["models"]["head"]})
-    section.notes += [f"corpus {corpus}, home {home}; {len(truth)} held-out brands with partners; benchmark "
-                      f"candidates: the {len(allowed)} influencers `congruence evaluate` ranks (every influencer "
-                      "but those paired only with training brands); every influencer: the product's match as is",
-                      "simulated user: likes the partners among the 10 shown, dislikes the others; 'feedback b/c' "
-                      "weighs the closest liked by b, and the closest disliked and (once something is liked) the "
-                      "added-up dislikes by c (search/feedback.py; the first pair is the product default)",
-                      "recall@10 counts all of a brand's partners (14 to 35 here), so nearly every brand is under 0.5; "
-                      "'first 10 < 0.5 partners' is the stricter reading: fewer than 5 partners among the first 10"]
+    section.tables.append(
+        Table(
+            "target",
+            [
+                {
+                    "target": f"head, {SETTINGS[0]}, default weights, recall@10 < "
+                    f"{cfg.hard:g}: partners in 40 shown, feedback / reading",
+                    "value": round(ratio, 3),
+                    "threshold": f">= {cfg.target:g}",
+                    "met": "yes" if ratio >= cfg.target else "NO",
+                }
+            ],
+        )
+    )
+    section.details.update(
+        {
+            "config": asdict(cfg),
+            "per_brand": rows,
+            "pooled_per_brand": pooled,
+            "targets_met": ratio >= cfg.target or cfg.quick,
+            "head": status["models"]["head"],
+        }
+    )
+    section.notes += [
+        f"corpus {corpus}, home {home}; {len(truth)} held-out brands with partners; benchmark "
+        f"candidates: the {len(allowed)} influencers `congruence evaluate` ranks (every influencer "
+        "but those paired only with training brands); every influencer: the product's match as is",
+        "simulated user: likes the partners among the 10 shown, dislikes the others; 'feedback b/c' "
+        "weighs the closest liked by b, and the closest disliked and (once something is liked) the "
+        "added-up dislikes by c (search/feedback.py; the first pair is the product default)",
+        "recall@10 counts all of a brand's partners (14 to 35 here), so nearly every brand is under 0.5; "
+        "'first 10 < 0.5 partners' is the stricter reading: fewer than 5 partners among the first 10",
+    ]
     return section

@@ -36,8 +36,8 @@ from bench.feedback import (
 )
 from bench.ranking import cli, skipped
 from congruence.core.settings import load_settings
-from congruence.store.embedded_pg import stop_embedded
 from congruence.search.engine import Engine
+from congruence.store.embedded_pg import stop_embedded
 
 SEEDS, QUICK_SEEDS = (1, 2, 3, 4, 5, 6), (1,)
 MARKER = "bench-corpus.json"  # the corpus a home holds (bench.ranking.sync_store)
@@ -65,8 +65,23 @@ def seed_home(corpus: Path, home: Path, seed: int, quick: bool) -> Path:
         stop_embedded(home / "pg")  # a copy of a running server's folder would reach that server
         copy_home(home, out)
     if not (out / SEEDED).is_file():
-        cli(["train", "--json", "--test-brands", str(corpus / "test_brands.txt"), "--variants", "product",
-             "--activate-anyway", "--epochs", "2" if quick else "30", "--seed", str(seed)], out, 7200)
+        cli(
+            [
+                "train",
+                "--json",
+                "--test-brands",
+                str(corpus / "test_brands.txt"),
+                "--variants",
+                "product",
+                "--activate-anyway",
+                "--epochs",
+                "2" if quick else "30",
+                "--seed",
+                str(seed),
+            ],
+            out,
+            7200,
+        )
         (out / SEEDED).write_text(f"{seed}\n", encoding="utf-8")
     return out
 
@@ -79,8 +94,9 @@ VARIANTS: dict[str, dict[str, float]] = {  # module constants of congruence.sear
 }
 
 
-def target_row(home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig,
-               variant: str) -> dict[str, Any]:
+def target_row(
+    home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig, variant: str
+) -> dict[str, Any]:
     settings = load_settings({"CONGRUENCE_HOME": str(home)})
     with ExitStack() as stack:
         for name, value in VARIANTS[variant].items():
@@ -116,35 +132,69 @@ def run(quick: bool) -> Section:
         towers.append(tower["feedback"] / tower["reading@40"])
         apart.append(unseparated["feedback"] / unseparated["reading@40"])
         ceilings.append(now["ceiling"] / now["reading@40"])
-        rows.append({"head": "bench's (default seed)" if seed is None else f"seed {seed}", "version": str(head),
-                     **now, "x": f"{xs[-1]:.3f}",
-                     "x without added-up dislikes": f"{before['feedback'] / before['reading@40']:.3f}",
-                     "without separation": unseparated["feedback"], "x without separation": f"{apart[-1]:.3f}",
-                     "tower only": tower["feedback"], "x tower only": f"{towers[-1]:.3f}",
-                     "ceiling x": f"{ceilings[-1]:.3f}"})
+        rows.append(
+            {
+                "head": "bench's (default seed)" if seed is None else f"seed {seed}",
+                "version": str(head),
+                **now,
+                "x": f"{xs[-1]:.3f}",
+                "x without added-up dislikes": f"{before['feedback'] / before['reading@40']:.3f}",
+                "without separation": unseparated["feedback"],
+                "x without separation": f"{apart[-1]:.3f}",
+                "tower only": tower["feedback"],
+                "x tower only": f"{towers[-1]:.3f}",
+                "ceiling x": f"{ceilings[-1]:.3f}",
+            }
+        )
         stop_embedded(h / "pg")
-    total = {k: sum(int(r[k] or 0) for r in rows)
-             for k in ("reading@40", "feedback", "without separation", "tower only", "ceiling")}
+    total = {
+        k: sum(int(r[k] or 0) for r in rows)
+        for k in ("reading@40", "feedback", "without separation", "tower only", "ceiling")
+    }
     summary: list[Row] = [
-        {"over heads": "pooled (sums)", "x": f"{total['feedback'] / total['reading@40']:.4f}",
-         "found": total["feedback"], f"{cfg.target:g}x needs": math.ceil(cfg.target * total["reading@40"]),
-         "x without separation": f"{total['without separation'] / total['reading@40']:.4f}",
-         "x tower only": f"{total['tower only'] / total['reading@40']:.4f}",
-         "ceiling x": f"{total['ceiling'] / total['reading@40']:.3f}"},
-        {"over heads": "median", "x": f"{statistics.median(xs):.3f}", "found": None, f"{cfg.target:g}x needs": None,
-         "x without separation": f"{statistics.median(apart):.3f}", "x tower only": f"{statistics.median(towers):.3f}",
-         "ceiling x": f"{statistics.median(ceilings):.3f}"},
-        {"over heads": f"heads at >= {cfg.target:g}", "x": sum(x >= cfg.target for x in xs), "found": None,
-         f"{cfg.target:g}x needs": None, "x without separation": sum(x >= cfg.target for x in apart),
-         "x tower only": sum(x >= cfg.target for x in towers), "ceiling x": None}]
-    section = Section("feedback-seeds", [
-        Table("feedback target row per head (head, benchmark candidates, recall@10 < 0.5, "
-              "partners in 40 shown)", rows),
-        Table("over the heads", summary)])
+        {
+            "over heads": "pooled (sums)",
+            "x": f"{total['feedback'] / total['reading@40']:.4f}",
+            "found": total["feedback"],
+            f"{cfg.target:g}x needs": math.ceil(cfg.target * total["reading@40"]),
+            "x without separation": f"{total['without separation'] / total['reading@40']:.4f}",
+            "x tower only": f"{total['tower only'] / total['reading@40']:.4f}",
+            "ceiling x": f"{total['ceiling'] / total['reading@40']:.3f}",
+        },
+        {
+            "over heads": "median",
+            "x": f"{statistics.median(xs):.3f}",
+            "found": None,
+            f"{cfg.target:g}x needs": None,
+            "x without separation": f"{statistics.median(apart):.3f}",
+            "x tower only": f"{statistics.median(towers):.3f}",
+            "ceiling x": f"{statistics.median(ceilings):.3f}",
+        },
+        {
+            "over heads": f"heads at >= {cfg.target:g}",
+            "x": sum(x >= cfg.target for x in xs),
+            "found": None,
+            f"{cfg.target:g}x needs": None,
+            "x without separation": sum(x >= cfg.target for x in apart),
+            "x tower only": sum(x >= cfg.target for x in towers),
+            "ceiling x": None,
+        },
+    ]
+    section = Section(
+        "feedback-seeds",
+        [
+            Table(
+                "feedback target row per head (head, benchmark candidates, recall@10 < 0.5, partners in 40 shown)", rows
+            ),
+            Table("over the heads", summary),
+        ],
+    )
     section.details.update({"rows": rows, "summary": summary, "targets_met": None})
-    section.notes.append("each head is a `congruence train --variants product --seed N` in a copy of the feedback "
-                         "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0; 'without separation': "
-                         "its SEPARATE = 0; 'tower only': its LIKE_CONTENT = DISLIKE_CONTENT = SEPARATE = 0 (the "
-                         "closest liked and disliked in the head's tower alone, as before the pooled space was mixed "
-                         "in)")
+    section.notes.append(
+        "each head is a `congruence train --variants product --seed N` in a copy of the feedback "
+        "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0; 'without separation': "
+        "its SEPARATE = 0; 'tower only': its LIKE_CONTENT = DISLIKE_CONTENT = SEPARATE = 0 (the "
+        "closest liked and disliked in the head's tower alone, as before the pooled space was mixed "
+        "in)"
+    )
     return section

@@ -81,8 +81,10 @@ def exact_top(xq: np.ndarray, xb: np.ndarray, k: int) -> np.ndarray:
     """(nq, k) exact top-k by inner product (float32, torch on the GPU when there is one)."""
     dev = _device()
     xb_t = torch.from_numpy(xb).to(dev)
-    out = [torch.topk(torch.from_numpy(xq[i : i + 256]).to(dev) @ xb_t.T, k, dim=1).indices.cpu().numpy()
-           for i in range(0, len(xq), 256)]
+    out = [
+        torch.topk(torch.from_numpy(xq[i : i + 256]).to(dev) @ xb_t.T, k, dim=1).indices.cpu().numpy()
+        for i in range(0, len(xq), 256)
+    ]
     return np.concatenate(out)
 
 
@@ -109,8 +111,11 @@ def part_faiss(cfg: GpuConfig) -> dict[str, Any]:
         t = time.perf_counter()
         _, found = index.search(xq, 10)
         seconds = time.perf_counter() - t
-        out[name] = {"qps": cfg.queries / seconds, "recall_at_10": recall_at_k(found[: cfg.truth_queries], truth),
-                     "on_gpu": bool(gpus)}
+        out[name] = {
+            "qps": cfg.queries / seconds,
+            "recall_at_10": recall_at_k(found[: cfg.truth_queries], truth),
+            "on_gpu": bool(gpus),
+        }
     return out
 
 
@@ -133,9 +138,9 @@ def _jpegs(cfg: GpuConfig, tmp: Path) -> list[Path]:
 
 
 def part_encode(cfg: GpuConfig, tmp: Path) -> dict[str, Any]:
-    from congruence.encoders.torch_models import image_encoder
     from congruence.encoders.base import encode_batch
     from congruence.encoders.images import read_image
+    from congruence.encoders.torch_models import image_encoder
 
     enc = image_encoder("efficientnet-lite0", str(_device()))
     paths = _jpegs(cfg, tmp)
@@ -162,11 +167,19 @@ def part_encode(cfg: GpuConfig, tmp: Path) -> dict[str, Any]:
             ahead = [f.result() for f in nxt]
     _sync()
     rate = len(paths) / (time.perf_counter() - t)
-    return {"device": str(enc.device), "images": len(paths), "raw_forward_images_s": raw, "pipeline_images_s": rate,
-            "pipeline_efficiency": rate / raw, "real_photos": (PHOTOS / "labels.csv").exists()}
+    return {
+        "device": str(enc.device),
+        "images": len(paths),
+        "raw_forward_images_s": raw,
+        "pipeline_images_s": rate,
+        "pipeline_efficiency": rate / raw,
+        "real_photos": (PHOTOS / "labels.csv").exists(),
+    }
 
 
-def _head_lists(cfg: GpuConfig) -> tuple[Any, list[np.ndarray], Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]], int]:
+def _head_lists(
+    cfg: GpuConfig,
+) -> tuple[Any, list[np.ndarray], Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]], int]:
     """A seeded head on the device, brands' per-post vectors, and a gather over candidates' posts."""
     from congruence.training.model import CongruenceHead, HeadConfig
 
@@ -183,8 +196,10 @@ def _head_lists(cfg: GpuConfig) -> tuple[Any, list[np.ndarray], Callable[[np.nda
         idx = torch.from_numpy(np.asarray(keys) % len(pool)).to(_device())
         return pool[idx], mask[idx]
 
-    brands = [_vectors(int(rng.integers(cfg.posts[0], cfg.posts[1] + 1)), D_HEAD, cfg.seed + 10 + i)
-              for i in range(cfg.brands)]
+    brands = [
+        _vectors(int(rng.integers(cfg.posts[0], cfg.posts[1] + 1)), D_HEAD, cfg.seed + 10 + i)
+        for i in range(cfg.brands)
+    ]
     return head, brands, gather, width
 
 
@@ -201,8 +216,13 @@ def part_rerank(cfg: GpuConfig) -> dict[str, Any]:
         _, passes = score_lists(head, brands, cands, gather, width)
         _sync()
     seconds = time.perf_counter() - t
-    return {"device": str(head.device), "brands": len(brands), "candidates": cfg.candidates, "passes": passes,
-            "brands_s": len(brands) / seconds}
+    return {
+        "device": str(head.device),
+        "brands": len(brands),
+        "candidates": cfg.candidates,
+        "passes": passes,
+        "brands_s": len(brands) / seconds,
+    }
 
 
 def part_export(cfg: GpuConfig) -> dict[str, Any]:
@@ -226,18 +246,31 @@ def part_export(cfg: GpuConfig) -> dict[str, Any]:
         top = [c[np.argsort(-s, kind="stable")[: cfg.k]] for c, s in zip(cand, scores, strict=True)]
         _sync()
     seconds = time.perf_counter() - t
-    return {"brands": len(brands), "k": cfg.k, "faiss_on_gpu": bool(gpus), "search_s": search_s,
-            "brands_s": len(brands) / seconds, "rows": int(sum(len(x) for x in top))}
+    return {
+        "brands": len(brands),
+        "k": cfg.k,
+        "faiss_on_gpu": bool(gpus),
+        "search_s": search_s,
+        "brands_s": len(brands) / seconds,
+        "rows": int(sum(len(x) for x in top)),
+    }
 
 
 def run(cfg: GpuConfig, tmp: Path, parts: Sequence[str] = ("faiss", "encode", "rerank", "export")) -> dict[str, Any]:
     """Every part in turn; a part that fails records its error and the others still run."""
     runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "faiss": lambda: part_faiss(cfg), "encode": lambda: part_encode(cfg, tmp / "jpegs"),
-        "rerank": lambda: part_rerank(cfg), "export": lambda: part_export(cfg)}
-    out: dict[str, Any] = {"config": asdict(cfg), "cuda": torch.cuda.is_available(),
-                           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                           "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "parts": {}}
+        "faiss": lambda: part_faiss(cfg),
+        "encode": lambda: part_encode(cfg, tmp / "jpegs"),
+        "rerank": lambda: part_rerank(cfg),
+        "export": lambda: part_export(cfg),
+    }
+    out: dict[str, Any] = {
+        "config": asdict(cfg),
+        "cuda": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parts": {},
+    }
     for name in parts:
         t = time.perf_counter()
         try:
@@ -251,8 +284,9 @@ def run(cfg: GpuConfig, tmp: Path, parts: Sequence[str] = ("faiss", "encode", "r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.gpu_check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, help="JSON path (default bench/results/gpu-<UTC time>.json)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run on a CPU)")
     p.add_argument("--parts", default="faiss,encode,rerank,export")
@@ -265,8 +299,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or Path(__file__).resolve().parent / "results" / f"gpu-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    print(json.dumps({k: {kk: v for kk, v in part.items() if kk != "traceback"} for k, part in doc["parts"].items()},
-                     indent=1, default=str))
+    print(
+        json.dumps(
+            {k: {kk: v for kk, v in part.items() if kk != "traceback"} for k, part in doc["parts"].items()},
+            indent=1,
+            default=str,
+        )
+    )
     print(f"results in {out}")
     return 1 if any("error" in part for part in doc["parts"].values()) else 0
 

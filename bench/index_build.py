@@ -80,8 +80,8 @@ def _timed_generator(owner: Any, name: str, spent: dict[str, float], label: str)
 
 def timed_rebuild(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]:
     """(seconds per stage, with "total"; what was built) of one forced rebuild of the served space."""
-    from congruence.indexer import index_sync, post_matrix
     from congruence.encoders.encoder_set import EncoderSet
+    from congruence.indexer import index_sync, post_matrix
     from congruence.indexer.index import VectorIndex
     from congruence.indexer.index_sync import layout_for, sync_index
     from congruence.store.records import Store
@@ -110,8 +110,14 @@ def timed_rebuild(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]
     main = stages[SAVE] + (stages[WAIT] if threaded else stages[READ] + stages[QUANT])
     stages["graph build" if threaded else "graph build + rest"] = total - main
     stages["total"] = total
-    built = {"cpu_s": cpu, "size": res.manifest.count, "kind": res.manifest.kind, "codec": res.manifest.codec,
-             "post_dim": res.manifest.post_dim, "stages_reported": getattr(res, "seconds", None)}
+    built = {
+        "cpu_s": cpu,
+        "size": res.manifest.count,
+        "kind": res.manifest.kind,
+        "codec": res.manifest.codec,
+        "post_dim": res.manifest.post_dim,
+        "stages_reported": getattr(res, "seconds", None),
+    }
     return stages, built
 
 
@@ -130,8 +136,10 @@ def _store(cfg: BuildConfig, workdir: Path, pg_url: str) -> tuple[Settings, dict
 
 def rows_of(n: int, stages: dict[str, float]) -> list[Row]:
     total = stages["total"]
-    return [{"n": n, "stage": name, "seconds": s, "share %": 100 * s / total if total else None}
-            for name, s in stages.items()]
+    return [
+        {"n": n, "stage": name, "seconds": s, "share %": 100 * s / total if total else None}
+        for name, s in stages.items()
+    ]
 
 
 def run(cfg: BuildConfig, workdir: Path) -> Section:
@@ -140,8 +148,11 @@ def run(cfg: BuildConfig, workdir: Path) -> Section:
     section = Section(f"index build from PostgreSQL at engine start: {cfg.n:,} influencers")
     workdir.mkdir(parents=True, exist_ok=True)
     with embedded_pg(workdir / "pg") as pg:
-        url = str(pg.server.get_uri(database="ib")) if (workdir / f"store-{cfg.n}.json").exists() \
+        url = (
+            str(pg.server.get_uri(database="ib"))
+            if (workdir / f"store-{cfg.n}.json").exists()
             else pg.fresh_database("ib")
+        )
         settings, built = _store(cfg, workdir, url)
         stages, index = timed_rebuild(settings)
     section.tables.append(Table("stages of one forced rebuild (the engine's sync_index)", rows_of(cfg.n, stages)))
@@ -153,20 +164,27 @@ def run(cfg: BuildConfig, workdir: Path) -> Section:
         f"{index['cpu_s'] / 2:,.0f} s of wall time on 2 idle cores if it kept both busy",
         "target at 1M on 2 cores: <= 300 s: " + ({True: "met", False: "MISSED", None: "not checked (n < 1M)"}[met]),
     ]
-    section.details = {"config": asdict(cfg), "stages_s": stages, "index": index, "store_build_s": built,
-                       "targets_met": met}
+    section.details = {
+        "config": asdict(cfg),
+        "stages_s": stages,
+        "index": index,
+        "store_build_s": built,
+        "targets_met": met,
+    }
     return section
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.index_build", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.index_build", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=200_000, help="influencers (default 200,000)")
     p.add_argument("--workdir", type=Path, required=True, help="keeps the store between runs")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
     from bench.common import machine_info, report_section
 
     machine = machine_info()

@@ -56,8 +56,12 @@ def hnsw_bytes(index: faiss.Index) -> int:
     """Codes + graph links + per-vector level bookkeeping of a faiss IndexHNSW*."""
     storage = faiss.downcast_index(index.storage)  # type: ignore[attr-defined]
     graph = index.hnsw  # type: ignore[attr-defined]
-    return int(index.ntotal * storage.sa_code_size() + graph.neighbors.size() * 4
-               + graph.offsets.size() * 8 + graph.levels.size() * 4)
+    return int(
+        index.ntotal * storage.sa_code_size()
+        + graph.neighbors.size() * 4
+        + graph.offsets.size() * 8
+        + graph.levels.size() * 4
+    )
 
 
 def build(xb: np.ndarray, storage: str) -> tuple[object, faiss.Index, float]:
@@ -100,10 +104,18 @@ def measure(cfg: ScaleConfig, n: int, xb: np.ndarray, xq: np.ndarray, truth: np.
     if isinstance(obj, VectorIndex):
         own += obj.labels.nbytes + obj.versions.nbytes + obj.alive.nbytes + obj._pos_by_seq.nbytes
     names = {"flat": "float32 (product VectorIndex)", "sq8": "sq8 (product VectorIndex)"}
-    row: Row = {"n": n, "storage": names.get(storage, storage),
-                "build s": build_s, "index MB": own / 1e6, "RSS growth MB": grown,
-                "recall@10": recall_at_k(found, truth), "p50 ms": lat.median_ms, "p99 ms": lat.p99_ms,
-                "QPS single": lat.per_s, f"QPS batched ({len(xq)})": qps}
+    row: Row = {
+        "n": n,
+        "storage": names.get(storage, storage),
+        "build s": build_s,
+        "index MB": own / 1e6,
+        "RSS growth MB": grown,
+        "recall@10": recall_at_k(found, truth),
+        "p50 ms": lat.median_ms,
+        "p99 ms": lat.p99_ms,
+        "QPS single": lat.per_s,
+        f"QPS batched ({len(xq)})": qps,
+    }
     return row  # the index is freed here, before the next one is built
 
 
@@ -121,15 +133,26 @@ def run(cfg: ScaleConfig) -> Section:
             logger.info("%s", rows[-1])
         del xb, xq, truth
         gc.collect()
-    section.tables.append(Table(f"HNSW M={HNSW_M} efConstruction={EF_CONSTRUCTION} efSearch={EF_SEARCH}, k={cfg.k}, "
-                                f"{cfg.n_queries} queries", rows))
+    section.tables.append(
+        Table(
+            f"HNSW M={HNSW_M} efConstruction={EF_CONSTRUCTION} efSearch={EF_SEARCH}, k={cfg.k}, "
+            f"{cfg.n_queries} queries",
+            rows,
+        )
+    )
     section.notes += [
-        ("recall against brute force over the float32 vectors; single-query latency is one Python call per query "
-         f"(5 warm-ups); batched = all queries in one search call, {faiss.omp_get_max_threads()} OpenMP threads"),
-        ("index MB = codes + graph (+ the product's label arrays); RSS growth = this process's resident growth "
-         "over the build (includes allocator slack)"),
-        ("sq8: the product's VectorIndex with 8-bit codes (what it serves above CONGRUENCE_COMPRESS_THRESHOLD, "
-         "200k by default); fp16: faiss IndexHNSWSQ on the same graph, not in the product"),
+        (
+            "recall against brute force over the float32 vectors; single-query latency is one Python call per query "
+            f"(5 warm-ups); batched = all queries in one search call, {faiss.omp_get_max_threads()} OpenMP threads"
+        ),
+        (
+            "index MB = codes + graph (+ the product's label arrays); RSS growth = this process's resident growth "
+            "over the build (includes allocator slack)"
+        ),
+        (
+            "sq8: the product's VectorIndex with 8-bit codes (what it serves above CONGRUENCE_COMPRESS_THRESHOLD, "
+            "200k by default); fp16: faiss IndexHNSWSQ on the same graph, not in the product"
+        ),
     ]
     section.details = {"config": asdict(cfg)}
     return section

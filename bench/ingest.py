@@ -19,11 +19,11 @@ import torch
 from bench.common import Row, Section, Table, sample_latency, stats, stopwatch
 from congruence.core.settings import Settings
 from congruence.datasets.demo import build_demo
-from congruence.store.embedded_pg import EmbeddedPg
-from congruence.encoders.torch_models import image_encoder, text_encoder
 from congruence.encoders.base import BatchImageEncoder
 from congruence.encoders.inference import inference_image_encoder
+from congruence.encoders.torch_models import image_encoder, text_encoder
 from congruence.indexer.ingest import IngestReport, ingest
+from congruence.store.embedded_pg import EmbeddedPg
 
 logger = logging.getLogger(__name__)
 STAGES = ("store", "encode", "pool", "index")
@@ -120,12 +120,25 @@ def stage_rows(report: IngestReport, wall: float, split: EncodeSplit) -> list[Ro
     rows: list[Row] = []
     for stage in STAGES:
         sec = float(report.seconds.get(stage, 0.0))
-        rows.append({"stage": stage, "seconds": sec, "share %": 100 * sec / wall,
-                     "posts/s": n_posts / sec if sec else None})
-    rows.append({"stage": "  encode: images", "seconds": split.images, "share %": 100 * split.images / wall,
-                 "posts/s": report.images_encoded / split.images if split.images else None})
-    rows.append({"stage": "  encode: captions", "seconds": split.texts, "share %": 100 * split.texts / wall,
-                 "posts/s": report.texts_encoded / split.texts if split.texts else None})
+        rows.append(
+            {"stage": stage, "seconds": sec, "share %": 100 * sec / wall, "posts/s": n_posts / sec if sec else None}
+        )
+    rows.append(
+        {
+            "stage": "  encode: images",
+            "seconds": split.images,
+            "share %": 100 * split.images / wall,
+            "posts/s": report.images_encoded / split.images if split.images else None,
+        }
+    )
+    rows.append(
+        {
+            "stage": "  encode: captions",
+            "seconds": split.texts,
+            "share %": 100 * split.texts / wall,
+            "posts/s": report.texts_encoded / split.texts if split.texts else None,
+        }
+    )
     other = wall - sum(float(report.seconds.get(s, 0.0)) for s in STAGES)
     rows.append({"stage": "open + migrate", "seconds": other, "share %": 100 * other / wall, "posts/s": None})
     rows.append({"stage": "total", "seconds": wall, "share %": 100.0, "posts/s": n_posts / wall})
@@ -154,13 +167,33 @@ def efficiency_rows(m: Measured) -> list[Row]:
     img_stage = n_img / m.split.images if m.split.images else float("nan")
     e2e = n_img / m.wall
     return [
-        {"measure": "raw forward (preloaded tensors)", "images/s": raw, "vs raw": 1.0,
-         "CPU ms/image": raw_cpu_ms, "vs raw (CPU)": 1.0, "batch p50 ms": fwd.median_ms, "batch p99 ms": fwd.p99_ms},
-        {"measure": "image-encode stage (decode+forward+store)", "images/s": img_stage, "vs raw": img_stage / raw,
-         "CPU ms/image": None, "vs raw (CPU)": None, "batch p50 ms": None, "batch p99 ms": None},
-        {"measure": "end-to-end ingest (pipeline efficiency)", "images/s": e2e, "vs raw": e2e / raw,
-         "CPU ms/image": e2e_cpu_ms, "vs raw (CPU)": raw_cpu_ms / e2e_cpu_ms, "batch p50 ms": None,
-         "batch p99 ms": None},
+        {
+            "measure": "raw forward (preloaded tensors)",
+            "images/s": raw,
+            "vs raw": 1.0,
+            "CPU ms/image": raw_cpu_ms,
+            "vs raw (CPU)": 1.0,
+            "batch p50 ms": fwd.median_ms,
+            "batch p99 ms": fwd.p99_ms,
+        },
+        {
+            "measure": "image-encode stage (decode+forward+store)",
+            "images/s": img_stage,
+            "vs raw": img_stage / raw,
+            "CPU ms/image": None,
+            "vs raw (CPU)": None,
+            "batch p50 ms": None,
+            "batch p99 ms": None,
+        },
+        {
+            "measure": "end-to-end ingest (pipeline efficiency)",
+            "images/s": e2e,
+            "vs raw": e2e / raw,
+            "CPU ms/image": e2e_cpu_ms,
+            "vs raw (CPU)": raw_cpu_ms / e2e_cpu_ms,
+            "batch p50 ms": None,
+            "batch p99 ms": None,
+        },
     ]
 
 
@@ -185,8 +218,12 @@ def measure(cfg: IngestConfig, corpus: Path, tmp: Path, pg: EmbeddedPg) -> dict[
     before = {rt: raw_forward(cfg.batch_size, half, 1, rt) for rt in RUNTIMES}
     runs = {}
     for rt in RUNTIMES:
-        settings = Settings(home=tmp / f"home-{rt}", database_url=pg.fresh_database(f"bench_ingest_{rt}"),
-                            batch_size=cfg.batch_size, cpu_runtime=rt)
+        settings = Settings(
+            home=tmp / f"home-{rt}",
+            database_url=pg.fresh_database(f"bench_ingest_{rt}"),
+            batch_size=cfg.batch_size,
+            cpu_runtime=rt,
+        )
         runs[rt] = _ingest_once(corpus, settings)
     after = {rt: raw_forward(cfg.batch_size, cfg.forward_batches - half, 0, rt) for rt in reversed(RUNTIMES)}
     return {rt: Measured(*runs[rt], before[rt] + after[rt], cfg.batch_size) for rt in RUNTIMES}
@@ -195,6 +232,7 @@ def measure(cfg: IngestConfig, corpus: Path, tmp: Path, pg: EmbeddedPg) -> dict[
 def side_by_side(ms: dict[str, Measured]) -> list[Row]:
     """Per runtime: raw forward, the image stage (its ratio to PyTorch's and to its own raw
     forward: the pipeline efficiency), the caption stage and the whole ingest."""
+
     def rates(m: Measured) -> tuple[float, float, float, float]:
         raw = m.batch_size / (stats(m.forward.wall).median_ms / 1000)
         img = m.report.images_encoded / m.split.images if m.split.images else float("nan")
@@ -205,10 +243,18 @@ def side_by_side(ms: dict[str, Measured]) -> list[Row]:
     rows: list[Row] = []
     for rt, m in ms.items():
         raw, img, txt, e2e = rates(m)
-        rows.append({"CPU runtime": {"torch": "PyTorch eager (before)", "onnx": "ONNX Runtime (now)"}[rt],
-                     "raw forward img/s": raw, "image stage img/s": img, "image stage x PyTorch": img / base[1],
-                     "pipeline efficiency": img / raw, "caption stage /s": txt, "captions x PyTorch": txt / base[2],
-                     "ingest posts/s": e2e})
+        rows.append(
+            {
+                "CPU runtime": {"torch": "PyTorch eager (before)", "onnx": "ONNX Runtime (now)"}[rt],
+                "raw forward img/s": raw,
+                "image stage img/s": img,
+                "image stage x PyTorch": img / base[1],
+                "pipeline efficiency": img / raw,
+                "caption stage /s": txt,
+                "captions x PyTorch": txt / base[2],
+                "ingest posts/s": e2e,
+            }
+        )
     return rows
 
 
@@ -222,10 +268,18 @@ def run(cfg: IngestConfig, tmp: Path, pg: EmbeddedPg) -> Section:
     half = cfg.forward_batches // 2
     rows = side_by_side(ms)
     section.tables.append(Table("PyTorch eager vs ONNX Runtime on the CPU, same corpus, same run", rows))
-    section.tables.append(Table(f"ingest stages (ONNX Runtime): {r.posts_new + r.posts_updated} posts, "
-                                f"{r.accounts_new} accounts", stage_rows(r, m.wall, m.split)))
-    section.tables.append(Table("encoder efficiency, ONNX Runtime (ratios over its raw forward rate, by wall time "
-                                "and by CPU time)", efficiency_rows(m)))
+    section.tables.append(
+        Table(
+            f"ingest stages (ONNX Runtime): {r.posts_new + r.posts_updated} posts, {r.accounts_new} accounts",
+            stage_rows(r, m.wall, m.split),
+        )
+    )
+    section.tables.append(
+        Table(
+            "encoder efficiency, ONNX Runtime (ratios over its raw forward rate, by wall time and by CPU time)",
+            efficiency_rows(m),
+        )
+    )
     cpu_only = Settings().device == "cpu" or not torch.cuda.is_available()
     x, eff = float(rows[1]["image stage x PyTorch"]), float(rows[1]["pipeline efficiency"])  # type: ignore[arg-type]
     met = x >= TARGET_X and eff >= TARGET_EFFICIENCY if cpu_only and not cfg.quick else None
@@ -243,8 +297,16 @@ def run(cfg: IngestConfig, tmp: Path, pg: EmbeddedPg) -> Section:
     ]
     if r.rejected:
         section.notes.append(f"{len(r.rejected)} rows rejected (see JSON)")
-    section.details = {rt: {"report": mm.report.to_dict(), "wall_s": mm.wall, "cpu_s": mm.cpu,
-                            "encode_split": mm.split.__dict__, "raw_forward_wall_s": mm.forward.wall.tolist(),
-                            "raw_forward_cpu_s": mm.forward.cpu} for rt, mm in ms.items()}
+    section.details = {
+        rt: {
+            "report": mm.report.to_dict(),
+            "wall_s": mm.wall,
+            "cpu_s": mm.cpu,
+            "encode_split": mm.split.__dict__,
+            "raw_forward_wall_s": mm.forward.wall.tolist(),
+            "raw_forward_cpu_s": mm.forward.cpu,
+        }
+        for rt, mm in ms.items()
+    }
     section.details.update({"encoder_load_s": load_s, "config": cfg.__dict__, "targets_met": met})
     return section

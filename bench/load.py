@@ -65,11 +65,17 @@ class Workload:
 
     def __init__(self, url: str):
         with httpx.Client(base_url=url, timeout=60) as c:
-            self.brands = [b["id"] for b in c.get("/v1/accounts", params={"kind": "brand", "limit": 1000}).json()["data"]]
+            self.brands = [
+                b["id"] for b in c.get("/v1/accounts", params={"kind": "brand", "limit": 1000}).json()["data"]
+            ]
             infl = c.get("/v1/accounts", params={"kind": "influencer", "limit": 5000}).json()["data"]
             self.influencers = [i["id"] for i in infl]
-            self.posts = [p["post_id"] for i in self.influencers[:40]
-                          for p in c.get(f"/v1/accounts/{i}", params={"posts": 5}).json()["posts"] if p["image_url"]]
+            self.posts = [
+                p["post_id"]
+                for i in self.influencers[:40]
+                for p in c.get(f"/v1/accounts/{i}", params={"posts": 5}).json()["posts"]
+                if p["image_url"]
+            ]
 
     def request(self, rng: random.Random, client: httpx.Client) -> Sample:
         route = rng.choices([r for r, _ in MIX], [w for _, w in MIX])[0]
@@ -99,8 +105,10 @@ def _client(url: str, work: Workload, seed: int, until: float, out: list[Sample]
 def run_load(url: str, work: Workload, cfg: LoadConfig, run: int) -> list[Sample]:
     until = time.monotonic() + cfg.seconds
     per_client: list[list[Sample]] = [[] for _ in range(cfg.clients)]
-    threads = [threading.Thread(target=_client, args=(url, work, cfg.seed * 1000 + run * 100 + i, until, per_client[i]))
-               for i in range(cfg.clients)]
+    threads = [
+        threading.Thread(target=_client, args=(url, work, cfg.seed * 1000 + run * 100 + i, until, per_client[i]))
+        for i in range(cfg.clients)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -113,18 +121,29 @@ def summarise(samples: list[Sample], seconds: float) -> list[dict[str, object]]:
     for route in sorted({s.route for s in samples}):
         mine = [s for s in samples if s.route == route]
         ok = np.array([s.seconds for s in mine if s.status == 200]) * 1000
-        rows.append({"route": route, "requests": len(mine), "errors": sum(s.status != 200 for s in mine),
-                     "p50_ms": float(np.percentile(ok, 50)) if len(ok) else None,
-                     "p99_ms": float(np.percentile(ok, 99)) if len(ok) else None,
-                     "req_per_s": len(mine) / seconds})
+        rows.append(
+            {
+                "route": route,
+                "requests": len(mine),
+                "errors": sum(s.status != 200 for s in mine),
+                "p50_ms": float(np.percentile(ok, 50)) if len(ok) else None,
+                "p99_ms": float(np.percentile(ok, 99)) if len(ok) else None,
+                "req_per_s": len(mine) / seconds,
+            }
+        )
     return rows
 
 
 def serve(home: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     """`congruence serve` on loopback; its output goes to ``log`` (an unread pipe would block it)."""
     env = {**os.environ, "CONGRUENCE_HOME": str(home), "CONGRUENCE_RATE_LIMIT": "0"}
-    proc = subprocess.Popen([*CONGRUENCE, "serve", "--no-auth", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*CONGRUENCE, "serve", "--no-auth", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -139,8 +158,14 @@ def serve(home: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
 
 def run(cfg: LoadConfig, home: Path, port: int = 8791) -> Section:
     env = {**os.environ, "CONGRUENCE_HOME": str(home)}
-    subprocess.run([*CONGRUENCE, "demo", "--no-serve"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*CONGRUENCE, "demo", "--no-serve"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = (home / "serve.log").open("wb")
     proc = serve(home, port, log)
     url = f"http://127.0.0.1:{port}"
@@ -159,15 +184,25 @@ def run(cfg: LoadConfig, home: Path, port: int = 8791) -> Section:
             failed = [f"{x.route} {x.status}: {x.error}" for x in samples if x.status != 200]
             first_errors += failed[:10]
             runs.append(rows)
-            section.tables.append(Table(f"run {i + 1}: {cfg.clients} clients for {cfg.seconds:.0f} s "
-                                        f"(server RSS {rss[-1]:.0f} MB)", rows))  # type: ignore[arg-type]
+            section.tables.append(
+                Table(f"run {i + 1}: {cfg.clients} clients for {cfg.seconds:.0f} s (server RSS {rss[-1]:.0f} MB)", rows)  # type: ignore[arg-type]
+            )
         errors = sum(int(r["errors"]) for rows in runs for r in rows)  # type: ignore[call-overload]
         growth = (rss[-1] - rss[1]) / rss[1] if len(rss) > 2 else 0.0
-        section.notes.append(f"server RSS (MB): after start {rss[0]:.0f}, after each run "
-                             + ", ".join(f"{m:.0f}" for m in rss[1:]) + f"; growth from run 1 to the last {growth:+.1%}")
+        section.notes.append(
+            f"server RSS (MB): after start {rss[0]:.0f}, after each run "
+            + ", ".join(f"{m:.0f}" for m in rss[1:])
+            + f"; growth from run 1 to the last {growth:+.1%}"
+        )
         section.notes.append(f"errors: {errors}")
-        section.details |= {"config": cfg.__dict__, "runs": runs, "rss_mb": rss, "errors": errors,
-                           "rss_growth": growth, "ok": errors == 0 and growth <= 0.10}
+        section.details |= {
+            "config": cfg.__dict__,
+            "runs": runs,
+            "rss_mb": rss,
+            "errors": errors,
+            "rss_growth": growth,
+            "ok": errors == 0 and growth <= 0.10,
+        }
     finally:
         section.details["server_log_tail"] = (home / "serve.log").read_text(errors="replace")[-3000:]
         proc.terminate()
@@ -177,8 +212,9 @@ def run(cfg: LoadConfig, home: Path, port: int = 8791) -> Section:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="10 clients for 10 s")
     p.add_argument("--clients", type=int)
     p.add_argument("--seconds", type=float)

@@ -35,8 +35,8 @@ from bench.common import Row, Section, Table, stats, timed_calls
 from bench.export_speed import D_HEAD, _write_vectors
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
-from congruence.store.embedded_pg import embedded_pg
 from congruence.search.engine import Engine
+from congruence.store.embedded_pg import embedded_pg
 
 logger = logging.getLogger(__name__)
 TARGET_P50_MS, TARGET_P99_MS, TARGET_MEMORY_GB = 20.0, 50.0, 3.0
@@ -57,8 +57,9 @@ class E2eConfig:
         return cls((10_000,), brands=50) if quick else cls((100_000, 1_000_000))
 
 
-def _posts_chunk(n: int, cfg: E2eConfig, rng: np.random.Generator,
-                 space: SyntheticDataset) -> tuple[np.ndarray, np.ndarray]:
+def _posts_chunk(
+    n: int, cfg: E2eConfig, rng: np.random.Generator, space: SyntheticDataset
+) -> tuple[np.ndarray, np.ndarray]:
     """(counts (n,), per-post vectors (sum(counts), 256) float16, L2-normalised) for n accounts
     whose themes are points of ``space``'s clusters."""
     counts = rng.integers(cfg.posts[0], cfg.posts[1] + 1, n)
@@ -106,8 +107,10 @@ def build_store(settings: Settings, cfg: E2eConfig, n: int) -> dict[str, float]:
         times = {"generate": time.perf_counter() - t}
         t = time.perf_counter()
         kinds = ["brand"] * cfg.brands + ["influencer"] * n
-        with store.conn.cursor() as cur, cur.copy(
-                "COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy:
+        with (
+            store.conn.cursor() as cur,
+            cur.copy("COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy,
+        ):
             for a, kind, cat, fol in zip(ids, kinds, cats, followers.tolist(), strict=True):
                 copy.write_row((a, kind, a, cat, fol, "-", False))
         _write_vectors(store, head_space(head.version), ids, offsets, posts, pooled)
@@ -140,20 +143,23 @@ class Served:
     stages_ms: dict[str, dict[str, float]]  # path -> stage -> mean ms per query
 
 
-STAGES = (("congruence.store.records", "Store", "generation", "generation check (PG)"),
-          ("congruence.store.vectors", "VectorStore", "account_entry", "brand kind + vectors (PG)"),
-          ("congruence.search.filters", "Filters", "mask", "filter mask"),
-          ("congruence.indexer.index", "VectorIndex", "search", "faiss search"),
-          ("congruence.indexer.post_matrix", "PostMatrix", "padded", "candidates' posts (memory)"),
-          ("congruence.training.model", "CongruenceHead", "score", "head forward"))
+STAGES = (
+    ("congruence.store.records", "Store", "generation", "generation check (PG)"),
+    ("congruence.store.vectors", "VectorStore", "account_entry", "brand kind + vectors (PG)"),
+    ("congruence.search.filters", "Filters", "mask", "filter mask"),
+    ("congruence.indexer.index", "VectorIndex", "search", "faiss search"),
+    ("congruence.indexer.post_matrix", "PostMatrix", "padded", "candidates' posts (memory)"),
+    ("congruence.training.model", "CongruenceHead", "score", "head forward"),
+)
 
 
 def stage_clock() -> AbstractContextManager[dict[str, float]]:
     """Seconds spent in each of ``STAGES`` while inside (methods wrapped, restored after)."""
     import importlib
 
-    return timed_calls([(getattr(importlib.import_module(module), cls), name, label)
-                        for module, cls, name, label in STAGES])
+    return timed_calls(
+        [(getattr(importlib.import_module(module), cls), name, label) for module, cls, name, label in STAGES]
+    )
 
 
 def _rss_mb() -> dict[str, float]:
@@ -194,11 +200,13 @@ def serve(settings: Settings, brands: int, k: int) -> Served:
     def faiss_only(b: str) -> None:
         snap.index.search(qs[b][None, :], k)
 
-    paths = {"faiss top-k only (baseline)": faiss_only,
-             "match_brand, no filter": lambda b: engine.match_brand(b, k),
-             "match_brand, fitness+micro (~10%)": lambda b: engine.match_brand(b, k, flt),
-             # what similar() does: no rerank; from compressed codes, candidates re-scored exactly
-             "no rerank (as similar)": lambda b: engine.retrieve(snap, qs[b][None, :], k)}
+    paths = {
+        "faiss top-k only (baseline)": faiss_only,
+        "match_brand, no filter": lambda b: engine.match_brand(b, k),
+        "match_brand, fitness+micro (~10%)": lambda b: engine.match_brand(b, k, flt),
+        # what similar() does: no rerank; from compressed codes, candidates re-scored exactly
+        "no rerank (as similar)": lambda b: engine.retrieve(snap, qs[b][None, :], k),
+    }
     for b in ids[:10]:  # warm-up
         for f in paths.values():
             f(b)
@@ -218,13 +226,32 @@ def serve(settings: Settings, brands: int, k: int) -> Served:
     xq = np.stack(list(qs.values()))
     recall, served_recall, batched_qps = _index_quality(engine, xq)
     agreement = _agreement(engine, ids[:50], k)
-    index_mb = (faiss.serialize_index(snap.index.index).nbytes + snap.index.labels.nbytes
-                + snap.index.alive.nbytes + snap.index.versions.nbytes) / 1e6
+    index_mb = (
+        faiss.serialize_index(snap.index.index).nbytes
+        + snap.index.labels.nbytes
+        + snap.index.alive.nbytes
+        + snap.index.versions.nbytes
+    ) / 1e6
     posts_mb = snap.index.posts.nbytes / 1e6 if snap.index.posts is not None else 0.0
     engine.close()
-    return Served(snap.index.n_alive, snap.index.kind, snap.index.codec, snap.index.dim, start_s, index_mb, posts_mb,
-                  rss_ready["VmRSS"], rss_ready["RssAnon"], peak, recall, served_recall, batched_qps, agreement,
-                  {name: v.tolist() for name, v in times.items()}, stages_ms)
+    return Served(
+        snap.index.n_alive,
+        snap.index.kind,
+        snap.index.codec,
+        snap.index.dim,
+        start_s,
+        index_mb,
+        posts_mb,
+        rss_ready["VmRSS"],
+        rss_ready["RssAnon"],
+        peak,
+        recall,
+        served_recall,
+        batched_qps,
+        agreement,
+        {name: v.tolist() for name, v in times.items()},
+        stages_ms,
+    )
 
 
 def _exact_top(engine: Engine, xq: np.ndarray, n: int) -> np.ndarray:
@@ -279,9 +306,22 @@ def _agreement(engine: Engine, brands: list[str], k: int) -> float:
 # -- the section ----------------------------------------------------------------------
 def _spawn_serve(settings: Settings, cfg: E2eConfig) -> Served:
     assert settings.database_url is not None
-    cmd = [sys.executable, "-m", "bench.match_e2e", "--serve", "--home", str(settings.home),
-           "--database-url", settings.database_url, "--brands", str(cfg.brands), "--k", str(cfg.k),
-           "--candidates", str(cfg.candidates)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.match_e2e",
+        "--serve",
+        "--home",
+        str(settings.home),
+        "--database-url",
+        settings.database_url,
+        "--brands",
+        str(cfg.brands),
+        "--k",
+        str(cfg.k),
+        "--candidates",
+        str(cfg.candidates),
+    ]
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -294,8 +334,16 @@ def rows_of(res: Served) -> list[Row]:
     rows: list[Row] = []
     for name, v in res.times_s.items():
         s = stats(np.asarray(v))
-        rows.append({"n": res.n, "path": name, "p50 ms": s.median_ms, "p99 ms": s.p99_ms, "mean ms": s.mean_ms,
-                     "vs faiss-only (paired p50)": float(np.median(np.asarray(v)) / np.median(base))})
+        rows.append(
+            {
+                "n": res.n,
+                "path": name,
+                "p50 ms": s.median_ms,
+                "p99 ms": s.p99_ms,
+                "mean ms": s.mean_ms,
+                "vs faiss-only (paired p50)": float(np.median(np.asarray(v)) / np.median(base)),
+            }
+        )
     return rows
 
 
@@ -316,48 +364,74 @@ def run(cfg: E2eConfig, tmp: Path) -> Section:
     targets: dict[int, bool] = {}
     for n in cfg.sizes:
         with embedded_pg(tmp / f"e2e-pg-{n}" / "pg") as pg:
-            settings = Settings(home=tmp / f"e2e-home-{n}", database_url=pg.fresh_database(f"e2e{n}"),
-                                device="cpu", candidates=cfg.candidates)
+            settings = Settings(
+                home=tmp / f"e2e-home-{n}",
+                database_url=pg.fresh_database(f"e2e{n}"),
+                device="cpu",
+                candidates=cfg.candidates,
+            )
             built = build_store(settings, cfg, n)
             gc.collect()
             res = _spawn_serve(settings, cfg)
         rows = rows_of(res)
         latency += rows
         breakdown += stage_rows(res)
-        setup.append({"n": n, "posts": int(built["posts"]), "generate s": built["generate"],
-                      "write PostgreSQL s": built["write_postgres"], "engine start + index build s":
-                      res.engine_start_s, "index": f"{res.index_kind} {res.codec}", "dim": res.dim,
-                      "index MB": res.index_mb, "per-post MB": res.posts_mb, "serving RSS MB": res.rss_ready_mb,
-                      "of which anonymous MB": res.rss_anon_mb,
-                      "serving peak RSS MB": res.peak_rss_mb, "index recall@10": res.recall_at_10,
-                      "served recall@10 (refined)": res.served_recall_at_10,
-                      f"top-{cfg.k} agreement vs exact": res.agreement_at_k, "batched QPS (k=10)": res.batched_qps})
+        setup.append(
+            {
+                "n": n,
+                "posts": int(built["posts"]),
+                "generate s": built["generate"],
+                "write PostgreSQL s": built["write_postgres"],
+                "engine start + index build s": res.engine_start_s,
+                "index": f"{res.index_kind} {res.codec}",
+                "dim": res.dim,
+                "index MB": res.index_mb,
+                "per-post MB": res.posts_mb,
+                "serving RSS MB": res.rss_ready_mb,
+                "of which anonymous MB": res.rss_anon_mb,
+                "serving peak RSS MB": res.peak_rss_mb,
+                "index recall@10": res.recall_at_10,
+                "served recall@10 (refined)": res.served_recall_at_10,
+                f"top-{cfg.k} agreement vs exact": res.agreement_at_k,
+                "batched QPS (k=10)": res.batched_qps,
+            }
+        )
         if n == 1_000_000:
             e2e = next(r for r in rows if r["path"] == "match_brand, no filter")
-            targets[n] = (float(e2e["p50 ms"]) <= TARGET_P50_MS  # type: ignore[arg-type]
-                          and float(e2e["p99 ms"]) <= TARGET_P99_MS  # type: ignore[arg-type]
-                          and res.rss_ready_mb / 1024 <= TARGET_MEMORY_GB)
-    section.tables += [Table(f"latency per brand, k={cfg.k}, {cfg.brands} brands, paths interleaved", latency),
-                       Table("where the time goes: mean ms per query in each stage (PG = PostgreSQL round trip)",
-                             breakdown),
-                       Table("set-up and serving process (memory: the serving process alone; PostgreSQL apart)",
-                             setup)]
+            targets[n] = (
+                float(e2e["p50 ms"]) <= TARGET_P50_MS  # type: ignore[arg-type]
+                and float(e2e["p99 ms"]) <= TARGET_P99_MS  # type: ignore[arg-type]
+                and res.rss_ready_mb / 1024 <= TARGET_MEMORY_GB
+            )
+    section.tables += [
+        Table(f"latency per brand, k={cfg.k}, {cfg.brands} brands, paths interleaved", latency),
+        Table("where the time goes: mean ms per query in each stage (PG = PostgreSQL round trip)", breakdown),
+        Table("set-up and serving process (memory: the serving process alone; PostgreSQL apart)", setup),
+    ]
     section.notes += [
-        (f"{cfg.brands} brands x {cfg.posts[0]}-{cfg.posts[1]} posts; influencers {cfg.posts[0]}-{cfg.posts[1]} "
-         f"posts each; head d={D_HEAD} (seeded, untrained: weights do not change the cost); "
-         "the serving process cannot load an encoder, so nothing is re-encoded"),
-        (f"targets at 1M (2 cores): p50 <= {TARGET_P50_MS:.0f} ms, p99 <= {TARGET_P99_MS:.0f} ms, "
-         f"serving memory (RSS once ready) <= {TARGET_MEMORY_GB:.0f} GB: "
-         + ({True: "met", False: "MISSED"}[all(targets.values())] if targets
-            else "not checked (1M runs in full mode only)")),
+        (
+            f"{cfg.brands} brands x {cfg.posts[0]}-{cfg.posts[1]} posts; influencers {cfg.posts[0]}-{cfg.posts[1]} "
+            f"posts each; head d={D_HEAD} (seeded, untrained: weights do not change the cost); "
+            "the serving process cannot load an encoder, so nothing is re-encoded"
+        ),
+        (
+            f"targets at 1M (2 cores): p50 <= {TARGET_P50_MS:.0f} ms, p99 <= {TARGET_P99_MS:.0f} ms, "
+            f"serving memory (RSS once ready) <= {TARGET_MEMORY_GB:.0f} GB: "
+            + (
+                {True: "met", False: "MISSED"}[all(targets.values())]
+                if targets
+                else "not checked (1M runs in full mode only)"
+            )
+        ),
     ]
     section.details = {"config": asdict(cfg), "targets_met": all(targets.values()) if targets else None}
     return section
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.match_e2e", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.match_e2e", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--serve", action="store_true", help="internal: time an Engine over an existing store")
     p.add_argument("--home", type=Path)
     p.add_argument("--database-url")

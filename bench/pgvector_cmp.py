@@ -16,9 +16,9 @@ from bench.common import Row, Section, Stats, Table, sample_ab, sample_latency, 
 from bench.retrieval import build
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import D_PRODUCTION, SyntheticDataset, recall_at_k
-from congruence.store.embedded_pg import EmbeddedPg
 from congruence.indexer.index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, VectorIndex
 from congruence.indexer.index_sync import IndexLayout
+from congruence.store.embedded_pg import EmbeddedPg
 
 logger = logging.getLogger(__name__)
 QUERY = "SELECT id FROM t ORDER BY embedding <#> %s LIMIT {k}"
@@ -103,8 +103,10 @@ def build_pg_index(conn: psycopg.Connection, cfg: PgConfig, n: int) -> tuple[flo
     conn.execute(f"SET maintenance_work_mem = '{need_mb}MB'")
     conn.execute(f"SET max_parallel_maintenance_workers = {parallel_workers()}")
     with stopwatch() as sw:
-        conn.execute(f"CREATE INDEX t_hnsw ON t USING hnsw (embedding vector_ip_ops) "
-                     f"WITH (m = {cfg.m}, ef_construction = {cfg.ef_construction})")
+        conn.execute(
+            f"CREATE INDEX t_hnsw ON t USING hnsw (embedding vector_ip_ops) "
+            f"WITH (m = {cfg.m}, ef_construction = {cfg.ef_construction})"
+        )
     row = conn.execute("SELECT pg_relation_size('t_hnsw')").fetchone()
     return sw[0], (row[0] if row else 0) / 1e6
 
@@ -142,11 +144,17 @@ def faiss_engine(name: str, index: faiss.Index, k: int, ef: int) -> Engine:
 
 def product_engine(index: VectorIndex, k: int, ef: int) -> Engine:
     """The product's own call, ``VectorIndex.search``, at efSearch ``ef`` (CONGRUENCE_EF_SEARCH)."""
+
     def prepare() -> None:
         index.ef_search = ef
 
-    return Engine("VectorIndex.search (product path)", ef, prepare, lambda q: index.search(q[None], k)[1][0],
-                  lambda xq: index.search(xq, k))
+    return Engine(
+        "VectorIndex.search (product path)",
+        ef,
+        prepare,
+        lambda q: index.search(q[None], k)[1][0],
+        lambda xq: index.search(xq, k),
+    )
 
 
 # -- the comparison ----------------------------------------------------------------
@@ -158,8 +166,15 @@ class SizeResult:
 
 
 def point_row(n: int, p: Point) -> Row:
-    return {"n": n, "engine": p.engine.name, "ef_search": p.engine.ef, "p50 ms": p.lat.median_ms,
-            "p99 ms": p.lat.p99_ms, "QPS": p.lat.per_s, "recall@10": p.recall}
+    return {
+        "n": n,
+        "engine": p.engine.name,
+        "ef_search": p.engine.ef,
+        "p50 ms": p.lat.median_ms,
+        "p99 ms": p.lat.p99_ms,
+        "QPS": p.lat.per_s,
+        "recall@10": p.recall,
+    }
 
 
 def head_to_head(n: int, pg: Point, fa: Point, xq: np.ndarray) -> Row:
@@ -177,14 +192,25 @@ def head_to_head(n: int, pg: Point, fa: Point, xq: np.ndarray) -> Row:
                 fa.engine.batch(xq)
             runs.append(len(xq) / sw[0])
         batched = float(np.median(runs)) * s_pg.median_ms / 1000
-    return {"n": n, "pg ef": pg.engine.ef, "pg recall": pg.recall, "pg p50 ms": s_pg.median_ms,
-            "pg p99 ms": s_pg.p99_ms, "faiss engine": fa.engine.name, "faiss ef": fa.engine.ef,
-            "faiss recall": fa.recall, "faiss p50 ms": s_fa.median_ms, "faiss p99 ms": s_fa.p99_ms,
-            "QPS faiss/pg": s_pg.median_ms / s_fa.median_ms, "batched QPS faiss/pg": batched}
+    return {
+        "n": n,
+        "pg ef": pg.engine.ef,
+        "pg recall": pg.recall,
+        "pg p50 ms": s_pg.median_ms,
+        "pg p99 ms": s_pg.p99_ms,
+        "faiss engine": fa.engine.name,
+        "faiss ef": fa.engine.ef,
+        "faiss recall": fa.recall,
+        "faiss p50 ms": s_fa.median_ms,
+        "faiss p99 ms": s_fa.p99_ms,
+        "QPS faiss/pg": s_pg.median_ms / s_fa.median_ms,
+        "batched QPS faiss/pg": batched,
+    }
 
 
-def pg_side(cfg: PgConfig, conn: psycopg.Connection, xb: np.ndarray, xq: np.ndarray,
-            truth: np.ndarray) -> tuple[list[Point], Row]:
+def pg_side(
+    cfg: PgConfig, conn: psycopg.Connection, xb: np.ndarray, xq: np.ndarray, truth: np.ndarray
+) -> tuple[list[Point], Row]:
     name = f"pgvector m={cfg.m} efc={cfg.ef_construction}"
     load_s = load_table(conn, xb)
     build_s, mb = build_pg_index(conn, cfg, len(xb))
@@ -194,21 +220,27 @@ def pg_side(cfg: PgConfig, conn: psycopg.Connection, xb: np.ndarray, xq: np.ndar
     return points, {"n": len(xb), "engine": name, "load s": load_s, "build s": build_s, "index MB": mb}
 
 
-def faiss_side(cfg: PgConfig, xb: np.ndarray, xq: np.ndarray,
-               truth: np.ndarray) -> tuple[list[list[Point]], list[Row]]:
+def faiss_side(cfg: PgConfig, xb: np.ndarray, xq: np.ndarray, truth: np.ndarray) -> tuple[list[list[Point]], list[Row]]:
     """Sweeps of a FAISS HNSW with pgvector's parameters, of the product's index, and the product path."""
     same, same_s = faiss_hnsw(xb, cfg.m, cfg.ef_construction)
     codec = IndexLayout(compress_threshold=Settings().compress_threshold).shape_for(len(xb))[1]
     prod = build(xb, "hnsw", codec)  # the product's storage at this size (sq8 past the threshold)
-    names = (f"faiss m={cfg.m} efc={cfg.ef_construction}",
-             f"faiss m={HNSW_M} efc={EF_CONSTRUCTION} {codec} (product)")
-    sweeps = [[measure(faiss_engine(name, idx, cfg.k, ef), xq, truth) for ef in cfg.faiss_efs]
-              for name, idx in zip(names, (same, prod.index.index), strict=True)]
-    sweeps.append([measure(product_engine(prod.index, cfg.k, ef), xq, truth)
-                   for ef in sorted({*cfg.faiss_efs, EF_SEARCH})])
+    names = (f"faiss m={cfg.m} efc={cfg.ef_construction}", f"faiss m={HNSW_M} efc={EF_CONSTRUCTION} {codec} (product)")
+    sweeps = [
+        [measure(faiss_engine(name, idx, cfg.k, ef), xq, truth) for ef in cfg.faiss_efs]
+        for name, idx in zip(names, (same, prod.index.index), strict=True)
+    ]
+    sweeps.append(
+        [measure(product_engine(prod.index, cfg.k, ef), xq, truth) for ef in sorted({*cfg.faiss_efs, EF_SEARCH})]
+    )
     builds: list[Row] = [
-        {"n": len(xb), "engine": names[0], "load s": None, "build s": same_s,
-         "index MB": faiss.serialize_index(same).nbytes / 1e6},
+        {
+            "n": len(xb),
+            "engine": names[0],
+            "load s": None,
+            "build s": same_s,
+            "index MB": faiss.serialize_index(same).nbytes / 1e6,
+        },
         {"n": len(xb), "engine": names[1], "load s": None, "build s": prod.seconds, "index MB": prod.megabytes},
     ]
     return sweeps, builds
@@ -244,8 +276,11 @@ def run(cfg: PgConfig, pg: EmbeddedPg) -> Section:
     section.tables += [
         Table(f"single-query sweep, k={cfg.k}, {cfg.n_queries} queries (QPS = 1000 / p50)", points),
         Table("build (pgvector: COPY BINARY + ANALYZE, then CREATE INDEX; FAISS: add)", builds),
-        Table(f"head to head at equal recall: each engine at its lowest ef_search with recall@10 >= "
-              f"{cfg.target_recall}; re-timed with queries interleaved", h2h),
+        Table(
+            f"head to head at equal recall: each engine at its lowest ef_search with recall@10 >= "
+            f"{cfg.target_recall}; re-timed with queries interleaved",
+            h2h,
+        ),
     ]
     versions = pg.versions()
     section.notes += [
@@ -258,9 +293,11 @@ def run(cfg: PgConfig, pg: EmbeddedPg) -> Section:
     ]
     met = target_met(h2h, cfg.target_recall)
     if met is not None:
-        section.notes.append(f"target: the product's VectorIndex.search at equal recall (each engine's cheapest setting) >= "
-                             f"{TARGET_RATIO:.0f}x pgvector QPS at recall@10 >= {cfg.target_recall} at the largest "
-                             f"size: {'met' if met else 'MISSED'}")
+        section.notes.append(
+            f"target: the product's VectorIndex.search at equal recall (each engine's cheapest setting) >= "
+            f"{TARGET_RATIO:.0f}x pgvector QPS at recall@10 >= {cfg.target_recall} at the largest "
+            f"size: {'met' if met else 'MISSED'}"
+        )
     section.details = {"config": cfg.__dict__, "versions": versions, "targets_met": met}
     return section
 
@@ -277,15 +314,20 @@ def target_met(h2h: list[Row], target_recall: float) -> bool | None:
     if not rows or max(int(r["n"]) for r in rows) < TARGET_MIN_N:  # type: ignore[arg-type]
         return None
     last = max(rows, key=lambda r: int(r["n"]))  # type: ignore[arg-type]
-    return (float(last["QPS faiss/pg"]) >= TARGET_RATIO  # type: ignore[arg-type]
-            and float(last["pg recall"]) >= target_recall  # type: ignore[arg-type]
-            and float(last["faiss recall"]) >= target_recall)  # type: ignore[arg-type]
+    return (
+        float(last["QPS faiss/pg"]) >= TARGET_RATIO  # type: ignore[arg-type]
+        and float(last["pg recall"]) >= target_recall  # type: ignore[arg-type]
+        and float(last["faiss recall"]) >= target_recall  # type: ignore[arg-type]
+    )
 
 
 def growth_note(builds: list[Row]) -> str:
     """pgvector build-time growth between the two largest sizes, and what it implies at 1M."""
-    pg = sorted((int(r["n"]), float(r["build s"])) for r in builds  # type: ignore[arg-type]
-                if str(r["engine"]).startswith("pgvector"))
+    pg = sorted(
+        (int(r["n"]), float(r["build s"]))  # type: ignore[arg-type]
+        for r in builds
+        if str(r["engine"]).startswith("pgvector")
+    )
     if len(pg) < 2:
         return "one size"
     (n0, t0), (n1, t1) = pg[-2], pg[-1]
@@ -293,8 +335,10 @@ def growth_note(builds: list[Row]) -> str:
     if n1 >= 1_000_000:
         return f"pgvector's build time grew as n^{exp:.2f} from {n0:,} to {n1:,} ({t0:.0f} s -> {t1:.0f} s)"
     at_1m = t1 * (1_000_000 / n1) ** exp
-    return (f"1M not run: pgvector's build time grew as n^{exp:.2f} from {n0:,} to {n1:,} "
-            f"({t0:.0f} s -> {t1:.0f} s), about {at_1m / 60:.0f} min at 1M on this machine")
+    return (
+        f"1M not run: pgvector's build time grew as n^{exp:.2f} from {n0:,} to {n1:,} "
+        f"({t0:.0f} s -> {t1:.0f} s), about {at_1m / 60:.0f} min at 1M on this machine"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,9 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
-    from congruence.store.embedded_pg import scratch_pg
-
     from bench.common import machine_info, report_section
+    from congruence.store.embedded_pg import scratch_pg
 
     p = argparse.ArgumentParser(prog="python -m bench.pgvector_cmp", description=main.__doc__)
     p.add_argument("--sizes", default="10000,50000,100000")

@@ -35,10 +35,28 @@ from bench.ranking_breakdown import breakdown
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".cache"
 MARKER = "bench-corpus.json"
-METHODS = ("random", "pooled_cosine", "category_prior", "head", "head_mean", "head_noaux", "head_mean_noaux", "shared",
-           "shared_mean", "shared_noaux", "shared_mean_noaux")
-COLUMNS = (("auc", "AUC"), ("cauc", "cAUC"), ("recall@10", "R@10"), ("recall@50", "R@50"), ("medr", "MedR"),
-           ("mrr", "MRR"), ("n_brands", "brands"))
+METHODS = (
+    "random",
+    "pooled_cosine",
+    "category_prior",
+    "head",
+    "head_mean",
+    "head_noaux",
+    "head_mean_noaux",
+    "shared",
+    "shared_mean",
+    "shared_noaux",
+    "shared_mean_noaux",
+)
+COLUMNS = (
+    ("auc", "AUC"),
+    ("cauc", "cAUC"),
+    ("recall@10", "R@10"),
+    ("recall@50", "R@50"),
+    ("medr", "MedR"),
+    ("mrr", "MRR"),
+    ("n_brands", "brands"),
+)
 
 
 @dataclass(frozen=True)
@@ -82,8 +100,15 @@ def cli(args: list[str], home: Path, timeout_s: float) -> CliRun:
     """Run ``python -m congruence ARGS`` against ``home``; RuntimeError unless it exits 0."""
     env = {**os.environ, "CONGRUENCE_HOME": str(home)}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "congruence", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "congruence", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"congruence {args[0]} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
@@ -138,8 +163,17 @@ def sync_store(corpus: Path, home: Path, timeout_s: float) -> tuple[CliRun, int]
 
 def train(cfg: RankingConfig) -> CliRun:
     held = cfg.corpus / "test_influencers.txt"
-    args = ["train", "--json", "--test-brands", str(cfg.corpus / "test_brands.txt"), "--variants", "all",
-            "--no-activate", *(["--test-influencers", str(held)] if held.exists() else []), *cfg.train_args]
+    args = [
+        "train",
+        "--json",
+        "--test-brands",
+        str(cfg.corpus / "test_brands.txt"),
+        "--variants",
+        "all",
+        "--no-activate",
+        *(["--test-influencers", str(held)] if held.exists() else []),
+        *cfg.train_args,
+    ]
     return cli(args, cfg.home, cfg.timeout_s)
 
 
@@ -154,8 +188,10 @@ def check_targets(results: dict[str, dict[str, Any]], targets: Targets, groups: 
     auc = head.get("auc")
     r_head, r_base = head.get("recall@10"), base.get("recall@10")
     ratio = r_head / r_base if r_head is not None and r_base else None
-    checks: list[tuple[str, Any, float, bool]] = [("head AUC", auc, targets.auc, False),
-                                                  ("head R@10 / pooled-cosine R@10", ratio, targets.recall_ratio, False)]
+    checks: list[tuple[str, Any, float, bool]] = [
+        ("head AUC", auc, targets.auc, False),
+        ("head R@10 / pooled-cosine R@10", ratio, targets.recall_ratio, False),
+    ]
     group_auc: dict[tuple[Any, Any], Any] = {(r["method"], r["brands"]): r.get("AUC") for r in groups}
     for group, threshold in targets.group_auc:
         checks.append((f"head AUC, {group} brands", group_auc.get(("head", group)), threshold, False))
@@ -166,8 +202,14 @@ def check_targets(results: dict[str, dict[str, Any]], targets: Targets, groups: 
     rows: list[Row] = []
     for target, value, threshold, at_most in checks:
         met = value is not None and (value <= threshold if at_most else value >= threshold)
-        rows.append({"target": target, "value": value, "threshold": ("<= " if at_most else ">= ") + f"{threshold:g}",
-                     "met": "yes" if met else "NO"})
+        rows.append(
+            {
+                "target": target,
+                "value": value,
+                "threshold": ("<= " if at_most else ">= ") + f"{threshold:g}",
+                "met": "yes" if met else "NO",
+            }
+        )
     return rows
 
 
@@ -180,8 +222,10 @@ def _notes(cfg: RankingConfig, info: dict[str, Any], deleted: int) -> list[str]:
     flags = " ".join(cfg.train_args) or "(defaults)"
     stale = f"; deleted {deleted} accounts of a previous corpus" if deleted else ""
     return [
-        (f"corpus {cfg.corpus}: brands {info.get('brands')}, influencers {info.get('influencers')}, "
-         f"{info.get('posts')} posts, {info.get('images')} image files"),
+        (
+            f"corpus {cfg.corpus}: brands {info.get('brands')}, influencers {info.get('influencers')}, "
+            f"{info.get('posts')} posts, {info.get('images')} image files"
+        ),
         f"CONGRUENCE_HOME={cfg.home}; train flags: {flags}{stale}",
         "per-group rows: means of the CLI's per-brand metrics; every brand ranks the same candidates",
     ]
@@ -189,11 +233,19 @@ def _notes(cfg: RankingConfig, info: dict[str, Any], deleted: int) -> list[str]:
 
 def _timings(ingest: CliRun, trained: CliRun) -> Table:
     rep = ingest.doc
-    return Table("timings", [
-        {"step": "ingest", "s": ingest.seconds, "images encoded": rep.get("images_encoded"),
-         "captions encoded": rep.get("texts_encoded"), "posts new": rep.get("posts_new")},
-        {"step": "train + evaluate", "s": trained.seconds},
-    ])
+    return Table(
+        "timings",
+        [
+            {
+                "step": "ingest",
+                "s": ingest.seconds,
+                "images encoded": rep.get("images_encoded"),
+                "captions encoded": rep.get("texts_encoded"),
+                "posts new": rep.get("posts_new"),
+            },
+            {"step": "train + evaluate", "s": trained.seconds},
+        ],
+    )
 
 
 def run(cfg: RankingConfig) -> Section:
@@ -205,8 +257,9 @@ def run(cfg: RankingConfig) -> Section:
     prior = category_prior(cfg.corpus)
     if prior is not None:
         results = {**results, "category_prior": prior}
-    section.tables.append(Table(f"held-out brands: {cfg.corpus.name} (congruence train --variants all)",
-                                metric_rows(results)))
+    section.tables.append(
+        Table(f"held-out brands: {cfg.corpus.name} (congruence train --variants all)", metric_rows(results))
+    )
     groups = breakdown(cfg.corpus, trained.doc)
     if groups:
         section.tables.append(Table("held-out brands per group", groups))
@@ -217,10 +270,17 @@ def run(cfg: RankingConfig) -> Section:
     section.tables.append(_timings(ingest, trained))
     info = _info(cfg.corpus)
     section.notes += _notes(cfg, info, deleted)
-    section.details.update({"config": {"corpus": str(cfg.corpus), "home": str(cfg.home),
-                                       "train_args": list(cfg.train_args)},
-                            "corpus_info": info, "ingest": ingest.doc, "ingest_s": ingest.seconds,
-                            "train": trained.doc, "train_s": trained.seconds, "groups": groups})
+    section.details.update(
+        {
+            "config": {"corpus": str(cfg.corpus), "home": str(cfg.home), "train_args": list(cfg.train_args)},
+            "corpus_info": info,
+            "ingest": ingest.doc,
+            "ingest_s": ingest.seconds,
+            "train": trained.doc,
+            "train_s": trained.seconds,
+            "groups": groups,
+        }
+    )
     return section
 
 
@@ -239,7 +299,8 @@ def skipped(name: str, reason: str) -> Section:
 
 
 def photos_section(quick: bool) -> Section:
-    """``ranking-photos``: the corpus of congruence/datasets/photo_corpus.py (tiny with ``quick``, targets unchecked)."""
+    """``ranking-photos``: the corpus of congruence/datasets/photo_corpus.py (tiny with ``quick``, targets
+    unchecked)."""
     from congruence.datasets.photo_corpus import PhotoCorpusConfig, build_photo_corpus
 
     photos_dir = SHARED / "photos"
@@ -248,8 +309,15 @@ def photos_section(quick: bool) -> Section:
     suffix = "-quick" if quick else ""
     corpus = CACHE / f"photos-corpus{suffix}"
     build_photo_corpus(photos_dir, corpus, PhotoCorpusConfig.quick() if quick else PhotoCorpusConfig())
-    return run(RankingConfig("ranking-photos", corpus, CACHE / f"photos-home{suffix}", PHOTO_TRAIN_ARGS,
-                             targets=None if quick else PHOTO_TARGETS))
+    return run(
+        RankingConfig(
+            "ranking-photos",
+            corpus,
+            CACHE / f"photos-home{suffix}",
+            PHOTO_TRAIN_ARGS,
+            targets=None if quick else PHOTO_TARGETS,
+        )
+    )
 
 
 def instagram_section(quick: bool) -> Section:
@@ -264,8 +332,15 @@ def instagram_section(quick: bool) -> Section:
     suffix = "-quick" if quick else ""
     corpus = build_brand_tag_corpus(posts_gz, CACHE / f"brand-tags-corpus{suffix}", config)
     args = ("--epochs", "2") if quick else BRAND_TAG_TRAIN_ARGS
-    return run(RankingConfig("ranking-instagram", corpus, CACHE / f"brand-tags-home{suffix}", args,
-                             targets=None if quick else BRAND_TAG_TARGETS))
+    return run(
+        RankingConfig(
+            "ranking-instagram",
+            corpus,
+            CACHE / f"brand-tags-home{suffix}",
+            args,
+            targets=None if quick else BRAND_TAG_TARGETS,
+        )
+    )
 
 
 def category_prior(corpus: Path) -> dict[str, Any] | None:
@@ -290,8 +365,9 @@ def category_prior(corpus: Path) -> dict[str, Any] | None:
     for m in map(json.loads, (corpus / "matches.jsonl").open(encoding="utf-8")):
         if m["brand_id"] in row and m["influencer_id"] in column:
             positives[row[m["brand_id"]], column[m["influencer_id"]]] = True
-    metrics = evaluate_rankings(scores, positives, brands, [accounts[b]["category"] for b in brands],
-                                [accounts[c]["category"] for c in cands])
+    metrics = evaluate_rankings(
+        scores, positives, brands, [accounts[b]["category"] for b in brands], [accounts[c]["category"] for c in cands]
+    )
     return metrics.to_dict()
 
 
@@ -303,8 +379,9 @@ def newest_head(models_dir: Path, section: str) -> Path:
     return heads[-1]
 
 
-def standalone(argv: list[str] | None, prog: str, doc: str, home: str, corpus: str,
-               run: Callable[[Path, Path], Section]) -> int:
+def standalone(
+    argv: list[str] | None, prog: str, doc: str, home: str, corpus: str, run: Callable[[Path, Path], Section]
+) -> int:
     """``main`` of a script that reads a ranking section's home and corpus (``--home``,
     ``--corpus``, defaults under bench/.cache): runs it, prints and saves its section."""
     from bench.common import machine_info, report_section

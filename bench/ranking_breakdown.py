@@ -18,8 +18,13 @@ import numpy as np
 from bench.common import Row
 
 # per-brand keys of the CLI's JSON -> column names
-COLUMNS = (("auc", "AUC"), ("cauc", "cAUC"), ("recall_at_10", "R@10"), ("recall_at_50", "R@50"),
-           ("reciprocal_rank", "MRR"))
+COLUMNS = (
+    ("auc", "AUC"),
+    ("cauc", "cAUC"),
+    ("recall_at_10", "R@10"),
+    ("recall_at_50", "R@50"),
+    ("reciprocal_rank", "MRR"),
+)
 
 
 def brand_groups(corpus: Path) -> dict[str, str]:

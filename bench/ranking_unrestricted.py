@@ -28,9 +28,9 @@ from bench.common import Row, Section, Table
 from bench.ranking import newest_head, standalone
 from congruence.core.settings import load_settings
 from congruence.store.postsets import PostSets
+from congruence.training.checkpoint import load_head
 from congruence.training.evaluate import head_scorer, pooled_cosine
 from congruence.training.jobs import load_training_data
-from congruence.training.checkpoint import load_head
 
 Scorer = Callable[[PostSets, np.ndarray, np.ndarray], np.ndarray]
 K = 10
@@ -40,12 +40,20 @@ def scorers(models_dir: Path) -> tuple[str, dict[str, Scorer]]:
     """The newest run's product head and its ``shared`` variant, beside pooled cosine."""
     head = newest_head(models_dir, "ranking-photos")
     shared = load_head(models_dir / "runs" / head.stem / "shared.pt")
-    return head.stem, {"pooled_cosine": pooled_cosine, "shared": head_scorer(shared),
-                       "head": head_scorer(load_head(head))}
+    return head.stem, {
+        "pooled_cosine": pooled_cosine,
+        "shared": head_scorer(shared),
+        "head": head_scorer(load_head(head)),
+    }
 
 
-def first_k_counts(scores: np.ndarray, brands: list[str], cand_ids: list[str], accounts: dict[str, dict[str, Any]],
-                   partners: dict[str, set[str]]) -> dict[str, dict[str, float]]:
+def first_k_counts(
+    scores: np.ndarray,
+    brands: list[str],
+    cand_ids: list[str],
+    accounts: dict[str, dict[str, Any]],
+    partners: dict[str, set[str]],
+) -> dict[str, dict[str, float]]:
     """Group -> sums over its brands of partners, plausible and training-side influencers in the first K."""
     out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for j, brand in enumerate(brands):
@@ -79,10 +87,19 @@ def run(home: Path, corpus: Path) -> Section:
         counts = first_k_counts(np.asarray(scorer(ps, brand_rows, cand_rows)), brands, cand_ids, accounts, partners)
         for group in ("all", "direct", "cross", "lookalike"):
             c = counts[group]
-            rows.append({"method": method, "brands": group, "n": int(c["brands"]),
-                         f"partners in first {K}": int(c["partners"]), f"plausible in first {K}": int(c["plausible"]),
-                         f"training side in first {K}": int(c["training side"])})
-    section = Section("ranking-unrestricted", [Table(f"held-out brands against all {cand_rows.size} influencers", rows)])
+            rows.append(
+                {
+                    "method": method,
+                    "brands": group,
+                    "n": int(c["brands"]),
+                    f"partners in first {K}": int(c["partners"]),
+                    f"plausible in first {K}": int(c["plausible"]),
+                    f"training side in first {K}": int(c["training side"]),
+                }
+            )
+    section = Section(
+        "ranking-unrestricted", [Table(f"held-out brands against all {cand_rows.size} influencers", rows)]
+    )
     section.notes.append(f"head {version} of {home}; plausible: the influencer's niche is one the brand targets")
     section.details.update({"home": str(home), "corpus": str(corpus), "version": version})
     return section

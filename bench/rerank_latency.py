@@ -39,7 +39,9 @@ def measure(settings: Settings, n_brands: int = 50, k: int = 20, repeats: int = 
                 rerank_ms.append(1000 * (time.perf_counter() - t))
         med_f, med_r = statistics.median(faiss_ms), statistics.median(rerank_ms)
         return {
-            "brands": len(brands), "k": k, "candidates": settings.candidates,
+            "brands": len(brands),
+            "k": k,
+            "candidates": settings.candidates,
             "index": {"kind": snap.index.kind, "size": snap.index.n_alive, "dim": snap.index.dim},
             "faiss_only_ms": {"p50": round(med_f, 2), "p90": round(_p(faiss_ms, 0.9), 2)},
             "faiss_plus_rerank_ms": {"p50": round(med_r, 2), "p90": round(_p(rerank_ms, 0.9), 2)},
@@ -66,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = result[name]
         assert isinstance(row, dict)
         print(f"{name.removesuffix('_ms'):<22} {row['p50']:>8} {row['p90']:>8}")
-    print(f"rerank of {args.candidates} candidates costs {result['rerank_cost_ratio']}x FAISS-only "
-          f"({result['index']})")
+    print(f"rerank of {args.candidates} candidates costs {result['rerank_cost_ratio']}x FAISS-only ({result['index']})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

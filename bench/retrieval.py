@@ -72,8 +72,9 @@ class Timed:
     speedup: float
 
 
-def time_search(index: VectorIndex, baseline: VectorIndex, xq: np.ndarray, k: int,
-                allowed: np.ndarray | None, n_baseline: int) -> Timed:
+def time_search(
+    index: VectorIndex, baseline: VectorIndex, xq: np.ndarray, k: int, allowed: np.ndarray | None, n_baseline: int
+) -> Timed:
     found = np.empty((len(xq), k), np.int64)
 
     def call(i: int) -> None:
@@ -97,13 +98,20 @@ def size_rows(cfg: RetrievalConfig, data: Influencers, built: Built, baseline: V
         mask = flt.mask(data.table, index) if flt else None
         truth = ground_truth(data.xq, data.xb, cfg.k, mask)
         t = time_search(index, baseline, data.xq, cfg.k, mask, cfg.n_baseline_queries)
-        rows.append({
-            "n": len(data.xb), "index": index.kind, "filter": name,
-            "pass %": 100.0 if mask is None else 100 * float(mask.mean()),
-            "p50 ms": t.lat.median_ms, "p99 ms": t.lat.p99_ms, "QPS": t.lat.per_s,
-            "recall@10": recall_at_k(t.found, truth),
-            "exact p50 ms": t.exact.median_ms, "speedup vs exact": t.speedup,
-        })
+        rows.append(
+            {
+                "n": len(data.xb),
+                "index": index.kind,
+                "filter": name,
+                "pass %": 100.0 if mask is None else 100 * float(mask.mean()),
+                "p50 ms": t.lat.median_ms,
+                "p99 ms": t.lat.p99_ms,
+                "QPS": t.lat.per_s,
+                "recall@10": recall_at_k(t.found, truth),
+                "exact p50 ms": t.exact.median_ms,
+                "speedup vs exact": t.speedup,
+            }
+        )
     return rows
 
 
@@ -117,11 +125,21 @@ def run(cfg: RetrievalConfig) -> Section:
         built = build(data.xb, product_kind(n))
         base = built.index if built.index.kind == "flat" else build(data.xb, "flat").index
         latency += size_rows(cfg, data, built, base)
-        builds.append({"n": n, "index": built.index.kind, "build s": built.seconds, "index MB": built.megabytes,
-                       "raw vectors MB": data.xb.nbytes / 1e6, "data gen s": sw[0]})
+        builds.append(
+            {
+                "n": n,
+                "index": built.index.kind,
+                "build s": built.seconds,
+                "index MB": built.megabytes,
+                "raw vectors MB": data.xb.nbytes / 1e6,
+                "data gen s": sw[0],
+            }
+        )
         del data, built, base
-    section.tables += [Table("single-query latency, k=10 (exact = flat VectorIndex with the same filter)", latency),
-                       Table("index build and size", builds)]
+    section.tables += [
+        Table("single-query latency, k=10 (exact = flat VectorIndex with the same filter)", latency),
+        Table("index build and size", builds),
+    ]
     section.notes += [
         f"d={cfg.d}; {cfg.n_queries} timed queries per row after 5 warm-ups; the exact baseline runs right "
         f"after the index on the first {cfg.n_baseline_queries}, and the speedup is the ratio of medians over those "
@@ -131,6 +149,9 @@ def run(cfg: RetrievalConfig) -> Section:
         "over the rows that pass the filter",
         f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
     ]
-    section.details = {"config": cfg.__dict__, "exact_threshold": Settings().exact_threshold,
-                       "filters": {k: (v.__dict__ if v else None) for k, v in FILTERS.items()}}
+    section.details = {
+        "config": cfg.__dict__,
+        "exact_threshold": Settings().exact_threshold,
+        "filters": {k: (v.__dict__ if v else None) for k, v in FILTERS.items()},
+    }
     return section

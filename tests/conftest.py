@@ -54,14 +54,20 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny demo corpus: 6 (direct) brands and 18 influencers in 6 categories."""
     from congruence.datasets.demo import build_demo
 
-    return build_demo(tmp_path_factory.mktemp("corpus"), influencers_per_category=3,
-                      posts_per_influencer=2, posts_per_brand=2, partner_brands=0,
-                      direct_brands=1)
+    return build_demo(
+        tmp_path_factory.mktemp("corpus"),
+        influencers_per_category=3,
+        posts_per_influencer=2,
+        posts_per_brand=2,
+        partner_brands=0,
+        direct_brands=1,
+    )
 
 
 def requires_photos() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not (PHOTOS / "labels.csv").exists(),
-                              reason=f"real photos not found at {PHOTOS} (../shared/data/photos)")
+    return pytest.mark.skipif(
+        not (PHOTOS / "labels.csv").exists(), reason=f"real photos not found at {PHOTOS} (../shared/data/photos)"
+    )
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -13,8 +13,8 @@ import uvicorn
 
 from congruence.api.app import create_app
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.indexer.ingest import ingest
+from congruence.store import database
 from congruence.training.jobs import train_and_deploy
 from congruence.training.loop import TrainConfig
 
@@ -31,8 +31,11 @@ def free_port() -> int:
 def serving(settings: Settings, auth: bool) -> Iterator[str]:
     """Yield the base URL of the real app served by uvicorn; stop it afterwards."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, auth=auth), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, auth=auth), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -54,8 +57,9 @@ def corpus_with_head(pg_url: str, home: Path, corpus: Path, engagement: bool = F
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     settings = Settings(home=home, database_url=pg_url, batch_size=16, rate_limit=0)
     ingest(corpus, settings)
-    train_and_deploy(settings, TrainConfig(epochs=3, batch_brands=4, list_size=8), ("head",), None, 0.3,
-                     activate_anyway=True)  # a head in service, whatever it scores on 1 held-out brand
+    train_and_deploy(
+        settings, TrainConfig(epochs=3, batch_brands=4, list_size=8), ("head",), None, 0.3, activate_anyway=True
+    )  # a head in service, whatever it scores on 1 held-out brand
     if engagement:
         from congruence.engagement.model import EngagementConfig
         from congruence.engagement.train import train_engagement

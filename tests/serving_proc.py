@@ -29,7 +29,7 @@ def listening_addresses(port: int) -> set[str]:
             addr, hex_port = local.split(":")
             if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                 if len(addr) == 8:
-                    out.add(".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                    out.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
                 else:
                     out.add(addr)
     return out
@@ -55,8 +55,14 @@ def wait_until_up(url: str, timeout: float = 120) -> None:
 def cli_process(*argv: str, until: str, timeout: float = 600) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """Run ``congruence *argv`` until a stdout line contains ``until``; yield (process, lines
     so far, still growing); interrupt it (Ctrl-C) afterwards."""
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "congruence", *argv], cwd=ROOT, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "congruence", *argv],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     seen: queue.Queue[str] = queue.Queue()
 

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from congruence.api.keys import create_key, revoke_key
-from congruence.store import database
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
+from congruence.store import database
 
 from .hostile import big_png
 from .server import corpus_with_head, serving
@@ -130,7 +130,8 @@ def test_match_filters(client: httpx.Client) -> None:
     assert body["count"] > 0 and all(5000 <= h["followers"] <= 50000 for h in body["data"])
     r = client.post("/v1/match", json={"brand_id": BRAND, "k": 5, "category": "no such category"})
     assert r.status_code == 422 and r.json()["detail"].startswith(
-        "no influencer has the category 'no such category'; the categories are: ")  # a typo is not "nobody"
+        "no influencer has the category 'no such category'; the categories are: "
+    )  # a typo is not "nobody"
 
 
 def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -> None:
@@ -155,7 +156,8 @@ def test_match_new_brand_from_uploaded_images(api: dict, client: httpx.Client) -
         exp, _ = Explainer(engine).explain_post_for_query(engine.describe_new(images, "gym workouts"), "x", post)
     assert float(r.headers["x-congruence-score"]) == pytest.approx(exp.score, abs=1e-4)
     assert client.get("/v1/explain", params={"query": "0" * 16, "post": post}).json()["detail"] == (
-        "unknown or expired search '0000000000000000': run the search again")
+        "unknown or expired search '0000000000000000': run the search again"
+    )
     both = client.get("/v1/explain", params={"query": body["query_id"], "brand": BRAND, "post": post})
     assert both.status_code == 422 and "either brand" in both.json()["detail"]
     only_text = client.post("/v1/match", files={"text": (None, "hiking boots")}, data={"micro": "false"}).json()
@@ -169,10 +171,14 @@ def test_match_new_brand_with_filters_and_twenty_images(api: dict, client: httpx
     assert len(paths) >= 10
     twenty = (paths * 2)[:20]
     files = [("images", (f"{i}-{p.name}", _jpeg(p), "image/jpeg")) for i, p in enumerate(twenty)]
-    cases = [({"category": "Fitness"}, Filters.make(category="Fitness")),
-             ({"micro": "true", "max_followers": "50000"}, Filters.make(max_followers=50000, micro=True)),
-             ({"min_followers": "20000", "max_followers": "200000"}, Filters.make(min_followers=20000,
-                                                                                   max_followers=200000))]
+    cases = [
+        ({"category": "Fitness"}, Filters.make(category="Fitness")),
+        ({"micro": "true", "max_followers": "50000"}, Filters.make(max_followers=50000, micro=True)),
+        (
+            {"min_followers": "20000", "max_followers": "200000"},
+            Filters.make(min_followers=20000, max_followers=200000),
+        ),
+    ]
     images = [Image.open(p).convert("RGB") for p in twenty]
     with Engine(api["settings"]) as engine:
         wants = [engine.match_new(images, "sport and travel", 10, f) for _, f in cases]
@@ -194,7 +200,11 @@ BAD_JSON = [
     ({"brand_id": "fitness_creator_00"}, 404, "'fitness_creator_00' is an influencer, not a brand"),
     ({"brand_id": BRAND, "k": 0}, 422, "greater than or equal to 1"),
     ({"brand_id": BRAND, "k": 5000}, 422, "less than or equal to 1000"),
-    ({"brand_id": BRAND, "min_followers": 9, "max_followers": 1}, 422, "min_followers (9) is greater than max_followers (1)"),
+    (
+        {"brand_id": BRAND, "min_followers": 9, "max_followers": 1},
+        422,
+        "min_followers (9) is greater than max_followers (1)",
+    ),
     ({"brand_id": BRAND, "colour": "red"}, 422, "Extra inputs are not permitted"),
     ({"brand_id": BRAND, "k": "many"}, 422, "valid integer"),
     ({"brand_id": "a\x00b"}, 422, "cannot store"),
@@ -219,12 +229,18 @@ def test_sql_in_filters_is_just_text(client: httpx.Client, pg_url: str) -> None:
     assert client.post("/v1/match", json={"brand_id": sql}).status_code == 404
     assert client.get("/v1/accounts", params={"q": sql}).json()["count"] == 0
     assert client.get(f"/v1/influencers/{sql}/similar").status_code == 404
-    for raw in (b'{"brand_id": "brand_peakfit", "k": NaN}', b'{"brand_id": "brand_peakfit", "min_followers": 1e309}',
-                b'{"brand_id": "brand_peakfit", "max_followers": -Infinity}'):
+    for raw in (
+        b'{"brand_id": "brand_peakfit", "k": NaN}',
+        b'{"brand_id": "brand_peakfit", "min_followers": 1e309}',
+        b'{"brand_id": "brand_peakfit", "max_followers": -Infinity}',
+    ):
         r = client.post("/v1/match", content=raw, headers={"Content-Type": "application/json"})
         assert r.status_code == 422, (raw, r.text)
-        r = client.post("/v1/exports", content=raw.replace(b'"brand_id": "brand_peakfit"', b'"brands": "all"'),
-                        headers={"Content-Type": "application/json"})
+        r = client.post(
+            "/v1/exports",
+            content=raw.replace(b'"brand_id": "brand_peakfit"', b'"brands": "all"'),
+            headers={"Content-Type": "application/json"},
+        )
         assert r.status_code == 422, (raw, r.text)
     with database.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (24,)
@@ -264,10 +280,14 @@ def test_upload_limits(api: dict, client: httpx.Client) -> None:
     assert r.status_code == 413 and "pixels" in r.json()["detail"]
     for w, h in ((20_000, 20_000), (12_000, 12_000)):  # ~50 KB on disk, 400 and 144 Mpx decoded
         r = client.post("/v1/match", files=[("images", ("bomb.png", big_png(w, h), "image/png"))])
-        assert r.status_code == 413 and r.json()["detail"] == "images[0] (bomb.png): too many pixels (decompression bomb)"
+        assert (
+            r.status_code == 413 and r.json()["detail"] == "images[0] (bomb.png): too many pixels (decompression bomb)"
+        )
         r = client.post("/v1/score", files=[("images", ("bomb.png", big_png(w, h), "image/png"))])
         assert r.status_code == 413 and "decompression bomb" in r.json()["detail"]
-    r = client.post("/v1/match", files=[("images", ("a.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"))])
+    r = client.post(
+        "/v1/match", files=[("images", ("a.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"))]
+    )
     assert r.status_code == 415 and "not an image" in r.json()["detail"]
     r = client.post("/v1/match", files=[("images", ("page.html", b"<html></html>", "text/html"))])
     assert r.status_code == 415 and "expected an image, got text/html" in r.json()["detail"]
@@ -280,8 +300,10 @@ def test_upload_limits(api: dict, client: httpx.Client) -> None:
     # a declared 100 MB body is refused from its headers, before any of it is read
     host, port = api["url"].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(f"POST /v1/match HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api['key']}\r\n"
-                  "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 104857600\r\n\r\n".encode())
+        s.sendall(
+            f"POST /v1/match HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api['key']}\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 104857600\r\n\r\n".encode()
+        )
         head = b""
         while b"MB" not in head and (chunk := s.recv(4096)):
             head += chunk
@@ -294,8 +316,10 @@ def _chunked_upload(api: dict, path: str, ctype: str, head: bytes, total: int, s
     sending after ``stop_after`` bytes, and return the status line and detail of the answer."""
     host, port = api["url"].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=60) as s:
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api['key']}\r\n"
-                  f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api['key']}\r\n"
+            f"Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
         sent, chunk = 0, b"x" * (1024 * 1024)
         s.sendall(b"%x\r\n%s\r\n" % (len(head), head))
         while sent < min(total, stop_after):
@@ -359,7 +383,9 @@ def test_post_images_stay_inside_the_corpus(api: dict, client: httpx.Client, pg_
         try:
             r = client.get("/v1/posts/fitness_creator_01_p0/image")
         finally:
-            conn.execute("UPDATE posts SET image = 'images/fitness_creator_01_p0.jpg' WHERE id = 'fitness_creator_01_p0'")
+            conn.execute(
+                "UPDATE posts SET image = 'images/fitness_creator_01_p0.jpg' WHERE id = 'fitness_creator_01_p0'"
+            )
     assert r.status_code == 404 and "outside its corpus folder" in r.json()["detail"]
 
 
@@ -392,8 +418,10 @@ def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> 
     from congruence.engagement.suggest import NOTHING_QUALIFIES
     from congruence.store.records import Store
 
-    paths = [api["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
-                                                             "fitness_creator_02_p0")]
+    paths = [
+        api["corpus"] / "images" / f"{p}.jpg"
+        for p in ("pets_creator_00_p0", "food_creator_01_p1", "fitness_creator_02_p0")
+    ]
     files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
     r = client.post("/v1/score", files=files, data={"caption1": "fresh pasta tonight"})
     assert r.status_code == 200, r.text
@@ -408,7 +436,8 @@ def test_score_ranks_images_like_the_scorer(api: dict, client: httpx.Client) -> 
     assert body["model"] == scorer.version
     assert {d["index"]: d["score"] for d in body["data"]} == pytest.approx({s.index: s.score for s in want}, abs=1e-3)
     assert {d["index"]: d["suggestions"] for d in body["data"]} == {
-        s.index: [g.to_dict() for g in s.suggestions] for s in want}
+        s.index: [g.to_dict() for g in s.suggestions] for s in want
+    }
     # the small corpus holds out 4 accounts of 2 posts: no concept's effect can hold up, and each image says so
     assert [d["suggestion_note"] for d in body["data"]] == [NOTHING_QUALIFIES] * 3
     assert body["basis"] == scorer.basis.to_dict() and body["basis"]["reference"]["expert"] == 0.675
@@ -446,7 +475,9 @@ def _finished(client: httpx.Client, job: dict) -> dict:
 def test_export_job_csv_jsonl_parquet(api: dict, client: httpx.Client) -> None:
     brands = [BRAND, "brand_wanderly"]
     with Engine(api["settings"]) as engine:
-        want = [(b, h.influencer_id, h.rank) for b in brands for h in engine.match_brand(b, 4, Filters.make(micro=True))]
+        want = [
+            (b, h.influencer_id, h.rank) for b in brands for h in engine.match_brand(b, 4, Filters.make(micro=True))
+        ]
     tables = {}
     for fmt in ("csv", "jsonl", "parquet"):
         r = client.post("/v1/exports", json={"brands": brands, "k": 4, "format": fmt, "micro": True})
@@ -470,7 +501,10 @@ def test_export_of_all_brands_reports_progress(client: httpx.Client) -> None:
     r = client.post("/v1/exports", json={"brands": "all", "k": 3, "format": "jsonl"})
     assert r.status_code == 202, r.text
     job = r.json()
-    assert job["status"] in ("queued", "running", "done") and job["download_url"] in (None, f"/v1/exports/{job['id']}/download")
+    assert job["status"] in ("queued", "running", "done") and job["download_url"] in (
+        None,
+        f"/v1/exports/{job['id']}/download",
+    )
     seen = [(job["done_brands"], job["total_brands"])]
     deadline = time.monotonic() + 120
     while job["status"] in ("queued", "running"):

@@ -32,9 +32,15 @@ def test_no_server_errors(api_schema) -> None:  # type: ignore[no-untyped-def]
     assert len(operations) >= 12
 
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call(timeout=120)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1

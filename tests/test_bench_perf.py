@@ -26,12 +26,26 @@ def test_new_sections_are_default_and_selectable() -> None:
 
 def test_sections_are_registered_in_one_table() -> None:
     sections = bench_main.SECTIONS
-    assert list(sections) == ["ingest", "match", "index-scale", "pgvector", "match-e2e", "explain", "export",
-                              "ranking-photos", "ranking-instagram", "feedback", "feedback-seeds", "caption-safety",
-                              "encoder-rates", "index-build", "gpu"]
+    assert list(sections) == [
+        "ingest",
+        "match",
+        "index-scale",
+        "pgvector",
+        "match-e2e",
+        "explain",
+        "export",
+        "ranking-photos",
+        "ranking-instagram",
+        "feedback",
+        "feedback-seeds",
+        "caption-safety",
+        "encoder-rates",
+        "index-build",
+        "gpu",
+    ]
     assert all(name == spec.name for name, spec in sections.items())
     assert {name for name, spec in sections.items() if spec.needs_pg} == {"ingest", "pgvector"}
-    assert bench_main.DEFAULT_SECTIONS == tuple(sections)[:7]  # the ranking sections and the rest run only when named
+    assert tuple(sections)[:7] == bench_main.DEFAULT_SECTIONS  # the ranking sections and the rest run only when named
 
 
 def test_index_scale_compares_product_index_and_sq8_against_brute_force() -> None:
@@ -47,8 +61,12 @@ def test_match_e2e_times_rerank_paths_in_a_serving_process(tmp_path: Path) -> No
     latency, breakdown, setup = section.tables
     assert [r["path"] for r in breakdown.rows] == [r["path"] for r in latency.rows]
     assert float(breakdown.rows[1]["candidates' posts (memory)"]) > 0  # type: ignore[arg-type]  # stored projections read
-    assert [r["path"] for r in latency.rows] == ["faiss top-k only (baseline)", "match_brand, no filter",
-                                                 "match_brand, fitness+micro (~10%)", "no rerank (as similar)"]
+    assert [r["path"] for r in latency.rows] == [
+        "faiss top-k only (baseline)",
+        "match_brand, no filter",
+        "match_brand, fitness+micro (~10%)",
+        "no rerank (as similar)",
+    ]
     assert all(float(r["p50 ms"]) > 0 for r in latency.rows)  # type: ignore[arg-type]
     row = setup.rows[0]
     assert row["n"] == 2000 and row["dim"] == 256 and float(row["index recall@10"]) >= 0.95  # type: ignore[arg-type]
@@ -85,18 +103,24 @@ def test_explain_latency_times_default_method_and_forward() -> None:
 
 def test_pgvector_target_and_growth_note() -> None:
     engine = "VectorIndex.search (product path)"
-    h2h: list[Row] = [{"n": 50_000, "faiss engine": engine, "QPS faiss/pg": 6.2, "pg recall": 0.96, "faiss recall": 0.97},
-                      {"n": 10_000, "faiss engine": engine, "QPS faiss/pg": 3.8, "pg recall": 0.99, "faiss recall": 0.99}]
+    h2h: list[Row] = [
+        {"n": 50_000, "faiss engine": engine, "QPS faiss/pg": 6.2, "pg recall": 0.96, "faiss recall": 0.97},
+        {"n": 10_000, "faiss engine": engine, "QPS faiss/pg": 3.8, "pg recall": 0.99, "faiss recall": 0.99},
+    ]
     assert target_met(h2h, 0.95) is True
     assert target_met([{**h2h[0], "QPS faiss/pg": 4.9}], 0.95) is False
     assert target_met([{**h2h[0], "faiss recall": 0.94}], 0.95) is False  # equal recall, or no claim
     assert target_met([{**h2h[0], "faiss engine": "faiss m=32 efc=80"}], 0.95) is None  # only the product's call counts
     assert target_met(h2h[1:], 0.95) is None  # 10k only (--quick): not checked
     assert target_met([], 0.95) is None
-    builds: list[Row] = [{"n": 10_000, "engine": "pgvector m=16", "build s": 10.0},
-              {"n": 100_000, "engine": "pgvector m=16", "build s": 100.0}]
-    assert growth_note(builds) == ("1M not run: pgvector's build time grew as n^1.00 from 10,000 to 100,000 "
-                                   "(10 s -> 100 s), about 17 min at 1M on this machine")
+    builds: list[Row] = [
+        {"n": 10_000, "engine": "pgvector m=16", "build s": 10.0},
+        {"n": 100_000, "engine": "pgvector m=16", "build s": 100.0},
+    ]
+    assert growth_note(builds) == (
+        "1M not run: pgvector's build time grew as n^1.00 from 10,000 to 100,000 "
+        "(10 s -> 100 s), about 17 min at 1M on this machine"
+    )
 
 
 def test_gpu_check_runs_every_part_and_records_a_failing_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,6 +136,7 @@ def test_gpu_check_runs_every_part_and_records_a_failing_one(tmp_path: Path, mon
     assert parts["faiss"]["flat_fp32"]["recall_at_10"] == 1.0 and parts["faiss"]["flat_fp16"]["qps"] > 0
     assert parts["encode"]["pipeline_images_s"] > 0 and parts["encode"]["images"] == 12
     assert parts["rerank"]["brands"] == 6 and parts["export"]["rows"] == 6 * 10
+
     def no_kit(cfg: gpu_check.GpuConfig) -> dict[str, object]:
         raise ModuleNotFoundError("No module named 'faiss'")  # what a GPU host without the kit says
 

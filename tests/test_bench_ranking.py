@@ -45,7 +45,8 @@ def write_corpus(folder: Path, ids: list[str]) -> Path:
 
 
 def test_sync_store_deletes_the_previous_corpus_only_when_it_changed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[list[str]] = []
 
     def fake_cli(args: list[str], home: Path, timeout_s: float) -> CliRun:
@@ -81,14 +82,23 @@ def test_an_interrupted_ingest_is_cleaned_up_next_time(tmp_path: Path, monkeypat
 
 
 def test_breakdown_averages_the_cli_per_brand_metrics_per_kind(tmp_path: Path) -> None:
-    rows = [{"id": "d1", "kind": "brand", "brand_kind": "direct:pets"},
-            {"id": "c1", "kind": "brand", "brand_kind": "cross:food_drink>pets"},
-            {"id": "c2", "kind": "brand", "brand_kind": "cross:food_drink>pets"}]
+    rows = [
+        {"id": "d1", "kind": "brand", "brand_kind": "direct:pets"},
+        {"id": "c1", "kind": "brand", "brand_kind": "cross:food_drink>pets"},
+        {"id": "c2", "kind": "brand", "brand_kind": "cross:food_drink>pets"},
+    ]
     (tmp_path / "accounts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     def brand(b: str, auc: float, cauc: float | None) -> dict[str, object]:
-        return {"brand_id": b, "n_positives": 4, "auc": auc, "cauc": cauc, "recall_at_10": 0.5,
-                "recall_at_50": 1.0, "reciprocal_rank": 1.0}
+        return {
+            "brand_id": b,
+            "n_positives": 4,
+            "auc": auc,
+            "cauc": cauc,
+            "recall_at_10": 0.5,
+            "recall_at_50": 1.0,
+            "reciprocal_rank": 1.0,
+        }
 
     doc = {"per_brand": {"head": [brand("c1", 0.9, None), brand("c2", 0.7, 0.6), brand("d1", 1.0, 1.0)]}}
     got = {r["brands"]: r for r in breakdown(tmp_path, doc)}

@@ -23,15 +23,31 @@ def source_rows() -> list[dict[str, object]]:
     rows = []
     for i in range(12):
         user = f"u{i:02d}"
-        posts = [("Morning run with @acme #acme #fit Acme rocks", ["acme"] if i % 2 == 0 else []),
-                 ("Coffee at @zeta.co #coffee, ZETA.CO is the best",
-                  ["zeta.co"] if i % 3 == 0 else ["smallshop"] if i == 1 else []),
-                 (f"Sunday in the park with @friend_{i} #sunday, no brands here", [])]
+        posts = [
+            ("Morning run with @acme #acme #fit Acme rocks", ["acme"] if i % 2 == 0 else []),
+            (
+                "Coffee at @zeta.co #coffee, ZETA.CO is the best",
+                ["zeta.co"] if i % 3 == 0 else ["smallshop"] if i == 1 else [],
+            ),
+            (f"Sunday in the park with @friend_{i} #sunday, no brands here", []),
+        ]
         for n, (caption, tagged) in enumerate(posts):
-            rows.append({"file": "x", "user": user, "category": "fashion" if i < 6 else "food", "followers": 5000 + i,
-                         "shortcode": f"S{i:02d}{n}", "ts": 1_500_000_000 + i, "likes": 10 * i, "comments": i,
-                         "caption": caption, "alt": "Image may contain: 1 person #notag", "sponsored": False,
-                         "tagged": tagged})
+            rows.append(
+                {
+                    "file": "x",
+                    "user": user,
+                    "category": "fashion" if i < 6 else "food",
+                    "followers": 5000 + i,
+                    "shortcode": f"S{i:02d}{n}",
+                    "ts": 1_500_000_000 + i,
+                    "likes": 10 * i,
+                    "comments": i,
+                    "caption": caption,
+                    "alt": "Image may contain: 1 person #notag",
+                    "sponsored": False,
+                    "tagged": tagged,
+                }
+            )
     return rows
 
 
@@ -73,8 +89,11 @@ def check_corpus(out: Path, source: dict[str, dict[str, object]], describe_posts
     assert set(per_influencer) == {a.id for a in corpus.accounts if a.kind == "influencer"}
     for m in corpus.matches:  # pairs never cross sides, and every partner tagged the brand
         assert (m.influencer_id in test_infl) == (side[m.brand_id] == "test")
-        assert any(handles[m.brand_id] in r["tagged"] for r in source.values()  # type: ignore[operator]
-                   if r["user"] == m.influencer_id)
+        assert any(
+            handles[m.brand_id] in r["tagged"]
+            for r in source.values()  # type: ignore[operator]
+            if r["user"] == m.influencer_id
+        )
     return handles
 
 
@@ -89,8 +108,10 @@ def test_sides_and_no_leak_on_a_small_source(tmp_path: Path) -> None:
     texts = {p.id: p.caption for p in corpus.posts}
     assert texts["S002"] == "Sunday in the park with , no brands here\nImage may contain: 1 person"
     brand_posts = [p for p in corpus.posts if p.account_id in handles]
-    assert brand_posts and all(p.caption.startswith(("Morning run with Acme rocks".replace("Acme ", ""),
-                                                     "Coffee at , is the best")) for p in brand_posts)
+    assert brand_posts and all(
+        p.caption.startswith(("Morning run with Acme rocks".replace("Acme ", ""), "Coffee at , is the best"))
+        for p in brand_posts
+    )
     prior = {a.id: a.extra["partner_categories"] for a in corpus.accounts if a.kind == "brand"}
     assert all(abs(sum(shares.values()) - 1) < 1e-6 for shares in prior.values())
 
@@ -98,8 +119,9 @@ def test_sides_and_no_leak_on_a_small_source(tmp_path: Path) -> None:
 def test_influencers_with_too_few_untagged_posts_are_left_out(tmp_path: Path) -> None:
     rows = source_rows()
     src = write_source(tmp_path / "posts.jsonl.gz", rows)
-    config = BrandTagConfig(min_taggers=4, min_brand_posts=1, test_brand_fraction=0.5, test_influencer_fraction=0.5,
-                            describe_posts=2)
+    config = BrandTagConfig(
+        min_taggers=4, min_brand_posts=1, test_brand_fraction=0.5, test_influencer_fraction=0.5, describe_posts=2
+    )
     out = build_brand_tag_corpus(src, tmp_path / "corpus", config)
     check_corpus(out, {str(r["shortcode"]): r for r in rows}, describe_posts=2)
     # u00, u06: tagged acme and zeta.co, one untagged post left; the other 10 keep two
@@ -111,8 +133,7 @@ def test_influencers_with_too_few_untagged_posts_are_left_out(tmp_path: Path) ->
 
 def test_the_stripper_removes_mentions_hashtags_and_brand_words() -> None:
     strip = tag_stripper(["zara", "hm"])
-    assert strip("New in from @zara.home #ootd #zara, Zara and H&M\n@hm  haul  #style") == \
-        "New in from , and H&M\nhaul"
+    assert strip("New in from @zara.home #ootd #zara, Zara and H&M\n@hm  haul  #style") == "New in from , and H&M\nhaul"
     assert strip("mail me at a@b.com, zarahome is not zara") == "mail me at a@b.com, zarahome is not"
     assert strip("by @agency@makeup.artist, #a#b#c") == "by ,"
 

@@ -13,8 +13,9 @@ from congruence.core.settings import Settings
 from .conftest import run
 
 
-def test_ingest_match_similar_status_as_json(env: Settings, small_corpus: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_match_similar_status_as_json(
+    env: Settings, small_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, "ingest", str(small_corpus), "--json")
     assert code == 0 and json.loads(out)["posts_new"] == 48
     code, out, _ = run(capsys, "match", "--brand", "brand_happy_paws", "-k", "3", "--json")
@@ -35,16 +36,18 @@ def test_ingest_match_similar_status_as_json(env: Settings, small_corpus: Path,
     assert st["index"]["size"] == 18 and st["index"]["stale"] is False and st["index"]["model"]
 
 
-def test_match_for_a_brand_not_in_the_corpus(env: Settings, small_corpus: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_match_for_a_brand_not_in_the_corpus(
+    env: Settings, small_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(capsys, "ingest", str(small_corpus), "--json")
     img = str(small_corpus / "images" / "brand_nonna_kitchen_p0.jpg")
     code, out, _ = run(capsys, "match", "--images", img, "--text", "pasta recipe brunch", "-k", "2", "--json")
     assert code == 0 and [h["category"] for h in json.loads(out)["data"]] == ["food", "food"]
 
 
-def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_sentences_with_exit_codes(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "ingest", str(tmp_path / "nowhere"))
     assert code == 1 and err.strip() == f"error: corpus folder not found: {tmp_path / 'nowhere'}"
     run(capsys, "ingest", str(small_corpus), "--json")
@@ -54,8 +57,9 @@ def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path,
     assert code == 1 and err.strip() == "error: 'fitness_creator_00' is an influencer, not a brand"
     code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--min-followers", "9", "--max-followers", "1")
     assert code == 1 and err.strip() == "error: --min-followers (9) is greater than --max-followers (1)"
-    code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--like", "fitness_creator_00", "--like-weight",
-                       "11")
+    code, _, err = run(
+        capsys, "match", "--brand", "brand_peakfit", "--like", "fitness_creator_00", "--like-weight", "11"
+    )
     assert code == 1 and err.strip() == "error: --like-weight must be a number from 0 to 10, got 11.0"
     empty = tmp_path / "test_brands.txt"  # an option's name inside a path stays as it is
     empty.write_text("")
@@ -67,12 +71,14 @@ def test_errors_are_sentences_with_exit_codes(env: Settings, small_corpus: Path,
         f.write('{"id": "p_evil", "account_id": "brand_peakfit", "image": "../../etc/passwd", "caption": "x"}\n')
     code, out, _ = run(capsys, "ingest", str(bad), "--json")
     rejected = json.loads(out)["rejected"]
-    assert code == 2 and rejected == [{"file": "posts.jsonl", "line": 49,
-                                       "reason": "image path escapes the corpus folder: '../../etc/passwd'"}]
+    assert code == 2 and rejected == [
+        {"file": "posts.jsonl", "line": 49, "reason": "image path escapes the corpus folder: '../../etc/passwd'"}
+    ]
 
 
-def test_what_users_got_wrong_is_named(env: Settings, small_corpus: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_what_users_got_wrong_is_named(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(capsys, "ingest", str(small_corpus), "--json")
     code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--category", "fitnes")
     assert code == 1 and err.startswith("error: no influencer has the category 'fitnes'; the categories are: ")
@@ -99,18 +105,22 @@ def test_a_closed_pipe_ends_quietly(env: Settings, small_corpus: Path) -> None:
 
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     cmd = f"{sys.executable} -m congruence"
-    script = (f"{cmd} ingest {small_corpus} --json >/dev/null && "
-              f"{cmd} similar --influencer fitness_creator_00 -k 12 | head -1 && "
-              f"{{ {cmd} similar --influencer fitness_creator_00 -k 12 | true; echo \"status ${{PIPESTATUS[0]}}\"; }}")
+    script = (
+        f"{cmd} ingest {small_corpus} --json >/dev/null && "
+        f"{cmd} similar --influencer fitness_creator_00 -k 12 | head -1 && "
+        f'{{ {cmd} similar --influencer fitness_creator_00 -k 12 | true; echo "status ${{PIPESTATUS[0]}}"; }}'
+    )
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300, check=False, env=environ)
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and lines[-1] == "status 141", (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr and "ignored" not in proc.stderr, \
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr and "ignored" not in proc.stderr, (
         proc.stderr
+    )
 
 
-def test_unreachable_database_exits_1_without_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_database_exits_1_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CONGRUENCE_HOME", str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw@127.0.0.1:9/db")
     code, _, err = run(capsys, "status")

@@ -8,24 +8,41 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from congruence.indexer.corpus import MAX_LINE_BYTES, RowError, RowInvalid, iter_jsonl, parse_post, read_corpus, resolve_image
+from congruence.indexer.corpus import (
+    MAX_LINE_BYTES,
+    RowError,
+    RowInvalid,
+    iter_jsonl,
+    parse_post,
+    read_corpus,
+    resolve_image,
+)
 from congruence.store.rows import Match
 
 ACCOUNTS = [
-    {"id": "b1", "kind": "brand", "handle": "Brand One", "category": "Fashion", "followers": 50_000,
-     "country": "FR"},
+    {"id": "b1", "kind": "brand", "handle": "Brand One", "category": "Fashion", "followers": 50_000, "country": "FR"},
     {"id": "i1", "kind": "influencer", "category": "FOOD", "followers": 12_000.0},
     {"id": "i2", "kind": "influencer", "handle": " i_two ", "category": "food"},
 ]
 POSTS = [
-    {"id": "p1", "account_id": "b1", "image": "img/p1.jpg", "caption": "hello", "likes": 10, "comments": 2,
-     "sponsored": True, "tagged": ["i1"], "ts": "2024-01-02T03:04:05Z", "mood": "happy"},
+    {
+        "id": "p1",
+        "account_id": "b1",
+        "image": "img/p1.jpg",
+        "caption": "hello",
+        "likes": 10,
+        "comments": 2,
+        "sponsored": True,
+        "tagged": ["i1"],
+        "ts": "2024-01-02T03:04:05Z",
+        "mood": "happy",
+    },
     {"id": "p2", "account_id": "i1", "image": "img/sub/p2.jpg", "caption": ""},
     {"id": "p3", "account_id": "i2", "image": None, "caption": "text only", "ts": 0, "tagged": "b1"},
 ]
@@ -88,7 +105,12 @@ def test_good_corpus_reads_fully(corpus: Path) -> None:
     assert ids(c) == GOOD_IDS
     b1, i1, i2 = c.accounts
     assert (b1.kind, b1.handle, b1.category, b1.followers, b1.extra) == (
-        "brand", "Brand One", "fashion", 50_000, {"country": "FR"})
+        "brand",
+        "Brand One",
+        "fashion",
+        50_000,
+        {"country": "FR"},
+    )
     assert (i1.handle, i1.category, i1.followers) == ("i1", "food", 12_000)  # handle defaults to the id
     assert isinstance(i1.followers, int)
     assert (i2.handle, i2.followers) == ("i_two", None)
@@ -97,10 +119,16 @@ def test_good_corpus_reads_fully(corpus: Path) -> None:
     assert p2.image == (corpus / "img" / "sub" / "p2.jpg").resolve()
     assert p3.image is None
     assert (p1.caption, p1.likes, p1.comments, p1.sponsored, p1.tagged, p1.extra) == (
-        "hello", 10, 2, True, ("i1",), {"mood": "happy"})
-    assert p1.ts == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        "hello",
+        10,
+        2,
+        True,
+        ("i1",),
+        {"mood": "happy"},
+    )
+    assert p1.ts == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert (p2.caption, p2.likes, p2.sponsored, p2.tagged, p2.ts) == ("", None, False, (), None)
-    assert p3.ts == datetime(1970, 1, 1, tzinfo=timezone.utc) and p3.tagged == ("b1",)
+    assert p3.ts == datetime(1970, 1, 1, tzinfo=UTC) and p3.tagged == ("b1",)
     assert [p.line for p in c.posts] == [1, 2, 3]
 
 
@@ -145,59 +173,163 @@ BAD_ROWS = [
     ("post-missing-id", "posts.jsonl", line({"account_id": "b1", "caption": "x"}), "missing field 'id'"),
     ("empty-id", "accounts.jsonl", line({"id": "  ", "kind": "brand"}), "field 'id' is empty"),
     ("id-not-string", "accounts.jsonl", line({"id": 9, "kind": "brand"}), "field 'id' must be a string, got int"),
-    ("nul-in-caption", "posts.jsonl", line({"id": "p9", "account_id": "b1", "caption": "a\x00b"}),
-     "field 'caption' contains a NUL character"),
-    ("followers-string", "accounts.jsonl", line({"id": "i9", "kind": "influencer", "followers": "12k"}),
-     "field 'followers' must be a number, got str"),
-    ("followers-bool", "accounts.jsonl", line({"id": "i9", "kind": "influencer", "followers": True}),
-     "field 'followers' must be a number, got bool"),
+    (
+        "nul-in-caption",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "caption": "a\x00b"}),
+        "field 'caption' contains a NUL character",
+    ),
+    (
+        "followers-string",
+        "accounts.jsonl",
+        line({"id": "i9", "kind": "influencer", "followers": "12k"}),
+        "field 'followers' must be a number, got str",
+    ),
+    (
+        "followers-bool",
+        "accounts.jsonl",
+        line({"id": "i9", "kind": "influencer", "followers": True}),
+        "field 'followers' must be a number, got bool",
+    ),
     # (a negative count is a scraper's "hidden": unknown, not an error; test_formats_table checks it)
-    ("followers-huge", "accounts.jsonl", line({"id": "i9", "kind": "influencer", "followers": 10**13}),
-     "field 'followers' out of range: 10000000000000"),
-    ("likes-float", "posts.jsonl", line({"id": "p9", "account_id": "b1", "caption": "x", "likes": 1.5}),
-     "field 'likes' must be a whole number, got 1.5"),
-    ("likes-nan", "posts.jsonl", b'{"id": "p9", "account_id": "b1", "caption": "x", "likes": NaN}',
-     "field 'likes' must be a whole number, got nan"),
-    ("sponsored-yes", "posts.jsonl", line({"id": "p9", "account_id": "b1", "caption": "x", "sponsored": "yes"}),
-     "field 'sponsored' must be true or false, got str"),
-    ("tagged-numbers", "posts.jsonl", line({"id": "p9", "account_id": "b1", "caption": "x", "tagged": [1]}),
-     "field 'tagged' must be a list of account ids"),
-    ("bad-ts", "posts.jsonl", line({"id": "p9", "account_id": "b1", "caption": "x", "ts": "yesterday"}),
-     "field 'ts' is not a timestamp (ISO 8601 or epoch seconds): 'yesterday'"),
-    ("kind-agency", "accounts.jsonl", line({"id": "x9", "kind": "agency"}),
-     "field 'kind' must be brand or influencer, got 'agency'"),
-    ("duplicate-account", "accounts.jsonl", line({"id": "b1", "kind": "influencer"}),
-     "duplicate id 'b1' (first on line 1)"),
-    ("duplicate-post", "posts.jsonl", line({"id": "p1", "account_id": "i2", "caption": "again"}),
-     "duplicate id 'p1' (first on line 1)"),
-    ("unknown-account", "posts.jsonl", line({"id": "p9", "account_id": "zzz", "caption": "x"}),
-     "unknown account_id 'zzz'"),
-    ("image-escapes", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": "../../etc/passwd"}),
-     "image path escapes the corpus folder: '../../etc/passwd'"),
-    ("image-escapes-via-subdir", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": "img/../../x.jpg"}),
-     "image path escapes the corpus folder: 'img/../../x.jpg'"),
-    ("image-absolute", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": "/etc/passwd"}),
-     "image path must be relative to the corpus folder: '/etc/passwd'"),
-    ("image-symlink-outside", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": "img/link.jpg"}),
-     "image path escapes the corpus folder: 'img/link.jpg'"),
-    ("image-missing", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": "img/missing.jpg"}),
-     "image file not found: 'img/missing.jpg'"),
-    ("image-is-a-folder", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": "img/sub"}),
-     "image file not found: 'img/sub'"),
-    ("image-empty", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": " "}),
-     "field 'image' is empty (use null for a text-only post)"),
-    ("image-number", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": 3}),
-     "field 'image' must be a path or null, got int"),
-    ("no-image-no-caption", "posts.jsonl", line({"id": "p9", "account_id": "b1", "image": None, "caption": "  "}),
-     "post has neither an image nor a caption"),
-    ("no-image-key-no-caption", "posts.jsonl", line({"id": "p9", "account_id": "b1"}),
-     "post has neither an image nor a caption"),
-    ("match-brand-is-influencer", "matches.jsonl", line({"brand_id": "i1", "influencer_id": "i2"}),
-     "brand_id 'i1' is not a known brand"),
-    ("match-influencer-is-brand", "matches.jsonl", line({"brand_id": "b1", "influencer_id": "b1"}),
-     "influencer_id 'b1' is not a known influencer"),
-    ("match-unknown", "matches.jsonl", line({"brand_id": "nobody", "influencer_id": "i1"}),
-     "brand_id 'nobody' is not a known brand"),
+    (
+        "followers-huge",
+        "accounts.jsonl",
+        line({"id": "i9", "kind": "influencer", "followers": 10**13}),
+        "field 'followers' out of range: 10000000000000",
+    ),
+    (
+        "likes-float",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "caption": "x", "likes": 1.5}),
+        "field 'likes' must be a whole number, got 1.5",
+    ),
+    (
+        "likes-nan",
+        "posts.jsonl",
+        b'{"id": "p9", "account_id": "b1", "caption": "x", "likes": NaN}',
+        "field 'likes' must be a whole number, got nan",
+    ),
+    (
+        "sponsored-yes",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "caption": "x", "sponsored": "yes"}),
+        "field 'sponsored' must be true or false, got str",
+    ),
+    (
+        "tagged-numbers",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "caption": "x", "tagged": [1]}),
+        "field 'tagged' must be a list of account ids",
+    ),
+    (
+        "bad-ts",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "caption": "x", "ts": "yesterday"}),
+        "field 'ts' is not a timestamp (ISO 8601 or epoch seconds): 'yesterday'",
+    ),
+    (
+        "kind-agency",
+        "accounts.jsonl",
+        line({"id": "x9", "kind": "agency"}),
+        "field 'kind' must be brand or influencer, got 'agency'",
+    ),
+    (
+        "duplicate-account",
+        "accounts.jsonl",
+        line({"id": "b1", "kind": "influencer"}),
+        "duplicate id 'b1' (first on line 1)",
+    ),
+    (
+        "duplicate-post",
+        "posts.jsonl",
+        line({"id": "p1", "account_id": "i2", "caption": "again"}),
+        "duplicate id 'p1' (first on line 1)",
+    ),
+    (
+        "unknown-account",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "zzz", "caption": "x"}),
+        "unknown account_id 'zzz'",
+    ),
+    (
+        "image-escapes",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": "../../etc/passwd"}),
+        "image path escapes the corpus folder: '../../etc/passwd'",
+    ),
+    (
+        "image-escapes-via-subdir",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": "img/../../x.jpg"}),
+        "image path escapes the corpus folder: 'img/../../x.jpg'",
+    ),
+    (
+        "image-absolute",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": "/etc/passwd"}),
+        "image path must be relative to the corpus folder: '/etc/passwd'",
+    ),
+    (
+        "image-symlink-outside",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": "img/link.jpg"}),
+        "image path escapes the corpus folder: 'img/link.jpg'",
+    ),
+    (
+        "image-missing",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": "img/missing.jpg"}),
+        "image file not found: 'img/missing.jpg'",
+    ),
+    (
+        "image-is-a-folder",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": "img/sub"}),
+        "image file not found: 'img/sub'",
+    ),
+    (
+        "image-empty",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": " "}),
+        "field 'image' is empty (use null for a text-only post)",
+    ),
+    (
+        "image-number",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": 3}),
+        "field 'image' must be a path or null, got int",
+    ),
+    (
+        "no-image-no-caption",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1", "image": None, "caption": "  "}),
+        "post has neither an image nor a caption",
+    ),
+    (
+        "no-image-key-no-caption",
+        "posts.jsonl",
+        line({"id": "p9", "account_id": "b1"}),
+        "post has neither an image nor a caption",
+    ),
+    (
+        "match-brand-is-influencer",
+        "matches.jsonl",
+        line({"brand_id": "i1", "influencer_id": "i2"}),
+        "brand_id 'i1' is not a known brand",
+    ),
+    (
+        "match-influencer-is-brand",
+        "matches.jsonl",
+        line({"brand_id": "b1", "influencer_id": "b1"}),
+        "influencer_id 'b1' is not a known influencer",
+    ),
+    (
+        "match-unknown",
+        "matches.jsonl",
+        line({"brand_id": "nobody", "influencer_id": "i1"}),
+        "brand_id 'nobody' is not a known brand",
+    ),
     ("deeply-nested", "accounts.jsonl", b"[" * 100_000, "malformed JSON: nested too deeply"),
     ("deeply-nested-object", "posts.jsonl", b'{"a":' * 100_000, "malformed JSON: nested too deeply"),
     ("line-over-1-MiB", "accounts.jsonl", long_line(), f"line longer than {MAX_LINE_BYTES} bytes"),
@@ -226,8 +358,12 @@ def test_errors_are_sorted_by_file_and_line(corpus: Path) -> None:
     insert(corpus, "accounts.jsonl", b"{", at=4)
     insert(corpus, "accounts.jsonl", line({"id": "b1", "kind": "brand"}), at=2)
     c = read_corpus(corpus)
-    assert [(e.file, e.line) for e in c.errors] == [("accounts.jsonl", 2), ("accounts.jsonl", 5),
-                                                    ("posts.jsonl", 2), ("posts.jsonl", 5)]
+    assert [(e.file, e.line) for e in c.errors] == [
+        ("accounts.jsonl", 2),
+        ("accounts.jsonl", 5),
+        ("posts.jsonl", 2),
+        ("posts.jsonl", 5),
+    ]
     assert c.errors[3].reason == "duplicate id 'p1' (first on line 1)"
     assert ids(c) == GOOD_IDS
 
@@ -271,7 +407,9 @@ def test_missing_folder_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape(f"corpus folder not found: {tmp_path / 'nope'}")):
         read_corpus(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'empty'} has neither accounts.jsonl nor posts.jsonl")):
+    with pytest.raises(
+        FileNotFoundError, match=re.escape(f"{tmp_path / 'empty'} has neither accounts.jsonl nor posts.jsonl")
+    ):
         read_corpus(tmp_path / "empty")
 
 
@@ -289,8 +427,11 @@ def test_posts_only_folder_with_known_accounts(tmp_path: Path) -> None:
 def test_iter_jsonl_yields_objects_and_errors(tmp_path: Path) -> None:
     p = tmp_path / "x.jsonl"
     p.write_bytes(b'{"a": 1}\n\n[1]\n{"b": 2}')  # no trailing newline on the last line
-    assert list(iter_jsonl(p)) == [(1, {"a": 1}), (3, RowError("x.jsonl", 3, "expected a JSON object, got list")),
-                                   (4, {"b": 2})]
+    assert list(iter_jsonl(p)) == [
+        (1, {"a": 1}),
+        (3, RowError("x.jsonl", 3, "expected a JSON object, got list")),
+        (4, {"b": 2}),
+    ]
 
 
 def test_line_of_exactly_the_limit_plus_one_is_refused_either_way(tmp_path: Path) -> None:
@@ -314,7 +455,9 @@ def test_line_of_exactly_the_limit_is_accepted_either_way(tmp_path: Path) -> Non
 def test_resolve_image(corpus: Path, outside: Path) -> None:
     assert resolve_image(corpus, "img/p1.jpg") == (corpus / "img" / "p1.jpg").resolve()
     assert resolve_image(corpus, "./img/../img/p1.jpg") == (corpus / "img" / "p1.jpg").resolve()
-    with pytest.raises(RowInvalid, match=re.escape(f"image path must be relative to the corpus folder: {str(outside)!r}")):
+    with pytest.raises(
+        RowInvalid, match=re.escape(f"image path must be relative to the corpus folder: {str(outside)!r}")
+    ):
         resolve_image(corpus, str(outside))
     # an absolute path is refused even when it points inside the folder
     with pytest.raises(RowInvalid, match="must be relative"):
@@ -326,8 +469,12 @@ def test_resolve_image(corpus: Path, outside: Path) -> None:
 # Rows whose image path makes the filesystem itself fail: each should still be one RowError.
 CRASHING_IMAGES = [
     ("nul-byte", "img/p1\x00.jpg", ValueError, "ValueError: embedded null byte from Path.resolve()"),
-    ("name-too-long", "a" * 5000, OSError,
-     "OSError ENAMETOOLONG from Path.is_file() (not in pathlib's ignored errnos)"),
+    (
+        "name-too-long",
+        "a" * 5000,
+        OSError,
+        "OSError ENAMETOOLONG from Path.is_file() (not in pathlib's ignored errnos)",
+    ),
     ("symlink-loop", "img/loop_a", RuntimeError, "RuntimeError('Symlink loop ...') from Path.resolve() on Python 3.11"),
 ]
 

@@ -11,15 +11,42 @@ from hypothesis import strategies as st
 
 from congruence.indexer.corpus import read_corpus
 
-FIELDS = ["id", "kind", "handle", "category", "followers", "account_id", "image", "caption", "likes", "comments",
-          "ts", "sponsored", "tagged", "brand_id", "influencer_id"]
+FIELDS = [
+    "id",
+    "kind",
+    "handle",
+    "category",
+    "followers",
+    "account_id",
+    "image",
+    "caption",
+    "likes",
+    "comments",
+    "ts",
+    "sponsored",
+    "tagged",
+    "brand_id",
+    "influencer_id",
+]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True) | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 rows = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), json_values, max_size=8)
-paths = st.sampled_from(["images/a.jpg", "../../etc/passwd", "/etc/passwd", "images/../../x.jpg", "images/link.jpg",
-                         "images/\x00.jpg", "images/missing.jpg", "", "images"])
+paths = st.sampled_from(
+    [
+        "images/a.jpg",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "images/../../x.jpg",
+        "images/link.jpg",
+        "images/\x00.jpg",
+        "images/missing.jpg",
+        "",
+        "images",
+    ]
+)
 lines = st.one_of(
     rows.map(lambda r: json.dumps(r).encode()),
     st.builds(lambda r, p: json.dumps({**r, "image": p}).encode(), rows, paths),
@@ -30,8 +57,11 @@ lines = st.one_of(
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(files=st.fixed_dictionaries({name: st.lists(lines, max_size=6)
-                                    for name in ("accounts.jsonl", "posts.jsonl", "matches.jsonl")}))
+@given(
+    files=st.fixed_dictionaries(
+        {name: st.lists(lines, max_size=6) for name in ("accounts.jsonl", "posts.jsonl", "matches.jsonl")}
+    )
+)
 def test_reader_never_crashes(files: dict[str, list[bytes]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

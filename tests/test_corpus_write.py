@@ -11,8 +11,8 @@ from PIL import Image
 
 from congruence.datasets.demo import build_demo
 from congruence.indexer.corpus import Corpus, Post, read_corpus
-from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
+from congruence.store.rows import Account, Match
 
 NAMES = ("accounts.jsonl", "posts.jsonl", "matches.jsonl")
 
@@ -23,18 +23,35 @@ def small_corpus(root: Path) -> Corpus:
     for name in ("a.jpg", "ünï/b ç.png"):
         Image.new("RGB", (8, 8), "red").save(root / "img" / name)
     accounts = [
-        Account("b1", "brand", "Zöë_Café", "beauté", 250_000,
-                extra={"site": "https://zoe.example", "tags": ["a", "ß"]}),
+        Account(
+            "b1", "brand", "Zöë_Café", "beauté", 250_000, extra={"site": "https://zoe.example", "tags": ["a", "ß"]}
+        ),
         Account("i1", "influencer", "リナ", "", None),
         Account("i2", "influencer", "i2", "fitness", 0),
     ]
     posts = [
-        Post("p1", "b1", root / "img" / "a.jpg", "Naïve café ☕ #été\nline two\u2028sep\x85nel", likes=12, comments=0,
-             ts=datetime(2026, 3, 1, 12, 0, tzinfo=UTC), sponsored=True, tagged=("i1", "i2"),
-             extra={"alt": "Image may contain: 1 person", "source": {"n": 1}}),
+        Post(
+            "p1",
+            "b1",
+            root / "img" / "a.jpg",
+            "Naïve café ☕ #été\nline two\u2028sep\x85nel",
+            likes=12,
+            comments=0,
+            ts=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+            sponsored=True,
+            tagged=("i1", "i2"),
+            extra={"alt": "Image may contain: 1 person", "source": {"n": 1}},
+        ),
         Post("p2", "i1", root / "img" / "ünï" / "b ç.png", ""),
-        Post("p3", "i1", None, "  spaces kept, emoji 🧘‍♀️, quotes \" and \\ ", likes=None, comments=7,
-             ts=datetime(2026, 3, 1, 14, 30, 15, 250_000, tzinfo=timezone(timedelta(hours=2)))),
+        Post(
+            "p3",
+            "i1",
+            None,
+            '  spaces kept, emoji 🧘‍♀️, quotes " and \\ ',
+            likes=None,
+            comments=7,
+            ts=datetime(2026, 3, 1, 14, 30, 15, 250_000, tzinfo=timezone(timedelta(hours=2))),
+        ),
         Post("p4", "i2", None, "text only", ts=datetime(2020, 1, 1, tzinfo=UTC)),
     ]
     return Corpus(root, accounts, posts, [Match("b1", "i1"), Match("b1", "i2")])
@@ -62,13 +79,18 @@ def test_rows_follow_the_readme_layout(tmp_path: Path) -> None:
     # splitlines(): the row must not break at U+2028 or NEL, as it would in other tools
     lines = {n: (corpus.root / n).read_text(encoding="utf-8").splitlines() for n in NAMES}
     assert len(lines["posts.jsonl"]) == len(corpus.posts)
-    assert lines["accounts.jsonl"][1] == ('{"id": "i1", "kind": "influencer", "handle": "リナ", "category": "", '
-                                          '"followers": null}')
-    assert lines["posts.jsonl"][1] == ('{"id": "p2", "account_id": "i1", "image": "img/ünï/b ç.png", "caption": "", '
-                                       '"likes": null, "comments": null, "ts": null, "sponsored": false, "tagged": []}')
+    assert lines["accounts.jsonl"][1] == (
+        '{"id": "i1", "kind": "influencer", "handle": "リナ", "category": "", "followers": null}'
+    )
+    assert lines["posts.jsonl"][1] == (
+        '{"id": "p2", "account_id": "i1", "image": "img/ünï/b ç.png", "caption": "", '
+        '"likes": null, "comments": null, "ts": null, "sponsored": false, "tagged": []}'
+    )
     assert json.loads(lines["posts.jsonl"][0])["ts"] == "2026-03-01T12:00:00Z"
-    assert lines["matches.jsonl"] == ['{"brand_id": "b1", "influencer_id": "i1"}',
-                                      '{"brand_id": "b1", "influencer_id": "i2"}']
+    assert lines["matches.jsonl"] == [
+        '{"brand_id": "b1", "influencer_id": "i1"}',
+        '{"brand_id": "b1", "influencer_id": "i2"}',
+    ]
 
 
 def test_an_image_outside_the_folder_is_refused(tmp_path: Path) -> None:

@@ -19,10 +19,10 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.datasets.demo import build_demo
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
+from congruence.store import database
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +45,19 @@ def _dump(url: str) -> dict[str, list[tuple]]:
     """Every stored row that an ingest writes, in a canonical order (vectors as arrays)."""
     with database.connect(url) as conn:
         return {
-            "accounts": conn.execute("SELECT id, kind, handle, category, followers, row_hash, pool_dirty"
-                                     " FROM accounts ORDER BY id").fetchall(),
-            "posts": conn.execute("SELECT id, account_id, image_hash, caption_hash, likes, row_hash FROM posts"
-                                  " ORDER BY id").fetchall(),
-            "vectors": conn.execute("SELECT m.role, m.name, v.content_hash, v.embedding FROM vectors v"
-                                    " JOIN models m ON m.id = v.model_id ORDER BY 1, 2, 3").fetchall(),
-            "account_vectors": conn.execute("SELECT account_id, space, n_posts, embedding FROM account_vectors"
-                                            " ORDER BY 1, 2").fetchall(),
+            "accounts": conn.execute(
+                "SELECT id, kind, handle, category, followers, row_hash, pool_dirty FROM accounts ORDER BY id"
+            ).fetchall(),
+            "posts": conn.execute(
+                "SELECT id, account_id, image_hash, caption_hash, likes, row_hash FROM posts ORDER BY id"
+            ).fetchall(),
+            "vectors": conn.execute(
+                "SELECT m.role, m.name, v.content_hash, v.embedding FROM vectors v"
+                " JOIN models m ON m.id = v.model_id ORDER BY 1, 2, 3"
+            ).fetchall(),
+            "account_vectors": conn.execute(
+                "SELECT account_id, space, n_posts, embedding FROM account_vectors ORDER BY 1, 2"
+            ).fetchall(),
             "matches": conn.execute("SELECT brand_id, influencer_id FROM matches ORDER BY 1, 2").fetchall(),
         }
 
@@ -83,8 +88,9 @@ def _count(conn: psycopg.Connection) -> int:
         return 0
 
 
-def _kill_mid_encoding(cmd: list[str], env: dict[str, str], conn: psycopg.Connection, at_least: int,
-                       timeout: float = 900) -> int:
+def _kill_mid_encoding(
+    cmd: list[str], env: dict[str, str], conn: psycopg.Connection, at_least: int, timeout: float = 900
+) -> int:
     """Start the ingest, SIGKILL it once PostgreSQL holds ``at_least`` post vectors (evidence
     that this run is encoding, not loading models or writing rows); the vectors left."""
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,8 +98,10 @@ def _kill_mid_encoding(cmd: list[str], env: dict[str, str], conn: psycopg.Connec
     try:
         while (n := _count(conn)) < at_least:
             if proc.poll() is not None:
-                pytest.fail(f"the ingest exited ({proc.returncode}) with {n} vectors stored, before reaching "
-                            f"{at_least}: it must be killed while encoding")
+                pytest.fail(
+                    f"the ingest exited ({proc.returncode}) with {n} vectors stored, before reaching "
+                    f"{at_least}: it must be killed while encoding"
+                )
             if time.monotonic() > deadline:
                 pytest.fail(f"the ingest stored only {n} of {at_least} vectors in {timeout:.0f} s")
             time.sleep(0.02)
@@ -110,12 +118,19 @@ def test_killed_ingest_resumes_to_the_same_store(two_databases: tuple[str, str],
     assert ingest(corpus, ref).exit_code == 0
     with database.connect(ref_url) as conn:
         total = _count(conn)
-        images = int(conn.execute("SELECT count(*) FROM vectors v JOIN models m ON m.id = v.model_id"
-                                  " WHERE m.role = 'image'").fetchone()[0])  # type: ignore[index]
+        images = int(
+            conn.execute(
+                "SELECT count(*) FROM vectors v JOIN models m ON m.id = v.model_id WHERE m.role = 'image'"
+            ).fetchone()[0]
+        )  # type: ignore[index]
     assert images >= 20 * 8, "too few image batches to kill between: make the corpus larger"
 
-    env = {**os.environ, "CONGRUENCE_HOME": str(tmp_path / "killed"), "DATABASE_URL": killed_url,
-           "CONGRUENCE_BATCH_SIZE": "8"}
+    env = {
+        **os.environ,
+        "CONGRUENCE_HOME": str(tmp_path / "killed"),
+        "DATABASE_URL": killed_url,
+        "CONGRUENCE_BATCH_SIZE": "8",
+    }
     cmd = [sys.executable, "-m", "congruence", "ingest", str(corpus), "--json"]
     rng = random.Random(7)
     have = 0
@@ -141,8 +156,9 @@ def test_killed_ingest_resumes_to_the_same_store(two_databases: tuple[str, str],
             np.testing.assert_allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)
 
 
-def test_two_overlapping_ingests_at_once_equal_one_after_the_other(two_databases: tuple[str, str],
-                                                                    tmp_path: Path) -> None:
+def test_two_overlapping_ingests_at_once_equal_one_after_the_other(
+    two_databases: tuple[str, str], tmp_path: Path
+) -> None:
     full = build_demo(tmp_path / "full", influencers_per_category=4, posts_per_influencer=3, posts_per_brand=2)
     # two corpora sharing half their accounts (and so the same rows and image files)
     halves = []
@@ -161,10 +177,23 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(two_databases
     for folder in halves:
         assert ingest(folder, seq).exit_code == 0
 
-    env = {**os.environ, "CONGRUENCE_HOME": str(tmp_path / "conc"), "DATABASE_URL": concurrent_url,
-           "CONGRUENCE_BATCH_SIZE": "8"}
-    procs = [subprocess.Popen([sys.executable, "-m", "congruence", "ingest", str(f), "--json"], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in halves]
+    env = {
+        **os.environ,
+        "CONGRUENCE_HOME": str(tmp_path / "conc"),
+        "DATABASE_URL": concurrent_url,
+        "CONGRUENCE_BATCH_SIZE": "8",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "congruence", "ingest", str(f), "--json"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for f in halves
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
 
@@ -174,5 +203,6 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(two_databases
         influencers = [row for row in _dump(sequential_url)["accounts"] if row[1] == "influencer"]
         assert a.status()["index"]["size"] == b.status()["index"]["size"] == len(influencers) == 24
         for brand in ("brand_peakfit", "brand_happy_paws"):
-            assert [h.influencer_id for h in a.match_brand(brand, 10)] == \
-                [h.influencer_id for h in b.match_brand(brand, 10)]
+            assert [h.influencer_id for h in a.match_brand(brand, 10)] == [
+                h.influencer_id for h in b.match_brand(brand, 10)
+            ]

@@ -39,8 +39,14 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
         assert "building the demo corpus" in out and "training the congruence head" in out
         assert "training the engagement model" in out and "[no auth: loopback only]" in out
         # the goods brands partner with another category's creators: the head beats cosine, and says by how much
-        head_auc, cosine_auc = map(float, re.search(r"in service: held-out AUC ([0-9.]+) vs pooled cosine ([0-9.]+) "
-                                                   r"\([+-][0-9.]+\), R@10", out).groups())  # type: ignore[union-attr]
+        head_auc, cosine_auc = map(
+            float,
+            re.search(
+                r"in service: held-out AUC ([0-9.]+) vs pooled cosine ([0-9.]+) "
+                r"\([+-][0-9.]+\), R@10",
+                out,
+            ).groups(),
+        )  # type: ignore[union-attr]
         assert head_auc > cosine_auc
         assert (corpus / "accounts.jsonl").is_file() and len(list((corpus / "images").glob("*.jpg"))) > 300
         wait_until_up(url)
@@ -55,13 +61,21 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
         assert r.status_code == 200, r.text  # no key needed
         body = r.json()
         assert body["count"] == 5 and body["ranking"].startswith(f"congruence head {ready['head']}")
-        scored = httpx.post(url + "v1/score", files=[("images", (f"{c}.png", _png(c), "image/png"))
-                                                     for c in ("white", "black")], timeout=60)
+        scored = httpx.post(
+            url + "v1/score",
+            files=[("images", (f"{c}.png", _png(c), "image/png")) for c in ("white", "black")],
+            timeout=60,
+        )
         assert scored.status_code == 200 and scored.json()["count"] == 2  # the engagement model was trained
 
     # a second run finds the corpus, the store and both models, and redoes none of them
-    again = subprocess.run([sys.executable, "-m", "congruence", "demo", "--no-serve", "-k", "3"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "congruence", "demo", "--no-serve", "-k", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "building" not in again.stderr and "training" not in again.stderr
     assert "posts: 0 new, 0 updated" in again.stdout and "encoded: 0 images, 0 captions" in again.stdout
@@ -72,8 +86,13 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
     with Store.open(env) as store:
         version = store.meta()[ENGAGEMENT_KEY]
     torch.save({"format": "congruence-engagement/1"}, checkpoint_path(env, version))
-    third = subprocess.run([sys.executable, "-m", "congruence", "demo", "--no-serve", "-k", "3"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
+    third = subprocess.run(
+        [sys.executable, "-m", "congruence", "demo", "--no-serve", "-k", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert third.returncode == 0, third.stderr[-2000:]
     assert "older format" in third.stderr and "training the engagement model" in third.stderr
     assert "training the congruence head" not in third.stderr  # the head in service still works

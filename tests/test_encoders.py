@@ -12,8 +12,8 @@ from PIL import Image
 
 from congruence.core.compat import ensure_torchvision
 from congruence.core.errors import InvalidInput
-from congruence.encoders.torch_models import image_encoder, text_encoder
 from congruence.encoders.inference import encode_images
+from congruence.encoders.torch_models import image_encoder, text_encoder
 
 TINY = {
     "embed_dim": 32,
@@ -73,5 +73,6 @@ def test_open_clip_tiny_config_round_trips_through_a_local_checkpoint(tmp_path: 
     np.testing.assert_allclose(got, torch.nn.functional.normalize(want, dim=-1).numpy(), atol=1e-5)
     with torch.no_grad():
         want_t = model.encode_text(open_clip.get_tokenizer("tiny-clip")(["a red square"]))
-    np.testing.assert_allclose(txt_enc.encode(["a red square"]),
-                               torch.nn.functional.normalize(want_t, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        txt_enc.encode(["a red square"]), torch.nn.functional.normalize(want_t, dim=-1).numpy(), atol=1e-5
+    )

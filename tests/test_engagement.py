@@ -16,6 +16,7 @@ from congruence.cli.engagement import add_parsers
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.datasets.demo import caption
+from congruence.encoders.encoder_set import EncoderSet
 from congruence.engagement.checkpoint import ACTIVE_KEY, checkpoint_path, load_model
 from congruence.engagement.data import load_engagement_data
 from congruence.engagement.evidence import Effect
@@ -23,7 +24,6 @@ from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import ImageScore, Scorer, suggestion_text
 from congruence.engagement.suggest import Suggestion
 from congruence.engagement.train import train_engagement
-from congruence.encoders.encoder_set import EncoderSet
 from congruence.indexer.ingest import ingest
 from congruence.store.records import Store
 
@@ -71,8 +71,18 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     ingest(small_corpus, settings)
     # --activate-anyway: three epochs on 12 accounts may or may not beat a constant score on the
     # 5 held-out pairs; what is refused and when is test_a_model_that_cannot_be_tested_...
-    code, body = _cli(capsys, settings, "engagement", "train", "--json", "--epochs", "3", "--test-fraction", "0.34",
-                      "--activate-anyway")
+    code, body = _cli(
+        capsys,
+        settings,
+        "engagement",
+        "train",
+        "--json",
+        "--epochs",
+        "3",
+        "--test-fraction",
+        "0.34",
+        "--activate-anyway",
+    )
     assert code == 0
     res = body["results"]
     assert res["constant"] == res["followers"] == {"pairwise_accuracy": 0.5, "pairs": res["model"]["pairs"]}
@@ -81,7 +91,8 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     assert body["trained_with"]["image"] == body["split"]["train_posts"] == 24
     # three MLPs of three epochs each, then the linear model (no epochs)
     assert body["model"]["activated"] and [(e["member"], e["epoch"]) for e in body["epochs"]] == [
-        (m, e) for m in range(3) for e in range(3)]
+        (m, e) for m in range(3) for e in range(3)
+    ]
     version = body["model"]["version"]
     assert checkpoint_path(settings, version).is_file()
     with Store.open(settings) as store:
@@ -90,8 +101,13 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     tested = {c["name"] for c in body["evidence"]["tested"]}
     assert tested == {e.name for e in scorer.model.suggestions.evidence.effects} and len(tested) <= 20
     qualified = {e.name for e in scorer.model.suggestions.qualified}
-    assert body["basis"] == {"corpus": small_corpus.name, "accounts": 12, "posts": 24, "held_out_accounts": 6,
-                             "held_out_posts": 12}
+    assert body["basis"] == {
+        "corpus": small_corpus.name,
+        "accounts": 12,
+        "posts": 24,
+        "held_out_accounts": 6,
+        "held_out_posts": 12,
+    }
 
     imgs = sorted((small_corpus / "images").glob("*_creator_0*_p0.jpg"))[:3]
     pics = [Image.open(p).convert("RGB") for p in imgs]
@@ -104,9 +120,13 @@ def test_train_serve_and_cli(settings: Settings, small_corpus: Path, capsys: pyt
     assert all({g.effect.name for g in s.suggestions} <= qualified and len(s.suggestions) <= 3 for s in scores)
     assert all(bool(s.suggestions) != bool(s.suggestion_note) for s in scores)  # a suggestion, or why not
     assert scorer.score(pics, ["morning run", None, ""]) == scores  # deterministic, encoders loaded once
-    assert scores[0].to_dict() == {"index": 0, "score": scores[0].score, "rank": scores[0].rank,
-                                   "suggestions": [g.to_dict() for g in scores[0].suggestions],
-                                   "suggestion_note": scores[0].suggestion_note}
+    assert scores[0].to_dict() == {
+        "index": 0,
+        "score": scores[0].score,
+        "rank": scores[0].rank,
+        "suggestions": [g.to_dict() for g in scores[0].suggestions],
+        "suggestion_note": scores[0].suggestion_note,
+    }
     with pytest.raises(InvalidInput, match="expected 3 captions \\(one per image\\), got 1"):
         scorer.score(pics, ["x"])
 
@@ -161,7 +181,8 @@ def test_suggestion_text() -> None:
     assert suggestion_text(ImageScore(0, 5.0, 1, (sea, light))) == (
         "including *seashore, a brighter picture* may help: posts showing seashore score +0.60 (+0.30 to +0.90) on the "
         "account's scale; 410 posts, 190 accounts held out from training (a reason); brighter pictures score "
-        "+0.40 (+0.10 to +0.70) on the account's scale; 90 posts, 30 accounts held out from training (darker)")
+        "+0.40 (+0.10 to +0.70) on the account's scale; 90 posts, 30 accounts held out from training (darker)"
+    )
     assert suggestion_text(ImageScore(0, 5.0, 1, (), "No suggestion: why.")) == "No suggestion: why."
 
 
@@ -174,25 +195,49 @@ def _tagged_corpus(root: Path) -> Path:
     posts: list[dict[str, object]] = []
     for cat in ("fitness", "food"):
         accounts.append({"id": f"brand_{cat}", "kind": "brand", "handle": cat, "category": cat, "followers": 90_000})
-        posts += [{"id": f"brand_{cat}_{n}", "account_id": f"brand_{cat}", "image": None,
-                   "caption": caption(cat, rng), "likes": 500} for n in range(3)]
+        posts += [
+            {
+                "id": f"brand_{cat}_{n}",
+                "account_id": f"brand_{cat}",
+                "image": None,
+                "caption": caption(cat, rng),
+                "likes": 500,
+            }
+            for n in range(3)
+        ]
     for cat, other in (("fitness", "food"), ("food", "fitness")):
         for i in range(6):
             acc = f"{cat}_{i}"
-            accounts.append({"id": acc, "kind": "influencer", "handle": acc, "category": cat,
-                             "followers": rng.randint(5_000, 90_000)})
+            accounts.append(
+                {
+                    "id": acc,
+                    "kind": "influencer",
+                    "handle": acc,
+                    "category": cat,
+                    "followers": rng.randint(5_000, 90_000),
+                }
+            )
             for n in range(4):
                 own = n < 2
-                posts.append({"id": f"{acc}_{n}", "account_id": acc, "image": None, "caption": caption(cat, rng),
-                              "likes": (900 if own else 300) + rng.randint(0, 100), "ts": 1_700_000_000 + n,
-                              "tagged": [f"brand_{cat if own else other}"]})
+                posts.append(
+                    {
+                        "id": f"{acc}_{n}",
+                        "account_id": acc,
+                        "image": None,
+                        "caption": caption(cat, rng),
+                        "likes": (900 if own else 300) + rng.randint(0, 100),
+                        "ts": 1_700_000_000 + n,
+                        "tagged": [f"brand_{cat if own else other}"],
+                    }
+                )
     for name, rows in (("accounts", accounts), ("posts", posts)):
         (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
 
 
-def test_analyze_engagement_finds_a_planted_congruence_effect(settings: Settings, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_engagement_finds_a_planted_congruence_effect(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ingest(_tagged_corpus(tmp_path / "tagged"), settings)
     code, body = _cli(capsys, settings, "analyze", "engagement", "--json")
     assert code == 0 and body["n"] == 48 and body["n_accounts"] == 12 and body["space"] == "pooled"
@@ -205,8 +250,11 @@ def test_analyze_engagement_without_tagged_posts(settings: Settings, small_corpu
     ingest(small_corpus, settings)
     from congruence.engagement.effect import analyze_engagement
 
-    with pytest.raises(InvalidInput, match=r"^only 0 posts can enter the regression .* \(space 'pooled'\).*; "
-                                           r"0 of the 36 influencer posts with likes tag any account at all$"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"^only 0 posts can enter the regression .* \(space 'pooled'\).*; "
+        r"0 of the 36 influencer posts with likes tag any account at all$",
+    ):
         analyze_engagement(settings)
 
 
@@ -223,9 +271,9 @@ def _equal_likes(corpus: Path, tmp_path: Path, accounts: set[str]) -> Path:
     return out
 
 
-def test_a_model_that_cannot_be_tested_is_not_put_in_service(settings: Settings, small_corpus: Path,
-                                                             tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_model_that_cannot_be_tested_is_not_put_in_service(
+    settings: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     held = {"food_creator_00", "tech_creator_01"}
     ingest(_equal_likes(small_corpus, tmp_path, held), settings)
     (tmp_path / "held.txt").write_text("\n".join(sorted(held)) + "\n")
@@ -242,9 +290,11 @@ def test_a_model_that_cannot_be_tested_is_not_put_in_service(settings: Settings,
     assert code == 3 and refused["activated"] is False and refused["beats_baseline"] is False
     assert refused["verdict"] == "no held-out pair of posts with different likes to test it on"
     assert refused["in_service"] is None and checkpoint_path(settings, refused["version"]).is_file()
-    assert err.strip() == (f"error: engagement model {refused['version']} was not put in service: it cannot be "
-                           "tested: no held-out pair of posts with different likes to test it on; no model is in "
-                           "service. Pass --activate-anyway to use it regardless.")
+    assert err.strip() == (
+        f"error: engagement model {refused['version']} was not put in service: it cannot be "
+        "tested: no held-out pair of posts with different likes to test it on; no model is in "
+        "service. Pass --activate-anyway to use it regardless."
+    )
     code, forced, _ = train("--activate-anyway", "--seed", "1")
     assert code == 0 and forced["activated"] and forced["in_service"] == forced["version"] != refused["version"]
     code, again, err = train("--seed", "2")  # another model, refused: the one in service stays
@@ -262,13 +312,16 @@ def test_the_verdict_wants_held_out_pairs_and_to_beat_every_baseline() -> None:
     from congruence.engagement.train import Accuracy, Verdict
 
     def verdict(model: float, pairs: int, followers: float = 0.5) -> Verdict:
-        return Verdict.of({"constant": Accuracy(0.5, pairs), "followers": Accuracy(followers, pairs),
-                           "model": Accuracy(model, pairs)})
+        return Verdict.of(
+            {"constant": Accuracy(0.5, pairs), "followers": Accuracy(followers, pairs), "model": Accuracy(model, pairs)}
+        )
 
     assert verdict(0.51, 40).beats and not verdict(0.5, 40).beats and not verdict(0.49, 40).beats
     assert not verdict(0.55, 40, followers=0.6).beats and verdict(0.55, 40, followers=0.6).baseline == 0.6
     none = Verdict.of({"constant": Accuracy(float("nan"), 0), "model": Accuracy(float("nan"), 0)})
     assert not none.beats and str(none) == "no held-out pair of posts with different likes to test it on"
     assert none.refusal().startswith("it cannot be tested: ")
-    assert verdict(0.49, 40).refusal() == ("it does not beat the baselines on the held-out accounts (held-out "
-                                           "pairwise accuracy 0.4900 vs 0.5000 for the best baseline (40 pairs))")
+    assert verdict(0.49, 40).refusal() == (
+        "it does not beat the baselines on the held-out accounts (held-out "
+        "pairwise accuracy 0.4900 vs 0.5000 for the best baseline (40 pairs))"
+    )

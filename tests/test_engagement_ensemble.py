@@ -34,10 +34,25 @@ def _data(n_accounts: int = 60, per: int = 4, seed: int = 0) -> EngagementData:
     hand, hand_mask = hand_features(captions, [None] * n, [0] * n, [False] * n)
     text = rng.normal(size=(n, 8)).astype(np.float32)
     text /= np.linalg.norm(text, axis=1, keepdims=True)
-    feats = PostFeatures(np.zeros((n, 4), np.float32), np.zeros(n, bool), text, np.ones(n, bool),
-                         np.zeros((n, 8), np.float32), np.zeros(n, bool), np.full(n, math.log(1000)), hand, hand_mask)
-    return EngagementData([f"p{i}" for i in range(n)], [f"a{k}" for k in range(n_accounts)], groups, likes,
-                          engagement_z(likes, groups), feats)
+    feats = PostFeatures(
+        np.zeros((n, 4), np.float32),
+        np.zeros(n, bool),
+        text,
+        np.ones(n, bool),
+        np.zeros((n, 8), np.float32),
+        np.zeros(n, bool),
+        np.full(n, math.log(1000)),
+        hand,
+        hand_mask,
+    )
+    return EngagementData(
+        [f"p{i}" for i in range(n)],
+        [f"a{k}" for k in range(n_accounts)],
+        groups,
+        likes,
+        engagement_z(likes, groups),
+        feats,
+    )
 
 
 def test_within_spread_hand_computed() -> None:
@@ -75,8 +90,9 @@ def test_fit_pairwise_holds_a_nuisance_fixed_and_weighs_pairs() -> None:
     # pair weights: a pair of weight 0 teaches nothing, so turning it round changes nothing
     w = (np.arange(n) < n // 2).astype(float)
     turned_i, turned_j = np.where(w > 0, i, j), np.where(w > 0, j, i)
-    torch.testing.assert_close(fit_pairwise(x, i, j, 1e-3, pair_weight=w),
-                               fit_pairwise(x, turned_i, turned_j, 1e-3, pair_weight=w))
+    torch.testing.assert_close(
+        fit_pairwise(x, i, j, 1e-3, pair_weight=w), fit_pairwise(x, turned_i, turned_j, 1e-3, pair_weight=w)
+    )
     assert not fit_pairwise(x, np.zeros(0, int), np.zeros(0, int), 1e-3).any()
 
 
@@ -92,9 +108,11 @@ def test_ensemble_averages_its_members() -> None:
     np.testing.assert_allclose(ens.predict(f), 0.5 * (np.mean(parts, axis=0) + ens.linear.predict(f)))
     # the linear half is rescaled to the MLPs' within-account spread on the training posts
     train = data.features.take(rows)
-    np.testing.assert_allclose(within_spread(ens.linear.predict(train), data.groups[rows]),
-                               within_spread(np.mean([m.predict(train) for m in ens.mlps], axis=0), data.groups[rows]),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        within_spread(ens.linear.predict(train), data.groups[rows]),
+        within_spread(np.mean([m.predict(train) for m in ens.mlps], axis=0), data.groups[rows]),
+        rtol=1e-4,
+    )
     alone, _ = train_ensemble(data, rows, EngagementConfig(epochs=1, hidden=8, members=1, linear_l2=0.0))
     assert alone.linear is None and alone.n_members == 1
 

@@ -27,8 +27,14 @@ def _world(seed: int, effect: float = 0.5, n_accounts: int = 200, per: int = 6) 
     return x, np.round(np.exp(logl)), groups, test
 
 
-def _measure(x: np.ndarray, likes: np.ndarray, groups: np.ndarray, test: np.ndarray, seed: int = 0,
-             controls: np.ndarray | None = None) -> Evidence:
+def _measure(
+    x: np.ndarray,
+    likes: np.ndarray,
+    groups: np.ndarray,
+    test: np.ndarray,
+    seed: int = 0,
+    controls: np.ndarray | None = None,
+) -> Evidence:
     c = Candidates("alt", NAMES[: x.shape[1]], x, np.ones(len(groups), bool), controls)
     return measure([c], engagement_z(likes, groups), groups, ~test, test, n_boot=500, seed=seed)
 
@@ -112,8 +118,10 @@ def test_nothing_qualifies_says_so_in_a_sentence() -> None:
     bank = SuggestionBank(Evidence([_effect("brightness", "property", low=-0.1)], 40, 0.05, 500), None, {}, 0.5)
     [(found, why)] = bank.for_images(_image("castle")[None], np.array([0.1]))
     assert found == [] and why == NOTHING_QUALIFIES
-    assert why == ("No suggestion: no concept's effect on engagement held up on the accounts held out from "
-                   "training (an interval excluding zero), so nothing is suggested.")
+    assert why == (
+        "No suggestion: no concept's effect on engagement held up on the accounts held out from "
+        "training (an interval excluding zero), so nothing is suggested."
+    )
 
 
 def test_suggestions_are_what_an_image_lacks_and_could_show() -> None:
@@ -126,22 +134,28 @@ def test_suggestions_are_what_an_image_lacks_and_could_show() -> None:
     assert [[s.effect.name for s in found] for found, _ in out] == [["seashore", "brightness"], [], []]
     sea, light = out[0][0]
     assert sea.reason == "the corpus shows it in 40% of posts showing sandbar, as this image does"
-    assert sea.text() == ("posts showing seashore score +0.50 (+0.20 to +0.80) on the account's scale; 40 posts, "
-                          "12 accounts held out from training (the corpus shows it in 40% of posts showing sandbar, "
-                          "as this image does)")
+    assert sea.text() == (
+        "posts showing seashore score +0.50 (+0.20 to +0.80) on the account's scale; 40 posts, "
+        "12 accounts held out from training (the corpus shows it in 40% of posts showing sandbar, "
+        "as this image does)"
+    )
     assert light.text().startswith("brighter pictures score +0.50 (+0.20 to +0.80)")
     assert light.reason == "this image 30% brightness, the corpus median 55%"
     assert sea.to_dict()["ci95"] == [0.2, 0.8] and sea.to_dict()["posts"] == 40
-    assert out[1][1] == ("No suggestion for this image: of the concepts with a measured effect (seashore, brightness, "
-                         "people), none fits it: it already shows seashore; it is already at least as bright as the "
-                         "corpus median (80.0% vs 55.0%); people was measured on Instagram's alt text, which an "
-                         "uploaded image does not have.")
+    assert out[1][1] == (
+        "No suggestion for this image: of the concepts with a measured effect (seashore, brightness, "
+        "people), none fits it: it already shows seashore; it is already at least as bright as the "
+        "corpus median (80.0% vs 55.0%); people was measured on Instagram's alt text, which an "
+        "uploaded image does not have."
+    )
     assert "seashore is not seen in the corpus with what this image shows (castle, palace, other0)" in out[2][1]
 
 
 def test_the_suggestion_bank_survives_a_weights_only_checkpoint(tmp_path: Path) -> None:
-    effects = [_effect("seashore", "image"), Effect("people", "alt", float("nan"), float("nan"), float("nan"), 0, 2,
-                                                    0.3, 50, 9)]
+    effects = [
+        _effect("seashore", "image"),
+        Effect("people", "alt", float("nan"), float("nan"), float("nan"), 0, 2, 0.3, 50, 9),
+    ]
     bank = SuggestionBank(Evidence(effects, 1070, 0.025, 500), _bank(), {"seashore": [(1, 0.4)]}, 0.55)
     torch.save(bank.to_payload(), tmp_path / "s.pt")
     again = SuggestionBank.from_payload(torch.load(tmp_path / "s.pt", weights_only=True))

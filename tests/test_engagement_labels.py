@@ -41,13 +41,16 @@ def test_engagement_z_is_within_account_on_log_likes() -> None:
     z = engagement_z(likes, groups)
     np.testing.assert_allclose(z, [-1 / 1.4826, 1 / 1.4826, 0, 0, 0], rtol=1e-6)
     # accounts are standardised apart: scaling one account's likes changes nothing
-    np.testing.assert_allclose(engagement_z(np.array([10, 30, 1000, 3000]), np.array([0, 0, 1, 1])),
-                               engagement_z(np.array([10, 30, 10, 30]), np.array([0, 0, 1, 1])))
+    np.testing.assert_allclose(
+        engagement_z(np.array([10, 30, 1000, 3000]), np.array([0, 0, 1, 1])),
+        engagement_z(np.array([10, 30, 10, 30]), np.array([0, 0, 1, 1])),
+    )
 
 
 def test_z_to_score_is_ten_phi() -> None:
-    np.testing.assert_allclose(z_to_score(np.array([0.0, 1.0, -1.0, 3.0])), [5.0, 8.413447, 1.586553, 9.986501],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        z_to_score(np.array([0.0, 1.0, -1.0, 3.0])), [5.0, 8.413447, 1.586553, 9.986501], atol=1e-6
+    )
 
 
 def test_pairwise_accuracy_hand_computed() -> None:

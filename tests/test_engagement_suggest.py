@@ -19,18 +19,18 @@ import pytest
 from PIL import Image
 
 from congruence.core.settings import Settings
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.inference import encode_images
 from congruence.engagement.concepts import concept_bank
 from congruence.engagement.model import EngagementConfig
 from congruence.engagement.service import Scorer, suggestion_text
 from congruence.engagement.suggest import NOTHING_QUALIFIES
 from congruence.engagement.train import train_engagement
 from congruence.indexer.corpus import Corpus, Post
-from congruence.store.rows import Account
 from congruence.indexer.corpus_write import write_corpus
-from congruence.encoders.encoder_set import EncoderSet
-from congruence.encoders.inference import encode_images
 from congruence.indexer.ingest import ingest
 from congruence.store.records import Store
+from congruence.store.rows import Account
 from tests.conftest import PHOTOS, requires_photos
 
 pytestmark = requires_photos()
@@ -90,14 +90,17 @@ def test_a_planted_concept_is_suggested_with_its_evidence(settings: Settings, ra
     assert PLANTED in [s.effect.name for s in score.suggestions] and score.suggestion_note == ""
     s = next(s for s in score.suggestions if s.effect.name == PLANTED)
     assert s.effect == planted and s.reason.startswith("the corpus shows it in ")
-    assert s.text().startswith(f"posts showing streetcar score {planted.lift:+.2f} ({planted.low:+.2f} to "
-                               f"{planted.high:+.2f}) on the account's scale; {planted.posts:,} posts, "
-                               f"{planted.accounts:,} accounts held out from training")
+    assert s.text().startswith(
+        f"posts showing streetcar score {planted.lift:+.2f} ({planted.low:+.2f} to "
+        f"{planted.high:+.2f}) on the account's scale; {planted.posts:,} posts, "
+        f"{planted.accounts:,} accounts held out from training"
+    )
     assert suggestion_text(score).startswith("including *")
     basis = scorer.basis
     assert (basis.accounts, basis.held_out_accounts, basis.posts) == (32, 8, 192) and PLANTED in basis.qualified
     assert basis.corpus == Path(str(railway["root"])).name and basis.sentence().startswith(
-        f"Scores come from a model trained on 192 posts of 32 accounts (corpus {basis.corpus}).")
+        f"Scores come from a model trained on 192 posts of 32 accounts (corpus {basis.corpus})."
+    )
     # a photo of something the corpus never shows with a streetcar gets no streetcar
     castle = Image.open(next((PHOTOS / "castle").glob("*.jpg"))).convert("RGB")
     [other] = scorer.score([castle])

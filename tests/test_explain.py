@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.explain_quality import pointing_game
 from congruence.core.errors import Busy
 from congruence.core.settings import Settings
 from congruence.datasets.explain_corpus import build_corpus, split_photos
@@ -22,36 +23,59 @@ from congruence.training.deploy import deploy
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
 
-from bench.explain_quality import pointing_game
-
 from .conftest import PHOTOS, requires_photos, run
 
 
-def test_cli_writes_overlay_and_raw_map_at_the_image_size(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_overlay_and_raw_map_at_the_image_size(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     wide = tmp_path / "wide.png"
     Image.open(small_corpus / "images" / "pets_creator_00_p0.jpg").resize((300, 180)).save(wide)
-    code, out, err = run(capsys, "explain", "--brand", "brand_happy_paws", "--image", str(wide),
-                         "--out", str(tmp_path / "h.png"), "--raw", str(tmp_path / "h.npy"), "--json")
+    code, out, err = run(
+        capsys,
+        "explain",
+        "--brand",
+        "brand_happy_paws",
+        "--image",
+        str(wide),
+        "--out",
+        str(tmp_path / "h.png"),
+        "--raw",
+        str(tmp_path / "h.npy"),
+        "--json",
+    )
     assert code == 0, err
     raw = np.load(tmp_path / "h.npy")
     assert raw.dtype == np.float32 and raw.shape == (180, 300) and raw.max() > 0
     assert Image.open(tmp_path / "h.png").size == (300, 180)
     first = json.loads(out)["data"][0]
     assert first["cached"] is False and first["model"] == "pooled:efficientnet-lite0+minilm-l6"
-    code, out, _ = run(capsys, "explain", "--brand", "brand_happy_paws", "--influencer", "pets_creator_01",
-                       "--top", "2", "--out-dir", str(tmp_path / "why"), "--json")
+    code, out, _ = run(
+        capsys,
+        "explain",
+        "--brand",
+        "brand_happy_paws",
+        "--influencer",
+        "pets_creator_01",
+        "--top",
+        "2",
+        "--out-dir",
+        str(tmp_path / "why"),
+        "--json",
+    )
     body = json.loads(out)
     assert code == 0 and body["count"] == 2
     assert all(r["post_id"].startswith("pets_creator_01_p") for r in body["data"])
     assert body["data"][0]["score"] >= body["data"][1]["score"]
     assert sorted(p.name for p in (tmp_path / "why").iterdir()) == sorted(
-        ["index.json"] + [f"{r['post_id']}.{ext}" for r in body["data"] for ext in ("png", "npy")])
+        ["index.json"] + [f"{r['post_id']}.{ext}" for r in body["data"] for ext in ("png", "npy")]
+    )
 
 
-def test_bad_input_names_the_problem(env: Settings, small_corpus: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_names_the_problem(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     out = ["--out", str(tmp_path / "h.png")]
     broken = tmp_path / "broken.jpg"
@@ -74,18 +98,25 @@ def test_post_without_image(settings: Settings, tmp_path: Path) -> None:
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "accounts.jsonl").write_text(
-        json.dumps({"id": "b", "kind": "brand", "handle": "b", "category": "x"}) + "\n"
-        + json.dumps({"id": "i", "kind": "influencer", "handle": "i", "category": "x"}) + "\n")
+        json.dumps({"id": "b", "kind": "brand", "handle": "b", "category": "x"})
+        + "\n"
+        + json.dumps({"id": "i", "kind": "influencer", "handle": "i", "category": "x"})
+        + "\n"
+    )
     (corpus / "posts.jsonl").write_text(
-        json.dumps({"id": "bp", "account_id": "b", "image": None, "caption": "kibble"}) + "\n"
-        + json.dumps({"id": "ip", "account_id": "i", "image": None, "caption": "my dog"}) + "\n")
+        json.dumps({"id": "bp", "account_id": "b", "image": None, "caption": "kibble"})
+        + "\n"
+        + json.dumps({"id": "ip", "account_id": "i", "image": None, "caption": "my dog"})
+        + "\n"
+    )
     ingest(corpus, settings)
     with Engine(settings) as engine, pytest.raises(Exception, match="post 'ip' has no image to explain"):
         Explainer(engine).explain_post("b", "ip")
 
 
-def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(settings: Settings, small_corpus: Path,
-                                                                     tmp_path: Path) -> None:
+def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     ingest(small_corpus, settings)
     with Engine(settings) as engine:
         explainer = Explainer(engine)
@@ -102,8 +133,12 @@ def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(settings: S
     more = tmp_path / "more"
     (more / "images").mkdir(parents=True)
     shutil.copy(small_corpus / "images" / "tech_creator_00_p0.jpg", more / "images" / "new.jpg")
-    (more / "posts.jsonl").write_text(json.dumps({"id": "peak_new", "account_id": "brand_peakfit",
-                                                  "image": "images/new.jpg", "caption": "new gadget"}) + "\n")
+    (more / "posts.jsonl").write_text(
+        json.dumps(
+            {"id": "peak_new", "account_id": "brand_peakfit", "image": "images/new.jpg", "caption": "new gadget"}
+        )
+        + "\n"
+    )
     ingest(more, settings)
     with Engine(settings) as engine:
         changed = Explainer(engine).explain_post("brand_peakfit", "fitness_creator_00_p0")[0]

@@ -21,18 +21,18 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from congruence.cli.export import add_parser, cmd_export
 from congruence.api.export_jobs import ExportJobs, JobState
+from congruence.cli.export import add_parser, cmd_export
 from congruence.core.errors import Busy, InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.ingest import ingest
-from congruence.store.records import Store
-from congruence.store import account_metrics as metrics_store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, read_brand_file, run_export
 from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
+from congruence.store import account_metrics as metrics_store
+from congruence.store.records import Store
 from congruence.training.deploy import deploy
 from congruence.training.model import CongruenceHead
 
@@ -42,8 +42,14 @@ from .test_head_product import trained_head
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BRANDS = ("brand_peakfit", "brand_nonna_kitchen", "brand_wanderly", "brand_happy_paws", "brand_atelier_rose",
-          "brand_circuitry")
+BRANDS = (
+    "brand_peakfit",
+    "brand_nonna_kitchen",
+    "brand_wanderly",
+    "brand_happy_paws",
+    "brand_atelier_rose",
+    "brand_circuitry",
+)
 FILTERS = (Filters(), Filters.make(micro=True), Filters.make(category="travel"), Filters.make(min_followers=20_000))
 
 
@@ -57,18 +63,32 @@ def metric_columns(store: Store, ids: list[str]) -> dict[str, dict[str, object]]
     def row(m: metrics_store.AccountMetrics | None) -> dict[str, object]:
         if m is None:
             return dict.fromkeys(METRICS)
-        return {"engagement_rate": m.engagement_rate, "posts_per_week": m.posts_per_week,
-                "sponsored_share": m.sponsored_share, "sponsored_ratio": m.sponsored_ratio,
-                "authenticity_flags": ";".join(sorted({f.signal for f in m.flags}))}
+        return {
+            "engagement_rate": m.engagement_rate,
+            "posts_per_week": m.posts_per_week,
+            "sponsored_share": m.sponsored_share,
+            "sponsored_ratio": m.sponsored_ratio,
+            "authenticity_flags": ";".join(sorted({f.signal for f in m.flags})),
+        }
 
     return {i: row(got.get(i)) for i in ids}
 
 
 def reference(engine: Engine, brands: tuple[str, ...], k: int, filters: Filters) -> list[dict[str, object]]:
     """The brute-force reference: one match_brand call per brand, with each influencer's metrics."""
-    rows = [{"brand_id": b, "influencer_id": h.influencer_id, "handle": h.handle, "followers": h.followers,
-             "category": h.category, "score": h.score, "rank": h.rank}
-            for b in brands for h in engine.match_brand(b, k, filters)]
+    rows = [
+        {
+            "brand_id": b,
+            "influencer_id": h.influencer_id,
+            "handle": h.handle,
+            "followers": h.followers,
+            "category": h.category,
+            "score": h.score,
+            "rank": h.rank,
+        }
+        for b in brands
+        for h in engine.match_brand(b, k, filters)
+    ]
     metrics = metric_columns(engine.store, [str(r["influencer_id"]) for r in rows])
     return [r | metrics[str(r["influencer_id"])] for r in rows]
 
@@ -80,12 +100,18 @@ def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
     if fmt == "jsonl":
         return [json.loads(line) for line in path.read_text().splitlines()]
     with path.open(newline="") as f:
-        return [{**r, "followers": int(r["followers"]) if r["followers"] else None,
-                 "score": float(r["score"]) if r["score"] else None, "rank": int(r["rank"]),
-                 **{c: float(r[c]) if r[c] else None for c in METRICS[:4]},
-                 # "": no flag raised (every account here has metrics; CSV cannot tell null from "")
-                 "authenticity_flags": r["authenticity_flags"]}
-                for r in csv.DictReader(f)]
+        return [
+            {
+                **r,
+                "followers": int(r["followers"]) if r["followers"] else None,
+                "score": float(r["score"]) if r["score"] else None,
+                "rank": int(r["rank"]),
+                **{c: float(r[c]) if r[c] else None for c in METRICS[:4]},
+                # "": no flag raised (every account here has metrics; CSV cannot tell null from "")
+                "authenticity_flags": r["authenticity_flags"],
+            }
+            for r in csv.DictReader(f)
+        ]
 
 
 def assert_same(rows: list[dict[str, object]], expected: list[dict[str, object]]) -> None:
@@ -124,11 +150,12 @@ def test_export_equals_match_brand_without_a_head(corpus: Settings, tmp_path: Pa
 
 
 @pytest.mark.parametrize("filters", FILTERS[:3], ids=["none", "micro", "travel"])
-def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp_path: Path,
-                                                           filters: Filters) -> None:
+def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp_path: Path, filters: Filters) -> None:
     with Store.open(headed) as store:  # one influencer the head cannot score: ranked last, no score
-        store.conn.execute("UPDATE account_vectors SET post_vectors = NULL WHERE account_id = 'fitness_creator_01'"
-                           " AND space LIKE 'head:%'")
+        store.conn.execute(
+            "UPDATE account_vectors SET post_vectors = NULL WHERE account_id = 'fitness_creator_01'"
+            " AND space LIKE 'head:%'"
+        )
     with Engine(headed) as engine:
         assert engine.snapshot.head is not None
         brands = BRANDS[::-1]
@@ -144,9 +171,14 @@ def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp
     if not filters.active:
         # the reversed head really reorders, and the unscorable influencer comes last
         assert [r["influencer_id"] for r in expected if r["brand_id"] == "brand_peakfit"] != cosine_order
-        assert {"brand_id": "brand_peakfit", "influencer_id": "fitness_creator_01", "rank": 8, "score": float("-inf")} \
-            .items() <= next(r for r in expected if r["influencer_id"] == "fitness_creator_01"
-                             and r["brand_id"] == "brand_peakfit").items()
+        assert {
+            "brand_id": "brand_peakfit",
+            "influencer_id": "fitness_creator_01",
+            "rank": 8,
+            "score": float("-inf"),
+        }.items() <= next(
+            r for r in expected if r["influencer_id"] == "fitness_creator_01" and r["brand_id"] == "brand_peakfit"
+        ).items()
 
 
 @pytest.mark.parametrize("with_head", [False, True], ids=["cosine", "head"])
@@ -170,17 +202,22 @@ def test_export_equals_match_brand_on_a_compressed_index(corpus: Settings, tmp_p
             assert [r["score"] for r in rows] == [e["score"] for e in expected]  # the same floats, not close ones
 
 
-def test_brands_go_through_faiss_and_the_head_in_batches(headed: Settings, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_brands_go_through_faiss_and_the_head_in_batches(
+    headed: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     searches: list[int] = []
     passes: list[int] = []
     search, score = VectorIndex.search, CongruenceHead.score
     with Engine(headed) as engine:
         assert engine.snapshot.head is not None
-        monkeypatch.setattr(VectorIndex, "search", lambda self, q, *a, **kw: searches.append(len(q))
-                            or search(self, q, *a, **kw))
-        monkeypatch.setattr(CongruenceHead, "score", lambda self, b, *a, **kw: passes.append(int(b.shape[0]))
-                            or score(self, b, *a, **kw))
+        monkeypatch.setattr(
+            VectorIndex, "search", lambda self, q, *a, **kw: searches.append(len(q)) or search(self, q, *a, **kw)
+        )
+        monkeypatch.setattr(
+            CongruenceHead,
+            "score",
+            lambda self, b, *a, **kw: passes.append(int(b.shape[0])) or score(self, b, *a, **kw),
+        )
         report = run_export(engine, ExportSpec(None, 5, "csv"), tmp_path / "s.csv", batch_brands=3)
         monkeypatch.undo()
         expected = reference(engine, BRANDS, 5, Filters())
@@ -194,11 +231,13 @@ def test_filters_are_applied(corpus: Settings, tmp_path: Path) -> None:
     out = tmp_path / "s.jsonl"
     with Engine(corpus) as engine:
         table = engine.snapshot.table
-        run_export(engine, ExportSpec(("brand_peakfit",), 18, "jsonl", Filters.make(category="food", micro=True)),
-                   out)
+        run_export(engine, ExportSpec(("brand_peakfit",), 18, "jsonl", Filters.make(category="food", micro=True)), out)
     rows = read_rows(out, "jsonl")
-    passing = {i for i, c, f in zip(table.ids, table.categories, table.followers, strict=True)
-               if c == "food" and 5_000 <= f <= 100_000}
+    passing = {
+        i
+        for i, c, f in zip(table.ids, table.categories, table.followers, strict=True)
+        if c == "food" and 5_000 <= f <= 100_000
+    }
     assert rows and {r["influencer_id"] for r in rows} == passing
     assert len(rows) == 2 and {r["category"] for r in rows} == {"food"}
     assert all(5_000 <= int(r["followers"]) <= 100_000 for r in rows)  # type: ignore[call-overload]
@@ -211,7 +250,9 @@ def test_every_format_holds_the_same_rows(corpus: Settings, tmp_path: Path) -> N
             report = run_export(engine, ExportSpec(None, 18, fmt), tmp_path / "out" / f"s.{fmt}", batch_brands=5)
             assert report.rows == 6 * 18
             assert_same(read_rows(tmp_path / "out" / f"s.{fmt}", fmt), expected)
-    csv_rows, jsonl_rows, parquet_rows = (read_rows(tmp_path / "out" / f"s.{f}", f) for f in ("csv", "jsonl", "parquet"))
+    csv_rows, jsonl_rows, parquet_rows = (
+        read_rows(tmp_path / "out" / f"s.{f}", f) for f in ("csv", "jsonl", "parquet")
+    )
     assert csv_rows == jsonl_rows == parquet_rows  # scores too: every format round-trips the float exactly
     assert (tmp_path / "out" / "s.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s.csv", "s.jsonl", "s.parquet"]
@@ -254,8 +295,11 @@ def test_a_rerun_with_another_spec_is_refused_until_restarted(corpus: Settings, 
     with Engine(corpus) as engine:
         with pytest.raises(KeyboardInterrupt):
             run_export(engine, ExportSpec(None, 10, "jsonl"), out, progress=interrupt, batch_brands=3)
-        with pytest.raises(InvalidInput, match=r"s.jsonl.parts holds an unfinished export of something else "
-                                               r"\(filters, k differ\): rerun with the same options"):
+        with pytest.raises(
+            InvalidInput,
+            match=r"s.jsonl.parts holds an unfinished export of something else "
+            r"\(filters, k differ\): rerun with the same options",
+        ):
             run_export(engine, ExportSpec(None, 5, "jsonl", Filters.make(micro=True)), out)
         report = run_export(engine, ExportSpec(None, 5, "jsonl"), out, restart=True)
     assert report.resumed_brands == 0 and report.rows == 30 and len(read_rows(out, "jsonl")) == 30
@@ -292,8 +336,9 @@ def test_unknown_brands_in_the_file_are_refused_by_line(corpus: Settings, tmp_pa
         assert read_brand_file(brands) == ("brand_peakfit", "brand_nobody", "food_creator_00")
         with pytest.raises(NotFound) as e:
             read_brand_file(brands, store)
-    assert str(e.value) == (f"{brands}:4: unknown brand 'brand_nobody'; "
-                            f"{brands}:6: 'food_creator_00' is an influencer, not a brand")
+    assert str(e.value) == (
+        f"{brands}:4: unknown brand 'brand_nobody'; {brands}:6: 'food_creator_00' is an influencer, not a brand"
+    )
     ns = cli_args("--brands", str(brands), "--out", str(out))
     with pytest.raises(NotFound, match=r"brands\.txt:4: unknown brand 'brand_nobody'"):
         cmd_export(ns, corpus)
@@ -327,8 +372,20 @@ def test_cli_export_json(corpus: Settings, tmp_path: Path, capsys: pytest.Captur
     brands = tmp_path / "b.txt"
     brands.write_text("brand_wanderly\nbrand_circuitry\n")
     out = tmp_path / "out" / "s.parquet"
-    ns = cli_args("--brands", str(brands), "-k", "4", "--format", "parquet", "--out", str(out), "--micro",
-                  "--batch-brands", "1", "--json")
+    ns = cli_args(
+        "--brands",
+        str(brands),
+        "-k",
+        "4",
+        "--format",
+        "parquet",
+        "--out",
+        str(out),
+        "--micro",
+        "--batch-brands",
+        "1",
+        "--json",
+    )
     assert cmd_export(ns, corpus) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["path"] == str(out) and body["brands"] == 2 and body["resumed_brands"] == 0
@@ -352,20 +409,43 @@ def test_each_format_has_exactly_the_twelve_columns_in_order(corpus: Settings, t
     assert len(lines) == 18 and all(list(json.loads(line)) == COLUMNS for line in lines)
     schema = pq.read_schema(tmp_path / "s.parquet")
     assert [(f.name, str(f.type)) for f in schema] == [
-        ("brand_id", "string"), ("influencer_id", "string"), ("handle", "string"), ("followers", "int64"),
-        ("category", "string"), ("score", "double"), ("rank", "int32"), ("engagement_rate", "double"),
-        ("posts_per_week", "double"), ("sponsored_share", "double"), ("sponsored_ratio", "double"),
-        ("authenticity_flags", "string")]
+        ("brand_id", "string"),
+        ("influencer_id", "string"),
+        ("handle", "string"),
+        ("followers", "int64"),
+        ("category", "string"),
+        ("score", "double"),
+        ("rank", "int32"),
+        ("engagement_rate", "double"),
+        ("posts_per_week", "double"),
+        ("sponsored_share", "double"),
+        ("sponsored_ratio", "double"),
+        ("authenticity_flags", "string"),
+    ]
     rows = read_rows(tmp_path / "s.parquet", "parquet")  # one row per (brand, rank), ranks 1..k
     assert sorted((r["brand_id"], r["rank"]) for r in rows) == sorted((b, i) for b in BRANDS for i in (1, 2, 3))
 
 
-def test_cli_category_and_micro_filters_and_progress_lines(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_category_and_micro_filters_and_progress_lines(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ingest(small_corpus, env)
     out = tmp_path / "s.jsonl"
-    code, stdout, stderr = run(capsys, "export", "--category", "food", "--micro", "-k", "4", "--format", "jsonl",
-                               "--batch-brands", "1", "--out", str(out))
+    code, stdout, stderr = run(
+        capsys,
+        "export",
+        "--category",
+        "food",
+        "--micro",
+        "-k",
+        "4",
+        "--format",
+        "jsonl",
+        "--batch-brands",
+        "1",
+        "--out",
+        str(out),
+    )
     assert code == 0 and "wrote" in stdout
     with Engine(env) as engine:
         expected = reference(engine, BRANDS, 4, Filters.make(category="food", micro=True))
@@ -376,8 +456,9 @@ def test_cli_category_and_micro_filters_and_progress_lines(env: Settings, small_
     lines = stderr.splitlines()
     assert lines[0] == "exporting: 0/6 brands (0 %)" and len(lines) == 7, lines
     for d, line in enumerate(lines[1:], 1):
-        assert re.fullmatch(rf"exporting: {d}/6 brands \({100 * d // 6} %\), [\d,.]+ brands/s, ETA \d+:\d\d:\d\d",
-                            line), line
+        assert re.fullmatch(
+            rf"exporting: {d}/6 brands \({100 * d // 6} %\), [\d,.]+ brands/s, ETA \d+:\d\d:\d\d", line
+        ), line
 
 
 # -- a process killed mid-export --------------------------------------------------------------
@@ -420,10 +501,17 @@ sys.exit(main(sys.argv[1:]))
 
 def _kill_when_stopped(settings: Settings, argv: list[str], stop_at: str, logs: Path, name: str) -> list[str]:
     """Run the export until it stops at ``stop_at``, SIGKILL it; the brands it ranked."""
-    env = {**os.environ, "CONGRUENCE_HOME": str(settings.home), "DATABASE_URL": str(settings.database_url),
-           "STOP_AT": stop_at, "RANKED_LOG": str(logs / f"{name}.ranked"), "STOPPED": str(logs / f"{name}.stopped")}
-    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, *argv], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "CONGRUENCE_HOME": str(settings.home),
+        "DATABASE_URL": str(settings.database_url),
+        "STOP_AT": stop_at,
+        "RANKED_LOG": str(logs / f"{name}.ranked"),
+        "STOPPED": str(logs / f"{name}.stopped"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, *argv], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 300
     while not (logs / f"{name}.stopped").exists():
         assert proc.poll() is None, proc.communicate()[1].decode()[-3000:]
@@ -437,8 +525,13 @@ def _kill_when_stopped(settings: Settings, argv: list[str], stop_at: str, logs: 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_a_killed_export_resumes_to_the_bytes_of_an_uninterrupted_one(
-        env: Settings, small_corpus: Path, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    env: Settings,
+    small_corpus: Path,
+    tmp_path: Path,
+    fmt: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     ingest(small_corpus, env)
     outdir, logs = tmp_path / "out", tmp_path / "logs"
     outdir.mkdir()
@@ -455,9 +548,16 @@ def test_a_killed_export_resumes_to_the_bytes_of_an_uninterrupted_one(
     assert ranked == order[:3]
     parts = out.with_name(out.name + ".parts")
     assert sorted(p.name for p in outdir.iterdir()) == [f".s.{fmt}.parts.lock", f"s.{fmt}.parts"]
-    assert sorted(p.name for p in parts.iterdir()) == sorted([
-        f"chunk-000000.{fmt}", "chunk-000000.json", f"chunk-000001.{fmt}", "chunk-000001.json",
-        f"chunk-000002.{fmt}.tmp", "spec.json"])
+    assert sorted(p.name for p in parts.iterdir()) == sorted(
+        [
+            f"chunk-000000.{fmt}",
+            "chunk-000000.json",
+            f"chunk-000001.{fmt}",
+            "chunk-000001.json",
+            f"chunk-000002.{fmt}.tmp",
+            "spec.json",
+        ]
+    )
 
     # 2: the rerun skips the two finished brands, ranks the other four, and is killed while
     # assembling: the final name still does not exist, only a torn <out>.tmp
@@ -491,13 +591,17 @@ sys.exit(code)
 """
 
 
-def test_without_ray_address_ingest_and_export_run_without_ray(settings: Settings, small_corpus: Path,
-                                                               tmp_path: Path) -> None:
+def test_without_ray_address_ingest_and_export_run_without_ray(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     env = {**os.environ, "CONGRUENCE_HOME": str(settings.home), "DATABASE_URL": str(settings.database_url)}
-    for argv in (["ingest", str(small_corpus), "--json"],
-                 ["export", "-k", "3", "--format", "parquet", "--out", str(tmp_path / "s.parquet"), "--json"]):
-        done = subprocess.run([sys.executable, "-c", WITHOUT_RAY, *argv], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=600)
+    for argv in (
+        ["ingest", str(small_corpus), "--json"],
+        ["export", "-k", "3", "--format", "parquet", "--out", str(tmp_path / "s.parquet"), "--json"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", WITHOUT_RAY, *argv], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["rows"] == 18 and len(read_rows(tmp_path / "s.parquet", "parquet")) == 18
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -506,13 +610,19 @@ def test_without_ray_address_ingest_and_export_run_without_ray(settings: Setting
 
 
 # -- the same job behind POST /v1/exports ------------------------------------------------------
-def test_the_api_job_writes_the_bytes_the_cli_writes(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_api_job_writes_the_bytes_the_cli_writes(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ingest(small_corpus, env)
     with serving(env, auth=False) as url:
         for fmt in ("csv", "jsonl", "parquet"):
-            body = {"brands": ["brand_wanderly", "brand_peakfit"], "k": 4, "format": fmt, "micro": True,
-                    "category": "food"}
+            body = {
+                "brands": ["brand_wanderly", "brand_peakfit"],
+                "k": 4,
+                "format": fmt,
+                "micro": True,
+                "category": "food",
+            }
             job = httpx.post(url + "/v1/exports", json=body, timeout=60).json()
             deadline = time.monotonic() + 120
             while job["status"] in ("queued", "running"):
@@ -524,17 +634,35 @@ def test_the_api_job_writes_the_bytes_the_cli_writes(env: Settings, small_corpus
             brands = tmp_path / "brands.txt"
             brands.write_text("brand_wanderly\nbrand_peakfit\n")
             out = tmp_path / f"cli.{fmt}"
-            assert run(capsys, "export", "--brands", str(brands), "-k", "4", "--format", fmt, "--micro",
-                       "--category", "food", "--out", str(out))[0] == 0
+            assert (
+                run(
+                    capsys,
+                    "export",
+                    "--brands",
+                    str(brands),
+                    "-k",
+                    "4",
+                    "--format",
+                    fmt,
+                    "--micro",
+                    "--category",
+                    "food",
+                    "--out",
+                    str(out),
+                )[0]
+                == 0
+            )
             assert got == out.read_bytes() and job["rows"] == len(read_rows(out, fmt)) > 0
 
 
-def test_an_api_job_cut_off_by_a_restart_resumes_from_its_chunks(corpus: Settings, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_api_job_cut_off_by_a_restart_resumes_from_its_chunks(
+    corpus: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = ExportSpec(None, 5, "csv")
     root = tmp_path / "exports"
-    job = JobState("0123456789abcdef", "running", "csv", 5, None,
-                   {"category": None, "min_followers": None, "max_followers": None})
+    job = JobState(
+        "0123456789abcdef", "running", "csv", 5, None, {"category": None, "min_followers": None, "max_followers": None}
+    )
 
     def stop_after_first_chunk(done: int, total: int) -> None:
         if done:
@@ -546,8 +674,7 @@ def test_an_api_job_cut_off_by_a_restart_resumes_from_its_chunks(corpus: Setting
         (root / job.id).mkdir(parents=True)
         (root / job.id / "job.json").write_text(json.dumps(asdict(job)))
         with pytest.raises(KeyboardInterrupt):
-            run_export(engine, spec, root / job.id / "shortlist.csv", progress=stop_after_first_chunk,
-                       batch_brands=2)
+            run_export(engine, spec, root / job.id / "shortlist.csv", progress=stop_after_first_chunk, batch_brands=2)
         seen: list[str] = []
         rank = BatchRanker.rank
         monkeypatch.setattr(BatchRanker, "rank", lambda self, brands: seen.extend(brands) or rank(self, brands))

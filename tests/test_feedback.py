@@ -12,12 +12,23 @@ from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.settings import Settings
 from congruence.core.vectors import l2_normalize
 from congruence.indexer.ingest import ingest
-from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
-from congruence.search.feedback import (CONTENT_SPACE, NEIGHBOURS, RIDGE, SEPARATE, Feedback, Marked, Moves, apply,
-                                        resolve, rocchio, separation)
+from congruence.search.feedback import (
+    CONTENT_SPACE,
+    NEIGHBOURS,
+    RIDGE,
+    SEPARATE,
+    Feedback,
+    Marked,
+    Moves,
+    apply,
+    resolve,
+    rocchio,
+    separation,
+)
 from congruence.search.filters import Filters
 from congruence.search.retrieve import retrieve
+from congruence.store.vectors import VectorStore
 from congruence.training.deploy import deploy
 
 from .test_head_product import trained_head
@@ -36,8 +47,15 @@ def brute(q: np.ndarray, xb: dict[str, np.ndarray], skip: set[str], keep: set[st
     return [ids[i] for i in np.argsort(-sims, kind="stable")]
 
 
-def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], disliked: list[str], b: float,
-                  c: float, xc: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def nearest_terms(
+    xb: dict[str, np.ndarray],
+    ids: list[str],
+    liked: list[str],
+    disliked: list[str],
+    b: float,
+    c: float,
+    xc: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """b * max cos to a liked - c * (max cos to a disliked + 0.5 * sum exp((cos to a disliked - 1) / 0.1)
     when something is liked) + SEPARATE * the least-squares separation of the liked from the
     disliked when both are there, computed here, per id. xc: the pooled space's vectors (a head in
@@ -65,9 +83,17 @@ def nearest_terms(xb: dict[str, np.ndarray], ids: list[str], liked: list[str], d
     return out
 
 
-def brute_feedback(q: np.ndarray, xb: dict[str, np.ndarray], liked: list[str], disliked: list[str], b: float,
-                   c: float, skip: set[str] = frozenset(), keep: set[str] | None = None,
-                   xc: dict[str, np.ndarray] | None = None) -> tuple[list[str], np.ndarray]:
+def brute_feedback(
+    q: np.ndarray,
+    xb: dict[str, np.ndarray],
+    liked: list[str],
+    disliked: list[str],
+    b: float,
+    c: float,
+    skip: set[str] = frozenset(),
+    keep: set[str] | None = None,
+    xc: dict[str, np.ndarray] | None = None,
+) -> tuple[list[str], np.ndarray]:
     """(ids best first, scores): the cosine to q plus the nearest-example terms (``xc``: as
     ``nearest_terms``'), over every influencer but the marked and skipped (and only those kept)."""
     ids = [a for a in xb if a not in {*skip, *liked, *disliked} and (keep is None or a in keep)]
@@ -146,16 +172,30 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
     assert m.wants_content and not Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).wants_content
     assert np.allclose(m.terms(vecs), Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).terms(vecs), atol=1e-9)
     seeds, cseeds = l2_normalize(rng.normal(size=(2, 8))), l2_normalize(rng.normal(size=(2, 12)))
-    marked = Marked(np.arange(5), liked.astype(np.float32), disliked.astype(np.float32), 4.0, 1.0,
-                    cliked.astype(np.float32), cdisliked.astype(np.float32))
+    marked = Marked(
+        np.arange(5),
+        liked.astype(np.float32),
+        disliked.astype(np.float32),
+        4.0,
+        1.0,
+        cliked.astype(np.float32),
+        cdisliked.astype(np.float32),
+    )
     _, moves = apply(seeds.mean(0), marked, examples=seeds, examples_content=cseeds)
     assert moves is not None and moves.liked_content is not None
     assert np.allclose(moves.liked_content, np.concatenate([cseeds, cliked]), atol=1e-6)
     _, unknown = apply(seeds.mean(0), marked, examples=seeds)  # the seeds' pooled vectors unknown
     assert unknown is not None and unknown.liked_content is None and unknown.disliked_content is not None
     # nothing liked yet (resolve leaves the like side's pooled vectors None): the seeds' alone
-    only_dislikes = Marked(np.arange(3), np.zeros((0, 8), np.float32), disliked.astype(np.float32), 4.0, 1.0,
-                           None, cdisliked.astype(np.float32))
+    only_dislikes = Marked(
+        np.arange(3),
+        np.zeros((0, 8), np.float32),
+        disliked.astype(np.float32),
+        4.0,
+        1.0,
+        None,
+        cdisliked.astype(np.float32),
+    )
     _, seeded = apply(seeds.mean(0), only_dislikes, examples=seeds, examples_content=cseeds)
     assert seeded is not None and seeded.liked_content is not None
     assert np.allclose(seeded.liked_content, cseeds, atol=1e-6)
@@ -211,7 +251,7 @@ def test_resolve_tells_the_pooled_space_from_a_heads() -> None:
     spaces = {CONTENT_SPACE: l2_normalize(rng.normal(size=(3, 12))), "head_x": l2_normalize(rng.normal(size=(3, 8)))}
 
     def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
-        return {a: "influencer" for a in ids}, [int(a[1:]) for a in ids]
+        return dict.fromkeys(ids, "influencer"), [int(a[1:]) for a in ids]
 
     def exact(space: str, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(seqs, np.int64), spaces[space][np.asarray(seqs, np.int64)]
@@ -283,13 +323,24 @@ def test_feedback_gathers_candidates_around_the_liked(settings: Settings, small_
         seq = dict(zip(snap.table.ids, snap.table.seq.tolist(), strict=True))
         skip = np.asarray([seq["pets_creator_01"]], np.int64)
         moves = Moves(q, liked, liked, liked[:0], 10.0, 0.0)  # no Rocchio move: only the search around
-        _, I = retrieve(snap, q[None], 3, exact=engine.reader.exact, candidates=1, exclude=[skip],  # noqa: E741
-                        feedback=[moves])
+        _, I = retrieve(
+            snap,
+            q[None],
+            3,
+            exact=engine.reader.exact,
+            candidates=1,
+            exclude=[skip],  # noqa: E741
+            feedback=[moves],
+        )
         got = [snap.table.ids[r] for r in snap.rows(I[0])]
         assert got == brute_feedback(q, xb, ["pets_creator_01"], [], 10.0, 0.0)[0][:3]
         assert sorted(got[:2]) == ["pets_creator_00", "pets_creator_02"] and NEIGHBOURS >= 3
-        alone = [snap.table.ids[r] for r in snap.rows(
-            retrieve(snap, q[None], 3, exact=engine.reader.exact, candidates=1, exclude=[skip])[1][0])]
+        alone = [
+            snap.table.ids[r]
+            for r in snap.rows(
+                retrieve(snap, q[None], 3, exact=engine.reader.exact, candidates=1, exclude=[skip])[1][0]
+            )
+        ]
         assert not any(a.startswith("pets_") for a in alone)
 
 
@@ -301,13 +352,16 @@ def test_feedback_refuses_unknown_ids_and_brands(settings: Settings, small_corpu
         with pytest.raises(NotFound, match="^dislike: .brand_peakfit. is a brand, not an influencer$"):
             engine.similar("pets_creator_00", feedback=Feedback.make(None, [BRAND]))
         # a seed cannot also be marked: disliking the one seed would cancel the query itself
-        for fb, name in ((Feedback.make(None, ["pets_creator_00"]), "disliked"),
-                         (Feedback.make(["pets_creator_00"]), "liked")):
+        for fb, name in (
+            (Feedback.make(None, ["pets_creator_00"]), "disliked"),
+            (Feedback.make(["pets_creator_00"]), "liked"),
+        ):
             with pytest.raises(InvalidInput, match=f"^'pets_creator_00' is both a seed of similar and {name}$"):
                 engine.similar([" pets_creator_00 ", "food_creator_00"], feedback=fb)
         # seeds are trimmed as the feedback's ids are
-        assert [h.influencer_id for h in engine.similar([" pets_creator_00 "], k=3)] == \
-            [h.influencer_id for h in engine.similar("pets_creator_00", k=3)]
+        assert [h.influencer_id for h in engine.similar([" pets_creator_00 "], k=3)] == [
+            h.influencer_id for h in engine.similar("pets_creator_00", k=3)
+        ]
     with pytest.raises(InvalidInput, match="^like: 'xxxx.*longer than 200 characters"):
         Feedback.make(["x" * 1000])
 
@@ -321,22 +375,24 @@ def test_lookalikes_of_several_influencers(settings: Settings, small_corpus: Pat
         centroid = l2_normalize((xb["pets_creator_00"] + xb["food_creator_00"]) / 2)
         assert got == brute(centroid, xb, {"pets_creator_00", "food_creator_00"})
         fb = Feedback.make(["tech_creator_01"], [got[0]])
-        got2 = [h.influencer_id for h in engine.similar(seeds, k=3, filters=Filters.make(min_followers=0),
-                                                        feedback=fb)]
+        got2 = [h.influencer_id for h in engine.similar(seeds, k=3, filters=Filters.make(min_followers=0), feedback=fb)]
         keep = {a for a in xb if a in set(engine.snapshot.table.ids)}
         # the seeds count as liked in the nearest-example terms
-        want, _ = brute_feedback(centroid, xb, ["tech_creator_01", "pets_creator_00", "food_creator_00"], [got[0]],
-                                 4.0, 1.0, keep=keep)
+        want, _ = brute_feedback(
+            centroid, xb, ["tech_creator_01", "pets_creator_00", "food_creator_00"], [got[0]], 4.0, 1.0, keep=keep
+        )
         assert got2 == want[:3]
-        seeds_not_liked, _ = brute_feedback(centroid, xb, ["tech_creator_01"], [got[0]], 4.0, 1.0,
-                                            {"pets_creator_00", "food_creator_00"}, keep)
+        seeds_not_liked, _ = brute_feedback(
+            centroid, xb, ["tech_creator_01"], [got[0]], 4.0, 1.0, {"pets_creator_00", "food_creator_00"}, keep
+        )
         assert seeds_not_liked[:3] != got2
         with pytest.raises(InvalidInput, match="^similar: give 1 to 100 influencers, got 0$"):
             engine.similar([])
 
 
-def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(settings: Settings,
-                                                                          small_corpus: Path) -> None:
+def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(
+    settings: Settings, small_corpus: Path
+) -> None:
     """With a head: each candidate's score is the head's rerank score against the brand's
     posts (the list without feedback) plus mix0 * (b * like - c * dislike), like and dislike
     the closest liked's and disliked's cosines in the influencer tower mixed with those in the
@@ -355,7 +411,9 @@ def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(setti
         assert not set(ids) & {*liked, *disliked} and len(ids) == 15
         xb, xc = influencer_vectors(engine), influencer_vectors(engine, "pooled")
         terms = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0, xc)
-        assert [h.score for h in got] == pytest.approx([plain[a] + mix0 * t for a, t in zip(ids, terms)], abs=1e-4)
+        assert [h.score for h in got] == pytest.approx(
+            [plain[a] + mix0 * t for a, t in zip(ids, terms, strict=True)], abs=1e-4
+        )
         tower_only = nearest_terms(xb, ids, liked, disliked, 4.0, 1.0)
         assert not np.allclose(terms, tower_only, atol=1e-3)  # the pooled space counts
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
@@ -371,8 +429,9 @@ def test_feedback_with_a_head_adds_the_nearest_example_terms_to_the_rerank(setti
 
 
 @pytest.mark.parametrize("with_head", [False, True])
-def test_feedback_on_an_empty_pool_answers_an_empty_list(settings: Settings, small_corpus: Path,
-                                                         with_head: bool) -> None:
+def test_feedback_on_an_empty_pool_answers_an_empty_list(
+    settings: Settings, small_corpus: Path, with_head: bool
+) -> None:
     """A filter nobody passes, or one whose every account is marked: an empty answer, no error."""
     ingest(small_corpus, settings)
     if with_head:
@@ -385,8 +444,9 @@ def test_feedback_on_an_empty_pool_answers_an_empty_list(settings: Settings, sma
         assert engine.similar("food_creator_00", 5, nobody, feedback=Feedback.make(pets[:1])) == []
 
 
-def test_the_pool_around_the_liked_is_bounded(settings: Settings, small_corpus: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pool_around_the_liked_is_bounded(
+    settings: Settings, small_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The moved query adds at most n candidates and each liked influencer NEIGHBOURS, however
     many accounts are excluded (a search asks for more to make up for them, then is cut)."""
     from congruence.search import retrieve as retrieve_module
@@ -401,6 +461,7 @@ def test_the_pool_around_the_liked_is_bounded(settings: Settings, small_corpus: 
         skip = np.asarray([seq[a] for a in [*liked, *far]], np.int64)
         vecs = np.stack([xb[a] for a in liked])
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-        pool = retrieve_module._gather(snap, [empty], [(0, Moves(vecs[0], vecs, vecs, vecs[:0], 4.0, 2.0), 1)],
-                                       None, [skip])[0][0]
+        pool = retrieve_module._gather(
+            snap, [empty], [(0, Moves(vecs[0], vecs, vecs, vecs[:0], 4.0, 2.0), 1)], None, [skip]
+        )[0][0]
         assert 1 <= len(pool) <= 1 + 2 * 1 and not set(pool.tolist()) & set(skip.tolist())

@@ -15,15 +15,24 @@ import pytest
 from instaloader.nodeiterator import FrozenNodeIterator
 
 from congruence.core.settings import Settings
-from congruence.store.rows import Match
 from congruence.indexer.formats import instaloader as reader
 from congruence.indexer.formats.common import Named, SourceOptions
 from congruence.indexer.formats.instaloader import read_instaloader
 from congruence.store.records import Store
+from congruence.store.rows import Match
 
 from .conftest import run
-from .instaloader_files import (CTX, base_name, media_item, post_node, profile_node, save_logged_in_post,
-                               save_logged_out_post, save_post, save_profile)
+from .instaloader_files import (
+    CTX,
+    base_name,
+    media_item,
+    post_node,
+    profile_node,
+    save_logged_in_post,
+    save_logged_out_post,
+    save_post,
+    save_profile,
+)
 
 T0 = 1_600_000_000
 DAY = 86_400
@@ -35,12 +44,21 @@ def downloads(root: Path) -> Path:
     save_profile(root, profile_node("anna", 1, 12_000, "Fitness"))
     save_profile(root, profile_node("nike", 2, 900_000))
     save_post(root, post_node("P1", "anna", 1, T0, likes=120, comments=4, tagged=("nike",)))
-    save_post(root, post_node("P2", "anna", 1, T0 + DAY, likes=90, typename="GraphSidecar",
-                              slides=(False, True, False)), color=(30, 160, 60))
-    save_post(root, post_node("P3", "anna", 1, T0 + 2 * DAY, likes=300, typename="GraphVideo", sponsors=("nike",)),
-              color=(40, 40, 200))
-    save_post(root, post_node("P4", "anna", 1, T0 + 3 * DAY, caption="a reel about running", typename="GraphVideo"),
-              image=False)
+    save_post(
+        root,
+        post_node("P2", "anna", 1, T0 + DAY, likes=90, typename="GraphSidecar", slides=(False, True, False)),
+        color=(30, 160, 60),
+    )
+    save_post(
+        root,
+        post_node("P3", "anna", 1, T0 + 2 * DAY, likes=300, typename="GraphVideo", sponsors=("nike",)),
+        color=(40, 40, 200),
+    )
+    save_post(
+        root,
+        post_node("P4", "anna", 1, T0 + 3 * DAY, caption="a reel about running", typename="GraphVideo"),
+        image=False,
+    )
     save_post(root, post_node("N1", "nike", 2, T0, likes=5000, caption="new shoe"), color=(220, 220, 20))
     return root
 
@@ -50,7 +68,9 @@ def test_profiles_posts_carousels_and_videos(tmp_path: Path) -> None:
     c = read_instaloader(root, options=SourceOptions(brands=(Named("nike"),), matches_from_tags=True))
     assert c.errors == []
     assert [(a.id, a.kind, a.handle, a.category, a.followers) for a in c.accounts] == [
-        ("anna", "influencer", "anna", "fitness", 12_000), ("nike", "brand", "nike", "", 900_000)]
+        ("anna", "influencer", "anna", "fitness", 12_000),
+        ("nike", "brand", "nike", "", 900_000),
+    ]
     assert c.accounts[0].extra["instagram_id"] == 1 and c.accounts[0].extra["full_name"] == "Anna"
     base = {i: f"anna/{base_name(T0 + i * DAY)}" for i in range(4)}
     rows = {p.id: p for p in c.posts}
@@ -60,7 +80,8 @@ def test_profiles_posts_carousels_and_videos(tmp_path: Path) -> None:
     # a carousel: the post on its first image, each further image a row of its own with no counts
     assert rows["P2"].image == root.resolve() / f"{base[1]}_1.jpg" and rows["P2"].extra["media"] == "carousel"
     assert [(rows[f"P2_{i}"].image, rows[f"P2_{i}"].likes, rows[f"P2_{i}"].extra["slide_of"]) for i in (2, 3)] == [
-        (root.resolve() / f"{base[1]}_{i}.jpg", None, "P2") for i in (2, 3)]
+        (root.resolve() / f"{base[1]}_{i}.jpg", None, "P2") for i in (2, 3)
+    ]
     assert rows["P3"].sponsored and rows["P3"].extra["sponsors"] == ["nike"] and rows["P3"].extra["media"] == "video"
     assert rows["P3"].image == root.resolve() / f"{base[2]}.jpg" and rows["P3"].extra["video"] == f"{base[2]}.mp4"
     assert rows["P4"].image is None and rows["P4"].caption == "a reel about running"  # a video without a thumbnail
@@ -86,14 +107,17 @@ def forbid_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(repr(args[:2]))
         raise OSError("the test forbids the network")
 
-    for target, name in ((socket, "getaddrinfo"), (socket, "create_connection"), (socket.socket, "connect"),
-                         (socket.socket, "connect_ex")):
+    for target, name in (
+        (socket, "getaddrinfo"),
+        (socket, "create_connection"),
+        (socket.socket, "connect"),
+        (socket.socket, "connect_ex"),
+    ):
         monkeypatch.setattr(target, name, refuse)
     return calls
 
 
-def test_partial_nodes_are_unknown_and_never_reach_the_network(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_partial_nodes_are_unknown_and_never_reach_the_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "dl"
     node = profile_node("anna", 1, None)
     del node["business_category_name"], node["biography"]
@@ -117,18 +141,21 @@ def instaloader_416_downloads(root: Path) -> Path:
     for name, uid, followers in (("anna", 1, 10_000), ("ben", 5, 2_000), ("nike", 2, 900_000), ("puma", 6, 50_000)):
         save_profile(root, profile_node(name, uid, followers))
     save_logged_in_post(root, media_item("I1", "anna", 1, T0, likes=200, comments=7, tagged=("Nike",), paid=False))
-    save_logged_in_post(root, media_item("I2", "anna", 1, T0 + DAY, likes=300, comments=3, paid=True,
-                                         sponsors=("puma",)))
+    save_logged_in_post(
+        root, media_item("I2", "anna", 1, T0 + DAY, likes=300, comments=3, paid=True, sponsors=("puma",))
+    )
     save_logged_in_post(root, media_item("I3", "anna", 1, T0 + 2 * DAY, likes=100, comments=None))
     save_logged_out_post(root, media_item("L1", "ben", 5, T0, likes=50, comments=2, tagged=("nike",), paid=False))
-    save_logged_out_post(root, media_item("L2", "ben", 5, T0 + DAY, likes=80, comments=4, paid=True,
-                                          sponsors=("Puma",)))
+    save_logged_out_post(
+        root, media_item("L2", "ben", 5, T0 + DAY, likes=80, comments=4, paid=True, sponsors=("Puma",))
+    )
     save_logged_out_post(root, media_item("L3", "ben", 5, T0 + 2 * DAY, likes=None, comments=None))
     return root
 
 
-def test_instaloader_416_layouts_keep_comments_tags_and_sponsors_offline(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instaloader_416_layouts_keep_comments_tags_and_sponsors_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = instaloader_416_downloads(tmp_path / "dl")
     saved = json.loads(lzma.decompress((root / "anna" / f"{base_name(T0)}.json.xz").read_bytes()))["node"]
     assert "edge_media_to_comment" not in saved and saved["comments"] == 7 and "iphone_struct" in saved
@@ -138,8 +165,10 @@ def test_instaloader_416_layouts_keep_comments_tags_and_sponsors_offline(tmp_pat
     c = read_instaloader(root, options=SourceOptions(brands=(Named("nike"), Named("puma")), matches_from_tags=True))
     assert calls == [] and c.errors == []
     rows = {p.id: p for p in c.posts}
-    assert {i: (p.likes, p.comments, p.tagged, p.sponsored, p.extra.get("sponsors"),
-                p.extra.get("sponsored_unknown")) for i, p in rows.items()} == {
+    assert {
+        i: (p.likes, p.comments, p.tagged, p.sponsored, p.extra.get("sponsors"), p.extra.get("sponsored_unknown"))
+        for i, p in rows.items()
+    } == {
         "I1": (200, 7, ("nike",), False, None, None),
         "I2": (300, 3, (), True, ["puma"], None),
         "I3": (100, None, (), False, None, True),  # no comment count, no sponsor keys
@@ -150,11 +179,16 @@ def test_instaloader_416_layouts_keep_comments_tags_and_sponsors_offline(tmp_pat
     assert rows["I1"].caption == "a caption" and rows["I1"].ts.timestamp() == T0  # type: ignore[union-attr]
     assert rows["L1"].account_id == "ben" and rows["I1"].image == root.resolve() / f"anna/{base_name(T0)}.jpg"
     assert sorted((m.brand_id, m.influencer_id) for m in c.matches) == [
-        ("nike", "anna"), ("nike", "ben"), ("puma", "anna"), ("puma", "ben")]
+        ("nike", "anna"),
+        ("nike", "ben"),
+        ("puma", "anna"),
+        ("puma", "ben"),
+    ]
 
 
-def test_cli_engagement_of_a_logged_in_download_is_known(env: Settings, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_engagement_of_a_logged_in_download_is_known(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = instaloader_416_downloads(tmp_path / "dl")
     code, out, err = run(capsys, "ingest", "--format", "instaloader", str(root), "--json")
     assert code == 0, err
@@ -185,12 +219,24 @@ def test_unreadable_files_are_row_errors_with_the_file_and_reason(tmp_path: Path
     (root / "anna" / "P1_comments.json").write_text("[]")  # comments: not a structure, not read
     # --resume files of interrupted downloads (posts; a post's comments, as Instaloader < 4.11 wrote
     # them, without doc_id): not structures, skipped by name
-    frozen = {"query_hash": None, "query_variables": {"id": "1"}, "query_referer": None, "context_username": None,
-              "total_index": 12, "best_before": T0 + 30 * DAY, "remaining_data": None, "first_node": {"id": "9"}}
-    instaloader.save_structure_to_file(FrozenNodeIterator(**frozen, doc_id="123"),
-                                       str(root / "anna" / "iterator_Ab3-_x9Q.json.xz"))
-    write_json(root / "anna" / f"{base_name(T0)}_iterator_Zq_8-mN2.json.xz",
-               {"node": frozen, "instaloader": {"version": "4.10", "node_type": "FrozenNodeIterator"}}, xz=True)
+    frozen = {
+        "query_hash": None,
+        "query_variables": {"id": "1"},
+        "query_referer": None,
+        "context_username": None,
+        "total_index": 12,
+        "best_before": T0 + 30 * DAY,
+        "remaining_data": None,
+        "first_node": {"id": "9"},
+    }
+    instaloader.save_structure_to_file(
+        FrozenNodeIterator(**frozen, doc_id="123"), str(root / "anna" / "iterator_Ab3-_x9Q.json.xz")
+    )
+    write_json(
+        root / "anna" / f"{base_name(T0)}_iterator_Zq_8-mN2.json.xz",
+        {"node": frozen, "instaloader": {"version": "4.10", "node_type": "FrozenNodeIterator"}},
+        xz=True,
+    )
     assert not any("iterator" in p.name for p in reader.metadata_files(root))
     brands = tmp_path / "brands.txt"
     brands.write_text("# brands\nnike\n@adidas\n")
@@ -213,19 +259,31 @@ def test_unreadable_files_are_row_errors_with_the_file_and_reason(tmp_path: Path
     assert {p.id for p in c.posts} == {"N1", "P1", "P2", "P2_2", "P2_3", "P3", "P4", "C1", "C1_3"}
 
 
-def test_cli_ingest_is_incremental_and_loses_nothing(env: Settings, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ingest_is_incremental_and_loses_nothing(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = downloads(tmp_path / "dl")
     brands = tmp_path / "brands.txt"
     brands.write_text("nike\n")
-    args = ("ingest", "--format", "instaloader", str(root), "--brands-file", str(brands), "--matches-from-tags",
-            "--json")
+    args = (
+        "ingest",
+        "--format",
+        "instaloader",
+        str(root),
+        "--brands-file",
+        str(brands),
+        "--matches-from-tags",
+        "--json",
+    )
     code, out, err = run(capsys, *args)
     assert code == 0, err
     body = json.loads(out)
     assert (body["accounts_new"], body["posts_new"], body["matches_new"], body["rejected"]) == (2, 7, 1, [])
     assert body["metrics"]["accounts"] == 2 and body["metrics"]["flagged"] == {
-        "comment_like_ratio": 0, "like_spike": 0, "er_outlier": 0}
+        "comment_like_ratio": 0,
+        "like_spike": 0,
+        "er_outlier": 0,
+    }
     body = json.loads(run(capsys, *args)[1])
     assert (body["accounts_new"], body["accounts_updated"], body["posts_new"], body["posts_updated"]) == (0, 0, 0, 0)
     first = root / "anna" / f"{base_name(T0)}.json.xz"  # P1, stored: its file breaks
@@ -237,7 +295,8 @@ def test_cli_ingest_is_incremental_and_loses_nothing(env: Settings, tmp_path: Pa
     assert code == 2 and body["posts_new"] == 1
     assert [(r["file"], r["reason"].split(" (")[0]) for r in body["rejected"]] == [
         (f"anna/{base_name(T0)}.json.xz", "truncated or corrupt .json.xz"),
-        (f"zoe/{base_name(T0)}.json.xz", "post 'Z1' of an unknown account 'zoe'")]
+        (f"zoe/{base_name(T0)}.json.xz", "post 'Z1' of an unknown account 'zoe'"),
+    ]
     with Store.open(env) as store:
         posts = dict(store.conn.execute("SELECT id, likes FROM posts").fetchall())
         er = store.conn.execute("SELECT engagement_rate, er_posts FROM account_metrics WHERE account_id = 'anna'")

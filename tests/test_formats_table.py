@@ -13,16 +13,25 @@ import pytest
 from PIL import Image
 
 from congruence.core.settings import Settings
-from congruence.store.rows import Match
 from congruence.indexer.formats.common import Named, SourceOptions
 from congruence.indexer.formats.tables import ColumnMap, read_tables
 from congruence.store.records import Store
+from congruence.store.rows import Match
 
 from .conftest import run
 
-MAP = ("posts.id=shortcode", "account_id=username", "likes=like_count", "comments=comment_count", "ts=taken_at",
-       "sponsored=is_paid", "tagged=tagged_users", "image=file", "accounts.id=username",
-       "followers=followers_count")
+MAP = (
+    "posts.id=shortcode",
+    "account_id=username",
+    "likes=like_count",
+    "comments=comment_count",
+    "ts=taken_at",
+    "sponsored=is_paid",
+    "tagged=tagged_users",
+    "image=file",
+    "accounts.id=username",
+    "followers=followers_count",
+)
 POSTS_CSV = """shortcode,username,like_count,comment_count,taken_at,is_paid,tagged_users,caption,file,location
 p1,anna,120,4,2024-05-01T10:00:00Z,false,@nike,"morning run, 10k",img/p1.jpg,Berlin
 p2,anna,90,3,2024-05-03T10:00:00Z,yes,nike;adidas,"new shoes",img/p2.jpg,
@@ -51,8 +60,12 @@ def tables(root: Path) -> tuple[Path, Path]:
 
 def test_csv_rows_mapped_checked_and_errors_name_row_and_column(tmp_path: Path) -> None:
     posts, accounts = tables(tmp_path)
-    c = read_tables(posts, accounts, cmap=ColumnMap.parse(MAP),
-                    options=SourceOptions(brands=(Named("nike"),), matches_from_tags=True))
+    c = read_tables(
+        posts,
+        accounts,
+        cmap=ColumnMap.parse(MAP),
+        options=SourceOptions(brands=(Named("nike"),), matches_from_tags=True),
+    )
     assert [str(e) for e in c.errors] == [
         "accounts.csv:4: duplicate account 'anna' (first in accounts.csv:2)",
         "posts.csv:4: column 'like_count' (likes) must be a whole number, got 'many'",
@@ -62,12 +75,20 @@ def test_csv_rows_mapped_checked_and_errors_name_row_and_column(tmp_path: Path) 
         "posts.csv:9: column 'is_paid' (sponsored) must be true or false, got 'maybe'",
     ]
     assert [(a.id, a.kind, a.category, a.followers) for a in c.accounts] == [
-        ("anna", "influencer", "fitness", 12_000), ("nike", "brand", "", 900_000)]
+        ("anna", "influencer", "fitness", 12_000),
+        ("nike", "brand", "", 900_000),
+    ]
     rows = {p.id: p for p in c.posts}
     assert sorted(rows) == ["p1", "p2", "p6"]
     p1, p2, p6 = rows["p1"], rows["p2"], rows["p6"]
-    assert (p1.likes, p1.comments, p1.sponsored, p1.tagged, p1.line, p1.source) == (120, 4, False, ("nike",), 2,
-                                                                                   "posts.csv")
+    assert (p1.likes, p1.comments, p1.sponsored, p1.tagged, p1.line, p1.source) == (
+        120,
+        4,
+        False,
+        ("nike",),
+        2,
+        "posts.csv",
+    )
     assert p1.ts == datetime(2024, 5, 1, 10, tzinfo=UTC) and p1.image == (tmp_path / "img/p1.jpg").resolve()
     assert p1.extra == {"location": "Berlin"} and p1.caption == "morning run, 10k"
     assert p2.sponsored and p2.tagged == ("nike", "adidas")
@@ -77,18 +98,29 @@ def test_csv_rows_mapped_checked_and_errors_name_row_and_column(tmp_path: Path) 
 
 def test_parquet_typed_columns_and_rows_numbered_from_one(tmp_path: Path) -> None:
     posts, accounts = tables(tmp_path)
-    pq.write_table(pa.table({
-        "shortcode": ["q1", "q2", "q3"], "username": ["anna", "anna", "anna"],
-        "like_count": pa.array([10, None, 12], pa.int64()), "comment_count": [1.0, float("nan"), 2.5],
-        "taken_at": pa.array([datetime(2024, 1, 1), datetime(2024, 1, 8), None], pa.timestamp("s")),
-        "is_paid": [True, None, False], "tagged_users": [["nike"], [], None],
-        "caption": ["one", "two", "three"]}), tmp_path / "posts.parquet")
-    pq.write_table(pa.table({"username": ["anna"], "followers_count": [5000], "category": ["food"]}),
-                   tmp_path / "accounts.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "shortcode": ["q1", "q2", "q3"],
+                "username": ["anna", "anna", "anna"],
+                "like_count": pa.array([10, None, 12], pa.int64()),
+                "comment_count": [1.0, float("nan"), 2.5],
+                "taken_at": pa.array([datetime(2024, 1, 1), datetime(2024, 1, 8), None], pa.timestamp("s")),
+                "is_paid": [True, None, False],
+                "tagged_users": [["nike"], [], None],
+                "caption": ["one", "two", "three"],
+            }
+        ),
+        tmp_path / "posts.parquet",
+    )
+    pq.write_table(
+        pa.table({"username": ["anna"], "followers_count": [5000], "category": ["food"]}), tmp_path / "accounts.parquet"
+    )
     no_image = [m for m in MAP if m != "image=file"]  # a mapped column must be there
     c = read_tables(tmp_path / "posts.parquet", tmp_path / "accounts.parquet", cmap=ColumnMap.parse(no_image))
-    assert [str(e) for e in c.errors] == ["posts.parquet:3: column 'comment_count' (comments) must be a whole "
-                                          "number, got 2.5"]
+    assert [str(e) for e in c.errors] == [
+        "posts.parquet:3: column 'comment_count' (comments) must be a whole number, got 2.5"
+    ]
     q1, q2 = c.posts
     assert (q1.likes, q1.comments, q1.sponsored, q1.tagged, q1.line) == (10, 1, True, ("nike",), 1)
     assert q1.ts == datetime(2024, 1, 1, tzinfo=UTC)
@@ -122,17 +154,36 @@ def test_missing_columns_and_bad_maps_are_refused_before_any_row(tmp_path: Path)
         read_tables(tmp_path / "posts.txt")
 
 
-def test_cli_ingest_tables_with_metrics_and_per_row_errors(env: Settings, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ingest_tables_with_metrics_and_per_row_errors(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     posts, accounts = tables(tmp_path)
-    args = ("ingest", "--format", "table", str(posts), "--accounts", str(accounts), "--brands", "nike",
-            "--map", *MAP, "--matches-from-tags", "--json")
+    args = (
+        "ingest",
+        "--format",
+        "table",
+        str(posts),
+        "--accounts",
+        str(accounts),
+        "--brands",
+        "nike",
+        "--map",
+        *MAP,
+        "--matches-from-tags",
+        "--json",
+    )
     code, out, err = run(capsys, *args)
     body = json.loads(out)
     assert code == 2, err
     assert (body["accounts_new"], body["posts_new"], body["matches_new"]) == (2, 3, 1)
     assert {(r["file"], r["line"]) for r in body["rejected"]} == {
-        ("accounts.csv", 4), ("posts.csv", 4), ("posts.csv", 5), ("posts.csv", 6), ("posts.csv", 8), ("posts.csv", 9)}
+        ("accounts.csv", 4),
+        ("posts.csv", 4),
+        ("posts.csv", 5),
+        ("posts.csv", 6),
+        ("posts.csv", 8),
+        ("posts.csv", 9),
+    }
     assert body["metrics"]["accounts"] == 2 and body["metrics"]["with_er"] == 1  # nike: no posts
     with Store.open(env) as store:
         er = dict(store.conn.execute("SELECT account_id, engagement_rate FROM account_metrics").fetchall())

@@ -13,12 +13,12 @@ from PIL import Image
 
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
-from congruence.store.postsets import PostSets
 from congruence.encoders.inference import encode_images
 from congruence.indexer.ingest import ingest
+from congruence.search.engine import Engine
+from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
-from congruence.search.engine import Engine
 from congruence.training.deploy import active_spaces, deploy, head_space
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
@@ -26,8 +26,18 @@ from congruence.training.model import HeadConfig
 
 from .conftest import run
 
-METHODS = {"random", "pooled_cosine", "head", "head_mean", "head_noaux", "head_mean_noaux", "shared", "shared_mean",
-           "shared_noaux", "shared_mean_noaux"}
+METHODS = {
+    "random",
+    "pooled_cosine",
+    "head",
+    "head_mean",
+    "head_noaux",
+    "head_mean_noaux",
+    "shared",
+    "shared_mean",
+    "shared_noaux",
+    "shared_mean_noaux",
+}
 METRIC_KEYS = {"auc", "cauc", "recall@10", "recall@50", "medr", "mrr", "n_brands"}
 
 
@@ -40,23 +50,37 @@ def one_post_corpus(folder: Path, image: Path, account: str, category: str, capt
     """A corpus of one new influencer with one post (post id np1) showing ``image``."""
     (folder / "images").mkdir(parents=True)
     shutil.copy(image, folder / "images" / "n.jpg")
-    (folder / "accounts.jsonl").write_text(json.dumps(
-        {"id": account, "kind": "influencer", "handle": account, "category": category, "followers": 9000}) + "\n")
-    (folder / "posts.jsonl").write_text(json.dumps(
-        {"id": "np1", "account_id": account, "image": "images/n.jpg", "caption": caption}) + "\n")
+    (folder / "accounts.jsonl").write_text(
+        json.dumps({"id": account, "kind": "influencer", "handle": account, "category": category, "followers": 9000})
+        + "\n"
+    )
+    (folder / "posts.jsonl").write_text(
+        json.dumps({"id": "np1", "account_id": account, "image": "images/n.jpg", "caption": caption}) + "\n"
+    )
     return folder
 
 
-def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_and_evaluate_json(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     code, out, _ = run(capsys, "status", "--json")
     assert json.loads(out)["models"]["head"] is None and json.loads(out)["ranking"].startswith("untrained")
     brands = tmp_path / "test_brands.txt"
     brands.write_text("# held out\nbrand_peakfit\n\nbrand_wanderly\n")
     table = tmp_path / "table.md"
-    code, out, err = run(capsys, "train", "--json", "--epochs", "2", "--test-brands", str(brands),
-                         "--table", str(table), "--activate-anyway")
+    code, out, err = run(
+        capsys,
+        "train",
+        "--json",
+        "--epochs",
+        "2",
+        "--test-brands",
+        str(brands),
+        "--table",
+        str(table),
+        "--activate-anyway",
+    )
     assert code == 0, err
     body = json.loads(out)
     assert set(body["results"]) == METHODS
@@ -79,8 +103,9 @@ def test_train_and_evaluate_json(env: Settings, small_corpus: Path, tmp_path: Pa
     assert Path(ev["table"]).read_text().count("\n| ") == len(METHODS) + 1
 
 
-def test_a_head_that_does_not_beat_cosine_is_not_put_in_service(env: Settings, small_corpus: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_head_that_does_not_beat_cosine_is_not_put_in_service(
+    env: Settings, small_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The guard: the head in service stays, the CLI says why with both figures and exits 3;
     --activate-anyway overrides. (An untrained projection cannot beat cosine on the small corpus'
     direct brands, where cosine already ranks well.)"""
@@ -98,17 +123,26 @@ def test_a_head_that_does_not_beat_cosine_is_not_put_in_service(env: Settings, s
     assert f"head {body['model']['version']} was not put in service" in err and "--activate-anyway" in err
     assert json.loads(run(capsys, "status", "--json")[1])["models"]["head"] == first  # unchanged
     code, out, _ = run(capsys, *losing, "--activate-anyway")
-    assert code == 0 and json.loads(run(capsys, "status", "--json")[1])["models"]["head"] == \
-        json.loads(out)["model"]["version"] != first
+    assert (
+        code == 0
+        and json.loads(run(capsys, "status", "--json")[1])["models"]["head"]
+        == json.loads(out)["model"]["version"]
+        != first
+    )
 
 
-def test_evaluate_refuses_brands_the_head_trained_on(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_refuses_brands_the_head_trained_on(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     brands = tmp_path / "b.txt"
     brands.write_text("brand_peakfit\n")
-    assert run(capsys, "train", "--epochs", "1", "--variants", "product", "--test-brands", str(brands),
-               "--activate-anyway")[0] == 0
+    assert (
+        run(
+            capsys, "train", "--epochs", "1", "--variants", "product", "--test-brands", str(brands), "--activate-anyway"
+        )[0]
+        == 0
+    )
     brands.write_text("brand_peakfit\nbrand_circuitry\n")
     code, _, err = run(capsys, "evaluate", "--test-brands", str(brands))
     assert code == 1 and "brands in both train and test: brand_circuitry" in err
@@ -120,16 +154,21 @@ def test_evaluate_refuses_brands_the_head_trained_on(env: Settings, small_corpus
     assert code == 1 and err.strip() == "error: --test-brands: unknown brand ids: brand_nobody"
 
 
-def test_a_two_tower_head_serves_brands_from_the_brand_tower(settings: Settings, small_corpus: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_two_tower_head_serves_brands_from_the_brand_tower(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     """In service, a two-tower head's index holds influencer-tower vectors; a brand (in the
     corpus, or new from uploads) queries with its brand-tower vector and posts; FAISS's top k
     is the brute-force top k of the pooled term; rerank scores are the head's own scores;
     similar compares influencers in the influencer tower."""
     ingest(small_corpus, settings)
     data = load_training_data(settings)
-    head = train(data.postsets, data.pairs, TrainConfig(epochs=2, batch_brands=4, list_size=8),
-                 HeadConfig(data.postsets.d_image, data.postsets.d_text, towers="two")).model
+    head = train(
+        data.postsets,
+        data.pairs,
+        TrainConfig(epochs=2, batch_brands=4, list_size=8),
+        HeadConfig(data.postsets.d_image, data.postsets.d_text, towers="two"),
+    ).model
     with torch.no_grad():  # brand and influencer towers visibly apart, whatever two epochs learnt
         for w in head.brand_adapter.parameters():  # type: ignore[union-attr]
             w.add_(0.2 * torch.randn_like(w))
@@ -141,11 +180,13 @@ def test_a_two_tower_head_serves_brands_from_the_brand_tower(settings: Settings,
     with Engine(settings) as engine:
         snap = engine.current()
         assert snap.head is not None and snap.head.config.towers == "two"
-        influencers = [a for a, k in zip(data.postsets.account_ids, data.postsets.kinds, strict=True)
-                       if k == "influencer"]
+        influencers = [
+            a for a, k in zip(data.postsets.account_ids, data.postsets.kinds, strict=True) if k == "influencer"
+        ]
         xb = np.stack([pooled[a] for a in influencers])
-        for j, b in enumerate(b for b, k in zip(data.postsets.account_ids, data.postsets.kinds, strict=True)
-                              if k == "brand"):
+        for j, b in enumerate(
+            b for b, k in zip(data.postsets.account_ids, data.postsets.kinds, strict=True) if k == "brand"
+        ):
             entry = engine.entry(snap, b, "brand")
             assert np.allclose(entry.vector, pooled[b], atol=1e-5)  # the brand tower's, not the influencers'
             assert not np.allclose(entry.vector, head.encode_accounts(as_influencers)[j], atol=1e-2)
@@ -153,8 +194,9 @@ def test_a_two_tower_head_serves_brands_from_the_brand_tower(settings: Settings,
             brute = np.argsort(-(xb @ pooled[b]), kind="stable")[:10]
             assert [snap.table.ids[r] for r in snap.rows(I[0])] == [influencers[i] for i in brute]
             hits = engine.match_brand(b, k=18)
-            expected = head.score_candidates(entry.posts, [engine.per_post_vectors(snap, [h.influencer_id])[
-                h.influencer_id] for h in hits])
+            expected = head.score_candidates(
+                entry.posts, [engine.per_post_vectors(snap, [h.influencer_id])[h.influencer_id] for h in hits]
+            )
             assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-4)
         got = [h.influencer_id for h in engine.similar("pets_creator_00", k=5)]
         others = [a for a in influencers if a != "pets_creator_00"]
@@ -218,12 +260,18 @@ def test_retraining_swaps_the_index_without_downtime(settings: Settings, small_c
     assert not (settings.index_dir / head_space(first.version).replace(":", "_")).exists()
 
 
-def test_ingest_keeps_the_head_space_current(env: Settings, small_corpus: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_keeps_the_head_space_current(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "ingest", str(small_corpus), "--json")[0] == 0
     assert run(capsys, "train", "--epochs", "1", "--variants", "product", "--activate-anyway")[0] == 0
-    more = one_post_corpus(tmp_path / "more", small_corpus / "images" / "fitness_creator_00_p0.jpg",
-                           "newbie", "fitness", "gym and marathon training")
+    more = one_post_corpus(
+        tmp_path / "more",
+        small_corpus / "images" / "fitness_creator_00_p0.jpg",
+        "newbie",
+        "fitness",
+        "gym and marathon training",
+    )
     code, out, _ = run(capsys, "ingest", str(more), "--json")
     report = json.loads(out)
     head_index = [v for k, v in report["index"].items() if k.startswith("head:")]
@@ -268,8 +316,9 @@ def test_deploy_refuses_a_head_trained_on_other_encoders(settings: Settings, sma
         assert VectorStore(store).spaces() == ["pooled"] and "head_version" not in store.meta()
 
 
-def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(settings: Settings, small_corpus: Path,
-                                                                         tmp_path: Path) -> None:
+def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     """Past both thresholds the head's space is HNSW with 8-bit codes and the per-post vectors
     in memory: with every influencer a candidate, it ranks exactly as the flat float32 index
     does, and an ingest afterwards adds the new account (and its posts) incrementally."""
@@ -294,8 +343,9 @@ def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(settings
         got = engine.similar("pets_creator_00", k=6)
         assert [h.influencer_id for h in got] == [h.influencer_id for h in similar]
         assert [h.score for h in got] == pytest.approx([h.score for h in similar], abs=1e-6)
-        more = one_post_corpus(tmp_path / "more", small_corpus / "images" / "pets_creator_00_p0.jpg",
-                               "newpet", "pets", "puppy treats")
+        more = one_post_corpus(
+            tmp_path / "more", small_corpus / "images" / "pets_creator_00_p0.jpg", "newpet", "pets", "puppy treats"
+        )
         report = ingest(more, small, spaces=active_spaces(small))
         assert report.index[engine.snapshot.space]["added"] == 1
         hits = engine.match_brand("brand_happy_paws", k=19, posts=1)  # the engine reloads: generation moved

@@ -20,8 +20,8 @@ from congruence.core.vectors import l2_normalize
 from congruence.datasets.synthetic import SyntheticDataset
 from congruence.indexer import index as index_mod
 from congruence.indexer.index import SUBSET_FRACTION, IndexCorrupt, Manifest, VectorIndex
-from congruence.store.rows import AccountTable
 from congruence.search.filters import MICRO, Filters
+from congruence.store.rows import AccountTable
 
 # -- synthetic data and brute force --------------------------------------------------------
 
@@ -45,8 +45,9 @@ def seqs_for(nb: int) -> np.ndarray:
     return 1000 + 3 * np.arange(nb, dtype=np.int64)
 
 
-def brute_force(xq: np.ndarray, xb: np.ndarray, k: int, allowed: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(
+    xq: np.ndarray, xb: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): exact inner-product top-k over the rows of xb passing ``allowed``."""
     scores = xq.astype(np.float64) @ xb.astype(np.float64).T
     if allowed is not None:
@@ -127,8 +128,7 @@ def test_labels_are_seqs_not_positions() -> None:
 # -- hnsw: approximate --------------------------------------------------------------------------
 
 
-def test_hnsw_recall_at_10(hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray],
-                           hnsw_index: VectorIndex) -> None:
+def test_hnsw_recall_at_10(hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex) -> None:
     xb, xq, seqs = hnsw_data
     D, L = hnsw_index.search(xq, 10)
     D_ref, I_ref = brute_force(xq, xb, 10)
@@ -170,7 +170,7 @@ def test_add_existing_seq_replaces_vector(kind: str) -> None:
     assert index.n_alive == nb and index.ntotal == nb + 1
     assert index.live_versions()[target] == 7
     D, L = index.search(new_vec, nb)
-    assert (L == target).sum() == 1
+    assert (target == L).sum() == 1
     assert L[0, 0] == target and D[0, 0] == pytest.approx(1.0, abs=1e-5)
     D, L = index.search(xb[10:11], 5)  # the old vector no longer finds it
     assert target not in L[0].tolist()
@@ -216,8 +216,15 @@ def test_threads_of_one_process_save_the_same_index_root_at_once(tmp_path: Path)
 # -- filtered search ------------------------------------------------------------------------------
 
 
-def check_filtered(index: VectorIndex, xq: np.ndarray, xb: np.ndarray, seqs: np.ndarray, allowed: np.ndarray,
-                   live: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def check_filtered(
+    index: VectorIndex,
+    xq: np.ndarray,
+    xb: np.ndarray,
+    seqs: np.ndarray,
+    allowed: np.ndarray,
+    live: np.ndarray,
+    k: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
     """Search with ``allowed``; check count and membership; return (L, reference L)."""
     ok = allowed & live
     n_ok = int(ok.sum())
@@ -231,8 +238,9 @@ def check_filtered(index: VectorIndex, xq: np.ndarray, xb: np.ndarray, seqs: np.
     return L[:, :want], seqs[I_ref]
 
 
-def test_hnsw_selective_filter_is_exact(hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                        hnsw_index: VectorIndex) -> None:
+def test_hnsw_selective_filter_is_exact(
+    hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex
+) -> None:
     xb, xq, seqs = hnsw_data
     allowed = np.zeros(len(xb), bool)
     allowed[np.random.default_rng(8).choice(len(xb), 7, replace=False)] = True
@@ -241,8 +249,9 @@ def test_hnsw_selective_filter_is_exact(hnsw_data: tuple[np.ndarray, np.ndarray,
     np.testing.assert_array_equal(L, L_ref)
 
 
-def test_hnsw_broad_filter_recall(hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                  hnsw_index: VectorIndex) -> None:
+def test_hnsw_broad_filter_recall(
+    hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex
+) -> None:
     xb, xq, seqs = hnsw_data
     allowed = np.random.default_rng(9).random(len(xb)) < 0.6
     L, L_ref = check_filtered(hnsw_index, xq, xb, seqs, allowed, np.ones(len(xb), bool))
@@ -251,7 +260,8 @@ def test_hnsw_broad_filter_recall(hnsw_data: tuple[np.ndarray, np.ndarray, np.nd
 
 @pytest.mark.parametrize("n_allowed", [3, 7, 260, 600])
 def test_hnsw_filter_just_above_subset_threshold_never_starves(
-        hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex, n_allowed: int) -> None:
+    hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex, n_allowed: int
+) -> None:
     """260 and 600 pass more than SUBSET_FRACTION, so they go through the graph with a selector."""
     xb, xq, seqs = hnsw_data
     allowed = np.zeros(len(xb), bool)
@@ -261,8 +271,8 @@ def test_hnsw_filter_just_above_subset_threshold_never_starves(
 
 
 def test_hnsw_tiny_filter_forced_through_graph_never_starves(
-        hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray], hnsw_index: VectorIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With the exact shortcut off, 7 allowed out of 5000 go through HNSW and its fallback."""
     monkeypatch.setattr(index_mod, "SUBSET_FRACTION", 0.0)
     xb, xq, seqs = hnsw_data
@@ -308,8 +318,9 @@ def test_hnsw_filters_with_tombstones(hnsw_data: tuple[np.ndarray, np.ndarray, n
     np.testing.assert_array_equal(L, L_ref)
 
 
-def test_filter_passing_nothing_gives_only_padding(hnsw_index: VectorIndex,
-                                                   hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def test_filter_passing_nothing_gives_only_padding(
+    hnsw_index: VectorIndex, hnsw_data: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
     _, xq, _ = hnsw_data
     D, L = hnsw_index.search(xq, 10, allowed=np.zeros(hnsw_index.ntotal, bool))
     assert L.shape == (len(xq), 10) and (L == -1).all() and np.isneginf(D).all()
@@ -369,7 +380,13 @@ def test_save_load_round_trip(tmp_path: Path, kind: str) -> None:
     loaded, man2 = VectorIndex.load(tmp_path)
     assert man2 == man
     assert (man.space, man.model, man.dim, man.kind, man.count, man.version_sum) == (
-        "image", "clip-b32", d, kind, index.n_alive, 1234)
+        "image",
+        "clip-b32",
+        d,
+        kind,
+        index.n_alive,
+        1234,
+    )
     assert set(man.checksums) == {"index.faiss", "labels.npy", "versions.npy", "alive.npy"}
     assert loaded.live_versions() == index.live_versions()
     np.testing.assert_array_equal(loaded.labels, index.labels)
@@ -467,15 +484,20 @@ def test_filters_min_greater_than_max() -> None:
     assert str(e.value) == "min_followers (10) is greater than max_followers (5)"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"min_followers": -1}, "min_followers must be a non-negative whole number, got -1"),
-    ({"max_followers": 1.5}, "max_followers must be a non-negative whole number, got 1.5"),
-    ({"min_followers": True}, "min_followers must be a non-negative whole number, got True"),
-    ({"min_followers": "10"}, "min_followers must be a non-negative whole number, got '10'"),
-    ({"category": "x" * 101}, "category is longer than 100 characters"),
-    ({"micro": True, "min_followers": 200_000},
-     "micro-influencers have 5,000-100,000 followers: none can also meet min_followers 200000"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"min_followers": -1}, "min_followers must be a non-negative whole number, got -1"),
+        ({"max_followers": 1.5}, "max_followers must be a non-negative whole number, got 1.5"),
+        ({"min_followers": True}, "min_followers must be a non-negative whole number, got True"),
+        ({"min_followers": "10"}, "min_followers must be a non-negative whole number, got '10'"),
+        ({"category": "x" * 101}, "category is longer than 100 characters"),
+        (
+            {"micro": True, "min_followers": 200_000},
+            "micro-influencers have 5,000-100,000 followers: none can also meet min_followers 200000",
+        ),
+    ],
+)
 def test_filters_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(InvalidInput) as e:
         Filters.make(**kwargs)
@@ -535,6 +557,6 @@ def test_filters_mask_drives_search(table_and_index: tuple[AccountTable, VectorI
     D, L = index.search(xq, 5, allowed=mask)
     pos = index.positions(np.array([30, 40]))
     scores = (index.vectors()[pos] @ xq[0]).tolist()
-    want = [s for _, s in sorted(zip(scores, [30, 40]), reverse=True)]
+    want = [s for _, s in sorted(zip(scores, [30, 40], strict=True), reverse=True)]
     assert L[0].tolist() == [*want, -1, -1, -1]
     np.testing.assert_allclose(D[0, :2], sorted(scores, reverse=True), rtol=1e-5)

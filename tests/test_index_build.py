@@ -45,8 +45,9 @@ def _chunks(n: int, rng: np.random.Generator, fail_at: int | None = None) -> Ite
         seq = np.arange(i, min(i + 7, n))
         vecs = rng.standard_normal((len(seq), D)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        posts: list[np.ndarray | None] = [None if s % 5 == 0 else rng.standard_normal((1 + s % 3, D)).astype(np.float16)
-                                          for s in seq]
+        posts: list[np.ndarray | None] = [
+            None if s % 5 == 0 else rng.standard_normal((1 + s % 3, D)).astype(np.float16) for s in seq
+        ]
         yield AccountChunk(seq, vecs, posts)
 
 
@@ -86,8 +87,16 @@ def test_a_rebuild_equals_adding_chunk_by_chunk(tmp_path: Path) -> None:
             return D
 
     seq, ver = np.arange(60), np.arange(60) + 100
-    res = index_sync._rebuild(Store(), tmp_path, "head:x", "m", IndexLayout(exact_threshold=10, post_dim=D),  # type: ignore[arg-type]
-                              seq, ver, "test")
+    res = index_sync._rebuild(
+        Store(),
+        tmp_path,
+        "head:x",
+        "m",
+        IndexLayout(exact_threshold=10, post_dim=D),  # type: ignore[arg-type]
+        seq,
+        ver,
+        "test",
+    )
     ref = VectorIndex(D, "hnsw", "float32", D)
     for c in _chunks(60, np.random.default_rng(2)):
         ref.add(c.seq, ver[c.seq], c.vectors, c.posts)

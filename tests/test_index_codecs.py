@@ -26,8 +26,9 @@ def sq8(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> VectorIndex:
     return build("hnsw", xb, seqs, "sq8")
 
 
-def test_sq8_recall_at_10_against_float_brute_force(data: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                                     sq8: VectorIndex) -> None:
+def test_sq8_recall_at_10_against_float_brute_force(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], sq8: VectorIndex
+) -> None:
     xb, xq, seqs = data
     D, L = sq8.search(xq, 10)
     _, I_ref = brute_force(xq, xb, 10)
@@ -40,8 +41,9 @@ def test_sq8_recall_at_10_against_float_brute_force(data: tuple[np.ndarray, np.n
     assert sq8.vectors().shape == xb.shape and np.abs(sq8.vectors() - xb).max() < 0.02
 
 
-def test_sq8_selective_filter_is_exact_over_the_codes(data: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                                      sq8: VectorIndex) -> None:
+def test_sq8_selective_filter_is_exact_over_the_codes(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray], sq8: VectorIndex
+) -> None:
     xb, xq, seqs = data
     allowed = np.zeros(len(xb), bool)
     allowed[np.random.default_rng(3).choice(len(xb), 150, replace=False)] = True
@@ -55,8 +57,9 @@ def test_sq8_selective_filter_is_exact_over_the_codes(data: tuple[np.ndarray, np
     assert np.isin(L, seqs[allowed]).all()
 
 
-def test_sq8_save_load_round_trip_and_later_adds(tmp_path: Path, data: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                                 sq8: VectorIndex) -> None:
+def test_sq8_save_load_round_trip_and_later_adds(
+    tmp_path: Path, data: tuple[np.ndarray, np.ndarray, np.ndarray], sq8: VectorIndex
+) -> None:
     xb, xq, _ = data
     man = sq8.save(tmp_path, "pooled", "m", 1)
     loaded, man2 = VectorIndex.load(tmp_path)
@@ -78,7 +81,12 @@ def test_flat_refuses_sq8() -> None:
 def test_layout_picks_kind_and_codec_by_size() -> None:
     layout = IndexLayout(exact_threshold=10, compress_threshold=100)
     assert [layout.shape_for(n) for n in (0, 10, 11, 100, 101)] == [
-        ("flat", "float32"), ("flat", "float32"), ("hnsw", "float32"), ("hnsw", "float32"), ("hnsw", "sq8")]
+        ("flat", "float32"),
+        ("flat", "float32"),
+        ("hnsw", "float32"),
+        ("hnsw", "float32"),
+        ("hnsw", "sq8"),
+    ]
 
 
 # -- per-post vectors ---------------------------------------------------------------------------
@@ -142,8 +150,7 @@ def test_index_keeps_posts_aligned_through_replace_remove_save_load(tmp_path: Pa
             np.testing.assert_allclose(ix.posts.of(int(pos[j])), sets[j], atol=1 / 254)
 
 
-def test_a_filter_with_few_allowed_vectors_is_scanned_exactly(data: tuple[np.ndarray, np.ndarray, np.ndarray]
-                                                              ) -> None:
+def test_a_filter_with_few_allowed_vectors_is_scanned_exactly(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """600 of 4,000 pass (15 %, over SUBSET_FRACTION) but hold few floats: exact, not the graph."""
     xb, xq, seqs = data
     index = build("hnsw", xb, seqs)

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.index_sync import is_stale, space_dir
+from congruence.search.engine import Engine
+from congruence.store import database
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
-from congruence.search.engine import Engine
 
 from .server import corpus_with_head, serving
 
@@ -106,9 +106,11 @@ def _set_embedding(settings: Settings, space: str, target: str, like: str, bump_
     bump = ", version = nextval('vector_version')" if bump_version else ""
     assert settings.database_url is not None
     with database.connect(settings.database_url, autocommit=True) as conn:
-        cur = conn.execute(f"UPDATE account_vectors SET embedding = (SELECT embedding FROM account_vectors"  # noqa: S608
-                           f" WHERE account_id = %s AND space = %s){bump} WHERE account_id = %s AND space = %s",
-                           (like, space, target, space))
+        cur = conn.execute(
+            f"UPDATE account_vectors SET embedding = (SELECT embedding FROM account_vectors"  # noqa: S608
+            f" WHERE account_id = %s AND space = %s){bump} WHERE account_id = %s AND space = %s",
+            (like, space, target, space),
+        )
         assert cur.rowcount == 1
 
 
@@ -122,8 +124,10 @@ def test_stale_index_is_brought_up_to_date_at_start_up(served: dict) -> None:
     """Vectors changed or deleted in PostgreSQL while the service was down, by the code's own
     versioned writes or by hand: the first answer after start-up already reflects them."""
     settings, space = served["settings"], served["space"]
-    for target, like, bump in (("fitness_creator_02", "travel_creator_01", True),
-                               ("food_creator_00", "tech_creator_02", False)):
+    for target, like, bump in (
+        ("fitness_creator_02", "travel_creator_01", True),
+        ("food_creator_00", "tech_creator_02", False),
+    ):
         _set_embedding(settings, space, target, like, bump_version=bump)
         with serving(settings, auth=False) as url:
             _check_on_disk(served)
@@ -146,5 +150,8 @@ def test_stale_index_is_brought_up_to_date_at_start_up(served: dict) -> None:
     others = [i for i in range(len(ids)) if i != me]
     hits = answers[INFLUENCERS[0]]
     assert {h["influencer_id"] for h in hits} == {ids[i] for i in others}  # type: ignore[attr-defined]
-    np.testing.assert_allclose([h["score"] for h in hits], np.sort(vecs[others] @ vecs[me])[::-1],  # type: ignore[attr-defined]
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        [h["score"] for h in hits],
+        np.sort(vecs[others] @ vecs[me])[::-1],  # type: ignore[attr-defined]
+        atol=1e-5,
+    )

@@ -13,10 +13,10 @@ from congruence.core.errors import ModelMismatch, StoreUnavailable
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
 from congruence.indexer.maintenance import delete_accounts
-from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -59,12 +59,14 @@ def test_bad_rows_are_reported_and_good_rows_kept(settings: Settings, small_corp
     good_img = (bad / "images" / "fitness_creator_00_p0.jpg").read_bytes()
     (bad / "images" / "truncated.jpg").write_bytes(good_img[: len(good_img) // 3])
     n_lines = len((bad / "posts.jsonl").read_text().splitlines())
-    _append(bad / "posts.jsonl",
-            json.dumps({"id": "x1", "account_id": "fitness_creator_00", "image": "images/broken.jpg", "caption": "a"}),
-            json.dumps({"id": "x2", "account_id": "fitness_creator_00", "image": "images/truncated.jpg", "caption": "b"}),
-            json.dumps({"id": "x3", "account_id": "nobody", "image": None, "caption": "c"}),
-            json.dumps({"id": "x4", "account_id": "fitness_creator_00", "image": None, "caption": "fresh run"}),
-            b"{not json")
+    _append(
+        bad / "posts.jsonl",
+        json.dumps({"id": "x1", "account_id": "fitness_creator_00", "image": "images/broken.jpg", "caption": "a"}),
+        json.dumps({"id": "x2", "account_id": "fitness_creator_00", "image": "images/truncated.jpg", "caption": "b"}),
+        json.dumps({"id": "x3", "account_id": "nobody", "image": None, "caption": "c"}),
+        json.dumps({"id": "x4", "account_id": "fitness_creator_00", "image": None, "caption": "fresh run"}),
+        b"{not json",
+    )
     report = ingest(bad, settings)
     assert report.exit_code == 2
     where = {(e.file, e.line): e.reason for e in report.rejected}
@@ -79,8 +81,9 @@ def test_bad_rows_are_reported_and_good_rows_kept(settings: Settings, small_corp
         assert store.post("x4")["caption"] == "fresh run"
 
 
-def test_huge_images_and_decompression_bombs_are_per_row_errors(settings: Settings, small_corpus: Path,
-                                                                tmp_path: Path) -> None:
+def test_huge_images_and_decompression_bombs_are_per_row_errors(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     """20k x 20k pixels (a decompression bomb: 49 KB on disk, 400 Mpx), 12k x 12k (over Pillow's
     warning limit) and 7k x 7k (over ours): each a per-row error; nothing stored changes."""
     from .hostile import big_png
@@ -94,8 +97,20 @@ def test_huge_images_and_decompression_bombs_are_per_row_errors(settings: Settin
     sizes = {"bomb": (20_000, 20_000), "warned": (12_000, 12_000), "big": (7_000, 7_000)}
     for name, (w, h) in sizes.items():
         (bad / "images" / f"{name}.png").write_bytes(big_png(w, h))
-    _append(bad / "posts.jsonl", *(json.dumps({"id": f"huge_{name}", "account_id": "fitness_creator_00",
-                                               "image": f"images/{name}.png", "caption": "x"}) for name in sizes))
+    _append(
+        bad / "posts.jsonl",
+        *(
+            json.dumps(
+                {
+                    "id": f"huge_{name}",
+                    "account_id": "fitness_creator_00",
+                    "image": f"images/{name}.png",
+                    "caption": "x",
+                }
+            )
+            for name in sizes
+        ),
+    )
     report = ingest(bad, settings)
     assert report.exit_code == 2 and report.posts_new == 0 and report.images_encoded == 0
     assert [(e.file, e.line, e.reason) for e in report.rejected] == [
@@ -110,8 +125,9 @@ def test_huge_images_and_decompression_bombs_are_per_row_errors(settings: Settin
     assert report.index["reason"] == "up to date"
 
 
-def test_changed_caption_repools_the_account_and_updates_the_index(settings: Settings, small_corpus: Path,
-                                                                   tmp_path: Path) -> None:
+def test_changed_caption_repools_the_account_and_updates_the_index(
+    settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     ingest(small_corpus, settings)
     c = _copy(small_corpus, tmp_path / "c")
     rows = [json.loads(x) for x in (c / "posts.jsonl").read_text().splitlines()]
@@ -143,7 +159,8 @@ def test_match_equals_brute_force_and_filters_do_not_starve(settings: Settings, 
         f = Filters.make(category="tech")
         tech = engine.match_brand("brand_peakfit", k=10, filters=f)
         assert sorted(h.influencer_id for h in tech) == sorted(
-            i for i, c in zip(table.ids, table.categories, strict=True) if c == "tech")
+            i for i, c in zip(table.ids, table.categories, strict=True) if c == "tech"
+        )
         fol = Filters.make(min_followers=10_000, max_followers=100_000)
         passing = {i for i, n in zip(table.ids, table.followers, strict=True) if 10_000 <= n <= 100_000}
         got = engine.match_brand("brand_peakfit", k=18, filters=fol)
@@ -189,9 +206,11 @@ def test_corrupt_or_stale_index_is_rebuilt_from_postgres(settings: Settings, sma
         assert [h.influencer_id for h in engine.match_brand("brand_circuitry", k=5)] == before
     # stale: a vector changed in PostgreSQL behind the index's back
     with Store.open(settings) as store:
-        store.conn.execute("UPDATE account_vectors SET embedding = (SELECT embedding FROM account_vectors"
-                           " WHERE account_id = 'brand_circuitry'), version = nextval('vector_version')"
-                           " WHERE account_id = 'fashion_creator_02'")
+        store.conn.execute(
+            "UPDATE account_vectors SET embedding = (SELECT embedding FROM account_vectors"
+            " WHERE account_id = 'brand_circuitry'), version = nextval('vector_version')"
+            " WHERE account_id = 'fashion_creator_02'"
+        )
     with Engine(settings) as engine:
         assert engine.match_brand("brand_circuitry", k=1)[0].influencer_id == "fashion_creator_02"
         assert engine.status()["index"]["stale"] is False

@@ -35,13 +35,24 @@ from tests.conftest import SHARED
 SOURCE = SHARED / "instagram" / "posts.jsonl.gz"
 SLICE = InstagramCorpusConfig(max_posts=5000, min_taggers=3, min_brand_posts=2)
 requires_instagram = pytest.mark.skipif(
-    not SOURCE.exists(), reason=f"real Instagram posts not found at {SOURCE} (../shared/data/instagram)")
+    not SOURCE.exists(), reason=f"real Instagram posts not found at {SOURCE} (../shared/data/instagram)"
+)
 
 
-@pytest.mark.parametrize(("raw", "want"), [
-    ("fashion", "fashion"), ("Fashion ", "fashion"), ("fasion", "fashion"), ("fashion 0.5", "fashion"),
-    ("interiour", "interior"), ("by", ""), (None, ""), (3, ""), ("", ""),
-])
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("fashion", "fashion"),
+        ("Fashion ", "fashion"),
+        ("fasion", "fashion"),
+        ("fashion 0.5", "fashion"),
+        ("interiour", "interior"),
+        ("by", ""),
+        (None, ""),
+        (3, ""),
+        ("", ""),
+    ],
+)
 def test_clean_category(raw: object, want: str) -> None:
     assert clean_category(raw) == want
 

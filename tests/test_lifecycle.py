@@ -35,8 +35,10 @@ def test_nothing_in_service_is_none(settings: Settings, kind: ModelKind) -> None
 @KINDS
 def test_a_missing_checkpoint_is_a_mismatch_naming_the_path(settings: Settings, kind: ModelKind) -> None:
     path = settings.models_dir / kind.folder / "v0.pt"
-    want = {HEAD.name: f"the active congruence head v0 has no checkpoint at {path}; retrain with `congruence train`",
-            ENGAGEMENT.name: f"the engagement model v0 has no checkpoint at {path}; run `congruence engagement train`"}
+    want = {
+        HEAD.name: f"the active congruence head v0 has no checkpoint at {path}; retrain with `congruence train`",
+        ENGAGEMENT.name: f"the engagement model v0 has no checkpoint at {path}; run `congruence engagement train`",
+    }
     with Store.open(settings) as store:
         store.set_meta(kind.active_key, "v0")
         with pytest.raises(ModelMismatch) as e:
@@ -64,8 +66,10 @@ def test_a_loaders_own_mismatch_passes_through(settings: Settings) -> None:
         store.set_meta(ENGAGEMENT.active_key, "old")
         with pytest.raises(ModelMismatch) as e:
             engagement.load_active(settings, store)
-    assert str(e.value) == (f"{path}: engagement model of an older format (congruence-engagement/1); "
-                            "run `congruence engagement train` again")
+    assert str(e.value) == (
+        f"{path}: engagement model of an older format (congruence-engagement/1); "
+        "run `congruence engagement train` again"
+    )
 
 
 def test_save_is_atomic_and_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

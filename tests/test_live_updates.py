@@ -76,25 +76,52 @@ def test_deletions_additions_and_a_new_head_show_up_at_once(pg_url: str, small_c
         # a new influencer whose posts are the brand's own pictures
         extra = tmp_path / "extra"
         shutil.copytree(small_corpus / "images", extra / "images")
-        (extra / "accounts.jsonl").write_text(json.dumps(
-            {"id": "newcomer", "kind": "influencer", "handle": "newcomer", "category": "fitness",
-             "followers": 20000}) + "\n")
-        (extra / "posts.jsonl").write_text("".join(json.dumps(
-            {"id": f"newcomer_p{i}", "account_id": "newcomer", "image": f"images/brand_peakfit_p{i}.jpg",
-             "caption": "morning run and a gym session"}) + "\n" for i in range(2)))
+        (extra / "accounts.jsonl").write_text(
+            json.dumps(
+                {
+                    "id": "newcomer",
+                    "kind": "influencer",
+                    "handle": "newcomer",
+                    "category": "fitness",
+                    "followers": 20000,
+                }
+            )
+            + "\n"
+        )
+        (extra / "posts.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "id": f"newcomer_p{i}",
+                        "account_id": "newcomer",
+                        "image": f"images/brand_peakfit_p{i}.jpg",
+                        "caption": "morning run and a gym session",
+                    }
+                )
+                + "\n"
+                for i in range(2)
+            )
+        )
         assert ingest(extra, settings, spaces=active_spaces(settings)).exit_code == 0
         assert "newcomer" in _ids(url, {"brand_id": BRAND, "k": 18})
 
         old_head = httpx.get(url + "/readyz").json()["head"]
-        out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=1), ("head",),
-                               None, 0.3, activate_anyway=True)
+        out = train_and_deploy(
+            settings,
+            TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=1),
+            ("head",),
+            None,
+            0.3,
+            activate_anyway=True,
+        )
         r = httpx.post(url + "/v1/match", json={"brand_id": BRAND, "k": 3}).json()
         assert out.version != old_head and r["ranking"].startswith(f"congruence head {out.version}")
         assert httpx.get(url + "/readyz").json()["head"] == out.version
 
 
-def test_queries_during_deletions_never_return_an_acknowledged_deletion(pg_url: str, small_corpus: Path,
-                                                                       tmp_path: Path) -> None:
+def test_queries_during_deletions_never_return_an_acknowledged_deletion(
+    pg_url: str, small_corpus: Path, tmp_path: Path
+) -> None:
     settings = corpus_with_head(pg_url, tmp_path / "home", small_corpus)
     deleted_at: dict[str, float] = {}
     violations: list[str] = []
@@ -135,13 +162,21 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
         before = _match(client, body)
         with querying(url, query):
             time.sleep(0.5)
-            out = train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5), ("head",),
-                                   None, 0.3, activate_anyway=True)
+            out = train_and_deploy(
+                settings,
+                TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5),
+                ("head",),
+                None,
+                0.3,
+                activate_anyway=True,
+            )
             time.sleep(0.5)
         after = _match(client, body)
     old = before["ranking"].split()[2].rstrip(":")
-    expected = {old: [(h["influencer_id"], h["score"]) for h in before["data"]],
-                out.version: [(h["influencer_id"], h["score"]) for h in after["data"]]}
+    expected = {
+        old: [(h["influencer_id"], h["score"]) for h in before["data"]],
+        out.version: [(h["influencer_id"], h["score"]) for h in after["data"]],
+    }
     assert expected[old] != expected[out.version]
     versions = {v for v, _ in seen}
     assert versions == {old, out.version}, versions
@@ -149,8 +184,7 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
         assert hits == expected[version], version
 
 
-def test_answers_during_an_adding_ingest_come_from_one_version(pg_url: str, small_corpus: Path,
-                                                               tmp_path: Path) -> None:
+def test_answers_during_an_adding_ingest_come_from_one_version(pg_url: str, small_corpus: Path, tmp_path: Path) -> None:
     """Queries while an ingest adds influencers (some matching the brand closely): each answer
     equals, hit for hit and score for score, the answer before the ingest or the one after,
     never a mix; once the ingest has returned, only the one after."""
@@ -158,12 +192,28 @@ def test_answers_during_an_adding_ingest_come_from_one_version(pg_url: str, smal
     extra = tmp_path / "extra"
     shutil.copytree(small_corpus / "images", extra / "images")
     newcomers = [f"newcomer_{i}" for i in range(6)]
-    (extra / "accounts.jsonl").write_text("".join(json.dumps(
-        {"id": a, "kind": "influencer", "handle": a, "category": "fitness", "followers": 20000 + i}) + "\n"
-        for i, a in enumerate(newcomers)))
-    (extra / "posts.jsonl").write_text("".join(json.dumps(
-        {"id": f"{a}_p{j}", "account_id": a, "image": f"images/brand_peakfit_p{j}.jpg",
-         "caption": "morning run and a gym session"}) + "\n" for a in newcomers for j in range(2)))
+    (extra / "accounts.jsonl").write_text(
+        "".join(
+            json.dumps({"id": a, "kind": "influencer", "handle": a, "category": "fitness", "followers": 20000 + i})
+            + "\n"
+            for i, a in enumerate(newcomers)
+        )
+    )
+    (extra / "posts.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"{a}_p{j}",
+                    "account_id": a,
+                    "image": f"images/brand_peakfit_p{j}.jpg",
+                    "caption": "morning run and a gym session",
+                }
+            )
+            + "\n"
+            for a in newcomers
+            for j in range(2)
+        )
+    )
     body = {"brand_id": BRAND, "k": 24, "posts": 1}
     seen: list[tuple[float, list[tuple[str, float, str]]]] = []
 

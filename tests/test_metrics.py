@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.indexer.corpus import Post
-from congruence.store.rows import Account
-from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
-from congruence.store import account_metrics as metrics_store
 from congruence.indexer.account_metrics.compute import figures, group_median
-from congruence.store.account_metrics import AccountArrays, PostArrays
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.account_metrics.signals import Z_MAX, authenticity, follower_band
+from congruence.indexer.corpus import Post
 from congruence.indexer.prepare import prepare_posts
+from congruence.store import account_metrics as metrics_store
+from congruence.store.account_metrics import AccountArrays, PostArrays
 from congruence.store.records import Store
+from congruence.store.rows import Account
 
 from .conftest import run
 
@@ -26,16 +26,23 @@ DAY = 86_400.0
 NAN = float("nan")
 
 
-def arrays(followers: list[float], posts: list[tuple[int, float, float, float, int]],
-           categories: list[str] | None = None) -> tuple[AccountArrays, PostArrays]:
+def arrays(
+    followers: list[float], posts: list[tuple[int, float, float, float, int]], categories: list[str] | None = None
+) -> tuple[AccountArrays, PostArrays]:
     """posts: (account, day, likes, comments, sponsored 1/0/-1)."""
     n = len(followers)
-    acc = AccountArrays([f"a{i}" for i in range(n)], ["influencer"] * n, categories or ["food"] * n,
-                        np.array(followers, np.float64))
+    acc = AccountArrays(
+        [f"a{i}" for i in range(n)], ["influencer"] * n, categories or ["food"] * n, np.array(followers, np.float64)
+    )
     cols = list(zip(*posts, strict=True)) if posts else [[]] * 5
-    return acc, PostArrays(np.array(cols[0], np.int64), np.array(cols[1], np.float64) * DAY,
-                           np.array(cols[2], np.float64), np.array(cols[3], np.float64),
-                           np.array(cols[4], np.int8), [f"p{i}" for i in range(len(posts))])
+    return acc, PostArrays(
+        np.array(cols[0], np.int64),
+        np.array(cols[1], np.float64) * DAY,
+        np.array(cols[2], np.float64),
+        np.array(cols[3], np.float64),
+        np.array(cols[4], np.int8),
+        [f"p{i}" for i in range(len(posts))],
+    )
 
 
 def test_figures_by_hand() -> None:
@@ -94,8 +101,11 @@ def test_authenticity_flags_carry_figure_and_threshold() -> None:
     er = next(fl for fl in flags[5] if fl.signal == "er_outlier")
     assert er.value > Z_MAX and "10k-50k followers" in er.text and f"threshold +-{Z_MAX}" in er.text
     few_acc, few_posts = peers(10, {3: (300.0, 200.0)})  # fewer than 20 peers: no reference, no flag
-    assert not any(fl.signal != "like_spike" for fs in authenticity(few_acc, few_posts, figures(
-        few_acc, few_posts).er, 12) for fl in fs)
+    assert not any(
+        fl.signal != "like_spike"
+        for fs in authenticity(few_acc, few_posts, figures(few_acc, few_posts).er, 12)
+        for fl in fs
+    )
 
 
 def _store(settings: Settings, tmp_path: Path, accounts: list[Account], posts: list[Post]) -> None:
@@ -106,18 +116,25 @@ def _store(settings: Settings, tmp_path: Path, accounts: list[Account], posts: l
         store.upsert_posts(stored)
 
 
-def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(settings: Settings, tmp_path: Path,
-                                                                             env: Settings,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(
+    settings: Settings, tmp_path: Path, env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
-    accounts = [Account("ann", "influencer", "ann", "food", 1000), Account("zero", "influencer", "zero", "food", 0),
-                Account("nofol", "influencer", "nofol", "food", None),
-                Account("hidden", "influencer", "hidden", "food", None, extra={"followers_reported": -1})]
-    posts = [Post(f"ann{i}", "ann", None, "c", 10 * (i + 1), 1, t0 + timedelta(days=i), sponsored=i == 0)
-             for i in range(5)]
-    posts += [Post("z0", "zero", None, "c", 5, 0, t0), Post("n0", "nofol", None, "c", None, None, None),
-              Post("n1", "nofol", None, "c", 3, None, t0, extra={"sponsored_unknown": True}),
-              Post("h0", "hidden", None, "c", 7, 1, t0)]
+    accounts = [
+        Account("ann", "influencer", "ann", "food", 1000),
+        Account("zero", "influencer", "zero", "food", 0),
+        Account("nofol", "influencer", "nofol", "food", None),
+        Account("hidden", "influencer", "hidden", "food", None, extra={"followers_reported": -1}),
+    ]
+    posts = [
+        Post(f"ann{i}", "ann", None, "c", 10 * (i + 1), 1, t0 + timedelta(days=i), sponsored=i == 0) for i in range(5)
+    ]
+    posts += [
+        Post("z0", "zero", None, "c", 5, 0, t0),
+        Post("n0", "nofol", None, "c", None, None, None),
+        Post("n1", "nofol", None, "c", 3, None, t0, extra={"sponsored_unknown": True}),
+        Post("h0", "hidden", None, "c", 7, 1, t0),
+    ]
     _store(settings, tmp_path, accounts, posts)
     with Store.open(settings) as store:
         report = recompute_metrics(store)
@@ -137,7 +154,9 @@ def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(se
     code, out, _ = run(capsys, "metrics", "--er-posts", "2", "--json")
     assert code == 0 and '"last_n": 2' in out
     with Store.open(settings) as store:
-        assert metrics_store.read(store, ["ann"])["ann"].engagement_rate == pytest.approx(46 / 1000)  # newest 2: 51 and 41
+        assert metrics_store.read(store, ["ann"])["ann"].engagement_rate == pytest.approx(
+            46 / 1000
+        )  # newest 2: 51 and 41
         assert store.meta().get("generation") != gen  # serving processes reload
         assert recompute_metrics(store).last_n == 2  # remembered
     code, _, err = run(capsys, "metrics", "--er-posts", "0")
@@ -155,8 +174,12 @@ def test_delete_recomputes_the_peers_flags(settings: Settings, tmp_path: Path, e
     for a in range(21):  # account 0 writes 200 comments to 300 likes, the others about 10
         accounts.append(Account(f"f{a}", "influencer", f"f{a}", "food", 10_000))
         likes, comments = (300.0, 200.0) if a == 0 else (300 * rng.uniform(0.8, 1.25), 10 * rng.uniform(0.8, 1.25))
-        posts += [Post(f"f{a}p{d}", f"f{a}", None, "c", round(likes * (1 + 0.02 * d)), round(comments),
-                       t0 + timedelta(days=d)) for d in range(6)]
+        posts += [
+            Post(
+                f"f{a}p{d}", f"f{a}", None, "c", round(likes * (1 + 0.02 * d)), round(comments), t0 + timedelta(days=d)
+            )
+            for d in range(6)
+        ]
     _store(settings, tmp_path, accounts, posts)
     with Store.open(settings) as store:
         recompute_metrics(store)

@@ -13,11 +13,11 @@ import pytest
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
-from congruence.store.records import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.search.filters import Filters
 from congruence.search.metric_filters import MetricBounds
+from congruence.store.records import Store
 
 from .conftest import run
 from .test_export import read_rows
@@ -34,13 +34,17 @@ def corpus(env: Settings, small_corpus: Path) -> Settings:
     and one paid partnership each on three (so every filter splits the influencers)."""
     ingest(small_corpus, env)
     with Store.open(env) as store:
-        store.conn.execute("UPDATE posts SET sponsored = true WHERE id = ANY(%s)",
-                           (["fitness_creator_01_p0", "travel_creator_00_p1", "pets_creator_00_p0"],))
+        store.conn.execute(
+            "UPDATE posts SET sponsored = true WHERE id = ANY(%s)",
+            (["fitness_creator_01_p0", "travel_creator_00_p1", "pets_creator_00_p0"],),
+        )
         from congruence.indexer.account_metrics.recompute import recompute
 
         recompute(store)
-        store.conn.execute("UPDATE account_metrics SET flags = %s::jsonb WHERE account_id = ANY(%s)",
-                           (json.dumps([FLAG]), list(FLAGGED)))
+        store.conn.execute(
+            "UPDATE account_metrics SET flags = %s::jsonb WHERE account_id = ANY(%s)",
+            (json.dumps([FLAG]), list(FLAGGED)),
+        )
         store.bump_generation()
     return env
 
@@ -48,9 +52,12 @@ def corpus(env: Settings, small_corpus: Path) -> Settings:
 def passing(settings: Settings, b: MetricBounds, category: str | None = None) -> set[str]:
     """Influencers whose stored metrics pass ``b``, by SQL (NULL passes no bound)."""
     where, args = ["a.kind = 'influencer'"], []
-    for col, op, v in (("engagement_rate", ">=", b.min_er), ("engagement_rate", "<=", b.max_er),
-                       ("sponsored_share", "<=", b.max_sponsored_share),
-                       ("posts_per_week", ">=", b.min_posts_per_week)):
+    for col, op, v in (
+        ("engagement_rate", ">=", b.min_er),
+        ("engagement_rate", "<=", b.max_er),
+        ("sponsored_share", "<=", b.max_sponsored_share),
+        ("posts_per_week", ">=", b.min_posts_per_week),
+    ):
         if v is not None:
             where.append(f"m.{col} {op} %s")
             args.append(v)
@@ -60,23 +67,34 @@ def passing(settings: Settings, b: MetricBounds, category: str | None = None) ->
         where.append("a.category = %s")
         args.append(category)
     with Store.open(settings) as store:
-        rows = store.conn.execute("SELECT a.id FROM accounts a JOIN account_metrics m ON m.account_id = a.id WHERE "
-                                  + " AND ".join(where), args).fetchall()
+        rows = store.conn.execute(
+            "SELECT a.id FROM accounts a JOIN account_metrics m ON m.account_id = a.id WHERE " + " AND ".join(where),
+            args,
+        ).fetchall()
     return {r[0] for r in rows}
 
 
 def bounds_of(settings: Settings) -> list[tuple[MetricBounds, str | None]]:
     """Bounds at the medians of the stored figures, alone and together."""
     with Store.open(settings) as store:
-        er, ppw = np.array(store.conn.execute(
-            "SELECT engagement_rate, posts_per_week FROM account_metrics m JOIN accounts a ON a.id = m.account_id"
-            " WHERE a.kind = 'influencer'").fetchall(), np.float64).T
+        er, ppw = np.array(
+            store.conn.execute(
+                "SELECT engagement_rate, posts_per_week FROM account_metrics m JOIN accounts a ON a.id = m.account_id"
+                " WHERE a.kind = 'influencer'"
+            ).fetchall(),
+            np.float64,
+        ).T
     mid_er, mid_ppw = float(np.nanmedian(er)), float(np.nanmedian(ppw))
-    return [(MetricBounds(min_er=mid_er), None), (MetricBounds(max_er=mid_er), None),
-            (MetricBounds(min_er=float(np.nanquantile(er, 0.2)), max_er=float(np.nanquantile(er, 0.8))), None),
-            (MetricBounds(max_sponsored_share=0.0), None), (MetricBounds(min_posts_per_week=mid_ppw), None),
-            (MetricBounds(no_flags=True), None), (MetricBounds(min_er=mid_er, no_flags=True), "fitness"),
-            (MetricBounds(max_sponsored_share=0.25, min_posts_per_week=0.0, no_flags=True), None)]
+    return [
+        (MetricBounds(min_er=mid_er), None),
+        (MetricBounds(max_er=mid_er), None),
+        (MetricBounds(min_er=float(np.nanquantile(er, 0.2)), max_er=float(np.nanquantile(er, 0.8))), None),
+        (MetricBounds(max_sponsored_share=0.0), None),
+        (MetricBounds(min_posts_per_week=mid_ppw), None),
+        (MetricBounds(no_flags=True), None),
+        (MetricBounds(min_er=mid_er, no_flags=True), "fitness"),
+        (MetricBounds(max_sponsored_share=0.25, min_posts_per_week=0.0, no_flags=True), None),
+    ]
 
 
 def test_match_and_similar_against_brute_force(corpus: Settings) -> None:
@@ -107,8 +125,9 @@ def test_export_applies_the_bounds_and_writes_the_metrics(corpus: Settings, tmp_
 
 
 def test_cli_filters_bounds_checks_and_json(corpus: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "match", "--brand", BRAND, "-k", "18", "--no-flags", "--max-sponsored-share", "0%",
-                         "--json")
+    code, out, err = run(
+        capsys, "match", "--brand", BRAND, "-k", "18", "--no-flags", "--max-sponsored-share", "0%", "--json"
+    )
     assert code == 0, err
     data = json.loads(out)["data"]
     assert {d["influencer_id"] for d in data} == passing(corpus, MetricBounds(no_flags=True, max_sponsored_share=0))

@@ -14,13 +14,13 @@ import pytest
 from bench.account_metrics import analyse, load
 from congruence.core.settings import Settings
 from congruence.datasets.instagram_text import clean_category
-from congruence.indexer.corpus import Post
-from congruence.store.rows import Account
-from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
-from congruence.store import account_metrics as metrics_store
 from congruence.indexer.account_metrics.compute import figures
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
+from congruence.indexer.corpus import Post
 from congruence.indexer.prepare import prepare_posts
+from congruence.store import account_metrics as metrics_store
 from congruence.store.records import Store
+from congruence.store.rows import Account
 
 from .conftest import SHARED
 
@@ -34,8 +34,18 @@ def test_the_figures_docs_metrics_reports() -> None:
     assert r["dirty"]["accounts_followers_missing"] == 381 and r["dirty"]["posts_category_missing"] == 662
     assert r["dirty"]["posts_duplicate"] == 177
     medians = {b["band"]: b["er_q1_median_q3"][1] for b in r["er_by_band"] if b["accounts"]}
-    assert medians == pytest.approx({"1k-5k": 0.04311, "5k-10k": 0.03528, "10k-50k": 0.02965, "50k-100k": 0.02492,
-                                     "100k-500k": 0.02493, "500k-1M": 0.02494, "1M+": 0.02328}, abs=1e-5)
+    assert medians == pytest.approx(
+        {
+            "1k-5k": 0.04311,
+            "5k-10k": 0.03528,
+            "10k-50k": 0.02965,
+            "50k-100k": 0.02492,
+            "100k-500k": 0.02493,
+            "500k-1M": 0.02494,
+            "1M+": 0.02328,
+        },
+        abs=1e-5,
+    )
     assert r["spearman_er_followers"] == pytest.approx(-0.229, abs=1e-3)
     s = r["sponsored"]
     assert (s["sponsored_posts"], s["accounts_with_both"], s["accounts_ratio_below_1"]) == (197, 119, 79)
@@ -64,10 +74,23 @@ def test_stored_real_posts_give_the_reports_figures(settings: Settings, tmp_path
     source, rows = _subset(tmp_path, 3000)
     acc, posts, _ = load(source)
     want = figures(acc, posts)
-    accounts = [Account(u, "influencer", u, c, None if np.isnan(f) else int(f))
-                for u, c, f in zip(acc.ids, acc.categories, acc.followers, strict=True)]
-    stored = [Post(r["shortcode"], r["user"], None, r["caption"] or "-", r["likes"], r["comments"],
-                   datetime.fromtimestamp(r["ts"], UTC), r["sponsored"]) for r in rows]
+    accounts = [
+        Account(u, "influencer", u, c, None if np.isnan(f) else int(f))
+        for u, c, f in zip(acc.ids, acc.categories, acc.followers, strict=True)
+    ]
+    stored = [
+        Post(
+            r["shortcode"],
+            r["user"],
+            None,
+            r["caption"] or "-",
+            r["likes"],
+            r["comments"],
+            datetime.fromtimestamp(r["ts"], UTC),
+            r["sponsored"],
+        )
+        for r in rows
+    ]
     assert all(clean_category(r["category"]) in ("", *acc.categories) for r in rows)
     with Store.open(settings) as store:
         store.upsert_accounts(accounts)

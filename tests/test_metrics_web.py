@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.indexer.ingest import ingest
+from congruence.store import database
 from congruence.store.records import Store
 
 from .conftest import TABLES
@@ -23,8 +23,13 @@ from .test_web import CHROMIUM, browser, page  # noqa: F401  (fixtures)
 
 BRAND = "brand_peakfit"
 FLAGGED = "fitness_creator_00"
-FLAG = {"signal": "like_spike", "value": 6.5, "threshold": 5.0, "post_id": "fitness_creator_00_p1",
-        "text": "post fitness_creator_00_p1 has 6000 likes, 6.5x the median (920) of its newest 6 posts (threshold 5x)"}
+FLAG = {
+    "signal": "like_spike",
+    "value": 6.5,
+    "threshold": 5.0,
+    "post_id": "fitness_creator_00_p1",
+    "text": "post fitness_creator_00_p1 has 6000 likes, 6.5x the median (920) of its newest 6 posts (threshold 5x)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +37,14 @@ def site(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFacto
     """The demo corpus ingested (metrics computed), one account flagged, served without auth."""
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=tmp_path_factory.mktemp("metrics-web") / "home", database_url=pg_url, batch_size=16,
-                        rate_limit=0)
+    settings = Settings(
+        home=tmp_path_factory.mktemp("metrics-web") / "home", database_url=pg_url, batch_size=16, rate_limit=0
+    )
     ingest(small_corpus, settings)
     with Store.open(settings) as store:
-        store.conn.execute("UPDATE account_metrics SET flags = %s::jsonb WHERE account_id = %s",
-                           (json.dumps([FLAG]), FLAGGED))
+        store.conn.execute(
+            "UPDATE account_metrics SET flags = %s::jsonb WHERE account_id = %s", (json.dumps([FLAG]), FLAGGED)
+        )
         store.bump_generation()
         stored = dict(store.conn.execute("SELECT account_id, engagement_rate FROM account_metrics").fetchall())
     with serving(settings, auth=False) as url:
@@ -61,10 +68,14 @@ def test_api_hits_accounts_and_plot_data_carry_the_metrics(site: dict) -> None:
     got = _match(site, min_er=median, no_flags=True)
     want = {a for a in (h["influencer_id"] for h in hits) if site["er"][a] >= median and a != FLAGGED}
     assert {h["influencer_id"] for h in got} == want  # all that pass, never starved
-    sim = httpx.get(site["url"] + f"/v1/influencers/{FLAGGED}/similar",
-                    params={"k": 24, "max_er": median, "no_flags": "true"}, timeout=60).json()["data"]
-    assert {h["influencer_id"] for h in sim} == {a for a in site["er"] if a.split("_")[-2] == "creator"
-                                                 and site["er"][a] <= median and a != FLAGGED}
+    sim = httpx.get(
+        site["url"] + f"/v1/influencers/{FLAGGED}/similar",
+        params={"k": 24, "max_er": median, "no_flags": "true"},
+        timeout=60,
+    ).json()["data"]
+    assert {h["influencer_id"] for h in sim} == {
+        a for a in site["er"] if a.split("_")[-2] == "creator" and site["er"][a] <= median and a != FLAGGED
+    }
     r = httpx.post(site["url"] + "/v1/match", json={"brand_id": BRAND, "max_sponsored_share": 2}, timeout=60)
     assert r.status_code == 422 and "max_sponsored_share" in r.text
     acc = httpx.get(site["url"] + f"/v1/accounts/{FLAGGED}", timeout=60).json()
@@ -77,8 +88,9 @@ def test_api_hits_accounts_and_plot_data_carry_the_metrics(site: dict) -> None:
 
 
 def test_export_job_with_metric_filters_has_the_metric_columns(site: dict) -> None:
-    r = httpx.post(site["url"] + "/v1/exports", json={"brands": [BRAND], "k": 24, "format": "csv", "no_flags": True},
-                   timeout=60)
+    r = httpx.post(
+        site["url"] + "/v1/exports", json={"brands": [BRAND], "k": 24, "format": "csv", "no_flags": True}, timeout=60
+    )
     assert r.status_code in (200, 201, 202), r.text
     job = r.json()
     for _ in range(600):
@@ -91,7 +103,8 @@ def test_export_job_with_metric_filters_has_the_metric_columns(site: dict) -> No
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 17 and FLAGGED not in {r["influencer_id"] for r in rows}
     assert {r["influencer_id"]: float(r["engagement_rate"]) for r in rows} == pytest.approx(
-        {r["influencer_id"]: site["er"][r["influencer_id"]] for r in rows})
+        {r["influencer_id"]: site["er"][r["influencer_id"]] for r in rows}
+    )
     assert all(r["authenticity_flags"] == "" for r in rows)
 
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from congruence.encoders import inference, onnx, torch_models
-from congruence.encoders.torch_models import image_encoder, text_encoder
-from congruence.encoders.inference import encode_images
 from congruence.encoders.base import encode_batch
 from congruence.encoders.images import read_image
-from congruence.encoders.onnx_cache import ExportSpec, cached_graph
+from congruence.encoders.inference import encode_images
 from congruence.encoders.onnx import OrtImageEncoder, OrtTextEncoder, ort_image_encoder, ort_text_encoder
+from congruence.encoders.onnx_cache import ExportSpec, cached_graph
+from congruence.encoders.torch_models import image_encoder, text_encoder
 from tests.conftest import PHOTOS, SHARED, requires_photos
 
 POSTS = SHARED / "instagram" / "posts.jsonl.gz"
@@ -105,8 +105,9 @@ def test_graph_cache_is_keyed_by_weights_and_settings_and_rebuilt_when_stale(tmp
     x = np.ones((3, 4), np.float32)
     lin = torch.nn.Linear(4, 2)
     lin.load_state_dict(torch.load(weights))
-    np.testing.assert_allclose(onnx.session(first).run(None, {"x": x})[0],
-                               lin(torch.from_numpy(x)).detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        onnx.session(first).run(None, {"x": x})[0], lin(torch.from_numpy(x)).detach().numpy(), atol=1e-6
+    )
     other = cached_graph(ExportSpec("tiny.linear", weights, {"in": 4, "opt": "x"}), export, cache)
     assert other != first and len(exports) == 2 and not first.exists()  # another setting: the old one is stale
     torch.save(torch.nn.Linear(4, 2).state_dict(), weights)  # new weights, same settings

@@ -70,8 +70,12 @@ def test_every_influencer_is_paired_on_its_own_side(built: tuple[Path, PhotoCorp
         assert side[m["brand_id"]] == side[m["influencer_id"]], m
         paired[m["influencer_id"]].add(m["brand_id"])
     accounts = rows(folder, "accounts")
-    lookalike_niches = {(a["side"], a["posts_vertical"], c) for a in accounts
-                        if a["kind"] == "brand" and a["brand_kind"].startswith("lookalike:") for c in a["prefers"]}
+    lookalike_niches = {
+        (a["side"], a["posts_vertical"], c)
+        for a in accounts
+        if a["kind"] == "brand" and a["brand_kind"].startswith("lookalike:")
+        for c in a["prefers"]
+    }
     # every influencer is some brand's partner, or a look-alike: nobody's partner, but it
     # posts what a look-alike brand of its side posts
     unpaired = [a for a in accounts if a["kind"] == "influencer" and not paired[a["id"]]]
@@ -89,11 +93,19 @@ def test_lookalike_brands_post_what_their_non_partners_post(built: tuple[Path, P
     brands = [a for a in accounts if a["kind"] == "brand" and a["brand_kind"].startswith("lookalike:")]
     assert brands
     for b in brands:
-        alike = {a["id"] for a in accounts if a["kind"] == "influencer" and a["side"] == b["side"]
-                 and a["category"] == b["posts_vertical"] and a["niche"] in b["prefers"]}
+        alike = {
+            a["id"]
+            for a in accounts
+            if a["kind"] == "influencer"
+            and a["side"] == b["side"]
+            and a["category"] == b["posts_vertical"]
+            and a["niche"] in b["prefers"]
+        }
         assert alike and not alike & partners[b["id"]]
-        assert partners[b["id"]] and all(next(a for a in accounts if a["id"] == i)["category"] == b["category"]
-                                         != b["posts_vertical"] for i in partners[b["id"]])
+        assert partners[b["id"]] and all(
+            next(a for a in accounts if a["id"] == i)["category"] == b["category"] != b["posts_vertical"]
+            for i in partners[b["id"]]
+        )
 
 
 def test_every_test_brand_has_positives(built: tuple[Path, PhotoCorpusInfo]) -> None:
@@ -131,8 +143,9 @@ def test_images_decode_and_variants_differ(built: tuple[Path, PhotoCorpusInfo]) 
         with Image.open(f) as img:
             img.load()
             assert min(img.size) == PhotoCorpusConfig.quick().image_side
-    by_photo: dict[tuple[str, int], str] = {(p["source_photo"], p["augmentation"]): p["image"]
-                                            for p in rows(folder, "posts")}
+    by_photo: dict[tuple[str, int], str] = {
+        (p["source_photo"], p["augmentation"]): p["image"] for p in rows(folder, "posts")
+    }
     assert len(set(by_photo.values())) == len(by_photo)  # one file per (photo, variant)
 
 

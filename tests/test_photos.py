@@ -35,8 +35,14 @@ def build_vertical_corpus(out: Path, per_vertical: int = 12, posts: int = 4, see
         path, label = path_label
         name = f"{acc}_{n}.jpg"
         shutil.copy(PHOTOS / path, out / "img" / name)
-        rows.append({"id": f"{acc}_{n}", "account_id": acc, "image": f"img/{name}",
-                     "caption": f"my {label.replace('_', ' ')} today"})
+        rows.append(
+            {
+                "id": f"{acc}_{n}",
+                "account_id": acc,
+                "image": f"img/{name}",
+                "caption": f"my {label.replace('_', ' ')} today",
+            }
+        )
 
     verticals = sorted({v for v, _ in photos})
     for v in verticals:
@@ -47,8 +53,15 @@ def build_vertical_corpus(out: Path, per_vertical: int = 12, posts: int = 4, see
             post(b, n, pl)
         for i in range(per_vertical):
             acc = f"{v}_{i}"
-            accounts.append({"id": acc, "kind": "influencer", "handle": acc, "category": v,
-                             "followers": rng.randint(5_000, 100_000)})
+            accounts.append(
+                {
+                    "id": acc,
+                    "kind": "influencer",
+                    "handle": acc,
+                    "category": v,
+                    "followers": rng.randint(5_000, 100_000),
+                }
+            )
             for n, pl in enumerate(rng.sample(photos[(v, "train")], posts - 1)):
                 post(acc, n, pl)
             other = rng.choice([w for w in verticals if w != v])

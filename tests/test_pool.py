@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.indexer.ingest import ingest
 from congruence.indexer.pool import IMAGE_WEIGHT, pool, pool_features
 from congruence.search.engine import Engine
+from congruence.store import database
 
 H = np.sqrt(0.5)
 
@@ -41,15 +41,22 @@ def expected_pool(img: np.ndarray, txt: np.ndarray, d_image: int, d_text: int, w
 NO_IMG, NO_TXT = np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32)
 
 
-@pytest.mark.parametrize(("img", "txt", "want"), [
-    pytest.param([[1, 0, 0], [0, 1, 0]], NO_TXT, [H, H, 0, 0, 0], id="images only"),
-    pytest.param(NO_IMG, [[0, 1], [0, 1]], [0, 0, 0, 0, 1], id="texts only"),
-    pytest.param([[1, 0, 0]], [[0, 1]], [H, 0, 0, 0, H], id="one of each"),
-    pytest.param([[1, 0, 0], [0, 1, 0]], [[1, 0]], [0.5, 0.5, 0, H, 0], id="two images, one text"),
-    pytest.param([[0, 0, 1], [0, 0, 1], [0, 1, 0]], [[0.6, 0.8]], [0, 1 / np.sqrt(10), 2 / np.sqrt(10), 0.6 * H,
-                                                                    0.8 * H], id="repeated image"),
-    pytest.param(NO_IMG, NO_TXT, [0, 0, 0, 0, 0], id="nothing"),
-])
+@pytest.mark.parametrize(
+    ("img", "txt", "want"),
+    [
+        pytest.param([[1, 0, 0], [0, 1, 0]], NO_TXT, [H, H, 0, 0, 0], id="images only"),
+        pytest.param(NO_IMG, [[0, 1], [0, 1]], [0, 0, 0, 0, 1], id="texts only"),
+        pytest.param([[1, 0, 0]], [[0, 1]], [H, 0, 0, 0, H], id="one of each"),
+        pytest.param([[1, 0, 0], [0, 1, 0]], [[1, 0]], [0.5, 0.5, 0, H, 0], id="two images, one text"),
+        pytest.param(
+            [[0, 0, 1], [0, 0, 1], [0, 1, 0]],
+            [[0.6, 0.8]],
+            [0, 1 / np.sqrt(10), 2 / np.sqrt(10), 0.6 * H, 0.8 * H],
+            id="repeated image",
+        ),
+        pytest.param(NO_IMG, NO_TXT, [0, 0, 0, 0, 0], id="nothing"),
+    ],
+)
 def test_pool_known_answers(img: list | np.ndarray, txt: list | np.ndarray, want: list[float]) -> None:
     got = pool(np.asarray(img, np.float32).reshape(-1, 3), np.asarray(txt, np.float32).reshape(-1, 2), 3, 2)
     assert got.dtype == np.float32 and got.shape == (5,)
@@ -57,8 +64,11 @@ def test_pool_known_answers(img: list | np.ndarray, txt: list | np.ndarray, want
 
 
 def test_pool_weight_and_the_inner_product_it_promises() -> None:
-    np.testing.assert_allclose(pool(np.array([[1, 0, 0]], np.float32), np.array([[0, 1]], np.float32), 3, 2, 0.8),
-                               [np.sqrt(0.8), 0, 0, 0, np.sqrt(0.2)], atol=1e-6)
+    np.testing.assert_allclose(
+        pool(np.array([[1, 0, 0]], np.float32), np.array([[0, 1]], np.float32), 3, 2, 0.8),
+        [np.sqrt(0.8), 0, 0, 0, np.sqrt(0.2)],
+        atol=1e-6,
+    )
     rng = np.random.default_rng(0)
     d_image, d_text = 16, 8
 
@@ -108,13 +118,16 @@ def _stored(url: str) -> tuple[dict[str, str], dict[str, tuple[list, list]], dic
     """(kind of each account, its posts' (image, text) embeddings, its stored pooled vector)."""
     with database.connect(url) as conn:
         assert conn.execute("SELECT role, count(*) FROM models GROUP BY role ORDER BY role").fetchall() == [
-            ("image", 1), ("text", 1)]
+            ("image", 1),
+            ("text", 1),
+        ]
         rows = conn.execute(
             "SELECT a.id, a.kind, vi.embedding, vt.embedding FROM posts p JOIN accounts a ON a.id = p.account_id"
             " LEFT JOIN vectors vi ON vi.content_hash = p.image_hash"
             "  AND vi.model_id = (SELECT id FROM models WHERE role = 'image')"
             " LEFT JOIN vectors vt ON vt.content_hash = p.caption_hash"
-            "  AND vt.model_id = (SELECT id FROM models WHERE role = 'text')").fetchall()
+            "  AND vt.model_id = (SELECT id FROM models WHERE role = 'text')"
+        ).fetchall()
         pooled = conn.execute("SELECT account_id, embedding FROM account_vectors WHERE space = 'pooled'").fetchall()
     kinds: dict[str, str] = {}
     posts: dict[str, tuple[list, list]] = {}
@@ -128,8 +141,7 @@ def _stored(url: str) -> tuple[dict[str, str], dict[str, tuple[list, list]], dic
     return kinds, posts, {a: _array(v) for a, v in pooled}
 
 
-def test_stored_pooled_vectors_and_search_equal_numpy(settings: Settings, small_corpus: Path,
-                                                       tmp_path: Path) -> None:
+def test_stored_pooled_vectors_and_search_equal_numpy(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
     corpus = _mixed_corpus(small_corpus, tmp_path / "corpus")
     report = ingest(corpus, settings)
     assert report.exit_code == 0 and report.rejected == []
@@ -137,14 +149,20 @@ def test_stored_pooled_vectors_and_search_equal_numpy(settings: Settings, small_
     assert len(kinds) == 24 and set(stored) == set(kinds)
     d_image = len(posts["fitness_creator_00"][0][0])
     d_text = len(posts["pets_creator_00"][1][0])
-    assert [len(posts["fitness_creator_00"][1]), len(posts["pets_creator_00"][0]), len(posts["food_creator_01"][0]),
-            len(posts["food_creator_01"][1])] == [0, 0, 1, 1]  # the corpus has the mixes it means to
+    assert [
+        len(posts["fitness_creator_00"][1]),
+        len(posts["pets_creator_00"][0]),
+        len(posts["food_creator_01"][0]),
+        len(posts["food_creator_01"][1]),
+    ] == [0, 0, 1, 1]  # the corpus has the mixes it means to
     for imgs, txts in posts.values():  # stored per-post embeddings are unit vectors
         for v in imgs + txts:
             assert np.linalg.norm(v) == pytest.approx(1, abs=1e-5)
 
-    want = {a: expected_pool(np.reshape(i, (-1, d_image)), np.reshape(t, (-1, d_text)), d_image, d_text)
-            for a, (i, t) in posts.items()}
+    want = {
+        a: expected_pool(np.reshape(i, (-1, d_image)), np.reshape(t, (-1, d_text)), d_image, d_text)
+        for a, (i, t) in posts.items()
+    }
     for account, v in want.items():
         np.testing.assert_allclose(stored[account], v, atol=1e-5, err_msg=account)
     assert not want["fitness_creator_00"][d_image:].any() and not want["pets_creator_00"][:d_image].any()

@@ -16,8 +16,10 @@ from congruence.core.progress import ProgressBoard, ProgressStyle, Task, current
 from congruence.core.settings import Settings
 from tests.conftest import run
 
-LINE = re.compile(r"(?P<label>[\w: -]+): (?P<done>[\d,]+)/(?P<total>[\d,]+) (?P<unit>\w+) \((?P<pct>\d+) %\)"
-                  r"(, (?P<rate>[\d,.]+) \w+/s, ETA (?P<eta>\d+:\d\d:\d\d))?")
+LINE = re.compile(
+    r"(?P<label>[\w: -]+): (?P<done>[\d,]+)/(?P<total>[\d,]+) (?P<unit>\w+) \((?P<pct>\d+) %\)"
+    r"(, (?P<rate>[\d,.]+) \w+/s, ETA (?P<eta>\d+:\d\d:\d\d))?"
+)
 
 
 class Terminal(io.StringIO):
@@ -63,8 +65,9 @@ def test_a_terminal_gets_the_bar_not_lines() -> None:
 
 
 @pytest.mark.slow
-def test_cli_ingest_prints_progress_lines_and_quiet_silences_them(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_ingest_prints_progress_lines_and_quiet_silences_them(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = Path(shutil.copytree(small_corpus, tmp_path / "corpus"))
     code, _, err = run(capsys, "ingest", str(corpus))
     assert code == 0
@@ -74,8 +77,9 @@ def test_cli_ingest_prints_progress_lines_and_quiet_silences_them(env: Settings,
     assert any(m["label"] == "encoding captions" for m in done), err
     assert current_board().style.mode == "off"  # the command's board is gone when it returns
     posts = [json.loads(x) for x in (corpus / "posts.jsonl").read_text().splitlines()]
-    (corpus / "posts.jsonl").write_text("".join(json.dumps({**p, "caption": (p.get("caption") or "") + " again"}) + "\n"
-                                                for p in posts))
+    (corpus / "posts.jsonl").write_text(
+        "".join(json.dumps({**p, "caption": (p.get("caption") or "") + " again"}) + "\n" for p in posts)
+    )
     code, out, err = run(capsys, "ingest", "--quiet", "--json", str(corpus))
     assert code == 0 and json.loads(out)["texts_encoded"] > 0 and "encoding" not in err, err
 
@@ -85,7 +89,11 @@ def test_quiet_goes_before_or_after_the_subcommand() -> None:
 
     parse = build_parser().parse_args
     assert parse(["--quiet", "ingest", "x"]).quiet and parse(["ingest", "-q", "x"]).quiet
-    assert not parse(["ingest", "x"]).quiet and parse(["-q", "train"]).quiet and parse(["export", "--out", "f", "-q"]).quiet
+    assert (
+        not parse(["ingest", "x"]).quiet
+        and parse(["-q", "train"]).quiet
+        and parse(["export", "--out", "f", "-q"]).quiet
+    )
 
 
 def test_index_build_reports_through_the_commands_board(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,12 +118,28 @@ def test_index_build_reports_through_the_commands_board(tmp_path: Path, monkeypa
     set_board(ProgressBoard(ProgressStyle("lines", interval_s=60), out))
     monkeypatch.setattr(index_sync, "PROGRESS_MIN", 40)  # builds of fewer accounts take seconds: silent
     try:
-        index_sync._rebuild(Store(), tmp_path / "small", "pooled", "m", IndexLayout(), np.arange(30),  # type: ignore[arg-type]
-                            np.ones(30, np.int64), "test")
+        index_sync._rebuild(
+            Store(),
+            tmp_path / "small",
+            "pooled",
+            "m",
+            IndexLayout(),
+            np.arange(30),  # type: ignore[arg-type]
+            np.ones(30, np.int64),
+            "test",
+        )
         assert out.getvalue() == ""
         seq = np.arange(40)
-        res = index_sync._rebuild(Store(), tmp_path, "pooled", "m", IndexLayout(), seq,  # type: ignore[arg-type]
-                                  np.ones(40, np.int64), "test")
+        res = index_sync._rebuild(
+            Store(),
+            tmp_path,
+            "pooled",
+            "m",
+            IndexLayout(),
+            seq,  # type: ignore[arg-type]
+            np.ones(40, np.int64),
+            "test",
+        )
     finally:
         set_board(None)
     assert res.added == 40

@@ -23,21 +23,22 @@ import torch
 
 from congruence.core.errors import StoreUnavailable
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.indexer import ingest as ingest_module
 from congruence.indexer.ingest import ingest
 from congruence.ray.cluster import Cluster, worker_settings
-from congruence.store.records import Store
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
+from congruence.store import database
+from congruence.store.records import Store
 from congruence.training.deploy import deploy
 
 from .conftest import TABLES, run
 from .test_export import BRANDS
 from .test_head_product import trained_head
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="Ray is not installed (pip install 'congruence[ray]')")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'congruence[ray]')"
+)
 RAY_MISSING = "error: Ray is not installed: pip install 'congruence[ray]'\n"
 
 
@@ -48,8 +49,16 @@ def ray_cluster() -> Iterator[None]:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are length-limited
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=200 * 1024**2,
-             _temp_dir=temp, logging_level=logging.WARNING, log_to_driver=False)  # workers' output stays off capsys
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=0,
+        include_dashboard=False,
+        object_store_memory=200 * 1024**2,
+        _temp_dir=temp,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )  # workers' output stays off capsys
     yield
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
@@ -58,18 +67,26 @@ def ray_cluster() -> Iterator[None]:
 def dump(settings: Settings) -> dict[str, list[tuple]]:
     """Every row ingest writes, sorted, without timestamps and vector versions."""
     with Store.open(settings) as store:
+
         def q(sql: str) -> list[tuple]:
             return [tuple(r) for r in store.conn.execute(sql).fetchall()]
 
         return {
-            "accounts": q("SELECT id, seq, kind, handle, category, followers, extra, row_hash, pool_dirty"
-                          " FROM accounts ORDER BY id"),
-            "posts": q("SELECT id, account_id, image, image_hash, caption, caption_hash, likes, comments, ts,"
-                       " sponsored, tagged, extra, row_hash, corpus_root FROM posts ORDER BY id"),
-            "vectors": q("SELECT m.role, m.name, v.content_hash, v.embedding::real[] FROM vectors v"
-                         " JOIN models m ON m.id = v.model_id ORDER BY 1, 2, 3"),
-            "account_vectors": q("SELECT account_id, space, n_posts, embedding::real[] FROM account_vectors"
-                                 " ORDER BY 1, 2"),
+            "accounts": q(
+                "SELECT id, seq, kind, handle, category, followers, extra, row_hash, pool_dirty"
+                " FROM accounts ORDER BY id"
+            ),
+            "posts": q(
+                "SELECT id, account_id, image, image_hash, caption, caption_hash, likes, comments, ts,"
+                " sponsored, tagged, extra, row_hash, corpus_root FROM posts ORDER BY id"
+            ),
+            "vectors": q(
+                "SELECT m.role, m.name, v.content_hash, v.embedding::real[] FROM vectors v"
+                " JOIN models m ON m.id = v.model_id ORDER BY 1, 2, 3"
+            ),
+            "account_vectors": q(
+                "SELECT account_id, space, n_posts, embedding::real[] FROM account_vectors ORDER BY 1, 2"
+            ),
         }
 
 
@@ -93,8 +110,9 @@ def empty_store(settings: Settings, home: Path) -> Settings:
 
 
 @needs_ray
-def test_a_ray_ingest_stores_what_a_local_one_does(ray_cluster: None, settings: Settings, small_corpus: Path,
-                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ray_ingest_stores_what_a_local_one_does(
+    ray_cluster: None, settings: Settings, small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(small_corpus, corpus)
     broken = sorted((corpus / "images").rglob("*.jpg"))[3]
@@ -117,16 +135,20 @@ def test_a_ray_ingest_stores_what_a_local_one_does(ray_cluster: None, settings: 
     got_hits = hits(on_ray)
     assert [h[:2] + h[3:] for h in got_hits] == [h[:2] + h[3:] for h in expected_hits]
     np.testing.assert_allclose([h[2] for h in got_hits], [h[2] for h in expected_hits], atol=1e-5)
-    assert (report.images_encoded, report.texts_encoded, report.accounts_pooled) == \
-        (local.images_encoded, local.texts_encoded, local.accounts_pooled)
+    assert (report.images_encoded, report.texts_encoded, report.accounts_pooled) == (
+        local.images_encoded,
+        local.texts_encoded,
+        local.accounts_pooled,
+    )
     assert report.images_encoded > 0 and report.texts_encoded > 0
     assert [str(e) for e in report.rejected] == [str(e) for e in local.rejected] and len(report.rejected) == 1
 
     # interrupted after some batches: the rerun encodes only what has no vector
     monkeypatch.setattr(ingest_module, "_store_rows", store_rows)
     with Store.open(on_ray) as store:
-        store.conn.execute("DELETE FROM vectors WHERE content_hash IN (SELECT content_hash FROM vectors"
-                           " ORDER BY content_hash LIMIT 7)")
+        store.conn.execute(
+            "DELETE FROM vectors WHERE content_hash IN (SELECT content_hash FROM vectors ORDER BY content_hash LIMIT 7)"
+        )
     again = ingest(corpus, on_ray, ray_address="local")
     assert again.images_encoded + again.texts_encoded == 7 and again.posts_new == 0
     assert_same_rows(dump(on_ray), expected)
@@ -144,8 +166,9 @@ def export_both(settings: Settings, tmp_path: Path, spec: ExportSpec, batch_bran
 
 
 @needs_ray
-def test_a_ray_export_from_the_cli_writes_the_local_rows(ray_cluster: None, env: Settings, small_corpus: Path,
-                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_ray_export_from_the_cli_writes_the_local_rows(
+    ray_cluster: None, env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ingest(small_corpus, env)
     args = ("export", "-k", "7", "--micro", "--format", "jsonl", "--batch-brands", "2", "--json", "--out")
     assert run(capsys, *args, str(tmp_path / "local.jsonl"))[0] == 0
@@ -156,8 +179,9 @@ def test_a_ray_export_from_the_cli_writes_the_local_rows(ray_cluster: None, env:
 
 
 @needs_ray
-def test_a_ray_export_writes_the_local_rows_with_the_head_reranking(ray_cluster: None, settings: Settings,
-                                                                    small_corpus: Path, tmp_path: Path) -> None:
+def test_a_ray_export_writes_the_local_rows_with_the_head_reranking(
+    ray_cluster: None, settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     ingest(small_corpus, settings)
     head = trained_head(settings)
     with torch.no_grad():
@@ -170,8 +194,9 @@ def test_a_ray_export_writes_the_local_rows_with_the_head_reranking(ray_cluster:
 
 
 @needs_ray
-def test_an_interrupted_ray_export_resumes(ray_cluster: None, settings: Settings, small_corpus: Path,
-                                           tmp_path: Path) -> None:
+def test_an_interrupted_ray_export_resumes(
+    ray_cluster: None, settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     ingest(small_corpus, settings)
     out, whole = tmp_path / "s.csv", tmp_path / "whole.csv"
     spec = ExportSpec(None, 5, "csv")
@@ -189,9 +214,13 @@ def test_an_interrupted_ray_export_resumes(ray_cluster: None, settings: Settings
     assert report.resumed_brands == 2 and out.read_bytes() == whole.read_bytes()
 
 
-def test_ray_address_without_ray_installed_is_a_clear_error(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_ray_address_without_ray_installed_is_a_clear_error(
+    env: Settings,
+    small_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     assert run(capsys, "ingest", str(small_corpus), "--ray-address", "auto") == (1, "", RAY_MISSING)
     with Store.open(env) as store:  # refused before anything was stored
@@ -210,7 +239,8 @@ def test_the_embedded_store_is_refused_for_a_cluster_of_many_machines(tmp_path: 
         assert str(e.value) == (
             f"the embedded PostgreSQL under {tmp_path / 'home'} is reachable from this machine only, not from the "
             f"Ray cluster at {cluster.address!r}: set DATABASE_URL to a PostgreSQL with pgvector that every node "
-            "can reach (see docs/scale-out.md)")
+            "can reach (see docs/scale-out.md)"
+        )
     shared = embedded.with_(database_url="postgresql://db.internal/congruence")
     assert worker_settings(shared, Cluster("ray://10.0.0.5:10001", 8, 0, 1)) == shared
     assert not Cluster("ray://localhost:10001", 2, 0, 1).spans_machines and not Cluster("auto", 2, 0, 1).spans_machines
@@ -246,22 +276,27 @@ class FakeRay:
 
 
 def test_a_ray_client_connection_is_retried_when_the_heads_server_for_it_dies_at_start(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """ray-project/ray#63202: the proxier's fork for a client can die at birth; a new
     connection gets a new one. Other errors, and other addresses, are not retried."""
     from congruence.core.errors import CongruenceError
     from congruence.ray import cluster as ray_cluster
 
-    died = ConnectionAbortedError("Initialization failure from server:\nRuntimeError: Starting Ray client server failed")
+    died = ConnectionAbortedError(
+        "Initialization failure from server:\nRuntimeError: Starting Ray client server failed"
+    )
     monkeypatch.setattr(ray_cluster, "CLIENT_RETRY_S", 0.0)
     fake = FakeRay([died])
     monkeypatch.setattr(ray_cluster, "import_ray", lambda: fake)
     with caplog.at_level(logging.WARNING, logger="congruence.ray.cluster"):
         cluster = ray_cluster.connect("ray://10.0.0.5:10001")
     assert fake.calls == 2 and cluster.cpus == 2 and "connection 1 of 3" in caplog.text
-    for address, errors, calls in (("ray://10.0.0.5:10001", [died] * 3, 3),
-                                   ("ray://10.0.0.5:10001", [ValueError("bad token")], 1),
-                                   ("10.0.0.5:6379", [died], 1)):
+    for address, errors, calls in (
+        ("ray://10.0.0.5:10001", [died] * 3, 3),
+        ("ray://10.0.0.5:10001", [ValueError("bad token")], 1),
+        ("10.0.0.5:6379", [died], 1),
+    ):
         fake = FakeRay(errors)
         monkeypatch.setattr(ray_cluster, "import_ray", lambda fake=fake: fake)
         with pytest.raises(CongruenceError, match=f"^cannot connect to the Ray cluster at '{address}'"):

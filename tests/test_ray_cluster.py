@@ -12,6 +12,7 @@ token made for the test (RAY_AUTH_TOKEN), as `docs/scale-out.md` tells users to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -77,10 +78,26 @@ def started_cluster() -> Iterator[dict[str, str]]:
     env = clean_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="180")
     log = open(Path(temp) / "head.log", "w")  # noqa: SIM115 - closed at teardown
     head = subprocess.Popen(
-        [str(RAY), "start", "--head", "--block", f"--port={gcs}", f"--ray-client-server-port={client}",
-         f"--dashboard-port={dashboard}", "--include-dashboard=false", "--num-cpus=2", "--num-gpus=1",
-         "--object-store-memory=200000000", f"--temp-dir={temp}", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--block",
+            f"--port={gcs}",
+            f"--ray-client-server-port={client}",
+            f"--dashboard-port={dashboard}",
+            "--include-dashboard=false",
+            "--num-cpus=2",
+            "--num-gpus=1",
+            "--object-store-memory=200000000",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while not (_listening(gcs) and _listening(client)):
@@ -96,20 +113,26 @@ def started_cluster() -> Iterator[dict[str, str]]:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         time.sleep(2)  # raylet and gcs_server share the group; let them exit before their files go
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever of the group outlived SIGTERM
-        except ProcessLookupError:
-            pass
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def congruence(settings: Settings, cluster: dict[str, str], *argv: str, ray_address: str | None = None,
-               ) -> subprocess.CompletedProcess[str]:
+def congruence(
+    settings: Settings,
+    cluster: dict[str, str],
+    *argv: str,
+    ray_address: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """`congruence -v ARGV` in a process of its own, on ``settings``' store, token in its environment."""
-    env = clean_env(CONGRUENCE_HOME=str(settings.home), DATABASE_URL=str(settings.database_url),
-                    CONGRUENCE_BATCH_SIZE=str(settings.batch_size), RAY_AUTH_MODE="token",
-                    RAY_AUTH_TOKEN=cluster["token"])
+    env = clean_env(
+        CONGRUENCE_HOME=str(settings.home),
+        DATABASE_URL=str(settings.database_url),
+        CONGRUENCE_BATCH_SIZE=str(settings.batch_size),
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=cluster["token"],
+    )
     if ray_address == "auto":
         env["RAY_ADDRESS"] = cluster["gcs"]
     cmd = [sys.executable, "-m", "congruence", "-v", *argv]
@@ -130,13 +153,15 @@ def gpu_placements(stderr: str, stage: str) -> list[dict[str, object]]:
 
 
 def test_a_ray_client_ingest_and_export_use_gpu_actors_and_give_the_local_rows(
-        started_cluster: dict[str, str], settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
+    started_cluster: dict[str, str], settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     local = ingest(small_corpus, settings)
     expected = dump(settings)
     on_ray = empty_store(settings, tmp_path / "home-ray")
 
-    done = congruence(on_ray, started_cluster, "ingest", str(small_corpus), "--json",
-                      ray_address=started_cluster["client"])
+    done = congruence(
+        on_ray, started_cluster, "ingest", str(small_corpus), "--json", ray_address=started_cluster["client"]
+    )
     report = json.loads(done.stdout)
     assert (report["images_encoded"], report["texts_encoded"]) == (local.images_encoded, local.texts_encoded)
     assert report["images_encoded"] > 0 and report["texts_encoded"] > 0
@@ -149,21 +174,46 @@ def test_a_ray_client_ingest_and_export_use_gpu_actors_and_give_the_local_rows(
     spec = ExportSpec(None, 5, "csv", Filters.make(micro=True))
     with Engine(on_ray) as engine:
         run_export(engine, spec, tmp_path / "local.csv", batch_brands=2)
-    done = congruence(on_ray, started_cluster, "export", "-k", "5", "--micro", "--batch-brands", "2", "--json",
-                      "--out", str(tmp_path / "ray.csv"), ray_address=started_cluster["client"])
+    done = congruence(
+        on_ray,
+        started_cluster,
+        "export",
+        "-k",
+        "5",
+        "--micro",
+        "--batch-brands",
+        "2",
+        "--json",
+        "--out",
+        str(tmp_path / "ray.csv"),
+        ray_address=started_cluster["client"],
+    )
     report = json.loads(done.stdout)
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     assert report["ray"]["address"] == started_cluster["client"] and report["ray"]["gpus_per_actor"] == 1
     assert [p["gpu_ids"] for p in report["ray"]["placements"]] == [[0]]
 
 
-def test_an_export_on_the_cluster_found_with_auto(started_cluster: dict[str, str], settings: Settings,
-                                                 small_corpus: Path, tmp_path: Path) -> None:
+def test_an_export_on_the_cluster_found_with_auto(
+    started_cluster: dict[str, str], settings: Settings, small_corpus: Path, tmp_path: Path
+) -> None:
     ingest(small_corpus, settings)
     with Engine(settings) as engine:
         run_export(engine, ExportSpec(None, 4, "parquet"), tmp_path / "local.parquet", batch_brands=3)
-    done = congruence(settings, started_cluster, "export", "-k", "4", "--format", "parquet", "--batch-brands", "3",
-                      "--out", str(tmp_path / "ray.parquet"), ray_address="auto")
+    done = congruence(
+        settings,
+        started_cluster,
+        "export",
+        "-k",
+        "4",
+        "--format",
+        "parquet",
+        "--batch-brands",
+        "3",
+        "--out",
+        str(tmp_path / "ray.parquet"),
+        ray_address="auto",
+    )
     assert (tmp_path / "ray.parquet").read_bytes() == (tmp_path / "local.parquet").read_bytes()
     assert "wrote 24 rows for 6 brands" in done.stdout
     assert "ranked on Ray at auto: 1 actor, GPUs 0" in done.stdout

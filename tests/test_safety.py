@@ -13,15 +13,15 @@ import pytest
 
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
-from congruence.store import database
 from congruence.indexer.ingest import ingest
-from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
-from congruence.store import flags as flag_store
 from congruence.safety.lexicon import WordHit, caption_words
 from congruence.safety.screen import screen
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
+from congruence.store import database
+from congruence.store import flags as flag_store
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.training.deploy import deploy
 from congruence.training.jobs import train_and_deploy
 from congruence.training.loop import TrainConfig
@@ -39,8 +39,10 @@ def planted(small_corpus: Path, folder: Path) -> Path:
     and a newest gun post of food_creator_02."""
     shutil.copytree(small_corpus, folder)
     with (folder / "posts.jsonl").open("a", encoding="utf-8") as f:
-        for pid, account, caption, ts in (("beer_p", "fitness_creator_01", BEER, "2020-01-01T00:00:00Z"),
-                                          ("gun_p", "food_creator_02", GUN, "2030-01-01T00:00:00Z")):
+        for pid, account, caption, ts in (
+            ("beer_p", "fitness_creator_01", BEER, "2020-01-01T00:00:00Z"),
+            ("gun_p", "food_creator_02", GUN, "2030-01-01T00:00:00Z"),
+        ):
             f.write(json.dumps({"id": pid, "account_id": account, "image": None, "caption": caption, "ts": ts}) + "\n")
     return folder
 
@@ -54,8 +56,9 @@ def planted_store(pg_url: str, small_corpus: Path, tmp: Path, with_head: bool) -
     ingest(planted(small_corpus, tmp / "corpus"), settings)
     screen(settings)
     if with_head:
-        train_and_deploy(settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3,
-                         activate_anyway=True)
+        train_and_deploy(
+            settings, TrainConfig(epochs=2, batch_brands=4, list_size=8), ("head",), None, 0.3, activate_anyway=True
+        )
     return settings
 
 
@@ -69,19 +72,26 @@ def ranked(engine: Engine, brand: str, keep: set[str]) -> list[str]:
 
 
 def test_caption_words_by_category() -> None:
-    assert caption_words(BEER) == [WordHit("drugs", "craft beer"), WordHit("drugs", "vodka"),
-                                   WordHit("drugs", "craftbeer")]
+    assert caption_words(BEER) == [
+        WordHit("drugs", "craft beer"),
+        WordHit("drugs", "vodka"),
+        WordHit("drugs", "craftbeer"),
+    ]
     assert caption_words(GUN) == [WordHit("arms", "glock"), WordHit("arms", "gun range")]
-    assert caption_words("what the f*ck is this shit") == [WordHit("hate_profanity", "f*ck"),
-                                                           WordHit("hate_profanity", "fuck"),
-                                                           WordHit("hate_profanity", "shit")]
+    assert caption_words("what the f*ck is this shit") == [
+        WordHit("hate_profanity", "f*ck"),
+        WordHit("hate_profanity", "fuck"),
+        WordHit("hate_profanity", "shit"),
+    ]
     assert caption_words("sexy nude lipstick for the photo shooting, burgundy and seaweed") == []
     # a hashtag's sign is not a leetspeak 's': #cat is not "scat", while #fuck still counts
     assert caption_words("Loving this kitten today #cat #hit") == []
     assert caption_words("#fuck mondays") == [WordHit("hate_profanity", "fuck")]
     assert [h.word for h in caption_words("what a b#tch of a day")] != []  # inside a word, '#' may be a letter
-    with pytest.raises(InvalidInput, match="^unknown safety category 'guns': expected one of adult, arms, drugs, "
-                                           "hate_profanity, violence$"):
+    with pytest.raises(
+        InvalidInput,
+        match="^unknown safety category 'guns': expected one of adult, arms, drugs, hate_profanity, violence$",
+    ):
         Filters.make(exclude_categories=["guns"])
     # several names in one item, as a form field or a query parameter gives them
     assert Filters.make(exclude_categories=["Arms, adult", "drugs"]).exclude_categories == ("adult", "arms", "drugs")
@@ -93,8 +103,9 @@ def test_caption_words_by_category() -> None:
     assert Filters.make(brand_safe=True, safe_last=5).safe_last == 5
 
 
-def test_screen_flags_and_filters_through_the_cli(env: Settings, small_corpus: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_screen_flags_and_filters_through_the_cli(
+    env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = planted(small_corpus, tmp_path / "corpus")
     assert run(capsys, "ingest", str(corpus), "--json")[0] == 0  # ingest runs the screen
     code, out, _ = run(capsys, "screen", "--json")
@@ -114,20 +125,34 @@ def test_screen_flags_and_filters_through_the_cli(env: Settings, small_corpus: P
     assert {"fitness_creator_01", "food_creator_02"} <= flagged
     with Engine(env) as engine:
         everyone = set(engine.snapshot.table.ids)
-        cases = {("--brand-safe",): everyone - flagged,
-                 ("--exclude-categories", "arms"): everyone - {"food_creator_02"},
-                 ("--brand-safe", "--safe-last", "1"): everyone - (flagged - {"fitness_creator_01"})}
+        cases = {
+            ("--brand-safe",): everyone - flagged,
+            ("--exclude-categories", "arms"): everyone - {"food_creator_02"},
+            ("--brand-safe", "--safe-last", "1"): everyone - (flagged - {"fitness_creator_01"}),
+        }
         expected = {args: ranked(engine, "brand_peakfit", keep) for args, keep in cases.items()}
     for args, want in expected.items():
         code, out, err = run(capsys, "match", "--brand", "brand_peakfit", "-k", "18", "--json", *args)
         assert code == 0, err
         assert [h["influencer_id"] for h in json.loads(out)["data"]] == want, args  # never starved
-    code, out, _ = run(capsys, "similar", "--influencer", "food_creator_00", "fitness_creator_00", "-k", "18",
-                       "--brand-safe", "--json")
+    code, out, _ = run(
+        capsys, "similar", "--influencer", "food_creator_00", "fitness_creator_00", "-k", "18", "--brand-safe", "--json"
+    )
     got = {h["influencer_id"] for h in json.loads(out)["data"]}
     assert got == everyone - flagged - {"food_creator_00", "fitness_creator_00"}
-    code, _, err = run(capsys, "export", "--brands", "all", "-k", "18", "--brand-safe", "--format", "jsonl",
-                       "--out", str(tmp_path / "safe.jsonl"))
+    code, _, err = run(
+        capsys,
+        "export",
+        "--brands",
+        "all",
+        "-k",
+        "18",
+        "--brand-safe",
+        "--format",
+        "jsonl",
+        "--out",
+        str(tmp_path / "safe.jsonl"),
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "safe.jsonl").read_text().splitlines()]
     assert rows and not {r["influencer_id"] for r in rows} & flagged
@@ -136,10 +161,10 @@ def test_screen_flags_and_filters_through_the_cli(env: Settings, small_corpus: P
 def test_brand_safe_with_a_head_and_unscreened_posts(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
     corpus = planted(small_corpus, tmp_path / "corpus")
     ingest(corpus, settings)
-    with Engine(settings) as engine:  # ingested without the screen: brand-safe refuses to guess
-        with pytest.raises(InvalidInput, match="^38 influencer posts have not been screened for brand safety yet: "
-                                               "run `congruence screen`$"):
-            engine.match_brand("brand_peakfit", filters=Filters.make(brand_safe=True))
+    unscreened = "^38 influencer posts have not been screened for brand safety yet: run `congruence screen`$"
+    # ingested without the screen: brand-safe refuses to guess
+    with Engine(settings) as engine, pytest.raises(InvalidInput, match=unscreened):
+        engine.match_brand("brand_peakfit", filters=Filters.make(brand_safe=True))
     with serving(settings, auth=False) as url:  # an export says so at once, not as a job failed later
         asked = httpx.post(f"{url}/v1/exports", json={"brands": ["brand_peakfit"], "brand_safe": True}, timeout=60)
         assert asked.status_code == 422 and "have not been screened for brand safety yet" in asked.text

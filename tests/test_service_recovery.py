@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -13,9 +14,9 @@ import pytest
 
 from congruence.api.keys import create_key, revoke_key
 from congruence.core.settings import Settings
+from congruence.indexer.ingest import ingest
 from congruence.store import database
 from congruence.store.embedded_pg import scratch_dir, start_embedded
-from congruence.indexer.ingest import ingest
 
 from .conftest import run
 from .server import serving
@@ -36,10 +37,8 @@ class OwnPostgres:
         self.pg.start()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.pg.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -97,8 +96,13 @@ DATABASE_URLS = [  # every form libpq reads a password from; nothing listens on 
 
 
 @pytest.mark.parametrize("database_url", DATABASE_URLS)
-def test_secrets_never_reach_answers_or_logs(database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                             monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_never_reach_answers_or_logs(
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     settings = Settings(home=tmp_path / "home", database_url=database_url, rate_limit=0)
     caplog.set_level("DEBUG")
     with serving(settings, auth=True) as url:

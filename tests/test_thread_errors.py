@@ -19,9 +19,25 @@ def test_a_thread_raises():
 
 
 def _pytest(test_file: Path, config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(config),
-                           "--rootdir", str(test_file.parent), str(test_file)],
-                          capture_output=True, text=True, timeout=300, cwd=test_file.parent)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(config),
+            "--rootdir",
+            str(test_file.parent),
+            str(test_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=test_file.parent,
+    )
 
 
 def test_an_exception_in_a_thread_fails_the_test(tmp_path: Path) -> None:

@@ -26,12 +26,27 @@ def test_odd_ids_and_handles_round_trip(settings: Settings, small_corpus: Path, 
     shutil.copytree(small_corpus, corpus)
     with (corpus / "accounts.jsonl").open("a", encoding="utf-8") as f:
         for i, (acc, handle) in enumerate(ODD.items()):
-            f.write(json.dumps({"id": acc, "kind": "influencer", "handle": handle, "category": "fitness",
-                                "followers": 10_000 + i}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": acc, "kind": "influencer", "handle": handle, "category": "fitness", "followers": 10_000 + i},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     with (corpus / "posts.jsonl").open("a", encoding="utf-8") as f:
         for acc in ODD:
-            f.write(json.dumps({"id": f"{acc}::p0", "account_id": acc, "image": "images/brand_peakfit_p0.jpg",
-                                "caption": "ski 🎿 e\u0301t\u00e9 \u202eRTL\u202c ‏שלום"}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"{acc}::p0",
+                        "account_id": acc,
+                        "image": "images/brand_peakfit_p0.jpg",
+                        "caption": "ski 🎿 e\u0301t\u00e9 \u202eRTL\u202c ‏שלום",
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     assert ingest(corpus, settings).exit_code == 0
     with serving(settings.with_(rate_limit=0), auth=False) as url, httpx.Client(base_url=url, timeout=60) as c:
         body = c.post("/v1/match", json={"brand_id": "brand_peakfit", "k": 30, "posts": 1}).json()

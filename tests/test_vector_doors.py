@@ -82,10 +82,13 @@ def stored(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFac
 
 
 def _snapshot(store: Store) -> tuple:
-    return (store.conn.execute("SELECT model_id, content_hash, embedding::text FROM vectors ORDER BY 1, 2").fetchall(),
-            store.conn.execute("SELECT account_id, space, embedding::text, n_posts, version FROM account_vectors"
-                               " ORDER BY 1, 2").fetchall(),
-            store.conn.execute("SELECT id, pool_dirty FROM accounts ORDER BY id").fetchall())
+    return (
+        store.conn.execute("SELECT model_id, content_hash, embedding::text FROM vectors ORDER BY 1, 2").fetchall(),
+        store.conn.execute(
+            "SELECT account_id, space, embedding::text, n_posts, version FROM account_vectors ORDER BY 1, 2"
+        ).fetchall(),
+        store.conn.execute("SELECT id, pool_dirty FROM accounts ORDER BY id").fetchall(),
+    )
 
 
 @pytest.mark.parametrize("bad", BAD)

@@ -67,13 +67,16 @@ def test_non_finite_checked_after_width() -> None:
         as_matrix(np.full((1, 3), np.nan), 4)
 
 
-@pytest.mark.parametrize("x", [
-    np.arange(12, dtype=np.float64).reshape(3, 4),
-    np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
-    np.arange(24, dtype=np.float32).reshape(3, 8)[:, ::2],  # strided view
-    np.arange(12, dtype=np.int64).reshape(3, 4),
-    [[1, 2, 3, 4]] * 3,
-])
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.arange(12, dtype=np.float64).reshape(3, 4),
+        np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+        np.arange(24, dtype=np.float32).reshape(3, 8)[:, ::2],  # strided view
+        np.arange(12, dtype=np.int64).reshape(3, 4),
+        [[1, 2, 3, 4]] * 3,
+    ],
+)
 def test_output_is_float32_c_contiguous(x: object) -> None:
     a = as_matrix(x, 4)
     assert a.dtype == np.float32

@@ -19,8 +19,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 BRAND = "brand_peakfit"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +39,20 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                                    "--no-first-run", "--disable-background-networking",
-                                    "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -142,14 +153,17 @@ def test_new_brand_upload_empty_state_and_errors(site: dict, page) -> None:  # t
     with page.expect_download() as dl:  # a new brand's shortlist is the list on screen
         page.click("#export-btn")
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
-    assert [r["influencer_id"] for r in rows] == shown and [r["rank"] for r in rows] == [str(i + 1) for i in range(len(shown))]
+    assert [r["influencer_id"] for r in rows] == shown and [r["rank"] for r in rows] == [
+        str(i + 1) for i in range(len(shown))
+    ]
 
     page.locator(".card").first.locator("a.similar").click()  # a similar list has no brand to explain against
     page.wait_for_function("document.getElementById('results-title').textContent.startsWith('Influencers similar')")
     page.wait_for_selector(".card .thumbs img")
     page.locator(".card").first.locator(".thumbs img").first.click()
     assert page.locator("#heat-status").inner_text() == (
-        "Heatmaps explain a match with a brand; this list compares influencers with each other.")
+        "Heatmaps explain a match with a brand; this list compares influencers with each other."
+    )
     page.click("#heat-close")
 
     page.click("#tab-known")
@@ -170,7 +184,8 @@ def test_new_brand_upload_empty_state_and_errors(site: dict, page) -> None:  # t
     page.click("#search-btn")
     page.wait_for_function("document.getElementById('status').textContent.includes('none can also')")
     assert page.locator("#status").inner_text() == (
-        "micro-influencers have 5,000-100,000 followers: none can also meet min_followers 200000.")
+        "micro-influencers have 5,000-100,000 followers: none can also meet min_followers 200000."
+    )
     page.fill("#min-followers", "")
     page.fill("#max-followers", "")
     page.fill("#brand", "no_such_brand")
@@ -194,8 +209,10 @@ def test_locked_server_asks_for_a_key(site: dict, page) -> None:  # type: ignore
 
 def test_score_page_ranks_uploaded_images(site: dict, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page.goto(site["url"] + "/score")
-    images = [site["corpus"] / "images" / f"{p}.jpg" for p in ("pets_creator_00_p0", "food_creator_01_p1",
-                                                                 "fitness_creator_02_p0")]
+    images = [
+        site["corpus"] / "images" / f"{p}.jpg"
+        for p in ("pets_creator_00_p0", "food_creator_01_p1", "fitness_creator_02_p0")
+    ]
     page.set_input_files("#files", [str(p) for p in images])
     assert page.locator("#pending figure").count() == 3
     page.locator("#pending input").nth(1).fill("fresh pasta tonight")
@@ -214,8 +231,11 @@ def test_score_page_ranks_uploaded_images(site: dict, page, tmp_path: Path) -> N
     from congruence.engagement.suggest import NOTHING_QUALIFIES
 
     assert [rows.nth(i).locator(".no-suggestion").inner_text() for i in range(3)] == [NOTHING_QUALIFIES] * 3
-    assert page.locator("#evidence-text").inner_text().startswith(
-        "No concept's effect on engagement held up on the accounts held out from training")
+    assert (
+        page.locator("#evidence-text")
+        .inner_text()
+        .startswith("No concept's effect on engagement held up on the accounts held out from training")
+    )
     _shot(page, "score-page")
 
     page.click("#clear-btn")
@@ -226,7 +246,8 @@ def test_score_page_ranks_uploaded_images(site: dict, page, tmp_path: Path) -> N
     page.click("#score-btn")
     page.wait_for_selector("#status.error")
     assert page.locator("#status").inner_text() == (
-        "images[1] (notes.jpg): not an image (JPEG, PNG, WebP, GIF, BMP or TIFF).")
+        "images[1] (notes.jpg): not an image (JPEG, PNG, WebP, GIF, BMP or TIFF)."
+    )
     assert "Scoring 2 images…" in page.evaluate("window.__statuses")
     page.click("#clear-btn")
     many = [str(p) for p in sorted((site["corpus"] / "images").glob("*.jpg"))[:7]]
@@ -243,22 +264,42 @@ def test_score_page_shows_each_suggestions_evidence(site: dict, page) -> None:  
     from congruence.engagement.evidence import Effect
     from congruence.engagement.suggest import Suggestion
 
-    light = Suggestion(Effect("brightness", "property", 1.87, 1.13, 2.62, 20, 7, 2.16, 85, 29),
-                       "this image 33% brightness, the corpus median 48%")
-    basis = httpx.post(site["url"] + "/v1/score", files=[("images", ("a.jpg", _jpeg_bytes(site), "image/jpeg"))],
-                       timeout=60).json()["basis"]
-    answer = {"data": [{"index": 0, "filename": "a.jpg", "score": 4.8, "rank": 1, "suggestions": [light.to_dict()],
-                        "suggestion_note": ""}], "count": 1, "model": "v", "note": "", "basis": basis}
-    page.route("**/v1/score", lambda route: route.fulfill(status=200, content_type="application/json",
-                                                          body=json.dumps(answer)))
+    light = Suggestion(
+        Effect("brightness", "property", 1.87, 1.13, 2.62, 20, 7, 2.16, 85, 29),
+        "this image 33% brightness, the corpus median 48%",
+    )
+    basis = httpx.post(
+        site["url"] + "/v1/score", files=[("images", ("a.jpg", _jpeg_bytes(site), "image/jpeg"))], timeout=60
+    ).json()["basis"]
+    answer = {
+        "data": [
+            {
+                "index": 0,
+                "filename": "a.jpg",
+                "score": 4.8,
+                "rank": 1,
+                "suggestions": [light.to_dict()],
+                "suggestion_note": "",
+            }
+        ],
+        "count": 1,
+        "model": "v",
+        "note": "",
+        "basis": basis,
+    }
+    page.route(
+        "**/v1/score", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+    )
     page.goto(site["url"] + "/score")
     page.set_input_files("#files", [str(next((site["corpus"] / "images").glob("*.jpg")))])
     page.click("#score-btn")
     page.wait_for_selector(".scored")
     item = page.locator(".scored .suggestions li")
     assert item.count() == 1 and item.get_attribute("data-concept") == "brightness"
-    assert item.inner_text() == ("Try a brighter picture: brighter pictures score +1.87 (+1.13 to +2.62) on the account's scale; 20 posts, "
-                                 "7 accounts held out from training (this image 33% brightness, the corpus median 48%).")
+    assert item.inner_text() == (
+        "Try a brighter picture: brighter pictures score +1.87 (+1.13 to +2.62) on the account's scale; 20 posts, "
+        "7 accounts held out from training (this image 33% brightness, the corpus median 48%)."
+    )
     assert page.locator(".scored .no-suggestion").count() == 0
     _shot(page, "score-page-suggestion")
 
@@ -286,7 +327,8 @@ def test_empty_store_and_unreachable_server_read_as_sentences(pg_url: str, brows
             pg.goto(url + "/")
             pg.wait_for_function("document.getElementById('status').textContent.length > 0")
             assert pg.locator("#status").inner_text() == (
-                "The corpus has no brands yet: describe a new brand instead, or ingest a corpus.")
+                "The corpus has no brands yet: describe a new brand instead, or ingest a corpus."
+            )
             assert pg.locator("#category option").count() == 1  # "any"
             pg.click("#search-btn")
             assert pg.locator("#status").inner_text() == "Pick a brand first."
@@ -297,7 +339,8 @@ def test_empty_store_and_unreachable_server_read_as_sentences(pg_url: str, brows
         pg.click("#search-btn")
         pg.wait_for_selector("#status.error")
         assert pg.locator("#status").inner_text() == (
-            "The server cannot be reached. Is `congruence serve` still running?")
+            "The server cannot be reached. Is `congruence serve` still running?"
+        )
         _shot(pg, "empty-and-offline")
     finally:
         context.close()

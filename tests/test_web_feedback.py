@@ -9,19 +9,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-
 from .server import serving
 from .test_safety import planted_store
 from .test_web import CHROMIUM, _shot, browser, page  # noqa: F401 (fixtures)
 
 BRAND = "brand_peakfit"
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+)
 
 
 @pytest.fixture(scope="module", params=["head", "pooled"])
-def site(request: pytest.FixtureRequest, pg_url: str, small_corpus: Path,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def site(
+    request: pytest.FixtureRequest, pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("web-feedback")
     settings = planted_store(pg_url, small_corpus, tmp, with_head=request.param == "head")
     with serving(settings, auth=False) as url:
@@ -39,8 +40,11 @@ def shown(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def wait_for(page, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
-    page.wait_for_function("ids => JSON.stringify([...document.querySelectorAll('.card')]"
-                           ".map(c => c.dataset.influencer)) === JSON.stringify(ids)", arg=ids)
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('.card')]"
+        ".map(c => c.dataset.influencer)) === JSON.stringify(ids)",
+        arg=ids,
+    )
 
 
 def search_brand(page, site: dict, k: int) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +87,9 @@ def test_brand_safe_filters_and_flags_on_cards(site: dict, page) -> None:  # typ
     search_brand(page, site, 18)
     wait_for(page, api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18}))
     flag = page.locator('.card[data-influencer="fitness_creator_01"] .flagged')
-    assert flag.inner_text() == "⚠ 1 of 3 posts flagged: drugs" and "beer_p: drugs, craft beer" in flag.get_attribute("title")
+    assert flag.inner_text() == "⚠ 1 of 3 posts flagged: drugs" and "beer_p: drugs, craft beer" in flag.get_attribute(
+        "title"
+    )
     page.check("#brand-safe")
     page.click("#search-btn")
     safe = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18, "brand_safe": True})
@@ -123,19 +129,24 @@ def test_reruns_read_the_form_now_keep_dislikes_and_drop_stale_answers(site: dic
     page.fill("#safe-last", "2")
     liked = both[-1]
     page.locator(f'.card[data-influencer="{liked}"] button.like').click()
-    steered = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "like": [liked], "dislike": first[:2],
-                                          "brand_safe": True, "safe_last": 2})
+    steered = api_ids(
+        site,
+        "/v1/match",
+        {"brand_id": BRAND, "k": 6, "like": [liked], "dislike": first[:2], "brand_safe": True, "safe_last": 2},
+    )
     wait_for(page, steered)
     assert steered != api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "like": [liked], "dislike": first[:2]})
     # a card's look-alikes keep what was disliked out
     seed = steered[0]
     page.locator(f'.card[data-influencer="{seed}"] a.similar').click()
-    look = api_ids(site, "/v1/similar", {"influencers": [seed], "k": 6, "dislike": first[:2], "brand_safe": True,
-                                         "safe_last": 2})
+    look = api_ids(
+        site, "/v1/similar", {"influencers": [seed], "k": 6, "dislike": first[:2], "brand_safe": True, "safe_last": 2}
+    )
     wait_for(page, look)
     assert not set(look) & set(first[:2])
-    assert sorted(m.get_attribute("data-influencer") for m in page.locator(".feedback .mark.dislike").all()) == \
-        sorted(first[:2])
+    assert sorted(m.get_attribute("data-influencer") for m in page.locator(".feedback .mark.dislike").all()) == sorted(
+        first[:2]
+    )
     # a new list, not the brand's re-run: nothing marked new or moved against the brand's list
     assert page.locator("#changes").inner_text() == "The liked and disliked are not shown again."
     assert page.locator(".card .badge").count() == 0

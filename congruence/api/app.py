@@ -42,8 +42,13 @@ logger = logging.getLogger(__name__)
 
 # most specific first: TooLarge and UnsupportedMedia are InvalidInput too
 _STATUS: list[tuple[type[CongruenceError], int]] = [
-    (NotFound, 404), (TooLarge, 413), (UnsupportedMedia, 415), (ModelMismatch, 409),
-    (Busy, 503), (StoreUnavailable, 503), (CongruenceError, 422),
+    (NotFound, 404),
+    (TooLarge, 413),
+    (UnsupportedMedia, 415),
+    (ModelMismatch, 409),
+    (Busy, 503),
+    (StoreUnavailable, 503),
+    (CongruenceError, 422),
 ]
 
 
@@ -66,14 +71,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _bad_characters(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": "input contains characters the database cannot store (such as NUL)"},
-                        status_code=422)
+    return JSONResponse(
+        {"detail": "input contains characters the database cannot store (such as NUL)"}, status_code=422
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("database error on %s: %s", request.url.path, type(exc).__name__)
-    return JSONResponse({"detail": "the database is unavailable; try again shortly"}, status_code=503,
-                        headers={"Retry-After": "5"})
+    return JSONResponse(
+        {"detail": "the database is unavailable; try again shortly"}, status_code=503, headers={"Retry-After": "5"}
+    )
 
 
 def create_app(settings: Settings, auth: bool = True, services: Services | None = None) -> FastAPI:
@@ -85,10 +92,14 @@ def create_app(settings: Settings, auth: bool = True, services: Services | None 
         yield
         services.close()
 
-    app = FastAPI(title="Congruence", version="1", lifespan=lifespan,
-                  description="Match brands with micro-influencers by visual congruence. Every /v1 route needs "
-                              "'Authorization: Bearer <key>' (keys: `congruence keys create NAME`) unless the "
-                              "server runs with --no-auth on loopback.")
+    app = FastAPI(
+        title="Congruence",
+        version="1",
+        lifespan=lifespan,
+        description="Match brands with micro-influencers by visual congruence. Every /v1 route needs "
+        "'Authorization: Bearer <key>' (keys: `congruence keys create NAME`) unless the "
+        "server runs with --no-auth on loopback.",
+    )
     app.state.services = services
     app.add_exception_handler(CongruenceError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

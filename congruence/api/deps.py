@@ -25,22 +25,30 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def require_key(services: ServicesDep,
-                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str | None:
+def require_key(
+    services: ServicesDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str | None:
     """The caller's key id; None when the server runs with --no-auth."""
     if not services.auth:
         return None
     if creds is None or creds.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "missing API key: send the header 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     key_id = verify_key(services.keys_conn(), creds.credentials)
     if key_id is None:
         raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     wait = services.limiter.take(key_id)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
-        raise HTTPException(429, f"rate limit of {services.settings.rate_limit} requests a minute reached "
-                                 f"for this key; retry in {seconds} s", headers={"Retry-After": str(seconds)})
+        raise HTTPException(
+            429,
+            f"rate limit of {services.settings.rate_limit} requests a minute reached "
+            f"for this key; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
     return key_id
 
 

@@ -42,8 +42,12 @@ class JobState:
     error: str | None = None
 
     def spec(self) -> ExportSpec:
-        return ExportSpec(brands=tuple(self.brands) if self.brands is not None else None, k=self.k,
-                          fmt=self.format, filters=Filters(**self.filters))  # type: ignore[arg-type]
+        return ExportSpec(
+            brands=tuple(self.brands) if self.brands is not None else None,
+            k=self.k,
+            fmt=self.format,
+            filters=Filters(**self.filters),  # type: ignore[arg-type]
+        )
 
 
 class ExportJobs:
@@ -59,10 +63,15 @@ class ExportJobs:
 
     # -- public -----------------------------------------------------------------------------
     def submit(self, spec: ExportSpec) -> JobState:
-        job = JobState(secrets.token_hex(8), "queued", spec.fmt, spec.k,
-                       list(spec.brands) if spec.brands is not None else None,
-                       {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},
-                       total_brands=len(spec.brands) if spec.brands is not None else 0)
+        job = JobState(
+            secrets.token_hex(8),
+            "queued",
+            spec.fmt,
+            spec.k,
+            list(spec.brands) if spec.brands is not None else None,
+            {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},
+            total_brands=len(spec.brands) if spec.brands is not None else 0,
+        )
         self._save(job)
         self._queue.put(job.id)
         return job
@@ -144,5 +153,13 @@ class ExportJobs:
             logger.info("export %s: data changed since it started; starting over", job.id)
             report = run_export(engine, job.spec(), out, progress=progress, restart=True)
         skipped = [{"brand_id": b, "reason": r} for b, r in report.skipped]
-        self._save(replace(self.get(job.id), status="done", done_brands=report.brands, total_brands=report.brands,
-                           rows=report.rows, skipped=skipped))
+        self._save(
+            replace(
+                self.get(job.id),
+                status="done",
+                done_brands=report.brands,
+                total_brands=report.brands,
+                rows=report.rows,
+                skipped=skipped,
+            )
+        )

@@ -32,10 +32,14 @@ class KeyInfo:
     last_used_at: datetime | None
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat(),
-                "revoked": self.revoked_at is not None,
-                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-                "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "revoked": self.revoked_at is not None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+        }
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
@@ -67,7 +71,8 @@ def list_keys(conn: psycopg.Connection) -> list[KeyInfo]:
 def revoke_key(conn: psycopg.Connection, key_id: str) -> KeyInfo:
     row = conn.execute(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s"
-        " RETURNING id, name, created_at, revoked_at, last_used_at", (key_id,),
+        " RETURNING id, name, created_at, revoked_at, last_used_at",
+        (key_id,),
     ).fetchone()
     if row is None:
         raise NotFound(f"unknown key id {key_id!r}")

@@ -23,11 +23,18 @@ class FilterFields(MetricFilterFields):
     min_followers: int | None = Field(None, ge=0, le=10**12)
     max_followers: int | None = Field(None, ge=0, le=10**12)
     micro: bool = Field(False, description="micro-influencers only: 5,000-100,000 followers")
-    brand_safe: bool = Field(False, description="only influencers with no post flagged by the brand-safety screen "
-                                                "among their newest safe_last posts")
-    exclude_categories: list[str] = Field([], max_length=10, description="only influencers with no post flagged in "
-                                          "these categories among their newest safe_last posts (a list, or names "
-                                          "separated by commas): adult, arms, drugs, hate_profanity, violence")
+    brand_safe: bool = Field(
+        False,
+        description="only influencers with no post flagged by the brand-safety screen "
+        "among their newest safe_last posts",
+    )
+    exclude_categories: list[str] = Field(
+        [],
+        max_length=10,
+        description="only influencers with no post flagged in "
+        "these categories among their newest safe_last posts (a list, or names "
+        "separated by commas): adult, arms, drugs, hate_profanity, violence",
+    )
     safe_last: int | None = Field(None, ge=1, le=10_000, description="newest posts the two above look at (20)")
 
     @field_validator("exclude_categories", mode="before")
@@ -42,17 +49,31 @@ class QueryFields(FilterFields):
 
 
 class FeedbackFields(_Strict):
-    like: list[str] = Field([], max_length=500, description="influencer ids liked: the search moves toward them "
-                                                            "and does not suggest them again")
-    dislike: list[str] = Field([], max_length=500, description="influencer ids disliked: the search moves away "
-                                                               "from them, and they never come back")
-    like_weight: float | None = Field(None, ge=0, le=10,
-                                      description=f"weight of the closest liked ({LIKE_WEIGHT:g}); 0 here or in "
-                                                  "dislike_weight also drops what tells the liked from the disliked")
-    dislike_weight: float | None = Field(None, ge=0, le=10,
-                                         description=f"weight of the closest disliked, and (once something is liked) "
-                                                     f"of the push that grows with every disliked one nearby "
-                                                     f"({DISLIKE_WEIGHT:g})")
+    like: list[str] = Field(
+        [],
+        max_length=500,
+        description="influencer ids liked: the search moves toward them and does not suggest them again",
+    )
+    dislike: list[str] = Field(
+        [],
+        max_length=500,
+        description="influencer ids disliked: the search moves away from them, and they never come back",
+    )
+    like_weight: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description=f"weight of the closest liked ({LIKE_WEIGHT:g}); 0 here or in "
+        "dislike_weight also drops what tells the liked from the disliked",
+    )
+    dislike_weight: float | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description=f"weight of the closest disliked, and (once something is liked) "
+        f"of the push that grows with every disliked one nearby "
+        f"({DISLIKE_WEIGHT:g})",
+    )
 
 
 class MatchRequest(QueryFields, FeedbackFields):
@@ -68,7 +89,9 @@ class MatchRequest(QueryFields, FeedbackFields):
         if self.brand_id is None and self.query_id is None:
             raise ValueError("Field required: brand_id (a brand in the corpus) or query_id (a new brand's search)")
         if self.brand_id is not None and self.query_id is not None:
-            raise ValueError("give either brand_id (a brand in the corpus) or query_id (a new brand's search), not both")
+            raise ValueError(
+                "give either brand_id (a brand in the corpus) or query_id (a new brand's search), not both"
+            )
         return self
 
 
@@ -102,8 +125,9 @@ class FlagOut(BaseModel):
     post_id: str
     category: str = Field(..., description="adult, arms, drugs, hate_profanity or violence")
     source: Literal["words", "caption", "image"]
-    evidence: str = Field(..., description="the word, the category description the caption is close to, "
-                                           "or the ImageNet class")
+    evidence: str = Field(
+        ..., description="the word, the category description the caption is close to, or the ImageNet class"
+    )
     score: float = Field(..., description="1 for a word, the caption's cosine, or the class probability")
 
 
@@ -122,8 +146,11 @@ class MatchHit(BaseModel):
     score: float
     rank: int
     top_posts: list[PostOut]
-    similar_url: str = Field(..., description="this influencer's look-alikes, with no filter or feedback: add the query "
-                             "parameters (brand_safe, dislike, ...) to carry them over")
+    similar_url: str = Field(
+        ...,
+        description="this influencer's look-alikes, with no filter or feedback: add the query "
+        "parameters (brand_safe, dislike, ...) to carry them over",
+    )
     account_url: str
     safety: SafetyOut | None = Field(None, description="the brand-safety screen of the account (None: not screened)")
     metrics: MetricsOut | None = Field(None, description="the account's metrics (None: not computed yet)")
@@ -145,8 +172,11 @@ class AccountOut(BaseModel):
     followers: int | None
     n_posts: int
     posts: list[AccountPost]
-    metrics: MetricsOut | None = Field(None, description="engagement rate, posts per week, sponsored share and "
-                                                         "ratio, authenticity flags (None: not computed yet)")
+    metrics: MetricsOut | None = Field(
+        None,
+        description="engagement rate, posts per week, sponsored share and "
+        "ratio, authenticity flags (None: not computed yet)",
+    )
 
 
 class SuggestionOut(BaseModel):
@@ -240,7 +270,6 @@ class Readiness(BaseModel):
     index: str
     influencers: int | None = None
     head: str | None = None
-
 
 
 class AccountSummary(BaseModel):

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from congruence.store.account_metrics import AccountMetrics
 from congruence.search.metric_filters import MetricBounds
+from congruence.store.account_metrics import AccountMetrics
 
 
 class MetricFilterFields(BaseModel):
@@ -17,8 +17,9 @@ class MetricFilterFields(BaseModel):
 
     min_er: float | None = Field(None, ge=0, description="minimum engagement rate, a fraction (0.02 = 2 %)")
     max_er: float | None = Field(None, ge=0, description="maximum engagement rate, a fraction")
-    max_sponsored_share: float | None = Field(None, ge=0, le=1, description="maximum share of paid partnerships "
-                                                                          "among the newest posts")
+    max_sponsored_share: float | None = Field(
+        None, ge=0, le=1, description="maximum share of paid partnerships among the newest posts"
+    )
     min_posts_per_week: float | None = Field(None, ge=0, description="minimum posts per week")
     no_flags: bool = Field(False, description="only accounts with no authenticity flag")
 
@@ -36,18 +37,22 @@ class MetricFlagOut(BaseModel):
 
 class MetricsOut(BaseModel):
     last_n: int = Field(..., description="newest posts the engagement rate, posts per week and sponsored share use")
-    engagement_rate: float | None = Field(..., description="median (likes + comments) / followers over the newest "
-                                                           "last_n posts, a fraction; null when unknown")
+    engagement_rate: float | None = Field(
+        ...,
+        description="median (likes + comments) / followers over the newest last_n posts, a fraction; null when unknown",
+    )
     er_posts: int = Field(..., description="posts the engagement rate is the median of")
     posts_per_week: float | None
     sponsored_share: float | None = Field(..., description="paid partnerships among the newest last_n posts")
-    sponsored_ratio: float | None = Field(..., description="median engagement of sponsored posts over organic "
-                                                           "ones (all posts); null without both")
+    sponsored_ratio: float | None = Field(
+        ..., description="median engagement of sponsored posts over organic ones (all posts); null without both"
+    )
     sponsored_posts: int
     organic_posts: int
     follower_band: str | None
-    flags: list[MetricFlagOut] = Field(..., description="authenticity signals raised, each with its figure and "
-                                                        "threshold")
+    flags: list[MetricFlagOut] = Field(
+        ..., description="authenticity signals raised, each with its figure and threshold"
+    )
 
 
 def metrics_out(m: AccountMetrics | None) -> MetricsOut | None:
@@ -75,7 +80,10 @@ class AccountMetricsResponse(BaseModel):
     followers: int | None
     metrics: MetricsOut | None = Field(..., description="null until `congruence metrics` (or an ingest) ran")
     posts: list[PostPointOut] = Field(..., description="likes over time: the newest 500 posts, oldest first")
-    peers: list[PeerPointOut] = Field(..., description="engagement rate against followers of accounts of the same "
-                                                       "kind and category (a fixed sample of at most 2,000, "
-                                                       "this account included)")
+    peers: list[PeerPointOut] = Field(
+        ...,
+        description="engagement rate against followers of accounts of the same "
+        "kind and category (a fixed sample of at most 2,000, "
+        "this account included)",
+    )
     peers_total: int

@@ -44,8 +44,7 @@ async def read_form(request: Request, max_files: int) -> FormData:
     except StarletteHTTPException as e:  # the multipart parser's refusals, all 400 there
         raise _form_refusal(str(e.detail), max_files) from None
     except Exception as e:  # noqa: BLE001 -- the multipart parser raises several kinds of its own
-        raise HTTPException(400 if "boundary" in str(e).lower() else 422,
-                            f"malformed multipart body: {e}") from None
+        raise HTTPException(400 if "boundary" in str(e).lower() else 422, f"malformed multipart body: {e}") from None
 
 
 def _form_refusal(detail: str, max_files: int) -> HTTPException:
@@ -55,8 +54,9 @@ def _form_refusal(detail: str, max_files: int) -> HTTPException:
     if detail.startswith("Too many fields"):
         return HTTPException(413, f"at most {MAX_FORM_FIELDS} form fields per request")
     if "exceeded maximum size" in detail:
-        return HTTPException(413, f"a form field is larger than 1 MB (text fields hold at most {MAX_TEXT_CHARS} "
-                                  "characters)")
+        return HTTPException(
+            413, f"a form field is larger than 1 MB (text fields hold at most {MAX_TEXT_CHARS} characters)"
+        )
     return HTTPException(400 if "boundary" in detail.lower() else 422, f"malformed multipart body: {detail}")
 
 
@@ -149,6 +149,11 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
     import json
 
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

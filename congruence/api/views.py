@@ -6,10 +6,10 @@ from urllib.parse import quote
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
 from congruence.api.schemas_account_metrics import metrics_out
-from congruence.store.records import Store
+from congruence.search.hits import Hit
 from congruence.store import account_metrics as metrics_store
 from congruence.store import flags as flag_store
-from congruence.search.hits import Hit
+from congruence.store.records import Store
 
 THUMB_PX = 256
 
@@ -28,9 +28,21 @@ def image_urls(post_id: str, has_image: bool) -> tuple[str | None, str | None]:
 def safety_out(s: flag_store.AccountSafety | None) -> SafetyOut | None:
     if s is None:
         return None
-    return SafetyOut(screened_posts=s.screened, flagged_posts=s.flagged, flagged_share=round(s.share, 4),
-                     flags=[FlagOut(post_id=f.post_id, category=f.category, source=f.source,  # type: ignore[arg-type]
-                                    evidence=f.evidence, score=round(f.score, 4)) for f in s.flags])
+    return SafetyOut(
+        screened_posts=s.screened,
+        flagged_posts=s.flagged,
+        flagged_share=round(s.share, 4),
+        flags=[
+            FlagOut(
+                post_id=f.post_id,
+                category=f.category,
+                source=f.source,  # type: ignore[arg-type]
+                evidence=f.evidence,
+                score=round(f.score, 4),
+            )
+            for f in s.flags
+        ],
+    )
 
 
 def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:
@@ -39,15 +51,31 @@ def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | 
     metrics = metrics_store.read(store, [h.influencer_id for h in hits])
     data = []
     for h in hits:
-        posts = [PostOut(post_id=p.post_id, score=p.score, **dict(zip(
-            ("image_url", "thumbnail_url"), image_urls(p.post_id, p.post_id in with_image), strict=True)))
-            for p in h.top_posts]
-        data.append(MatchHit(influencer_id=h.influencer_id, handle=h.handle, category=h.category,
-                             followers=h.followers, score=h.score, rank=h.rank, top_posts=posts,
-                             similar_url=f"/v1/influencers/{_q(h.influencer_id)}/similar",
-                             account_url=f"/v1/accounts/{_q(h.influencer_id)}",
-                             safety=safety_out(safety.get(h.influencer_id)),
-                             metrics=metrics_out(metrics.get(h.influencer_id))))
+        posts = [
+            PostOut(
+                post_id=p.post_id,
+                score=p.score,
+                **dict(
+                    zip(("image_url", "thumbnail_url"), image_urls(p.post_id, p.post_id in with_image), strict=True)
+                ),
+            )
+            for p in h.top_posts
+        ]
+        data.append(
+            MatchHit(
+                influencer_id=h.influencer_id,
+                handle=h.handle,
+                category=h.category,
+                followers=h.followers,
+                score=h.score,
+                rank=h.rank,
+                top_posts=posts,
+                similar_url=f"/v1/influencers/{_q(h.influencer_id)}/similar",
+                account_url=f"/v1/accounts/{_q(h.influencer_id)}",
+                safety=safety_out(safety.get(h.influencer_id)),
+                metrics=metrics_out(metrics.get(h.influencer_id)),
+            )
+        )
     return MatchResponse(data=data, count=len(data), ranking=ranking, query_id=query_id)
 
 
@@ -56,8 +84,18 @@ def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:
     posts = []
     for p in store.account_posts(account_id, n_posts):
         image_url, thumb = image_urls(p["id"], p["has_image"])
-        posts.append(AccountPost(post_id=p["id"], caption=p["caption"], likes=p["likes"],
-                                 image_url=image_url, thumbnail_url=thumb))
-    return AccountOut(id=acc["id"], kind=acc["kind"], handle=acc["handle"], category=acc["category"],
-                      followers=acc["followers"], n_posts=int(acc["posts"]), posts=posts,
-                      metrics=metrics_out(metrics_store.read(store, [account_id]).get(account_id)))
+        posts.append(
+            AccountPost(
+                post_id=p["id"], caption=p["caption"], likes=p["likes"], image_url=image_url, thumbnail_url=thumb
+            )
+        )
+    return AccountOut(
+        id=acc["id"],
+        kind=acc["kind"],
+        handle=acc["handle"],
+        category=acc["category"],
+        followers=acc["followers"],
+        n_posts=int(acc["posts"]),
+        posts=posts,
+        metrics=metrics_out(metrics_store.read(store, [account_id]).get(account_id)),
+    )

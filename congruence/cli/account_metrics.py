@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
-    from congruence.store.records import Store
     from congruence.indexer.account_metrics.recompute import MetricsReport
     from congruence.search.metric_filters import MetricBounds
+    from congruence.store.records import Store
 
 
 def rate(text: str) -> float:
@@ -27,11 +27,16 @@ def rate(text: str) -> float:
 
 def metric_args(p: argparse.ArgumentParser) -> None:
     """--min-er, --max-er, --max-sponsored-share, --min-posts-per-week, --no-flags."""
-    p.add_argument("--min-er", type=rate, metavar="RATE",
-                   help="minimum engagement rate: a fraction (0.02) or a percent (2%%)")
+    p.add_argument(
+        "--min-er", type=rate, metavar="RATE", help="minimum engagement rate: a fraction (0.02) or a percent (2%%)"
+    )
     p.add_argument("--max-er", type=rate, metavar="RATE", help="maximum engagement rate")
-    p.add_argument("--max-sponsored-share", type=rate, metavar="SHARE",
-                   help="maximum share of paid partnerships among the newest posts (0.2 or 20%%)")
+    p.add_argument(
+        "--max-sponsored-share",
+        type=rate,
+        metavar="SHARE",
+        help="maximum share of paid partnerships among the newest posts (0.2 or 20%%)",
+    )
     p.add_argument("--min-posts-per-week", type=float, metavar="N", help="minimum posts per week")
     p.add_argument("--no-flags", action="store_true", help="only accounts with no authenticity flag")
 
@@ -39,9 +44,13 @@ def metric_args(p: argparse.ArgumentParser) -> None:
 def metric_bounds(args: argparse.Namespace) -> MetricBounds:
     from congruence.search.metric_filters import MetricBounds
 
-    return MetricBounds(getattr(args, "min_er", None), getattr(args, "max_er", None),
-                        getattr(args, "max_sponsored_share", None), getattr(args, "min_posts_per_week", None),
-                        bool(getattr(args, "no_flags", False)))
+    return MetricBounds(
+        getattr(args, "min_er", None),
+        getattr(args, "max_er", None),
+        getattr(args, "max_sponsored_share", None),
+        getattr(args, "min_posts_per_week", None),
+        bool(getattr(args, "no_flags", False)),
+    )
 
 
 def with_metrics(store: Store, data: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,8 +73,10 @@ def metrics_cell(d: dict[str, Any]) -> str:
 def metrics_summary(report: dict[str, Any]) -> str:
     """One line of a ``MetricsReport.to_dict()``: accounts, with an ER, changed, flagged per signal."""
     flagged = ", ".join(f"{s} {n}" for s, n in dict(report.get("flagged") or {}).items())
-    return (f"account metrics: {report.get('accounts')} accounts ({report.get('with_er')} with an engagement rate "
-            f"over their newest {report.get('last_n')} posts), {report.get('changed')} changed; flagged: {flagged}")
+    return (
+        f"account metrics: {report.get('accounts')} accounts ({report.get('with_er')} with an engagement rate "
+        f"over their newest {report.get('last_n')} posts), {report.get('changed')} changed; flagged: {flagged}"
+    )
 
 
 def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,14 +96,22 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def er_posts_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--er-posts", type=int, metavar="N", default=None,
-                   help="newest posts the engagement rate, posts per week and sponsored share use (default 12; "
-                        "remembered for later runs)")
+    p.add_argument(
+        "--er-posts",
+        type=int,
+        metavar="N",
+        default=None,
+        help="newest posts the engagement rate, posts per week and sponsored share use (default 12; "
+        "remembered for later runs)",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("metrics", help="recompute account metrics: engagement rate, posts per week, sponsored "
-                                       "share and ratio, authenticity flags (ingest runs it too)")
+    p = sub.add_parser(
+        "metrics",
+        help="recompute account metrics: engagement rate, posts per week, sponsored "
+        "share and ratio, authenticity flags (ingest runs it too)",
+    )
     er_posts_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_metrics)

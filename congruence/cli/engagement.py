@@ -31,8 +31,8 @@ def _captions(args: argparse.Namespace) -> list[str | None] | None:
 
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.engagement.service import Scorer, suggestion_text
     from congruence.encoders.images import read_image
+    from congruence.engagement.service import Scorer, suggestion_text
     from congruence.store.records import Store
 
     captions = _captions(args)
@@ -42,8 +42,16 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     scores = scorer.score(images, captions)
     if args.json:
         data = [{**s.to_dict(), "image": p} for s, p in zip(scores, args.images, strict=True)]
-        _out({"data": data, "count": len(data), "ranking": [args.images[i] for i in _order(scores)],
-              "model": scorer.version, "note": scorer.note, "basis": scorer.basis.to_dict()})
+        _out(
+            {
+                "data": data,
+                "count": len(data),
+                "ranking": [args.images[i] for i in _order(scores)],
+                "model": scorer.version,
+                "note": scorer.note,
+                "basis": scorer.basis.to_dict(),
+            }
+        )
         return 0
     print(f"{'rank':>4}  {'score':>5}  image")
     for i in _order(scores):
@@ -61,8 +69,11 @@ def _order(scores: list) -> list[int]:  # type: ignore[type-arg]
 
 
 def _epoch_line(log: EpochLog) -> None:
-    print(f"model {log.member + 1}, epoch {log.epoch + 1}: loss {log.loss:.4f}, "
-          f"validation pairwise accuracy {log.val_accuracy:.4f} ({log.seconds:.1f}s)", file=sys.stderr)
+    print(
+        f"model {log.member + 1}, epoch {log.epoch + 1}: loss {log.loss:.4f}, "
+        f"validation pairwise accuracy {log.val_accuracy:.4f} ({log.seconds:.1f}s)",
+        file=sys.stderr,
+    )
 
 
 def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,12 +81,22 @@ def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.engagement.train import read_account_file, train_engagement
 
     # options left out keep EngagementConfig's defaults, the settings measured on real posts
-    given = {k: getattr(args, k) for k in ("epochs", "hidden", "lr", "members", "regression_weight")
-             if getattr(args, k) is not None}
+    given = {
+        k: getattr(args, k)
+        for k in ("epochs", "hidden", "lr", "members", "regression_weight")
+        if getattr(args, k) is not None
+    }
     config = EngagementConfig(**given, seed=args.seed)
     test = read_account_file(Path(args.test_accounts)) if args.test_accounts else None
-    report = train_engagement(settings, config, test, args.test_fraction, activate=not args.no_activate,
-                              progress=None if args.json else _epoch_line, activate_anyway=args.activate_anyway)
+    report = train_engagement(
+        settings,
+        config,
+        test,
+        args.test_fraction,
+        activate=not args.no_activate,
+        progress=None if args.json else _epoch_line,
+        activate_anyway=args.activate_anyway,
+    )
     refused = not args.no_activate and not report.activated
     if args.json:
         _out(report.to_dict())
@@ -89,8 +110,11 @@ def cmd_engagement_train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"engagement model {report.version}: {state}; {report.verdict}")
     if refused:
         kept = f"the model in service ({report.serving}) stays" if report.serving else "no model is in service"
-        print(f"error: engagement model {report.version} was not put in service: {report.verdict.refusal()}; {kept}. "
-              "Pass --activate-anyway to use it regardless.", file=sys.stderr)
+        print(
+            f"error: engagement model {report.version} was not put in service: {report.verdict.refusal()}; {kept}. "
+            "Pass --activate-anyway to use it regardless.",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
@@ -99,8 +123,10 @@ def _evidence_lines(evidence: Evidence) -> None:
     from congruence.engagement.suggest import claim
 
     good = evidence.qualified
-    print(f"concepts with a measured effect: {len(good)} of {len(evidence.effects)} tested on held-out accounts "
-          f"({evidence.screened} screened)")
+    print(
+        f"concepts with a measured effect: {len(good)} of {len(evidence.effects)} tested on held-out accounts "
+        f"({evidence.screened} screened)"
+    )
     for e in good:
         print(f"  {claim(e)}")
 
@@ -113,8 +139,10 @@ def cmd_analyze_engagement(args: argparse.Namespace, settings: Settings) -> int:
         _out(res.to_dict())
     else:
         lo, hi = res.ci
-        print(f"congruence coefficient {res.coef:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}), p = {res.p_value:.3g}, "
-              f"R² = {res.r2:.4f}, n = {res.n} posts of {res.n_accounts} accounts")
+        print(
+            f"congruence coefficient {res.coef:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}), p = {res.p_value:.3g}, "
+            f"R² = {res.r2:.4f}, n = {res.n} posts of {res.n_accounts} accounts"
+        )
         print(res.reading)
     return 0
 
@@ -122,13 +150,18 @@ def cmd_analyze_engagement(args: argparse.Namespace, settings: Settings) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("score", help="each image's expected success 0-10 and which will get more attention")
     p.add_argument("images", nargs="+", metavar="IMG")
-    p.add_argument("--caption", action="append", metavar="TEXT",
-                   help="the post's caption: once for all images, or once per image in order")
+    p.add_argument(
+        "--caption",
+        action="append",
+        metavar="TEXT",
+        help="the post's caption: once for all images, or once per image in order",
+    )
     p.add_argument("--json", action="store_true", help='print {"data": [{index, score, rank, suggestions}], ...}')
     p.set_defaults(func=cmd_score)
 
-    eng = sub.add_parser("engagement", help="the engagement model").add_subparsers(dest="engagement_command",
-                                                                                   required=True)
+    eng = sub.add_parser("engagement", help="the engagement model").add_subparsers(
+        dest="engagement_command", required=True
+    )
     p = eng.add_parser("train", help="train on the store's liked posts, evaluate on held-out accounts, deploy")
     p.add_argument("--json", action="store_true")
     p.add_argument("--test-accounts", metavar="FILE", help="held-out accounts, one id a line (default: a seeded 20%%)")
@@ -142,12 +175,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--seed", type=int, default=0)
     serve = p.add_mutually_exclusive_group()
     serve.add_argument("--no-activate", action="store_true", help="save the model but keep serving the current one")
-    serve.add_argument("--activate-anyway", action="store_true",
-                       help="put it in service even if it does not beat the baselines on the held-out accounts")
+    serve.add_argument(
+        "--activate-anyway",
+        action="store_true",
+        help="put it in service even if it does not beat the baselines on the held-out accounts",
+    )
     p.set_defaults(func=cmd_engagement_train)
 
-    ana = sub.add_parser("analyze", help="analyses of the corpus").add_subparsers(dest="analyze_command",
-                                                                                  required=True)
+    ana = sub.add_parser("analyze", help="analyses of the corpus").add_subparsers(dest="analyze_command", required=True)
     p = ana.add_parser("engagement", help="OLS of engagement on brand–influencer congruence, with controls")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_analyze_engagement)

@@ -22,9 +22,19 @@ def _write(exp, image, out: str | None, raw: str | None) -> dict[str, object]:  
     if raw:
         Path(raw).parent.mkdir(parents=True, exist_ok=True)
         np.save(raw, exp.heatmap.astype(np.float32))
-    return {"brand_id": exp.brand_id, "post_id": exp.post_id, "image_hash": exp.image_hash, "score": exp.score,
-            "method": exp.method, "model": exp.model, "cached": exp.cached, "out": out, "raw": raw,
-            "height": int(exp.heatmap.shape[0]), "width": int(exp.heatmap.shape[1])}
+    return {
+        "brand_id": exp.brand_id,
+        "post_id": exp.post_id,
+        "image_hash": exp.image_hash,
+        "score": exp.score,
+        "method": exp.method,
+        "model": exp.model,
+        "cached": exp.cached,
+        "out": out,
+        "raw": raw,
+        "height": int(exp.heatmap.shape[0]),
+        "width": int(exp.heatmap.shape[1]),
+    }
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,8 +75,10 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for r in results:
             where = ", ".join(str(p) for p in (r["out"], r["raw"]) if p)
-            print(f"{r['post_id'] or args.image}: score {r['score']:.3f} ({r['method']}"
-                  f"{', cached' if r['cached'] else ''}) -> {where}")
+            print(
+                f"{r['post_id'] or args.image}: score {r['score']:.3f} ({r['method']}"
+                f"{', cached' if r['cached'] else ''}) -> {where}"
+            )
     return 0
 
 
@@ -80,8 +92,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--caption", help="caption of --image (default none)")
     p.add_argument("--influencer", help="explain this influencer's best-matching posts (needs --out-dir)")
     p.add_argument("--top", type=int, default=3, help="how many of her posts (default 3)")
-    p.add_argument("--method", choices=METHODS, default="gradcam",
-                   help="gradcam (default, fast), integrated_gradients or occlusion (slower, finer)")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="gradcam",
+        help="gradcam (default, fast), integrated_gradients or occlusion (slower, finer)",
+    )
     p.add_argument("--out", help="overlay PNG")
     p.add_argument("--raw", help="float32 .npy map with the image's height and width")
     p.add_argument("--out-dir", help="folder for --influencer: POST.png, POST.npy, index.json")

@@ -27,31 +27,46 @@ def _progress() -> Callable[[int, int], None]:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.cli.account_metrics import metric_bounds
+    from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.engine import Engine
     from congruence.search.export import ExportSpec, read_brand_file, run_export
     from congruence.search.filters import Filters
 
-    from congruence.cli.account_metrics import metric_bounds
-    from congruence.cli.safety import safety_filter_kwargs
-
-    filters = Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
-                           **safety_filter_kwargs(args), metrics=metric_bounds(args))
+    filters = Filters.make(
+        args.category,
+        args.min_followers,
+        args.max_followers,
+        micro=args.micro,
+        **safety_filter_kwargs(args),
+        metrics=metric_bounds(args),
+    )
     with Engine(settings) as engine:
         brands = None if args.brands == "all" else read_brand_file(Path(args.brands), engine.store)
         spec = ExportSpec(brands, args.k, args.format, filters)
-        report = run_export(engine, spec, Path(args.out), progress=None if args.json else _progress(),
-                            batch_brands=args.batch_brands, restart=args.restart, ray_address=args.ray_address)
+        report = run_export(
+            engine,
+            spec,
+            Path(args.out),
+            progress=None if args.json else _progress(),
+            batch_brands=args.batch_brands,
+            restart=args.restart,
+            ray_address=args.ray_address,
+        )
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
         return 0
     resumed = f", {report.resumed_brands} resumed from an interrupted run" if report.resumed_brands else ""
-    print(f"wrote {report.rows:,} rows for {report.brands:,} brands to {report.path} "
-          f"in {report.seconds:.1f} s{resumed}")
+    print(
+        f"wrote {report.rows:,} rows for {report.brands:,} brands to {report.path} in {report.seconds:.1f} s{resumed}"
+    )
     if report.ray is not None:
         gpus = sorted({g for p in report.ray["placements"] for g in p["gpu_ids"]}, key=str)
         n = len(report.ray["placements"])
-        print(f"ranked on Ray at {report.ray['address']}: {n} actor{'' if n == 1 else 's'}"
-              + (f", GPUs {', '.join(map(str, gpus))}" if gpus else ", no GPU"))
+        print(
+            f"ranked on Ray at {report.ray['address']}: {n} actor{'' if n == 1 else 's'}"
+            + (f", GPUs {', '.join(map(str, gpus))}" if gpus else ", no GPU")
+        )
     if report.skipped:
         print(f"skipped {len(report.skipped)} brands:", file=sys.stderr)
         for brand, reason in report.skipped:
@@ -78,9 +93,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     safety_args(p)
     metric_args(p)
     p.add_argument("--batch-brands", type=int, default=256, help="brands per batch and per chunk (default 256)")
-    p.add_argument("--restart", action="store_true",
-                   help="discard the chunks of an interrupted export of other options instead of refusing")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the chunks of an interrupted export of other options instead of refusing",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--ray-address", help="rank on this Ray cluster: auto, ray://HOST:PORT, HOST:PORT or local "
-                                         "(needs congruence[ray]; see docs/scale-out.md)")
+    p.add_argument(
+        "--ray-address",
+        help="rank on this Ray cluster: auto, ray://HOST:PORT, HOST:PORT or local "
+        "(needs congruence[ray]; see docs/scale-out.md)",
+    )
     p.set_defaults(func=cmd_export)

@@ -14,23 +14,43 @@ _SOURCE_OPTIONS = ("brands", "brands_file", "categories", "matches_from_tags")
 
 def format_args(p: argparse.ArgumentParser) -> None:
     """--format and the options of the Instaloader and table readers."""
-    p.add_argument("--format", choices=FORMATS, default="jsonl",
-                   help="jsonl (default): a corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl); "
-                        "instaloader: a folder of Instaloader profile downloads; table: a CSV or Parquet "
-                        "table of posts (with --accounts)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="jsonl",
+        help="jsonl (default): a corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl); "
+        "instaloader: a folder of Instaloader profile downloads; table: a CSV or Parquet "
+        "table of posts (with --accounts)",
+    )
     p.add_argument("--accounts", metavar="ACCOUNTS", help="table: the accounts table (.csv or .parquet)")
-    p.add_argument("--map", nargs="+", metavar="FIELD=COLUMN", default=None,
-                   help="table: column names, e.g. likes=like_count posts.id=shortcode accounts.id=username "
-                        "(fields: id, account_id, image, caption, likes, comments, ts, sponsored, tagged; "
-                        "accounts: id, kind, handle, category, followers)")
-    p.add_argument("--brands", nargs="+", metavar="HANDLE", default=None,
-                   help="instaloader, table: the accounts that are brands (the others are influencers)")
+    p.add_argument(
+        "--map",
+        nargs="+",
+        metavar="FIELD=COLUMN",
+        default=None,
+        help="table: column names, e.g. likes=like_count posts.id=shortcode accounts.id=username "
+        "(fields: id, account_id, image, caption, likes, comments, ts, sponsored, tagged; "
+        "accounts: id, kind, handle, category, followers)",
+    )
+    p.add_argument(
+        "--brands",
+        nargs="+",
+        metavar="HANDLE",
+        default=None,
+        help="instaloader, table: the accounts that are brands (the others are influencers)",
+    )
     p.add_argument("--brands-file", metavar="FILE", help="instaloader, table: brand handles, one a line")
-    p.add_argument("--categories", metavar="FILE",
-                   help="instaloader, table: 'handle,category' lines, over the category the input gives")
-    p.add_argument("--matches-from-tags", action="store_true",
-                   help="instaloader, table: a known match for every influencer who tagged a brand of the "
-                        "corpus in a post, or was sponsored by one")
+    p.add_argument(
+        "--categories",
+        metavar="FILE",
+        help="instaloader, table: 'handle,category' lines, over the category the input gives",
+    )
+    p.add_argument(
+        "--matches-from-tags",
+        action="store_true",
+        help="instaloader, table: a known match for every influencer who tagged a brand of the "
+        "corpus in a post, or was sponsored by one",
+    )
 
 
 def source_of(args: argparse.Namespace) -> tuple[Path, CorpusReader]:
@@ -75,4 +95,3 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         brands += read_names(Path(args.brands_file))
     cats = read_categories(Path(args.categories)) if getattr(args, "categories", None) else {}
     return SourceOptions(brands, cats, bool(getattr(args, "matches_from_tags", False)))
-

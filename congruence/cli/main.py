@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from congruence.cli.account_metrics import add_parser as add_metrics_parser
 from congruence.cli.engagement import add_parsers as add_engagement_parsers
 from congruence.cli.explain import add_parser as add_explain_parser
-from congruence.cli.account_metrics import add_parser as add_metrics_parser
-from congruence.cli.safety import add_parser as add_safety_parser
-from congruence.cli.progress import quiet_flag
 from congruence.cli.export import add_parser as add_export_parser
+from congruence.cli.progress import quiet_flag
+from congruence.cli.safety import add_parser as add_safety_parser
 from congruence.cli.serve import add_parsers as add_serve_parsers
 from congruence.cli.training import add_parsers as add_training_parsers
 from congruence.core.errors import CongruenceError
@@ -49,8 +49,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if n_last is not None:
         check_n_last(n_last)  # before anything is stored
     board = current_board()
-    report = ingest(folder, settings, progress=board.stage_callback(ENCODE_LABELS),
-                    spaces=active_spaces(settings), ray_address=args.ray_address, read=read, metrics_last_n=n_last)
+    report = ingest(
+        folder,
+        settings,
+        progress=board.stage_callback(ENCODE_LABELS),
+        spaces=active_spaces(settings),
+        ray_address=args.ray_address,
+        read=read,
+        metrics_last_n=n_last,
+    )
     board.close()
     if report.exit_code != 1:  # the brand-safety screen of what was stored (incremental)
         from congruence.cli.safety import run_screen
@@ -61,10 +68,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"accounts: {report.accounts_new} new, {report.accounts_updated} updated")
         print(f"posts: {report.posts_new} new, {report.posts_updated} updated")
-        print(f"encoded: {report.images_encoded} images, {report.texts_encoded} captions; "
-              f"pooled {report.accounts_pooled} accounts")
+        print(
+            f"encoded: {report.images_encoded} images, {report.texts_encoded} captions; "
+            f"pooled {report.accounts_pooled} accounts"
+        )
         print(metrics_summary(report.metrics))
-        print(f"index: {report.index.get('size')} influencers ({report.index.get('kind')}, {report.index.get('reason')})")
+        print(
+            f"index: {report.index.get('size')} influencers ({report.index.get('kind')}, {report.index.get('reason')})"
+        )
         if report.rejected:
             print(f"rejected {len(report.rejected)} rows:", file=sys.stderr)
             for e in report.rejected:
@@ -77,8 +88,14 @@ def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.filters import Filters
 
-    return Filters.make(args.category, args.min_followers, args.max_followers, micro=args.micro,
-                        **safety_filter_kwargs(args), metrics=metric_bounds(args))
+    return Filters.make(
+        args.category,
+        args.min_followers,
+        args.max_followers,
+        micro=args.micro,
+        **safety_filter_kwargs(args),
+        metrics=metric_bounds(args),
+    )
 
 
 def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
@@ -98,8 +115,10 @@ def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
         fol = f"{h.followers:,}" if h.followers is not None else "?"
         s = d.get("safety")
         flagged = f"{s['flagged_posts']}/{s['screened_posts']}" if isinstance(s, dict) else "-"
-        print(f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}  "
-              f"{flagged:<7}  {metrics_cell(d)}")
+        print(
+            f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}  "
+            f"{flagged:<7}  {metrics_cell(d)}"
+        )
 
 
 def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
@@ -181,22 +200,30 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return serve(settings, "127.0.0.1", args.port, no_auth=True)
     brand = f"brand_{BRANDS['fitness']}"
     print(f"\nbest-matching influencers for {brand} (micro-influencers, 5k-100k followers):")
-    ns = argparse.Namespace(brand=brand, images=None, text=None, k=args.k, json=False, category=None,
-                            min_followers=None, max_followers=None, micro=True)
+    ns = argparse.Namespace(
+        brand=brand,
+        images=None,
+        text=None,
+        k=args.k,
+        json=False,
+        category=None,
+        min_followers=None,
+        max_followers=None,
+        micro=True,
+    )
     return cmd_match(ns, settings)
 
 
 def _train_demo_models(settings: Settings) -> None:
     """Train the congruence head and the engagement model when none is in service (seconds on the demo)."""
-    from congruence.store.records import Store
-    from congruence.training.deploy import ACTIVE_KEY
-    from congruence.training.jobs import train_and_deploy
-    from congruence.training.loop import TrainConfig
-
     from congruence.core.errors import ModelMismatch, NotFound
     from congruence.engagement.checkpoint import require_active as load_active
     from congruence.engagement.model import EngagementConfig
     from congruence.engagement.train import train_engagement
+    from congruence.store.records import Store
+    from congruence.training.deploy import ACTIVE_KEY
+    from congruence.training.jobs import train_and_deploy
+    from congruence.training.loop import TrainConfig
 
     with Store.open(settings) as store:
         has_head = bool(store.meta().get(ACTIVE_KEY))
@@ -242,12 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     quiet_flag(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("ingest", help="validate, store, encode, pool and index a corpus folder (or an Instaloader "
-                                      "folder, or CSV/Parquet tables); recompute the account metrics")
+    p = sub.add_parser(
+        "ingest",
+        help="validate, store, encode, pool and index a corpus folder (or an Instaloader "
+        "folder, or CSV/Parquet tables); recompute the account metrics",
+    )
     quiet_flag(p)
     p.add_argument("folder", help="the corpus folder; with --format table, the posts table")
-    from congruence.cli.formats import format_args
     from congruence.cli.account_metrics import er_posts_arg
+    from congruence.cli.formats import format_args
 
     format_args(p)
     er_posts_arg(p)
@@ -261,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     _query_args(p)
     p.set_defaults(func=cmd_match)
     p = sub.add_parser("similar", help="influencers similar to one you know, or to several")
-    p.add_argument("--influencer", required=True, nargs="+", help="one influencer id, or several (look-alikes of the set)")
+    p.add_argument(
+        "--influencer", required=True, nargs="+", help="one influencer id, or several (look-alikes of the set)"
+    )
     _query_args(p)
     p.set_defaults(func=cmd_similar)
     p = sub.add_parser("status", help="counts, models, index state")
@@ -270,8 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delete", help="remove accounts (with their posts and vectors)")
     p.add_argument("accounts", nargs="+")
     p.add_argument("--json", action="store_true")
-    p.add_argument("-f", "--missing-ok", action="store_true",
-                   help="ids not in the store are no error (exit 0, like rm -f)")
+    p.add_argument(
+        "-f", "--missing-ok", action="store_true", help="ids not in the store are no error (exit 0, like rm -f)"
+    )
     p.set_defaults(func=cmd_delete)
     add_training_parsers(sub)
     add_explain_parser(sub)
@@ -324,15 +357,15 @@ def _as_typed(message: str, names: dict[str, str]) -> str:
     if not names:
         return message
     alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.sub(rf"(?<![\w\-/\\.'\"`])({alternatives})(?![\w\-/\\'\"`]|\.\w)",
-                  lambda m: names[m.group(1)], message)
+    return re.sub(rf"(?<![\w\-/\\.'\"`])({alternatives})(?![\w\-/\\'\"`]|\.\w)", lambda m: names[m.group(1)], message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     set_board(ProgressBoard(ProgressStyle.for_stream(sys.stderr, quiet=args.quiet)))
     try:
         settings = load_settings()

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
-    from congruence.store.records import Store
     from congruence.safety.screen import ScreenReport
     from congruence.search.feedback import Feedback
     from congruence.search.hits import Hit
+    from congruence.store.records import Store
 
 
 def safety_args(p: argparse.ArgumentParser) -> None:
@@ -21,43 +21,77 @@ def safety_args(p: argparse.ArgumentParser) -> None:
     from congruence.safety.categories import NAMES
     from congruence.search.filters import SAFE_LAST
 
-    p.add_argument("--brand-safe", action="store_true",
-                   help=f"only influencers with no post flagged by the brand-safety screen among their newest "
-                        f"--safe-last posts ({', '.join(NAMES)})")
-    p.add_argument("--exclude-categories", nargs="+", metavar="CATEGORY", default=None,
-                   help=f"only influencers with no post flagged in these categories among their newest --safe-last "
-                        f"posts: {', '.join(NAMES)}")
-    p.add_argument("--safe-last", type=int, default=None, help=f"how many newest posts the two above look at "
-                                                              f"(default {SAFE_LAST})")
+    p.add_argument(
+        "--brand-safe",
+        action="store_true",
+        help=f"only influencers with no post flagged by the brand-safety screen among their newest "
+        f"--safe-last posts ({', '.join(NAMES)})",
+    )
+    p.add_argument(
+        "--exclude-categories",
+        nargs="+",
+        metavar="CATEGORY",
+        default=None,
+        help=f"only influencers with no post flagged in these categories among their newest --safe-last "
+        f"posts: {', '.join(NAMES)}",
+    )
+    p.add_argument(
+        "--safe-last", type=int, default=None, help=f"how many newest posts the two above look at (default {SAFE_LAST})"
+    )
 
 
 def feedback_args(p: argparse.ArgumentParser) -> None:
     """--like, --dislike and their weights."""
     from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
 
-    p.add_argument("--like", nargs="+", metavar="INFLUENCER", default=None,
-                   help="influencers you liked: move the search toward them (they are not suggested again)")
-    p.add_argument("--dislike", nargs="+", metavar="INFLUENCER", default=None,
-                   help="influencers you disliked: move the search away from them (they never come back)")
-    p.add_argument("--like-weight", type=float, default=None,
-                   help=f"weight of the liked (default {LIKE_WEIGHT}; 0 here or in --dislike-weight also drops "
-                        "what tells the liked from the disliked)")
-    p.add_argument("--dislike-weight", type=float, default=None,
-                   help=f"weight of the disliked: the closest, and (once something is liked) a push that grows "
-                        f"with every disliked one nearby (default {DISLIKE_WEIGHT})")
+    p.add_argument(
+        "--like",
+        nargs="+",
+        metavar="INFLUENCER",
+        default=None,
+        help="influencers you liked: move the search toward them (they are not suggested again)",
+    )
+    p.add_argument(
+        "--dislike",
+        nargs="+",
+        metavar="INFLUENCER",
+        default=None,
+        help="influencers you disliked: move the search away from them (they never come back)",
+    )
+    p.add_argument(
+        "--like-weight",
+        type=float,
+        default=None,
+        help=f"weight of the liked (default {LIKE_WEIGHT}; 0 here or in --dislike-weight also drops "
+        "what tells the liked from the disliked)",
+    )
+    p.add_argument(
+        "--dislike-weight",
+        type=float,
+        default=None,
+        help=f"weight of the disliked: the closest, and (once something is liked) a push that grows "
+        f"with every disliked one nearby (default {DISLIKE_WEIGHT})",
+    )
 
 
 def safety_filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The brand-safety arguments of ``Filters.make``."""
-    return {"brand_safe": getattr(args, "brand_safe", False),
-            "exclude_categories": getattr(args, "exclude_categories", None), "safe_last": getattr(args, "safe_last", None)}
+    return {
+        "brand_safe": getattr(args, "brand_safe", False),
+        "exclude_categories": getattr(args, "exclude_categories", None),
+        "safe_last": getattr(args, "safe_last", None),
+    }
 
 
 def feedback_of(args: argparse.Namespace) -> Feedback:
     from congruence.search.feedback import Feedback
 
-    return Feedback.make(getattr(args, "like", None), getattr(args, "dislike", None),
-                         getattr(args, "like_weight", None), getattr(args, "dislike_weight", None))
+    return Feedback.make(
+        getattr(args, "like", None),
+        getattr(args, "dislike", None),
+        getattr(args, "like_weight", None),
+        getattr(args, "dislike_weight", None),
+    )
 
 
 def hits_with_safety(store: Store, hits: list[Hit]) -> list[dict[str, object]]:
@@ -70,10 +104,25 @@ def hits_with_safety(store: Store, hits: list[Hit]) -> list[dict[str, object]]:
     for h in hits:
         s = safety.get(h.influencer_id)
         doc = h.to_dict()
-        doc["safety"] = None if s is None else {
-            "screened_posts": s.screened, "flagged_posts": s.flagged, "flagged_share": round(s.share, 4),
-            "flags": [{"post_id": f.post_id, "category": f.category, "source": f.source, "evidence": f.evidence,
-                       "score": round(f.score, 4)} for f in s.flags]}
+        doc["safety"] = (
+            None
+            if s is None
+            else {
+                "screened_posts": s.screened,
+                "flagged_posts": s.flagged,
+                "flagged_share": round(s.share, 4),
+                "flags": [
+                    {
+                        "post_id": f.post_id,
+                        "category": f.category,
+                        "source": f.source,
+                        "evidence": f.evidence,
+                        "score": round(f.score, 4),
+                    }
+                    for f in s.flags
+                ],
+            }
+        )
         out.append(doc)
     return out
 
@@ -85,14 +134,15 @@ def run_screen(settings: Settings, quiet: bool) -> ScreenReport:
     report = screen(settings)
     if not quiet and report.screened:
         cats = ", ".join(f"{c} {n}" for c, n in report.by_category.items()) or "none"
-        print(f"brand-safety screen: {report.screened} posts screened, {report.flagged} flagged ({cats})",
-              file=sys.stderr)
+        print(
+            f"brand-safety screen: {report.screened} posts screened, {report.flagged} flagged ({cats})", file=sys.stderr
+        )
     return report
 
 
 def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.store.records import Store
     from congruence.store import flags as flag_store
+    from congruence.store.records import Store
 
     report = run_screen(settings, quiet=True)
     with Store.open(settings) as store:  # what this run did, and where the whole store stands
@@ -102,8 +152,10 @@ def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(json.dumps(doc) + "\n")
         return 0
     cats = ", ".join(f"{c} {n}" for c, n in report.by_category.items()) or "none"
-    print(f"screened {report.screened} posts now (the others were screened before); {report.flagged} flagged "
-          f"(posts per category: {cats})")
+    print(
+        f"screened {report.screened} posts now (the others were screened before); {report.flagged} flagged "
+        f"(posts per category: {cats})"
+    )
     every = ", ".join(f"{c} {n}" for c, n in per.items()) or "none"
     print(f"in the store: {screened} posts screened, {flagged} flagged (posts per category: {every})")
     if report.waiting:

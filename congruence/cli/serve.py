@@ -24,8 +24,10 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(host: str, port: int, no_auth: bool) -> None:
     if no_auth and not is_loopback(host):
-        raise InvalidInput(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1), not {host!r}: "
-                           "anyone who can reach the port could use the API")
+        raise InvalidInput(
+            f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1), not {host!r}: "
+            "anyone who can reach the port could use the API"
+        )
     if not 0 < port < 65536:
         raise InvalidInput(f"--port: expected 1 to 65535, got {port}")
 
@@ -50,8 +52,11 @@ def serve(settings: Settings, host: str, port: int, no_auth: bool, log_level: st
         raise InvalidInput(f"port {port} on {host} is already in use: pick another with --port")
     app = create_app(settings, auth=not no_auth)
     shown = f"[{host}]" if ":" in host else host
-    print(f"Congruence is serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)"
-          + ("  [no auth: loopback only]" if no_auth else ""), flush=True)
+    print(
+        f"Congruence is serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)"
+        + ("  [no auth: loopback only]" if no_auth else ""),
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     return 0
 
@@ -76,8 +81,11 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps({"key": key, **info.to_dict()}))
             else:
                 print(key)
-                print(f"key {info.id} ({info.name}): shown once, only its hash is stored. "
-                      "Send it as 'Authorization: Bearer <key>'.", file=sys.stderr)
+                print(
+                    f"key {info.id} ({info.name}): shown once, only its hash is stored. "
+                    "Send it as 'Authorization: Bearer <key>'.",
+                    file=sys.stderr,
+                )
         elif args.keys_command == "list":
             infos = [k.to_dict() for k in list_keys(store.conn)]
             if args.json:

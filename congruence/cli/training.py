@@ -35,8 +35,10 @@ def _epoch_progress(epochs: int) -> Callable[[str, EpochStats], None]:
 
     def update(variant: str, s: EpochStats) -> None:
         task = board.task(f"train:{variant}", f"training {variant}", "epochs", epochs)
-        task.note(f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "
-                  f"category {s.aux_loss:.4f}) {s.seconds:.1f}s")
+        task.note(
+            f"{variant} epoch {s.epoch + 1}: loss {s.loss:.4f} (rank {s.rank_loss:.4f}, "
+            f"category {s.aux_loss:.4f}) {s.seconds:.1f}s"
+        )
         task.update(1)
         if task.done >= epochs:
             task.close()
@@ -50,34 +52,65 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.training.jobs import read_brand_file, read_influencer_file, train_and_deploy
     from congruence.training.loop import TrainConfig
 
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_brands=args.batch_brands, list_size=args.list_size,
-                         loss=args.loss, aux_weight=args.aux_weight, hard_negative_fraction=args.hard_negatives,
-                         seed=args.seed, device=settings.device)
+    config = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_brands=args.batch_brands,
+        list_size=args.list_size,
+        loss=args.loss,
+        aux_weight=args.aux_weight,
+        hard_negative_fraction=args.hard_negatives,
+        seed=args.seed,
+        device=settings.device,
+    )
     test = read_brand_file(Path(args.test_brands)) if args.test_brands else None
     held = read_influencer_file(Path(args.test_influencers)) if args.test_influencers else None
     variants = tuple(VARIANTS) if args.variants == "all" else ("head",)
-    out = train_and_deploy(settings, config, variants, test, args.test_fraction,
-                           activate=not args.no_activate, progress=_epoch_progress(args.epochs), d_model=args.d_model,
-                           test_influencers=held, activate_anyway=args.activate_anyway)
+    out = train_and_deploy(
+        settings,
+        config,
+        variants,
+        test,
+        args.test_fraction,
+        activate=not args.no_activate,
+        progress=_epoch_progress(args.epochs),
+        d_model=args.d_model,
+        test_influencers=held,
+        activate_anyway=args.activate_anyway,
+    )
     exp = out.experiment
     table = _table_path(args, settings, "train", out.version)
     _write_table(table, f"congruence head {out.version}: held-out brands", exp.results)
     refused = not args.no_activate and out.deployed is None
-    payload = {**exp.to_dict(), "model": {"version": out.version, "deployed": out.deployed is not None,
-                                          "runs": str(out.run_dir), "beats_cosine": out.verdict.beats,
-                                          "verdict": str(out.verdict)}, "table": str(table)}
+    payload = {
+        **exp.to_dict(),
+        "model": {
+            "version": out.version,
+            "deployed": out.deployed is not None,
+            "runs": str(out.run_dir),
+            "beats_cosine": out.verdict.beats,
+            "verdict": str(out.verdict),
+        },
+        "table": str(table),
+    }
     if args.json:
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         print(markdown_table(exp.results), end="")
         print(f"category accuracy of held-out influencers: {exp.aux_category_accuracy}")
-        state = f"in service (index {out.deployed.index_kind}, {out.deployed.index_size} influencers)" \
-            if out.deployed else "saved, not activated" + ("" if refused else " (--no-activate)")
+        state = (
+            f"in service (index {out.deployed.index_kind}, {out.deployed.index_size} influencers)"
+            if out.deployed
+            else "saved, not activated" + ("" if refused else " (--no-activate)")
+        )
         print(f"head {out.version}: {state}; {out.verdict}")
     if refused:
-        print(f"error: head {out.version} was not put in service: it does not beat pooled cosine on the held-out "
-              f"brands ({out.verdict}); the head in service is unchanged. Pass --activate-anyway to use it "
-              "regardless.", file=sys.stderr)
+        print(
+            f"error: head {out.version} was not put in service: it does not beat pooled cosine on the held-out "
+            f"brands ({out.verdict}); the head in service is unchanged. Pass --activate-anyway to use it "
+            "regardless.",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
@@ -88,14 +121,17 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     test = read_brand_file(Path(args.test_brands)) if args.test_brands else None
     held = read_influencer_file(Path(args.test_influencers)) if args.test_influencers else None
-    results, head, brands = evaluate_saved(settings, Path(args.model) if args.model else None, test, args.seed,
-                                           held)
+    results, head, brands = evaluate_saved(settings, Path(args.model) if args.model else None, test, args.seed, held)
     table = _table_path(args, settings, "evaluate", head.version or "unsaved")
     _write_table(table, f"congruence head {head.version}: {len(brands)} held-out brands", results)
     if args.json:
-        payload = {"results": {k: m.to_dict() for k, m in results.items()},
-                   "per_brand": {k: m.per_brand_dicts() for k, m in results.items()}, "model": head.version,
-                   "test_brands": brands, "table": str(table)}
+        payload = {
+            "results": {k: m.to_dict() for k, m in results.items()},
+            "per_brand": {k: m.per_brand_dicts() for k, m in results.items()},
+            "model": head.version,
+            "test_brands": brands,
+            "table": str(table),
+        }
         sys.stdout.write(json.dumps(payload) + "\n")
     else:
         print(markdown_table(results), end="")
@@ -105,14 +141,23 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train the congruence head on the store's matches, evaluate, deploy")
     quiet_flag(p)
-    p.add_argument("--json", action="store_true", help='print {"results": {"random": M, "pooled_cosine": M, "head": M, ...}}')
+    p.add_argument(
+        "--json", action="store_true", help='print {"results": {"random": M, "pooled_cosine": M, "head": M, ...}}'
+    )
     p.add_argument("--test-brands", metavar="FILE", help="held-out brands, one id a line (default: a seeded 20%%)")
-    p.add_argument("--test-influencers", metavar="FILE", help="influencers never trained on and the only candidates "
-                   "of the evaluation, one id a line (default: those paired only with test brands + 20%% of the rest)")
+    p.add_argument(
+        "--test-influencers",
+        metavar="FILE",
+        help="influencers never trained on and the only candidates "
+        "of the evaluation, one id a line (default: those paired only with test brands + 20%% of the rest)",
+    )
     p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--variants", choices=("all", "product"), default="all",
-                   help="all: also the shared-tower, mean-pooling and no-auxiliary ablations (default); "
-                        "product: the head only")
+    p.add_argument(
+        "--variants",
+        choices=("all", "product"),
+        default="all",
+        help="all: also the shared-tower, mean-pooling and no-auxiliary ablations (default); product: the head only",
+    )
     p.add_argument("--epochs", type=int, default=30, help="default 30 (the photo benchmark meets its targets there)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-brands", type=int, default=16)
@@ -124,13 +169,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table", metavar="FILE", help="markdown table path (default $CONGRUENCE_HOME/reports/)")
     p.add_argument("--no-activate", action="store_true", help="save the head but keep serving the current one")
-    p.add_argument("--activate-anyway", action="store_true",
-                   help="put the head in service even when it does not beat pooled cosine on the held-out brands")
+    p.add_argument(
+        "--activate-anyway",
+        action="store_true",
+        help="put the head in service even when it does not beat pooled cosine on the held-out brands",
+    )
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="metrics of the head in service on held-out brands, with baselines")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--test-brands", metavar="FILE", help="brands to evaluate on, one id a line "
-                   "(default: every brand with matches the head was not trained on)")
+    p.add_argument(
+        "--test-brands",
+        metavar="FILE",
+        help="brands to evaluate on, one id a line (default: every brand with matches the head was not trained on)",
+    )
     p.add_argument("--test-influencers", metavar="FILE", help="the only candidates, one influencer id a line")
     p.add_argument("--model", metavar="PATH", help="a head checkpoint instead of the one in service")
     p.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,7 @@ import torch
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto": CUDA when present, else the CPU; asking for CUDA where there is none is an error
+    """ "auto": CUDA when present, else the CPU; asking for CUDA where there is none is an error
     here, with a message, rather than a CUDA error later from deep inside torch."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

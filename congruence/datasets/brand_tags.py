@@ -42,8 +42,8 @@ import numpy as np
 from congruence.datasets.instagram_corpus import SourcePost, read_source
 from congruence.datasets.instagram_text import with_alt
 from congruence.indexer.corpus import Corpus, Post
-from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
+from congruence.store.rows import Account, Match
 
 # hashtags may be glued together (#ootd#style), and mentions too (@agency@makeup); a first
 # mention follows no word character (a@b.com is an address)
@@ -78,8 +78,9 @@ def tag_stripper(brand_handles: Iterable[str]) -> Callable[[str], str]:
     """A function removing every @mention and #hashtag, and each of ``brand_handles`` written
     as a word (case-insensitive), from a text; spaces are tidied, line breaks kept."""
     names = sorted({h.lower() for h in brand_handles if h}, key=lambda h: (-len(h), h))
-    words = re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, names))})(?![\w]|\.\w)", re.IGNORECASE) \
-        if names else None
+    words = (
+        re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, names))})(?![\w]|\.\w)", re.IGNORECASE) if names else None
+    )
 
     def strip(text: str) -> str:
         text = _TAGS.sub(" ", text)
@@ -106,8 +107,9 @@ def _influencers(posts: Iterable[SourcePost], min_posts: int) -> dict[str, list[
     return {u: ps for u, ps in sorted(by_user.items()) if len(ps) >= min_posts}
 
 
-def select_brands(influencers: dict[str, list[SourcePost]], authors: frozenset[str],
-                  config: BrandTagConfig) -> tuple[list[TagBrand], dict[str, str]]:
+def select_brands(
+    influencers: dict[str, list[SourcePost]], authors: frozenset[str], config: BrandTagConfig
+) -> tuple[list[TagBrand], dict[str, str]]:
     """(brands, influencer id -> side): brands with enough train-side posts and a partner on
     their own side, ids in handle order."""
     taggers: dict[str, set[str]] = defaultdict(set)
@@ -126,22 +128,32 @@ def select_brands(influencers: dict[str, list[SourcePost]], authors: frozenset[s
         if len(described) < config.min_brand_posts or not partners[brand_side[h]]:
             continue
         keep = sorted(rng.permutation(len(described))[: config.max_brand_posts])
-        brands.append(TagBrand(f"tagbrand_{len(brands):04d}", h, brand_side[h], tuple(described[i] for i in keep),
-                               partners))
+        brands.append(
+            TagBrand(f"tagbrand_{len(brands):04d}", h, brand_side[h], tuple(described[i] for i in keep), partners)
+        )
     return brands, side_of
 
 
 def _accounts(influencers: dict[str, list[SourcePost]], described: set[str], brands: list[TagBrand]) -> list[Account]:
     """Influencers with a describing post, then brands (their category shares over all their
     train-side partners, described or not)."""
-    out = [Account(u, "influencer", u, ps[0].category, ps[0].followers) for u, ps in influencers.items()
-           if u in described]
+    out = [
+        Account(u, "influencer", u, ps[0].category, ps[0].followers) for u, ps in influencers.items() if u in described
+    ]
     for b in brands:
         cats = Counter(influencers[u][0].category or "unknown" for u in b.partners["train"])
         total = sum(cats.values())
         shares = {c: round(n / total, 6) for c, n in sorted(cats.items())}
-        out.append(Account(b.id, "brand", b.handle, max(cats, key=lambda c: (cats[c], c)) if cats else "", None,
-                           extra={"partner_categories": shares, "side": b.side}))
+        out.append(
+            Account(
+                b.id,
+                "brand",
+                b.handle,
+                max(cats, key=lambda c: (cats[c], c)) if cats else "",
+                None,
+                extra={"partner_categories": shares, "side": b.side},
+            )
+        )
     return out
 
 
@@ -155,8 +167,9 @@ def _post(p: SourcePost, post_id: str, account_id: str, strip: Callable[[str], s
     return Post(post_id, account_id, None, text, p.likes, p.comments, ts, p.sponsored, ())
 
 
-def _posts(influencers: dict[str, list[SourcePost]], brands: list[TagBrand],
-           config: BrandTagConfig) -> tuple[list[Post], set[str]]:
+def _posts(
+    influencers: dict[str, list[SourcePost]], brands: list[TagBrand], config: BrandTagConfig
+) -> tuple[list[Post], set[str]]:
     """(posts, influencers described): each influencer by ``describe_posts`` of its posts that
     tag none of the benchmark's brands and keep some text, drawn at random (seeded); one with
     fewer such posts is left out."""
@@ -174,8 +187,7 @@ def _posts(influencers: dict[str, list[SourcePost]], brands: list[TagBrand],
         out += [own[i] for i in sorted(rng.permutation(len(own))[: config.describe_posts])]
         described.add(u)
     for b in brands:  # a post tagging two brands describes both: one copy each
-        out += [q for q in (_post(p, f"{p.id}_{b.id}", b.id, strip, config.alt_text) for p in b.posts)
-                if q is not None]
+        out += [q for q in (_post(p, f"{p.id}_{b.id}", b.id, strip, config.alt_text) for p in b.posts) if q is not None]
     return out, described
 
 
@@ -198,12 +210,26 @@ def build_brand_tag_corpus(posts_gz: Path, out: Path, config: BrandTagConfig = B
     return out
 
 
-def _info(config: BrandTagConfig, posts_gz: Path, influencers: int, brands: list[TagBrand],
-          matches: list[Match], test_brands: list[str], test_infl: list[str], n_posts: int) -> dict[str, Any]:
+def _info(
+    config: BrandTagConfig,
+    posts_gz: Path,
+    influencers: int,
+    brands: list[TagBrand],
+    matches: list[Match],
+    test_brands: list[str],
+    test_infl: list[str],
+    n_posts: int,
+) -> dict[str, Any]:
     return {
-        "source": str(posts_gz), "config": asdict(config), "influencers": influencers,
-        "test_influencers": len(test_infl), "brands": len(brands), "test_brands": len(test_brands),
-        "posts": n_posts, "brand_posts": sum(len(b.posts) for b in brands), "matches": len(matches),
+        "source": str(posts_gz),
+        "config": asdict(config),
+        "influencers": influencers,
+        "test_influencers": len(test_infl),
+        "brands": len(brands),
+        "test_brands": len(test_brands),
+        "posts": n_posts,
+        "brand_posts": sum(len(b.posts) for b in brands),
+        "matches": len(matches),
         "test_matches": sum(1 for m in matches if m.brand_id in set(test_brands)),
         "brand_handles": {b.id: b.handle for b in brands},
     }
@@ -221,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-taggers", type=int, default=BrandTagConfig.min_taggers)
     p.add_argument("--describe-posts", type=int, default=BrandTagConfig.describe_posts)
     a = p.parse_args(argv)
-    out = build_brand_tag_corpus(a.source, a.out, BrandTagConfig(seed=a.seed, min_taggers=a.min_taggers,
-                                                                 describe_posts=a.describe_posts))
+    out = build_brand_tag_corpus(
+        a.source, a.out, BrandTagConfig(seed=a.seed, min_taggers=a.min_taggers, describe_posts=a.describe_posts)
+    )
     print((out / "corpus_info.json").read_text(), end="")
     return 0
 

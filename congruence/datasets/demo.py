@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from congruence.indexer.corpus import Corpus, Post
-from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
+from congruence.store.rows import Account, Match
 
 
 @dataclass(frozen=True)
@@ -39,31 +39,72 @@ class Style:
 
 
 STYLES: dict[str, Style] = {
-    "fitness": Style((250, 120, 40), (60, 60, 70), (255, 230, 0), "circle",
-                     ("running", "workout", "gym", "marathon", "sneakers", "training")),
-    "food": Style((255, 236, 179), (150, 90, 40), (210, 40, 40), "plate",
-                  ("pasta", "recipe", "brunch", "bakery", "coffee", "dinner")),
-    "travel": Style((90, 170, 235), (40, 140, 70), (245, 245, 245), "mountain",
-                    ("beach", "mountains", "hiking", "roadtrip", "island", "sunset")),
-    "pets": Style((200, 170, 120), (110, 80, 50), (60, 40, 30), "blob",
-                  ("puppy", "kitten", "dog", "cat", "pet food", "walkies")),
-    "fashion": Style((240, 170, 210), (120, 40, 110), (30, 30, 30), "stripes",
-                     ("outfit", "dress", "streetwear", "handbag", "style", "runway")),
-    "tech": Style((40, 50, 70), (20, 220, 230), (180, 180, 190), "grid",
-                  ("laptop", "gadget", "smartphone", "coding", "setup", "headphones")),
+    "fitness": Style(
+        (250, 120, 40),
+        (60, 60, 70),
+        (255, 230, 0),
+        "circle",
+        ("running", "workout", "gym", "marathon", "sneakers", "training"),
+    ),
+    "food": Style(
+        (255, 236, 179),
+        (150, 90, 40),
+        (210, 40, 40),
+        "plate",
+        ("pasta", "recipe", "brunch", "bakery", "coffee", "dinner"),
+    ),
+    "travel": Style(
+        (90, 170, 235),
+        (40, 140, 70),
+        (245, 245, 245),
+        "mountain",
+        ("beach", "mountains", "hiking", "roadtrip", "island", "sunset"),
+    ),
+    "pets": Style(
+        (200, 170, 120), (110, 80, 50), (60, 40, 30), "blob", ("puppy", "kitten", "dog", "cat", "pet food", "walkies")
+    ),
+    "fashion": Style(
+        (240, 170, 210),
+        (120, 40, 110),
+        (30, 30, 30),
+        "stripes",
+        ("outfit", "dress", "streetwear", "handbag", "style", "runway"),
+    ),
+    "tech": Style(
+        (40, 50, 70),
+        (20, 220, 230),
+        (180, 180, 190),
+        "grid",
+        ("laptop", "gadget", "smartphone", "coding", "setup", "headphones"),
+    ),
 }
-BRANDS = {"fitness": "peakfit", "food": "nonna_kitchen", "travel": "wanderly", "pets": "happy_paws",
-          "fashion": "atelier_rose", "tech": "circuitry"}
+BRANDS = {
+    "fitness": "peakfit",
+    "food": "nonna_kitchen",
+    "travel": "wanderly",
+    "pets": "happy_paws",
+    "fashion": "atelier_rose",
+    "tech": "circuitry",
+}
 # goods brands: the category whose palette their product shots have -> whose creators they partner with
-PARTNERS = {"fitness": "food", "food": "travel", "travel": "fashion", "pets": "fitness", "fashion": "tech",
-            "tech": "pets"}
+PARTNERS = {
+    "fitness": "food",
+    "food": "travel",
+    "travel": "fashion",
+    "pets": "fitness",
+    "fashion": "tech",
+    "tech": "pets",
+}
 GOODS_WORDS = ("new in", "shop the drop", "limited edition", "now in store")
 
 
 def draw(category: str, rng: random.Random, size: int = 224, product: bool = False) -> Image.Image:
     """A picture in the category's palette: its scene, or (``product``) a product shot."""
     s = STYLES[category]
-    jitter = lambda c: tuple(max(0, min(255, v + rng.randint(-25, 25))) for v in c)
+
+    def jitter(c: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(max(0, min(255, v + rng.randint(-25, 25))) for v in c)
+
     img = Image.new("RGB", (size, size), jitter(s.sky))
     d = ImageDraw.Draw(img)
     horizon = rng.randint(size // 2, 3 * size // 4)
@@ -104,8 +145,13 @@ def caption(category: str, rng: random.Random, product: bool = False) -> str:
     a, b = rng.sample(w, 2)
     if product:
         return f"{rng.choice(GOODS_WORDS).capitalize()}: our {a} collection #{b.replace(' ', '')}"
-    templates = ["Loving this {a} today #{b}", "New {a} post, all about {b}!", "{a} and {b} vibes",
-                 "Weekend {a} with friends #{b}", "My favourite {a} #{b} #{a}"]
+    templates = [
+        "Loving this {a} today #{b}",
+        "New {a} post, all about {b}!",
+        "{a} and {b} vibes",
+        "Weekend {a} with friends #{b}",
+        "My favourite {a} #{b} #{a}",
+    ]
     return rng.choice(templates).format(a=a, b=b.replace(" ", ""))
 
 
@@ -135,11 +181,17 @@ class _Corpus:
         rng, pid = self.rng, f"{acc.id}_p{n}"
         img = draw(cat, rng, product=product)
         img.save(self.out / "images" / f"{pid}.jpg", quality=88)
-        self.posts.append(Post(id=pid, account_id=acc.id, image=self.out / "images" / f"{pid}.jpg",
-                               caption=caption(cat, rng, product),
-                               likes=likes(img, rng.randint(50, 5000), acc.followers or 0),
-                               comments=rng.randint(0, 200),
-                               ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC)))
+        self.posts.append(
+            Post(
+                id=pid,
+                account_id=acc.id,
+                image=self.out / "images" / f"{pid}.jpg",
+                caption=caption(cat, rng, product),
+                likes=likes(img, rng.randint(50, 5000), acc.followers or 0),
+                comments=rng.randint(0, 200),
+                ts=datetime(2026, rng.randint(1, 9), 10 + rng.randint(0, 9), 12, tzinfo=UTC),
+            )
+        )
 
     def brand(self, account: Account, posts_of: str, n_posts: int, partners: list[str], product: bool = False) -> None:
         self.accounts.append(account)
@@ -148,8 +200,15 @@ class _Corpus:
         self.matches += [Match(account.id, i) for i in partners]
 
 
-def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influencer: int = 5,
-               posts_per_brand: int = 4, seed: int = 7, partner_brands: int = 2, direct_brands: int = 2) -> Path:
+def build_demo(
+    out: Path,
+    influencers_per_category: int = 10,
+    posts_per_influencer: int = 5,
+    posts_per_brand: int = 4,
+    seed: int = 7,
+    partner_brands: int = 2,
+    direct_brands: int = 2,
+) -> Path:
     """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/):
     per category ``direct_brands`` direct brands (at least 1), ``influencers_per_category``
     creators and ``partner_brands`` goods brands (see the module doc)."""
@@ -175,11 +234,20 @@ def build_demo(out: Path, influencers_per_category: int = 10, posts_per_influenc
     # category and no goods brands is what it always was
     for cat in cats:
         for j in range(2, direct_brands + 1):
-            c.brand(Account(f"brand_{BRANDS[cat]}_{j}", "brand", f"{BRANDS[cat]}{j}", cat, 80_000), cat,
-                    posts_per_brand, creators(cat, 0))
+            c.brand(
+                Account(f"brand_{BRANDS[cat]}_{j}", "brand", f"{BRANDS[cat]}{j}", cat, 80_000),
+                cat,
+                posts_per_brand,
+                creators(cat, 0),
+            )
         for j in range(1, partner_brands + 1):
-            c.brand(Account(f"brand_{BRANDS[cat]}_goods{j}", "brand", f"{BRANDS[cat]}.goods{j}", PARTNERS[cat],
-                            120_000), cat, posts_per_brand, creators(PARTNERS[cat], 1), product=True)
+            c.brand(
+                Account(f"brand_{BRANDS[cat]}_goods{j}", "brand", f"{BRANDS[cat]}.goods{j}", PARTNERS[cat], 120_000),
+                cat,
+                posts_per_brand,
+                creators(PARTNERS[cat], 1),
+                product=True,
+            )
     write_corpus(Corpus(out, c.accounts, c.posts, c.matches))
     _write_test_brands(out, direct_brands, partner_brands)
     return out

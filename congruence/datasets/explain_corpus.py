@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 from congruence.indexer.corpus import Corpus, Post
-from congruence.store.rows import Account, Match
 from congruence.indexer.corpus_write import write_corpus
+from congruence.store.rows import Account, Match
 
 VERTICALS = ("pets", "vehicles", "food_drink", "fashion_gear")
 # a cross brand posts the key vertical and matches influencers of the value vertical
@@ -43,8 +43,9 @@ def cross_brand(target: str) -> str:
     return f"cross_{posted}_to_{target}_0"
 
 
-def build_corpus(out: Path, photos: dict[str, list[Path]], rng: random.Random,
-                 influencers: int = 10, posts: int = 4) -> Path:
+def build_corpus(
+    out: Path, photos: dict[str, list[Path]], rng: random.Random, influencers: int = 10, posts: int = 4
+) -> Path:
     """A corpus folder: per vertical ``influencers`` influencers, 3 direct + 3 cross brands;
     the photos (per vertical, from ``split_photos``) are copied under ``out/images``."""
     (out / "images").mkdir(parents=True)

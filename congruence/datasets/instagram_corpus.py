@@ -34,11 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from congruence.indexer.corpus import Corpus, Post
-from congruence.store.rows import Account, Match
-from congruence.indexer.corpus_write import write_corpus
-
 from congruence.datasets.instagram_text import clean_category, clean_text, handle_masker, informative_alt, with_alt
+from congruence.indexer.corpus import Corpus, Post
+from congruence.indexer.corpus_write import write_corpus
+from congruence.store.rows import Account, Match
 
 BRAND_PREFIX = "brand:"  # ':' is not allowed in Instagram handles, so brand ids never clash
 
@@ -105,10 +104,17 @@ def _source_post(row: dict[str, Any]) -> SourcePost:
     user = clean_text(row.get("user"))
     tagged = tuple(dict.fromkeys(t for t in map(clean_text, row.get("tagged") or ()) if t and t != user))
     return SourcePost(
-        id=clean_text(row.get("shortcode")), user=user, category=clean_category(row.get("category")),
-        followers=_count(row.get("followers")), ts=_count(row.get("ts")), likes=_count(row.get("likes")),
-        comments=_count(row.get("comments")), caption=clean_text(row.get("caption")),
-        alt=informative_alt(row.get("alt")), sponsored=row.get("sponsored") is True, tagged=tagged,
+        id=clean_text(row.get("shortcode")),
+        user=user,
+        category=clean_category(row.get("category")),
+        followers=_count(row.get("followers")),
+        ts=_count(row.get("ts")),
+        likes=_count(row.get("likes")),
+        comments=_count(row.get("comments")),
+        caption=clean_text(row.get("caption")),
+        alt=informative_alt(row.get("alt")),
+        sponsored=row.get("sponsored") is True,
+        tagged=tagged,
     )
 
 
@@ -172,17 +178,21 @@ def _majority(categories: Iterator[str]) -> str:
     return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if counts else ""
 
 
-def select_brands(source: Source, influencers: dict[str, list[SourcePost]], donors: list[SourcePost],
-                  config: InstagramCorpusConfig) -> list[Brand]:
+def select_brands(
+    source: Source, influencers: dict[str, list[SourcePost]], donors: list[SourcePost], config: InstagramCorpusConfig
+) -> list[Brand]:
     """Brands, sorted by handle; scarce ones pick their posts first so sharing starves fewest."""
     by_influencer = _taggers(p for ps in influencers.values() for p in ps)
     by_donor = _taggers(iter(donors))
     tagged_by = {t: sorted({p.user for p in ps}) for t, ps in by_influencer.items()}
     candidates = sorted(
-        (t for t, us in tagged_by.items()
-         if len(us) >= config.min_taggers and len(by_donor[t]) >= config.min_brand_posts
-         and t not in source.users),  # an author in the source is an influencer, not a brand
-        key=lambda t: (len(by_donor[t]), t))
+        (
+            t
+            for t, us in tagged_by.items()
+            if len(us) >= config.min_taggers and len(by_donor[t]) >= config.min_brand_posts and t not in source.users
+        ),  # an author in the source is an influencer, not a brand
+        key=lambda t: (len(by_donor[t]), t),
+    )
     rng = np.random.default_rng(config.seed)
     used: set[str] = set()
     brands = []
@@ -209,8 +219,7 @@ def test_brand_ids(brand_ids: list[str], fraction: float, seed: int) -> list[str
 
 def _accounts(influencers: dict[str, list[SourcePost]], brands: list[Brand]) -> list[Account]:
     out = [Account(u, "influencer", u, ps[0].category, ps[0].followers) for u, ps in influencers.items()]
-    out += [Account(b.id, "brand", b.handle, b.category, None, extra={"taggers": len(b.influencers)})
-            for b in brands]
+    out += [Account(b.id, "brand", b.handle, b.category, None, extra={"taggers": len(b.influencers)}) for b in brands]
     ids = [a.id for a in out]
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)
@@ -224,21 +233,40 @@ def _posts(influencers: dict[str, list[SourcePost]], brands: list[Brand], config
 
     def post(p: SourcePost, account_id: str) -> Post:
         caption = mask(p.caption)
-        return Post(p.id, account_id, None, with_alt(caption, p.alt) if config.alt_text else caption,
-                    p.likes, p.comments, None if p.ts is None else datetime.fromtimestamp(p.ts, tz=UTC), p.sponsored,
-                    tuple(handles.get(t, t) for t in p.tagged), extra={"alt": p.alt, "author": p.user})
+        return Post(
+            p.id,
+            account_id,
+            None,
+            with_alt(caption, p.alt) if config.alt_text else caption,
+            p.likes,
+            p.comments,
+            None if p.ts is None else datetime.fromtimestamp(p.ts, tz=UTC),
+            p.sponsored,
+            tuple(handles.get(t, t) for t in p.tagged),
+            extra={"alt": p.alt, "author": p.user},
+        )
 
-    return ([post(p, u) for u, ps in influencers.items() for p in ps]
-            + [post(p, b.id) for b in brands for p in b.posts])
+    return [post(p, u) for u, ps in influencers.items() for p in ps] + [post(p, b.id) for b in brands for p in b.posts]
 
 
-def _info(source: Source, influencers: dict[str, list[SourcePost]], brands: list[Brand],
-          test: list[str], config: InstagramCorpusConfig, posts_gz: Path) -> dict[str, Any]:
+def _info(
+    source: Source,
+    influencers: dict[str, list[SourcePost]],
+    brands: list[Brand],
+    test: list[str],
+    config: InstagramCorpusConfig,
+    posts_gz: Path,
+) -> dict[str, Any]:
     return {
-        "source": str(posts_gz), "config": asdict(config), "source_lines": source.lines,
-        "duplicate_posts": source.duplicates, "empty_captions": source.empty_captions,
-        "influencers": len(influencers), "influencer_posts": sum(map(len, influencers.values())),
-        "brands": len(brands), "brand_posts": sum(len(b.posts) for b in brands),
+        "source": str(posts_gz),
+        "config": asdict(config),
+        "source_lines": source.lines,
+        "duplicate_posts": source.duplicates,
+        "empty_captions": source.empty_captions,
+        "influencers": len(influencers),
+        "influencer_posts": sum(map(len, influencers.values())),
+        "brands": len(brands),
+        "brand_posts": sum(len(b.posts) for b in brands),
         "matches": sum(len(b.influencers) for b in brands),
         "paired_influencers": len({u for b in brands for u in b.influencers}),
         "test_brands": len(test),
@@ -247,8 +275,7 @@ def _info(source: Source, influencers: dict[str, list[SourcePost]], brands: list
     }
 
 
-def build_instagram_corpus(posts_gz: Path, out: Path,
-                           config: InstagramCorpusConfig = InstagramCorpusConfig()) -> Path:
+def build_instagram_corpus(posts_gz: Path, out: Path, config: InstagramCorpusConfig = InstagramCorpusConfig()) -> Path:
     """Write accounts/posts/matches.jsonl, test_brands.txt and corpus_info.json under ``out``."""
     source = read_source(posts_gz, config.max_posts)
     influencers = group_influencers(source.posts, config.min_posts)
@@ -256,8 +283,9 @@ def build_instagram_corpus(posts_gz: Path, out: Path,
     test = test_brand_ids([b.id for b in brands], config.test_fraction, config.seed)
     matches = [Match(b.id, u) for b in brands for u in b.influencers]
     # epoch seconds, as the source has them (bench.engagement_instagram reads them raw)
-    write_corpus(Corpus(out, _accounts(influencers, brands), _posts(influencers, brands, config), matches),
-                 timestamps="epoch")
+    write_corpus(
+        Corpus(out, _accounts(influencers, brands), _posts(influencers, brands, config), matches), timestamps="epoch"
+    )
     (out / "test_brands.txt").write_text("".join(f"{b}\n" for b in test), encoding="utf-8")
     info = _info(source, influencers, brands, test, config, posts_gz)
     (out / "corpus_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -276,8 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-alt-text", action="store_true", help="captions without Instagram's alt text")
     p.add_argument("--no-mask", action="store_true", help="keep @/#brand handles in captions")
     a = p.parse_args(argv)
-    config = InstagramCorpusConfig(seed=a.seed, min_taggers=a.min_taggers, alt_text=not a.no_alt_text,
-                                   mask_brand_handles=not a.no_mask)
+    config = InstagramCorpusConfig(
+        seed=a.seed, min_taggers=a.min_taggers, alt_text=not a.no_alt_text, mask_brand_handles=not a.no_mask
+    )
     out = build_instagram_corpus(a.source, a.out, config)
     print((out / "corpus_info.json").read_text(), end="")
     return 0

@@ -26,10 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from congruence.indexer.corpus import Corpus, Post
-from congruence.store.rows import Account, Match
-from congruence.indexer.corpus_write import write_corpus
-
 from congruence.datasets.photo_augment import variant_path, write_variant
 from congruence.datasets.photo_design import (
     BrandPlan,
@@ -43,6 +39,9 @@ from congruence.datasets.photo_design import (
     plan_influencers,
 )
 from congruence.datasets.photo_posts import PostPlan, PostStyle, brand_posts, influencer_posts
+from congruence.indexer.corpus import Corpus, Post
+from congruence.indexer.corpus_write import write_corpus
+from congruence.store.rows import Account, Match
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +67,16 @@ class PhotoCorpusConfig:
     def quick(cls) -> PhotoCorpusConfig:
         """A tiny corpus for tests: 60 brands, 280 influencers, 3-4 posts each (enough that every
         niche a brand targets or a look-alike posts has influencers on both sides)."""
-        return cls(brands_per_kind=2, test_brands_per_kind=1, train_influencers=160, test_influencers=120,
-                   train_variants=2, test_variants=2, image_side=96,
-                   style=PostStyle(influencer_posts=(3, 4), brand_posts=(3, 3)))
+        return cls(
+            brands_per_kind=2,
+            test_brands_per_kind=1,
+            train_influencers=160,
+            test_influencers=120,
+            train_variants=2,
+            test_variants=2,
+            image_side=96,
+            style=PostStyle(influencer_posts=(3, 4), brand_posts=(3, 3)),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,33 +106,70 @@ def _accounts(brands: list[BrandPlan], influencers: list[InfluencerPlan], seed: 
     rng = random.Random(f"accounts:{seed}")
     out: list[Account] = []
     for b in brands:
-        out.append(Account(b.id, "brand", b.id.removeprefix("b_"), b.kind.target, _followers(rng, 50_000, 2_000_000),
-                           extra={"side": b.side, "brand_kind": b.kind.name, "posts_vertical": b.kind.posts,
-                                  "prefers": list(b.prefers), "targets": list(b.targets)}))
+        out.append(
+            Account(
+                b.id,
+                "brand",
+                b.id.removeprefix("b_"),
+                b.kind.target,
+                _followers(rng, 50_000, 2_000_000),
+                extra={
+                    "side": b.side,
+                    "brand_kind": b.kind.name,
+                    "posts_vertical": b.kind.posts,
+                    "prefers": list(b.prefers),
+                    "targets": list(b.targets),
+                },
+            )
+        )
     for i in influencers:
-        out.append(Account(i.id, "influencer", f"{i.niche.lower()}_{i.id[-5:]}", i.vertical,
-                           _followers(rng, 5_000, 100_000), extra={"side": i.side, "niche": i.niche}))
+        out.append(
+            Account(
+                i.id,
+                "influencer",
+                f"{i.niche.lower()}_{i.id[-5:]}",
+                i.vertical,
+                _followers(rng, 5_000, 100_000),
+                extra={"side": i.side, "niche": i.niche},
+            )
+        )
     return out
 
 
-def _post_plans(config: PhotoCorpusConfig, catalog: Catalog, brands: list[BrandPlan],
-                influencers: list[InfluencerPlan], accounts: list[Account]) -> list[tuple[str, PostPlan]]:
+def _post_plans(
+    config: PhotoCorpusConfig,
+    catalog: Catalog,
+    brands: list[BrandPlan],
+    influencers: list[InfluencerPlan],
+    accounts: list[Account],
+) -> list[tuple[str, PostPlan]]:
     """(side, post) for every account, brands first."""
     followers = {a.id: a.followers or 0 for a in accounts}
     variants = {"train": config.train_variants, "test": config.test_variants}
     out: list[tuple[str, PostPlan]] = []
     for b in brands:
-        out += [(b.side, p) for p in brand_posts(catalog, b, followers[b.id], variants[b.side], config.style,
-                                                  config.seed)]
+        out += [
+            (b.side, p) for p in brand_posts(catalog, b, followers[b.id], variants[b.side], config.style, config.seed)
+        ]
     for i in influencers:
-        out += [(i.side, p) for p in influencer_posts(catalog, i, followers[i.id], variants[i.side], config.style,
-                                                       config.seed)]
+        out += [
+            (i.side, p)
+            for p in influencer_posts(catalog, i, followers[i.id], variants[i.side], config.style, config.seed)
+        ]
     return out
 
 
 def _post(out: Path, side: str, p: PostPlan) -> Post:
-    return Post(p.id, p.account_id, out / variant_path(p.photo, p.variant, side), p.caption, p.likes, p.comments,
-                p.ts, extra={"source_photo": p.photo, "augmentation": p.variant, "label": p.label, "side": side})
+    return Post(
+        p.id,
+        p.account_id,
+        out / variant_path(p.photo, p.variant, side),
+        p.caption,
+        p.likes,
+        p.comments,
+        p.ts,
+        extra={"source_photo": p.photo, "augmentation": p.variant, "label": p.label, "side": side},
+    )
 
 
 def _write_images(photos_dir: Path, posts: list[Post], config: PhotoCorpusConfig) -> int:
@@ -138,8 +181,14 @@ def _write_images(photos_dir: Path, posts: list[Post], config: PhotoCorpusConfig
     return len(wanted)
 
 
-def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan], posts: list[Post],
-          pairs: list[tuple[str, str]], n_images: int) -> PhotoCorpusInfo:
+def _info(
+    out: Path,
+    brands: list[BrandPlan],
+    influencers: list[InfluencerPlan],
+    posts: list[Post],
+    pairs: list[tuple[str, str]],
+    n_images: int,
+) -> PhotoCorpusInfo:
     uses = Counter(p.image for p in posts)
     test_ids = {b.id for b in brands if b.side == "test"}
     per_test = Counter(b for b, _ in pairs if b in test_ids)
@@ -148,26 +197,37 @@ def _info(out: Path, brands: list[BrandPlan], influencers: list[InfluencerPlan],
         folder=out,
         brands=dict(Counter(b.side for b in brands)),
         influencers=dict(Counter(i.side for i in influencers)),
-        posts=len(posts), images=n_images, source_photos=len({p.extra["source_photo"] for p in posts}),
-        posts_reusing_image=sum(1 for p in posts if uses[p.image] > 1), pairs=len(pairs),
+        posts=len(posts),
+        images=n_images,
+        source_photos=len({p.extra["source_photo"] for p in posts}),
+        posts_reusing_image=sum(1 for p in posts if uses[p.image] > 1),
+        pairs=len(pairs),
         test_positives={"min": float(min(counts)), "median": float(np.median(counts)), "max": float(max(counts))},
         kinds=tuple(dict.fromkeys(b.kind.name for b in brands)),
     )
 
 
 def _design_doc(roles: Roles, config: PhotoCorpusConfig) -> dict[str, Any]:
-    return {"core": dict(roles.core), "product": dict(roles.product), "class_map": dict(roles.class_map),
-            "lookalike": dict(roles.lookalike), "lookalike_map": dict(roles.lookalike_map), "config": asdict(config)}
+    return {
+        "core": dict(roles.core),
+        "product": dict(roles.product),
+        "class_map": dict(roles.class_map),
+        "lookalike": dict(roles.lookalike),
+        "lookalike_map": dict(roles.lookalike_map),
+        "config": asdict(config),
+    }
 
 
-def build_photo_corpus(photos_dir: Path, out: Path, config: PhotoCorpusConfig = PhotoCorpusConfig()
-                       ) -> PhotoCorpusInfo:
+def build_photo_corpus(photos_dir: Path, out: Path, config: PhotoCorpusConfig = PhotoCorpusConfig()) -> PhotoCorpusInfo:
     """Write the corpus to ``out`` (created; existing image files are reused) and describe it."""
     catalog = load_catalog(photos_dir)
     roles = assign_roles(catalog, config.n_product, config.seed)
     brands = list(plan_brands(catalog, roles, config.brands_per_kind, config.test_brands_per_kind, config.seed))
-    influencers = [i for side, n in (("train", config.train_influencers), ("test", config.test_influencers))
-                   for i in plan_influencers(catalog, brands, side, n, config.seed)]
+    influencers = [
+        i
+        for side, n in (("train", config.train_influencers), ("test", config.test_influencers))
+        for i in plan_influencers(catalog, brands, side, n, config.seed)
+    ]
     pairs = ground_truth(brands, influencers)
     accounts = _accounts(brands, influencers, config.seed)
     posts = [_post(out, side, p) for side, p in _post_plans(config, catalog, brands, influencers, accounts)]

@@ -106,7 +106,7 @@ def assign_roles(catalog: Catalog, n_product: int, seed: int, n_lookalike: int =
         if len(shuffled) < n_product + n_lookalike + 2:
             raise ValueError(f"vertical {v!r}: {len(shuffled)} classes, need at least {n_product + n_lookalike + 2}")
         product[v], core[v] = tuple(shuffled[:n_product]), tuple(shuffled[n_product:])
-    lookalike = {v: core[v][len(core[v]) - n_lookalike:] if n_lookalike else () for v in catalog.verticals}
+    lookalike = {v: core[v][len(core[v]) - n_lookalike :] if n_lookalike else () for v in catalog.verticals}
     direct = {v: core[v][: len(core[v]) - n_lookalike] for v in catalog.verticals}
     class_map, lookalike_map = {}, {}
     for a in catalog.verticals:
@@ -163,8 +163,7 @@ class InfluencerPlan:
     niche: str
 
 
-def plan_brands(catalog: Catalog, roles: Roles, per_kind: int, test_per_kind: int,
-                seed: int) -> tuple[BrandPlan, ...]:
+def plan_brands(catalog: Catalog, roles: Roles, per_kind: int, test_per_kind: int, seed: int) -> tuple[BrandPlan, ...]:
     """``per_kind`` brands of every kind, the first ``test_per_kind`` of each on the test side."""
     if not 1 <= test_per_kind < per_kind:
         raise ValueError(f"test_per_kind: expected 1 to {per_kind - 1}, got {test_per_kind}")
@@ -200,8 +199,9 @@ def covered_niches(brands: Sequence[BrandPlan], side: str) -> dict[str, tuple[st
     return {v: tuple(sorted(c)) for v, c in out.items()}
 
 
-def plan_influencers(catalog: Catalog, brands: Sequence[BrandPlan], side: str, n: int,
-                     seed: int) -> tuple[InfluencerPlan, ...]:
+def plan_influencers(
+    catalog: Catalog, brands: Sequence[BrandPlan], side: str, n: int, seed: int
+) -> tuple[InfluencerPlan, ...]:
     """``n`` influencers of ``side``, spread evenly over the verticals, each with a niche of
     ``covered_niches``: one some brand of the same side targets, or a look-alike's.
 

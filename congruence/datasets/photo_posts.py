@@ -33,8 +33,15 @@ INFLUENCER_TEMPLATES = (
     "Look at this {name}!",
     "Another day, another {name} #{tag} #dailylife",
 )
-GENERIC = ("good morning \u2600\ufe0f", "weekend mood", "new post, link in bio", "#tbt", "thank you all for 10k!",
-           "Monday motivation", "Happy Friday everyone")
+GENERIC = (
+    "good morning \u2600\ufe0f",
+    "weekend mood",
+    "new post, link in bio",
+    "#tbt",
+    "thank you all for 10k!",
+    "Monday motivation",
+    "Happy Friday everyone",
+)
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -84,8 +91,7 @@ def caption(label: str, brand: bool, style: PostStyle, rng: random.Random) -> st
     return template.format(name=name, Name=name[:1].upper() + name[1:], tag=tag)
 
 
-def influencer_labels(catalog: Catalog, inf: InfluencerPlan, n: int, style: PostStyle,
-                      rng: random.Random) -> list[str]:
+def influencer_labels(catalog: Catalog, inf: InfluencerPlan, n: int, style: PostStyle, rng: random.Random) -> list[str]:
     """The classes of ``n`` posts of ``inf``: its niche first, then the seeded mix."""
     others = [c for c in catalog.classes[inf.vertical] if c != inf.niche]
     off = [v for v in catalog.verticals if v != inf.vertical]
@@ -108,30 +114,47 @@ def brand_labels(brand: BrandPlan, n: int, rng: random.Random) -> list[str]:
     return [cycle[i] if i < len(cycle) else rng.choice(cycle) for i in range(n)]
 
 
-def _posts(account_id: str, labels: Sequence[str], split: str, variants: int, brand: bool,
-           followers: int, catalog: Catalog, style: PostStyle, rng: random.Random) -> list[PostPlan]:
+def _posts(
+    account_id: str,
+    labels: Sequence[str],
+    split: str,
+    variants: int,
+    brand: bool,
+    followers: int,
+    catalog: Catalog,
+    style: PostStyle,
+    rng: random.Random,
+) -> list[PostPlan]:
     out = []
     for n, label in enumerate(labels):
         likes = int(followers * rng.uniform(0.01, 0.08))
-        out.append(PostPlan(
-            id=f"{account_id}_p{n}", account_id=account_id, label=label,
-            photo=rng.choice(catalog.photos[(label, split)]), variant=rng.randrange(variants),
-            caption=caption(label, brand, style, rng), likes=likes,
-            comments=int(likes * rng.uniform(0.005, 0.05)),
-            ts=EPOCH + timedelta(minutes=rng.randrange(60 * 24 * 540)),
-        ))
+        out.append(
+            PostPlan(
+                id=f"{account_id}_p{n}",
+                account_id=account_id,
+                label=label,
+                photo=rng.choice(catalog.photos[(label, split)]),
+                variant=rng.randrange(variants),
+                caption=caption(label, brand, style, rng),
+                likes=likes,
+                comments=int(likes * rng.uniform(0.005, 0.05)),
+                ts=EPOCH + timedelta(minutes=rng.randrange(60 * 24 * 540)),
+            )
+        )
     return out
 
 
-def influencer_posts(catalog: Catalog, inf: InfluencerPlan, followers: int, variants: int,
-                     style: PostStyle, seed: int) -> list[PostPlan]:
+def influencer_posts(
+    catalog: Catalog, inf: InfluencerPlan, followers: int, variants: int, style: PostStyle, seed: int
+) -> list[PostPlan]:
     rng = random.Random(f"posts:{inf.id}:{seed}")
     labels = influencer_labels(catalog, inf, rng.randint(*style.influencer_posts), style, rng)
     return _posts(inf.id, labels, inf.side, variants, False, followers, catalog, style, rng)
 
 
-def brand_posts(catalog: Catalog, brand: BrandPlan, followers: int, variants: int,
-                style: PostStyle, seed: int) -> list[PostPlan]:
+def brand_posts(
+    catalog: Catalog, brand: BrandPlan, followers: int, variants: int, style: PostStyle, seed: int
+) -> list[PostPlan]:
     rng = random.Random(f"posts:{brand.id}:{seed}")
     labels = brand_labels(brand, rng.randint(*style.brand_posts), rng)
     return _posts(brand.id, labels, brand.side, variants, True, followers, catalog, style, rng)

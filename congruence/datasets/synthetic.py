@@ -26,8 +26,15 @@ D_PRODUCTION = 1280 + 384
 CATEGORY_SHARES = {"fitness": 0.23, "food": 0.023, "travel": 0.2, "pets": 0.2, "fashion": 0.2, "tech": 0.127}
 
 
-def clustered(n: int, d: int, rng: np.random.Generator, centres: np.ndarray, proj: np.ndarray,
-              spread: float = 0.6, noise: float = 0.15) -> np.ndarray:
+def clustered(
+    n: int,
+    d: int,
+    rng: np.random.Generator,
+    centres: np.ndarray,
+    proj: np.ndarray,
+    spread: float = 0.6,
+    noise: float = 0.15,
+) -> np.ndarray:
     """(n, d) float32, L2-normalised rows around ``centres`` (c, latent) mapped by ``proj`` (latent, d)."""
     out = np.empty((n, d), np.float32)
     for i in range(0, n, 20_000):  # chunks keep the float64 temporaries small
@@ -42,8 +49,18 @@ class SyntheticDataset:
     """``xb`` (nb, d) and ``xq`` (nq, d): float32, L2-normalised rows from one seeded cluster
     geometry; the same arguments give the same arrays."""
 
-    def __init__(self, d: int, nb: int, nq: int, seed: int = 0, *, n_clusters: int = 64, latent: int = 32,
-                 spread: float = 0.6, noise: float = 0.15):
+    def __init__(
+        self,
+        d: int,
+        nb: int,
+        nq: int,
+        seed: int = 0,
+        *,
+        n_clusters: int = 64,
+        latent: int = 32,
+        spread: float = 0.6,
+        noise: float = 0.15,
+    ):
         self.d, self.nb, self.nq, self.seed = d, nb, nq, seed
         self.spread, self.noise = spread, noise
         rng = np.random.default_rng(seed)
@@ -97,8 +114,9 @@ class Influencers:
     table: AccountTable
 
 
-def influencers(nb: int, nq: int, d: int = D_PRODUCTION, seed: int = 0, n_clusters: int = 64,
-                latent: int = 32) -> Influencers:
+def influencers(
+    nb: int, nq: int, d: int = D_PRODUCTION, seed: int = 0, n_clusters: int = 64, latent: int = 32
+) -> Influencers:
     """A seeded synthetic population of ``nb`` influencers and ``nq`` query vectors."""
     ds = SyntheticDataset(d, nb, nq, seed, n_clusters=n_clusters, latent=latent)
     rng = np.random.default_rng([seed, 1])  # attributes: a stream of their own, apart from the vectors
@@ -107,6 +125,11 @@ def influencers(nb: int, nq: int, d: int = D_PRODUCTION, seed: int = 0, n_cluste
     cats = rng.choice(len(names), nb, p=p / p.sum())
     followers = (10 ** rng.uniform(3.0, 6.0, nb)).astype(np.int64)
     ids = [f"inf{i}" for i in range(nb)]
-    table = AccountTable(seq=np.arange(nb, dtype=np.int64), ids=ids, handles=ids,
-                         categories=[names[c] for c in cats], followers=followers)
+    table = AccountTable(
+        seq=np.arange(nb, dtype=np.int64),
+        ids=ids,
+        handles=ids,
+        categories=[names[c] for c in cats],
+        followers=followers,
+    )
     return Influencers(ds.xb, ds.xq, table)

@@ -54,8 +54,9 @@ class EncoderSet:
         return inference.inference_text_encoder(s.text_encoder, s.device, s.cpu_runtime)
 
     def _dim(self, store: Store, role: str, name: str) -> int:
-        row = store.conn.execute("SELECT dim FROM models WHERE role = %s AND name = %s AND version = ''",
-                                 (role, name)).fetchone()
+        row = store.conn.execute(
+            "SELECT dim FROM models WHERE role = %s AND name = %s AND version = ''", (role, name)
+        ).fetchone()
         if row:
             return int(row[0])
         if name in KNOWN_DIMS:
@@ -68,6 +69,10 @@ class EncoderSet:
         store.pin_encoders(s.image_encoder, s.text_encoder)
         di, dt = self._dim(store, "image", s.image_encoder), self._dim(store, "text", s.text_encoder)
         return ModelIds(
-            image=store.model_id("image", s.image_encoder, di), text=store.model_id("text", s.text_encoder, dt),
-            d_image=di, d_text=dt, image_name=s.image_encoder, text_name=s.text_encoder,
+            image=store.model_id("image", s.image_encoder, di),
+            text=store.model_id("text", s.text_encoder, dt),
+            d_image=di,
+            d_text=dt,
+            image_name=s.image_encoder,
+            text_name=s.text_encoder,
         )

@@ -66,12 +66,25 @@ def _open(spec: ExportSpec, export: Callable[[Path], None], cache_dir: Path | No
         return session(cached_graph(spec, export, cache_dir, force=True))
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, names: tuple[list[str], list[str]],
-            dynamic: dict[str, dict[int, str]]) -> None:
+def _export(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    names: tuple[list[str], list[str]],
+    dynamic: dict[str, dict[int, str]],
+) -> None:
     module = copy.deepcopy(module).eval().requires_grad_(False)  # the shared module keeps its gradients
     with torch.no_grad():
-        torch.onnx.export(module, args, str(path), dynamo=False, input_names=names[0], output_names=names[1],
-                          dynamic_axes=dynamic, opset_version=OPSET)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+        )
 
 
 # -- images -------------------------------------------------------------------------------
@@ -177,9 +190,13 @@ def _minilm_path() -> Path:
 def _export_minilm(path: Path) -> None:
     st: Any = torch_models.text_encoder("minilm-l6", "cpu").model  # type: ignore[attr-defined]
     batch = st.tokenizer(["a photo", "two words here"], padding=True, return_tensors="pt")
-    _export(_MeanPooled(st[0].auto_model), (batch["input_ids"], batch["attention_mask"]), path,
-            (["ids", "mask"], ["pooled"]), {"ids": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"},
-                                            "pooled": {0: "batch"}})
+    _export(
+        _MeanPooled(st[0].auto_model),
+        (batch["input_ids"], batch["attention_mask"]),
+        path,
+        (["ids", "mask"], ["pooled"]),
+        {"ids": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"}, "pooled": {0: "batch"}},
+    )
 
 
 @functools.lru_cache(maxsize=4)

@@ -45,8 +45,13 @@ class ExportSpec:
 
     def key(self) -> str:
         """20 hex digits of the SHA-256 over the weights' digest and every export setting."""
-        settings = {"graph": self.graph, "options": self.options, "opset": OPSET, "format": FORMAT,
-                    "torch": torch.__version__.split("+")[0]}
+        settings = {
+            "graph": self.graph,
+            "options": self.options,
+            "opset": OPSET,
+            "format": FORMAT,
+            "torch": torch.__version__.split("+")[0],
+        }
         h = hashlib.sha256(file_sha256(self.weights).encode())
         h.update(json.dumps(settings, sort_keys=True).encode())
         return h.hexdigest()[:20]
@@ -78,8 +83,9 @@ def default_cache_dir(weights: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"{CACHE_FOLDER}-{os.getuid()}"
 
 
-def cached_graph(spec: ExportSpec, export: Callable[[Path], None], cache_dir: Path | None = None,
-                 force: bool = False) -> Path:
+def cached_graph(
+    spec: ExportSpec, export: Callable[[Path], None], cache_dir: Path | None = None, force: bool = False
+) -> Path:
     """The path of ``spec``'s graph, exported by ``export(path)`` first when missing, stale or ``force``d."""
     folder = cache_dir if cache_dir is not None else default_cache_dir(spec.weights)
     path = folder / f"{spec.stem}-{spec.key()}.onnx"

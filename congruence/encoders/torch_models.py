@@ -108,9 +108,7 @@ def _load_open_clip(spec: str, device_str: str) -> tuple[Any, Any, Any, str]:
         if not path.is_file():
             raise InvalidInput(f"open_clip weights not found: {pretrained}")
         pretrained = str(path)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        model_name, pretrained=pretrained, device=device_str
-    )
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained, device=device_str)
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(model_name), model_name
 
@@ -172,8 +170,9 @@ class SentenceTransformerText:
     def encode(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        out = self.model.encode(list(texts), batch_size=64, normalize_embeddings=normalize,
-                                show_progress_bar=False, convert_to_numpy=True)
+        out = self.model.encode(
+            list(texts), batch_size=64, normalize_embeddings=normalize, show_progress_bar=False, convert_to_numpy=True
+        )
         return np.asarray(out, dtype=np.float32)
 
 

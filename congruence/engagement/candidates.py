@@ -31,9 +31,13 @@ BRIGHTNESS = "brightness"
 THUMB = 64  # brightness is read from a thumbnail: a mean needs no detail
 MIN_ANCHOR_POSTS = 5  # an anchor concept must be shown by this many posts with an image
 MIN_COOCCUR = 0.2  # ... and the suggested concept by this share of them
-_ALT_COLUMNS = {"people": "alt_some_people", "1 person": "alt_people_1", "2 people": "alt_people_2",
-                "3 or more people": "alt_people_3plus",
-                **{c: f"alt_{c.replace(' ', '_')}" for c in ALT_CONCEPTS}}
+_ALT_COLUMNS = {
+    "people": "alt_some_people",
+    "1 person": "alt_people_1",
+    "2 people": "alt_people_2",
+    "3 or more people": "alt_people_3plus",
+    **{c: f"alt_{c.replace(' ', '_')}" for c in ALT_CONCEPTS},
+}
 
 
 def image_brightness(img: Image.Image) -> float:
@@ -68,7 +72,7 @@ def alt_candidates(f: PostFeatures) -> Candidates | None:
 
 
 def brightness_candidates(bright: np.ndarray, train: np.ndarray) -> tuple[Candidates, float] | None:
-    """"Bright" (at or above the training images' median brightness) and that threshold."""
+    """ "Bright" (at or above the training images' median brightness) and that threshold."""
     known = np.isfinite(bright)
     if not (known & train).any():
         return None
@@ -86,8 +90,10 @@ def image_candidates(bank: ConceptBank, f: PostFeatures, bright: np.ndarray) -> 
     x[rows] = bank.presence(f.image[rows])
     known = np.isfinite(bright)
     if not (known | ~rows).all():
-        logger.info("brightness unknown for %d images: image concepts are tested without holding it fixed",
-                    int((rows & ~known).sum()))
+        logger.info(
+            "brightness unknown for %d images: image concepts are tested without holding it fixed",
+            int((rows & ~known).sum()),
+        )
         return Candidates("image", list(bank.names), x, rows)
     b = np.nan_to_num(bright)
     sd = float(b[rows].std()) or 1.0

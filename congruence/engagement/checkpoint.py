@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from congruence.core.errors import ModelMismatch, NotFound
 from congruence.core.settings import Settings
 from congruence.engagement.ensemble import EngagementEnsemble
@@ -52,9 +51,14 @@ def save_model(settings: Settings, model: EngagementModel) -> tuple[str, Path]:
     state = {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
     version = lifecycle.new_version(state)
     payload = {
-        "format": FORMAT, "version": version, "state_dict": state,
-        "dims": [model.net.d_image, model.net.d_text, model.net.hidden], "dropout": model.net.dropout,
-        "members": model.net.n_members, "linear": model.net.linear is not None, "features": list(FEATURES),
+        "format": FORMAT,
+        "version": version,
+        "state_dict": state,
+        "dims": [model.net.d_image, model.net.d_text, model.net.hidden],
+        "dropout": model.net.dropout,
+        "members": model.net.n_members,
+        "linear": model.net.linear is not None,
+        "features": list(FEATURES),
         "meta": {"image_encoder": model.image_encoder, "text_encoder": model.text_encoder},
         "suggestions": model.suggestions.to_payload(),
         "metrics": model.metrics,
@@ -67,20 +71,29 @@ def save_model(settings: Settings, model: EngagementModel) -> tuple[str, Path]:
 def load_model(path: Path) -> EngagementModel:
     payload = lifecycle.load_payload(path)
     if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
-        raise ModelMismatch(f"{path}: engagement model of an older format ({payload['format']}); "
-                            f"run `congruence engagement train` again")
+        raise ModelMismatch(
+            f"{path}: engagement model of an older format ({payload['format']}); "
+            f"run `congruence engagement train` again"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an engagement checkpoint ({FORMAT})")
     if payload.get("features") != list(FEATURES):
-        raise ModelMismatch(f"{path}: engagement model trained on other post features; "
-                            f"run `congruence engagement train` again")
+        raise ModelMismatch(
+            f"{path}: engagement model trained on other post features; run `congruence engagement train` again"
+        )
     d_image, d_text, hidden = payload["dims"]
     net = EngagementEnsemble(d_image, d_text, hidden, payload["dropout"], payload["members"], payload["linear"])
     net.load_state_dict(payload["state_dict"])
     meta = payload["meta"]
     suggestions = SuggestionBank.from_payload(payload["suggestions"])
-    return EngagementModel(net.eval(), suggestions, meta["image_encoder"], meta["text_encoder"], payload["version"],
-                           dict(payload.get("metrics") or {}))
+    return EngagementModel(
+        net.eval(),
+        suggestions,
+        meta["image_encoder"],
+        meta["text_encoder"],
+        payload["version"],
+        dict(payload.get("metrics") or {}),
+    )
 
 
 def load_active(settings: Settings, store: Store) -> EngagementModel | None:
@@ -90,8 +103,10 @@ def load_active(settings: Settings, store: Store) -> EngagementModel | None:
     if model is None:
         return None
     if (model.image_encoder, model.text_encoder) != (settings.image_encoder, settings.text_encoder):
-        raise ModelMismatch(f"engagement model {model.version} was trained on {model.image_encoder!r} + "
-                            f"{model.text_encoder!r} embeddings, not {settings.image_encoder!r} + {settings.text_encoder!r}")
+        raise ModelMismatch(
+            f"engagement model {model.version} was trained on {model.image_encoder!r} + "
+            f"{model.text_encoder!r} embeddings, not {settings.image_encoder!r} + {settings.text_encoder!r}"
+        )
     return model
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from congruence.core.hashes import sha256_text
 from congruence.core.vectors import l2_normalize
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.engagement.features import hand_features
 from congruence.engagement.labels import engagement_z
-from congruence.encoders.encoder_set import EncoderSet, ModelIds
-from congruence.core.hashes import sha256_text
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 
@@ -58,9 +58,22 @@ class PostFeatures:
         return len(self.log_followers)
 
     def take(self, rows: np.ndarray) -> PostFeatures:
-        return PostFeatures(*(np.asarray(a)[rows] for a in (
-            self.image, self.image_mask, self.text, self.text_mask, self.alt, self.alt_mask, self.log_followers,
-            self.hand, self.hand_mask)))
+        return PostFeatures(
+            *(
+                np.asarray(a)[rows]
+                for a in (
+                    self.image,
+                    self.image_mask,
+                    self.text,
+                    self.text_mask,
+                    self.alt,
+                    self.alt_mask,
+                    self.log_followers,
+                    self.hand,
+                    self.hand_mask,
+                )
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class EngagementData:
 
     def accounts_rows(self, accounts: Sequence[str]) -> np.ndarray:
         """Row indices of the posts of ``accounts``."""
-        wanted = {a for a in accounts}
+        wanted = set(accounts)
         keep = np.array([a in wanted for a in self.account_ids], dtype=bool)
         return np.flatnonzero(keep[self.groups])
 
@@ -103,8 +116,10 @@ def _vectors(store: Store, model_id: int, hashes: Sequence[str | None], dim: int
     found: dict[str, np.ndarray] = {}
     with store.conn.cursor(binary=True) as cur:
         for k in range(0, len(wanted), 5000):
-            rows = cur.execute("SELECT content_hash, embedding FROM vectors WHERE model_id = %s"
-                               " AND content_hash = ANY(%s)", (model_id, wanted[k : k + 5000])).fetchall()
+            rows = cur.execute(
+                "SELECT content_hash, embedding FROM vectors WHERE model_id = %s AND content_hash = ANY(%s)",
+                (model_id, wanted[k : k + 5000]),
+            ).fetchall()
             found.update((h, v.to_numpy()) for h, v in rows)
     out = np.zeros((len(hashes), dim), np.float32)
     mask = np.zeros(len(hashes), bool)
@@ -119,8 +134,12 @@ def encode_alts(store: Store, encs: EncoderSet, ids: ModelIds, alts: Sequence[st
     by_hash = {sha256_text(a): a for a in alts if a}
     if not by_hash:
         return 0
-    have = {r[0] for r in store.conn.execute("SELECT content_hash FROM vectors WHERE model_id = %s"
-                                            " AND content_hash = ANY(%s)", (ids.text, list(by_hash)))}
+    have = {
+        r[0]
+        for r in store.conn.execute(
+            "SELECT content_hash FROM vectors WHERE model_id = %s AND content_hash = ANY(%s)", (ids.text, list(by_hash))
+        )
+    }
     todo = sorted(h for h in by_hash if h not in have)
     vstore = VectorStore(store)
     for k in range(0, len(todo), batch):
@@ -135,7 +154,9 @@ def _post_rows(store: Store, kinds: Sequence[str], min_posts: int) -> list[tuple
         " p.caption, cardinality(p.tagged), p.sponsored, p.corpus_root, p.image"
         " FROM posts p JOIN accounts a ON a.id = p.account_id WHERE p.likes IS NOT NULL AND a.kind = ANY(%s)"
         " AND (SELECT count(*) FROM posts q WHERE q.account_id = p.account_id AND q.likes IS NOT NULL) >= %s"
-        " ORDER BY a.seq, p.ts NULLS LAST, p.id", (ALT_KEY, list(kinds), min_posts)).fetchall()
+        " ORDER BY a.seq, p.ts NULLS LAST, p.id",
+        (ALT_KEY, list(kinds), min_posts),
+    ).fetchall()
 
 
 _Six = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -156,8 +177,9 @@ def _embeddings(store: Store, encs: EncoderSet | None, rows: Sequence[tuple[Any,
     return l2_normalize(image), image_mask, l2_normalize(text), text_mask, l2_normalize(alt), alt_mask
 
 
-def load_engagement_data(store: Store, encs: EncoderSet | None, kinds: Sequence[str] = ("influencer",),
-                         min_posts: int = 2) -> EngagementData:
+def load_engagement_data(
+    store: Store, encs: EncoderSet | None, kinds: Sequence[str] = ("influencer",), min_posts: int = 2
+) -> EngagementData:
     """Every post with a like count of accounts of ``kinds`` having ``min_posts`` such posts.
 
     ``encs`` None: no embeddings (zero-width, masked off), nothing encoded: the labels and

@@ -56,15 +56,26 @@ class EffectResult:
     stand_in: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"coefficient": self.coef, "ci95": list(self.ci), "p_value": self.p_value,
-                "coefficient_per_sd": self.coef_sd, "r2": self.r2, "n": self.n, "n_accounts": self.n_accounts,
-                "controls": list(self.controls), "reading": self.reading, "space": self.space,
-                "tagged_kinds": self.brand_kinds or {}, "brands": self.stand_in,
-                "model": "OLS, engagement_z ~ congruence + controls, SE clustered by account"}
+        return {
+            "coefficient": self.coef,
+            "ci95": list(self.ci),
+            "p_value": self.p_value,
+            "coefficient_per_sd": self.coef_sd,
+            "r2": self.r2,
+            "n": self.n,
+            "n_accounts": self.n_accounts,
+            "controls": list(self.controls),
+            "reading": self.reading,
+            "space": self.space,
+            "tagged_kinds": self.brand_kinds or {},
+            "brands": self.stand_in,
+            "model": "OLS, engagement_z ~ congruence + controls, SE clustered by account",
+        }
 
 
-def fit_effect(y: np.ndarray, congruence: np.ndarray, controls: dict[str, np.ndarray], groups: np.ndarray,
-               alpha: float = 0.05) -> EffectResult:
+def fit_effect(
+    y: np.ndarray, congruence: np.ndarray, controls: dict[str, np.ndarray], groups: np.ndarray, alpha: float = 0.05
+) -> EffectResult:
     """OLS of ``y`` on ``congruence`` and ``controls`` (constant columns dropped), SE clustered by ``groups``."""
     import statsmodels.api as sm
 
@@ -76,25 +87,39 @@ def fit_effect(y: np.ndarray, congruence: np.ndarray, controls: dict[str, np.nda
     _, g = np.unique(np.asarray(groups), return_inverse=True)
     clustered = len(np.unique(g)) > 1
     fit = sm.OLS(np.asarray(y, np.float64), x).fit(
-        cov_type="cluster" if clustered else "nonrobust", cov_kwds={"groups": g} if clustered else None)
+        cov_type="cluster" if clustered else "nonrobust", cov_kwds={"groups": g} if clustered else None
+    )
     coef, p = float(fit.params[1]), float(fit.pvalues[1])
     lo, hi = (float(v) for v in np.asarray(fit.conf_int(alpha))[1])
     sd = float(np.std(congruence))
     reading = _reading(coef * sd, lo * sd, hi * sd, p, n, alpha)
-    return EffectResult(round(coef, 4), (round(lo, 4), round(hi, 4)), round(p, 4), round(coef * sd, 4),
-                        round(float(fit.rsquared), 4), n, len(np.unique(g)), tuple(kept), reading)
+    return EffectResult(
+        round(coef, 4),
+        (round(lo, 4), round(hi, 4)),
+        round(p, 4),
+        round(coef * sd, 4),
+        round(float(fit.rsquared), 4),
+        n,
+        len(np.unique(g)),
+        tuple(kept),
+        reading,
+    )
 
 
 def _reading(b_sd: float, lo: float, hi: float, p: float, n: int, alpha: float) -> str:
     span = f"{b_sd:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}, p = {p:.3g}, n = {n} posts)"
     if p < alpha:
         way = "more" if b_sd > 0 else "fewer"
-        return (f"Posts tagging a brand that is more congruent with the influencer get {way} likes than that "
-                f"account's usual: one standard deviation more congruence goes with {span} in within-account "
-                "engagement (robust z), holding followers and post features fixed. An association, not a cause.")
-    return (f"No significant association between brand congruence and engagement: one standard deviation "
-            f"more congruence goes with {span} in within-account engagement (robust z). The data cannot tell a "
-            "small effect either way from none.")
+        return (
+            f"Posts tagging a brand that is more congruent with the influencer get {way} likes than that "
+            f"account's usual: one standard deviation more congruence goes with {span} in within-account "
+            "engagement (robust z), holding followers and post features fixed. An association, not a cause."
+        )
+    return (
+        f"No significant association between brand congruence and engagement: one standard deviation "
+        f"more congruence goes with {span} in within-account engagement (robust z). The data cannot tell a "
+        "small effect either way from none."
+    )
 
 
 def _space(store: Store) -> str:
@@ -102,8 +127,9 @@ def _space(store: Store) -> str:
     return f"head:{version}" if version else "pooled"
 
 
-def post_controls(captions: list[str], followers: np.ndarray, n_tagged: np.ndarray,
-                  sponsored: np.ndarray) -> dict[str, np.ndarray]:
+def post_controls(
+    captions: list[str], followers: np.ndarray, n_tagged: np.ndarray, sponsored: np.ndarray
+) -> dict[str, np.ndarray]:
     """The control columns of CONTROLS for each post."""
     return {
         "log_followers": np.log1p(np.maximum(followers, 0)),
@@ -122,7 +148,8 @@ def analyze_engagement(settings: Settings) -> EffectResult:
         rows = store.conn.execute(
             "SELECT p.account_id, p.likes, a.followers, p.caption, p.tagged, p.sponsored FROM posts p"
             " JOIN accounts a ON a.id = p.account_id WHERE a.kind = 'influencer' AND p.likes IS NOT NULL"
-            " ORDER BY a.seq, p.ts NULLS LAST, p.id").fetchall()
+            " ORDER BY a.seq, p.ts NULLS LAST, p.id"
+        ).fetchall()
         tagged_ids = sorted({t for r in rows for t in r[4]} | {r[0] for r in rows})
         _, ids, vecs = VectorStore(store).account_vectors(space, ids=tagged_ids)
         kinds = store.account_kinds(tagged_ids)
@@ -142,15 +169,24 @@ def analyze_engagement(settings: Settings) -> EffectResult:
             used[kinds.get(t, "influencer")] += 1
     if len(keep) < 10:
         tagging = sum(1 for r in rows if r[4])
-        raise InvalidInput(f"only {len(keep)} posts can enter the regression (at least 10 needed): it takes "
-                           f"posts that tag another account of the store with a vector (space {space!r}), by an "
-                           f"influencer with a vector, at least two posts and known followers; {tagging} of the "
-                           f"{len(rows)} influencer posts with likes tag any account at all")
+        raise InvalidInput(
+            f"only {len(keep)} posts can enter the regression (at least 10 needed): it takes "
+            f"posts that tag another account of the store with a vector (space {space!r}), by an "
+            f"influencer with a vector, at least two posts and known followers; {tagging} of the "
+            f"{len(rows)} influencer posts with likes tag any account at all"
+        )
     sel = [rows[i] for i in keep]
-    controls = post_controls([r[3] for r in sel], np.array([r[2] for r in sel], np.float64),
-                             np.array([len(r[4]) for r in sel]), np.array([r[5] for r in sel], bool))
+    controls = post_controls(
+        [r[3] for r in sel],
+        np.array([r[2] for r in sel], np.float64),
+        np.array([len(r[4]) for r in sel]),
+        np.array([r[5] for r in sel], bool),
+    )
     res = fit_effect(z[keep], np.array(cong), controls, groups[keep])
-    stand_in = ("tagged brand accounts" if not used["influencer"] else
-                "tagged accounts: brand accounts where tagged, other tagged accounts with posts in the store "
-                "standing in for brands")
+    stand_in = (
+        "tagged brand accounts"
+        if not used["influencer"]
+        else "tagged accounts: brand accounts where tagged, other tagged accounts with posts in the store "
+        "standing in for brands"
+    )
     return EffectResult(**{**res.__dict__, "space": space, "brand_kinds": used, "stand_in": stand_in})

@@ -60,8 +60,14 @@ class PairwiseLinear(nn.Module):
             return (self.logit(self.inputs(f)) * self.scale).double().numpy()
 
 
-def fit_pairwise(x: torch.Tensor, i: np.ndarray, j: np.ndarray, l2: float,
-                 pair_weight: np.ndarray | None = None, nuisance: np.ndarray | None = None) -> torch.Tensor:
+def fit_pairwise(
+    x: torch.Tensor,
+    i: np.ndarray,
+    j: np.ndarray,
+    l2: float,
+    pair_weight: np.ndarray | None = None,
+    nuisance: np.ndarray | None = None,
+) -> torch.Tensor:
     """Weights w of a pairwise logistic regression, full batch by L-BFGS: the weighted mean of
     softplus(-(w · (x_i - x_j) + v · nuisance)) over the pairs (i more liked than j), plus
     ``l2`` · |w|². ``nuisance``: (pairs, k) columns seen only in training (their weights v are
@@ -134,18 +140,24 @@ class EngagementEnsemble(nn.Module):
         return mlp if self.linear is None else 0.5 * (mlp + self.linear.predict(f))
 
 
-def train_ensemble(data: EngagementData, rows: np.ndarray, config: EngagementConfig,
-                   progress: Callable[[EpochLog], None] | None = None,
-                   device: str = "cpu") -> tuple[EngagementEnsemble, list[EpochLog]]:
+def train_ensemble(
+    data: EngagementData,
+    rows: np.ndarray,
+    config: EngagementConfig,
+    progress: Callable[[EpochLog], None] | None = None,
+    device: str = "cpu",
+) -> tuple[EngagementEnsemble, list[EpochLog]]:
     """``config.members`` MLPs (seeds seed·100 + k, each with its own validation accounts) and
     the pairwise linear model (unless ``linear_l2`` is 0), all on the posts at ``rows``."""
     f = data.features
-    ens = EngagementEnsemble(f.image.shape[1], f.text.shape[1], config.hidden, config.dropout,
-                             max(1, config.members), config.linear_l2 > 0)
+    ens = EngagementEnsemble(
+        f.image.shape[1], f.text.shape[1], config.hidden, config.dropout, max(1, config.members), config.linear_l2 > 0
+    )
     logs: list[EpochLog] = []
     for k in range(ens.n_members):
-        net, member_logs = train_model(data, rows, dataclasses.replace(config, seed=config.seed * 100 + k),
-                                       progress, device, member=k)
+        net, member_logs = train_model(
+            data, rows, dataclasses.replace(config, seed=config.seed * 100 + k), progress, device, member=k
+        )
         ens.mlps[k].load_state_dict(net.cpu().state_dict())
         logs += member_logs
     if ens.linear is not None:

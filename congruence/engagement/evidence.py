@@ -63,10 +63,16 @@ class Effect:
         return self.low > 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "kind": self.kind, "lift": _num(self.lift),
-                "ci": [_num(self.low), _num(self.high)], "posts": self.posts, "accounts": self.accounts,
-                "qualified": self.qualified, "train": {"lift": round(self.train_lift, 4), "posts": self.train_posts,
-                                                       "accounts": self.train_accounts}}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "lift": _num(self.lift),
+            "ci": [_num(self.low), _num(self.high)],
+            "posts": self.posts,
+            "accounts": self.accounts,
+            "qualified": self.qualified,
+            "train": {"lift": round(self.train_lift, 4), "posts": self.train_posts, "accounts": self.train_accounts},
+        }
 
 
 def _num(v: float) -> float | None:
@@ -99,14 +105,20 @@ class Evidence:
         return [e for e in self.effects if e.qualified]
 
     def method(self) -> str:
-        return (f"within-account OLS slope of the robust z of log-likes; {self.screened} candidate concepts screened "
-                f"on training accounts (positive at one-sided 5 %, >= {MIN_ACCOUNTS} accounts), the "
-                f"{len(self.effects)} strongest confirmed on held-out accounts: 95 % simultaneous interval "
-                f"(Bonferroni, per concept {1 - self.level:.4f}) from {self.n_boot} bootstrap resamples of accounts")
+        return (
+            f"within-account OLS slope of the robust z of log-likes; {self.screened} candidate concepts screened "
+            f"on training accounts (positive at one-sided 5 %, >= {MIN_ACCOUNTS} accounts), the "
+            f"{len(self.effects)} strongest confirmed on held-out accounts: 95 % simultaneous interval "
+            f"(Bonferroni, per concept {1 - self.level:.4f}) from {self.n_boot} bootstrap resamples of accounts"
+        )
 
     def to_dict(self) -> dict[str, object]:
-        return {"tested": [e.to_dict() for e in self.effects], "qualified": len(self.qualified),
-                "screened": self.screened, "method": self.method()}
+        return {
+            "tested": [e.to_dict() for e in self.effects],
+            "qualified": len(self.qualified),
+            "screened": self.screened,
+            "method": self.method(),
+        }
 
 
 def _group_index(groups: np.ndarray) -> tuple[np.ndarray, int]:
@@ -131,8 +143,9 @@ def _demean(values: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
     return values - means[g]
 
 
-def _account_stats(x: np.ndarray, z: np.ndarray, g: np.ndarray, n_groups: int,
-                   controls: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _account_stats(
+    x: np.ndarray, z: np.ndarray, g: np.ndarray, n_groups: int, controls: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-account sums A (G, m, p, p) of u uᵀ and r (G, m, p) of u z, u = [x_j, controls] demeaned."""
     xd = _demean(np.asarray(x, np.float64), g, n_groups)
     zd = _demean(np.asarray(z, np.float64), g, n_groups)
@@ -186,8 +199,9 @@ def screen(c: Candidates, z: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray
     return slope, t, posts, accounts
 
 
-def bootstrap(c: Candidates, cols: np.ndarray, z: np.ndarray, groups: np.ndarray, n_boot: int,
-              seed: int) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap(
+    c: Candidates, cols: np.ndarray, z: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(slope, bootstrap standard error), each (len(cols),), over the posts at ``c.rows``."""
     rows = np.flatnonzero(c.rows)
     g, n_groups = _group_index(groups[rows])
@@ -205,15 +219,26 @@ def bootstrap(c: Candidates, cols: np.ndarray, z: np.ndarray, groups: np.ndarray
     return slope, se
 
 
-def _confirm(c: Candidates, cols: list[int], z: np.ndarray, groups: np.ndarray, test: np.ndarray,
-             q: float, n_boot: int, seed: int) -> list[tuple[float, float, float, int, int]]:
+def _confirm(
+    c: Candidates,
+    cols: list[int],
+    z: np.ndarray,
+    groups: np.ndarray,
+    test: np.ndarray,
+    q: float,
+    n_boot: int,
+    seed: int,
+) -> list[tuple[float, float, float, int, int]]:
     """(lift, low, high, posts, accounts) on the held-out posts of each of ``cols``."""
     held = Candidates(c.kind, c.names, c.x, c.rows & test, c.controls)
     rows = np.flatnonzero(held.rows)
     g, n_groups = _group_index(groups[rows])
     posts, accounts = _support(c.x[np.ix_(rows, np.asarray(cols, np.int64))], g, n_groups)
-    slope, se = bootstrap(held, np.asarray(cols), z, groups, n_boot, seed) if n_groups else (
-        np.full(len(cols), np.nan), np.full(len(cols), np.inf))
+    slope, se = (
+        bootstrap(held, np.asarray(cols), z, groups, n_boot, seed)
+        if n_groups
+        else (np.full(len(cols), np.nan), np.full(len(cols), np.inf))
+    )
     out = []
     for j in range(len(cols)):
         s = float(slope[j]) if accounts[j] >= MIN_ACCOUNTS else float("nan")
@@ -221,8 +246,15 @@ def _confirm(c: Candidates, cols: list[int], z: np.ndarray, groups: np.ndarray, 
     return out
 
 
-def measure(candidates: list[Candidates], z: np.ndarray, groups: np.ndarray, train: np.ndarray,
-            test: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> Evidence:
+def measure(
+    candidates: list[Candidates],
+    z: np.ndarray,
+    groups: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> Evidence:
     """Screen every candidate on the ``train`` posts, confirm the strongest on the ``test`` posts
     ((n,) bool masks of posts of disjoint accounts); see the module docstring."""
     found: list[tuple[float, int, int, float, int, int]] = []  # t, family, column, slope, posts, accounts
@@ -241,7 +273,9 @@ def measure(candidates: list[Candidates], z: np.ndarray, groups: np.ndarray, tra
         if not mine:
             continue
         held = _confirm(c, [r[2] for r in mine], z, groups, test, q, n_boot, seed)
-        effects += [Effect(c.names[r[2]], c.kind, *h, train_lift=r[3], train_posts=r[4], train_accounts=r[5])
-                    for r, h in zip(mine, held, strict=True)]
+        effects += [
+            Effect(c.names[r[2]], c.kind, *h, train_lift=r[3], train_posts=r[4], train_accounts=r[5])
+            for r, h in zip(mine, held, strict=True)
+        ]
     effects.sort(key=lambda e: (not e.qualified, -np.nan_to_num(e.lift, nan=-np.inf), e.name))
     return Evidence(effects, screened, level, n_boot)

@@ -22,22 +22,96 @@ from collections.abc import Sequence
 
 import numpy as np
 
-CAPTION_FEATURES = ("log_chars", "log_words", "log_hashtags", "log_mentions", "log_emoji", "log_lines",
-                    "has_question", "has_exclamation", "has_url", "upper_share", "non_ascii_share")
+CAPTION_FEATURES = (
+    "log_chars",
+    "log_words",
+    "log_hashtags",
+    "log_mentions",
+    "log_emoji",
+    "log_lines",
+    "has_question",
+    "has_exclamation",
+    "has_url",
+    "upper_share",
+    "non_ascii_share",
+)
 POST_FEATURES = ("log_tagged", "sponsored")
 # Instagram's alt-text concepts seen on at least 30 of the 39,907 real posts (people counts
 # are their own features below); a fixed list so a checkpoint's inputs never depend on data
 ALT_CONCEPTS = (
-    "outdoor", "standing", "indoor", "sky", "nature", "closeup", "shoes", "food", "people standing", "tree",
-    "water", "text", "plant", "sitting", "people sitting", "ocean", "cloud", "table", "child", "drink", "dog",
-    "flower", "mountain", "sunglasses", "hat", "stripes", "phone", "beard", "selfie", "car", "night",
-    "living room", "baby", "dessert", "shorts", "grass", "beach", "eyeglasses", "bedroom", "coffee cup", "snow",
-    "wedding", "bridge", "skyscraper", "house", "twilight", "pool", "smiling", "fruit", "cat", "makeup",
-    "christmas tree", "bicycle", "suit", "people sleeping", "people eating", "people playing sports", "swimming",
-    "coffee", "crowd", "screen", "kitchen", "eating", "motorcycle",
+    "outdoor",
+    "standing",
+    "indoor",
+    "sky",
+    "nature",
+    "closeup",
+    "shoes",
+    "food",
+    "people standing",
+    "tree",
+    "water",
+    "text",
+    "plant",
+    "sitting",
+    "people sitting",
+    "ocean",
+    "cloud",
+    "table",
+    "child",
+    "drink",
+    "dog",
+    "flower",
+    "mountain",
+    "sunglasses",
+    "hat",
+    "stripes",
+    "phone",
+    "beard",
+    "selfie",
+    "car",
+    "night",
+    "living room",
+    "baby",
+    "dessert",
+    "shorts",
+    "grass",
+    "beach",
+    "eyeglasses",
+    "bedroom",
+    "coffee cup",
+    "snow",
+    "wedding",
+    "bridge",
+    "skyscraper",
+    "house",
+    "twilight",
+    "pool",
+    "smiling",
+    "fruit",
+    "cat",
+    "makeup",
+    "christmas tree",
+    "bicycle",
+    "suit",
+    "people sleeping",
+    "people eating",
+    "people playing sports",
+    "swimming",
+    "coffee",
+    "crowd",
+    "screen",
+    "kitchen",
+    "eating",
+    "motorcycle",
 )
-ALT_FEATURES = ("alt_people_1", "alt_people_2", "alt_people_3plus", "alt_log_people", "alt_some_people",
-                "alt_log_concepts") + tuple(f"alt_{c.replace(' ', '_')}" for c in ALT_CONCEPTS)
+ALT_FEATURES = (
+    "alt_people_1",
+    "alt_people_2",
+    "alt_people_3plus",
+    "alt_log_people",
+    "alt_some_people",
+    "alt_log_concepts",
+) + tuple(f"alt_{c.replace(' ', '_')}" for c in ALT_CONCEPTS)
 FEATURES = CAPTION_FEATURES + POST_FEATURES + ALT_FEATURES
 N_CAPTION, N_POST, N_ALT = len(CAPTION_FEATURES), len(POST_FEATURES), len(ALT_FEATURES)
 N_FEATURES = len(FEATURES)
@@ -62,7 +136,7 @@ def alt_concepts(alt: str | None) -> list[str]:
     if not text.lower().startswith(ALT_PREFIX):
         return []
     out: list[str] = []
-    for part in text[len(ALT_PREFIX):].split(","):
+    for part in text[len(ALT_PREFIX) :].split(","):
         for item in part.split(" and "):
             c = item.strip().lower()
             if c and c not in out:
@@ -75,11 +149,19 @@ def alt_concepts(alt: str | None) -> list[str]:
 def caption_features(caption: str) -> list[float]:
     """CAPTION_FEATURES of one non-empty caption."""
     n = max(len(caption), 1)
-    return [math.log1p(len(caption)), math.log1p(len(caption.split())), math.log1p(len(_HASHTAG.findall(caption))),
-            math.log1p(len(_MENTION.findall(caption))), math.log1p(len(_EMOJI.findall(caption))),
-            math.log1p(caption.count("\n")), float("?" in caption), float("!" in caption),
-            float(bool(_URL.search(caption))), sum(ch.isupper() for ch in caption) / n,
-            sum(ord(ch) > 127 for ch in caption) / n]
+    return [
+        math.log1p(len(caption)),
+        math.log1p(len(caption.split())),
+        math.log1p(len(_HASHTAG.findall(caption))),
+        math.log1p(len(_MENTION.findall(caption))),
+        math.log1p(len(_EMOJI.findall(caption))),
+        math.log1p(caption.count("\n")),
+        float("?" in caption),
+        float("!" in caption),
+        float(bool(_URL.search(caption))),
+        sum(ch.isupper() for ch in caption) / n,
+        sum(ord(ch) > 127 for ch in caption) / n,
+    ]
 
 
 def alt_features(concepts: Sequence[str]) -> list[float]:
@@ -89,12 +171,22 @@ def alt_features(concepts: Sequence[str]) -> list[float]:
     for c in concepts:
         if c in _CONCEPT_INDEX:
             bag[_CONCEPT_INDEX[c]] = 1.0
-    return [float(people == 1), float(people == 2), float(people >= 3), math.log1p(people),
-            float(people > 0 or "one or more people" in concepts), math.log1p(len(concepts))] + bag
+    return [
+        float(people == 1),
+        float(people == 2),
+        float(people >= 3),
+        math.log1p(people),
+        float(people > 0 or "one or more people" in concepts),
+        math.log1p(len(concepts)),
+    ] + bag
 
 
-def hand_features(captions: Sequence[str | None], alts: Sequence[str | None], n_tagged: Sequence[int | None],
-                  sponsored: Sequence[bool | None]) -> tuple[np.ndarray, np.ndarray]:
+def hand_features(
+    captions: Sequence[str | None],
+    alts: Sequence[str | None],
+    n_tagged: Sequence[int | None],
+    sponsored: Sequence[bool | None],
+) -> tuple[np.ndarray, np.ndarray]:
     """(n, N_FEATURES) float32 FEATURES and their (n, N_FEATURES) bool mask (False: unknown, value 0).
 
     captions: None or blank = no caption; alts: Instagram's alt text, None when there is none;

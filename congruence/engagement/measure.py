@@ -28,8 +28,9 @@ from congruence.engagement.suggest import SuggestionBank
 logger = logging.getLogger(__name__)
 
 
-def _candidates(data: EngagementData, train: np.ndarray, bank: ConceptBank | None,
-                bright: np.ndarray) -> tuple[list[Candidates], float | None]:
+def _candidates(
+    data: EngagementData, train: np.ndarray, bank: ConceptBank | None, bright: np.ndarray
+) -> tuple[list[Candidates], float | None]:
     found: list[Candidates] = []
     threshold = None
     by_brightness = brightness_candidates(bright, train)
@@ -43,8 +44,9 @@ def _candidates(data: EngagementData, train: np.ndarray, bank: ConceptBank | Non
     return found, threshold
 
 
-def measure_suggestions(data: EngagementData, train_rows: np.ndarray, test_rows: np.ndarray,
-                        bank: ConceptBank | None, seed: int = 0) -> SuggestionBank:
+def measure_suggestions(
+    data: EngagementData, train_rows: np.ndarray, test_rows: np.ndarray, bank: ConceptBank | None, seed: int = 0
+) -> SuggestionBank:
     """The evidence over ``data``'s posts (``train_rows`` and ``test_rows``: posts of disjoint
     accounts) and what serving needs; ``bank``: the image encoder's concepts, None when it names none."""
     train, test = np.zeros(len(data), bool), np.zeros(len(data), bool)
@@ -60,8 +62,12 @@ def measure_suggestions(data: EngagementData, train_rows: np.ndarray, test_rows:
         presence = bank.presence(f.image[f.image_mask])
         kept_bank = bank
         kept_anchors = {name: anchors(presence, bank.names.index(name)) for name in image}
-    logger.info("engagement evidence: %d of %d tested concepts qualify (%d screened)", len(evidence.qualified),
-                len(evidence.effects), evidence.screened)
+    logger.info(
+        "engagement evidence: %d of %d tested concepts qualify (%d screened)",
+        len(evidence.qualified),
+        len(evidence.effects),
+        evidence.screened,
+    )
     return SuggestionBank(evidence, kept_bank, kept_anchors, threshold)
 
 

@@ -70,8 +70,16 @@ def model_inputs(f: PostFeatures, mean: np.ndarray, std: np.ndarray, keep: np.nd
     mask[:, _ALT_COLS] &= keep[:, 2:3]  # alt-text concepts with the alt text
     mask[:, _POST_COLS] &= keep[:, 4:5]
     scal = np.where(mask, (np.nan_to_num(raw) - mean) / std, 0.0)
-    cols = [f.image * im[:, None], im[:, None], f.text * tm[:, None], tm[:, None], f.alt * am[:, None],
-            am[:, None], scal, mask]
+    cols = [
+        f.image * im[:, None],
+        im[:, None],
+        f.text * tm[:, None],
+        tm[:, None],
+        f.alt * am[:, None],
+        am[:, None],
+        scal,
+        mask,
+    ]
     return np.concatenate([np.asarray(c, np.float32) for c in cols], axis=1)
 
 
@@ -169,8 +177,14 @@ def split_accounts(accounts: list[str], fraction: float, seed: int) -> tuple[lis
     return [a for a in ids if a not in held_set], held
 
 
-def _batch_loss(model: EngagementMLP, x: torch.Tensor, z: torch.Tensor, groups: np.ndarray,
-                likes: np.ndarray, regression_weight: float) -> torch.Tensor:
+def _batch_loss(
+    model: EngagementMLP,
+    x: torch.Tensor,
+    z: torch.Tensor,
+    groups: np.ndarray,
+    likes: np.ndarray,
+    regression_weight: float,
+) -> torch.Tensor:
     s = model(x)
     i, j = within_pairs(groups, likes)
     loss = regression_weight * nn.functional.mse_loss(s, z)
@@ -180,9 +194,14 @@ def _batch_loss(model: EngagementMLP, x: torch.Tensor, z: torch.Tensor, groups: 
     return loss
 
 
-def train_model(data: EngagementData, rows: np.ndarray, config: EngagementConfig,
-                progress: Callable[[EpochLog], None] | None = None,
-                device: str = "cpu", member: int = 0) -> tuple[EngagementMLP, list[EpochLog]]:
+def train_model(
+    data: EngagementData,
+    rows: np.ndarray,
+    config: EngagementConfig,
+    progress: Callable[[EpochLog], None] | None = None,
+    device: str = "cpu",
+    member: int = 0,
+) -> tuple[EngagementMLP, list[EpochLog]]:
     """Train on the posts at ``rows`` (whole accounts); the best epoch on a validation split of
     those accounts is kept. Seeded: the same data and config give the same weights on CPU."""
     torch.manual_seed(config.seed)
@@ -205,8 +224,14 @@ def train_model(data: EngagementData, rows: np.ndarray, config: EngagementConfig
             b = np.flatnonzero(np.isin(data.groups, perm[k : k + batch]))
             z = torch.from_numpy(data.z[b].astype(np.float32)).to(device)
             keep = rng.random((len(b), PARTS)) >= config.modality_dropout
-            loss = _batch_loss(model, model.inputs(data.features.take(b), keep), z, data.groups[b], data.likes[b],
-                               config.regression_weight)
+            loss = _batch_loss(
+                model,
+                model.inputs(data.features.take(b), keep),
+                z,
+                data.groups[b],
+                data.likes[b],
+                config.regression_weight,
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -18,14 +18,14 @@ from PIL import Image
 
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.encoders.inference import encode_images
 from congruence.engagement.candidates import image_brightness
 from congruence.engagement.checkpoint import EngagementModel, require_active
 from congruence.engagement.data import PostFeatures
 from congruence.engagement.features import hand_features
 from congruence.engagement.labels import REFERENCE, z_to_score
 from congruence.engagement.suggest import Suggestion, label
-from congruence.encoders.encoder_set import EncoderSet
-from congruence.encoders.inference import encode_images
 from congruence.store.records import Store
 
 MAX_IMAGES = 64
@@ -40,8 +40,13 @@ class ImageScore:
     suggestion_note: str = ""  # why there are no suggestions ('' when there are)
 
     def to_dict(self) -> dict[str, object]:
-        return {"index": self.index, "score": self.score, "rank": self.rank,
-                "suggestions": [s.to_dict() for s in self.suggestions], "suggestion_note": self.suggestion_note}
+        return {
+            "index": self.index,
+            "score": self.score,
+            "rank": self.rank,
+            "suggestions": [s.to_dict() for s in self.suggestions],
+            "suggestion_note": self.suggestion_note,
+        }
 
 
 def suggestion_text(score: ImageScore) -> str:
@@ -70,25 +75,46 @@ class ScoreBasis:
     def of(cls, model: EngagementModel) -> ScoreBasis:
         b, acc = model.metrics.get("basis", {}), model.metrics.get("model", {})
         ev = model.suggestions.evidence
-        return cls(str(b.get("corpus", "")), int(b.get("accounts", 0)), int(b.get("posts", 0)),
-                   int(b.get("held_out_accounts", 0)), acc.get("pairwise_accuracy"), int(acc.get("pairs", 0)),
-                   ev.screened, len(ev.effects), tuple(e.name for e in ev.qualified))
+        return cls(
+            str(b.get("corpus", "")),
+            int(b.get("accounts", 0)),
+            int(b.get("posts", 0)),
+            int(b.get("held_out_accounts", 0)),
+            acc.get("pairwise_accuracy"),
+            int(acc.get("pairs", 0)),
+            ev.screened,
+            len(ev.effects),
+            tuple(e.name for e in ev.qualified),
+        )
 
     def sentence(self) -> str:
         where = f" (corpus {self.corpus})" if self.corpus else ""
-        acc = ("an accuracy that could not be measured (no held-out pairs)" if self.pairwise_accuracy is None else
-               f"{self.pairwise_accuracy:.1%} of {self.pairs:,} pairs")
-        return (f"Scores come from a model trained on {self.posts:,} posts of {self.accounts:,} accounts{where}. On "
-                f"{self.held_out_accounts:,} accounts it never saw, it picks the more-liked of two posts of the same "
-                f"account {acc}; for scale, Imagion's model gets {REFERENCE['imagion_model']:.1%}, an expert "
-                f"{REFERENCE['expert']:.1%} and a coin 50%.")
+        acc = (
+            "an accuracy that could not be measured (no held-out pairs)"
+            if self.pairwise_accuracy is None
+            else f"{self.pairwise_accuracy:.1%} of {self.pairs:,} pairs"
+        )
+        return (
+            f"Scores come from a model trained on {self.posts:,} posts of {self.accounts:,} accounts{where}. On "
+            f"{self.held_out_accounts:,} accounts it never saw, it picks the more-liked of two posts of the same "
+            f"account {acc}; for scale, Imagion's model gets {REFERENCE['imagion_model']:.1%}, an expert "
+            f"{REFERENCE['expert']:.1%} and a coin 50%."
+        )
 
     def to_dict(self) -> dict[str, object]:
-        return {"corpus": self.corpus, "accounts": self.accounts, "posts": self.posts,
-                "held_out_accounts": self.held_out_accounts, "pairwise_accuracy": self.pairwise_accuracy,
-                "pairs": self.pairs, "reference": dict(REFERENCE), "concepts_screened": self.screened,
-                "concepts_tested": self.tested,
-                "concepts_qualified": list(self.qualified), "sentence": self.sentence()}
+        return {
+            "corpus": self.corpus,
+            "accounts": self.accounts,
+            "posts": self.posts,
+            "held_out_accounts": self.held_out_accounts,
+            "pairwise_accuracy": self.pairwise_accuracy,
+            "pairs": self.pairs,
+            "reference": dict(REFERENCE),
+            "concepts_screened": self.screened,
+            "concepts_tested": self.tested,
+            "concepts_qualified": list(self.qualified),
+            "sentence": self.sentence(),
+        }
 
 
 def rank_scores(scores: Sequence[float]) -> list[int]:
@@ -130,8 +156,10 @@ class Scorer:
     def note(self) -> str:
         """Why scores or suggestions may say little, for people reading the output."""
         if not self.uses_images:
-            return ("the engagement model was trained without images (text-only corpus): images do not change "
-                    "the score and no visual suggestions are given")
+            return (
+                "the engagement model was trained without images (text-only corpus): images do not change "
+                "the score and no visual suggestions are given"
+            )
         return ""
 
     def _suggest(self, image_emb: np.ndarray, images: Sequence[Image.Image]) -> list[tuple[list[Suggestion], str]]:
@@ -143,17 +171,29 @@ class Scorer:
     def _features(self, images: Sequence[Image.Image], captions: Sequence[str | None]) -> PostFeatures:
         n = len(images)
         d_image, d_text = self.model.net.d_image, self.model.net.d_text
-        img = encode_images(self.encoders.image, list(images)) if self.uses_images else np.zeros((n, d_image), np.float32)
+        img = (
+            encode_images(self.encoders.image, list(images)) if self.uses_images else np.zeros((n, d_image), np.float32)
+        )
         text = np.zeros((n, d_text), np.float32)
         has_text = np.array([bool(c and c.strip()) for c in captions], bool) & self.uses_captions
         if has_text.any():
             text[has_text] = self.encoders.text.encode([c for c, h in zip(captions, has_text, strict=True) if h and c])
         zeros = np.zeros((n, d_text), np.float32)
         # a post being scored has no alt text, tags or paid-partnership flag yet: unknown, masked
-        hand, hand_mask = hand_features([c if h else None for c, h in zip(captions, has_text, strict=True)],
-                                        [None] * n, [None] * n, [None] * n)
-        return PostFeatures(img, np.full(n, self.uses_images), text, has_text, zeros, np.zeros(n, bool),
-                            np.full(n, np.nan), hand, hand_mask)
+        hand, hand_mask = hand_features(
+            [c if h else None for c, h in zip(captions, has_text, strict=True)], [None] * n, [None] * n, [None] * n
+        )
+        return PostFeatures(
+            img,
+            np.full(n, self.uses_images),
+            text,
+            has_text,
+            zeros,
+            np.zeros(n, bool),
+            np.full(n, np.nan),
+            hand,
+            hand_mask,
+        )
 
     def score(self, images: Sequence[Image.Image], captions: Sequence[str | None] | None = None) -> list[ImageScore]:
         """One ImageScore per image, in input order. ``captions``: one per image (None = none)."""

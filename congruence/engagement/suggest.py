@@ -25,8 +25,10 @@ from congruence.engagement.candidates import BRIGHTNESS
 from congruence.engagement.concepts import ConceptBank
 from congruence.engagement.evidence import Effect, Evidence
 
-NOTHING_QUALIFIES = ("No suggestion: no concept's effect on engagement held up on the accounts held out from "
-                     "training (an interval excluding zero), so nothing is suggested.")
+NOTHING_QUALIFIES = (
+    "No suggestion: no concept's effect on engagement held up on the accounts held out from "
+    "training (an interval excluding zero), so nothing is suggested."
+)
 MAX_PER_IMAGE = 3
 
 
@@ -43,8 +45,17 @@ class Suggestion:
 
     def to_dict(self) -> dict[str, Any]:
         e = self.effect
-        return {"concept": e.name, "label": label(e), "kind": e.kind, "lift": round(e.lift, 3), "ci95": [round(e.low, 3), round(e.high, 3)],
-                "posts": e.posts, "accounts": e.accounts, "reason": self.reason, "text": self.text()}
+        return {
+            "concept": e.name,
+            "label": label(e),
+            "kind": e.kind,
+            "lift": round(e.lift, 3),
+            "ci95": [round(e.low, 3), round(e.high, 3)],
+            "posts": e.posts,
+            "accounts": e.accounts,
+            "reason": self.reason,
+            "text": self.text(),
+        }
 
 
 def label(e: Effect) -> str:
@@ -60,8 +71,10 @@ def subject(e: Effect) -> str:
 
 def claim(e: Effect) -> str:
     """What the evidence says of a concept, with its interval and support, in one clause."""
-    return (f"{subject(e)} score {e.lift:+.2f} ({e.low:+.2f} to {e.high:+.2f}) on the account's scale; "
-            f"{e.posts:,} posts, {e.accounts:,} accounts held out from training")
+    return (
+        f"{subject(e)} score {e.lift:+.2f} ({e.low:+.2f} to {e.high:+.2f}) on the account's scale; "
+        f"{e.posts:,} posts, {e.accounts:,} accounts held out from training"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,9 +112,13 @@ class SuggestionBank:
     def _one(self, e: Effect, shown: list[int], bright: float) -> tuple[Suggestion | None, str]:
         if e.kind == "property" and e.name == BRIGHTNESS and self.bright_threshold is not None:
             if bright >= self.bright_threshold:
-                return None, (f"it is already at least as bright as the corpus median ({bright:.1%} vs "
-                              f"{self.bright_threshold:.1%})")
-            return Suggestion(e, f"this image {bright:.0%} brightness, the corpus median {self.bright_threshold:.0%}"), ""
+                return None, (
+                    f"it is already at least as bright as the corpus median ({bright:.1%} vs "
+                    f"{self.bright_threshold:.1%})"
+                )
+            return Suggestion(
+                e, f"this image {bright:.0%} brightness, the corpus median {self.bright_threshold:.0%}"
+            ), ""
         if e.kind != "image" or self.bank is None:
             return None, f"{e.name} was measured on Instagram's alt text, which an uploaded image does not have"
         index = self.bank.names.index(e.name)
@@ -112,34 +129,72 @@ class SuggestionBank:
             seen = ", ".join(self.bank.names[d] for d in shown[:3])
             return None, f"{e.name} is not seen in the corpus with what this image shows ({seen})"
         d, share = anchor
-        return Suggestion(e, f"the corpus shows it in {share:.0%} of posts showing {self.bank.names[d]}, "
-                             "as this image does"), ""
+        return Suggestion(
+            e, f"the corpus shows it in {share:.0%} of posts showing {self.bank.names[d]}, as this image does"
+        ), ""
 
     def _none(self, why: list[str]) -> str:
         if not self.qualified:
             return NOTHING_QUALIFIES
         named = ", ".join(e.name for e in self.qualified)
-        return (f"No suggestion for this image: of the concepts with a measured effect ({named}), none fits it: "
-                + "; ".join(dict.fromkeys(why)) + ".")
+        return (
+            f"No suggestion for this image: of the concepts with a measured effect ({named}), none fits it: "
+            + "; ".join(dict.fromkeys(why))
+            + "."
+        )
 
     def to_payload(self) -> dict[str, Any]:
         """Plain values and tensors (``torch.load(weights_only=True)``)."""
         ev = self.evidence
-        return {"effects": [[e.name, e.kind, e.lift, e.low, e.high, e.posts, e.accounts, e.train_lift, e.train_posts,
-                             e.train_accounts] for e in ev.effects],
-                "screened": ev.screened, "level": ev.level, "n_boot": ev.n_boot,
-                "bank_names": list(self.bank.names) if self.bank else [],
-                "bank": torch.from_numpy(self.bank.vectors.astype(np.float16)) if self.bank else torch.zeros(0),
-                "anchors": {k: [[d, s] for d, s in v] for k, v in self.anchors.items()},
-                "bright_threshold": self.bright_threshold}
+        return {
+            "effects": [
+                [
+                    e.name,
+                    e.kind,
+                    e.lift,
+                    e.low,
+                    e.high,
+                    e.posts,
+                    e.accounts,
+                    e.train_lift,
+                    e.train_posts,
+                    e.train_accounts,
+                ]
+                for e in ev.effects
+            ],
+            "screened": ev.screened,
+            "level": ev.level,
+            "n_boot": ev.n_boot,
+            "bank_names": list(self.bank.names) if self.bank else [],
+            "bank": torch.from_numpy(self.bank.vectors.astype(np.float16)) if self.bank else torch.zeros(0),
+            "anchors": {k: [[d, s] for d, s in v] for k, v in self.anchors.items()},
+            "bright_threshold": self.bright_threshold,
+        }
 
     @classmethod
     def from_payload(cls, p: dict[str, Any]) -> SuggestionBank:
-        effects = [Effect(str(r[0]), str(r[1]), float(r[2]), float(r[3]), float(r[4]), int(r[5]), int(r[6]),
-                          float(r[7]), int(r[8]), int(r[9])) for r in p["effects"]]
+        effects = [
+            Effect(
+                str(r[0]),
+                str(r[1]),
+                float(r[2]),
+                float(r[3]),
+                float(r[4]),
+                int(r[5]),
+                int(r[6]),
+                float(r[7]),
+                int(r[8]),
+                int(r[9]),
+            )
+            for r in p["effects"]
+        ]
         names = list(p["bank_names"])
         bank = ConceptBank(names, p["bank"].float().numpy()) if names else None
         anchors = {str(k): [(int(d), float(s)) for d, s in v] for k, v in p["anchors"].items()}
         thr = p["bright_threshold"]
-        return cls(Evidence(effects, int(p["screened"]), float(p["level"]), int(p["n_boot"])), bank, anchors,
-                   None if thr is None else float(thr))
+        return cls(
+            Evidence(effects, int(p["screened"]), float(p["level"]), int(p["n_boot"])),
+            bank,
+            anchors,
+            None if thr is None else float(thr),
+        )

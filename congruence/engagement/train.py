@@ -28,6 +28,7 @@ from congruence.core.device import resolve_device
 from congruence.core.errors import InvalidInput, first_of
 from congruence.core.idfile import read_id_lines
 from congruence.core.settings import Settings
+from congruence.encoders.encoder_set import EncoderSet
 from congruence.engagement.checkpoint import EngagementModel, save_model
 from congruence.engagement.data import EngagementData, load_engagement_data
 from congruence.engagement.ensemble import train_ensemble
@@ -35,7 +36,6 @@ from congruence.engagement.evidence import Evidence
 from congruence.engagement.labels import REFERENCE, pairwise_accuracy
 from congruence.engagement.measure import image_bank, measure_suggestions
 from congruence.engagement.model import EngagementConfig, EpochLog, split_accounts
-from congruence.encoders.encoder_set import EncoderSet
 from congruence.store.records import Store
 from congruence.training import lifecycle
 from congruence.training.lifecycle import ENGAGEMENT
@@ -49,8 +49,7 @@ class Accuracy:
     pairs: int
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return {"pairwise_accuracy": None if np.isnan(self.accuracy) else round(self.accuracy, 4),
-                "pairs": self.pairs}
+        return {"pairwise_accuracy": None if np.isnan(self.accuracy) else round(self.accuracy, 4), "pairs": self.pairs}
 
 
 @dataclass(frozen=True)
@@ -67,16 +66,17 @@ class Verdict:
     @classmethod
     def of(cls, results: dict[str, Accuracy]) -> Verdict:
         model = results["model"]
-        base = max((r.accuracy for k, r in results.items() if k != "model" and not np.isnan(r.accuracy)),
-                   default=0.5)
+        base = max((r.accuracy for k, r in results.items() if k != "model" and not np.isnan(r.accuracy)), default=0.5)
         beats = model.pairs > 0 and not np.isnan(model.accuracy) and model.accuracy > base
         return cls(bool(beats), model.accuracy, base, model.pairs)
 
     def __str__(self) -> str:
         if not self.pairs:
             return "no held-out pair of posts with different likes to test it on"
-        return (f"held-out pairwise accuracy {self.accuracy:.4f} vs {self.baseline:.4f} for the best baseline "
-                f"({self.pairs} pairs)")
+        return (
+            f"held-out pairwise accuracy {self.accuracy:.4f} vs {self.baseline:.4f} for the best baseline "
+            f"({self.pairs} pairs)"
+        )
 
     def refusal(self) -> str:
         """Why a model with this verdict is not put in service."""
@@ -106,10 +106,20 @@ class EngagementReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "results": {k: v.to_dict() for k, v in self.results.items()},
-            "model": {"version": self.version, "path": str(self.path), "activated": self.activated,
-                      "beats_baseline": self.verdict.beats, "verdict": str(self.verdict), "in_service": self.serving},
-            "split": {"train_accounts": self.n_train_accounts, "test_accounts": self.n_test_accounts,
-                      "train_posts": self.n_train_posts, "test_posts": self.n_test_posts},
+            "model": {
+                "version": self.version,
+                "path": str(self.path),
+                "activated": self.activated,
+                "beats_baseline": self.verdict.beats,
+                "verdict": str(self.verdict),
+                "in_service": self.serving,
+            },
+            "split": {
+                "train_accounts": self.n_train_accounts,
+                "test_accounts": self.n_test_accounts,
+                "train_posts": self.n_train_posts,
+                "test_posts": self.n_test_posts,
+            },
             "evidence": self.evidence.to_dict(),
             "basis": self.basis,
             "trained_with": self.trained_with,
@@ -124,17 +134,20 @@ def read_account_file(path: Path) -> list[str]:
     return list(read_id_lines(path, "account"))
 
 
-def split_accounts_of(data: EngagementData, test: Sequence[str] | None, fraction: float,
-                      seed: int) -> tuple[list[str], list[str]]:
-    """(training, held-out) accounts: ``test`` when given (those with two liked posts here), else a seeded ``fraction``."""
+def split_accounts_of(
+    data: EngagementData, test: Sequence[str] | None, fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """(training, held-out) accounts: ``test`` when given (those with two liked posts here), else a seeded
+    ``fraction``."""
     if test is None:
         return split_accounts(data.account_ids, fraction, seed)
     known = set(data.account_ids)
     held = sorted(set(test) & known)
     if len(held) < len(set(test)):
         out = sorted(set(test) - known)
-        logger.warning("%d test accounts have fewer than two posts with likes here, left out: %s", len(out),
-                       first_of(out))
+        logger.warning(
+            "%d test accounts have fewer than two posts with likes here, left out: %s", len(out), first_of(out)
+        )
     if not held:
         raise InvalidInput("none of the test accounts has two or more posts with likes in this store")
     train = [a for a in data.account_ids if a not in set(held)]
@@ -154,16 +167,24 @@ def baselines(data: EngagementData, rows: np.ndarray) -> dict[str, Accuracy]:
 
 def corpus_name(store: Store, post_ids: Sequence[str]) -> str:
     """The folder name(s) the posts were ingested from, most posts first ("demo-corpus")."""
-    rows = store.conn.execute("SELECT corpus_root, count(*) FROM posts WHERE id = ANY(%s) GROUP BY corpus_root"
-                              " ORDER BY count(*) DESC, corpus_root", (list(post_ids),)).fetchall()
+    rows = store.conn.execute(
+        "SELECT corpus_root, count(*) FROM posts WHERE id = ANY(%s) GROUP BY corpus_root"
+        " ORDER BY count(*) DESC, corpus_root",
+        (list(post_ids),),
+    ).fetchall()
     names = list(dict.fromkeys(Path(r[0]).name or r[0] for r in rows if r[0]))
     return first_of(names, 3, " + ")
 
 
-def train_engagement(settings: Settings, config: EngagementConfig, test_accounts: Sequence[str] | None = None,
-                     test_fraction: float = 0.2, activate: bool = True,
-                     progress: Callable[[EpochLog], None] | None = None,
-                     activate_anyway: bool = False) -> EngagementReport:
+def train_engagement(
+    settings: Settings,
+    config: EngagementConfig,
+    test_accounts: Sequence[str] | None = None,
+    test_fraction: float = 0.2,
+    activate: bool = True,
+    progress: Callable[[EpochLog], None] | None = None,
+    activate_anyway: bool = False,
+) -> EngagementReport:
     """Train on the store's liked posts, evaluate on held-out accounts, save, and put in
     service when ``activate`` and it beats the baselines there (``Verdict``) or
     ``activate_anyway``."""
@@ -179,18 +200,32 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
     train_rows, test_rows = data.accounts_rows(train_acc), data.accounts_rows(test_acc)
     net, logs = train_ensemble(data, train_rows, config, progress, str(resolve_device(settings.device)))
     results = baselines(data, test_rows)
-    results["model"] = Accuracy(*pairwise_accuracy(net.predict(data.features.take(test_rows)),
-                                                   data.likes[test_rows], data.groups[test_rows]))
-    suggestions = measure_suggestions(data, train_rows, test_rows, image_bank(settings.image_encoder, settings.device,
-                                                                              data), config.seed)
+    results["model"] = Accuracy(
+        *pairwise_accuracy(net.predict(data.features.take(test_rows)), data.likes[test_rows], data.groups[test_rows])
+    )
+    suggestions = measure_suggestions(
+        data, train_rows, test_rows, image_bank(settings.image_encoder, settings.device, data), config.seed
+    )
     f = data.features
-    trained_with = {"image": int(f.image_mask[train_rows].sum()), "caption": int(f.text_mask[train_rows].sum()),
-                    "alt": int(f.alt_mask[train_rows].sum()), "posts": len(train_rows)}
+    trained_with = {
+        "image": int(f.image_mask[train_rows].sum()),
+        "caption": int(f.text_mask[train_rows].sum()),
+        "alt": int(f.alt_mask[train_rows].sum()),
+        "posts": len(train_rows),
+    }
     with Store.open(settings) as store:
-        basis = {"corpus": corpus_name(store, data.post_ids), "accounts": len(train_acc), "posts": len(train_rows),
-                 "held_out_accounts": len(test_acc), "held_out_posts": len(test_rows)}
-    metrics: dict[str, Any] = {**{k: v.to_dict() for k, v in results.items()}, "trained_with": trained_with,
-                               "basis": basis}
+        basis = {
+            "corpus": corpus_name(store, data.post_ids),
+            "accounts": len(train_acc),
+            "posts": len(train_rows),
+            "held_out_accounts": len(test_acc),
+            "held_out_posts": len(test_rows),
+        }
+    metrics: dict[str, Any] = {
+        **{k: v.to_dict() for k, v in results.items()},
+        "trained_with": trained_with,
+        "basis": basis,
+    }
     model = EngagementModel(net, suggestions, settings.image_encoder, settings.text_encoder, metrics=metrics)
     version, path = save_model(settings, model)
     verdict = Verdict.of(results)
@@ -202,5 +237,20 @@ def train_engagement(settings: Settings, config: EngagementConfig, test_accounts
     if activate and not activated:
         logger.warning("engagement model %s not put in service: %s", version, verdict.refusal())
     logger.info("engagement model %s: %s", version, verdict)
-    return EngagementReport(version, path, activated, verdict, serving, results, len(train_acc), len(test_acc),
-                            len(train_rows), len(test_rows), suggestions.evidence, basis, config, logs, trained_with)
+    return EngagementReport(
+        version,
+        path,
+        activated,
+        verdict,
+        serving,
+        results,
+        len(train_acc),
+        len(test_acc),
+        len(train_rows),
+        len(test_rows),
+        suggestions.evidence,
+        basis,
+        config,
+        logs,
+        trained_with,
+    )

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +136,10 @@ def _ts(row: dict[str, Any]) -> datetime | None:
         if isinstance(v, bool):
             raise TypeError
         if isinstance(v, (int, float)):
-            return datetime.fromtimestamp(float(v), tz=timezone.utc)
+            return datetime.fromtimestamp(float(v), tz=UTC)
         if isinstance(v, str):
             t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-            return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         pass
     raise RowInvalid(f"field 'ts' is not a timestamp (ISO 8601 or epoch seconds): {str(v)[:40]!r}")

@@ -21,8 +21,13 @@ Timestamps = Literal["iso", "epoch"]
 
 def account_row(a: Account) -> dict[str, Any]:
     """The JSON object ``parse_account`` reads back as ``a``; extra fields follow the known ones."""
-    row: dict[str, Any] = {"id": a.id, "kind": a.kind, "handle": a.handle, "category": a.category,
-                           "followers": a.followers}
+    row: dict[str, Any] = {
+        "id": a.id,
+        "kind": a.kind,
+        "handle": a.handle,
+        "category": a.category,
+        "followers": a.followers,
+    }
     return row | {k: v for k, v in a.extra.items() if k not in row}
 
 
@@ -49,9 +54,17 @@ def image_field(image: Path | None, root: Path) -> str | None:
 
 def post_row(p: Post, root: Path, timestamps: Timestamps = "iso") -> dict[str, Any]:
     """The JSON object ``parse_post`` reads back as ``p`` (``p.image`` must lie under ``root``)."""
-    row: dict[str, Any] = {"id": p.id, "account_id": p.account_id, "image": image_field(p.image, root),
-                           "caption": p.caption, "likes": p.likes, "comments": p.comments,
-                           "ts": _ts(p.ts, timestamps), "sponsored": p.sponsored, "tagged": list(p.tagged)}
+    row: dict[str, Any] = {
+        "id": p.id,
+        "account_id": p.account_id,
+        "image": image_field(p.image, root),
+        "caption": p.caption,
+        "likes": p.likes,
+        "comments": p.comments,
+        "ts": _ts(p.ts, timestamps),
+        "sponsored": p.sponsored,
+        "tagged": list(p.tagged),
+    }
     return row | {k: v for k, v in p.extra.items() if k not in row}
 
 

@@ -34,8 +34,9 @@ class DerivedSpace:
     encode: Encode
 
 
-def update_space(vstore: VectorStore, ids: ModelIds, derived: DerivedSpace,
-                 progress: Callable[[int], None] | None = None) -> int:
+def update_space(
+    vstore: VectorStore, ids: ModelIds, derived: DerivedSpace, progress: Callable[[int], None] | None = None
+) -> int:
     """Recompute the derived vectors of every account whose pooled vector changed; returns how many."""
     vstore.drop_orphans(derived.space, ids.pooled_space)
     stale = vstore.stale_derived(derived.space, ids.pooled_space)

@@ -45,12 +45,19 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[i : i + size]
 
 
-def encode_images(vstore: VectorStore, enc: BatchImageEncoder, model_id: int, batch_size: int,
-                  progress: Progress | None = None, workers: int = 2) -> tuple[int, list[tuple[str, str]]]:
+def encode_images(
+    vstore: VectorStore,
+    enc: BatchImageEncoder,
+    model_id: int,
+    batch_size: int,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> tuple[int, list[tuple[str, str]]]:
     todo = vstore.pending_images(model_id)
     failed: list[tuple[str, str]] = []
     done = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
+
         def submit(batch: Sequence) -> list:
             return [pool.submit(_load, enc, root, rel) for _, root, rel in batch]
 
@@ -73,8 +80,9 @@ def encode_images(vstore: VectorStore, enc: BatchImageEncoder, model_id: int, ba
     return done - len(failed), failed
 
 
-def encode_texts(vstore: VectorStore, enc: TextEncoder, model_id: int, batch_size: int,
-                 progress: Progress | None = None) -> int:
+def encode_texts(
+    vstore: VectorStore, enc: TextEncoder, model_id: int, batch_size: int, progress: Progress | None = None
+) -> int:
     todo = sorted(vstore.pending_texts(model_id), key=lambda row: len(row[1]))
     for batch in _batches(todo, max(batch_size, 64)):
         vecs = enc.encode([c for _, c in batch])

@@ -142,8 +142,13 @@ class VectorIndex:
         live = np.flatnonzero(self.alive)
         return dict(zip(self.labels[live].tolist(), self.versions[live].tolist(), strict=True))
 
-    def add(self, seqs: np.ndarray, versions: np.ndarray, xb: np.ndarray,
-            posts: Sequence[np.ndarray | None] | QuantizedPosts | None = None) -> None:
+    def add(
+        self,
+        seqs: np.ndarray,
+        versions: np.ndarray,
+        xb: np.ndarray,
+        posts: Sequence[np.ndarray | None] | QuantizedPosts | None = None,
+    ) -> None:
         """Add vectors (L2-normalised rows); an existing seq is replaced.
 
         posts: with ``post_dim``, each row's (n_posts, post_dim) per-post vectors (None:
@@ -154,12 +159,13 @@ class VectorIndex:
         seqs = np.asarray(seqs, np.int64).reshape(-1)
         versions = np.asarray(versions, np.int64).reshape(-1)
         if not len(seqs) == len(versions) == len(xb):
-            raise ValueError(f"index add: {len(seqs)} seqs, {len(versions)} versions and {len(xb)} vectors; "
-                             "expected one of each per row")
+            raise ValueError(
+                f"index add: {len(seqs)} seqs, {len(versions)} versions and {len(xb)} vectors; "
+                "expected one of each per row"
+            )
         n_sets = len(posts.sizes) if isinstance(posts, QuantizedPosts) else len(posts) if posts is not None else 0
         if (posts is None) != (self.posts is None) or (posts is not None and n_sets != len(seqs)):
-            raise ValueError("posts: one entry per added vector when the index keeps per-post vectors, "
-                             "none otherwise")
+            raise ValueError("posts: one entry per added vector when the index keeps per-post vectors, none otherwise")
         if len(np.unique(seqs)) != len(seqs):  # a seq repeated in one batch: its last row wins
             if isinstance(posts, QuantizedPosts):
                 raise ValueError("index add: quantised posts need unique seqs")
@@ -213,8 +219,9 @@ class VectorIndex:
             self._all = sel
         return sel
 
-    def search(self, xq: np.ndarray, k: int,
-               allowed: np.ndarray | Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, xq: np.ndarray, k: int, allowed: np.ndarray | Selection | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(D, L): scores and seqs of the k best live vectors per query, -1 labels pad.
 
         allowed: optional (ntotal,) bool mask over positions (a filter), or a ``select``ion.
@@ -230,8 +237,7 @@ class VectorIndex:
         if k_eff == 0:
             return D, L
         # the absolute budget is for filters: unfiltered, the graph beats a scan of everything
-        small = sel.n_ok <= SUBSET_FRACTION * self.ntotal or (
-            sel.filtered and sel.n_ok * self.dim <= EXACT_SCAN_FLOATS)
+        small = sel.n_ok <= SUBSET_FRACTION * self.ntotal or (sel.filtered and sel.n_ok * self.dim <= EXACT_SCAN_FLOATS)
         if self.kind == "flat" or small:
             d, p = self._exact(xq, k_eff, sel)
         else:
@@ -287,8 +293,18 @@ class VectorIndex:
         if self.posts is not None:
             self.posts.save(tmp)
         sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
-        man = Manifest(space, model, self.dim, self.kind, self.n_alive, version_sum, time.time(), sums,
-                       self.codec, self.posts.dim if self.posts is not None else 0)
+        man = Manifest(
+            space,
+            model,
+            self.dim,
+            self.kind,
+            self.n_alive,
+            version_sum,
+            time.time(),
+            sums,
+            self.codec,
+            self.posts.dim if self.posts is not None else 0,
+        )
         (tmp / "manifest.json").write_text(json.dumps(asdict(man), indent=1))
         _fsync_dir(tmp)
         tmp.rename(gen)
@@ -322,13 +338,19 @@ class VectorIndex:
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as e:
             raise IndexCorrupt(f"cannot read the index under {root}: {e}") from None
         if not (len(self.labels) == len(self.versions) == len(self.alive) == self.ntotal) or (
-                self.posts is not None and len(self.posts.count) != self.ntotal):
+            self.posts is not None and len(self.posts.count) != self.ntotal
+        ):
             raise IndexCorrupt(f"index under {root} has inconsistent sizes")
         # the manifest holds the checksums, so nothing checksums it: check it against the files
         hnsw = isinstance(self.index, faiss.IndexHNSW)
         sq8 = hnsw and isinstance(_faiss.downcast_index(self.index.storage), faiss.IndexScalarQuantizer)
-        if (self.index.d != man.dim or hnsw != (man.kind == "hnsw") or sq8 != (man.codec == "sq8")
-                or man.count != self.n_alive or (self.posts is not None and self.posts.dim != man.post_dim)):
+        if (
+            self.index.d != man.dim
+            or hnsw != (man.kind == "hnsw")
+            or sq8 != (man.codec == "sq8")
+            or man.count != self.n_alive
+            or (self.posts is not None and self.posts.dim != man.post_dim)
+        ):
             raise IndexCorrupt(f"index under {root} does not match its manifest (dim, kind, codec or count)")
         self._index_positions()
         return self, man

@@ -65,12 +65,15 @@ def is_stale(vstore: VectorStore, man: Manifest, space: str, model: str) -> str 
         return f"index was built for model {man.model!r}, the store uses {model!r}"
     seq, ver = vstore.vector_state(space, "influencer")
     if len(seq) != man.count or int(ver.sum()) != man.version_sum:
-        return f"index holds {man.count} vectors (version sum {man.version_sum}), the store {len(seq)} ({int(ver.sum())})"
+        return (
+            f"index holds {man.count} vectors (version sum {man.version_sum}), the store {len(seq)} ({int(ver.sum())})"
+        )
     return None
 
 
-def sync_index(vstore: VectorStore, index_root: Path, space: str, model: str, layout: IndexLayout,
-               force_rebuild: bool = False) -> SyncResult:
+def sync_index(
+    vstore: VectorStore, index_root: Path, space: str, model: str, layout: IndexLayout, force_rebuild: bool = False
+) -> SyncResult:
     """Bring the on-disk index of ``space`` up to date, incrementally where possible."""
     root = space_dir(index_root, space)
     seq, ver = vstore.vector_state(space, "influencer")
@@ -101,8 +104,9 @@ def _difference(index: VectorIndex, seq: np.ndarray, ver: np.ndarray) -> tuple[n
     return gone.astype(np.int64), seq[stale]
 
 
-def _add(index: VectorIndex, part: AccountChunk, seq: np.ndarray, ver: np.ndarray,
-         quantized: QuantizedPosts | None = None) -> int:
+def _add(
+    index: VectorIndex, part: AccountChunk, seq: np.ndarray, ver: np.ndarray, quantized: QuantizedPosts | None = None
+) -> int:
     """Add the rows of ``part`` with their versions from (sorted) ``seq``/``ver``; rows that
     appeared after ``seq`` was read are left for the next sync (their version is unknown).
     quantized: ``part``'s posts, quantised already (used when every row is added)."""
@@ -119,8 +123,9 @@ def _add(index: VectorIndex, part: AccountChunk, seq: np.ndarray, ver: np.ndarra
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[AccountChunk], post_dim: int,
-                depth: int = 2) -> Iterator[tuple[AccountChunk, QuantizedPosts | None]]:
+def _read_ahead(
+    chunks: Iterator[AccountChunk], post_dim: int, depth: int = 2
+) -> Iterator[tuple[AccountChunk, QuantizedPosts | None]]:
     """``chunks``, each with its posts quantised, read and quantised by a thread while the
     caller adds the previous ones to the graph (FAISS releases the GIL while it builds)."""
     box: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -156,8 +161,9 @@ def _read_ahead(chunks: Iterator[AccountChunk], post_dim: int,
         reader.join()
 
 
-def _load_reusable(root: Path, model: str, kind: str, codec: str, post_dim: int,
-                   force: bool) -> tuple[VectorIndex | None, Manifest | None, str]:
+def _load_reusable(
+    root: Path, model: str, kind: str, codec: str, post_dim: int, force: bool
+) -> tuple[VectorIndex | None, Manifest | None, str]:
     if force:
         return None, None, "rebuild requested"
     try:
@@ -177,8 +183,16 @@ def _load_reusable(root: Path, model: str, kind: str, codec: str, post_dim: int,
     return (None, None, why) if why else (index, man, "loaded")
 
 
-def _rebuild(vstore: VectorStore, root: Path, space: str, model: str, layout: IndexLayout, seq: np.ndarray,
-             ver: np.ndarray, reason: str) -> SyncResult:
+def _rebuild(
+    vstore: VectorStore,
+    root: Path,
+    space: str,
+    model: str,
+    layout: IndexLayout,
+    seq: np.ndarray,
+    ver: np.ndarray,
+    reason: str,
+) -> SyncResult:
     """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory; a
     thread reads and quantises the next chunks while the graph takes this one."""
     logger.info("rebuilding index %s: %s", space, reason)

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from congruence.core.settings import Settings
+from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.corpus import CorpusReader, RowError, read_corpus
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.encode import Progress, encode_images, encode_texts
-from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
-from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
 from congruence.store.records import Store
@@ -65,9 +65,15 @@ class _Timer:
         self.report.seconds[self.name] = round(time.perf_counter() - self.t, 3)
 
 
-def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
-           spaces: tuple[DerivedSpace, ...] = (), ray_address: str | None = None,
-           read: CorpusReader = read_corpus, metrics_last_n: int | None = None) -> IngestReport:
+def ingest(
+    folder: Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    spaces: tuple[DerivedSpace, ...] = (),
+    ray_address: str | None = None,
+    read: CorpusReader = read_corpus,
+    metrics_last_n: int | None = None,
+) -> IngestReport:
     """Ingest a corpus folder into the store and the index; see the README for the format.
 
     spaces: derived spaces (the active congruence head) brought up to date with the pooled one.
@@ -96,11 +102,18 @@ def ingest(folder: Path, settings: Settings, progress: Progress | None = None,
             res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, layout_for(settings))
             report.index = _index_summary(res)
             for derived in spaces:
-                res = sync_index(vstore, settings.index_dir, derived.space, derived.model,
-                                 layout_for(settings, derived.dim))
+                res = sync_index(
+                    vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim)
+                )
                 report.index[derived.space] = _index_summary(res)
-        if report.accounts_new or report.accounts_updated or report.posts_new or report.posts_updated \
-                or report.accounts_pooled or report.rejected:
+        if (
+            report.accounts_new
+            or report.accounts_updated
+            or report.posts_new
+            or report.posts_updated
+            or report.accounts_pooled
+            or report.rejected
+        ):
             store.bump_generation()  # serving processes reload before their next answer
     return report
 
@@ -135,20 +148,33 @@ def _known_image_hashes(store: Store, model_id: int) -> set[str]:
     return {r[0] for r in rows}
 
 
-def encode_pending(vstore: VectorStore, encs: EncoderSet, ids: ModelIds, batch_size: int,
-                   report: IngestReport, progress: Progress | None = None, runner: RayEncoder | None = None) -> None:
+def encode_pending(
+    vstore: VectorStore,
+    encs: EncoderSet,
+    ids: ModelIds,
+    batch_size: int,
+    report: IngestReport,
+    progress: Progress | None = None,
+    runner: RayEncoder | None = None,
+) -> None:
     """Encode what has no vector yet, here or (with ``runner``) on a Ray cluster."""
     if vstore.pending_images(ids.image):
-        n, failed = (runner.images(vstore, ids.image, progress) if runner is not None
-                     else encode_images(vstore, encs.image_infer, ids.image, batch_size, progress))
+        n, failed = (
+            runner.images(vstore, ids.image, progress)
+            if runner is not None
+            else encode_images(vstore, encs.image_infer, ids.image, batch_size, progress)
+        )
         report.images_encoded = n
         for h, reason in failed:
             # the file changed or broke after it was checked: drop its posts, report them
             gone = vstore.conn.execute("DELETE FROM posts WHERE image_hash = %s RETURNING id", (h,)).fetchall()
             report.rejected += [RowError("posts.jsonl", 0, f"post {pid!r}: {reason}") for (pid,) in gone]
     if vstore.pending_texts(ids.text):
-        report.texts_encoded = (runner.texts(vstore, ids.text, progress) if runner is not None
-                                else encode_texts(vstore, encs.text, ids.text, batch_size, progress))
+        report.texts_encoded = (
+            runner.texts(vstore, ids.text, progress)
+            if runner is not None
+            else encode_texts(vstore, encs.text, ids.text, batch_size, progress)
+        )
 
 
 def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:
@@ -161,8 +187,9 @@ def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:
         vecs = [pool_features(sets.posts_of(j), ids.d_image) for j in range(len(sets))]
         n_posts = [int(sets.offsets[j + 1] - sets.offsets[j]) for j in range(len(sets))]
         if vecs:
-            vstore.put_account_vectors(ids.pooled_space, sets.account_ids, np.stack(vecs), n_posts,
-                                       ids.d_image + ids.d_text)
+            vstore.put_account_vectors(
+                ids.pooled_space, sets.account_ids, np.stack(vecs), n_posts, ids.d_image + ids.d_text
+            )
         empty = sorted(set(chunk) - set(sets.account_ids))
         if empty:
             vstore.clear_dirty(empty, ids.pooled_space)
@@ -171,5 +198,12 @@ def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:
 
 
 def _index_summary(res: SyncResult) -> dict[str, object]:
-    return {"size": res.manifest.count, "kind": res.manifest.kind, "codec": res.manifest.codec, "added": res.added,
-            "removed": res.removed, "rebuilt": res.rebuilt, "reason": res.reason}
+    return {
+        "size": res.manifest.count,
+        "kind": res.manifest.kind,
+        "codec": res.manifest.codec,
+        "added": res.added,
+        "removed": res.removed,
+        "rebuilt": res.rebuilt,
+        "reason": res.reason,
+    }

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet
-from congruence.indexer.index_sync import layout_for, sync_index
 from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
+from congruence.indexer.index_sync import layout_for, sync_index
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 

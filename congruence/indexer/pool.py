@@ -19,8 +19,9 @@ from congruence.core.vectors import l2_normalize
 IMAGE_WEIGHT = 0.5
 
 
-def pool(image_vecs: np.ndarray, text_vecs: np.ndarray, d_image: int, d_text: int,
-         image_weight: float = IMAGE_WEIGHT) -> np.ndarray:
+def pool(
+    image_vecs: np.ndarray, text_vecs: np.ndarray, d_image: int, d_text: int, image_weight: float = IMAGE_WEIGHT
+) -> np.ndarray:
     """(d_image + d_text,) L2-normalised pooled vector; inputs are (n, d) normalised rows."""
     img = _mean_dir(image_vecs, d_image) * np.sqrt(image_weight)
     txt = _mean_dir(text_vecs, d_text) * np.sqrt(1.0 - image_weight)

@@ -157,7 +157,12 @@ class PostMatrix:
         self.scales = self.scales.astype(np.float16, copy=False)
         self.count = self.count.astype(np.int32, copy=False)
         self.n = len(self.codes)
-        if self.codes.ndim != 2 or self.codes.shape[1] != dim or len(self.scales) != self.n \
-                or len(self.start) != len(self.count) or (self.start + np.maximum(self.count, 0) > self.n).any():
+        if (
+            self.codes.ndim != 2
+            or self.codes.shape[1] != dim
+            or len(self.scales) != self.n
+            or len(self.start) != len(self.count)
+            or (self.start + np.maximum(self.count, 0) > self.n).any()
+        ):
             raise ValueError(f"per-post vectors under {folder} have inconsistent shapes")
         return self

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from congruence.core.errors import InvalidInput
-from congruence.indexer.corpus import Post, RowError
-from congruence.encoders.images import decode_image
 from congruence.core.hashes import sha256_bytes, sha256_text
+from congruence.encoders.images import decode_image
+from congruence.indexer.corpus import Post, RowError
 from congruence.store.records import row_hash
 from congruence.store.rows import StoredPost
 
@@ -25,12 +25,32 @@ def _check(post: Post, root: Path) -> tuple[StoredPost | None, str | None, bytes
         image_rel = str(post.image.relative_to(root))
         image_hash = sha256_bytes(data)
     caption_hash = sha256_text(post.caption) if post.caption.strip() else None
-    fields = [post.account_id, image_rel, image_hash, post.caption, post.likes, post.comments,
-              post.ts.isoformat() if post.ts else None, post.sponsored, list(post.tagged), post.extra]
+    fields = [
+        post.account_id,
+        image_rel,
+        image_hash,
+        post.caption,
+        post.likes,
+        post.comments,
+        post.ts.isoformat() if post.ts else None,
+        post.sponsored,
+        list(post.tagged),
+        post.extra,
+    ]
     stored = StoredPost(
-        id=post.id, account_id=post.account_id, image=image_rel, image_hash=image_hash, caption=post.caption,
-        caption_hash=caption_hash, likes=post.likes, comments=post.comments, ts=post.ts,
-        sponsored=post.sponsored, tagged=post.tagged, extra=post.extra, row_hash=row_hash(fields),
+        id=post.id,
+        account_id=post.account_id,
+        image=image_rel,
+        image_hash=image_hash,
+        caption=post.caption,
+        caption_hash=caption_hash,
+        likes=post.likes,
+        comments=post.comments,
+        ts=post.ts,
+        sponsored=post.sponsored,
+        tagged=post.tagged,
+        extra=post.extra,
+        row_hash=row_hash(fields),
         corpus_root=str(root),
     )
     return stored, None, data
@@ -44,8 +64,9 @@ def _decodes(data: bytes, name: str) -> str | None:
         return str(e)
 
 
-def prepare_posts(posts: Sequence[Post], root: Path, known_hashes: set[str],
-                  workers: int = 2) -> tuple[list[StoredPost], list[RowError]]:
+def prepare_posts(
+    posts: Sequence[Post], root: Path, known_hashes: set[str], workers: int = 2
+) -> tuple[list[StoredPost], list[RowError]]:
     """StoredPost for every post that can be stored; a RowError for every one that cannot.
 
     Images whose hash is in ``known_hashes`` (already encoded) are not decoded again.

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from congruence.core.settings import Settings
-from congruence.indexer.encode import Progress, _load
-from congruence.encoders.encoder_set import EncoderSet
 from congruence.encoders.base import encode_batch
+from congruence.encoders.encoder_set import EncoderSet
+from congruence.indexer.encode import Progress, _load
 from congruence.ray.actors import Actors
 from congruence.ray.cluster import Batch, placement
 from congruence.store.records import Store
@@ -60,8 +60,11 @@ class _ImageActor:
             vecs = encode_batch(self.enc, x)
             self.vstore.put_vectors(self.model_id, [h for h, _ in ok], vecs, self.enc.dim)
         errors = [t if isinstance(t, str) else "" for t in loaded]
-        return {"hash": np.array(hashes, dtype=object), "error": np.array(errors, dtype=object),
-                "placement": np.array([self.placement] * len(hashes), dtype=object)}
+        return {
+            "hash": np.array(hashes, dtype=object),
+            "error": np.array(errors, dtype=object),
+            "placement": np.array([self.placement] * len(hashes), dtype=object),
+        }
 
 
 class _TextActor:
@@ -77,8 +80,10 @@ class _TextActor:
         hashes = [str(h) for h in batch["hash"]]
         vecs = self.enc.encode([str(c) for c in batch["caption"]])
         self.vstore.put_vectors(self.model_id, hashes, vecs, self.enc.dim)
-        return {"hash": np.array(hashes, dtype=object),
-                "placement": np.array([self.placement] * len(hashes), dtype=object)}
+        return {
+            "hash": np.array(hashes, dtype=object),
+            "placement": np.array([self.placement] * len(hashes), dtype=object),
+        }
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,9 @@ class RayEncoder:
         """Connect to the cluster at ``address`` (see ``ray.cluster.connect``) and size the stage."""
         return cls(Actors.connect(address, settings, actors=actors))
 
-    def images(self, vstore: VectorStore, model_id: int,
-               progress: Progress | None = None) -> tuple[int, list[tuple[str, str]]]:
+    def images(
+        self, vstore: VectorStore, model_id: int, progress: Progress | None = None
+    ) -> tuple[int, list[tuple[str, str]]]:
         """As ``encode.encode_images``: (images encoded, [(image_hash, reason) of those that failed])."""
         todo = vstore.pending_images(model_id)
         rows = [{"hash": h, "root": root, "image": rel} for h, root, rel in todo]
@@ -118,8 +124,15 @@ class RayEncoder:
             pass
         return len(rows)
 
-    def _run(self, rows: list[dict[str, Any]], actor: type, batch_size: int, model_id: int, stage: str,
-             progress: Progress | None) -> Iterator[Batch]:
+    def _run(
+        self,
+        rows: list[dict[str, Any]],
+        actor: type,
+        batch_size: int,
+        model_id: int,
+        stage: str,
+        progress: Progress | None,
+    ) -> Iterator[Batch]:
         """The actors' output batches, as they finish; reports progress per batch."""
         if not rows:
             return

@@ -42,15 +42,30 @@ class Actors:
         gpus = cluster.gpus_per_actor(settings.device)
         return cls(worker_settings(settings, cluster, url), actors or cluster.default_actors(gpus), gpus, address)
 
-    def map(self, stage: str, rows: list[dict[str, Any]], actor: type, kwargs: Mapping[str, Any], *,
-            batch_size: int, n_blocks: int, put: Mapping[str, Any] | None = None) -> Iterator[Batch]:
+    def map(
+        self,
+        stage: str,
+        rows: list[dict[str, Any]],
+        actor: type,
+        kwargs: Mapping[str, Any],
+        *,
+        batch_size: int,
+        n_blocks: int,
+        put: Mapping[str, Any] | None = None,
+    ) -> Iterator[Batch]:
         """The output batches of ``actor`` (constructed with ``kwargs``, plus each value of ``put``
         stored once in the object store and passed as a one-item list) over ``rows``, in
         ``n_blocks`` blocks, as they finish."""
-        logger.info("%s on Ray: %d rows, %d actors, %d GPU each", stage, len(rows), min(self.actors, n_blocks),
-                    self.gpus_per_actor)
-        build = functools.partial(_dataset, rows, n_blocks, actor, dict(kwargs), dict(put or {}), batch_size,
-                                  self.actors, self.gpus_per_actor)
+        logger.info(
+            "%s on Ray: %d rows, %d actors, %d GPU each",
+            stage,
+            len(rows),
+            min(self.actors, n_blocks),
+            self.gpus_per_actor,
+        )
+        build = functools.partial(
+            _dataset, rows, n_blocks, actor, dict(kwargs), dict(put or {}), batch_size, self.actors, self.gpus_per_actor
+        )
         seen = self.seen.setdefault(stage, set())
         for out in run_pipeline(build):
             seen.update(str(p) for p in out["placement"])
@@ -61,12 +76,26 @@ class Actors:
         return placements(self.seen.get(stage, set()))
 
 
-def _dataset(rows: list[dict[str, Any]], n_blocks: int, actor: type, kwargs: dict[str, Any], put: dict[str, Any],
-             batch_size: int, actors: int, gpus_per_actor: int) -> Any:
+def _dataset(
+    rows: list[dict[str, Any]],
+    n_blocks: int,
+    actor: type,
+    kwargs: dict[str, Any],
+    put: dict[str, Any],
+    batch_size: int,
+    actors: int,
+    gpus_per_actor: int,
+) -> Any:
     """One stage's pipeline: the work list, ``map_batches`` over a pool of ``actor``. Built where
     it runs (the cluster, for a Ray Client driver), so ``put`` happens there too."""
     ray = import_ray()
     refs = {k: [ray.put(v)] for k, v in put.items()}  # wrapped in a list: Ray Data passes it as is
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
-    return ds.map_batches(actor, fn_constructor_kwargs={**kwargs, **refs}, batch_size=batch_size,
-                          batch_format="numpy", compute=actor_pool(actors, n_blocks), num_gpus=gpus_per_actor)
+    return ds.map_batches(
+        actor,
+        fn_constructor_kwargs={**kwargs, **refs},
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=actor_pool(actors, n_blocks),
+        num_gpus=gpus_per_actor,
+    )

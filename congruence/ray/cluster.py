@@ -97,8 +97,13 @@ def connect(address: str) -> Cluster:
         except Exception as e:  # ConnectionError, ValueError, RuntimeError: Ray raises many kinds
             if attempt == attempts or not any(m in str(e) for m in _CLIENT_SERVER_DIED):
                 raise CongruenceError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
-            logger.warning("Ray Client connection %d of %d to %s failed: the head's server for it died at start "
-                           "(ray-project/ray#63202); connecting again", attempt, attempts, address)
+            logger.warning(
+                "Ray Client connection %d of %d to %s failed: the head's server for it died at start "
+                "(ray-project/ray#63202); connecting again",
+                attempt,
+                attempts,
+                address,
+            )
             ray.shutdown()
             time.sleep(CLIENT_RETRY_S)
     res = ray.cluster_resources()
@@ -123,7 +128,8 @@ def worker_settings(settings: Settings, cluster: Cluster, url: str | None = None
         raise StoreUnavailable(
             f"the embedded PostgreSQL under {settings.home} is reachable from this machine only, not from the "
             f"Ray cluster at {cluster.address!r}: set DATABASE_URL to a PostgreSQL with pgvector that every "
-            "node can reach (see docs/scale-out.md)")
+            "node can reach (see docs/scale-out.md)"
+        )
     return settings.with_(database_url=url or database.database_url(settings))
 
 
@@ -174,8 +180,9 @@ def placement(device: str) -> str:
     """Where an actor runs, as JSON: its node, the GPUs Ray gave it, the torch device it uses."""
     ray = import_ray()
     gpus = [int(g) if str(g).isdigit() else str(g) for g in ray.get_gpu_ids()]
-    return json.dumps({"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "gpu_ids": gpus,
-                       "device": device}, sort_keys=True)
+    return json.dumps(
+        {"node": ray.util.get_node_ip_address(), "pid": os.getpid(), "gpu_ids": gpus, "device": device}, sort_keys=True
+    )
 
 
 def placements(seen: set[str]) -> list[dict[str, Any]]:

@@ -26,25 +26,49 @@ class Category:
     image_classes: tuple[str, ...]
 
 
-CATEGORIES: dict[str, Category] = {c.name: c for c in (
-    Category("adult", "adult & explicit sexual content",
-             ("sexual content, nudity and porn", "an explicit sexy photo of a naked body in lingerie"),
-             ("bikini", "brassiere", "maillot", "swimming trunks")),
-    Category("arms", "arms & ammunition",
-             ("guns, rifles, pistols and ammunition", "shooting firearms at a gun range"),
-             ("assault rifle", "rifle", "revolver", "holster", "cannon", "missile", "projectile")),
-    Category("drugs", "illegal drugs, tobacco, e-cigarettes, vaping, alcohol",
-             ("drinking beer, wine, cocktails and alcohol", "smoking cigarettes, vaping or smoking weed",
-              "getting drunk at a party with shots of vodka"),
-             ("beer bottle", "wine bottle", "beer glass", "red wine", "whiskey jug", "cocktail shaker")),
-    Category("hate_profanity", "hate speech & acts of aggression; obscenity and profanity",
-             ("racist slurs and hateful insults", "swearing and vulgar curse words"),
-             ()),
-    Category("violence", "death, injury or military conflict; crime and harmful acts",
-             ("a violent murder, killing and blood", "war, soldiers and military conflict",
-              "mourning a death at a funeral"),
-             ("guillotine", "tank", "warplane", "half track")),
-)}
+CATEGORIES: dict[str, Category] = {
+    c.name: c
+    for c in (
+        Category(
+            "adult",
+            "adult & explicit sexual content",
+            ("sexual content, nudity and porn", "an explicit sexy photo of a naked body in lingerie"),
+            ("bikini", "brassiere", "maillot", "swimming trunks"),
+        ),
+        Category(
+            "arms",
+            "arms & ammunition",
+            ("guns, rifles, pistols and ammunition", "shooting firearms at a gun range"),
+            ("assault rifle", "rifle", "revolver", "holster", "cannon", "missile", "projectile"),
+        ),
+        Category(
+            "drugs",
+            "illegal drugs, tobacco, e-cigarettes, vaping, alcohol",
+            (
+                "drinking beer, wine, cocktails and alcohol",
+                "smoking cigarettes, vaping or smoking weed",
+                "getting drunk at a party with shots of vodka",
+            ),
+            ("beer bottle", "wine bottle", "beer glass", "red wine", "whiskey jug", "cocktail shaker"),
+        ),
+        Category(
+            "hate_profanity",
+            "hate speech & acts of aggression; obscenity and profanity",
+            ("racist slurs and hateful insults", "swearing and vulgar curse words"),
+            (),
+        ),
+        Category(
+            "violence",
+            "death, injury or military conflict; crime and harmful acts",
+            (
+                "a violent murder, killing and blood",
+                "war, soldiers and military conflict",
+                "mourning a death at a funeral",
+            ),
+            ("guillotine", "tank", "warplane", "half track"),
+        ),
+    )
+}
 NAMES: tuple[str, ...] = tuple(CATEGORIES)
 
 

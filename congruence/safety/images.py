@@ -43,13 +43,17 @@ class ImageClassifier:
 
 def image_classifier(encoder_name: str, device: str = "cpu") -> ImageClassifier | None:
     """The ImageNet classifier of the image encoder, or None when it has none."""
-    from congruence.engagement.concepts import concept_bank, imagenet_labels
     from congruence.encoders import torch_models
+    from congruence.engagement.concepts import concept_bank, imagenet_labels
 
     if encoder_name == "efficientnet-lite0":
         fc = getattr(torch_models.image_encoder(encoder_name, device).model, "_fc")  # noqa: B009
-        return ImageClassifier(imagenet_labels(), fc.weight.detach().float().cpu().numpy(),
-                               fc.bias.detach().float().cpu().numpy(), FEATURE_NORM)
+        return ImageClassifier(
+            imagenet_labels(),
+            fc.weight.detach().float().cpu().numpy(),
+            fc.bias.detach().float().cpu().numpy(),
+            FEATURE_NORM,
+        )
     if encoder_name.startswith("open_clip:"):
         bank = concept_bank(encoder_name, device)
         if bank is not None:

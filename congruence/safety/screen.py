@@ -24,12 +24,12 @@ import numpy as np
 
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
-from congruence.store.records import Store
-from congruence.store import flags as flag_store
 from congruence.safety import lexicon
 from congruence.safety.categories import CATEGORIES
-from congruence.store.flags import Flag, Pending
 from congruence.safety.images import ImageClassifier, image_classifier
+from congruence.store import flags as flag_store
+from congruence.store.flags import Flag, Pending
+from congruence.store.records import Store
 
 logger = logging.getLogger(__name__)
 CAPTION_MIN_COS = 0.5
@@ -41,11 +41,16 @@ CHUNK = 2000
 def screen_version(settings: Settings) -> str:
     """What the flags depend on (word lists, descriptions, classes, thresholds, encoders): a
     change screens every post again."""
-    doc = {"words": lexicon.OWN_WORDS, "hate": sorted(lexicon.HATE_PROFANITY), "ignored": lexicon.IGNORED,
-           "matching": lexicon.MATCHING,
-           "glin": version("glin-profanity"), "categories": {n: asdict(c) for n, c in CATEGORIES.items()},
-           "thresholds": [CAPTION_MIN_COS, IMAGE_MIN_PROB, IMAGE_TOP],
-           "encoders": [settings.image_encoder, settings.text_encoder]}
+    doc = {
+        "words": lexicon.OWN_WORDS,
+        "hate": sorted(lexicon.HATE_PROFANITY),
+        "ignored": lexicon.IGNORED,
+        "matching": lexicon.MATCHING,
+        "glin": version("glin-profanity"),
+        "categories": {n: asdict(c) for n, c in CATEGORIES.items()},
+        "thresholds": [CAPTION_MIN_COS, IMAGE_MIN_PROB, IMAGE_TOP],
+        "encoders": [settings.image_encoder, settings.text_encoder],
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -83,8 +88,9 @@ class Screener:
             self._classifier = image_classifier(self.settings.image_encoder, self.settings.device)
         return self._classifier if isinstance(self._classifier, ImageClassifier) else None
 
-    def caption_flags(self, post_id: str, caption: str, emb: np.ndarray | None,
-                      min_cos: float = CAPTION_MIN_COS) -> list[Flag]:
+    def caption_flags(
+        self, post_id: str, caption: str, emb: np.ndarray | None, min_cos: float = CAPTION_MIN_COS
+    ) -> list[Flag]:
         """The caption's flags: its words, and the categories whose descriptions its (L2-
         normalised) embedding ``emb`` is within ``min_cos`` of (None: words only)."""
         flags = [Flag(post_id, h.category, "words", h.word, 1.0) for h in lexicon.caption_words(caption)]
@@ -107,8 +113,11 @@ class Screener:
         wanted = {clf.names.index(n): c.name for c in CATEGORIES.values() for n in c.image_classes if n in clf.names}
         out = []
         for pid, p, row in zip(post_ids, probs, top, strict=True):
-            out += [Flag(pid, wanted[j], "image", clf.names[j], float(p[j])) for j in row
-                    if j in wanted and p[j] >= IMAGE_MIN_PROB]
+            out += [
+                Flag(pid, wanted[j], "image", clf.names[j], float(p[j]))
+                for j in row
+                if j in wanted and p[j] >= IMAGE_MIN_PROB
+            ]
         return out
 
     def chunk(self, store: Store, posts: list[Pending]) -> tuple[list[Pending], list[Flag]]:
@@ -116,8 +125,11 @@ class Screener:
         assert self.ids is not None, "a Screener without model ids screens captions only"
         texts = flag_store.vectors_by_hash(store, self.ids.text, [p.caption_hash for p in posts if p.caption_hash])
         images = flag_store.vectors_by_hash(store, self.ids.image, [p.image_hash for p in posts if p.image_hash])
-        ready = [p for p in posts if (not p.caption_hash or p.caption_hash in texts)
-                 and (not p.image_hash or p.image_hash in images)]
+        ready = [
+            p
+            for p in posts
+            if (not p.caption_hash or p.caption_hash in texts) and (not p.image_hash or p.image_hash in images)
+        ]
         flags = [f for p in ready for f in self.caption_flags(p.post_id, p.caption, texts.get(p.caption_hash or ""))]
         with_image = [p for p in ready if p.image_hash]
         if with_image:
@@ -126,8 +138,9 @@ class Screener:
         return ready, flags
 
 
-def screen(settings: Settings, store: Store | None = None,
-           progress: Callable[[int], None] | None = None) -> ScreenReport:
+def screen(
+    settings: Settings, store: Store | None = None, progress: Callable[[int], None] | None = None
+) -> ScreenReport:
     """Screen every post waiting for this version of the screen; see the module doc."""
     own = store is None
     store = store or Store.open(settings)

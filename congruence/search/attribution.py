@@ -102,8 +102,13 @@ def attribute(fn: ScoreFn, x: torch.Tensor, method: str, layer: torch.nn.Module)
         out = LayerAttribution.interpolate(cam.sum(dim=1, keepdim=True), tuple(size), interpolate_mode="bilinear")
     else:
         with torch.no_grad():
-            out = Occlusion(fn).attribute(x, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28),
-                                          baselines=0.0, perturbations_per_eval=16).sum(dim=1, keepdim=True)
+            out = (
+                Occlusion(fn)
+                .attribute(
+                    x, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28), baselines=0.0, perturbations_per_eval=16
+                )
+                .sum(dim=1, keepdim=True)
+            )
     return out.detach()[0, 0].float().cpu().numpy()
 
 

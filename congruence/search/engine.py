@@ -17,14 +17,12 @@ from PIL import Image
 from congruence.core.errors import InvalidInput, ModelMismatch
 from congruence.core.memory import release_free_memory
 from congruence.core.settings import Settings
-from congruence.indexer.derived import update_space
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.encoders.inference import encode_images
+from congruence.indexer.derived import update_space
 from congruence.indexer.index import Manifest
 from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync_index
 from congruence.indexer.pool import pool, pool_features
-from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
 from congruence.safety.screen import screen_version
 from congruence.search.feedback import (
     CONTENT_SPACE,
@@ -43,6 +41,8 @@ from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened, load_safety
 from congruence.search.snapshot import Snapshot, VectorReader
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 from congruence.training.deploy import check_encoders, derived_space, load_active
 
 __all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Feedback", "Snapshot"]
@@ -114,8 +114,9 @@ class Engine:
         rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
         rows[table.seq] = np.arange(len(table.seq))
         safety = load_safety(self.store, table, screen_version(self.settings))
-        return Snapshot(res.index, table, rows, res.manifest.model, space, head, generation, safety,
-                        load_metrics(self.store, table))
+        return Snapshot(
+            res.index, table, rows, res.manifest.model, space, head, generation, safety, load_metrics(self.store, table)
+        )
 
     def refresh(self) -> None:
         """Re-read PostgreSQL (and the head in service) and swap in an up-to-date snapshot."""
@@ -132,16 +133,30 @@ class Engine:
             return self.snapshot
 
     # -- queries ----------------------------------------------------------------------
-    def match_brand(self, brand_id: str, k: int = 20, filters: Filters = Filters(), posts: int = 0,
-                    feedback: Feedback = Feedback(), snap: Snapshot | None = None) -> list[Hit]:
+    def match_brand(
+        self,
+        brand_id: str,
+        k: int = 20,
+        filters: Filters = Filters(),
+        posts: int = 0,
+        feedback: Feedback = Feedback(),
+        snap: Snapshot | None = None,
+    ) -> list[Hit]:
         """``snap``: answer from this snapshot (taken with ``current``, so that a caller can name
         the head that answered: ``ranking(snap)``); the current one by default."""
         snap = snap or self.current()
         entry = self.entry(snap, brand_id, "brand")
         return self._hits(snap, entry.vector, k, filters, posts, brand_posts=entry.posts, feedback=feedback)
 
-    def match_new(self, images: Sequence[Image.Image], text: str, k: int = 20, filters: Filters = Filters(),
-                  posts: int = 0, feedback: Feedback = Feedback()) -> list[Hit]:
+    def match_new(
+        self,
+        images: Sequence[Image.Image],
+        text: str,
+        k: int = 20,
+        filters: Filters = Filters(),
+        posts: int = 0,
+        feedback: Feedback = Feedback(),
+    ) -> list[Hit]:
         """Match a brand that is not in the corpus, described by images and/or text."""
         return self.match_query(self.describe_new(images, text), k, filters, posts, feedback)
 
@@ -151,20 +166,36 @@ class Engine:
         img, txt = self._encode_new(images, text)
         if snap.head is None:
             return BrandQuery(pool(img, txt, self.ids.d_image, self.ids.d_text), None, snap.space)
-        q, brand_posts = describe_new_brand(snap.head, img, txt[0] if len(txt) else None,
-                                            self.ids.d_image, self.ids.d_text)
+        q, brand_posts = describe_new_brand(
+            snap.head, img, txt[0] if len(txt) else None, self.ids.d_image, self.ids.d_text
+        )
         return BrandQuery(q, brand_posts, snap.space)
 
-    def match_query(self, query: BrandQuery, k: int = 20, filters: Filters = Filters(), posts: int = 0,
-                    feedback: Feedback = Feedback(), snap: Snapshot | None = None) -> list[Hit]:
+    def match_query(
+        self,
+        query: BrandQuery,
+        k: int = 20,
+        filters: Filters = Filters(),
+        posts: int = 0,
+        feedback: Feedback = Feedback(),
+        snap: Snapshot | None = None,
+    ) -> list[Hit]:
         snap = snap or self.current()
         if query.space != snap.space:
-            raise ModelMismatch(f"this brand was described in {query.space!r}, but {snap.space!r} is in service "
-                                "now: describe it again")
+            raise ModelMismatch(
+                f"this brand was described in {query.space!r}, but {snap.space!r} is in service now: describe it again"
+            )
         return self._hits(snap, query.vector, k, filters, posts, brand_posts=query.posts, feedback=feedback)
 
-    def similar(self, influencers: str | Sequence[str], k: int = 20, filters: Filters = Filters(), posts: int = 0,
-                feedback: Feedback = Feedback(), snap: Snapshot | None = None) -> list[Hit]:
+    def similar(
+        self,
+        influencers: str | Sequence[str],
+        k: int = 20,
+        filters: Filters = Filters(),
+        posts: int = 0,
+        feedback: Feedback = Feedback(),
+        snap: Snapshot | None = None,
+    ) -> list[Hit]:
         """Look-alikes of one influencer, or of a set (ranked by the mean cosine to the seeds,
         the seeds excluded), in the influencer tower when a head is in service. ``snap``: as
         ``match_brand``'s."""
@@ -182,18 +213,41 @@ class Engine:
         entries = [self.entry(snap, a, "influencer") for a in seeds]
         vecs = np.stack([e.vector for e in entries])
         q = entries[0].vector if len(entries) == 1 else seeds_query(vecs)
-        return self._hits(snap, q, k, filters, posts, exclude=[e.seq for e in entries], feedback=feedback,
-                          examples=vecs, example_seqs=[e.seq for e in entries])
+        return self._hits(
+            snap,
+            q,
+            k,
+            filters,
+            posts,
+            exclude=[e.seq for e in entries],
+            feedback=feedback,
+            examples=vecs,
+            example_seqs=[e.seq for e in entries],
+        )
 
-    def retrieve(self, snap: Snapshot, xq: np.ndarray, k: int, filters: Filters = Filters(),
-                 brand_posts: Sequence[np.ndarray | None] | None = None,
-                 exclude: Sequence[np.ndarray] | None = None,
-                 feedback: Sequence[Moves | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def retrieve(
+        self,
+        snap: Snapshot,
+        xq: np.ndarray,
+        k: int,
+        filters: Filters = Filters(),
+        brand_posts: Sequence[np.ndarray | None] | None = None,
+        exclude: Sequence[np.ndarray] | None = None,
+        feedback: Sequence[Moves | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings."""
         self.check_screened(snap, filters)
-        return retrieve(snap, xq, k, exact=self.reader.exact, candidates=self.settings.candidates,
-                        selection=snap.selection(filters), brand_posts=brand_posts, exclude=exclude,
-                        feedback=feedback)
+        return retrieve(
+            snap,
+            xq,
+            k,
+            exact=self.reader.exact,
+            candidates=self.settings.candidates,
+            selection=snap.selection(filters),
+            brand_posts=brand_posts,
+            exclude=exclude,
+            feedback=feedback,
+        )
 
     def check_screened(self, snap: Snapshot, filters: Filters) -> None:
         """For a brand-safety filter: refuse while posts wait for the screen (checked once
@@ -238,10 +292,19 @@ class Engine:
         txt = self.encoders.text.encode([text]) if text else np.zeros((0, self.ids.d_text), np.float32)
         return img, txt
 
-    def _hits(self, snap: Snapshot, q: np.ndarray, k: int, filters: Filters, posts: int,
-              brand_posts: np.ndarray | None = None, exclude: Sequence[int] = (),
-              feedback: Feedback = Feedback(), examples: np.ndarray | None = None,
-              example_seqs: Sequence[int] = ()) -> list[Hit]:
+    def _hits(
+        self,
+        snap: Snapshot,
+        q: np.ndarray,
+        k: int,
+        filters: Filters,
+        posts: int,
+        brand_posts: np.ndarray | None = None,
+        exclude: Sequence[int] = (),
+        feedback: Feedback = Feedback(),
+        examples: np.ndarray | None = None,
+        example_seqs: Sequence[int] = (),
+    ) -> list[Hit]:
         """One query through ``retrieve``, with ``feedback`` (``examples``: vectors that count as
         liked, ``feedback.apply``, of the accounts ``example_seqs``), as hits (with each hit's
         ``posts`` best posts)."""
@@ -254,8 +317,17 @@ class Engine:
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
         t = snap.table
-        hits = [Hit(t.ids[r], t.handles[r], t.categories[r], int(t.followers[r]) if t.followers[r] >= 0 else None,
-                    float(score), rank) for rank, (r, score) in enumerate(zip(rows, D[0], strict=False), start=1)]
+        hits = [
+            Hit(
+                t.ids[r],
+                t.handles[r],
+                t.categories[r],
+                int(t.followers[r]) if t.followers[r] >= 0 else None,
+                float(score),
+                rank,
+            )
+            for rank, (r, score) in enumerate(zip(rows, D[0], strict=False), start=1)
+        ]
         return self._with_posts(snap, hits, seqs.tolist(), q, posts) if posts else hits
 
     def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:
@@ -277,14 +349,16 @@ class Engine:
 
     def marked(self, snap: Snapshot, feedback: Feedback) -> Marked | None:
         """``feedback`` resolved in the snapshot's space."""
+
         def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
             with self._lock:
                 return self.store.account_kinds(ids), self.store.seqs_of(ids)
 
         return resolve(snap.space, snap.index.dim, feedback, lookup, self.reader.exact)
 
-    def per_post_vectors(self, snap: Snapshot, account_ids: list[str],
-                          seqs: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    def per_post_vectors(
+        self, snap: Snapshot, account_ids: list[str], seqs: Sequence[int] | None = None
+    ) -> dict[str, np.ndarray]:
         """Account id -> (n_posts, d) per-post vectors in the snapshot's space (seqs: the
         accounts' seqs, aligned, when the caller knows them)."""
         if snap.head is not None and snap.index.posts is not None:
@@ -296,8 +370,10 @@ class Engine:
             return {a: v for a, v in found.items() if v is not None}
         ids = self.ids
         sets = self.vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=account_ids)
-        return {a: np.stack([pool_features(f[None, :], ids.d_image) for f in sets.posts_of(i)])
-                for i, a in enumerate(sets.account_ids)}
+        return {
+            a: np.stack([pool_features(f[None, :], ids.d_image) for f in sets.posts_of(i)])
+            for i, a in enumerate(sets.account_ids)
+        }
 
     # -- status -------------------------------------------------------------------------
     def ranking(self, snap: Snapshot | None = None) -> str:
@@ -305,8 +381,10 @@ class Engine:
         head = (snap or self.snapshot).head
         if head is None:
             return "untrained: cosine similarity of pooled embeddings (no congruence head trained yet)"
-        return (f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "
-                "reranked by the head")
+        return (
+            f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "
+            "reranked by the head"
+        )
 
     def status(self) -> dict[str, object]:
         snap = self.snapshot
@@ -317,17 +395,26 @@ class Engine:
         return {
             **counts,
             "embedded_posts": self.vstore.count_embedded_posts(self.ids.image, self.ids.text),
-            "models": {"image": self.ids.image_name, "text": self.ids.text_name,
-                       "head": head.version if head is not None else None},
+            "models": {
+                "image": self.ids.image_name,
+                "text": self.ids.text_name,
+                "head": head.version if head is not None else None,
+            },
             "ranking": ranking,
-            "index": {"size": snap.index.n_alive, "kind": snap.index.kind, "model": snap.model,
-                      "space": snap.space, "dim": snap.index.dim, "stale": man_stale is not None,
-                      "stale_reason": man_stale},
+            "index": {
+                "size": snap.index.n_alive,
+                "kind": snap.index.kind,
+                "model": snap.model,
+                "space": snap.space,
+                "dim": snap.index.dim,
+                "stale": man_stale is not None,
+                "stale_reason": man_stale,
+            },
         }
 
 
 def _manifest(snap: Snapshot) -> Manifest:
     seq_ver = snap.index.live_versions()
-    return Manifest(snap.space, snap.model, snap.index.dim, snap.index.kind, len(seq_ver),
-                    int(sum(seq_ver.values())), 0.0, {})
-
+    return Manifest(
+        snap.space, snap.model, snap.index.dim, snap.index.kind, len(seq_ver), int(sum(seq_ver.values())), 0.0, {}
+    )

@@ -22,9 +22,9 @@ import torch
 from PIL import Image
 
 from congruence.core.errors import Busy, InvalidInput, ModelMismatch, NotFound
+from congruence.core.hashes import sha256_bytes
 from congruence.encoders.base import ImageEncoder, model_lock
 from congruence.encoders.images import read_image
-from congruence.core.hashes import sha256_bytes
 from congruence.search.attribution import (
     ALGORITHM_VERSION,
     HEAVY,
@@ -59,8 +59,15 @@ class Explainer:
         self.cache_dir = engine.settings.home / "cache" / "explain"
 
     # -- public -------------------------------------------------------------------------
-    def explain_image(self, brand_id: str, image: Image.Image, image_hash: str, caption: str = "",
-                      method: str = "gradcam", post_id: str | None = None) -> Explanation:
+    def explain_image(
+        self,
+        brand_id: str,
+        image: Image.Image,
+        image_hash: str,
+        caption: str = "",
+        method: str = "gradcam",
+        post_id: str | None = None,
+    ) -> Explanation:
         _check_method(method)
         brand, model, brand_version = self._brand_side(brand_id, caption)
         return self._explain(brand, model, brand_id, str(brand_version), image, image_hash, caption, method, post_id)
@@ -70,8 +77,9 @@ class Explainer:
         image, digest, caption = self._post_image(post_id)
         return self.explain_image(brand_id, image, digest, caption, method, post_id), image
 
-    def explain_post_for_query(self, query: BrandQuery, query_id: str, post_id: str,
-                               method: str = "gradcam") -> tuple[Explanation, Image.Image]:
+    def explain_post_for_query(
+        self, query: BrandQuery, query_id: str, post_id: str, method: str = "gradcam"
+    ) -> tuple[Explanation, Image.Image]:
         """A post explained against a brand that is not in the corpus (a match by images and text)."""
         _check_method(method)
         snap = self.engine.current()
@@ -79,13 +87,26 @@ class Explainer:
             raise ModelMismatch("the model changed since this search: search again to explain its results")
         image, digest, caption = self._post_image(post_id)
         cap = self._caption_vector(caption)
-        side = BrandSide(cap, head=snap.head, posts=query.posts) if snap.head is not None else \
-            BrandSide(cap, pooled=query.vector)
+        side = (
+            BrandSide(cap, head=snap.head, posts=query.posts)
+            if snap.head is not None
+            else BrandSide(cap, pooled=query.vector)
+        )
         exp = self._explain(side, snap.model, f"query:{query_id}", "0", image, digest, caption, method, post_id)
         return exp, image
 
-    def _explain(self, brand: BrandSide, model: str, brand_key: str, version: str, image: Image.Image,
-                 image_hash: str, caption: str, method: str, post_id: str | None) -> Explanation:
+    def _explain(
+        self,
+        brand: BrandSide,
+        model: str,
+        brand_key: str,
+        version: str,
+        image: Image.Image,
+        image_hash: str,
+        caption: str,
+        method: str,
+        post_id: str | None,
+    ) -> Explanation:
         key = self._key(model, brand_key, version, image_hash, caption, method)
         hit = self._cached(key)
         if hit is not None:
@@ -145,8 +166,9 @@ class Explainer:
         engine = self.engine
         return engine.encoders.text.encode([caption])[0] if caption.strip() else np.zeros(engine.ids.d_text, np.float32)
 
-    def _compute(self, enc: ImageEncoder, brand: BrandSide, image: Image.Image, method: str
-                 ) -> tuple[np.ndarray, float]:
+    def _compute(
+        self, enc: ImageEncoder, brand: BrandSide, image: Image.Image, method: str
+    ) -> tuple[np.ndarray, float]:
         prep = getattr(enc, "preprocess_keep_aspect", enc.preprocess)
         x = prep(image.convert("RGB"))[None].to(enc.device)
         fn = score_function(enc.features, brand)
@@ -156,8 +178,16 @@ class Explainer:
         return resize_map(heat, image.height, image.width), score
 
     def _key(self, model: str, brand_id: str, version: str, image_hash: str, caption: str, method: str) -> str:
-        parts = [model, brand_id, version, image_hash, sha256_bytes(caption.encode()), method,
-                 self.engine.settings.image_encoder, ALGORITHM_VERSION]
+        parts = [
+            model,
+            brand_id,
+            version,
+            image_hash,
+            sha256_bytes(caption.encode()),
+            method,
+            self.engine.settings.image_encoder,
+            ALGORITHM_VERSION,
+        ]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def _cached(self, key: str) -> tuple[np.ndarray, float] | None:
@@ -186,8 +216,10 @@ class Explainer:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 if e.errno in (errno.EAGAIN, errno.EACCES):
-                    raise Busy(f"another slow explanation ({', '.join(sorted(HEAVY))}) is running; "
-                               "try again shortly, or use --method gradcam") from None
+                    raise Busy(
+                        f"another slow explanation ({', '.join(sorted(HEAVY))}) is running; "
+                        "try again shortly, or use --method gradcam"
+                    ) from None
                 raise
             try:
                 yield

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.idfile import read_id_lines
-from congruence.store.records import Store
 from congruence.search.engine import MAX_K, Engine, Snapshot
 from congruence.search.export_files import (
     FORMATS,
@@ -37,6 +36,7 @@ from congruence.search.export_files import (
 )
 from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
+from congruence.store.records import Store
 
 if TYPE_CHECKING:  # Ray is an optional extra, imported only when a cluster is named
     from congruence.search.ray_export import RayRanker
@@ -100,8 +100,11 @@ def read_brand_file(path: Path, store: Store | None = None) -> tuple[str, ...]:
 
 def _check_brands(kinds: Mapping[str, str], brands: list[str], where: Callable[[int, str], str]) -> None:
     """Refuse ids that are not brands (``kinds``: account id -> kind, of those that exist)."""
-    bad = [f"{where(i, b)}: " + (f"unknown brand {b!r}" if b not in kinds else f"{b!r} is an influencer, not a brand")
-           for i, b in enumerate(brands) if kinds.get(b) != "brand"]
+    bad = [
+        f"{where(i, b)}: " + (f"unknown brand {b!r}" if b not in kinds else f"{b!r} is an influencer, not a brand")
+        for i, b in enumerate(brands)
+        if kinds.get(b) != "brand"
+    ]
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise NotFound("; ".join(bad[:5]) + more)
@@ -115,17 +118,21 @@ def _brands(engine: Engine, spec: ExportSpec) -> list[str]:
     return brands
 
 
-def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[str],
-                 batch_brands: int) -> dict[str, Any]:
+def _fingerprint(
+    engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[str], batch_brands: int
+) -> dict[str, Any]:
     """What the rows depend on; a resumed run must match it."""
     brand_versions = engine.reader.versions(snap.space, brands)
     index = snap.index
     return {
         "brands": "all" if spec.brands is None else "list",
         "brands_sha256": hashlib.sha256("\n".join(brands).encode()).hexdigest(),
-        "n_brands": len(brands), "k": spec.k, "format": spec.fmt,
+        "n_brands": len(brands),
+        "k": spec.k,
+        "format": spec.fmt,
         "filters": {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},  # as JSON
-        "space": snap.space, "model": snap.model,
+        "space": snap.space,
+        "model": snap.model,
         "candidates": engine.settings.candidates if snap.head is not None else None,
         "index": {"size": index.n_alive, "version_sum": int(index.versions[index.alive].sum())},
         "metrics": snap.metrics.version if snap.metrics is not None else None,
@@ -134,8 +141,15 @@ def _fingerprint(engine: Engine, snap: Snapshot, spec: ExportSpec, brands: list[
     }
 
 
-def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress | None = None,
-               batch_brands: int = 256, restart: bool = False, ray_address: str | None = None) -> ExportReport:
+def run_export(
+    engine: Engine,
+    spec: ExportSpec,
+    out: Path,
+    progress: Progress | None = None,
+    batch_brands: int = 256,
+    restart: bool = False,
+    ray_address: str | None = None,
+) -> ExportReport:
     """Export ``spec`` to ``out`` (resuming ``<out>.parts/`` when present); see the module doc.
 
     progress(done_brands, total_brands) is called once at the start (with the brands
@@ -172,9 +186,15 @@ def run_export(engine: Engine, spec: ExportSpec, out: Path, progress: Progress |
                 progress(finished, len(brands))
         assemble(parts, out, spec.fmt, n_chunks)
     infos = [done[i] for i in range(n_chunks)]
-    return ExportReport(out, len(brands), sum(c.rows for c in infos), resumed,
-                        tuple(s for c in infos for s in c.skipped), time.perf_counter() - t0,
-                        on_ray.report() if on_ray is not None else None)
+    return ExportReport(
+        out,
+        len(brands),
+        sum(c.rows for c in infos),
+        resumed,
+        tuple(s for c in infos for s in c.skipped),
+        time.perf_counter() - t0,
+        on_ray.report() if on_ray is not None else None,
+    )
 
 
 def _ray_ranker(address: str, engine: Engine) -> RayRanker:
@@ -183,8 +203,9 @@ def _ray_ranker(address: str, engine: Engine) -> RayRanker:
     return RayRanker.connect(address, engine)
 
 
-def _ranked(ranker: BatchRanker, spec: ExportSpec, todo: Mapping[int, Sequence[str]],
-            on_ray: RayRanker | None) -> Iterator[tuple[int, RankedRows]]:
+def _ranked(
+    ranker: BatchRanker, spec: ExportSpec, todo: Mapping[int, Sequence[str]], on_ray: RayRanker | None
+) -> Iterator[tuple[int, RankedRows]]:
     """(chunk number, rows) of every chunk in ``todo``: here in order, or on Ray as they finish."""
     if on_ray is not None:
         return on_ray.rank(ranker.snap, spec.k, spec.filters, todo)

@@ -26,16 +26,27 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from congruence.core.errors import Busy, InvalidInput
-from congruence.store.rows import AccountTable
 from congruence.search.export_rank import RankedRows
 from congruence.search.metric_filters import MetricsIndex
+from congruence.store.rows import AccountTable
 
 FORMATS = ("csv", "jsonl", "parquet")
-SCHEMA = pa.schema([("brand_id", pa.string()), ("influencer_id", pa.string()), ("handle", pa.string()),
-                    ("followers", pa.int64()), ("category", pa.string()), ("score", pa.float64()),
-                    ("rank", pa.int32()), ("engagement_rate", pa.float64()), ("posts_per_week", pa.float64()),
-                    ("sponsored_share", pa.float64()), ("sponsored_ratio", pa.float64()),
-                    ("authenticity_flags", pa.string())])
+SCHEMA = pa.schema(
+    [
+        ("brand_id", pa.string()),
+        ("influencer_id", pa.string()),
+        ("handle", pa.string()),
+        ("followers", pa.int64()),
+        ("category", pa.string()),
+        ("score", pa.float64()),
+        ("rank", pa.int32()),
+        ("engagement_rate", pa.float64()),
+        ("posts_per_week", pa.float64()),
+        ("sponsored_share", pa.float64()),
+        ("sponsored_ratio", pa.float64()),
+        ("authenticity_flags", pa.string()),
+    ]
+)
 METRIC_COLUMNS = SCHEMA.names[7:]  # from the account metrics; empty (null) where unknown
 
 
@@ -106,7 +117,8 @@ def _open_spec(parts: Path, spec: dict[str, Any], restart: bool) -> dict[str, An
     if diffs:
         raise InvalidInput(
             f"{parts} holds an unfinished export of something else ({', '.join(diffs)} differ): "
-            "rerun with the same options to resume it, or restart to discard it")
+            "rerun with the same options to resume it, or restart to discard it"
+        )
     return stored
 
 
@@ -139,8 +151,15 @@ def finished_chunks(parts: Path, fmt: str) -> dict[int, ChunkInfo]:
     return done
 
 
-def write_chunk(parts: Path, i: int, fmt: str, ranked: RankedRows, table: AccountTable, n_brands: int,
-                metrics: MetricsIndex | None = None) -> ChunkInfo:
+def write_chunk(
+    parts: Path,
+    i: int,
+    fmt: str,
+    ranked: RankedRows,
+    table: AccountTable,
+    n_brands: int,
+    metrics: MetricsIndex | None = None,
+) -> ChunkInfo:
     """Write chunk ``i`` (data, then its marker) and return what it holds (``metrics``: the
     account metrics aligned with ``table``, for their columns)."""
     if fmt == "jsonl":
@@ -164,8 +183,9 @@ def _metric_columns(rows: np.ndarray, metrics: MetricsIndex | None) -> list[pa.A
         x = v[rows]
         cols.append(pa.array(np.nan_to_num(x), pa.float64(), mask=~np.isfinite(x)))
     done = metrics.computed[rows]
-    cols.append(pa.array([metrics.flag_names[r] if c else None for r, c in zip(rows.tolist(), done, strict=True)],
-                         pa.string()))
+    cols.append(
+        pa.array([metrics.flag_names[r] if c else None for r, c in zip(rows.tolist(), done, strict=True)], pa.string())
+    )
     return cols
 
 
@@ -173,16 +193,19 @@ def to_arrow(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | No
     rows = ranked.rows
     fol = table.followers[rows]
     scores = np.where(np.isfinite(ranked.scores), ranked.scores, np.nan)
-    return pa.table([
-        pa.array(ranked.brand_ids, pa.string()),
-        pa.array([table.ids[r] for r in rows], pa.string()),
-        pa.array([table.handles[r] for r in rows], pa.string()),
-        pa.array(fol, pa.int64(), mask=fol < 0),
-        pa.array([table.categories[r] for r in rows], pa.string()),
-        pa.array(scores, pa.float64(), mask=~np.isfinite(ranked.scores)),
-        pa.array(ranked.ranks, pa.int32()),
-        *_metric_columns(rows, metrics),
-    ], schema=SCHEMA)
+    return pa.table(
+        [
+            pa.array(ranked.brand_ids, pa.string()),
+            pa.array([table.ids[r] for r in rows], pa.string()),
+            pa.array([table.handles[r] for r in rows], pa.string()),
+            pa.array(fol, pa.int64(), mask=fol < 0),
+            pa.array([table.categories[r] for r in rows], pa.string()),
+            pa.array(scores, pa.float64(), mask=~np.isfinite(ranked.scores)),
+            pa.array(ranked.ranks, pa.int32()),
+            *_metric_columns(rows, metrics),
+        ],
+        schema=SCHEMA,
+    )
 
 
 def _write_arrow(tab: pa.Table, fmt: str, f: IO[bytes]) -> None:
@@ -198,21 +221,30 @@ def _jsonl(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None
     tail: dict[int, str] = {}
     mcols = _metric_columns(ranked.rows, metrics)
     lines = []
-    for j, (brand, r, score, rank) in enumerate(zip(ranked.brand_ids, ranked.rows.tolist(), ranked.scores.tolist(),
-                                                    ranked.ranks.tolist(), strict=True)):
+    for j, (brand, r, score, rank) in enumerate(
+        zip(ranked.brand_ids, ranked.rows.tolist(), ranked.scores.tolist(), ranked.ranks.tolist(), strict=True)
+    ):
         mid = middle.get(r)
         if mid is None:
             fol = int(table.followers[r])
-            mid = middle[r] = json.dumps({"influencer_id": table.ids[r], "handle": table.handles[r],
-                                          "followers": fol if fol >= 0 else None,
-                                          "category": table.categories[r]}, ensure_ascii=False)[1:-1]
+            mid = middle[r] = json.dumps(
+                {
+                    "influencer_id": table.ids[r],
+                    "handle": table.handles[r],
+                    "followers": fol if fol >= 0 else None,
+                    "category": table.categories[r],
+                },
+                ensure_ascii=False,
+            )[1:-1]
         end = tail.get(r)
         if end is None:
-            end = tail[r] = json.dumps({c: col[j].as_py() for c, col in zip(METRIC_COLUMNS, mcols, strict=True)},
-                                       ensure_ascii=False)[1:-1]
+            end = tail[r] = json.dumps(
+                {c: col[j].as_py() for c, col in zip(METRIC_COLUMNS, mcols, strict=True)}, ensure_ascii=False
+            )[1:-1]
         s = repr(score) if np.isfinite(score) else "null"
-        lines.append(f'{{"brand_id": {json.dumps(brand, ensure_ascii=False)}, {mid}, "score": {s}, "rank": {rank}, '
-                     f'{end}}}\n')
+        lines.append(
+            f'{{"brand_id": {json.dumps(brand, ensure_ascii=False)}, {mid}, "score": {s}, "rank": {rank}, {end}}}\n'
+        )
     return "".join(lines).encode()
 
 

@@ -55,10 +55,21 @@ class BatchRanker:
         skipped = tuple((b, NO_VECTORS) for b in q.missing)
         if not q.ids:
             return RankedRows([], np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int32), skipped)
-        D, I = retrieve(snap, q.xq, self.k, exact=self.reader.exact, candidates=self.candidates,  # noqa: E741
-                        selection=self.selection, brand_posts=q.posts)
+        D, I = retrieve(
+            snap,
+            q.xq,
+            self.k,
+            exact=self.reader.exact,
+            candidates=self.candidates,  # noqa: E741
+            selection=self.selection,
+            brand_posts=q.posts,
+        )
         lengths = (I >= 0).sum(axis=1)
         ok = I >= 0
-        return RankedRows([b for b, n in zip(q.ids, lengths, strict=True) for _ in range(int(n))],
-                          snap.rows(I[ok]), D[ok].astype(np.float64),
-                          np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths]), skipped)
+        return RankedRows(
+            [b for b, n in zip(q.ids, lengths, strict=True) for _ in range(int(n))],
+            snap.rows(I[ok]),
+            D[ok].astype(np.float64),
+            np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths]),
+            skipped,
+        )

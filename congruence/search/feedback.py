@@ -96,8 +96,13 @@ class Feedback:
     dislike_weight: float = DISLIKE_WEIGHT
 
     @classmethod
-    def make(cls, like: Sequence[str] | None = None, dislike: Sequence[str] | None = None,
-             like_weight: float | None = None, dislike_weight: float | None = None) -> Feedback:
+    def make(
+        cls,
+        like: Sequence[str] | None = None,
+        dislike: Sequence[str] | None = None,
+        like_weight: float | None = None,
+        dislike_weight: float | None = None,
+    ) -> Feedback:
         likes, dislikes = _ids(like, "like"), _ids(dislike, "dislike")
         both = sorted(set(likes) & set(dislikes))
         if both:
@@ -105,8 +110,10 @@ class Feedback:
         b = _weight(LIKE_WEIGHT if like_weight is None else like_weight, "like_weight")
         c = _weight(DISLIKE_WEIGHT if dislike_weight is None else dislike_weight, "dislike_weight")
         if c >= 1 + b:
-            raise InvalidInput(f"dislike_weight ({c}) must be below 1 + like_weight ({1 + b}): "
-                               "the query would point away from the brand")
+            raise InvalidInput(
+                f"dislike_weight ({c}) must be below 1 + like_weight ({1 + b}): "
+                "the query would point away from the brand"
+            )
         return cls(likes, dislikes, b, c)
 
     @property
@@ -134,8 +141,12 @@ def _ids(values: Sequence[str] | None, name: str) -> tuple[str, ...]:
 
 
 def _weight(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not 0 <= value <= 10:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 10
+    ):
         raise InvalidInput(f"{name} must be a number from 0 to 10, got {value!r}")
     return float(value)
 
@@ -181,8 +192,9 @@ class Moves:
         """Whether ``terms`` would use the candidates' ``CONTENT_SPACE`` vectors."""
         return self.liked_content is not None or self.disliked_content is not None
 
-    def terms(self, vecs: np.ndarray, content: np.ndarray | None = None,
-              has_content: np.ndarray | None = None) -> np.ndarray:
+    def terms(
+        self, vecs: np.ndarray, content: np.ndarray | None = None, has_content: np.ndarray | None = None
+    ) -> np.ndarray:
         """(n,) ``b * like(v) - c * (dislike(v) + dislikes(v))`` of (n, d) L2-normalised vectors:
         ``like``, ``dislike``: the cosine to the closest liked and closest disliked, ``mixed``
         with the pooled space's when ``content`` (the (n, dc) vectors there) is given (rows
@@ -223,8 +235,15 @@ def separation(v: np.ndarray, liked: np.ndarray, disliked: np.ndarray) -> np.nda
     return np.asarray(v, np.float64) @ (x.T @ a)
 
 
-def mixed(v: np.ndarray, examples: np.ndarray, content: np.ndarray | None, examples_content: np.ndarray | None,
-          has_content: np.ndarray | None, share: float, sims: np.ndarray | None = None) -> np.ndarray:
+def mixed(
+    v: np.ndarray,
+    examples: np.ndarray,
+    content: np.ndarray | None,
+    examples_content: np.ndarray | None,
+    has_content: np.ndarray | None,
+    share: float,
+    sims: np.ndarray | None = None,
+) -> np.ndarray:
     """(n,) ``(1 - share) * max_e cos(v, e) + share * max_e cos(v', e')``: the cosine to the
     closest example in the snapshot's space, mixed with the closest in the pooled space (v',
     e': the same accounts there) where both are known; the snapshot's alone elsewhere.
@@ -250,8 +269,9 @@ def accumulated(sims: np.ndarray) -> np.ndarray:
     return ACCUMULATE * np.exp((sims - 1.0) / WIDTH).sum(axis=1)
 
 
-def rocchio(xq: np.ndarray, liked: np.ndarray, disliked: np.ndarray, like_weight: float,
-            dislike_weight: float) -> np.ndarray:
+def rocchio(
+    xq: np.ndarray, liked: np.ndarray, disliked: np.ndarray, like_weight: float, dislike_weight: float
+) -> np.ndarray:
     """(d,) L2-normalised ``xq + b * mean(liked) - c * mean(disliked)``; an empty side adds
     nothing. xq: (d,) L2-normalised; liked, disliked: (n, d) L2-normalised."""
     q = np.asarray(xq, np.float64).copy()
@@ -268,9 +288,13 @@ def seeds_query(seeds: np.ndarray) -> np.ndarray:
     return l2_normalize(np.asarray(seeds, np.float64).mean(axis=0).astype(np.float32))
 
 
-def apply(xq: np.ndarray, marked: Marked | None, exclude: Sequence[int] = (),
-          examples: np.ndarray | None = None,
-          examples_content: np.ndarray | None = None) -> tuple[np.ndarray, Moves | None]:
+def apply(
+    xq: np.ndarray,
+    marked: Marked | None,
+    exclude: Sequence[int] = (),
+    examples: np.ndarray | None = None,
+    examples_content: np.ndarray | None = None,
+) -> tuple[np.ndarray, Moves | None]:
     """(seqs to exclude, what ``retrieve`` does with the feedback or None) for one query.
 
     xq: (d,) L2-normalised query; exclude: seqs excluded anyway (``similar``'s seeds);
@@ -292,8 +316,17 @@ def apply(xq: np.ndarray, marked: Marked | None, exclude: Sequence[int] = (),
         else:  # nothing liked yet (resolve's None for an empty side), or both known
             own = [] if not len(marked.liked) or liked_content is None else [liked_content]
             liked_content = np.concatenate([np.asarray(examples_content, np.float32), *own])
-    return skip, Moves(moved, marked.liked[:MAX_AROUND], liked, marked.disliked, marked.like_weight,
-                       marked.dislike_weight, liked_content, marked.disliked_content, marked.pooled)
+    return skip, Moves(
+        moved,
+        marked.liked[:MAX_AROUND],
+        liked,
+        marked.disliked,
+        marked.like_weight,
+        marked.dislike_weight,
+        liked_content,
+        marked.disliked_content,
+        marked.pooled,
+    )
 
 
 Lookup = Callable[[list[str]], tuple[dict[str, str], list[int]]]  # ids -> ({id: kind}, seqs aligned)
@@ -320,8 +353,13 @@ def resolve(space: str, dim: int, feedback: Feedback, lookup: Lookup, exact: Exa
         have = [row[seq_of[a]] for a in group if seq_of[a] in row]
         return vecs[have] if have else np.zeros((0, dim), np.float32)
 
-    marked = Marked(np.asarray(seqs, np.int64), side(feedback.like), side(feedback.dislike), feedback.like_weight,
-                    feedback.dislike_weight)
+    marked = Marked(
+        np.asarray(seqs, np.int64),
+        side(feedback.like),
+        side(feedback.dislike),
+        feedback.like_weight,
+        feedback.dislike_weight,
+    )
     if space == CONTENT_SPACE:
         return replace(marked, pooled=True)
     cfound, cvecs = exact(CONTENT_SPACE, np.asarray(seqs, np.int64))

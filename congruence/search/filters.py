@@ -9,10 +9,10 @@ import numpy as np
 
 from congruence.core.errors import InvalidInput, first_of
 from congruence.indexer.index import VectorIndex
-from congruence.store.rows import AccountTable
 from congruence.safety.categories import NAMES, check_categories
 from congruence.search.metric_filters import MetricBounds, MetricsIndex, check_computed
 from congruence.search.safety import SafetyIndex
+from congruence.store.rows import AccountTable
 
 MICRO = (5_000, 100_000)
 SAFE_LAST = 20  # brand-safe: no flagged post among the account's newest SAFE_LAST posts
@@ -44,10 +44,17 @@ class Filters:
         object.__setattr__(self, "exclude_categories", tuple(self.exclude_categories))
 
     @classmethod
-    def make(cls, category: str | None = None, min_followers: int | None = None,
-             max_followers: int | None = None, micro: bool = False, brand_safe: bool = False,
-             exclude_categories: Sequence[str] | None = None, safe_last: int | None = None,
-             metrics: MetricBounds | None = None) -> Filters:
+    def make(
+        cls,
+        category: str | None = None,
+        min_followers: int | None = None,
+        max_followers: int | None = None,
+        micro: bool = False,
+        brand_safe: bool = False,
+        exclude_categories: Sequence[str] | None = None,
+        safe_last: int | None = None,
+        metrics: MetricBounds | None = None,
+    ) -> Filters:
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise InvalidInput(f"{name} must be a non-negative whole number, got {v!r}")
@@ -57,10 +64,14 @@ class Filters:
             lo = MICRO[0] if min_followers is None else max(min_followers, MICRO[0])
             hi = MICRO[1] if max_followers is None else min(max_followers, MICRO[1])
             if lo > hi:
-                given = " and ".join(f"{n} {v}" for n, v in (("min_followers", min_followers),
-                                                                   ("max_followers", max_followers)) if v is not None)
-                raise InvalidInput(f"micro-influencers have {MICRO[0]:,}-{MICRO[1]:,} followers: none can also "
-                                   f"meet {given}")
+                given = " and ".join(
+                    f"{n} {v}"
+                    for n, v in (("min_followers", min_followers), ("max_followers", max_followers))
+                    if v is not None
+                )
+                raise InvalidInput(
+                    f"micro-influencers have {MICRO[0]:,}-{MICRO[1]:,} followers: none can also meet {given}"
+                )
             min_followers, max_followers = lo, hi
         cat = category.strip().lower() if category else None
         if cat is not None and len(cat) > 100:
@@ -71,11 +82,24 @@ class Filters:
         excluded = check_categories(exclude_categories)
         screened = bool(brand_safe) or bool(excluded)
         if safe_last is not None and not screened:  # a bound nothing reads: the user meant a screen
-            raise InvalidInput(f"safe_last ({safe_last}) needs brand_safe or exclude_categories: it is how many "
-                               "newest posts they look at")
+            raise InvalidInput(
+                f"safe_last ({safe_last}) needs brand_safe or exclude_categories: it is how many "
+                "newest posts they look at"
+            )
         m = (metrics or MetricBounds()).checked()
-        return cls(cat or None, min_followers, max_followers, bool(brand_safe), excluded, last if screened else SAFE_LAST,
-                   m.min_er, m.max_er, m.max_sponsored_share, m.min_posts_per_week, m.no_flags)
+        return cls(
+            cat or None,
+            min_followers,
+            max_followers,
+            bool(brand_safe),
+            excluded,
+            last if screened else SAFE_LAST,
+            m.min_er,
+            m.max_er,
+            m.max_sponsored_share,
+            m.min_posts_per_week,
+            m.no_flags,
+        )
 
     @property
     def bounds(self) -> MetricBounds:
@@ -88,11 +112,15 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return self.screened or self.bounds.active or any(
-            v is not None for v in (self.category, self.min_followers, self.max_followers))
+        return (
+            self.screened
+            or self.bounds.active
+            or any(v is not None for v in (self.category, self.min_followers, self.max_followers))
+        )
 
-    def rows(self, table: AccountTable, safety: SafetyIndex | None = None,
-             metrics: MetricsIndex | None = None) -> np.ndarray:
+    def rows(
+        self, table: AccountTable, safety: SafetyIndex | None = None, metrics: MetricsIndex | None = None
+    ) -> np.ndarray:
         """Boolean mask over the table's rows that pass (``safety``: the screen's view of the
         same table, needed when ``screened``; ``metrics``: the account metrics, aligned, needed
         for a metric bound)."""
@@ -122,12 +150,19 @@ class Filters:
         code = index.get(self.category)
         if code is None:
             known = sorted(c for c in index if c)
-            raise InvalidInput(f"no influencer has the category {self.category!r}; "
-                               f"the categories are: {first_of(known, 20) or 'none'}")
+            raise InvalidInput(
+                f"no influencer has the category {self.category!r}; the categories are: {first_of(known, 20) or 'none'}"
+            )
         return code
 
-    def mask(self, table: AccountTable, index: VectorIndex, exclude: np.ndarray | None = None,
-             safety: SafetyIndex | None = None, metrics: MetricsIndex | None = None) -> np.ndarray | None:
+    def mask(
+        self,
+        table: AccountTable,
+        index: VectorIndex,
+        exclude: np.ndarray | None = None,
+        safety: SafetyIndex | None = None,
+        metrics: MetricsIndex | None = None,
+    ) -> np.ndarray | None:
         """(ntotal,) mask over index positions, or None when nothing is filtered."""
         if not self.active and (exclude is None or len(exclude) == 0):
             return None

@@ -42,7 +42,8 @@ def load_metrics(store: Store, table: AccountTable) -> MetricsIndex:
     rows = store.conn.execute(
         "SELECT a.seq, m.engagement_rate, m.posts_per_week, m.sponsored_share, m.sponsored_ratio,"
         " ARRAY(SELECT DISTINCT f->>'signal' FROM jsonb_array_elements(m.flags) f ORDER BY 1)"
-        " FROM account_metrics m JOIN accounts a ON a.id = m.account_id WHERE a.kind = 'influencer'").fetchall()
+        " FROM account_metrics m JOIN accounts a ON a.id = m.account_id WHERE a.kind = 'influencer'"
+    ).fetchall()
     if n and rows:
         row_of = np.full(int(table.seq.max()) + 1, -1, np.int64)
         row_of[table.seq] = np.arange(n)
@@ -54,15 +55,15 @@ def load_metrics(store: Store, table: AccountTable) -> MetricsIndex:
                 c[i] = np.nan if v is None else v
             flags[i], names[i], computed[i] = len(signals), ";".join(signals), True
     ver = store.conn.execute("SELECT count(*), coalesce(max(computed_at)::text, '') FROM account_metrics").fetchone()
-    return MetricsIndex(cols[0], cols[1], cols[2], cols[3], flags, names, computed,
-                        f"{ver[0]}:{ver[1]}" if ver else "0:")
+    return MetricsIndex(
+        cols[0], cols[1], cols[2], cols[3], flags, names, computed, f"{ver[0]}:{ver[1]}" if ver else "0:"
+    )
 
 
 def check_computed(metrics: MetricsIndex | None) -> MetricsIndex:
     """InvalidInput when no account has metrics yet: a metric filter would pass nobody."""
     if metrics is None or (len(metrics) and not metrics.computed.any()):
-        raise InvalidInput("account metrics have not been computed yet: run `congruence metrics` "
-                           "(ingest does it)")
+        raise InvalidInput("account metrics have not been computed yet: run `congruence metrics` (ingest does it)")
     return metrics
 
 
@@ -90,17 +91,22 @@ class MetricBounds:
 
     def checked(self) -> MetricBounds:
         """These bounds as floats, or InvalidInput naming the bad one."""
-        out = MetricBounds(_fraction_or_none("min_er", self.min_er), _fraction_or_none("max_er", self.max_er),
-                           _fraction_or_none("max_sponsored_share", self.max_sponsored_share, 1.0),
-                           _fraction_or_none("min_posts_per_week", self.min_posts_per_week), bool(self.no_flags))
+        out = MetricBounds(
+            _fraction_or_none("min_er", self.min_er),
+            _fraction_or_none("max_er", self.max_er),
+            _fraction_or_none("max_sponsored_share", self.max_sponsored_share, 1.0),
+            _fraction_or_none("min_posts_per_week", self.min_posts_per_week),
+            bool(self.no_flags),
+        )
         if out.min_er is not None and out.max_er is not None and out.min_er > out.max_er:
             raise InvalidInput(f"min_er ({out.min_er:g}) is greater than max_er ({out.max_er:g})")
         return out
 
     @property
     def active(self) -> bool:
-        return self.no_flags or any(v is not None for v in (self.min_er, self.max_er, self.max_sponsored_share,
-                                                            self.min_posts_per_week))
+        return self.no_flags or any(
+            v is not None for v in (self.min_er, self.max_er, self.max_sponsored_share, self.min_posts_per_week)
+        )
 
     def passing(self, m: MetricsIndex) -> np.ndarray:
         """(n,) bool: the accounts of ``m`` within every bound (NaN never passes a bound)."""

@@ -28,12 +28,12 @@ from congruence.core.device import resolve_device
 from congruence.core.settings import Settings
 from congruence.ray.actors import Actors
 from congruence.ray.cluster import Batch, import_ray, placement
-from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
 from congruence.search.engine import Engine
 from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
 from congruence.search.snapshot import Snapshot, VectorReader
+from congruence.store.records import Store
+from congruence.store.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 STAGE = "rank"
@@ -53,8 +53,11 @@ class _RankActor:
 
     def __call__(self, batch: Batch) -> Batch:
         ranked = [pickle.dumps(self.ranker.rank(json.loads(str(b))), protocol=5) for b in batch["brands"]]
-        return {"chunk": batch["chunk"], "ranked": np.array(ranked, dtype=object),
-                "placement": np.array([self.placement] * len(ranked), dtype=object)}
+        return {
+            "chunk": batch["chunk"],
+            "ranked": np.array(ranked, dtype=object),
+            "placement": np.array([self.placement] * len(ranked), dtype=object),
+        }
 
 
 def _shippable(snap: Snapshot) -> Snapshot:
@@ -81,17 +84,23 @@ class RayRanker:
 
     def report(self) -> dict[str, Any]:
         """What ran where: the address, the pool's size, GPUs per actor, each actor's placement."""
-        return {"address": self.pool.address, "actors": self.pool.actors, "gpus_per_actor": self.pool.gpus_per_actor,
-                "placements": self.pool.placements(STAGE)}
+        return {
+            "address": self.pool.address,
+            "actors": self.pool.actors,
+            "gpus_per_actor": self.pool.gpus_per_actor,
+            "placements": self.pool.placements(STAGE),
+        }
 
-    def rank(self, snap: Snapshot, k: int, filters: Filters,
-             chunks: Mapping[int, Sequence[str]]) -> Iterator[tuple[int, RankedRows]]:
+    def rank(
+        self, snap: Snapshot, k: int, filters: Filters, chunks: Mapping[int, Sequence[str]]
+    ) -> Iterator[tuple[int, RankedRows]]:
         """(chunk number, its rows) for every chunk, in the order they finish."""
         if not chunks:
             return
         rows = [{"chunk": i, "brands": json.dumps(list(b))} for i, b in chunks.items()]
         kwargs = {"settings": self.pool.settings, "k": k, "filters": filters}
-        for out in self.pool.map(STAGE, rows, _RankActor, kwargs, batch_size=1, n_blocks=len(rows),
-                                 put={"snapshot": _shippable(snap)}):
+        for out in self.pool.map(
+            STAGE, rows, _RankActor, kwargs, batch_size=1, n_blocks=len(rows), put={"snapshot": _shippable(snap)}
+        ):
             for i, ranked in zip(out["chunk"], out["ranked"], strict=True):
                 yield int(i), pickle.loads(ranked)

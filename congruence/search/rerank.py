@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from congruence.indexer.index import VectorIndex
-from congruence.store.postsets import PostSets
 from congruence.search.rerank_batch import Gather, score_lists
+from congruence.store.postsets import PostSets
 from congruence.training.model import CongruenceHead, brand_accounts
 
 Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
@@ -37,8 +37,9 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.ndarray],
-           candidates: Sequence[np.ndarray]) -> list[Ranked]:
+def rerank(
+    head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.ndarray], candidates: Sequence[np.ndarray]
+) -> list[Ranked]:
     """Each brand's candidates ordered by the head's score, best first (ties keep the FAISS
     order); candidates whose per-post vectors are missing (changed since the space was
     computed) follow, unscored (-inf), in their FAISS order.
@@ -58,8 +59,13 @@ def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.nd
         out.append((seqs[~have], np.full(int((~have).sum()), -np.inf, np.float32)))
         if have.any():
             todo.append((i, bp, seqs[have], pos[have]))
-    scores = _score(head, [t[1] for t in todo], [t[3] for t in todo], posts.padded,
-                    int(posts.count.max()) if len(posts.count) else 1)
+    scores = _score(
+        head,
+        [t[1] for t in todo],
+        [t[3] for t in todo],
+        posts.padded,
+        int(posts.count.max()) if len(posts.count) else 1,
+    )
     for (i, _, scorable, _), sc in zip(todo, scores, strict=True):
         order = np.argsort(-sc, kind="stable")
         rest, unscored = out[i]
@@ -67,16 +73,18 @@ def rerank(head: CongruenceHead, index: VectorIndex, brand_posts: Sequence[np.nd
     return out
 
 
-def _score(head: CongruenceHead, queries: Sequence[np.ndarray], keys: Sequence[np.ndarray], gather: Gather,
-           width: int) -> list[np.ndarray]:
+def _score(
+    head: CongruenceHead, queries: Sequence[np.ndarray], keys: Sequence[np.ndarray], gather: Gather, width: int
+) -> list[np.ndarray]:
     """Each query's scores of its candidates (``keys``), in one ``score_lists`` call."""
     with one_thread():
         scores, _ = score_lists(head, list(queries), list(keys), gather, width)
     return scores
 
 
-def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None,
-                       d_image: int, d_text: int) -> tuple[np.ndarray, np.ndarray]:
+def describe_new_brand(
+    head: CongruenceHead, image_vecs: np.ndarray, text_vec: np.ndarray | None, d_image: int, d_text: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(pooled (d,), per-post (P, d)) head embeddings of a brand given as images + one text,
     through the head's brand tower.
 
@@ -86,7 +94,16 @@ def describe_new_brand(head: CongruenceHead, image_vecs: np.ndarray, text_vec: n
     txt = np.zeros(d_text, np.float32) if text_vec is None else np.asarray(text_vec, np.float32)
     rows = [np.concatenate([img, txt]) for img in image_vecs] or [np.concatenate([np.zeros(d_image), txt])]
     feats = np.stack(rows).astype(np.float32)
-    sets = PostSets(["new"], feats, np.asarray([0, len(rows)], np.int64), [f"p{i}" for i in range(len(rows))],
-                    ["brand"], [""], np.asarray([-1], np.int64), d_image, d_text)
+    sets = PostSets(
+        ["new"],
+        feats,
+        np.asarray([0, len(rows)], np.int64),
+        [f"p{i}" for i in range(len(rows))],
+        ["brand"],
+        [""],
+        np.asarray([-1], np.int64),
+        d_image,
+        d_text,
+    )
     per_post = head.project_posts(sets)
     return head.pool_projected(per_post, sets.offsets, brand_accounts(sets))[0], per_post

@@ -53,8 +53,14 @@ def groups(sizes: Sequence[int], width: int, dim: int, budget: int = BUDGET) -> 
 
 
 @torch.no_grad()
-def score_lists(head: CongruenceHead, brand_posts: Sequence[np.ndarray], candidates: Sequence[np.ndarray],
-                gather: Gather, width: int, budget: int | None = None) -> tuple[list[np.ndarray], int]:
+def score_lists(
+    head: CongruenceHead,
+    brand_posts: Sequence[np.ndarray],
+    candidates: Sequence[np.ndarray],
+    gather: Gather,
+    width: int,
+    budget: int | None = None,
+) -> tuple[list[np.ndarray], int]:
     """(scores of each brand's candidates, float32, in their order; forward passes run).
 
     brand_posts[i]: (Pb, d) per-post vectors of brand i; candidates[i]: the keys of its
@@ -91,8 +97,9 @@ def score_lists(head: CongruenceHead, brand_posts: Sequence[np.ndarray], candida
             brands[j, :n] = as_float_tensor(brand_posts[i])
             bmask[j, :n] = True
         dev = head.device
-        out = head.score(brands.to(dev), bmask.to(dev), packed.reshape(g, c, p, d).to(dev),
-                         pmask.reshape(g, c, p).to(dev))
+        out = head.score(
+            brands.to(dev), bmask.to(dev), packed.reshape(g, c, p, d).to(dev), pmask.reshape(g, c, p).to(dev)
+        )
         result = out.float().cpu().numpy()
         passes += 1
         for j, i in enumerate(group):

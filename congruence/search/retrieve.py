@@ -47,10 +47,18 @@ def check_k(k: object) -> int:
     return k
 
 
-def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, candidates: int,
-             selection: Selection | None = None, brand_posts: Sequence[np.ndarray | None] | None = None,
-             exclude: Sequence[np.ndarray] | None = None,
-             feedback: Sequence[Moves | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def retrieve(
+    snap: Snapshot,
+    xq: np.ndarray,
+    k: int,
+    *,
+    exact: ExactVectors,
+    candidates: int,
+    selection: Selection | None = None,
+    brand_posts: Sequence[np.ndarray | None] | None = None,
+    exclude: Sequence[np.ndarray] | None = None,
+    feedback: Sequence[Moves | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): (nq, k) float32 scores and int64 seqs of each query's best k, best first.
 
     xq: (nq, d) L2-normalised queries in ``snap.space``. brand_posts: per query, its (P, d)
@@ -70,8 +78,9 @@ def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, can
     skips = [np.asarray(e, np.int64) for e in exclude] if exclude is not None else [_NONE] * nq
     moves = list(feedback) if feedback is not None else [None] * nq
     if len(posts) != nq or len(skips) != nq or len(moves) != nq:
-        raise ValueError(f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions "
-                         f"and {len(moves)} feedbacks")
+        raise ValueError(
+            f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions and {len(moves)} feedbacks"
+        )
     reranked = [snap.reranks and p is not None for p in posts]
     breadth = [max(k, candidates) if r or m is not None else k for r, m in zip(reranked, moves, strict=True)]
     refined = [i for i, r in enumerate(reranked) if not r and moves[i] is None and snap.index.codec != "float32"]
@@ -84,8 +93,7 @@ def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, can
     lists = [(seqs[:n], sc[:n]) for (seqs, sc), n in zip(lists, breadth, strict=True)]
     fed = [i for i, m in enumerate(moves) if m is not None]
     if fed:
-        lists = _gather(snap, lists, [(i, m, breadth[i]) for i in fed if (m := moves[i]) is not None], selection,
-                        skips)
+        lists = _gather(snap, lists, [(i, m, breadth[i]) for i in fed if (m := moves[i]) is not None], selection, skips)
     todo = [i for i, r in enumerate(reranked) if r]
     if todo:
         assert snap.head is not None
@@ -94,13 +102,19 @@ def retrieve(snap: Snapshot, xq: np.ndarray, k: int, *, exact: ExactVectors, can
         for i, pair in zip(todo, ranked, strict=True):
             lists[i] = pair
     if fed:
-        lists = _with_feedback(snap, xq, lists, [(i, m, reranked[i]) for i in fed if (m := moves[i]) is not None],
-                               exact)
+        lists = _with_feedback(
+            snap, xq, lists, [(i, m, reranked[i]) for i in fed if (m := moves[i]) is not None], exact
+        )
     return _pack(lists, k)
 
 
-def _gather(snap: Snapshot, lists: list[Ranked], fed: list[tuple[int, Moves, int]], selection: Selection | None,
-            skips: list[np.ndarray]) -> list[Ranked]:
+def _gather(
+    snap: Snapshot,
+    lists: list[Ranked],
+    fed: list[tuple[int, Moves, int]],
+    selection: Selection | None,
+    skips: list[np.ndarray],
+) -> list[Ranked]:
     """``lists`` with each fed query's candidates joined by those of its moved query (as many)
     and the ``NEIGHBOURS`` nearest of each liked influencer it searches around, in that order,
     without repeats (their scores are the searches'; ``_with_feedback`` replaces them)."""
@@ -111,7 +125,7 @@ def _gather(snap: Snapshot, lists: list[Ranked], fed: list[tuple[int, Moves, int
     for i, m, n in fed:
         rows += [m.moved[None], m.around]
         size += [n] + [NEIGHBOURS] * len(m.around)
-        wanted += [w + len(skips[i]) for w in size[len(wanted):]]
+        wanted += [w + len(skips[i]) for w in size[len(wanted) :]]
         owner += [i] * (1 + len(m.around))
     found = _search(snap, np.concatenate(rows).astype(np.float32), wanted, selection, [skips[i] for i in owner])
     out = list(lists)
@@ -124,8 +138,9 @@ def _gather(snap: Snapshot, lists: list[Ranked], fed: list[tuple[int, Moves, int
     return out
 
 
-def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: list[tuple[int, Moves, bool]],
-                   exact: ExactVectors) -> list[Ranked]:
+def _with_feedback(
+    snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: list[tuple[int, Moves, bool]], exact: ExactVectors
+) -> list[Ranked]:
     """Each fed query's candidates scored by what the query alone gives them (the head's
     rerank score, or the exact cosine to the query) plus ``s * Moves.terms`` (s: the head's
     weight of one pooled cosine when reranked, else 1), best first; candidates without a
@@ -159,8 +174,9 @@ def _with_feedback(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: lis
     return out
 
 
-def _search(snap: Snapshot, xq: np.ndarray, wanted: list[int], selection: Selection | None,
-            skips: list[np.ndarray]) -> list[Ranked]:
+def _search(
+    snap: Snapshot, xq: np.ndarray, wanted: list[int], selection: Selection | None, skips: list[np.ndarray]
+) -> list[Ranked]:
     """Per query, FAISS' (seqs, scores) of its ``wanted`` best but those it excludes: one
     search per breadth."""
     out: list[Ranked] = [(_NONE, np.zeros(0, np.float32))] * len(xq)
@@ -173,8 +189,7 @@ def _search(snap: Snapshot, xq: np.ndarray, wanted: list[int], selection: Select
     return out
 
 
-def _refine(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], which: list[int],
-            exact: ExactVectors) -> list[Ranked]:
+def _refine(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], which: list[int], exact: ExactVectors) -> list[Ranked]:
     """``lists`` with those of queries ``which`` re-scored with their candidates' float32
     vectors (one read for all), best first; a candidate whose vector is gone keeps its FAISS
     score."""
@@ -190,8 +205,9 @@ def _refine(snap: Snapshot, xq: np.ndarray, lists: list[Ranked], which: list[int
     return out
 
 
-def _read(snap: Snapshot, exact: ExactVectors, seqs: np.ndarray,
-          dim: int) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+def _read(
+    snap: Snapshot, exact: ExactVectors, seqs: np.ndarray, dim: int
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """The float32 vectors of ``seqs`` in one read, (n, dim), and a function giving each of
     some seqs its row there (-1: no vector, the account changed since the index was built)."""
     found, vecs = exact(snap.space, seqs)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from congruence.core.errors import InvalidInput
+from congruence.safety.categories import NAMES
+from congruence.store import flags as flag_store
 from congruence.store.records import Store
 from congruence.store.rows import AccountTable
-from congruence.store import flags as flag_store
-from congruence.safety.categories import NAMES
 
 
 @dataclass(frozen=True)
@@ -44,5 +44,6 @@ def check_screened(store: Store, version: str) -> None:
     post, so callers run it once per snapshot, and only for a brand-safety filter."""
     waiting = flag_store.waiting(store, version)
     if waiting:
-        raise InvalidInput(f"{waiting} influencer posts have not been screened for brand safety yet: "
-                           "run `congruence screen`")
+        raise InvalidInput(
+            f"{waiting} influencer posts have not been screened for brand safety yet: run `congruence screen`"
+        )

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from congruence.indexer.index import Selection, VectorIndex
-from congruence.store.rows import AccountTable
-from congruence.store.vectors import VectorStore
 from congruence.search.filters import Filters
 from congruence.search.metric_filters import MetricsIndex
 from congruence.search.safety import SafetyIndex
+from congruence.store.rows import AccountTable
+from congruence.store.vectors import VectorStore
 from congruence.training.model import CongruenceHead
 
 MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
@@ -56,9 +56,9 @@ class Snapshot:
         if sel is None:
             if len(self.selections) >= MAX_SELECTIONS:
                 self.selections.clear()
-            sel = self.selections[filters] = self.index.select(filters.mask(self.table, self.index,
-                                                                                 safety=self.safety,
-                                                                                 metrics=self.metrics))
+            sel = self.selections[filters] = self.index.select(
+                filters.mask(self.table, self.index, safety=self.safety, metrics=self.metrics)
+            )
         return sel
 
     def rows(self, seqs: np.ndarray) -> np.ndarray:

@@ -16,9 +16,11 @@ from congruence.store.records import Store
 
 N_LAST_KEY = "metrics_last_n"
 # carousel images after the first are rows of their own (formats.instaloader) but not posts
-POSTS_SQL = ("SELECT account_id, extract(epoch FROM ts)::float8, likes, comments,"
-             " CASE WHEN extra ? 'sponsored_unknown' THEN -1 WHEN sponsored THEN 1 ELSE 0 END, id"
-             " FROM posts WHERE NOT (extra ? 'slide_of') ORDER BY account_id, id")
+POSTS_SQL = (
+    "SELECT account_id, extract(epoch FROM ts)::float8, likes, comments,"
+    " CASE WHEN extra ? 'sponsored_unknown' THEN -1 WHEN sponsored THEN 1 ELSE 0 END, id"
+    " FROM posts WHERE NOT (extra ? 'slide_of') ORDER BY account_id, id"
+)
 
 
 @dataclass(frozen=True)
@@ -89,17 +91,23 @@ def _nan(v: object) -> float:
 def read_inputs(store: Store) -> tuple[AccountArrays, PostArrays]:
     """Every account and post (carousel images after the first left out) as arrays."""
     # a negative count stored as unknown comes back as its figure: counted as dirty, never a rate
-    acc = store.conn.execute("SELECT id, kind, category, COALESCE(followers, (extra->>'followers_reported')::float8)"
-                             " FROM accounts ORDER BY id").fetchall()
+    acc = store.conn.execute(
+        "SELECT id, kind, category, COALESCE(followers, (extra->>'followers_reported')::float8)"
+        " FROM accounts ORDER BY id"
+    ).fetchall()
     row_of = {r[0]: i for i, r in enumerate(acc)}
-    accounts = AccountArrays([r[0] for r in acc], [r[1] for r in acc], [r[2] for r in acc],
-                             np.array([_nan(r[3]) for r in acc], np.float64))
+    accounts = AccountArrays(
+        [r[0] for r in acc], [r[1] for r in acc], [r[2] for r in acc], np.array([_nan(r[3]) for r in acc], np.float64)
+    )
     rows = store.conn.execute(POSTS_SQL).fetchall()
-    posts = PostArrays(np.fromiter((row_of[r[0]] for r in rows), np.int64, count=len(rows)),
-                       np.array([_nan(r[1]) for r in rows], np.float64),
-                       np.array([_nan(r[2]) for r in rows], np.float64),
-                       np.array([_nan(r[3]) for r in rows], np.float64),
-                       np.array([r[4] for r in rows], np.int8), [r[5] for r in rows])
+    posts = PostArrays(
+        np.fromiter((row_of[r[0]] for r in rows), np.int64, count=len(rows)),
+        np.array([_nan(r[1]) for r in rows], np.float64),
+        np.array([_nan(r[2]) for r in rows], np.float64),
+        np.array([_nan(r[3]) for r in rows], np.float64),
+        np.array([r[4] for r in rows], np.int8),
+        [r[5] for r in rows],
+    )
     return accounts, posts
 
 
@@ -121,7 +129,9 @@ def write(store: Store, rows: Sequence[tuple]) -> int:
             " sponsored_ratio = EXCLUDED.sponsored_ratio, sponsored_posts = EXCLUDED.sponsored_posts,"
             " organic_posts = EXCLUDED.organic_posts, follower_band = EXCLUDED.follower_band,"
             " flags = EXCLUDED.flags, row_hash = EXCLUDED.row_hash, computed_at = now()"
-            " WHERE account_metrics.row_hash <> EXCLUDED.row_hash RETURNING 1", cols).fetchall()
+            " WHERE account_metrics.row_hash <> EXCLUDED.row_hash RETURNING 1",
+            cols,
+        ).fetchall()
         if out:
             store.bump_generation()
     return len(out)
@@ -139,8 +149,9 @@ def remember_last_n(store: Store, n_last: int) -> None:
 
 def _metrics(row: tuple) -> AccountMetrics:
     flags = tuple(Flag(**f) for f in (row[10] or []))
-    return AccountMetrics(row[0], int(row[1]), row[2], int(row[3]), row[4], row[5], row[6], int(row[7]),
-                          int(row[8]), row[9], flags)
+    return AccountMetrics(
+        row[0], int(row[1]), row[2], int(row[3]), row[4], row[5], row[6], int(row[7]), int(row[8]), row[9], flags
+    )
 
 
 def read(store: Store, ids: Sequence[str]) -> dict[str, AccountMetrics]:
@@ -148,5 +159,6 @@ def read(store: Store, ids: Sequence[str]) -> dict[str, AccountMetrics]:
     rows = store.conn.execute(
         "SELECT account_id, last_n, engagement_rate, er_posts, posts_per_week, sponsored_share, sponsored_ratio,"
         " sponsored_posts, organic_posts, follower_band, flags FROM account_metrics WHERE account_id = ANY(%s)",
-        (list(ids),)).fetchall()
+        (list(ids),),
+    ).fetchall()
     return {r[0]: _metrics(r) for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from importlib import resources
@@ -55,11 +56,9 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     except psycopg.OperationalError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StoreUnavailable(f"cannot reach the database at {redact(url)}: {redact(first)}") from None
-    try:
+    # a brand-new database has no vector type until the first migration creates it
+    with contextlib.suppress(psycopg.ProgrammingError):
         register_vector(conn)
-    except psycopg.ProgrammingError:
-        # a brand-new database has no vector type until the first migration creates it
-        pass
     return conn
 
 

@@ -77,8 +77,13 @@ class EmbeddedPg:
 
 
 def _pg_ctl(server: Any, pgdata: Path, *args: str) -> None:
-    subprocess.run([str(server.bin_path / "pg_ctl"), "-D", str(pgdata), *args],
-                   user=server.system_user, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [str(server.bin_path / "pg_ctl"), "-D", str(pgdata), *args],
+        user=server.system_user,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _server(pgdata: Path, cleanup: Cleanup, start: bool = True) -> Any:
@@ -126,7 +131,8 @@ def _refuse_foreign(pgdata: Path) -> None:
             f"{pgdata / 'postmaster.pid'} names the running server (process {pid}) of another data directory, "
             f"{owner}: this folder was copied or moved while that server ran. Using it would read and write "
             f"{owner}'s database, and a copy of a running database may be inconsistent. Stop that server "
-            f"(pg_ctl -D {owner} stop) and copy the folder again")
+            f"(pg_ctl -D {owner} stop) and copy the folder again"
+        )
 
 
 def start_embedded(pgdata: Path, cleanup: Cleanup = "stop") -> EmbeddedPg:

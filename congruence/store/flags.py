@@ -49,7 +49,9 @@ def pending(store: Store, screen: str, after: str, limit: int) -> list[Pending]:
         f"SELECT p.id, p.caption, p.caption_hash, p.image_hash, {_CONTENT} FROM posts p"
         " LEFT JOIN post_screens s ON s.post_id = p.id"
         f" WHERE p.id > %s AND (s.post_id IS NULL OR s.screen <> %s OR s.content <> {_CONTENT})"
-        " ORDER BY p.id LIMIT %s", (after, screen, limit)).fetchall()
+        " ORDER BY p.id LIMIT %s",
+        (after, screen, limit),
+    ).fetchall()
     return [Pending(*r) for r in rows]
 
 
@@ -59,13 +61,17 @@ def write(store: Store, screened: Sequence[Pending], flags: Sequence[Flag], scre
     ids = [p.post_id for p in screened]
     with store.conn.transaction(), store.conn.cursor() as cur:
         cur.execute("DELETE FROM post_flags WHERE post_id = ANY(%s)", (ids,))
-        cur.executemany("INSERT INTO post_flags (post_id, category, source, evidence, score)"
-                        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                        [(f.post_id, f.category, f.source, f.evidence[:500], f.score) for f in flags])
-        cur.executemany("INSERT INTO post_screens (post_id, content, screen) VALUES (%s, %s, %s)"
-                        " ON CONFLICT (post_id) DO UPDATE SET content = EXCLUDED.content,"
-                        " screen = EXCLUDED.screen, screened_at = now()",
-                        [(p.post_id, p.content, screen) for p in screened])
+        cur.executemany(
+            "INSERT INTO post_flags (post_id, category, source, evidence, score)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(f.post_id, f.category, f.source, f.evidence[:500], f.score) for f in flags],
+        )
+        cur.executemany(
+            "INSERT INTO post_screens (post_id, content, screen) VALUES (%s, %s, %s)"
+            " ON CONFLICT (post_id) DO UPDATE SET content = EXCLUDED.content,"
+            " screen = EXCLUDED.screen, screened_at = now()",
+            [(p.post_id, p.content, screen) for p in screened],
+        )
         store.bump_generation()
 
 
@@ -73,11 +79,16 @@ def totals(store: Store, screen: str) -> tuple[int, int, dict[str, int]]:
     """(posts screened, posts flagged, flagged posts per category) over the whole store (brands'
     posts too), as screen version ``screen`` left them."""
     screened = store.conn.execute("SELECT count(*) FROM post_screens WHERE screen = %s", (screen,)).fetchone()
-    flagged = store.conn.execute("SELECT count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
-                                 " ON s.post_id = f.post_id WHERE s.screen = %s", (screen,)).fetchone()
-    per = store.conn.execute("SELECT f.category, count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
-                             " ON s.post_id = f.post_id WHERE s.screen = %s GROUP BY 1 ORDER BY 1",
-                             (screen,)).fetchall()
+    flagged = store.conn.execute(
+        "SELECT count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
+        " ON s.post_id = f.post_id WHERE s.screen = %s",
+        (screen,),
+    ).fetchone()
+    per = store.conn.execute(
+        "SELECT f.category, count(DISTINCT f.post_id) FROM post_flags f JOIN post_screens s"
+        " ON s.post_id = f.post_id WHERE s.screen = %s GROUP BY 1 ORDER BY 1",
+        (screen,),
+    ).fetchall()
     return (int(screened[0]) if screened else 0, int(flagged[0]) if flagged else 0, {c: int(n) for c, n in per})
 
 
@@ -87,7 +98,8 @@ def waiting(store: Store, screen: str, kind: str = "influencer") -> int:
         "SELECT count(*) FROM posts p JOIN accounts a ON a.id = p.account_id"
         " LEFT JOIN post_screens s ON s.post_id = p.id"
         f" WHERE a.kind = %s AND (s.post_id IS NULL OR s.screen <> %s OR s.content <> {_CONTENT})",
-        (kind, screen)).fetchone()
+        (kind, screen),
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -101,7 +113,8 @@ def newest_flagged(store: Store, table: AccountTable, categories: Sequence[str])
         " ranked AS (SELECT p.id, p.account_id, row_number() OVER (PARTITION BY p.account_id"
         "   ORDER BY p.ts DESC NULLS LAST, p.id DESC) - 1 AS pos FROM posts p JOIN flagged USING (account_id))"
         " SELECT a.seq, f.category, min(r.pos) FROM ranked r JOIN post_flags f ON f.post_id = r.id"
-        " JOIN accounts a ON a.id = r.account_id GROUP BY a.seq, f.category").fetchall()
+        " JOIN accounts a ON a.id = r.account_id GROUP BY a.seq, f.category"
+    ).fetchall()
     if not rows:
         return out
     row_of = {int(s): i for i, s in enumerate(table.seq)}
@@ -132,13 +145,16 @@ def accounts(store: Store, ids: Sequence[str], max_flags: int = 10) -> dict[str,
     counts = store.conn.execute(
         "SELECT p.account_id, count(DISTINCT s.post_id), count(DISTINCT f.post_id) FROM posts p"
         " JOIN post_screens s ON s.post_id = p.id LEFT JOIN post_flags f ON f.post_id = p.id"
-        " WHERE p.account_id = ANY(%s) GROUP BY 1", (list(ids),)).fetchall()
+        " WHERE p.account_id = ANY(%s) GROUP BY 1",
+        (list(ids),),
+    ).fetchall()
     flags: dict[str, list[Flag]] = {}
     for aid, pid, cat, src, ev, sc in store.conn.execute(
-            "SELECT p.account_id, f.post_id, f.category, f.source, f.evidence, f.score FROM post_flags f"
-            " JOIN posts p ON p.id = f.post_id WHERE p.account_id = ANY(%s)"
-            " ORDER BY p.account_id, p.ts DESC NULLS LAST, p.id DESC, f.category, f.source, f.evidence",
-            (list(ids),)):
+        "SELECT p.account_id, f.post_id, f.category, f.source, f.evidence, f.score FROM post_flags f"
+        " JOIN posts p ON p.id = f.post_id WHERE p.account_id = ANY(%s)"
+        " ORDER BY p.account_id, p.ts DESC NULLS LAST, p.id DESC, f.category, f.source, f.evidence",
+        (list(ids),),
+    ):
         got = flags.setdefault(aid, [])
         if len(got) < max_flags:
             got.append(Flag(pid, cat, src, ev, float(sc)))
@@ -150,6 +166,8 @@ def vectors_by_hash(store: Store, model_id: int, hashes: Sequence[str]) -> dict[
     if not hashes:
         return {}
     with store.conn.cursor(binary=True) as cur:
-        rows = cur.execute("SELECT content_hash, embedding FROM vectors WHERE model_id = %s AND content_hash = ANY(%s)",
-                           (model_id, list(set(hashes)))).fetchall()
+        rows = cur.execute(
+            "SELECT content_hash, embedding FROM vectors WHERE model_id = %s AND content_hash = ANY(%s)",
+            (model_id, list(set(hashes))),
+        ).fetchall()
     return {h: np.asarray(v.to_numpy(), np.float32) for h, v in rows}

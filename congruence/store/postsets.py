@@ -38,9 +38,7 @@ class PostSets:
         if self.offsets.shape != (n + 1,):
             raise ValueError(f"offsets: expected shape ({n + 1},), got {self.offsets.shape}")
         if self.features.ndim != 2 or self.features.shape[1] != self.d_image + self.d_text:
-            raise ValueError(
-                f"features: expected (n, {self.d_image + self.d_text}), got {self.features.shape}"
-            )
+            raise ValueError(f"features: expected (n, {self.d_image + self.d_text}), got {self.features.shape}")
         if int(self.offsets[-1]) != self.features.shape[0] or len(self.post_ids) != self.features.shape[0]:
             raise ValueError("offsets, features and post_ids disagree on the number of posts")
 

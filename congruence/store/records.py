@@ -15,10 +15,10 @@ import numpy as np
 import psycopg
 
 from congruence.core.errors import ModelMismatch, NotFound
+from congruence.core.hashes import sha256_text
 from congruence.core.settings import Settings
 from congruence.store import database
 from congruence.store.columns import CodeColumn, StrColumnBuilder
-from congruence.core.hashes import sha256_text
 from congruence.store.rows import Account, AccountTable, Match, StoredPost
 
 logger = logging.getLogger(__name__)
@@ -85,13 +85,15 @@ class Store:
                     )
 
     def meta(self) -> dict[str, str]:
-        return {k: v for k, v in self.conn.execute("SELECT key, value FROM store_meta")}
+        return dict(self.conn.execute("SELECT key, value FROM store_meta").fetchall())
 
     def set_meta(self, key: str, value: str) -> None:
         with self.conn.transaction():
             self.conn.execute(
                 "INSERT INTO store_meta (key, value) VALUES (%s, %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (key, value),
+            )
 
     def generation(self) -> int:
         """A counter bumped by every committed change that queries can see (ingest, delete,
@@ -102,7 +104,8 @@ class Store:
     def bump_generation(self) -> None:
         self.conn.execute(
             "INSERT INTO store_meta (key, value) VALUES ('generation', '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = (store_meta.value::bigint + 1)::text")
+            " DO UPDATE SET value = (store_meta.value::bigint + 1)::text"
+        )
 
     # -- accounts -----------------------------------------------------------------
     def account_kinds(self, ids: Iterable[str]) -> dict[str, str]:
@@ -159,12 +162,20 @@ class Store:
         if not posts:
             return 0, 0
         cols = [
-            [p.id for p in posts], [p.account_id for p in posts], [p.image for p in posts],
-            [p.image_hash for p in posts], [p.caption for p in posts], [p.caption_hash for p in posts],
-            [p.likes for p in posts], [p.comments for p in posts], [p.ts for p in posts],
-            [p.sponsored for p in posts], [json.dumps(list(p.tagged)) for p in posts],
+            [p.id for p in posts],
+            [p.account_id for p in posts],
+            [p.image for p in posts],
+            [p.image_hash for p in posts],
+            [p.caption for p in posts],
+            [p.caption_hash for p in posts],
+            [p.likes for p in posts],
+            [p.comments for p in posts],
+            [p.ts for p in posts],
+            [p.sponsored for p in posts],
+            [json.dumps(list(p.tagged)) for p in posts],
             [json.dumps(p.extra, ensure_ascii=False, default=str) for p in posts],
-            [p.row_hash for p in posts], [p.corpus_root for p in posts],
+            [p.row_hash for p in posts],
+            [p.corpus_root for p in posts],
         ]
         with self.conn.transaction():
             # the same corpus read from another folder: follow it, nothing to re-encode
@@ -238,7 +249,9 @@ class Store:
         while True:
             rows = self.conn.execute(
                 "SELECT seq, id, handle, category, coalesce(followers, -1) FROM accounts"
-                " WHERE kind = %s AND seq > %s ORDER BY seq LIMIT %s", (kind, after, chunk)).fetchall()
+                " WHERE kind = %s AND seq > %s ORDER BY seq LIMIT %s",
+                (kind, after, chunk),
+            ).fetchall()
             if not rows:
                 break
             seqs.append(np.fromiter((r[0] for r in rows), np.int64, count=len(rows)))
@@ -273,12 +286,17 @@ class Store:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self.conn.execute(
             "SELECT id, handle, category FROM accounts WHERE kind = %s AND (id ILIKE %s OR handle ILIKE %s)"
-            " ORDER BY handle, id LIMIT %s", (kind, like, like, limit))
+            " ORDER BY handle, id LIMIT %s",
+            (kind, like, like, limit),
+        )
         return [(r[0], r[1], r[2]) for r in rows]
 
     def category_counts(self, kind: str) -> list[tuple[str, int]]:
-        rows = self.conn.execute("SELECT category, count(*) FROM accounts WHERE kind = %s AND category <> ''"
-                                 " GROUP BY category ORDER BY category", (kind,))
+        rows = self.conn.execute(
+            "SELECT category, count(*) FROM accounts WHERE kind = %s AND category <> ''"
+            " GROUP BY category ORDER BY category",
+            (kind,),
+        )
         return [(r[0], int(r[1])) for r in rows]
 
     def posts_with_images(self, post_ids: Sequence[str]) -> set[str]:
@@ -289,12 +307,16 @@ class Store:
         """The account's first ``limit`` posts in PostSet order: id, caption, likes, has_image."""
         rows = self.conn.execute(
             "SELECT id, caption, likes, image IS NOT NULL FROM posts WHERE account_id = %s"
-            " ORDER BY ts NULLS LAST, id LIMIT %s", (account_id, limit))
+            " ORDER BY ts NULLS LAST, id LIMIT %s",
+            (account_id, limit),
+        )
         return [dict(zip(("id", "caption", "likes", "has_image"), r, strict=True)) for r in rows]
 
     def seqs_of(self, account_ids: Sequence[str]) -> list[int]:
         """The seq of each account, aligned (-1 for an unknown id)."""
-        got: dict[str, int] = dict(self.conn.execute("SELECT id, seq FROM accounts WHERE id = ANY(%s)", (list(account_ids),)).fetchall())
+        got: dict[str, int] = dict(
+            self.conn.execute("SELECT id, seq FROM accounts WHERE id = ANY(%s)", (list(account_ids),)).fetchall()
+        )
         return [int(got.get(a, -1)) for a in account_ids]
 
     def post_ids_by_account(self, account_ids: Sequence[str]) -> dict[str, list[str]]:

@@ -68,6 +68,7 @@ class AccountTable:
         if isinstance(self.categories, CodeColumn):
             return self.categories.codes, {c: i for i, c in enumerate(self.categories.names)}
         index: dict[str, int] = {}
-        codes = np.fromiter((index.setdefault(c, len(index)) for c in self.categories), np.int32,
-                            count=len(self.categories))
+        codes = np.fromiter(
+            (index.setdefault(c, len(index)) for c in self.categories), np.int32, count=len(self.categories)
+        )
         return codes, index

@@ -67,23 +67,31 @@ class VectorStore:
             raise ValueError(f"expected {len(hashes)} vectors, got {len(mat)}")
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO vectors (model_id, content_hash, embedding) VALUES (%s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO vectors (model_id, content_hash, embedding) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 [(model_id, h, Vector(v)) for h, v in zip(hashes, mat, strict=True)],
             )
 
     def count_embedded_posts(self, image_model: int, text_model: int) -> int:
         row = self.conn.execute(
             "SELECT count(*) FROM posts p WHERE"
-            " (p.image_hash IS NULL OR EXISTS (SELECT 1 FROM vectors v WHERE v.model_id = %s AND v.content_hash = p.image_hash))"
-            " AND (p.caption_hash IS NULL OR EXISTS (SELECT 1 FROM vectors v WHERE v.model_id = %s AND v.content_hash = p.caption_hash))",
+            " (p.image_hash IS NULL OR EXISTS"
+            "  (SELECT 1 FROM vectors v WHERE v.model_id = %s AND v.content_hash = p.image_hash))"
+            " AND (p.caption_hash IS NULL OR EXISTS"
+            "  (SELECT 1 FROM vectors v WHERE v.model_id = %s AND v.content_hash = p.caption_hash))",
             (image_model, text_model),
         ).fetchone()
         return int(row[0]) if row else 0
 
     # -- per-account post features ----------------------------------------------------
-    def post_sets(self, image_model: int, text_model: int, d_image: int, d_text: int,
-                  account_ids: Sequence[str] | None = None, kind: str | None = None) -> PostSets:
+    def post_sets(
+        self,
+        image_model: int,
+        text_model: int,
+        d_image: int,
+        d_text: int,
+        account_ids: Sequence[str] | None = None,
+        kind: str | None = None,
+    ) -> PostSets:
         """PostSets for the given accounts (or all, or all of ``kind``), posts in (ts, id) order.
 
         Accounts with no posts are left out. Posts whose vectors are missing get zeros there.
@@ -112,8 +120,15 @@ class VectorStore:
     def dirty_accounts(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT id FROM accounts WHERE pool_dirty ORDER BY seq")]
 
-    def put_account_vectors(self, space: str, ids: Sequence[str], vecs: np.ndarray, n_posts: Sequence[int],
-                            dim: int, clear_dirty: bool = True) -> None:
+    def put_account_vectors(
+        self,
+        space: str,
+        ids: Sequence[str],
+        vecs: np.ndarray,
+        n_posts: Sequence[int],
+        dim: int,
+        clear_dirty: bool = True,
+    ) -> None:
         """Upsert pooled vectors of ``space``; a changed vector gets a new version."""
         mat = as_matrix(vecs, dim, name="account embeddings") if len(ids) else np.zeros((0, dim), np.float32)
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -130,21 +145,29 @@ class VectorStore:
     def clear_dirty(self, ids: Sequence[str], space: str) -> None:
         """Accounts left with no posts: drop their vector and mark them clean."""
         with self.conn.transaction():
-            self.conn.execute("DELETE FROM account_vectors WHERE account_id = ANY(%s) AND space = %s", (list(ids), space))
+            self.conn.execute(
+                "DELETE FROM account_vectors WHERE account_id = ANY(%s) AND space = %s", (list(ids), space)
+            )
             self.conn.execute("UPDATE accounts SET pool_dirty = false WHERE id = ANY(%s)", (list(ids),))
 
     def vector_state(self, space: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
         """(seq, version) of every account of ``kind`` with a vector in ``space``."""
         rows = self.conn.execute(
             "SELECT a.seq, v.version FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-            " WHERE v.space = %s AND a.kind = %s ORDER BY a.seq", (space, kind),
+            " WHERE v.space = %s AND a.kind = %s ORDER BY a.seq",
+            (space, kind),
         ).fetchall()
         seq = np.array([r[0] for r in rows], dtype=np.int64)
         ver = np.array([r[1] for r in rows], dtype=np.int64)
         return seq, ver
 
-    def account_vectors(self, space: str, seqs: Sequence[int] | np.ndarray | None = None, kind: str | None = None,
-                        ids: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+    def account_vectors(
+        self,
+        space: str,
+        seqs: Sequence[int] | np.ndarray | None = None,
+        kind: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(seq, ids, (n, d) vectors) in ``space``, chosen by seq, by id, or by kind."""
         where: list[str] = ["v.space = %s"]
         args: list[object] = [space]
@@ -160,15 +183,22 @@ class VectorStore:
         with self.conn.cursor(binary=True) as cur:
             rows = cur.execute(
                 "SELECT a.seq, a.id, v.embedding FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-                " WHERE " + " AND ".join(where) + " ORDER BY a.seq", args,
+                " WHERE " + " AND ".join(where) + " ORDER BY a.seq",
+                args,
             ).fetchall()
         if not rows:
             return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
         vecs = np.stack([np.asarray(r[2].to_numpy(), dtype=np.float32) for r in rows])
         return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], vecs
 
-    def account_vector_chunks(self, space: str, kind: str, seqs: Sequence[int] | np.ndarray | None = None,
-                              with_posts: bool = False, chunk: int = 0) -> Iterator[AccountChunk]:
+    def account_vector_chunks(
+        self,
+        space: str,
+        kind: str,
+        seqs: Sequence[int] | np.ndarray | None = None,
+        with_posts: bool = False,
+        chunk: int = 0,
+    ) -> Iterator[AccountChunk]:
         """``account_vectors`` of ``kind`` (all, or those ``seqs``) in seq order, ``chunk`` accounts at
         a time (keyset-paginated: memory stays bounded at millions of accounts; default 50k, or
         10k with posts), with each account's per-post vectors (float16, as stored) when
@@ -184,13 +214,16 @@ class VectorStore:
                 extra: list[object] = [[int(s) for s in seqs]] if seqs is not None else []
                 rows = cur.execute(
                     f"SELECT {cols} FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-                    f" WHERE {where} ORDER BY a.seq LIMIT %s", [*args, after, *extra, chunk]).fetchall()
+                    f" WHERE {where} ORDER BY a.seq LIMIT %s",
+                    [*args, after, *extra, chunk],
+                ).fetchall()
                 if not rows:
                     return
                 seq = np.array([r[0] for r in rows], np.int64)
                 vecs = np.stack([np.asarray(r[1].to_numpy(), np.float32) for r in rows])
-                posts = [None if r[3] is None else _post_rows(r[3], r[2], np.float16) for r in rows] \
-                    if with_posts else None
+                posts = (
+                    [None if r[3] is None else _post_rows(r[3], r[2], np.float16) for r in rows] if with_posts else None
+                )
                 yield AccountChunk(seq, vecs, posts)
                 after = int(seq[-1])
                 if len(rows) < chunk:
@@ -200,7 +233,9 @@ class VectorStore:
         """How many per-post vectors the accounts of ``kind`` have in ``space``."""
         row = self.conn.execute(
             "SELECT coalesce(sum(v.n_posts), 0) FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-            " WHERE v.space = %s AND a.kind = %s AND v.post_vectors IS NOT NULL", (space, kind)).fetchone()
+            " WHERE v.space = %s AND a.kind = %s AND v.post_vectors IS NOT NULL",
+            (space, kind),
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def account_entry(self, space: str, account_id: str) -> AccountEntry | None:
@@ -210,7 +245,8 @@ class VectorStore:
             row = cur.execute(
                 "SELECT a.seq, a.kind, v.embedding, v.n_posts, v.post_vectors FROM accounts a"
                 " LEFT JOIN account_vectors v ON v.account_id = a.id AND v.space = %s WHERE a.id = %s",
-                (space, account_id)).fetchone()
+                (space, account_id),
+            ).fetchone()
         if row is None:
             return None
         vec = None if row[2] is None else np.asarray(row[2].to_numpy(), np.float32)
@@ -234,11 +270,14 @@ class VectorStore:
         with self.conn.transaction():
             cur = self.conn.execute(
                 "DELETE FROM account_vectors d WHERE d.space = %s AND NOT EXISTS (SELECT 1 FROM account_vectors b"
-                " WHERE b.account_id = d.account_id AND b.space = %s)", (space, base))
+                " WHERE b.account_id = d.account_id AND b.space = %s)",
+                (space, base),
+            )
         return cur.rowcount
 
-    def put_derived_vectors(self, space: str, sets: PostSets, vecs: np.ndarray, post_vecs: np.ndarray,
-                            source_versions: Sequence[int]) -> None:
+    def put_derived_vectors(
+        self, space: str, sets: PostSets, vecs: np.ndarray, post_vecs: np.ndarray, source_versions: Sequence[int]
+    ) -> None:
         """Upsert one vector per account of ``sets`` plus its per-post vectors (stored float16)."""
         dim = np.shape(vecs)[1] if np.ndim(vecs) == 2 else 0
         self.check_dim(space, dim)
@@ -246,9 +285,17 @@ class VectorStore:
         posts = as_matrix(post_vecs, dim, name="post vectors").astype(np.float16)
         if posts.shape != (sets.features.shape[0], dim):
             raise ValueError(f"post vectors: expected shape ({sets.features.shape[0]}, {dim}), got {posts.shape}")
-        rows = [(a, space, Vector(mat[j]), int(sets.offsets[j + 1] - sets.offsets[j]), int(src),
-                 posts[sets.offsets[j] : sets.offsets[j + 1]].tobytes())
-                for j, (a, src) in enumerate(zip(sets.account_ids, source_versions, strict=True))]
+        rows = [
+            (
+                a,
+                space,
+                Vector(mat[j]),
+                int(sets.offsets[j + 1] - sets.offsets[j]),
+                int(src),
+                posts[sets.offsets[j] : sets.offsets[j + 1]].tobytes(),
+            )
+            for j, (a, src) in enumerate(zip(sets.account_ids, source_versions, strict=True))
+        ]
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO account_vectors (account_id, space, embedding, n_posts, source_version, post_vectors)"
@@ -282,8 +329,10 @@ class VectorStore:
 
     def vector_versions(self, space: str, ids: Sequence[str]) -> dict[str, int]:
         """Account id -> version of its vector in ``space`` (changes whenever the vector does)."""
-        rows = self.conn.execute("SELECT account_id, version FROM account_vectors WHERE space = %s"
-                                 " AND account_id = ANY(%s)", (space, list(ids))).fetchall()
+        rows = self.conn.execute(
+            "SELECT account_id, version FROM account_vectors WHERE space = %s AND account_id = ANY(%s)",
+            (space, list(ids)),
+        ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
     def drop_space(self, space: str) -> None:
@@ -294,8 +343,9 @@ class VectorStore:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT space FROM account_vectors ORDER BY space")]
 
     def space_dim(self, space: str) -> int | None:
-        row = self.conn.execute("SELECT vector_dims(embedding) FROM account_vectors WHERE space = %s LIMIT 1",
-                                (space,)).fetchone()
+        row = self.conn.execute(
+            "SELECT vector_dims(embedding) FROM account_vectors WHERE space = %s LIMIT 1", (space,)
+        ).fetchone()
         return int(row[0]) if row else None
 
     def check_dim(self, space: str, dim: int) -> None:
@@ -334,5 +384,14 @@ def _rows_to_postsets(rows: list[tuple], d_image: int, d_text: int) -> PostSets:
     offsets.append(n)
     if not acc_ids:
         offsets = [0]
-    return PostSets(account_ids=acc_ids, features=feats, offsets=np.asarray(offsets, np.int64), post_ids=post_ids,
-                    kinds=kinds, categories=cats, followers=np.asarray(fol, np.int64), d_image=d_image, d_text=d_text)
+    return PostSets(
+        account_ids=acc_ids,
+        features=feats,
+        offsets=np.asarray(offsets, np.int64),
+        post_ids=post_ids,
+        kinds=kinds,
+        categories=cats,
+        followers=np.asarray(fol, np.int64),
+        d_image=d_image,
+        d_text=d_text,
+    )

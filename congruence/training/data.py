@@ -132,8 +132,14 @@ def mean_features(postsets: PostSets, rows: np.ndarray) -> np.ndarray:
     return l2_normalize(sums / np.maximum(end - start, 1)[:, None])
 
 
-def lookalike_negatives(postsets: PostSets, brand_rows: np.ndarray, positives: Sequence[np.ndarray],
-                        pool: np.ndarray, n: int = LOOKALIKES, chunk: int = 256) -> tuple[np.ndarray, ...]:
+def lookalike_negatives(
+    postsets: PostSets,
+    brand_rows: np.ndarray,
+    positives: Sequence[np.ndarray],
+    pool: np.ndarray,
+    n: int = LOOKALIKES,
+    chunk: int = 256,
+) -> tuple[np.ndarray, ...]:
     """Per brand, the ``n`` rows of ``pool`` most like it by pooled raw cosine, not its positives."""
     if pool.size == 0:
         return tuple(pool[:0] for _ in brand_rows)
@@ -151,7 +157,9 @@ def lookalike_negatives(postsets: PostSets, brand_rows: np.ndarray, positives: S
 
 
 def build_ranking_data(
-    postsets: PostSets, pairs: Sequence[Pair], train_brands: Collection[str],
+    postsets: PostSets,
+    pairs: Sequence[Pair],
+    train_brands: Collection[str],
     exclude_influencers: Collection[str] = (),
 ) -> RankingData:
     """Training view of ``postsets``: pairs of ``train_brands`` only, held-out influencers removed.
@@ -162,7 +170,7 @@ def build_ranking_data(
     train, excluded = set(train_brands), set(exclude_influencers)
     rows = index_pairs(postsets, pairs)
     by_brand: dict[int, set[int]] = {}
-    for (brand_id, _), (b, i) in zip(pairs, rows):
+    for (brand_id, _), (b, i) in zip(pairs, rows, strict=True):
         if brand_id in train and postsets.account_ids[i] not in excluded:
             by_brand.setdefault(b, set()).add(i)
     pool = influencer_rows(postsets, exclude=held_out_influencers(pairs, train) | excluded)
@@ -200,8 +208,9 @@ def _draw(pool: np.ndarray, n: int, exclude: np.ndarray, rng: np.random.Generato
     return drawn[~np.isin(drawn, exclude)][:n]
 
 
-def _one_list(data: RankingData, b: int, size: int, hard_fraction: float, lookalike_fraction: float,
-              rng: np.random.Generator) -> np.ndarray:
+def _one_list(
+    data: RankingData, b: int, size: int, hard_fraction: float, lookalike_fraction: float, rng: np.random.Generator
+) -> np.ndarray:
     positives = data.positives[b]
     n_pos = min(positives.size, max(1, size // 2))
     chosen = rng.choice(positives, size=n_pos, replace=False) if positives.size > n_pos else positives
@@ -239,7 +248,7 @@ def sample_candidate_lists(
     rows = np.zeros((len(lists), list_size), dtype=np.int64)
     labels = np.zeros((len(lists), list_size), dtype=np.float32)
     mask = np.zeros((len(lists), list_size), dtype=bool)
-    for i, (b, cand) in enumerate(zip(brands, lists)):
+    for i, (b, cand) in enumerate(zip(brands, lists, strict=True)):
         rows[i, : cand.size] = cand
         mask[i, : cand.size] = True
         labels[i, : cand.size] = np.isin(cand, data.positives[int(b)])

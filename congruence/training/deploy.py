@@ -19,15 +19,15 @@ import numpy as np
 from congruence.core.device import resolve_device
 from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
-from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.index_sync import layout_for, space_dir, sync_index
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 from congruence.training import lifecycle
-from congruence.training.lifecycle import HEAD
 from congruence.training.checkpoint import load_head, save_head
+from congruence.training.lifecycle import HEAD
 from congruence.training.model import CongruenceHead, MetaValue, brand_accounts
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from congruence.training.data import (
     influencer_rows,
     mean_features,
 )
-from congruence.training.ranking_metrics import Metrics, evaluate_rankings
 from congruence.training.model import CongruenceHead
+from congruence.training.ranking_metrics import Metrics, evaluate_rankings
 from congruence.training.sets import pad_posts
 
 logger = logging.getLogger(__name__)
@@ -146,9 +146,7 @@ def evaluate(
         [postsets.categories[int(r)] for r in brand_rows],
         [postsets.categories[int(r)] for r in cand_rows],
     )
-    logger.info(
-        "evaluated %d brands against %d candidates: %s", metrics.n_brands, cand_rows.size, metrics.to_dict()
-    )
+    logger.info("evaluated %d brands against %d candidates: %s", metrics.n_brands, cand_rows.size, metrics.to_dict())
     return metrics
 
 
@@ -163,7 +161,14 @@ def markdown_table(results: dict[str, Metrics]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in results.items():
-        cells = [_cell(m.auc, 3), _cell(m.cauc, 3), _cell(m.recall_at_10, 3), _cell(m.recall_at_50, 3),
-                 _cell(m.medr, 1), _cell(m.mrr, 3), str(m.n_brands)]
+        cells = [
+            _cell(m.auc, 3),
+            _cell(m.cauc, 3),
+            _cell(m.recall_at_10, 3),
+            _cell(m.recall_at_50, 3),
+            _cell(m.medr, 1),
+            _cell(m.mrr, 3),
+            str(m.n_brands),
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -31,8 +31,8 @@ from congruence.training.evaluate import (
     test_candidates,
 )
 from congruence.training.loop import EpochStats, TrainConfig, train
-from congruence.training.ranking_metrics import Metrics
 from congruence.training.model import CongruenceHead, HeadConfig
+from congruence.training.ranking_metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,11 @@ class ExperimentResult:
             "results": {name: m.to_dict() for name, m in self.results.items()},
             "per_brand": {name: m.per_brand_dicts() for name, m in self.results.items()},
             "aux_category_accuracy": self.aux_category_accuracy,
-            "split": {"train_brands": len(self.split.train_brands), "test_brands": list(self.split.test_brands),
-                      "heldout_influencers": self.n_heldout_influencers},
+            "split": {
+                "train_brands": len(self.split.train_brands),
+                "test_brands": list(self.split.test_brands),
+                "heldout_influencers": self.n_heldout_influencers,
+            },
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
         }
 
@@ -108,7 +111,9 @@ def heldout_rows(postsets: PostSets, pairs: Sequence[Pair], split: Split, fracti
     index = postsets.index_of()
     test_only = held_out_influencers(pairs, set(split.train_brands))
     paired = {i for _, i in pairs}
-    unpaired = sorted(a for a, k in zip(postsets.account_ids, postsets.kinds) if k == "influencer" and a not in paired)
+    unpaired = sorted(
+        a for a, k in zip(postsets.account_ids, postsets.kinds, strict=True) if k == "influencer" and a not in paired
+    )
     rng = np.random.default_rng(seed)
     extra = [unpaired[i] for i in rng.permutation(len(unpaired))[: round(fraction * len(unpaired))]]
     return np.asarray(sorted(index[a] for a in test_only | set(extra)), dtype=np.int64)
@@ -120,14 +125,27 @@ def _tagged(progress: Callable[[str, EpochStats], None] | None, name: str) -> Ca
     return lambda stats: progress(name, stats)
 
 
-def _train_variant(name: str, postsets: PostSets, pairs: Sequence[Pair], config: TrainConfig, base: HeadConfig,
-                   split: Split, excluded: Collection[str],
-                   progress: Callable[[str, EpochStats], None] | None) -> CongruenceHead:
+def _train_variant(
+    name: str,
+    postsets: PostSets,
+    pairs: Sequence[Pair],
+    config: TrainConfig,
+    base: HeadConfig,
+    split: Split,
+    excluded: Collection[str],
+    progress: Callable[[str, EpochStats], None] | None,
+) -> CongruenceHead:
     v = VARIANTS[name]
     cfg = config if v.aux else replace(config, aux_weight=0.0)
-    return train(postsets, pairs, cfg, replace(base, pooling=v.pooling, towers=v.towers),
-                 progress=_tagged(progress, name), train_brands=split.train_brands,
-                 exclude_influencers=excluded).model
+    return train(
+        postsets,
+        pairs,
+        cfg,
+        replace(base, pooling=v.pooling, towers=v.towers),
+        progress=_tagged(progress, name),
+        train_brands=split.train_brands,
+        exclude_influencers=excluded,
+    ).model
 
 
 def run_experiment(
@@ -154,8 +172,11 @@ def run_experiment(
         raise ValueError(f"variants: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
     brands = sorted({b for b, _ in pairs})
     split = brand_disjoint_split(brands, test_fraction, config.seed, test_brands)
-    heldout = heldout_rows(postsets, pairs, split, heldout_fraction, config.seed) if test_influencers is None \
+    heldout = (
+        heldout_rows(postsets, pairs, split, heldout_fraction, config.seed)
+        if test_influencers is None
         else candidate_rows(postsets, test_influencers)
+    )
     excluded = {postsets.account_ids[int(r)] for r in heldout}
     seconds: dict[str, float] = {}
     results: dict[str, Metrics] = {}
@@ -176,8 +197,9 @@ def run_experiment(
         if VARIANTS[name].aux:
             accuracy[name] = category_accuracy(models[name], postsets, heldout)
         logger.info("%s: %s", name, results[name].to_dict())
-    n_cands = int(test_candidates(postsets, pairs, split.test_brands).size) if test_influencers is None \
-        else int(heldout.size)
+    n_cands = (
+        int(test_candidates(postsets, pairs, split.test_brands).size) if test_influencers is None else int(heldout.size)
+    )
     logger.info("evaluated on %d test brands x %d candidates", len(split.test_brands), n_cands)
     return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds)
 
@@ -191,7 +213,9 @@ def evaluate_models(
     test_influencers: Collection[str] | None = None,
 ) -> dict[str, Metrics]:
     """Baselines and saved heads on ``test_brands``; refuses brands any head trained on."""
-    scorers: dict[str, CongruenceHead | Scorer] = {"random": random_scorer(seed), "pooled_cosine": pooled_cosine,
-                                                   **models}
-    return {name: evaluate(s, postsets, pairs, test_brands, candidates=test_influencers)
-            for name, s in scorers.items()}
+    scorers: dict[str, CongruenceHead | Scorer] = {
+        "random": random_scorer(seed),
+        "pooled_cosine": pooled_cosine,
+        **models,
+    }
+    return {name: evaluate(s, postsets, pairs, test_brands, candidates=test_influencers) for name, s in scorers.items()}

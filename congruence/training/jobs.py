@@ -14,13 +14,13 @@ from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
+from congruence.training.checkpoint import load_head, save_head
 from congruence.training.data import Pair
 from congruence.training.deploy import DeployReport, deploy, encoder_meta, load_active, save_checkpoint
 from congruence.training.experiment import PRODUCT, ExperimentResult, evaluate_models, run_experiment
 from congruence.training.loop import EpochStats, TrainConfig
-from congruence.training.ranking_metrics import Metrics
-from congruence.training.checkpoint import load_head, save_head
 from congruence.training.model import CongruenceHead, HeadConfig
+from congruence.training.ranking_metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -71,15 +71,18 @@ class Verdict:
     def of(cls, exp: ExperimentResult) -> Verdict:
         h, c = exp.results[PRODUCT], exp.results["pooled_cosine"]
         # better on one measure and no worse on the other (a tiny corpus can tie R@10 at 1.0)
-        beats = (h.auc > c.auc and h.recall_at_10 >= c.recall_at_10) or \
-            (h.auc >= c.auc and h.recall_at_10 > c.recall_at_10)
+        beats = (h.auc > c.auc and h.recall_at_10 >= c.recall_at_10) or (
+            h.auc >= c.auc and h.recall_at_10 > c.recall_at_10
+        )
         return cls(bool(beats), h.auc, c.auc, h.recall_at_10, c.recall_at_10)
 
     def __str__(self) -> str:
         auc_ratio = f" ({self.head_auc - self.cosine_auc:+.3f})"
         r10 = f"{self.head_r10 / self.cosine_r10:.2f}x" if self.cosine_r10 > 0 else "n/a"
-        return (f"held-out AUC {self.head_auc:.3f} vs pooled cosine {self.cosine_auc:.3f}{auc_ratio}, "
-                f"R@10 {self.head_r10:.3f} vs {self.cosine_r10:.3f} ({r10})")
+        return (
+            f"held-out AUC {self.head_auc:.3f} vs pooled cosine {self.cosine_auc:.3f}{auc_ratio}, "
+            f"R@10 {self.head_r10:.3f} vs {self.cosine_r10:.3f} ({r10})"
+        )
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,26 @@ def train_and_deploy(
         head_config = replace(head_config, d_model=d_model)
     if PRODUCT not in variants:
         variants = (PRODUCT, *variants)
-    exp = run_experiment(data.postsets, data.pairs, test_brands, config, head_config, variants,
-                         test_fraction=test_fraction, progress=progress, test_influencers=test_influencers)
+    exp = run_experiment(
+        data.postsets,
+        data.pairs,
+        test_brands,
+        config,
+        head_config,
+        variants,
+        test_fraction=test_fraction,
+        progress=progress,
+        test_influencers=test_influencers,
+    )
     head = exp.models[PRODUCT]
-    meta = {**encoder_meta(data.ids), "loss": config.loss, "aux_weight": config.aux_weight,
-            "epochs": config.epochs, "seed": config.seed, "towers": head.config.towers}
+    meta = {
+        **encoder_meta(data.ids),
+        "loss": config.loss,
+        "aux_weight": config.aux_weight,
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "towers": head.config.towers,
+    }
     verdict = Verdict.of(exp)
     if activate and not verdict.beats and not activate_anyway:
         logger.warning("head not put in service: %s", verdict)
@@ -137,7 +155,10 @@ def train_and_deploy(
 
 
 def evaluate_saved(
-    settings: Settings, model_path: Path | None, test_brands: Sequence[str] | None, seed: int = 0,
+    settings: Settings,
+    model_path: Path | None,
+    test_brands: Sequence[str] | None,
+    seed: int = 0,
     test_influencers: Sequence[str] | None = None,
 ) -> tuple[dict[str, Metrics], CongruenceHead, list[str]]:
     """Metrics of the head in service (or ``model_path``) and its run's variants on held-out brands.
@@ -156,8 +177,9 @@ def evaluate_saved(
     brands = sorted({b for b, _ in data.pairs})
     test = list(test_brands) if test_brands is not None else [b for b in brands if b not in set(head.train_brands)]
     if not test:
-        raise InvalidInput("no held-out brands: every brand with matches was used in training; "
-                           "pass --test-brands or add brands")
+        raise InvalidInput(
+            "no held-out brands: every brand with matches was used in training; pass --test-brands or add brands"
+        )
     models = {PRODUCT: head}
     run_dir = settings.models_dir / "runs" / head.version
     for path in sorted(run_dir.glob("*.pt")) if head.version else []:

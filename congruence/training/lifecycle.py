@@ -50,13 +50,20 @@ class ModelKind:
 
 
 HEAD = ModelKind(
-    name="congruence head", active_key="head_version", previous_key="head_previous", folder="heads",
+    name="congruence head",
+    active_key="head_version",
+    previous_key="head_previous",
+    folder="heads",
     missing="the active congruence head {version} has no checkpoint at {path}; retrain with `congruence train`",
-    retrain="retrain with `congruence train`")
+    retrain="retrain with `congruence train`",
+)
 ENGAGEMENT = ModelKind(
-    name="engagement model", active_key="engagement_version", folder="engagement",
+    name="engagement model",
+    active_key="engagement_version",
+    folder="engagement",
     missing="the engagement model {version} has no checkpoint at {path}; run `congruence engagement train`",
-    retrain="run `congruence engagement train`")
+    retrain="run `congruence engagement train`",
+)
 
 
 def weights_hash(state: Mapping[str, torch.Tensor]) -> str:
@@ -85,8 +92,10 @@ def load_payload(path: Path, map_location: str | torch.device = "cpu") -> Any:
     except (EOFError, RuntimeError, pickle.UnpicklingError) as e:
         if isinstance(e, RuntimeError) and "cuda" in str(e).lower():  # the device failed, not the file
             raise
-        raise ValueError(f"{path}: not a checkpoint torch can read (corrupt, truncated, or not a "
-                         f"checkpoint at all; {type(e).__name__})") from e
+        raise ValueError(
+            f"{path}: not a checkpoint torch can read (corrupt, truncated, or not a "
+            f"checkpoint at all; {type(e).__name__})"
+        ) from e
 
 
 def save_atomic(payload: Mapping[str, Any], path: Path) -> None:
@@ -134,5 +143,4 @@ def load_active(settings: Settings, store: Store, kind: ModelKind, load: Callabl
     except torch.OutOfMemoryError:
         raise
     except _UNREADABLE as e:
-        raise ModelMismatch(f"the active {kind.name} {version} cannot be read from {path} ({e}); "
-                            f"{kind.retrain}") from e
+        raise ModelMismatch(f"the active {kind.name} {version} cannot be read from {path} ({e}); {kind.retrain}") from e

@@ -63,11 +63,18 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
         if self.epochs < 1 or self.batch_brands < 1 or self.list_size < 2 or self.max_posts < 0 or self.aux_batch < 0:
-            raise ValueError("epochs, batch_brands: at least 1; list_size: at least 2; max_posts, aux_batch: at least 0")
-        if not 0.0 <= self.hard_negative_fraction <= 1.0 or not 0.0 <= self.lookalike_fraction <= 1.0 \
-                or self.aux_weight < 0 or self.lr <= 0:
-            raise ValueError("hard_negative_fraction, lookalike_fraction: in [0, 1]; aux_weight: at least 0; "
-                             "lr: positive")
+            raise ValueError(
+                "epochs, batch_brands: at least 1; list_size: at least 2; max_posts, aux_batch: at least 0"
+            )
+        if (
+            not 0.0 <= self.hard_negative_fraction <= 1.0
+            or not 0.0 <= self.lookalike_fraction <= 1.0
+            or self.aux_weight < 0
+            or self.lr <= 0
+        ):
+            raise ValueError(
+                "hard_negative_fraction, lookalike_fraction: in [0, 1]; aux_weight: at least 0; lr: positive"
+            )
 
 
 @dataclass(frozen=True)
@@ -169,8 +176,9 @@ def _step_loss(
     return rank, category_loss(model.classify(pooled), targets)
 
 
-def _encode(model: CongruenceHead, tensors: _Batchable, index: torch.Tensor,
-            brand: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _encode(
+    model: CongruenceHead, tensors: _Batchable, index: torch.Tensor, brand: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(padded (A, P, d) projections, (A, P) mask, (A, d) pooled) of the accounts whose post
     rows are ``index`` (A, P; -1 = none); accounts flagged ``brand`` through the brand tower."""
     valid = index >= 0
@@ -200,8 +208,9 @@ def _run_epoch(
     sums = np.zeros(3)
     for s in range(0, order.size, config.batch_brands):
         batch = order[s : s + config.batch_brands]
-        lists = sample_candidate_lists(data, batch, config.list_size, config.hard_negative_fraction, rng,
-                                       config.lookalike_fraction)
+        lists = sample_candidate_lists(
+            data, batch, config.list_size, config.hard_negative_fraction, rng, config.lookalike_fraction
+        )
         rank, aux = _step_loss(model, tensors, data.brand_rows[batch], lists, config, rng)
         loss = rank + config.aux_weight * aux
         optimizer.zero_grad(set_to_none=True)
@@ -254,8 +263,14 @@ def train(
         for epoch in range(config.epochs):
             stats = _run_epoch(model, optimizer, data, tensors, config, rng, epoch)
             history.append(stats)
-            logger.info("epoch %d: loss %.4f (rank %.4f, aux %.4f) in %.1fs", epoch, stats.loss,
-                        stats.rank_loss, stats.aux_loss, stats.seconds)
+            logger.info(
+                "epoch %d: loss %.4f (rank %.4f, aux %.4f) in %.1fs",
+                epoch,
+                stats.loss,
+                stats.rank_loss,
+                stats.aux_loss,
+                stats.seconds,
+            )
             if progress is not None:
                 progress(stats)
     return TrainResult(model=model.eval(), history=tuple(history))

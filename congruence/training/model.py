@@ -179,8 +179,9 @@ class CongruenceHead(nn.Module):
         return out
 
     @torch.no_grad()
-    def pool_projected(self, post_proj: np.ndarray, offsets: np.ndarray, brand: np.ndarray | None = None,
-                       batch_accounts: int = 1024) -> np.ndarray:
+    def pool_projected(
+        self, post_proj: np.ndarray, offsets: np.ndarray, brand: np.ndarray | None = None, batch_accounts: int = 1024
+    ) -> np.ndarray:
         """(n_accounts, d) float32 L2-normalised pooled vectors from ``project_posts`` output.
 
         brand: (n_accounts,) bool, the accounts pooled by the brand tower (default none).
@@ -231,8 +232,12 @@ class CongruenceHead(nn.Module):
         brand = brand[None].to(self.device)
         bmask = torch.ones(brand.shape[:2], dtype=torch.bool, device=self.device)
         scores = [
-            self.score(brand, bmask, cands[s : s + batch_candidates].to(self.device),
-                       mask[s : s + batch_candidates].to(self.device))[0]
+            self.score(
+                brand,
+                bmask,
+                cands[s : s + batch_candidates].to(self.device),
+                mask[s : s + batch_candidates].to(self.device),
+            )[0]
             for s in range(0, cands.shape[0], batch_candidates)
         ]
         return torch.cat(scores).cpu().numpy() if scores else np.zeros(0, np.float32)

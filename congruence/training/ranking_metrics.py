@@ -126,8 +126,7 @@ class Metrics:
 
     def per_brand_dicts(self) -> list[dict[str, object]]:
         return [
-            {k: (_none_if_nan(v) if isinstance(v, float) else v) for k, v in asdict(b).items()}
-            for b in self.per_brand
+            {k: (_none_if_nan(v) if isinstance(v, float) else v) for k, v in asdict(b).items()} for b in self.per_brand
         ]
 
 

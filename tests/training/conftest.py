@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from congruence.store.postsets import PostSets
+
 from .training_synthetic import make_postsets
 
 

@@ -12,6 +12,7 @@ from congruence.training.data import (
     index_pairs,
     sample_candidate_lists,
 )
+
 from .training_synthetic import POSITIVES_PER_BRAND, TEST_BRANDS, TRAIN_BRANDS
 
 BRANDS = [f"b{i}" for i in range(10)]

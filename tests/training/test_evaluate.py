@@ -11,9 +11,12 @@ from congruence.training.evaluate import (
     mean_features,
     pooled_cosine,
     random_scorer,
+)
+from congruence.training.evaluate import (
     test_candidates as candidates_of,
 )
 from congruence.training.model import CongruenceHead, HeadConfig
+
 from .training_synthetic import N_UNPAIRED, POSITIVES_PER_BRAND, TEST_BRANDS
 
 

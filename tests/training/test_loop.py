@@ -9,6 +9,7 @@ from congruence.training.data import brand_disjoint_split
 from congruence.training.evaluate import evaluate, pooled_cosine, random_scorer
 from congruence.training.loop import EpochStats, TrainConfig, TrainResult, train
 from congruence.training.model import CongruenceHead, HeadConfig
+
 from .training_synthetic import TEST_BRANDS, TRAIN_BRANDS
 
 HEAD = HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, dropout=0.0)
@@ -65,10 +66,23 @@ def test_training_leaves_global_rng_alone(synthetic: tuple[PostSets, list]) -> N
 def test_listmle_without_aux_task_and_mean_pooling(synthetic: tuple[PostSets, list]) -> None:
     seen: list[EpochStats] = []
     postsets, pairs = synthetic
-    config = TrainConfig(epochs=2, batch_brands=3, list_size=6, loss="listmle", aux_weight=0.0,
-                         hard_negative_fraction=1.0, max_posts=2, device="cpu")
-    result = train(postsets, pairs, config, HeadConfig(d_image=8, d_text=4, d_model=8, d_hidden=8, pooling="mean"),
-                   progress=seen.append)
+    config = TrainConfig(
+        epochs=2,
+        batch_brands=3,
+        list_size=6,
+        loss="listmle",
+        aux_weight=0.0,
+        hard_negative_fraction=1.0,
+        max_posts=2,
+        device="cpu",
+    )
+    result = train(
+        postsets,
+        pairs,
+        config,
+        HeadConfig(d_image=8, d_text=4, d_model=8, d_hidden=8, pooling="mean"),
+        progress=seen.append,
+    )
     assert len(seen) == 2 and result.model.classifier is None and result.model.categories == ()
     assert all(s.aux_loss == 0.0 and np.isfinite(s.loss) for s in seen)
 

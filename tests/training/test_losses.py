@@ -41,7 +41,7 @@ def test_listmle_sorted_by_labels() -> None:
     # (LSE(1,3,2) - 1) + (LSE(3,2) - 3) + (2 - 2) = 2.40760596 + 0.31326169 = 2.72086765
     loss = listmle_loss(t([1, 2, 3]), t([2, 0, 1]), torch.ones(1, 3, dtype=torch.bool))
     assert loss.item() == pytest.approx(2.72086765, abs=1e-7)
-    assert LSE_123 - 1 + LSE_23 - 3 == pytest.approx(2.72086765, abs=1e-7)
+    assert pytest.approx(2.72086765, abs=1e-7) == LSE_123 - 1 + LSE_23 - 3
 
 
 def test_listmle_ties_keep_list_order() -> None:

@@ -66,8 +66,13 @@ def test_evaluate_rankings_aggregates_over_brands() -> None:
     assert m.medr == 2.0 and m.mrr == pytest.approx((1 / 3 + 1) / 2)
     assert m.recall_at_10 == 1.0 and m.recall_at_50 == 1.0
     assert m.to_dict() == {
-        "auc": pytest.approx(0.5625), "cauc": 0.25, "recall@10": 1.0, "recall@50": 1.0,
-        "medr": 2.0, "mrr": pytest.approx(2 / 3), "n_brands": 2,
+        "auc": pytest.approx(0.5625),
+        "cauc": 0.25,
+        "recall@10": 1.0,
+        "recall@50": 1.0,
+        "medr": 2.0,
+        "mrr": pytest.approx(2 / 3),
+        "n_brands": 2,
     }
 
 

@@ -15,8 +15,11 @@ from congruence.training.sets import pad_posts
 
 def head(pooling: str = "attention", n_categories: int = 0) -> CongruenceHead:
     torch.manual_seed(0)
-    model = CongruenceHead(HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, pooling=pooling,
-                                      n_categories=n_categories, dropout=0.0))
+    model = CongruenceHead(
+        HeadConfig(
+            d_image=8, d_text=4, d_model=16, d_hidden=32, pooling=pooling, n_categories=n_categories, dropout=0.0
+        )
+    )
     if model.query is not None:
         # a non-zero query, so attention is not a plain mean
         torch.nn.init.normal_(model.query, std=3.0)
@@ -85,8 +88,9 @@ def test_bad_config_is_refused() -> None:
 
 def test_save_load_round_trip(tmp_path: Path, synthetic: tuple[PostSets, list]) -> None:
     postsets, _ = synthetic
-    model = CongruenceHead(HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, n_categories=2),
-                           categories=["food", "sport"])
+    model = CongruenceHead(
+        HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, n_categories=2), categories=["food", "sport"]
+    )
     model.train_brands = ("b1", "b2")
     path = tmp_path / "models" / "head.pt"
     version = save_head(model, path, {"image_encoder": "efficientnet-lite0", "text_encoder": "minilm-l6"})
@@ -98,8 +102,10 @@ def test_save_load_round_trip(tmp_path: Path, synthetic: tuple[PostSets, list]) 
     proj = model.project_posts(postsets)
     assert np.array_equal(loaded.project_posts(postsets), proj)
     cands = [proj[postsets.offsets[i] : postsets.offsets[i + 1]] for i in range(1, 6)]
-    assert np.array_equal(loaded.score_candidates(proj[: postsets.offsets[1]], cands),
-                          model.score_candidates(proj[: postsets.offsets[1]], cands))
+    assert np.array_equal(
+        loaded.score_candidates(proj[: postsets.offsets[1]], cands),
+        model.score_candidates(proj[: postsets.offsets[1]], cands),
+    )
 
 
 def test_load_refuses_other_files(tmp_path: Path) -> None:

@@ -46,8 +46,17 @@ def asymmetric_world(seed: int = 0) -> tuple[PostSets, list[tuple[str, str]]]:
             add(f"{kind}_{j}", "brand", posts, 3)
             pairs += [(f"{kind}_{j}", f"{partners}{k}") for k in range(10)]
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])]).astype(np.int64)
-    return PostSets(ids, np.concatenate(feats).astype(np.float32), offsets, [f"p{k}" for k in range(offsets[-1])],
-                    kinds, [""] * len(ids), np.full(len(ids), -1, np.int64), 0, D), pairs
+    return PostSets(
+        ids,
+        np.concatenate(feats).astype(np.float32),
+        offsets,
+        [f"p{k}" for k in range(offsets[-1])],
+        kinds,
+        [""] * len(ids),
+        np.full(len(ids), -1, np.int64),
+        0,
+        D,
+    ), pairs
 
 
 def trained(towers: str, postsets: PostSets, pairs: list[tuple[str, str]]) -> CongruenceHead:
@@ -64,7 +73,8 @@ def world() -> tuple[PostSets, list[tuple[str, str]]]:
 
 @pytest.mark.parametrize("towers", ["two", "shared"])
 def test_the_brand_tower_learns_an_asymmetric_mapping_the_shared_head_cannot(
-        world: tuple[PostSets, list[tuple[str, str]]], towers: str) -> None:
+    world: tuple[PostSets, list[tuple[str, str]]], towers: str
+) -> None:
     postsets, pairs = world
     metrics = evaluate(trained(towers, postsets, pairs), postsets, pairs, TEST)
     auc = {b["brand_id"]: b["auc"] for b in metrics.per_brand_dicts()}
@@ -92,7 +102,8 @@ def test_a_new_two_tower_head_scores_as_the_shared_head_it_starts_from() -> None
 
 
 def test_faiss_over_influencer_tower_vectors_equals_brute_force_over_the_pooled_term(
-        world: tuple[PostSets, list[tuple[str, str]]]) -> None:
+    world: tuple[PostSets, list[tuple[str, str]]],
+) -> None:
     """What the index holds (influencer-tower pooled vectors) searched with brand-tower
     queries gives the ranking of the score's pooled term, computed from the per-post
     projections by this test's own few lines of torch."""
@@ -107,10 +118,18 @@ def test_faiss_over_influencer_tower_vectors_equals_brute_force_over_the_pooled_
     with torch.no_grad():  # the pooled term of score_sets, recomputed from the towers' projections
         feats = torch.from_numpy(postsets.features)
         rows = [torch.arange(postsets.offsets[i], postsets.offsets[i + 1]) for i in range(len(postsets))]
-        vec = [head.pool_padded(head.project(feats[r], bool(brand[i]))[None], torch.ones(1, len(r), dtype=torch.bool),
-                                brand=bool(brand[i]))[0] for i, r in enumerate(rows)]
-        ref = torch.stack([v for v, b in zip(vec, brand, strict=True) if b]) @ \
-            torch.stack([v for v, b in zip(vec, brand, strict=True) if not b]).T
+        vec = [
+            head.pool_padded(
+                head.project(feats[r], bool(brand[i]))[None],
+                torch.ones(1, len(r), dtype=torch.bool),
+                brand=bool(brand[i]),
+            )[0]
+            for i, r in enumerate(rows)
+        ]
+        ref = (
+            torch.stack([v for v, b in zip(vec, brand, strict=True) if b])
+            @ torch.stack([v for v, b in zip(vec, brand, strict=True) if not b]).T
+        )
     assert np.array_equal(I, np.argsort(-ref.numpy(), axis=1, kind="stable")[:, :10])
     assert np.allclose(D_, np.sort(ref.numpy(), axis=1)[:, ::-1][:, :10], atol=1e-5)
     # a brand's query is not what the influencer tower makes of the same posts: the towers parted
@@ -122,8 +141,15 @@ def test_a_checkpoint_from_before_towers_loads_as_the_shared_head(tmp_path: Path
     postsets, _ = make_postsets()
     head = CongruenceHead(HeadConfig(8, 4, d_model=16, d_hidden=32, n_categories=2), categories=("x", "y")).eval()
     config = {k: v for k, v in vars(head.config).items() if k != "towers"}  # the old format had no towers
-    payload = {"format": FORMAT, "config": config, "state_dict": head.state_dict(), "categories": ["x", "y"],
-               "train_brands": ["b1"], "meta": {"image_encoder": "e", "text_encoder": "t"}, "version": "old-1"}
+    payload = {
+        "format": FORMAT,
+        "config": config,
+        "state_dict": head.state_dict(),
+        "categories": ["x", "y"],
+        "train_brands": ["b1"],
+        "meta": {"image_encoder": "e", "text_encoder": "t"},
+        "version": "old-1",
+    }
     torch.save(payload, tmp_path / "old.pt")
     loaded = load_head(tmp_path / "old.pt")
     assert loaded.config.towers == "shared" and loaded.brand_adapter is None and loaded.version == "old-1"

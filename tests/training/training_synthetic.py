@@ -19,9 +19,7 @@ TEST_BRANDS = ("b13", "b14", "b15")
 TRAIN_BRANDS = tuple(f"b{b}" for b in range(N_BRANDS - len(TEST_BRANDS)))
 
 
-def make_postsets(
-    seed: int = 0, nuisance: float = 0.7, noise: float = 0.5
-) -> tuple[PostSets, list[tuple[str, str]]]:
+def make_postsets(seed: int = 0, nuisance: float = 0.7, noise: float = 0.5) -> tuple[PostSets, list[tuple[str, str]]]:
     """16 brands, 54 influencers (48 paired, 6 unpaired), 4 categories, 1..6 posts each."""
     rng = np.random.default_rng(seed)
     d = D_IMAGE + D_TEXT

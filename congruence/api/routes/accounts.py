@@ -23,9 +23,13 @@ router = APIRouter(tags=["accounts"])
 
 
 @router.get("/v1/accounts", response_model=AccountList)
-def find_accounts(engine: EngineDep, _key: KeyDep, kind: Literal["brand", "influencer"] = "brand",
-                  q: Annotated[str, Query(max_length=200, description="part of the id or handle")] = "",
-                  limit: Annotated[int, Query(ge=1, le=5000)] = 100) -> AccountList:
+def find_accounts(
+    engine: EngineDep,
+    _key: KeyDep,
+    kind: Literal["brand", "influencer"] = "brand",
+    q: Annotated[str, Query(max_length=200, description="part of the id or handle")] = "",
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+) -> AccountList:
     rows = engine.store.find_accounts(kind, q, limit)
     return AccountList(data=[AccountSummary(id=i, handle=h, category=c) for i, h, c in rows], count=len(rows))
 
@@ -37,20 +41,30 @@ def categories(engine: EngineDep, _key: KeyDep) -> CategoryList:
 
 
 # before /v1/accounts/{account_id:path}, which would take ".../metrics" for an id
-@router.get("/v1/accounts/{account_id:path}/metrics", response_model=AccountMetricsResponse,
-            summary="An account's metrics, likes over time, and engagement rate against followers of its peers")
+@router.get(
+    "/v1/accounts/{account_id:path}/metrics",
+    response_model=AccountMetricsResponse,
+    summary="An account's metrics, likes over time, and engagement rate against followers of its peers",
+)
 def account_metrics(account_id: str, engine: EngineDep, _key: KeyDep) -> AccountMetricsResponse:
     store = engine.store
     acc = store.account(account_id)
     points, (peers, total) = post_points(store, account_id), peer_points(store, account_id)
     m = metrics_store.read(store, [account_id]).get(account_id)
     return AccountMetricsResponse(
-        account_id=acc["id"], kind=acc["kind"], category=acc["category"], followers=acc["followers"],
-        metrics=metrics_out(m), posts=[PostPointOut(**p.__dict__) for p in points],
-        peers=[PeerPointOut(**p.__dict__) for p in peers], peers_total=total)
+        account_id=acc["id"],
+        kind=acc["kind"],
+        category=acc["category"],
+        followers=acc["followers"],
+        metrics=metrics_out(m),
+        posts=[PostPointOut(**p.__dict__) for p in points],
+        peers=[PeerPointOut(**p.__dict__) for p in peers],
+        peers_total=total,
+    )
 
 
 @router.get("/v1/accounts/{account_id:path}", response_model=AccountOut)
-def account(account_id: str, engine: EngineDep, _key: KeyDep,
-            posts: Annotated[int, Query(ge=0, le=100)] = 12) -> AccountOut:
+def account(
+    account_id: str, engine: EngineDep, _key: KeyDep, posts: Annotated[int, Query(ge=0, le=100)] = 12
+) -> AccountOut:
     return account_out(engine.store, account_id, posts)

@@ -29,6 +29,11 @@ def readyz(services: ServicesDep) -> JSONResponse:
         return JSONResponse(body.model_dump(), status_code=503)
     snap = engine.snapshot
     head = snap.head.version if snap.head is not None else None
-    body = Readiness(ready=True, database="reachable", index=f"{snap.index.kind}, {snap.space}",
-                     influencers=snap.index.n_alive, head=head)
+    body = Readiness(
+        ready=True,
+        database="reachable",
+        index=f"{snap.index.kind}, {snap.space}",
+        influencers=snap.index.n_alive,
+        head=head,
+    )
     return JSONResponse(body.model_dump())

@@ -22,26 +22,39 @@ Ids = Annotated[list[str], Query(max_length=500)]
 
 
 @router.get("/v1/influencers/{influencer_id:path}/similar", response_model=MatchResponse)
-async def similar(influencer_id: str, engine: EngineDep, _key: KeyDep,
-                  k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
-                  posts: Annotated[int, Query(ge=0, le=12)] = 3,
-                  category: Annotated[str | None, Query(max_length=100)] = None,
-                  min_followers: Annotated[int | None, Query(ge=0, le=10**12)] = None,
-                  max_followers: Annotated[int | None, Query(ge=0, le=10**12)] = None,
-                  micro: bool = False, brand_safe: bool = False,
-                  exclude_categories: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 (FastAPI copies)
-                  safe_last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-                  like: Ids = [], dislike: Ids = [],  # noqa: B006
-                  like_weight: Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False)] = None,
-                  dislike_weight: Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False)] = None,
-                  min_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-                  max_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-                  max_sponsored_share: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
-                  min_posts_per_week: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-                  no_flags: bool = False) -> MatchResponse:
-    filters = Filters.make(category, min_followers, max_followers, micro=micro, brand_safe=brand_safe,
-                           exclude_categories=exclude_categories, safe_last=safe_last,
-                           metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags))
+async def similar(
+    influencer_id: str,
+    engine: EngineDep,
+    _key: KeyDep,
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 20,
+    posts: Annotated[int, Query(ge=0, le=12)] = 3,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    min_followers: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+    max_followers: Annotated[int | None, Query(ge=0, le=10**12)] = None,
+    micro: bool = False,
+    brand_safe: bool = False,
+    exclude_categories: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006 (FastAPI copies)
+    safe_last: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    like: Ids = [],  # noqa: B006
+    dislike: Ids = [],  # noqa: B006
+    like_weight: Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False)] = None,
+    dislike_weight: Annotated[float | None, Query(ge=0, le=10, allow_inf_nan=False)] = None,
+    min_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    max_er: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    max_sponsored_share: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
+    min_posts_per_week: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    no_flags: bool = False,
+) -> MatchResponse:
+    filters = Filters.make(
+        category,
+        min_followers,
+        max_followers,
+        micro=micro,
+        brand_safe=brand_safe,
+        exclude_categories=exclude_categories,
+        safe_last=safe_last,
+        metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags),
+    )
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
     snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
     hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback, snap)
@@ -53,5 +66,6 @@ async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDe
     feedback = _feedback(req)
     snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
     hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, feedback, snap)
-    return match_response(engine.store, hits, _ranking(RANKING + " (to the mean of the set)", feedback,
-                                                       snap.head is not None))
+    return match_response(
+        engine.store, hits, _ranking(RANKING + " (to the mean of the set)", feedback, snap.head is not None)
+    )

@@ -17,8 +17,16 @@ from congruence.search.engine import Engine
 
 router = APIRouter(tags=["posts"])
 _CACHE = {"Cache-Control": "private, max-age=3600"}
-_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-          ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
+_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
 
 
 def post_image_path(engine: Engine, post_id: str) -> tuple[Path, str]:
@@ -47,11 +55,17 @@ def _thumbnail(path: Path, digest: str, size: int, cache: Path) -> Path:
     return out
 
 
-@router.get("/v1/posts/{post_id:path}/image", response_class=FileResponse,
-            responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
-async def post_image(post_id: str, engine: EngineDep, _key: KeyDep,
-                     size: Annotated[int | None, Query(ge=32, le=1024, description="longest side, px")] = None
-                     ) -> FileResponse:
+@router.get(
+    "/v1/posts/{post_id:path}/image",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+async def post_image(
+    post_id: str,
+    engine: EngineDep,
+    _key: KeyDep,
+    size: Annotated[int | None, Query(ge=32, le=1024, description="longest side, px")] = None,
+) -> FileResponse:
     path, digest = post_image_path(engine, post_id)
     if size is None:
         ctype = _TYPES.get(path.suffix.lower())

@@ -101,8 +101,9 @@ def _posts_per_week(acc: np.ndarray, ts: np.ndarray, in_win: np.ndarray, n: int)
         return np.where(cnt >= 2, (cnt - 1) / weeks, np.nan)
 
 
-def _sponsored_ratio(acc: np.ndarray, engagement: np.ndarray, sponsored: np.ndarray,
-                     n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sponsored_ratio(
+    acc: np.ndarray, engagement: np.ndarray, sponsored: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = ~np.isnan(engagement) & (sponsored >= 0)
     sp, org = ok & (sponsored == 1), ok & (sponsored == 0)
     med_sp, n_sp = group_median(acc[sp], engagement[sp], n)
@@ -125,6 +126,8 @@ def figures(accounts: AccountArrays, posts: PostArrays, n_last: int = N_LAST) ->
     in_sp = window(acc, spons >= 0, n_last)
     cnt = np.bincount(acc[in_sp], minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(cnt > 0, np.bincount(acc[in_sp], weights=(spons[in_sp] == 1).astype(np.float64), minlength=n) / cnt, np.nan)
+        share = np.where(
+            cnt > 0, np.bincount(acc[in_sp], weights=(spons[in_sp] == 1).astype(np.float64), minlength=n) / cnt, np.nan
+        )
     ratio, n_sp, n_org = _sponsored_ratio(acc, (posts.likes + posts.comments)[o], spons, n)
     return Figures(er, er_posts.astype(np.int32), ppw, share, ratio, n_sp.astype(np.int32), n_org.astype(np.int32))

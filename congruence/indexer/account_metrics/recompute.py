@@ -40,13 +40,17 @@ class MetricsReport:
 
 def dirty_counts(accounts: AccountArrays, posts: PostArrays) -> dict[str, int]:
     f = accounts.followers
-    return {"accounts_followers_missing": int(np.isnan(f).sum()), "accounts_followers_zero": int((f == 0).sum()),
-            "accounts_followers_negative": int((f < 0).sum()), "posts_likes_missing": int(np.isnan(posts.likes).sum()),
-            "posts_comments_missing": int(np.isnan(posts.comments).sum()),
-            "posts_likes_negative": int((posts.likes < 0).sum()),
-            "posts_comments_negative": int((posts.comments < 0).sum()),
-            "posts_time_missing": int(np.isnan(posts.ts).sum()),
-            "posts_sponsorship_unknown": int((posts.sponsored < 0).sum())}
+    return {
+        "accounts_followers_missing": int(np.isnan(f).sum()),
+        "accounts_followers_zero": int((f == 0).sum()),
+        "accounts_followers_negative": int((f < 0).sum()),
+        "posts_likes_missing": int(np.isnan(posts.likes).sum()),
+        "posts_comments_missing": int(np.isnan(posts.comments).sum()),
+        "posts_likes_negative": int((posts.likes < 0).sum()),
+        "posts_comments_negative": int((posts.comments < 0).sum()),
+        "posts_time_missing": int(np.isnan(posts.ts).sum()),
+        "posts_sponsorship_unknown": int((posts.sponsored < 0).sum()),
+    }
 
 
 def _clean(v: float) -> float | None:
@@ -57,10 +61,18 @@ def _rows(accounts: AccountArrays, figs: Figures, flags: list[list[Flag]], n_las
     band = follower_band(accounts.followers)
     out = []
     for i, aid in enumerate(accounts.ids):
-        vals = (n_last, _clean(figs.er[i]), int(figs.er_posts[i]), _clean(figs.posts_per_week[i]),
-                _clean(figs.sponsored_share[i]), _clean(figs.sponsored_ratio[i]), int(figs.sponsored_posts[i]),
-                int(figs.organic_posts[i]), BAND_NAMES[band[i]] if band[i] >= 0 else None,
-                json.dumps([f.to_dict() for f in flags[i]]))
+        vals = (
+            n_last,
+            _clean(figs.er[i]),
+            int(figs.er_posts[i]),
+            _clean(figs.posts_per_week[i]),
+            _clean(figs.sponsored_share[i]),
+            _clean(figs.sponsored_ratio[i]),
+            int(figs.sponsored_posts[i]),
+            int(figs.organic_posts[i]),
+            BAND_NAMES[band[i]] if band[i] >= 0 else None,
+            json.dumps([f.to_dict() for f in flags[i]]),
+        )
         out.append((aid, *vals, row_hash(list(vals))))
     return out
 
@@ -82,5 +94,6 @@ def recompute(store: Store, n_last: int | None = None) -> MetricsReport:
     changed = stored.write(store, _rows(accounts, figs, flags, n))
     flagged = {s: sum(1 for fl in flags if any(f.signal == s for f in fl)) for s in SIGNALS}
     logger.info("account metrics: %d accounts, %d changed", len(accounts.ids), changed)
-    return MetricsReport(len(accounts.ids), changed, n, int(np.isfinite(figs.er).sum()), flagged,
-                         dirty_counts(accounts, posts))
+    return MetricsReport(
+        len(accounts.ids), changed, n, int(np.isfinite(figs.er).sum()), flagged, dirty_counts(accounts, posts)
+    )

@@ -65,8 +65,9 @@ def peer_z(x: np.ndarray, valid: np.ndarray, keys: Sequence[np.ndarray]) -> Peer
     """Robust z of ``x`` within each account's peer group: the first key's group when it has
     at least MIN_PEERS valid members and a MAD above 0, else the next key's."""
     n = len(x)
-    out = Peers(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64),
-                np.full(n, -1, np.int64))
+    out = Peers(
+        np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64), np.full(n, -1, np.int64)
+    )
     todo = valid.copy()
     for level, codes in enumerate(keys):
         g = int(codes.max()) + 1 if n else 0
@@ -75,7 +76,12 @@ def peer_z(x: np.ndarray, valid: np.ndarray, keys: Sequence[np.ndarray]) -> Peer
         scale = 1.4826 * mad
         ok = todo & (cnt[codes] >= MIN_PEERS) & (scale[codes] > 0)
         out.z[ok] = (x[ok] - med[codes[ok]]) / scale[codes[ok]]
-        out.median[ok], out.scale[ok], out.n[ok], out.level[ok] = med[codes[ok]], scale[codes[ok]], cnt[codes[ok]], level
+        out.median[ok], out.scale[ok], out.n[ok], out.level[ok] = (
+            med[codes[ok]],
+            scale[codes[ok]],
+            cnt[codes[ok]],
+            level,
+        )
         todo &= ~ok
     return out
 
@@ -102,10 +108,16 @@ def comment_like_flags(accounts: AccountArrays, posts: PostArrays, n_last: int) 
         lo, hi = 10 ** (p.median[i] - Z_MAX * p.scale[i]), 10 ** (p.median[i] + Z_MAX * p.scale[i])
         who = (f"{cats[i]} {kinds[i]}s" if p.level[i] == 0 and cats[i] else f"{kinds[i]}s") + f" (n={p.n[i]})"
         side = "above" if p.z[i] > 0 else "below"
-        out[i].append(Flag("comment_like_ratio", round(float(p.z[i]), 2), Z_MAX,
-                           f"{comments[i]:.0f} comments for {likes[i]:.0f} likes over its newest {cnt[i]} posts: "
-                           f"a comment-to-like ratio {side} the range of {who}, {lo:.4f}-{hi:.4f} "
-                           f"(robust z {p.z[i]:+.1f}, threshold +-{Z_MAX})"))
+        out[i].append(
+            Flag(
+                "comment_like_ratio",
+                round(float(p.z[i]), 2),
+                Z_MAX,
+                f"{comments[i]:.0f} comments for {likes[i]:.0f} likes over its newest {cnt[i]} posts: "
+                f"a comment-to-like ratio {side} the range of {who}, {lo:.4f}-{hi:.4f} "
+                f"(robust z {p.z[i]:+.1f}, threshold +-{Z_MAX})",
+            )
+        )
     return out
 
 
@@ -127,9 +139,16 @@ def like_spike_flags(accounts: AccountArrays, posts: PostArrays, n_last: int) ->
             best[a] = hit_at
     for a, j in best.items():
         k = int(o[idx[j]])
-        out[a].append(Flag("like_spike", round(float(ratio[j]), 2), SPIKE,
-                           f"post {posts.ids[k]} has {likes[idx[j]]:.0f} likes, {ratio[j]:.1f}x the median "
-                           f"({med[a]:.0f}) of its newest {cnt[a]} posts (threshold {SPIKE:.0f}x)", posts.ids[k]))
+        out[a].append(
+            Flag(
+                "like_spike",
+                round(float(ratio[j]), 2),
+                SPIKE,
+                f"post {posts.ids[k]} has {likes[idx[j]]:.0f} likes, {ratio[j]:.1f}x the median "
+                f"({med[a]:.0f}) of its newest {cnt[a]} posts (threshold {SPIKE:.0f}x)",
+                posts.ids[k],
+            )
+        )
     return out
 
 
@@ -142,15 +161,26 @@ def er_outlier_flags(accounts: AccountArrays, er: np.ndarray) -> list[list[Flag]
     p = peer_z(x, valid, [_codes(kinds, cats, band), _codes(kinds, band)])
     out: list[list[Flag]] = [[] for _ in accounts.ids]
     for i in np.flatnonzero(np.abs(np.nan_to_num(p.z)) > Z_MAX):
-        group = (f"{cats[i]} " if p.level[i] == 0 and cats[i] else "") + f"{kinds[i]}s with {BAND_NAMES[band[i]]} followers"
-        out[i].append(Flag("er_outlier", round(float(p.z[i]), 2), Z_MAX,
-                           f"engagement rate {100 * er[i]:.2f} % against a median of {100 * 10 ** p.median[i]:.2f} % "
-                           f"for {group} (n={p.n[i]}): robust z {p.z[i]:+.1f}, threshold +-{Z_MAX}"))
+        group = (
+            f"{cats[i]} " if p.level[i] == 0 and cats[i] else ""
+        ) + f"{kinds[i]}s with {BAND_NAMES[band[i]]} followers"
+        out[i].append(
+            Flag(
+                "er_outlier",
+                round(float(p.z[i]), 2),
+                Z_MAX,
+                f"engagement rate {100 * er[i]:.2f} % against a median of {100 * 10 ** p.median[i]:.2f} % "
+                f"for {group} (n={p.n[i]}): robust z {p.z[i]:+.1f}, threshold +-{Z_MAX}",
+            )
+        )
     return out
 
 
 def authenticity(accounts: AccountArrays, posts: PostArrays, er: np.ndarray, n_last: int) -> list[list[Flag]]:
     """Every account's flags (aligned with ``accounts``), in SIGNALS order."""
-    parts = (comment_like_flags(accounts, posts, n_last), like_spike_flags(accounts, posts, n_last),
-             er_outlier_flags(accounts, er))
+    parts = (
+        comment_like_flags(accounts, posts, n_last),
+        like_spike_flags(accounts, posts, n_last),
+        er_outlier_flags(accounts, er),
+    )
     return [a + b + c for a, b, c in zip(*parts, strict=True)]

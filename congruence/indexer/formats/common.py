@@ -85,8 +85,14 @@ def _checked_posts(posts: Iterable[Post], kind_of: KnownAccounts, errors: list[R
     first: dict[str, Post] = {}
     for p in posts:
         if kind_of(p.account_id) is None:
-            errors.append(RowError(p.source, p.line, f"post {p.id!r} of an unknown account {p.account_id!r}"
-                                   " (not in the accounts read, nor in the store)"))
+            errors.append(
+                RowError(
+                    p.source,
+                    p.line,
+                    f"post {p.id!r} of an unknown account {p.account_id!r}"
+                    " (not in the accounts read, nor in the store)",
+                )
+            )
         elif p.id in first:
             q = first[p.id]
             where = f"{q.source}:{q.line}" if q.line else q.source
@@ -96,13 +102,15 @@ def _checked_posts(posts: Iterable[Post], kind_of: KnownAccounts, errors: list[R
     return list(first.values())
 
 
-def _unfound_brands(options: SourceOptions, accounts: list[Account], known: KnownAccounts,
-                    errors: list[RowError]) -> None:
+def _unfound_brands(
+    options: SourceOptions, accounts: list[Account], known: KnownAccounts, errors: list[RowError]
+) -> None:
     here = {_key(a.id) for a in accounts} | {_key(a.handle) for a in accounts}
     for n in options.brands:
         if _key(n.name) not in here and known(_key(n.name)) != "brand":
-            errors.append(RowError(n.file, n.line, f"brand {n.name!r} is not among the accounts read"
-                                                   " (nor a brand in the store)"))
+            errors.append(
+                RowError(n.file, n.line, f"brand {n.name!r} is not among the accounts read (nor a brand in the store)")
+            )
 
 
 def tags_of(post: Post) -> tuple[str, ...]:
@@ -126,8 +134,14 @@ def matches_from_tags(posts: Iterable[Post], kind_of: KnownAccounts) -> list[Mat
     return list(pairs)
 
 
-def assemble(root: Path, accounts: list[Sourced], posts: Iterable[Post], options: SourceOptions,
-             known: KnownAccounts, errors: list[RowError]) -> Corpus:
+def assemble(
+    root: Path,
+    accounts: list[Sourced],
+    posts: Iterable[Post],
+    options: SourceOptions,
+    known: KnownAccounts,
+    errors: list[RowError],
+) -> Corpus:
     """The corpus of these rows: brands and categories named, duplicates and posts of unknown
     accounts refused (one error each), matches derived from tags when asked."""
     kept = _dedupe_accounts(_with_names(accounts, options), errors)

@@ -23,17 +23,17 @@ from __future__ import annotations
 import json
 import lzma
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import instaloader
 from instaloader.exceptions import InvalidArgumentException
 
 from congruence.indexer.corpus import Corpus, Post, RowError, RowInvalid, parse_account, parse_post
-from congruence.indexer.formats.common import KnownAccounts, SourceOptions, Sourced, assemble
+from congruence.indexer.formats.common import KnownAccounts, Sourced, SourceOptions, assemble
 from congruence.indexer.formats.offline import NetworkRefused, OfflineContext, known
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
@@ -108,13 +108,22 @@ def _account(profile: instaloader.Profile) -> dict[str, Any]:
     if not username:
         raise RowInvalid("a profile node without a username")
     category = known(lambda: profile.business_category_name)
-    row = {"id": username, "kind": "influencer", "handle": username,
-           "category": category if isinstance(category, str) else "",
-           "followers": known(lambda: profile.followers)}
-    extra = {"instagram_id": known(lambda: profile.userid), "full_name": known(lambda: profile.full_name),
-             "biography": known(lambda: profile.biography), "is_verified": known(lambda: profile.is_verified),
-             "is_business_account": known(lambda: profile.is_business_account),
-             "posts_total": known(lambda: profile.mediacount), "external_url": known(lambda: profile.external_url)}
+    row = {
+        "id": username,
+        "kind": "influencer",
+        "handle": username,
+        "category": category if isinstance(category, str) else "",
+        "followers": known(lambda: profile.followers),
+    }
+    extra = {
+        "instagram_id": known(lambda: profile.userid),
+        "full_name": known(lambda: profile.full_name),
+        "biography": known(lambda: profile.biography),
+        "is_verified": known(lambda: profile.is_verified),
+        "is_business_account": known(lambda: profile.is_business_account),
+        "posts_total": known(lambda: profile.mediacount),
+        "external_url": known(lambda: profile.external_url),
+    }
     return row | {k: v for k, v in extra.items() if v is not None}
 
 
@@ -200,8 +209,9 @@ def _usernames(entries: object, key: str) -> list[str]:
     return out
 
 
-def _images(post: instaloader.Post, path: Path, files: _Folder,
-            errors: list[RowError], rel: str) -> tuple[list[tuple[int, str]], str | None]:
+def _images(
+    post: instaloader.Post, path: Path, files: _Folder, errors: list[RowError], rel: str
+) -> tuple[list[tuple[int, str]], str | None]:
     """((slide number, image path) of each image found, in order; the video's path or None)
     of a post; a missing image of a picture is an error."""
     base, folder = _base(path), path.parent
@@ -224,8 +234,9 @@ def _images(post: instaloader.Post, path: Path, files: _Folder,
     return ([(1, image)] if image else []), video
 
 
-def _post_rows(post: instaloader.Post, path: Path, root: Path, files: _Folder,
-               errors: list[RowError]) -> list[dict[str, Any]]:
+def _post_rows(
+    post: instaloader.Post, path: Path, root: Path, files: _Folder, errors: list[RowError]
+) -> list[dict[str, Any]]:
     """The rows (dicts for ``parse_post``) of one post: the post, then its further carousel images."""
     rel = path.relative_to(root).as_posix()
     shortcode, owner = known(lambda: post.shortcode), _owner(post, path, root)
@@ -237,16 +248,36 @@ def _post_rows(post: instaloader.Post, path: Path, root: Path, files: _Folder,
     saved = _Saved(post)
     date, (sponsored, sponsors) = known(lambda: post.date_utc), saved.sponsorship()
     row: dict[str, Any] = {
-        "id": shortcode, "account_id": owner, "image": images[0][1] if images else None,
-        "caption": known(lambda: post.caption) or "", "likes": saved.likes(), "comments": saved.comments(),
+        "id": shortcode,
+        "account_id": owner,
+        "image": images[0][1] if images else None,
+        "caption": known(lambda: post.caption) or "",
+        "likes": saved.likes(),
+        "comments": saved.comments(),
         "ts": date.replace(tzinfo=UTC).isoformat() if isinstance(date, datetime) else None,
-        "sponsored": bool(sponsored), "tagged": saved.tagged()}
-    extra = {"sponsored_unknown": True if sponsored is None else None, "sponsors": sponsors or None,
-             "alt": known(lambda: post.accessibility_caption), "video": video,
-             "media": {"GraphVideo": "video", "GraphSidecar": "carousel"}.get(str(known(lambda: post.typename)))}
+        "sponsored": bool(sponsored),
+        "tagged": saved.tagged(),
+    }
+    extra = {
+        "sponsored_unknown": True if sponsored is None else None,
+        "sponsors": sponsors or None,
+        "alt": known(lambda: post.accessibility_caption),
+        "video": video,
+        "media": {"GraphVideo": "video", "GraphSidecar": "carousel"}.get(str(known(lambda: post.typename))),
+    }
     row |= {k: v for k, v in extra.items() if v is not None}
-    slides = [{"id": f"{shortcode}_{i}", "account_id": owner, "image": img, "caption": "", "ts": row["ts"],
-               "slide_of": shortcode, "slide": i} for i, img in images[1:]]
+    slides = [
+        {
+            "id": f"{shortcode}_{i}",
+            "account_id": owner,
+            "image": img,
+            "caption": "",
+            "ts": row["ts"],
+            "slide_of": shortcode,
+            "slide": i,
+        }
+        for i, img in images[1:]
+    ]
     return [row, *slides]
 
 
@@ -268,8 +299,9 @@ def _count(v: object) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
-def read_instaloader(root: Path, known_accounts: KnownAccounts = lambda _id: None,
-                     options: SourceOptions = SourceOptions()) -> Corpus:
+def read_instaloader(
+    root: Path, known_accounts: KnownAccounts = lambda _id: None, options: SourceOptions = SourceOptions()
+) -> Corpus:
     """Read and check a folder of Instaloader profile downloads (see the module doc).
 
     Raises FileNotFoundError when ``root`` is not a folder or holds no Instaloader metadata.
@@ -279,8 +311,9 @@ def read_instaloader(root: Path, known_accounts: KnownAccounts = lambda _id: Non
         raise FileNotFoundError(f"Instaloader folder not found: {root}")
     paths = metadata_files(root)
     if not paths:
-        raise FileNotFoundError(f"{root} holds no Instaloader metadata (.json.xz): download with Instaloader's "
-                                "default --save-metadata")
+        raise FileNotFoundError(
+            f"{root} holds no Instaloader metadata (.json.xz): download with Instaloader's default --save-metadata"
+        )
     ctx, files = OfflineContext(), _Folder(root.resolve())
     errors: list[RowError] = []
     accounts: list[Sourced] = []

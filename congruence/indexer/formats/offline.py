@@ -56,6 +56,15 @@ def known(read: Callable[[], T]) -> T | None:
     try:
         return read()
     # RecursionError: a Profile without 'username' asks for its own username to fetch it
-    except (NetworkRefused, InstaloaderException, KeyError, IndexError, TypeError, ValueError, AttributeError,
-            AssertionError, RecursionError):
+    except (
+        NetworkRefused,
+        InstaloaderException,
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        AssertionError,
+        RecursionError,
+    ):
         return None

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from congruence.indexer.corpus import Corpus, Post, RowError, RowInvalid, parse_account, parse_post
 from congruence.indexer.formats.cells import convert, has_bad_utf8
-from congruence.indexer.formats.common import KnownAccounts, SourceOptions, Sourced, assemble
+from congruence.indexer.formats.common import KnownAccounts, Sourced, SourceOptions, assemble
 
 POST_FIELDS = ("id", "account_id", "image", "caption", "likes", "comments", "ts", "sponsored", "tagged")
 ACCOUNT_FIELDS = ("id", "kind", "handle", "category", "followers")
@@ -49,16 +49,23 @@ class ColumnMap:
             table, dot, name = key.strip().rpartition(".")
             column = column.strip()
             if not sep or not name or not column or (dot and table not in ("posts", "accounts")):
-                raise ValueError(f"--map: expected field=column (or posts.field=column, accounts.field=column), "
-                                 f"got {item!r}")
-            targets = [(t, d) for t, fields, d in (("posts", POST_FIELDS, posts), ("accounts", ACCOUNT_FIELDS, accounts))
-                       if (not dot or table == t) and name in fields]
+                raise ValueError(
+                    f"--map: expected field=column (or posts.field=column, accounts.field=column), got {item!r}"
+                )
+            targets = [
+                (t, d)
+                for t, fields, d in (("posts", POST_FIELDS, posts), ("accounts", ACCOUNT_FIELDS, accounts))
+                if (not dot or table == t) and name in fields
+            ]
             if not targets:
-                raise ValueError(f"--map: unknown field {name!r}: posts have {', '.join(POST_FIELDS)}; "
-                                 f"accounts have {', '.join(ACCOUNT_FIELDS)}")
+                raise ValueError(
+                    f"--map: unknown field {name!r}: posts have {', '.join(POST_FIELDS)}; "
+                    f"accounts have {', '.join(ACCOUNT_FIELDS)}"
+                )
             if len(targets) > 1:
-                raise ValueError(f"--map: both tables have {name!r}: write posts.{name}={column} or "
-                                 f"accounts.{name}={column}")
+                raise ValueError(
+                    f"--map: both tables have {name!r}: write posts.{name}={column} or accounts.{name}={column}"
+                )
             for _, d in targets:
                 d[name] = column
         return cls(posts, accounts)
@@ -156,6 +163,7 @@ def _as_fields(cells: dict[str, Any], table: str, cmap: ColumnMap, fields: Seque
 
 def _reason(e: RowInvalid, table: str, cmap: ColumnMap) -> str:
     """The check's message with our field names as the table's columns."""
+
     def column(m: re.Match[str]) -> str:
         col = cmap.column(table, m[1])
         return f"column {col!r}" + (f" ({m[1]})" if col != m[1] else "")
@@ -163,8 +171,14 @@ def _reason(e: RowInvalid, table: str, cmap: ColumnMap) -> str:
     return _FIELD.sub(column, str(e))
 
 
-def _read(path: Path, table: str, cmap: ColumnMap, fields: Sequence[str], parse: Callable[[dict[str, Any]], Any],
-          errors: list[RowError]) -> list[tuple[int, Any]]:
+def _read(
+    path: Path,
+    table: str,
+    cmap: ColumnMap,
+    fields: Sequence[str],
+    parse: Callable[[dict[str, Any]], Any],
+    errors: list[RowError],
+) -> list[tuple[int, Any]]:
     out = []
     for item in _rows(path):
         if isinstance(item, RowError):
@@ -178,8 +192,13 @@ def _read(path: Path, table: str, cmap: ColumnMap, fields: Sequence[str], parse:
     return out
 
 
-def read_tables(posts: Path, accounts: Path | None = None, known: KnownAccounts = lambda _id: None,
-                cmap: ColumnMap = ColumnMap(), options: SourceOptions = SourceOptions()) -> Corpus:
+def read_tables(
+    posts: Path,
+    accounts: Path | None = None,
+    known: KnownAccounts = lambda _id: None,
+    cmap: ColumnMap = ColumnMap(),
+    options: SourceOptions = SourceOptions(),
+) -> Corpus:
     """Read and check a posts table and (optionally) an accounts table; see the module doc.
 
     Raises FileNotFoundError or ValueError (before reading rows) when a table is missing, is
@@ -193,6 +212,7 @@ def read_tables(posts: Path, accounts: Path | None = None, known: KnownAccounts 
     errors: list[RowError] = []
     account_rows: list[Sourced] = []
     if accounts is not None:
+
         def account(row: dict[str, Any]) -> Any:
             return parse_account({"kind": "influencer", **{k: v for k, v in row.items() if v is not None}})
 
