@@ -34,8 +34,7 @@ from bench.ranking import CACHE, SHARED, cli, skipped, sync_store
 from bench.ranking_breakdown import brand_groups
 from congruence.core.settings import load_settings
 from congruence.search.engine import Engine
-from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT, Feedback, apply
-from congruence.search.retrieve import retrieve
+from congruence.search.feedback import PARAMS, Feedback, FeedbackParams
 from congruence.training.data import held_out_influencers
 
 Rank = Callable[[str, int, Feedback], list[str]]  # (brand, k, feedback) -> influencer ids shown
@@ -45,14 +44,16 @@ Rank = Callable[[str, int, Feedback], list[str]]  # (brand, k, feedback) -> infl
 class FeedbackConfig:
     """rounds: feedback rounds after the first list; shown: influencers a round; hard: the
     first-list recall@10 under which a brand counts as hard; weights: (like, dislike) pairs
-    to measure, the first being the product's default."""
+    to measure, the first being the product's default; params: the other feedback constants
+    (the product's, or a variant's: ``feedback_seeds``)."""
 
     rounds: int = 3
     shown: int = 10
     hard: float = 0.5
     target: float = 1.3
-    weights: tuple[tuple[float, float], ...] = ((LIKE_WEIGHT, DISLIKE_WEIGHT), (4.0, 2.0), (2.0, 1.0))
+    weights: tuple[tuple[float, float], ...] = ((PARAMS.like_weight, PARAMS.dislike_weight), (4.0, 2.0), (2.0, 1.0))
     quick: bool = False
+    params: FeedbackParams = PARAMS
 
 
 def product_ranker(engine: Engine) -> Rank:
@@ -61,9 +62,10 @@ def product_ranker(engine: Engine) -> Rank:
 
 
 def candidate_ranker(engine: Engine, allowed: set[str]) -> Rank:
-    """``match --brand`` as the engine runs it (feedback moved in, then ``retrieve``) over the
-    benchmark's candidates only: the influencers ``congruence evaluate`` ranks (all but those
-    paired only with training brands, whom the head has learnt as partners)."""
+    """``match --brand`` through the engine's own path (``Engine.rank``: feedback resolved and
+    applied, then ``retrieve``) over the benchmark's candidates only: the influencers
+    ``congruence evaluate`` ranks (all but those paired only with training brands, whom the
+    head has learnt as partners)."""
     snap = engine.current()
     mask = np.zeros(snap.index.ntotal, bool)
     rows = np.asarray([i for i, a in enumerate(snap.table.ids) if a in allowed], np.int64)
@@ -73,18 +75,7 @@ def candidate_ranker(engine: Engine, allowed: set[str]) -> Rank:
 
     def rank(brand: str, k: int, fb: Feedback) -> list[str]:
         entry = engine.entry(snap, brand, "brand")
-        skip, moves = apply(entry.vector, engine.marked(snap, fb))
-        _, I = retrieve(
-            snap,
-            entry.vector[None],
-            k,
-            exact=engine.reader.exact,  # noqa: E741
-            candidates=engine.settings.candidates,
-            selection=selection,
-            brand_posts=[entry.posts],
-            exclude=[skip],
-            feedback=[moves],
-        )
+        _, I = engine.rank(snap, entry.vector, k, brand_posts=entry.posts, feedback=fb, selection=selection)  # noqa: E741
         return [snap.table.ids[r] for r in snap.rows(I[0][I[0] >= 0])]
 
     return rank
@@ -98,7 +89,7 @@ def found_with_feedback(
     disliked: list[str] = []
     found = []
     for _ in range(cfg.rounds + 1):
-        fb = Feedback.make(liked, disliked, like_weight, dislike_weight)
+        fb = Feedback.make(liked, disliked, like_weight, dislike_weight, cfg.params)
         shown = rank(brand, cfg.shown, fb)
         liked += [a for a in shown if a in partners]
         disliked += [a for a in shown if a not in partners]
@@ -329,7 +320,8 @@ def run(cfg: FeedbackConfig) -> Section:
         "but those paired only with training brands); every influencer: the product's match as is",
         "simulated user: likes the partners among the 10 shown, dislikes the others; 'feedback b/c' "
         "weighs the closest liked by b, and the closest disliked and (once something is liked) the "
-        "added-up dislikes by c (search/feedback.py; the first pair is the product default)",
+        "added-up dislikes by c (search/feedback.py's FeedbackParams; the first pair is the product default); "
+        "both settings rank through Engine.rank, the path of match --brand",
         "recall@10 counts all of a brand's partners (14 to 35 here), so nearly every brand is under 0.5; "
         "'first 10 < 0.5 partners' is the stricter reading: fewer than 5 partners among the first 10",
     ]

@@ -5,10 +5,10 @@ it reports moves with the head: this trains one product head per seed in a copy 
 home (``feedback-home-seed<N>``, the embedded server stopped before the copy, kept and reused
 while the corpus is the same) and measures, on each, the target row (head, benchmark
 candidates, brands with first-list recall@10 < 0.5, default weights), as the product runs
-it, without the added-up dislikes (``feedback.ACCUMULATE``), and with the closest-example
-terms in the head's tower alone (``feedback.LIKE_CONTENT`` and ``DISLIKE_CONTENT`` 0: no
-pooled space); and the ceiling: the most 40 shown can hold when the first 10 are the list's
-own.
+it, without the added-up dislikes (``FeedbackParams.accumulate`` 0), without the separation
+(``separate`` 0), and with the closest-example terms in the head's tower alone
+(``like_content`` and ``dislike_content`` 0 too: no pooled space); and the ceiling: the most
+40 shown can hold when the first 10 are the list's own.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ import math
 import os
 import shutil
 import statistics
-from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from bench.common import Row, Section, Table
 from bench.feedback import (
-    DISLIKE_WEIGHT,
-    LIKE_WEIGHT,
     FeedbackConfig,
     benchmark_candidates,
     candidate_ranker,
@@ -37,12 +34,13 @@ from bench.feedback import (
 from bench.ranking import cli, skipped
 from congruence.core.settings import load_settings
 from congruence.search.engine import Engine
+from congruence.search.feedback import PARAMS
 from congruence.store.embedded_pg import stop_embedded
 
 SEEDS, QUICK_SEEDS = (1, 2, 3, 4, 5, 6), (1,)
 MARKER = "bench-corpus.json"  # the corpus a home holds (bench.ranking.sync_store)
 SEEDED = "bench-seed.txt"  # written once the seed's head is trained and in service
-PRODUCT = f"feedback {LIKE_WEIGHT:g}/{DISLIKE_WEIGHT:g}"
+PRODUCT = f"feedback {PARAMS.like_weight:g}/{PARAMS.dislike_weight:g}"
 
 
 def copy_home(src: Path, dst: Path) -> None:
@@ -86,11 +84,11 @@ def seed_home(corpus: Path, home: Path, seed: int, quick: bool) -> Path:
     return out
 
 
-VARIANTS: dict[str, dict[str, float]] = {  # module constants of congruence.search.feedback to set
+VARIANTS: dict[str, dict[str, Any]] = {  # fields of the product's FeedbackParams to change
     "product": {},
-    "without added-up dislikes": {"ACCUMULATE": 0.0},
-    "without separation": {"SEPARATE": 0.0},
-    "tower only": {"LIKE_CONTENT": 0.0, "DISLIKE_CONTENT": 0.0, "SEPARATE": 0.0},
+    "without added-up dislikes": {"accumulate": 0.0},
+    "without separation": {"separate": 0.0},
+    "tower only": {"like_content": 0.0, "dislike_content": 0.0, "separate": 0.0},
 }
 
 
@@ -98,11 +96,10 @@ def target_row(
     home: Path, truth: dict[str, set[str]], allowed: set[str], cfg: FeedbackConfig, variant: str
 ) -> dict[str, Any]:
     settings = load_settings({"CONGRUENCE_HOME": str(home)})
-    with ExitStack() as stack:
-        for name, value in VARIANTS[variant].items():
-            stack.enter_context(mock.patch(f"congruence.search.feedback.{name}", value))
-        engine = stack.enter_context(Engine(settings))
-        rows = per_brand(candidate_ranker(engine, allowed), truth, cfg)
+    with Engine(settings) as engine:
+        rows = per_brand(
+            candidate_ranker(engine, allowed), truth, replace(cfg, params=replace(PARAMS, **VARIANTS[variant]))
+        )
     hard = [r for r in rows if r["recall@10"] < cfg.hard]
     reading, found = (sum(r[k][-1] for r in hard) for k in ("reading", PRODUCT))
     shown = cfg.shown * cfg.rounds
@@ -111,7 +108,7 @@ def target_row(
 
 
 def run(quick: bool) -> Section:
-    cfg = FeedbackConfig(quick=quick, weights=((LIKE_WEIGHT, DISLIKE_WEIGHT),))
+    cfg = FeedbackConfig(quick=quick, weights=((PARAMS.like_weight, PARAMS.dislike_weight),))
     prepared = prepare(quick)
     if isinstance(prepared, str):
         return skipped("feedback-seeds", prepared)
@@ -192,8 +189,8 @@ def run(quick: bool) -> Section:
     section.details.update({"rows": rows, "summary": summary, "targets_met": None})
     section.notes.append(
         "each head is a `congruence train --variants product --seed N` in a copy of the feedback "
-        "home; 'without added-up dislikes': search/feedback.py's ACCUMULATE = 0; 'without separation': "
-        "its SEPARATE = 0; 'tower only': its LIKE_CONTENT = DISLIKE_CONTENT = SEPARATE = 0 (the "
+        "home; 'without added-up dislikes': FeedbackParams.accumulate = 0 (search/feedback.py); 'without "
+        "separation': its separate = 0; 'tower only': its like_content = dislike_content = separate = 0 (the "
         "closest liked and disliked in the head's tower alone, as before the pooled space was mixed "
         "in)"
     )

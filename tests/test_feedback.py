@@ -3,7 +3,9 @@ without a trained head."""
 
 from __future__ import annotations
 
+from dataclasses import astuple, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,19 +15,8 @@ from congruence.core.settings import Settings
 from congruence.core.vectors import l2_normalize
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
-from congruence.search.feedback import (
-    CONTENT_SPACE,
-    NEIGHBOURS,
-    RIDGE,
-    SEPARATE,
-    Feedback,
-    Marked,
-    Moves,
-    apply,
-    resolve,
-    rocchio,
-    separation,
-)
+from congruence.search.feedback import CONTENT_SPACE, PARAMS, Feedback, FeedbackParams, Marked, apply, resolve
+from congruence.search.feedback_terms import ridge_separation, rocchio
 from congruence.search.filters import Filters
 from congruence.search.retrieve import retrieve
 from congruence.store.vectors import VectorStore
@@ -34,6 +25,24 @@ from congruence.training.deploy import deploy
 from .test_head_product import trained_head
 
 BRAND = "brand_peakfit"  # a fitness brand: its first list is fitness creators
+SEPARATE, RIDGE = PARAMS.separate, PARAMS.ridge
+
+
+def moves(
+    moved: np.ndarray,
+    liked: np.ndarray,
+    disliked: np.ndarray,
+    b: float,
+    c: float,
+    liked_content: np.ndarray | None = None,
+    disliked_content: np.ndarray | None = None,
+    pooled: bool = False,
+    **params: Any,
+) -> Marked:
+    """Feedback as ``retrieve`` takes it (``apply``'s): ``moved`` searched beside the query, the
+    liked searched around, weights b and c (and any other ``FeedbackParams`` field given)."""
+    p = replace(PARAMS, like_weight=b, dislike_weight=c, **params)
+    return Marked(np.zeros(0, np.int64), liked, disliked, p, liked_content, disliked_content, pooled, moved=moved)
 
 
 def influencer_vectors(engine: Engine, space: str | None = None) -> dict[str, np.ndarray]:
@@ -109,21 +118,21 @@ def test_rocchio_moves_toward_liked_and_away_from_disliked() -> None:
     expected = q + 0.75 * liked.mean(0) - 0.25 * disliked.mean(0)
     assert np.allclose(moved, expected / np.linalg.norm(expected), atol=1e-6)
     assert moved @ liked.mean(0) > q @ liked.mean(0) and moved @ disliked.mean(0) < q @ disliked.mean(0)
-    skip, moves = apply(q, None, [4])
-    assert moves is None and skip.tolist() == [4]
+    skip, applied = apply(q, None, [4])
+    assert applied is None and skip.tolist() == [4]
 
 
 def test_nearest_example_terms_take_the_closest_liked_and_disliked() -> None:
     rng = np.random.default_rng(1)
     vecs, liked, disliked = (l2_normalize(rng.normal(size=s).astype(np.float32)) for s in ((6, 8), (3, 8), (2, 8)))
-    m = Moves(vecs[0], liked, liked, disliked, 4.0, 2.0)
+    m = moves(vecs[0], liked, disliked, 4.0, 2.0)
     dis = vecs.astype(np.float64) @ disliked.T.astype(np.float64)
     want = 4.0 * (vecs @ liked.T).max(1) - 2.0 * (dis.max(1) + 0.5 * np.exp((dis - 1) / 0.1).sum(1))
     assert np.allclose(m.terms(vecs), want, atol=1e-6)
     # the closest, not the mean: a candidate equal to one liked vector gets the full like weight
     near = (liked[0] @ disliked.T).astype(np.float64)
     assert m.terms(liked[:1])[0] >= 4.0 - 2.0 * (near.max() + 0.5 * np.exp((near - 1) / 0.1).sum()) - 1e-6
-    assert np.allclose(Moves(vecs[0], liked[:0], liked[:0], disliked[:0], 4.0, 2.0).terms(vecs), 0)
+    assert np.allclose(moves(vecs[0], liked[:0], disliked[:0], 4.0, 2.0).terms(vecs), 0)
 
 
 def test_once_something_is_liked_repeated_dislikes_push_their_niche_away() -> None:
@@ -139,13 +148,13 @@ def test_once_something_is_liked_repeated_dislikes_push_their_niche_away() -> No
     base_a, base_b = 0.5, 0.0  # the query's own scores: niche A ahead
 
     def order_kept(liked: np.ndarray) -> bool:
-        m = Moves(a[0], liked, liked, a[:4], 4.0, 1.0)
+        m = moves(a[0], liked, a[:4], 4.0, 1.0)
         return bool((base_a + m.terms(a[4:])).min() > (base_b + m.terms(b)).max())
 
     assert not order_kept(elsewhere[:1]) and order_kept(nothing)
     closest = (a[4:] @ a[:4].T).max(1)
-    assert np.allclose(Moves(a[0], nothing, nothing, a[:4], 4.0, 1.0).terms(a[4:]), -closest, atol=1e-6)
-    m = Moves(a[0], elsewhere[:1], elsewhere[:1], a[:4], 4.0, 1.0)
+    assert np.allclose(moves(a[0], nothing, a[:4], 4.0, 1.0).terms(a[4:]), -closest, atol=1e-6)
+    m = moves(a[0], elsewhere[:1], a[:4], 4.0, 1.0)
     sims = (a[4:] @ a[:4].T).astype(np.float64)
     want = 4.0 * (a[4:] @ elsewhere[0]) - (sims.max(1) + 0.5 * np.exp((sims - 1) / 0.1).sum(1))
     assert np.allclose(m.terms(a[4:]), want, atol=1e-5)
@@ -159,7 +168,7 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
     rng = np.random.default_rng(5)
     vecs, liked, disliked = (l2_normalize(rng.normal(size=s)) for s in ((6, 8), (2, 8), (3, 8)))
     cvecs, cliked, cdisliked = (l2_normalize(rng.normal(size=s)) for s in ((6, 12), (2, 12), (3, 12)))
-    m = Moves(vecs[0], liked, liked, disliked, 4.0, 1.0, cliked, cdisliked)
+    m = moves(vecs[0], liked, disliked, 4.0, 1.0, cliked, cdisliked)
     has = np.array([True, True, True, False, True, True])
     sims = vecs @ disliked.T
     like = 0.5 * (vecs @ liked.T).max(1) + 0.5 * (cvecs @ cliked.T).max(1)
@@ -169,21 +178,24 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
     sep[3] = 0.0
     want = 4.0 * like - (dislike + 0.5 * np.exp((sims - 1) / 0.1).sum(1)) + SEPARATE * sep
     assert np.allclose(m.terms(vecs, cvecs, has), want, atol=1e-6)
-    assert m.wants_content and not Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).wants_content
-    assert np.allclose(m.terms(vecs), Moves(vecs[0], liked, liked, disliked, 4.0, 1.0).terms(vecs), atol=1e-9)
+    assert m.wants_content and not moves(vecs[0], liked, disliked, 4.0, 1.0).wants_content
+    assert np.allclose(m.terms(vecs), moves(vecs[0], liked, disliked, 4.0, 1.0).terms(vecs), atol=1e-9)
     seeds, cseeds = l2_normalize(rng.normal(size=(2, 8))), l2_normalize(rng.normal(size=(2, 12)))
     marked = Marked(
         np.arange(5),
         liked.astype(np.float32),
         disliked.astype(np.float32),
-        4.0,
-        1.0,
+        PARAMS,
         cliked.astype(np.float32),
         cdisliked.astype(np.float32),
     )
-    _, moves = apply(seeds.mean(0), marked, examples=seeds, examples_content=cseeds)
-    assert moves is not None and moves.liked_content is not None
-    assert np.allclose(moves.liked_content, np.concatenate([cseeds, cliked]), atol=1e-6)
+    skip, seeded_both = apply(seeds.mean(0), marked, [7], examples=seeds, examples_content=cseeds)
+    assert seeded_both is not None and seeded_both.liked_content is not None and skip.tolist() == [0, 1, 2, 3, 4, 7]
+    assert np.allclose(seeded_both.liked_content, np.concatenate([cseeds, cliked]), atol=1e-6)
+    # the seeds join the liked in the terms, not the searches around the liked nor the Rocchio move
+    assert seeded_both.examples == 2 and np.allclose(seeded_both.around, liked, atol=1e-6)
+    assert seeded_both.moved is not None
+    assert np.allclose(seeded_both.moved, rocchio(seeds.mean(0), liked, disliked, 4.0, 1.0), atol=1e-6)
     _, unknown = apply(seeds.mean(0), marked, examples=seeds)  # the seeds' pooled vectors unknown
     assert unknown is not None and unknown.liked_content is None and unknown.disliked_content is not None
     # nothing liked yet (resolve leaves the like side's pooled vectors None): the seeds' alone
@@ -191,8 +203,7 @@ def test_the_closest_liked_and_disliked_are_asked_of_the_pooled_space_too() -> N
         np.arange(3),
         np.zeros((0, 8), np.float32),
         disliked.astype(np.float32),
-        4.0,
-        1.0,
+        PARAMS,
         None,
         cdisliked.astype(np.float32),
     )
@@ -219,27 +230,27 @@ def test_the_marked_are_told_apart_along_what_the_liked_share() -> None:
     liked = l2_normalize(np.stack([e[0] + e[1], e[0] + e[2], e[0] + e[3]]))
     disliked = e[5:6]
     c = l2_normalize(np.stack([e[0] + e[6], e[1] + e[7]]))
-    no_head = Moves(c[0], liked, liked, disliked, 4.0, 1.0, pooled=True)
+    no_head = moves(c[0], liked, disliked, 4.0, 1.0, pooled=True)
     t = no_head.terms(c)
     assert t[0] > t[1] + 0.05
-    assert np.allclose(separation(c, liked, disliked), c @ _ridge_direction(liked, disliked), atol=1e-9)
+    assert np.allclose(ridge_separation(c, liked, disliked, RIDGE), c @ _ridge_direction(liked, disliked), atol=1e-9)
     # the closest-example terms alone tie: a head without the pooled vectors leaves them so
-    tie = Moves(c[0], liked, liked, disliked, 4.0, 1.0).terms(c)
+    tie = moves(c[0], liked, disliked, 4.0, 1.0).terms(c)
     assert tie[0] == pytest.approx(tie[1], abs=1e-9)
     # with a head: the candidates' tower vectors are alike (cosine 0 to every marked one),
     # the pooled ones decide; a candidate without a pooled vector gets the tower's terms alone
     tower = np.tile(e[4], (2, 1))
-    head = Moves(tower[0], liked, liked, disliked, 4.0, 1.0, liked, disliked)
+    head = moves(tower[0], liked, disliked, 4.0, 1.0, liked, disliked)
     h = head.terms(tower, c)
     sep = c @ _ridge_direction(liked, disliked)
     assert h[0] - h[1] == pytest.approx(SEPARATE * (sep[0] - sep[1]), abs=1e-9) and sep[0] > sep[1] + 0.1
     unknown = head.terms(tower, c, np.array([False, True]))
     assert unknown[0] == pytest.approx(-0.5 * np.exp(-10), abs=1e-12) and unknown[1] == pytest.approx(h[1])
     # one side only, or a weight of 0: no separation
-    assert np.allclose(separation(c, liked, disliked[:0]), 0)
-    only_liked = Moves(c[0], liked, liked, disliked[:0], 4.0, 1.0, pooled=True).terms(c)
+    assert np.allclose(ridge_separation(c, liked, disliked[:0], RIDGE), 0)
+    only_liked = moves(c[0], liked, disliked[:0], 4.0, 1.0, pooled=True).terms(c)
     assert only_liked[0] == pytest.approx(only_liked[1], abs=1e-9)
-    unweighted = Moves(c[0], liked, liked, disliked, 4.0, 0.0, pooled=True).terms(c)
+    unweighted = moves(c[0], liked, disliked, 4.0, 0.0, pooled=True).terms(c)
     assert unweighted[0] == pytest.approx(unweighted[1], abs=1e-9)
 
 
@@ -259,8 +270,8 @@ def test_resolve_tells_the_pooled_space_from_a_heads() -> None:
     fb = Feedback.make(like=["i0", "i1"], dislike=["i2"])
     pooled = resolve(CONTENT_SPACE, 12, fb, lookup, exact)
     assert pooled is not None and pooled.pooled and pooled.liked_content is None
-    _, moves = apply(spaces[CONTENT_SPACE][0], pooled)
-    assert moves is not None and moves.pooled
+    _, applied = apply(spaces[CONTENT_SPACE][0], pooled)
+    assert applied is not None and applied.pooled
     head = resolve("head_x", 8, fb, lookup, exact)
     assert head is not None and not head.pooled
     assert head.liked_content is not None and np.allclose(head.liked_content, spaces[CONTENT_SPACE][:2])
@@ -270,7 +281,7 @@ def test_similar_seeds_count_as_liked_so_dislikes_add_up() -> None:
     """``similar``'s seeds are examples: with dislikes only, the accumulated term is there."""
     rng = np.random.default_rng(3)
     seeds, disliked, vecs = (l2_normalize(rng.normal(size=s)) for s in ((2, 8), (3, 8), (5, 8)))
-    marked = Marked(np.arange(3), np.zeros((0, 8), np.float32), disliked.astype(np.float32), 4.0, 1.0)
+    marked = Marked(np.arange(3), np.zeros((0, 8), np.float32), disliked.astype(np.float32))
     _, with_seeds = apply(seeds.mean(0), marked, examples=seeds)
     _, without = apply(seeds.mean(0), marked)
     assert with_seeds is not None and without is not None
@@ -281,13 +292,44 @@ def test_similar_seeds_count_as_liked_so_dislikes_add_up() -> None:
 
 
 def test_feedback_is_checked_at_the_boundary() -> None:
+    """Each parameter's error names its field (the message follows the field's name)."""
     with pytest.raises(InvalidInput, match="^'a' is both liked and disliked$"):
         Feedback.make(["a", "b"], ["a"])
-    with pytest.raises(InvalidInput, match="^like_weight must be a number from 0 to 10, got nan$"):
+    with pytest.raises(InvalidInput, match="^like_weight must be a number from 0 to 10, got nan$") as nan:
         Feedback.make(["a"], like_weight=float("nan"))
-    with pytest.raises(InvalidInput, match=r"^dislike_weight \(2.0\) must be below 1 \+ like_weight \(1.5\)"):
+    assert nan.value.field == "like_weight" and nan.value.message == "must be a number from 0 to 10, got nan"
+    with pytest.raises(InvalidInput, match=r"^dislike_weight \(2.0\) must be below 1 \+ like_weight \(1.5\)") as low:
         Feedback.make(["a"], dislike_weight=2.0, like_weight=0.5)
+    assert low.value.field == "dislike_weight"
+    for bad, field, text in (
+        ("abc", "like", "like expects a list of influencer ids"),
+        ([f"i{n}" for n in range(501)], "like", "like takes at most 500 influencer ids, got 501"),
+        (["x" * 201], "like", "like holds 'xxxx"),
+    ):
+        with pytest.raises(InvalidInput) as e:
+            Feedback.make(bad)  # type: ignore[arg-type]
+        assert e.value.field == field and str(e.value).startswith(text)
+    with pytest.raises(InvalidInput, match="^dislike expects a list of influencer ids$"):
+        Feedback.make(None, [1])  # type: ignore[list-item]
     assert Feedback.make([" a ", "a", ""], None).like == ("a",)
+    fb = Feedback.make(["a"], None, 2.0)
+    assert (fb.like_weight, fb.dislike_weight) == (2.0, PARAMS.dislike_weight) and fb.params.ridge == RIDGE
+
+
+def test_feedback_params_hold_the_defaults_and_say_what_they_score() -> None:
+    """The defaults are the product's; ``describe`` writes the API's ranking text from them,
+    each term named only while its weight counts."""
+    assert astuple(PARAMS) == (4.0, 1.0, 0.5, 0.1, 0.5, 0.75, 0.25, 0.3, 20, 64) and FeedbackParams() == PARAMS
+    assert Feedback().params is PARAMS and Feedback.make().params == PARAMS
+    pooled, head = PARAMS.describe(False), PARAMS.describe(True)
+    assert pooled.startswith(", plus the feedback terms (like weight x similarity to the closest liked influencer")
+    assert "a push that grows with every disliked one nearby" in pooled and "0.25 x the position" in pooled
+    assert pooled.endswith("; similarity: the cosine of pooled embeddings")
+    assert head.endswith("mixed with the cosine of pooled embeddings (1:1 to the liked, 1:3 to the disliked)")
+    bare = replace(PARAMS, accumulate=0.0, separate=0.0, like_content=0.25, dislike_content=0.0).describe(True)
+    assert (
+        "push" not in bare and "least squares" not in bare and bare.endswith("(3:1 to the liked, 1:0 to the disliked)")
+    )
 
 
 def test_feedback_without_a_head_moves_the_query_and_excludes(settings: Settings, small_corpus: Path) -> None:
@@ -322,7 +364,7 @@ def test_feedback_gathers_candidates_around_the_liked(settings: Settings, small_
         liked = np.stack([xb["pets_creator_01"]])
         seq = dict(zip(snap.table.ids, snap.table.seq.tolist(), strict=True))
         skip = np.asarray([seq["pets_creator_01"]], np.int64)
-        moves = Moves(q, liked, liked, liked[:0], 10.0, 0.0)  # no Rocchio move: only the search around
+        fed = moves(q, liked, liked[:0], 10.0, 0.0)  # no Rocchio move: only the search around
         _, I = retrieve(
             snap,
             q[None],
@@ -330,11 +372,11 @@ def test_feedback_gathers_candidates_around_the_liked(settings: Settings, small_
             exact=engine.reader.exact,
             candidates=1,
             exclude=[skip],  # noqa: E741
-            feedback=[moves],
+            feedback=[fed],
         )
         got = [snap.table.ids[r] for r in snap.rows(I[0])]
         assert got == brute_feedback(q, xb, ["pets_creator_01"], [], 10.0, 0.0)[0][:3]
-        assert sorted(got[:2]) == ["pets_creator_00", "pets_creator_02"] and NEIGHBOURS >= 3
+        assert sorted(got[:2]) == ["pets_creator_00", "pets_creator_02"] and PARAMS.neighbours >= 3
         alone = [
             snap.table.ids[r]
             for r in snap.rows(
@@ -347,10 +389,12 @@ def test_feedback_gathers_candidates_around_the_liked(settings: Settings, small_
 def test_feedback_refuses_unknown_ids_and_brands(settings: Settings, small_corpus: Path) -> None:
     ingest(small_corpus, settings)
     with Engine(settings) as engine:
-        with pytest.raises(NotFound, match="^like: unknown influencer 'nobody'$"):
+        with pytest.raises(NotFound, match="^like names an unknown influencer: 'nobody'$") as unknown:
             engine.match_brand(BRAND, feedback=Feedback.make(["pets_creator_01", "nobody"]))
-        with pytest.raises(NotFound, match="^dislike: .brand_peakfit. is a brand, not an influencer$"):
+        assert unknown.value.field == "like"
+        with pytest.raises(NotFound, match="^dislike names a brand, not an influencer: 'brand_peakfit'$") as brand:
             engine.similar("pets_creator_00", feedback=Feedback.make(None, [BRAND]))
+        assert brand.value.field == "dislike"
         # a seed cannot also be marked: disliking the one seed would cancel the query itself
         for fb, name in (
             (Feedback.make(None, ["pets_creator_00"]), "disliked"),
@@ -362,7 +406,7 @@ def test_feedback_refuses_unknown_ids_and_brands(settings: Settings, small_corpu
         assert [h.influencer_id for h in engine.similar([" pets_creator_00 "], k=3)] == [
             h.influencer_id for h in engine.similar("pets_creator_00", k=3)
         ]
-    with pytest.raises(InvalidInput, match="^like: 'xxxx.*longer than 200 characters"):
+    with pytest.raises(InvalidInput, match="^like holds 'xxxx.*longer than 200 characters"):
         Feedback.make(["x" * 1000])
 
 
@@ -444,14 +488,11 @@ def test_feedback_on_an_empty_pool_answers_an_empty_list(
         assert engine.similar("food_creator_00", 5, nobody, feedback=Feedback.make(pets[:1])) == []
 
 
-def test_the_pool_around_the_liked_is_bounded(
-    settings: Settings, small_corpus: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The moved query adds at most n candidates and each liked influencer NEIGHBOURS, however
+def test_the_pool_around_the_liked_is_bounded(settings: Settings, small_corpus: Path) -> None:
+    """The moved query adds at most n candidates and each liked influencer ``neighbours``, however
     many accounts are excluded (a search asks for more to make up for them, then is cut)."""
     from congruence.search import retrieve as retrieve_module
 
-    monkeypatch.setattr(retrieve_module, "NEIGHBOURS", 1)
     ingest(small_corpus, settings)
     with Engine(settings) as engine:
         snap, xb = engine.current(), influencer_vectors(engine)
@@ -462,6 +503,39 @@ def test_the_pool_around_the_liked_is_bounded(
         vecs = np.stack([xb[a] for a in liked])
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         pool = retrieve_module._gather(
-            snap, [empty], [(0, Moves(vecs[0], vecs, vecs, vecs[:0], 4.0, 2.0), 1)], None, [skip]
+            snap, [empty], [(0, moves(vecs[0], vecs, vecs[:0], 4.0, 2.0, neighbours=1), 1)], None, [skip]
         )[0][0]
         assert 1 <= len(pool) <= 1 + 2 * 1 and not set(pool.tolist()) & set(skip.tolist())
+
+
+@pytest.mark.parametrize("with_head", [False, True])
+def test_the_feedback_bench_ranks_as_the_product(settings: Settings, small_corpus: Path, with_head: bool) -> None:
+    """``bench/feedback.py``'s simulated user, round after round, sees over the benchmark's
+    candidates what ``Engine.match_brand(..., feedback=...)`` shows: the bench ranks through the
+    product's own path (``Engine.rank``), with its candidates as a selection (every influencer
+    here, then a category's, against the product's category filter)."""
+    from bench.feedback import FeedbackConfig, candidate_ranker, found_with_feedback
+
+    ingest(small_corpus, settings)
+    if with_head:
+        deploy(settings, trained_head(settings))
+    with Engine(settings) as engine:
+        assert (engine.snapshot.head is not None) == with_head
+        everyone = set(influencer_vectors(engine))
+        bench = candidate_ranker(engine, everyone)
+        seen: list[tuple[Feedback, list[str]]] = []
+
+        def recorded(brand: str, k: int, fb: Feedback) -> list[str]:
+            seen.append((fb, bench(brand, k, fb)))
+            return seen[-1][1]
+
+        partners = {a for a in everyone if a.startswith(("pets_", "food_"))}  # far from the fitness brand
+        found = found_with_feedback(recorded, BRAND, partners, FeedbackConfig(rounds=2, shown=4), 4.0, 1.0)
+        assert found[-1] > found[0] and any(fb.like and fb.dislike for fb, _ in seen)
+        for fb, shown in seen:
+            assert shown == [h.influencer_id for h in engine.match_brand(BRAND, 4, feedback=fb)], fb
+        fb = seen[-1][0]
+        fitness = candidate_ranker(engine, {a for a in everyone if a.startswith("fitness_")})
+        assert fitness(BRAND, 5, fb) == [
+            h.influencer_id for h in engine.match_brand(BRAND, 5, Filters.make("fitness"), feedback=fb)
+        ]

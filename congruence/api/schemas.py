@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from congruence.api.schemas_account_metrics import MetricFilterFields, MetricsOut
 from congruence.search.engine import MAX_K
-from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
+from congruence.search.feedback import MAX_FEEDBACK, PARAMS
 
 Format = Literal["csv", "jsonl", "parquet"]
 
@@ -51,19 +51,19 @@ class QueryFields(FilterFields):
 class FeedbackFields(_Strict):
     like: list[str] = Field(
         [],
-        max_length=500,
+        max_length=MAX_FEEDBACK,
         description="influencer ids liked: the search moves toward them and does not suggest them again",
     )
     dislike: list[str] = Field(
         [],
-        max_length=500,
+        max_length=MAX_FEEDBACK,
         description="influencer ids disliked: the search moves away from them, and they never come back",
     )
     like_weight: float | None = Field(
         None,
         ge=0,
         le=10,
-        description=f"weight of the closest liked ({LIKE_WEIGHT:g}); 0 here or in "
+        description=f"weight of the closest liked ({PARAMS.like_weight:g}); 0 here or in "
         "dislike_weight also drops what tells the liked from the disliked",
     )
     dislike_weight: float | None = Field(
@@ -72,7 +72,7 @@ class FeedbackFields(_Strict):
         le=10,
         description=f"weight of the closest disliked, and (once something is liked) "
         f"of the push that grows with every disliked one nearby "
-        f"({DISLIKE_WEIGHT:g})",
+        f"({PARAMS.dislike_weight:g})",
     )
 
 

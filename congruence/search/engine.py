@@ -20,20 +20,12 @@ from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.encoders.inference import encode_images
 from congruence.indexer.derived import update_space
-from congruence.indexer.index import Manifest
+from congruence.indexer.index import Manifest, Selection
 from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync_index
 from congruence.indexer.pool import pool, pool_features
 from congruence.safety.screen import screen_version
-from congruence.search.feedback import (
-    CONTENT_SPACE,
-    Feedback,
-    Marked,
-    Moves,
-    apply,
-    content_vectors,
-    resolve,
-    seeds_query,
-)
+from congruence.search.feedback import CONTENT_SPACE, Feedback, Marked, apply, content_vectors, resolve
+from congruence.search.feedback_terms import seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
 from congruence.search.metric_filters import load_metrics
@@ -233,9 +225,11 @@ class Engine:
         filters: Filters = Filters(),
         brand_posts: Sequence[np.ndarray | None] | None = None,
         exclude: Sequence[np.ndarray] | None = None,
-        feedback: Sequence[Moves | None] | None = None,
+        feedback: Sequence[Marked | None] | None = None,
+        selection: Selection | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings."""
+        """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings.
+        selection: the accounts ranked, in place of the filters' (a benchmark's candidates)."""
         self.check_screened(snap, filters)
         return retrieve(
             snap,
@@ -243,7 +237,7 @@ class Engine:
             k,
             exact=self.reader.exact,
             candidates=self.settings.candidates,
-            selection=snap.selection(filters),
+            selection=snap.selection(filters) if selection is None else selection,
             brand_posts=brand_posts,
             exclude=exclude,
             feedback=feedback,
@@ -305,15 +299,8 @@ class Engine:
         examples: np.ndarray | None = None,
         example_seqs: Sequence[int] = (),
     ) -> list[Hit]:
-        """One query through ``retrieve``, with ``feedback`` (``examples``: vectors that count as
-        liked, ``feedback.apply``, of the accounts ``example_seqs``), as hits (with each hit's
-        ``posts`` best posts)."""
-        marked = self.marked(snap, feedback)
-        examples_content = None
-        if marked is not None and examples is not None and snap.space != CONTENT_SPACE:
-            examples_content = content_vectors(self.reader.exact, example_seqs)
-        skip, moves = apply(q, marked, exclude, examples, examples_content)
-        D, I = self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [moves])  # noqa: E741
+        """One query through ``rank``, as hits (with each hit's ``posts`` best posts)."""
+        D, I = self.rank(snap, q, k, filters, brand_posts, exclude, feedback, examples, example_seqs)  # noqa: E741
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
         t = snap.table
@@ -329,6 +316,30 @@ class Engine:
             for rank, (r, score) in enumerate(zip(rows, D[0], strict=False), start=1)
         ]
         return self._with_posts(snap, hits, seqs.tolist(), q, posts) if posts else hits
+
+    def rank(
+        self,
+        snap: Snapshot,
+        q: np.ndarray,
+        k: int,
+        filters: Filters = Filters(),
+        brand_posts: np.ndarray | None = None,
+        exclude: Sequence[int] = (),
+        feedback: Feedback = Feedback(),
+        examples: np.ndarray | None = None,
+        example_seqs: Sequence[int] = (),
+        selection: Selection | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(D, I) of one (d,) query: ``feedback`` resolved and applied (``examples``: vectors that
+        count as liked, of the accounts ``example_seqs``; ``feedback.apply``), then ``retrieve``.
+        Every match and ``similar`` ranks here, and so does ``bench/feedback.py`` (``selection``:
+        the accounts ranked, in place of the filters')."""
+        marked = self.marked(snap, feedback)
+        examples_content = None
+        if marked is not None and examples is not None and snap.space != CONTENT_SPACE:
+            examples_content = content_vectors(self.reader.exact, example_seqs)
+        skip, applied = apply(q, marked, exclude, examples, examples_content)
+        return self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [applied], selection)
 
     def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:
         """Attach each influencer's n posts closest to the query, in the snapshot's space."""
@@ -388,7 +399,7 @@ class Engine:
 
     def status(self) -> dict[str, object]:
         snap = self.snapshot
-        counts = self.store.counts()
+        counts = self.store.counts().to_dict()
         man_stale = is_stale(self.vstore, _manifest(snap), snap.space, snap.model)
         head = snap.head
         ranking = self.ranking()

@@ -2,48 +2,18 @@
 
 The user marks influencers of a list as liked or disliked; the next search, in the space the
 index holds (the head's influencer tower when a head is in service, the pooled space
-otherwise):
+otherwise), gathers candidates around the query, around the query moved Rocchio-style
+(``feedback_terms.rocchio``) and around each liked influencer; scores each by what the query
+alone gives it plus ``s * Marked.terms`` (s: the head's weight of one pooled cosine,
+``head.mix[0]``, when the head reranks the query, else 1): four named terms combined in one
+place (``feedback_terms.weighted_terms``), weighted by ``FeedbackParams``; and never returns a
+marked influencer again. With a head in service the closest-example cosines are asked of the
+encoders' pooled space (``CONTENT_SPACE``) too: the tower puts the niches a brand's kind
+partners with near one another, while "not this creator" is a question about what the posts
+show. ``similar``'s seeds count as liked.
 
-1. gathers candidates around the query moved Rocchio-style, ``q' = normalize(q + b *
-   mean(liked) - c * mean(disliked))`` (SMART alpha = 1), around the query itself, and
-   around each liked influencer (its nearest; ``NEIGHBOURS`` each): partners of a kind the
-   brand's own vector ranks low but a liked one sits among are found;
-2. scores each candidate by what the query alone gives it (the head's rerank against the
-   brand's posts, or the cosine to the query) plus the nearest-example terms
-   ``s * (b * max_l cos(c, l) - c * (max_d cos(c, d) + dislikes(c)))`` over the liked l and
-   disliked d (s: the head's weight of one pooled cosine, ``head.mix[0]``, when the head
-   reranks the query, else 1). A candidate close to *any* liked influencer moves up, one close
-   to any disliked one moves down: the liked often span several kinds of creator (a brand's
-   partners in two niches), and their mean points between them; the disliked each mark a
-   region not to show again. With a head in service, "close" is asked of two spaces: the
-   head's influencer tower and the encoders' own pooled space (``CONTENT_SPACE``), mixed
-   ``LIKE_CONTENT`` and ``DISLIKE_CONTENT`` (``mixed``). The tower is trained to put a brand's
-   partners near the brand, so it puts creators of the niches a brand's kind partners with
-   near one another (pets beside home interiors for a food brand); "not this creator" is a
-   question about what the posts show, which the pooled space keeps apart. Once something is
-   liked, ``dislikes(c) = ACCUMULATE * sum_d exp((cos(c, d) - 1) / WIDTH)`` (in the
-   snapshot's space) adds up too: a niche the user has disliked again and again
-   goes away, even when it sits next to what the user likes (jeans beside the liked
-   holsters); before any like it is left out, so at the default weights dislikes alone do not
-   push a brand's own niche away (``accumulated``). Once both sides have someone, ``s *
-   SEPARATE * separation(c)`` joins them: where c lies along the direction that tells the
-   liked from the disliked in the pooled space, by regularised least squares. The closest
-   examples ask "near which marked one?"; this asks what the liked share that the disliked
-   lack (food creators of the classes a brand partners with, against food creators of the
-   classes it does not). ``similar``'s seeds count as liked;
-3. never returns a liked or a disliked influencer again (they are excluded, per query).
-
-Measured on the held-out photo benchmark (``bench/feedback.py``, brands with first-list
-recall@10 < 0.5, partners found in 40 shown against reading 40, head in service): liked posts
-joined to the brand's post set in the rerank (the first design) found 1.10x; the closest
-liked and disliked alone 1.21x (1.25x with c = 2); with the accumulated dislikes 1.29x, of
-at most 1.34x (the first 10 are the list without feedback). Across seven heads trained with
-different seeds (``bench/feedback_seeds.py``) the head-only terms found 1.300x pooled; with the
-pooled space mixed in, 1.339x (1.330x when each head's mix is chosen on the other six); with the
-separation added, 1.344x (1.304x on the bench's head; weight and ridge chosen on the other six
-heads give 1.345x on the one left out).
-
-Everything here is arrays in, arrays out; the engine resolves ids and reads vectors.
+How each constant was chosen, and what it measured: docs/feedback.md, "How the weights were
+chosen". Everything here is arrays in, arrays out; the engine resolves ids and reads vectors.
 """
 
 from __future__ import annotations
@@ -51,49 +21,87 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import numpy as np
 
 from congruence.core.errors import InvalidInput, NotFound
-from congruence.core.vectors import l2_normalize
-from congruence.store.records import Store
+from congruence.search.feedback_terms import Candidates, rocchio, weighted_terms
 
-MAX_FEEDBACK = 500  # ids in one like or dislike list
+MAX_FEEDBACK = 500  # ids in one like or dislike list (an input limit, not a weight)
 MAX_ID = 200  # characters in an account id, as the API's brand_id
-# b and c, against the query's own score. A heavier c pushes whole niches away on one dislike
-# (a fitness brand, one fitness creator disliked at c = 2: no fitness creator left in the
-# demo's first 8), so c = 1, and repeated dislikes add up instead (``accumulated``)
-LIKE_WEIGHT, DISLIKE_WEIGHT = 4.0, 1.0
-# the accumulated dislikes' weight against the closest disliked's, and their width in cosine:
-# the best of a grid (weight 0-1.5, width 0.05-0.2) for the photo benchmark's simulated user on the _00
-# half of its held-out brands, and the best on the _01 half too (``bench/feedback.py``)
-ACCUMULATE, WIDTH = 0.5, 0.1
-# the share of the closest-liked and closest-disliked cosines taken in the pooled space when a
-# head is in service (the head's influencer tower gives the rest): chosen over seven heads of
-# the photo benchmark, 0.25-0.75 and 0.625-0.875 all within 0.005x of the best; leaving each
-# head out in turn and choosing on the other six gives 1.330x on the one left out
-# (``bench/feedback_seeds.py``). Without a head both spaces are the pooled one
-CONTENT_SPACE = "pooled"
-LIKE_CONTENT, DISLIKE_CONTENT = 0.5, 0.75
-# the weight of ``separation`` (added to the terms, like them times s) and its ridge: chosen
-# over seven heads of the photo benchmark (weight 0.25-0.75 by ridge 0.03-1: 1.338x-1.346x
-# pooled; 0.25 and 0.3 within 0.003x of the best, and it keeps the run without a head, where
-# ridge 0.03 loses 6 partners; README). Without a head, in the pooled space too
-SEPARATE, RIDGE = 0.25, 0.3
-NEIGHBOURS, MAX_AROUND = 20, 64  # candidates gathered around each liked influencer; liked searched around
+CONTENT_SPACE = "pooled"  # the second space the closest-example terms are asked of, with a head
 # (space, seqs) -> (seqs found, (n, d) float32 vectors), as ``retrieve.ExactVectors``
 ExactVectors = Callable[[str, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
+class FeedbackParams:
+    """Every constant of relevance feedback (how each was chosen: docs/feedback.md)."""
+
+    like_weight: float = 4.0
+    """b: weight of ``closest_liked``, against the query's own score (a user may set it)."""
+    dislike_weight: float = 1.0
+    """c: weight of ``closest_disliked`` and ``accumulated_dislikes`` (a user may set it)."""
+    accumulate: float = 0.5
+    """weight of each disliked influencer's push in ``accumulated_dislikes``."""
+    width: float = 0.1
+    """how far, in cosine, each disliked influencer's push in ``accumulated_dislikes`` reaches."""
+    like_content: float = 0.5
+    """share of ``closest_liked`` taken in the pooled space when a head is in service."""
+    dislike_content: float = 0.75
+    """share of ``closest_disliked`` taken in the pooled space when a head is in service."""
+    separate: float = 0.25
+    """weight of ``separation``."""
+    ridge: float = 0.3
+    """ridge of the least squares that ``separation`` solves."""
+    neighbours: int = 20
+    """candidates gathered around each liked influencer."""
+    max_around: int = 64
+    """liked influencers searched around, at most."""
+
+    def describe(self, head: bool) -> str:
+        """The feedback terms in words, as the API's ranking text appends them to how the list
+        was scored without feedback (``head``: a head is in service)."""
+        push = " + once something is liked, a push that grows with every disliked one nearby" if self.accumulate else ""
+        apart = (
+            f", plus, once both are marked, {self.separate:g} x the position along what tells the liked "
+            "from the disliked, by least squares over pooled embeddings"
+            if self.separate
+            else ""
+        )
+        similarity = "the cosine of pooled embeddings"
+        if head:
+            similarity = (
+                "the cosine in the head's influencer tower mixed with the cosine of pooled embeddings "
+                f"({_ratio(self.like_content)} to the liked, {_ratio(self.dislike_content)} to the disliked)"
+            )
+        return (
+            ", plus the feedback terms (like weight x similarity to the closest liked influencer, minus "
+            f"dislike weight x (similarity to the closest disliked one{push}){apart}); similarity: {similarity}"
+        )
+
+
+def _ratio(share: float) -> str:
+    """The "tower:pooled" ratio of a pooled share: 0.75 -> "1:3"."""
+    tower, pooled = Fraction(1 - share).limit_denominator(1000), Fraction(share).limit_denominator(1000)
+    if not pooled:
+        return "1:0"
+    r = tower / pooled
+    return f"{r.numerator}:{r.denominator}"
+
+
+PARAMS = FeedbackParams()
+
+
+@dataclass(frozen=True)
 class Feedback:
-    """Influencer ids the user liked and disliked, and the weights b (like) and c (dislike)
-    against the query's own score. Build with ``make`` to check them."""
+    """Influencer ids the user liked and disliked, and the parameters (the request's like and
+    dislike weights in them). Build with ``make`` to check them."""
 
     like: tuple[str, ...] = ()
     dislike: tuple[str, ...] = ()
-    like_weight: float = LIKE_WEIGHT
-    dislike_weight: float = DISLIKE_WEIGHT
+    params: FeedbackParams = PARAMS
 
     @classmethod
     def make(
@@ -102,19 +110,20 @@ class Feedback:
         dislike: Sequence[str] | None = None,
         like_weight: float | None = None,
         dislike_weight: float | None = None,
+        params: FeedbackParams = PARAMS,
     ) -> Feedback:
         likes, dislikes = _ids(like, "like"), _ids(dislike, "dislike")
         both = sorted(set(likes) & set(dislikes))
         if both:
             raise InvalidInput(f"{both[0]!r} is both liked and disliked")
-        b = _weight(LIKE_WEIGHT if like_weight is None else like_weight, "like_weight")
-        c = _weight(DISLIKE_WEIGHT if dislike_weight is None else dislike_weight, "dislike_weight")
+        b = _weight(params.like_weight if like_weight is None else like_weight, "like_weight")
+        c = _weight(params.dislike_weight if dislike_weight is None else dislike_weight, "dislike_weight")
         if c >= 1 + b:
             raise InvalidInput(
-                f"dislike_weight ({c}) must be below 1 + like_weight ({1 + b}): "
-                "the query would point away from the brand"
+                f"({c}) must be below 1 + like_weight ({1 + b}): the query would point away from the brand",
+                field="dislike_weight",
             )
-        return cls(likes, dislikes, b, c)
+        return cls(likes, dislikes, replace(params, like_weight=b, dislike_weight=c))
 
     @property
     def active(self) -> bool:
@@ -124,19 +133,27 @@ class Feedback:
     def ids(self) -> tuple[str, ...]:
         return self.like + self.dislike
 
+    @property
+    def like_weight(self) -> float:
+        return self.params.like_weight
+
+    @property
+    def dislike_weight(self) -> float:
+        return self.params.dislike_weight
+
 
 def _ids(values: Sequence[str] | None, name: str) -> tuple[str, ...]:
     """The ids, stripped, blanks and repeats dropped."""
     if values is None:
         return ()
     if isinstance(values, str) or any(not isinstance(v, str) for v in values):
-        raise InvalidInput(f"{name}: expected a list of influencer ids")
+        raise InvalidInput("expects a list of influencer ids", field=name)
     out = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
     long = next((a for a in out if len(a) > MAX_ID), None)
     if long is not None:
-        raise InvalidInput(f"{name}: {long[:40]!r}... is longer than {MAX_ID} characters, not an influencer id")
+        raise InvalidInput(f"holds {long[:40]!r}..., longer than {MAX_ID} characters: not an influencer id", field=name)
     if len(out) > MAX_FEEDBACK:
-        raise InvalidInput(f"{name}: at most {MAX_FEEDBACK} influencer ids, got {len(out)}")
+        raise InvalidInput(f"takes at most {MAX_FEEDBACK} influencer ids, got {len(out)}", field=name)
     return out
 
 
@@ -147,45 +164,33 @@ def _weight(value: float, name: str) -> float:
         or not math.isfinite(value)
         or not 0 <= value <= 10
     ):
-        raise InvalidInput(f"{name} must be a number from 0 to 10, got {value!r}")
+        raise InvalidInput(f"must be a number from 0 to 10, got {value!r}", field=name)
     return float(value)
 
 
 @dataclass(frozen=True)
 class Marked:
-    """Feedback resolved in a snapshot's space. seqs: every marked influencer's seq (the
-    exclusions); liked, disliked: (n, d) L2-normalised vectors of those with one;
-    liked_content, disliked_content: their (n, dc) vectors in ``CONTENT_SPACE``, row for row,
-    when the snapshot's space is another one and every one of them has such a vector (else
-    None: the terms stay in the snapshot's space)."""
+    """Feedback in a snapshot's space: as ``resolve`` reads it, then (``apply``) one query's,
+    which ``retrieve`` gathers candidates with (``moved``, ``around``) and scores them by
+    (``terms``). liked, disliked: (n, d) L2-normalised vectors of those with one;
+    liked_content, disliked_content: the same influencers' (n, dc) vectors in
+    ``CONTENT_SPACE``, row for row, when the snapshot's space is another one and every one of
+    them has such a vector (else None: the terms stay in the snapshot's space)."""
 
-    seqs: np.ndarray
+    seqs: np.ndarray  # every marked influencer's seq (the exclusions)
     liked: np.ndarray
     disliked: np.ndarray
-    like_weight: float
-    dislike_weight: float
+    params: FeedbackParams = PARAMS
     liked_content: np.ndarray | None = None
     disliked_content: np.ndarray | None = None
-    pooled: bool = False  # the snapshot's space is ``CONTENT_SPACE`` (no head in service)
+    pooled: bool = False  # the snapshot's space is ``CONTENT_SPACE`` (no head): ``separation`` uses it
+    examples: int = 0  # the first rows of liked (and liked_content) are examples (``similar``'s seeds)
+    moved: np.ndarray | None = None  # (d,) the Rocchio query searched beside the query (``apply``)
 
-
-@dataclass(frozen=True)
-class Moves:
-    """What ``retrieve`` does with one query's feedback. moved: (d,) the Rocchio query it
-    searches beside the query; around: (n, d) the liked influencers it searches around;
-    liked, disliked: (n, d) L2-normalised vectors of the nearest-example terms, weighted
-    like_weight and dislike_weight; liked_content, disliked_content: the same influencers in
-    ``CONTENT_SPACE`` (``Marked``), or None."""
-
-    moved: np.ndarray
-    around: np.ndarray
-    liked: np.ndarray
-    disliked: np.ndarray
-    like_weight: float
-    dislike_weight: float
-    liked_content: np.ndarray | None = None
-    disliked_content: np.ndarray | None = None
-    pooled: bool = False  # the snapshot's space is ``CONTENT_SPACE``: ``separation`` uses vecs
+    @property
+    def around(self) -> np.ndarray:
+        """(n, d) the liked influencers searched around (not the examples)."""
+        return self.liked[self.examples :][: self.params.max_around]
 
     @property
     def wants_content(self) -> bool:
@@ -195,97 +200,21 @@ class Moves:
     def terms(
         self, vecs: np.ndarray, content: np.ndarray | None = None, has_content: np.ndarray | None = None
     ) -> np.ndarray:
-        """(n,) ``b * like(v) - c * (dislike(v) + dislikes(v))`` of (n, d) L2-normalised vectors:
-        ``like``, ``dislike``: the cosine to the closest liked and closest disliked, ``mixed``
-        with the pooled space's when ``content`` (the (n, dc) vectors there) is given (rows
-        where ``has_content`` is False keep the snapshot's space alone); ``dislikes``: the
-        accumulated term, in the snapshot's space (see ``accumulated``)."""
-        v = np.asarray(vecs, np.float64)
-        out = np.zeros(len(v), np.float64)
-        if len(self.liked) and self.like_weight:
-            out += self.like_weight * mixed(v, self.liked, content, self.liked_content, has_content, LIKE_CONTENT)
-        if len(self.disliked) and self.dislike_weight:
-            sims = v @ np.asarray(self.disliked, np.float64).T
-            push = mixed(v, self.disliked, content, self.disliked_content, has_content, DISLIKE_CONTENT, sims)
-            if len(self.liked):
-                push += accumulated(sims)
-            out -= self.dislike_weight * push
-        if len(self.liked) and len(self.disliked) and self.like_weight and self.dislike_weight:
-            if self.pooled:
-                out += SEPARATE * separation(v, self.liked, self.disliked)
-            elif content is not None and self.liked_content is not None and self.disliked_content is not None:
-                sep = separation(np.asarray(content, np.float64), self.liked_content, self.disliked_content)
-                out += SEPARATE * (sep if has_content is None else np.where(has_content, sep, 0.0))
-        return out
+        """(n,) the feedback terms (``weighted_terms``) of (n, d) L2-normalised candidates; content: their
+        (n, dc) vectors in ``CONTENT_SPACE`` (rows where ``has_content`` is False have none)."""
+        return weighted_terms(self, Candidates(np.asarray(vecs, np.float64), content, has_content))
 
-
-def separation(v: np.ndarray, liked: np.ndarray, disliked: np.ndarray) -> np.ndarray:
-    """(n,) ``v . w`` of (n, d) vectors, w the regularised least-squares direction that tells
-    the (m, d) liked (+1) from the (k, d) disliked (-1), targets centred: ``w = X^T (X X^T +
-    RIDGE * I)^-1 y`` over the m + k marked X (kernel ridge with a linear kernel, m + k unknowns
-    whatever d). The closest-example terms ask "near which one?"; this asks "along what do
-    the liked differ from the disliked?": what several liked share counts more than what one
-    has alone, and a region between two dislikes is told apart from one between two likes
-    (the direction is Rocchio's difference of means, corrected for how the marked vectors
-    correlate). Zero unless both sides have someone."""
-    x = np.concatenate([np.asarray(liked, np.float64), np.asarray(disliked, np.float64)])
-    y = np.concatenate([np.ones(len(liked)), -np.ones(len(disliked))])
-    y -= y.mean()
-    a = np.linalg.solve(x @ x.T + RIDGE * np.eye(len(x)), y)
-    return np.asarray(v, np.float64) @ (x.T @ a)
-
-
-def mixed(
-    v: np.ndarray,
-    examples: np.ndarray,
-    content: np.ndarray | None,
-    examples_content: np.ndarray | None,
-    has_content: np.ndarray | None,
-    share: float,
-    sims: np.ndarray | None = None,
-) -> np.ndarray:
-    """(n,) ``(1 - share) * max_e cos(v, e) + share * max_e cos(v', e')``: the cosine to the
-    closest example in the snapshot's space, mixed with the closest in the pooled space (v',
-    e': the same accounts there) where both are known; the snapshot's alone elsewhere.
-    sims: ``v @ examples.T`` when already computed."""
-    near = (v @ np.asarray(examples, np.float64).T if sims is None else sims).max(axis=1)
-    if content is None or examples_content is None or not len(examples_content):
-        return near
-    other = (np.asarray(content, np.float64) @ np.asarray(examples_content, np.float64).T).max(axis=1)
-    both = np.ones(len(v), bool) if has_content is None else np.asarray(has_content, bool)
-    return np.where(both, (1 - share) * near + share * other, near)
-
-
-def accumulated(sims: np.ndarray) -> np.ndarray:
-    """(n,) ``ACCUMULATE * sum_d exp((cos(v, d) - 1) / WIDTH)`` of (n, m) cosines to the disliked:
-    each disliked influencer adds a push that is strong only close to it, so a niche disliked
-    again and again goes away. ``Moves.terms`` adds it only once something is liked: a liked
-    influencer with a vector, whatever the like weight, or a ``similar`` seed (so ``similar``
-    with dislikes always has it). Dislikes alone cannot tell "not these creators" from "not
-    this kind", and a brand's own niche must survive a few dislikes (the demo's fitness brand,
-    two fitness creators disliked: the other fitness creators stay on top); with a like, the
-    repeated dislikes draw the line between what the user wants and the creators next to it
-    (jeans beside liked holsters)."""
-    return ACCUMULATE * np.exp((sims - 1.0) / WIDTH).sum(axis=1)
-
-
-def rocchio(
-    xq: np.ndarray, liked: np.ndarray, disliked: np.ndarray, like_weight: float, dislike_weight: float
-) -> np.ndarray:
-    """(d,) L2-normalised ``xq + b * mean(liked) - c * mean(disliked)``; an empty side adds
-    nothing. xq: (d,) L2-normalised; liked, disliked: (n, d) L2-normalised."""
-    q = np.asarray(xq, np.float64).copy()
-    if len(liked):
-        q += like_weight * np.asarray(liked, np.float64).mean(axis=0)
-    if len(disliked):
-        q -= dislike_weight * np.asarray(disliked, np.float64).mean(axis=0)
-    return l2_normalize(q.astype(np.float32))
-
-
-def seeds_query(seeds: np.ndarray) -> np.ndarray:
-    """(d,) L2-normalised centroid of several influencers' (n, d) vectors: its inner product
-    with an influencer is proportional to the mean cosine to the seeds (look-alikes of a set)."""
-    return l2_normalize(np.asarray(seeds, np.float64).mean(axis=0).astype(np.float32))
+    def with_examples(self, examples: np.ndarray, examples_content: np.ndarray | None) -> Marked:
+        """The examples joined to the liked, in the closest-example terms only, in
+        ``CONTENT_SPACE`` too when theirs and every liked one's vectors there are known."""
+        liked_content = self.liked_content
+        if examples_content is None or (len(self.liked) and liked_content is None):
+            liked_content = None  # a liked account without a pooled vector: the like term stays in one space
+        else:  # nothing liked yet (resolve's None for an empty side), or both known
+            own = [liked_content] if len(self.liked) and liked_content is not None else []
+            liked_content = np.concatenate([np.asarray(examples_content, np.float32), *own])
+        liked = np.concatenate([np.asarray(examples, np.float32), self.liked])
+        return replace(self, liked=liked, liked_content=liked_content, examples=self.examples + len(examples))
 
 
 def apply(
@@ -294,11 +223,11 @@ def apply(
     exclude: Sequence[int] = (),
     examples: np.ndarray | None = None,
     examples_content: np.ndarray | None = None,
-) -> tuple[np.ndarray, Moves | None]:
-    """(seqs to exclude, what ``retrieve`` does with the feedback or None) for one query.
+) -> tuple[np.ndarray, Marked | None]:
+    """(seqs to exclude, the feedback as ``retrieve`` uses it, or None) for one query.
 
     xq: (d,) L2-normalised query; exclude: seqs excluded anyway (``similar``'s seeds);
-    examples: (n, d) vectors that count as liked in the nearest-example terms once there is
+    examples: (n, d) vectors that count as liked in the closest-example terms once there is
     feedback (``similar``'s seeds: a look-alike of a seed is what the user asked for, and one
     dislike should not outweigh that); examples_content: the same in ``CONTENT_SPACE``, row
     for row, or None (then the like term stays in the snapshot's space).
@@ -306,27 +235,11 @@ def apply(
     skip = np.asarray(list(exclude), np.int64)
     if marked is None:
         return skip, None
-    moved = rocchio(xq, marked.liked, marked.disliked, marked.like_weight, marked.dislike_weight)
+    p = marked.params
+    moved = rocchio(xq, marked.liked, marked.disliked, p.like_weight, p.dislike_weight)
     skip = np.unique(np.concatenate([skip, marked.seqs.astype(np.int64)]))
-    liked, liked_content = marked.liked, marked.liked_content
-    if examples is not None:
-        liked = np.concatenate([np.asarray(examples, np.float32), marked.liked])
-        if examples_content is None or (len(marked.liked) and liked_content is None):
-            liked_content = None  # a liked account without a pooled vector: the like term stays in one space
-        else:  # nothing liked yet (resolve's None for an empty side), or both known
-            own = [] if not len(marked.liked) or liked_content is None else [liked_content]
-            liked_content = np.concatenate([np.asarray(examples_content, np.float32), *own])
-    return skip, Moves(
-        moved,
-        marked.liked[:MAX_AROUND],
-        liked,
-        marked.disliked,
-        marked.like_weight,
-        marked.dislike_weight,
-        liked_content,
-        marked.disliked_content,
-        marked.pooled,
-    )
+    out = replace(marked, moved=moved)
+    return skip, out if examples is None else out.with_examples(examples, examples_content)
 
 
 Lookup = Callable[[list[str]], tuple[dict[str, str], list[int]]]  # ids -> ({id: kind}, seqs aligned)
@@ -340,11 +253,11 @@ def resolve(space: str, dim: int, feedback: Feedback, lookup: Lookup, exact: Exa
         return None
     ids = list(feedback.ids)
     kinds, seqs = lookup(ids)
-    for a in ids:
-        try:
-            Store.check_kind(a, kinds.get(a), "influencer")
-        except NotFound as e:  # which list it came from: a typo among 30 likes
-            raise NotFound(f"{'like' if a in feedback.like else 'dislike'}: {e}") from None
+    for name, group in (("like", feedback.like), ("dislike", feedback.dislike)):
+        for a in group:
+            if kinds.get(a) != "influencer":  # which list: a typo among 30 likes
+                what = "an unknown influencer" if kinds.get(a) is None else f"a {kinds[a]}, not an influencer"
+                raise NotFound(f"names {what}: {a!r}", field=name)
     seq_of = dict(zip(ids, seqs, strict=True))
     found, vecs = exact(space, np.asarray(seqs, np.int64))
     row = {int(s): i for i, s in enumerate(found)}
@@ -353,13 +266,7 @@ def resolve(space: str, dim: int, feedback: Feedback, lookup: Lookup, exact: Exa
         have = [row[seq_of[a]] for a in group if seq_of[a] in row]
         return vecs[have] if have else np.zeros((0, dim), np.float32)
 
-    marked = Marked(
-        np.asarray(seqs, np.int64),
-        side(feedback.like),
-        side(feedback.dislike),
-        feedback.like_weight,
-        feedback.dislike_weight,
-    )
+    marked = Marked(np.asarray(seqs, np.int64), side(feedback.like), side(feedback.dislike), feedback.params)
     if space == CONTENT_SPACE:
         return replace(marked, pooled=True)
     cfound, cvecs = exact(CONTENT_SPACE, np.asarray(seqs, np.int64))

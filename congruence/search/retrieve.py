@@ -5,7 +5,7 @@ Per query, in order:
 1. FAISS top-N over the snapshot's index, a filter's selection applied inside the search;
 2. with a head in service and the query's per-post vectors: the head reranks
    N = max(k, candidates) candidates (``rerank``);
-3. with relevance feedback (``feedback.Moves``): the candidates of the query, of its
+3. with relevance feedback (``feedback.Marked``, applied): the candidates of the query, of its
    Rocchio-moved query and around each liked influencer, scored by what the query alone
    gives them (the head's rerank, or the exact cosine) plus the nearest-example terms
    (with a head, over its tower's vectors and the pooled space's, both read from PostgreSQL);
@@ -30,7 +30,7 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import as_matrix
 from congruence.indexer.index import Selection
-from congruence.search.feedback import CONTENT_SPACE, NEIGHBOURS, Moves
+from congruence.search.feedback import CONTENT_SPACE, Marked
 from congruence.search.rerank import Ranked, rerank
 from congruence.search.snapshot import Snapshot
 
@@ -43,7 +43,7 @@ _NONE = np.zeros(0, np.int64)
 
 def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        raise InvalidInput(f"must be a whole number from 1 to {MAX_K}, got {k!r}", field="k")
     return k
 
 
@@ -57,7 +57,7 @@ def retrieve(
     selection: Selection | None = None,
     brand_posts: Sequence[np.ndarray | None] | None = None,
     exclude: Sequence[np.ndarray] | None = None,
-    feedback: Sequence[Moves | None] | None = None,
+    feedback: Sequence[Marked | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): (nq, k) float32 scores and int64 seqs of each query's best k, best first.
 
@@ -111,20 +111,21 @@ def retrieve(
 def _gather(
     snap: Snapshot,
     lists: list[Ranked],
-    fed: list[tuple[int, Moves, int]],
+    fed: list[tuple[int, Marked, int]],
     selection: Selection | None,
     skips: list[np.ndarray],
 ) -> list[Ranked]:
     """``lists`` with each fed query's candidates joined by those of its moved query (as many)
-    and the ``NEIGHBOURS`` nearest of each liked influencer it searches around, in that order,
+    and the ``params.neighbours`` nearest of each liked influencer it searches around, in that order,
     without repeats (their scores are the searches'; ``_with_feedback`` replaces them)."""
     rows: list[np.ndarray] = []
     wanted: list[int] = []
     owner: list[int] = []
     size: list[int] = []
     for i, m, n in fed:
+        assert m.moved is not None, "feedback that was not applied (feedback.apply)"
         rows += [m.moved[None], m.around]
-        size += [n] + [NEIGHBOURS] * len(m.around)
+        size += [n] + [m.params.neighbours] * len(m.around)
         wanted += [w + len(skips[i]) for w in size[len(wanted) :]]
         owner += [i] * (1 + len(m.around))
     found = _search(snap, np.concatenate(rows).astype(np.float32), wanted, selection, [skips[i] for i in owner])
@@ -139,10 +140,10 @@ def _gather(
 
 
 def _with_feedback(
-    snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: list[tuple[int, Moves, bool]], exact: ExactVectors
+    snap: Snapshot, xq: np.ndarray, lists: list[Ranked], fed: list[tuple[int, Marked, bool]], exact: ExactVectors
 ) -> list[Ranked]:
     """Each fed query's candidates scored by what the query alone gives them (the head's
-    rerank score, or the exact cosine to the query) plus ``s * Moves.terms`` (s: the head's
+    rerank score, or the exact cosine to the query) plus ``s * Marked.terms`` (s: the head's
     weight of one pooled cosine when reranked, else 1), best first; candidates without a
     score or a vector follow, -inf, in their order (one vector read for all, and one in
     ``CONTENT_SPACE`` when a query's terms use it)."""

@@ -8,17 +8,17 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep
-from congruence.api.routes.match import _feedback, _filters, _ranking
+from congruence.api.params import feedback_of, filters_of, ranking_text
 from congruence.api.schemas import MatchResponse, SimilarRequest
 from congruence.api.views import match_response
 from congruence.search.engine import MAX_K
-from congruence.search.feedback import Feedback
+from congruence.search.feedback import MAX_FEEDBACK, Feedback
 from congruence.search.filters import Filters
 from congruence.search.metric_filters import MetricBounds
 
 router = APIRouter(tags=["influencers"])
 RANKING = "cosine similarity of the influencers' embeddings"
-Ids = Annotated[list[str], Query(max_length=500)]
+Ids = Annotated[list[str], Query(max_length=MAX_FEEDBACK)]
 
 
 @router.get("/v1/influencers/{influencer_id:path}/similar", response_model=MatchResponse)
@@ -58,14 +58,14 @@ async def similar(
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
     snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
     hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback, snap)
-    return match_response(engine.store, hits, _ranking(RANKING, feedback, snap.head is not None))
+    return match_response(engine.store, hits, ranking_text(RANKING, feedback, snap.head is not None))
 
 
 @router.post("/v1/similar", response_model=MatchResponse, summary="Look-alikes of several influencers, best first")
 async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDep) -> MatchResponse:
-    feedback = _feedback(req)
+    feedback = feedback_of(req)
     snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
-    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, _filters(req), req.posts, feedback, snap)
+    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, filters_of(req), req.posts, feedback, snap)
     return match_response(
-        engine.store, hits, _ranking(RANKING + " (to the mean of the set)", feedback, snap.head is not None)
+        engine.store, hits, ranking_text(RANKING + " (to the mean of the set)", feedback, snap.head is not None)
     )
