@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -58,11 +59,17 @@ def corpus_with_head(pg_url: str, home: Path, corpus: Path, engagement: bool = F
     settings = Settings(home=home, database_url=pg_url, batch_size=16, rate_limit=0)
     ingest(corpus, settings)
     train_and_deploy(
-        settings, TrainConfig(epochs=3, batch_brands=4, list_size=8), ("head",), None, 0.3, activate_anyway=True
+        settings,
+        TrainConfig(epochs=3, batch_brands=4, list_size=8, device="cpu"),
+        ("head",),
+        None,
+        0.3,
+        activate_anyway=True,
     )  # a head in service, whatever it scores on 1 held-out brand
     if engagement:
         from congruence.engagement.model import EngagementConfig
         from congruence.engagement.train import train_engagement
 
-        train_engagement(settings, EngagementConfig(epochs=5, seed=0), activate_anyway=True)  # whatever it scores
+        # trained on the CPU, as the head: the same model on a host with a GPU
+        train_engagement(replace(settings, device="cpu"), EngagementConfig(epochs=5, seed=0), activate_anyway=True)
     return settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench import __main__ as bench_main
 from bench.common import Row
@@ -129,10 +130,12 @@ def test_gpu_check_runs_every_part_and_records_a_failing_one(tmp_path: Path, mon
     from bench import gpu_check
 
     out = tmp_path / "gpu.json"
-    assert gpu_check.main(["--tiny", "--out", str(out)]) == 0  # on this CPU: the same parts, tiny
+    assert gpu_check.main(["--tiny", "--out", str(out)]) == 0  # the same parts, tiny, on a CPU or a GPU host
     doc = json.loads(out.read_text())
     parts = doc["parts"]
-    assert list(parts) == ["faiss", "encode", "rerank", "export"] and doc["cuda"] is False
+    cuda = torch.cuda.is_available()
+    assert list(parts) == ["faiss", "encode", "rerank", "export"] and doc["cuda"] is cuda
+    assert (doc["gpu"] is None) is not cuda and parts["encode"]["device"].startswith("cuda" if cuda else "cpu")
     assert parts["faiss"]["flat_fp32"]["recall_at_10"] == 1.0 and parts["faiss"]["flat_fp16"]["qps"] > 0
     assert parts["encode"]["pipeline_images_s"] > 0 and parts["encode"]["images"] == 12
     assert parts["rerank"]["brands"] == 6 and parts["export"]["rows"] == 6 * 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import shutil
@@ -28,6 +29,13 @@ from congruence.indexer.ingest import ingest
 from congruence.store.records import Store
 
 SMOKE = EngagementConfig(epochs=3, val_fraction=0.2, batch_accounts=4)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The emptied store's settings, on the CPU: the models trained and compared here are the
+    same on a host with a GPU."""
+    return dataclasses.replace(settings, device="cpu")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -152,7 +160,7 @@ def test_held_out_accounts_from_a_file(settings: Settings, small_corpus: Path, t
     held.write_text("# held out\nfood_creator_00\ntech_creator_01\n\nnot_an_account\n")
     from congruence.engagement.train import read_account_file
 
-    with pytest.raises(InvalidInput, match="^test accounts: unknown account ids: not_an_account$"):
+    with pytest.raises(InvalidInput, match="^test_accounts names unknown account ids: not_an_account$"):
         train_engagement(settings, SMOKE, read_account_file(held), activate=False)  # a typo is named
     held.write_text("# held out\nfood_creator_00\ntech_creator_01\n")
     report = train_engagement(settings, SMOKE, read_account_file(held), activate=False)

@@ -144,7 +144,10 @@ def test_cache_follows_model_and_brand_and_heavy_methods_answer_busy(
         changed = Explainer(engine).explain_post("brand_peakfit", "fitness_creator_00_p0")[0]
     assert not changed.cached and changed.score != pytest.approx(first.score)
     data = load_training_data(settings)
-    deploy(settings, train(data.postsets, data.pairs, TrainConfig(epochs=1, batch_brands=4, list_size=8)).model)
+    deploy(
+        settings,
+        train(data.postsets, data.pairs, TrainConfig(epochs=1, batch_brands=4, list_size=8, device="cpu")).model,
+    )
     with Engine(settings) as engine:
         after = Explainer(engine).explain_post("brand_peakfit", "fitness_creator_00_p0")[0]
     assert not after.cached and after.model.startswith("head:")
@@ -158,7 +161,9 @@ def test_pointing_game_on_composites_of_two_verticals(settings: Settings, tmp_pa
     build_corpus(tmp_path / "corpus", train_photos, rng)
     ingest(tmp_path / "corpus", settings)
     data = load_training_data(settings)
-    head = train(data.postsets, data.pairs, TrainConfig(epochs=60, batch_brands=4, list_size=12, seed=0)).model
+    head = train(
+        data.postsets, data.pairs, TrainConfig(epochs=60, batch_brands=4, list_size=12, seed=0, device="cpu")
+    ).model
     deploy(settings, head)
     with Engine(settings) as engine:
         result = pointing_game(Explainer(engine), test_photos, ("gradcam",), trials=16, rng=rng)

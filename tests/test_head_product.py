@@ -43,7 +43,7 @@ METRIC_KEYS = {"auc", "cauc", "recall@10", "recall@50", "medr", "mrr", "n_brands
 
 def trained_head(settings: Settings, epochs: int = 1):  # type: ignore[no-untyped-def]
     data = load_training_data(settings)
-    return train(data.postsets, data.pairs, TrainConfig(epochs=epochs, batch_brands=4, list_size=8)).model
+    return train(data.postsets, data.pairs, TrainConfig(epochs=epochs, batch_brands=4, list_size=8, device="cpu")).model
 
 
 def one_post_corpus(folder: Path, image: Path, account: str, category: str, caption: str) -> Path:
@@ -151,7 +151,7 @@ def test_evaluate_refuses_brands_the_head_trained_on(
     assert code == 1 and f"{brands}: no brand ids" in err
     brands.write_text("brand_nobody\n")
     code, _, err = run(capsys, "train", "--test-brands", str(brands))
-    assert code == 1 and err.strip() == "error: --test-brands: unknown brand ids: brand_nobody"
+    assert code == 1 and err.strip() == "error: --test-brands names unknown brand ids: brand_nobody"
 
 
 def test_a_two_tower_head_serves_brands_from_the_brand_tower(
@@ -166,7 +166,7 @@ def test_a_two_tower_head_serves_brands_from_the_brand_tower(
     head = train(
         data.postsets,
         data.pairs,
-        TrainConfig(epochs=2, batch_brands=4, list_size=8),
+        TrainConfig(epochs=2, batch_brands=4, list_size=8, device="cpu"),
         HeadConfig(data.postsets.d_image, data.postsets.d_text, towers="two"),
     ).model
     with torch.no_grad():  # brand and influencer towers visibly apart, whatever two epochs learnt
@@ -347,7 +347,7 @@ def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(
             tmp_path / "more", small_corpus / "images" / "pets_creator_00_p0.jpg", "newpet", "pets", "puppy treats"
         )
         report = ingest(more, small, spaces=active_spaces(small))
-        assert report.index[engine.snapshot.space]["added"] == 1
+        assert report.derived_indexes[engine.snapshot.space].added == 1
         hits = engine.match_brand("brand_happy_paws", k=19, posts=1)  # the engine reloads: generation moved
         new = next(h for h in hits if h.influencer_id == "newpet")
         assert engine.snapshot.index.codec == "sq8" and new.top_posts[0].post_id == "np1" and np.isfinite(new.score)

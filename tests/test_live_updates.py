@@ -108,7 +108,7 @@ def test_deletions_additions_and_a_new_head_show_up_at_once(pg_url: str, small_c
         old_head = httpx.get(url + "/readyz").json()["head"]
         out = train_and_deploy(
             settings,
-            TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=1),
+            TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=1, device="cpu"),
             ("head",),
             None,
             0.3,
@@ -164,7 +164,7 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
             time.sleep(0.5)
             out = train_and_deploy(
                 settings,
-                TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5),
+                TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5, device="cpu"),
                 ("head",),
                 None,
                 0.3,

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -27,14 +28,35 @@ class Terminal(io.StringIO):
         return True
 
 
+class Lines(io.StringIO):
+    """A log that notes when each line ends, and wakes whoever waits for the ``want``-th."""
+
+    def __init__(self, want: int):
+        super().__init__()
+        self.want, self.enough = want, threading.Event()
+        self.ends: list[float] = []
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        self.ends += [time.monotonic()] * s.count("\n")
+        if len(self.ends) >= self.want:
+            self.enough.set()
+        return n
+
+
 def test_lines_come_at_least_every_interval_while_a_step_runs() -> None:
-    out = io.StringIO()
+    out = Lines(want=4)  # the first line, then 3 heartbeats
+    started = time.monotonic()
     task = Task("index build", 1000, "accounts", ProgressStyle("lines", interval_s=0.2), out)
     task.update(3)  # under a tenth: no line of its own
-    time.sleep(0.9)  # one long step (a graph build): the timer speaks for it
+    # one long step (a graph build) runs on: the timer speaks for it, with no update
+    assert out.enough.wait(timeout=30), out.getvalue()
     task.close()
     lines = out.getvalue().splitlines()
-    assert len(lines) >= 4, lines  # the first line, >= 3 heartbeats, the last
+    assert len(lines) >= 4, lines  # the first line and >= 3 heartbeats (close adds none: nothing new)
+    assert all(LINE.fullmatch(x) for x in lines[1:4]), lines  # the heartbeats say where the step stands
+    # ... each an interval (0.2 s) or more after the line before it
+    assert out.ends[0] >= started and all(b - a >= 0.2 for a, b in zip(out.ends[:3], out.ends[1:4], strict=True))
     m = LINE.fullmatch(lines[-1])
     assert m and m["done"] == "3" and m["total"] == "1,000" and m["unit"] == "accounts" and m["eta"], lines[-1]
 

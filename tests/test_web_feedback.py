@@ -29,6 +29,17 @@ def site(
         yield {"url": url, "kind": request.param}
 
 
+# counts the answers the page has read, by path: the page's own code runs on before anything else can
+ANSWERS = """
+window.__answers = {};
+const readJson = Response.prototype.json;
+Response.prototype.json = function () {
+  const path = new URL(this.url).pathname;
+  return readJson.call(this).then(v => { window.__answers[path] = (window.__answers[path] || 0) + 1; return v; });
+};
+"""
+
+
 def api_ids(site: dict, path: str, body: dict) -> list[str]:
     r = httpx.post(site["url"] + path, json={"posts": 3, **body}, timeout=60)
     assert r.status_code == 200, r.text
@@ -103,6 +114,7 @@ def test_brand_safe_filters_and_flags_on_cards(site: dict, page) -> None:  # typ
 
 
 def test_reruns_read_the_form_now_keep_dislikes_and_drop_stale_answers(site: dict, page) -> None:  # type: ignore[no-untyped-def]
+    page.add_init_script(ANSWERS)
     search_brand(page, site, 6)
     first = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6})
     wait_for(page, first)
@@ -119,10 +131,11 @@ def test_reruns_read_the_form_now_keep_dislikes_and_drop_stale_answers(site: dic
     page.locator(f'.card[data-influencer="{first[1]}"] button.dislike').click()
     both = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "dislike": first[:2]})
     wait_for(page, both)
+    read = page.evaluate("window.__answers['/v1/match']")
     with page.expect_response("**/v1/match"):
         held[0].continue_()  # the older answer (only first[0] disliked) arrives last
-    page.wait_for_timeout(500)
-    assert shown(page) == both  # and is dropped: first[1] does not come back
+    page.wait_for_function("n => window.__answers['/v1/match'] > n", arg=read)  # ... and the page has read it
+    assert shown(page) == both  # and dropped it: first[1] does not come back
     page.unroute("**/v1/match")
     # a filter ticked after the search counts in the next re-run, as the form shows it
     page.check("#brand-safe")
