@@ -78,7 +78,8 @@ def sync_index(
     root = space_dir(index_root, space)
     seq, ver = vstore.vector_state(space, "influencer")
     kind, codec = layout.shape_for(len(seq))
-    index, man, reason = _load_reusable(root, model, kind, codec, layout.post_dim, force_rebuild)
+    dim = vstore.space_dim(space) if len(seq) else None
+    index, man, reason = _load_reusable(root, model, kind, codec, layout.post_dim, dim, force_rebuild)
     if index is None or man is None:
         return _rebuild(vstore, root, space, model, layout, seq, ver, reason)
     gone, changed = _difference(index, seq, ver)
@@ -100,7 +101,9 @@ def _difference(index: VectorIndex, seq: np.ndarray, ver: np.ndarray) -> tuple[n
     not dicts: at 1M accounts two dicts of Python ints cost ~200 MB."""
     gone = np.setdiff1d(index.labels[index.alive], seq)
     pos = index.positions(seq)
-    stale = (pos < 0) | (index.versions[np.maximum(pos, 0)] != ver)
+    stale = pos < 0
+    held = ~stale  # an index built empty has no versions to compare with
+    stale[held] = index.versions[pos[held]] != ver[held]
     return gone.astype(np.int64), seq[stale]
 
 
@@ -162,8 +165,10 @@ def _read_ahead(
 
 
 def _load_reusable(
-    root: Path, model: str, kind: str, codec: str, post_dim: int, force: bool
+    root: Path, model: str, kind: str, codec: str, post_dim: int, dim: int | None, force: bool
 ) -> tuple[VectorIndex | None, Manifest | None, str]:
+    """The saved index of ``root`` if it can be brought up to date in place, else why not
+    (``dim``: the stored vectors' size, None when the space holds none)."""
     if force:
         return None, None, "rebuild requested"
     try:
@@ -180,6 +185,8 @@ def _load_reusable(
         why = f"size crossed the compression threshold ({man.codec} -> {codec})"
     elif man.post_dim != post_dim:
         why = f"per-post vectors: {man.post_dim}-d stored, {post_dim}-d wanted"
+    elif dim is not None and index.dim != dim:  # built while the space was empty, its size unknown
+        why = f"index of {index.dim}-d vectors, the store holds {dim}-d"
     return (None, None, why) if why else (index, man, "loaded")
 
 
