@@ -123,7 +123,7 @@ def timed_rebuild(settings: Settings) -> tuple[dict[str, float], dict[str, Any]]
 
 def _store(cfg: BuildConfig, workdir: Path, pg_url: str) -> tuple[Settings, dict[str, float]]:
     """The store of ``cfg.n`` influencers in ``workdir`` (built once, then reused)."""
-    from bench.match_e2e import E2eConfig, build_store
+    from bench.match_e2e_store import E2eConfig, build_store
 
     settings = Settings(home=workdir / "home", database_url=pg_url, device="cpu")
     marker = workdir / f"store-{cfg.n}.json"

@@ -47,9 +47,9 @@ def test_reingest_is_idempotent_and_encodes_nothing(settings: Settings, small_co
     again = ingest(small_corpus, settings)
     assert (again.accounts_new, again.accounts_updated, again.posts_new, again.posts_updated) == (0, 0, 0, 0)
     assert again.images_encoded == 0 and again.texts_encoded == 0 and again.accounts_pooled == 0
-    assert again.index["reason"] == "up to date"
+    assert again.index is not None and again.index.reason == "up to date"
     with Store.open(settings) as store:
-        assert store.counts()["posts"] == 48
+        assert store.counts().posts == 48
 
 
 def test_bad_rows_are_reported_and_good_rows_kept(settings: Settings, small_corpus: Path, tmp_path: Path) -> None:
@@ -77,8 +77,8 @@ def test_bad_rows_are_reported_and_good_rows_kept(settings: Settings, small_corp
     assert len(report.rejected) == 4
     assert report.posts_new == 1  # x4 only
     with Store.open(settings) as store:
-        assert store.counts()["posts"] == 49  # nothing stored earlier was lost
-        assert store.post("x4")["caption"] == "fresh run"
+        assert store.counts().posts == 49  # nothing stored earlier was lost
+        assert store.post("x4").caption == "fresh run"
 
 
 def test_huge_images_and_decompression_bombs_are_per_row_errors(
@@ -122,7 +122,7 @@ def test_huge_images_and_decompression_bombs_are_per_row_errors(
         assert store.counts() == before
         assert store.conn.execute("SELECT count(*), sum(version) FROM account_vectors").fetchone() == vectors
         assert store.conn.execute("SELECT count(*) FROM posts WHERE id LIKE 'huge_%'").fetchone() == (0,)
-    assert report.index["reason"] == "up to date"
+    assert report.index is not None and report.index.reason == "up to date"
 
 
 def test_changed_caption_repools_the_account_and_updates_the_index(
@@ -139,7 +139,7 @@ def test_changed_caption_repools_the_account_and_updates_the_index(
     # both posts now share one caption: the content-addressed cache encodes it once
     assert report.posts_updated == 2 and report.texts_encoded == 1 and report.images_encoded == 0
     assert report.accounts_pooled == 1
-    assert report.index["rebuilt"] is False and report.index["added"] == 1
+    assert report.index is not None and report.index.rebuilt is False and report.index.added == 1
 
 
 def test_match_equals_brute_force_and_filters_do_not_starve(settings: Settings, small_corpus: Path) -> None:
@@ -229,3 +229,21 @@ def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
         Store.open(s)
     assert str(e.value).startswith("cannot reach the database at postgresql://bob:***@127.0.0.1:9/x")
     assert "s3cret" not in str(e.value)
+
+
+def test_an_emptied_index_takes_its_accounts_back(settings: Settings, small_corpus: Path) -> None:
+    ingest(small_corpus, settings)
+    with Store.open(settings) as store:
+        influencers = list(store.account_table("influencer").ids)
+        brands = [a for (a,) in store.conn.execute("SELECT id FROM accounts WHERE kind = 'brand'")]
+    # brands left: the pooled space keeps its size, and an index rebuilt now is empty but that size;
+    # then nothing at all: an index rebuilt from an empty store does not know the size
+    for gone in (influencers, influencers + brands):
+        delete_accounts(settings, gone)
+        shutil.rmtree(settings.index_dir)
+        with Engine(settings) as engine:
+            assert engine.status()["index"]["size"] == 0
+        report = ingest(small_corpus, settings)  # and grows from nothing again
+        assert report.index is not None and report.index.size == 18 and report.index.added == 18
+        with Engine(settings) as engine:
+            assert len(engine.match_brand("brand_peakfit", k=18)) == 18
