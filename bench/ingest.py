@@ -292,7 +292,7 @@ def run(cfg: IngestConfig, tmp: Path, pg: EmbeddedPg) -> Section:
         f"targets (CPU, full run): image stage >= {TARGET_X:.0f}x PyTorch's ({x:.1f}x), pipeline efficiency >= "
         f"{TARGET_EFFICIENCY} ({eff:.2f}): " + {True: "met", False: "MISSED", None: "not checked"}[met],
         "encode split into images/captions from the progress callback; index "
-        f"{r.index.get('kind')} over {r.index.get('size')} influencers",
+        + (f"{r.index.kind} over {r.index.size} influencers" if r.index is not None else "not built"),
         "CPU time is this process's (all threads), not the database server's",
     ]
     if r.rejected:

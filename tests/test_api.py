@@ -192,7 +192,8 @@ def test_match_new_brand_with_filters_and_twenty_images(api: dict, client: httpx
     hits = client.post("/v1/match", files=files, data={"category": "fitness", "k": "10"}).json()["data"]
     assert {h["category"] for h in hits} == {"fitness"}
     r = client.post("/v1/match", files=files, data={"min_followers": "9", "max_followers": "1"})
-    assert r.status_code == 422 and "min_followers (9) is greater than max_followers (1)" in r.text
+    assert r.status_code == 422 and "min_followers (9) is greater than the maximum follower count (1)" in r.text
+    assert r.json()["field"] == "min_followers"  # the parameter, as the API names it
 
 
 BAD_JSON = [
@@ -203,7 +204,7 @@ BAD_JSON = [
     (
         {"brand_id": BRAND, "min_followers": 9, "max_followers": 1},
         422,
-        "min_followers (9) is greater than max_followers (1)",
+        "min_followers (9) is greater than the maximum follower count (1)",
     ),
     ({"brand_id": BRAND, "colour": "red"}, 422, "Extra inputs are not permitted"),
     ({"brand_id": BRAND, "k": "many"}, 422, "valid integer"),

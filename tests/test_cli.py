@@ -56,11 +56,17 @@ def test_errors_are_sentences_with_exit_codes(
     code, _, err = run(capsys, "match", "--brand", "fitness_creator_00")
     assert code == 1 and err.strip() == "error: 'fitness_creator_00' is an influencer, not a brand"
     code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "--min-followers", "9", "--max-followers", "1")
-    assert code == 1 and err.strip() == "error: --min-followers (9) is greater than --max-followers (1)"
+    assert code == 1 and err.strip() == "error: --min-followers (9) is greater than the maximum follower count (1)"
     code, _, err = run(
         capsys, "match", "--brand", "brand_peakfit", "--like", "fitness_creator_00", "--like-weight", "11"
     )
     assert code == 1 and err.strip() == "error: --like-weight must be a number from 0 to 10, got 11.0"
+    code, _, err = run(capsys, "match", "--brand", "brand_peakfit", "-k", "0")  # a library check, spelt as typed
+    assert code == 1 and err.strip() == "error: -k must be a whole number from 1 to 1000, got 0"
+    names = tmp_path / "names.txt"
+    names.write_text("brand_peakfit\nno_such_brand\n")
+    code, _, err = run(capsys, "train", "--test-brands", str(names))
+    assert code == 1 and err.strip() == "error: --test-brands names unknown brand ids: no_such_brand", err
     empty = tmp_path / "test_brands.txt"  # an option's name inside a path stays as it is
     empty.write_text("")
     code, _, err = run(capsys, "train", "--test-brands", str(empty))

@@ -358,7 +358,7 @@ def test_spec_is_checked_at_the_boundary() -> None:
     with pytest.raises(InvalidInput) as e:
         ExportSpec(fmt="xlsx")
     assert str(e.value) == "format must be one of csv, jsonl, parquet, got 'xlsx'"
-    with pytest.raises(InvalidInput, match=r"^brands: expected at least one brand id$"):
+    with pytest.raises(InvalidInput, match=r"^brands expects at least one brand id$"):
         ExportSpec(brands=())
 
 

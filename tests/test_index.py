@@ -481,7 +481,7 @@ def test_manifest_is_frozen(saved: Path) -> None:
 def test_filters_min_greater_than_max() -> None:
     with pytest.raises(InvalidInput) as e:
         Filters.make(min_followers=10, max_followers=5)
-    assert str(e.value) == "min_followers (10) is greater than max_followers (5)"
+    assert str(e.value) == "min_followers (10) is greater than the maximum follower count (5)"
 
 
 @pytest.mark.parametrize(
@@ -494,7 +494,7 @@ def test_filters_min_greater_than_max() -> None:
         ({"category": "x" * 101}, "category is longer than 100 characters"),
         (
             {"micro": True, "min_followers": 200_000},
-            "micro-influencers have 5,000-100,000 followers: none can also meet min_followers 200000",
+            "min_followers (200000) leaves no micro-influencer: they have 5,000-100,000 followers",
         ),
     ],
 )

@@ -160,7 +160,11 @@ def test_recompute_stores_metrics_counts_dirty_values_and_writes_only_changes(
         assert store.meta().get("generation") != gen  # serving processes reload
         assert recompute_metrics(store).last_n == 2  # remembered
     code, _, err = run(capsys, "metrics", "--er-posts", "0")
-    assert code == 1 and "posts for the engagement rate must be a whole number from 1 to 1000, got 0" in err
+    assert (
+        code == 1
+        and err.strip()
+        == "error: --er-posts (the posts the engagement rate is over) must be a whole number from 1 to 1000, got 0"
+    )
 
 
 def test_delete_recomputes_the_peers_flags(settings: Settings, tmp_path: Path, env: Settings) -> None:

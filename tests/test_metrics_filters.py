@@ -136,7 +136,7 @@ def test_cli_filters_bounds_checks_and_json(corpus: Settings, capsys: pytest.Cap
     code, out, _ = run(capsys, "similar", "--influencer", "fitness_creator_01", "-k", "18", "--min-er", "0%", "--json")
     assert code == 0 and json.loads(out)["count"] == 17
     code, _, err = run(capsys, "match", "--brand", BRAND, "--min-er", "5%", "--max-er", "0.01")
-    assert code == 1 and "--min-er (0.05) is greater than --max-er (0.01)" in err
+    assert code == 1 and "--min-er (0.05) is greater than the maximum engagement rate (0.01)" in err
     code, _, err = run(capsys, "match", "--brand", BRAND, "--max-sponsored-share", "1.5")
     assert code == 1 and "--max-sponsored-share must be at most 1, got 1.5" in err
     code, out, _ = run(capsys, "match", "--brand", BRAND, "-k", "3")

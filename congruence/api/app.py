@@ -60,7 +60,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CongruenceError)
     code = _status_of(exc)
     headers = {"Retry-After": "5"} if code == 503 else None
-    return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+    # the API names a parameter as the library does: the message starts with it, and "field" says which
+    body = {"detail": str(exc)} | ({"field": exc.field} if exc.field else {})
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

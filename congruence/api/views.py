@@ -83,19 +83,17 @@ def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:
     acc = store.account(account_id)
     posts = []
     for p in store.account_posts(account_id, n_posts):
-        image_url, thumb = image_urls(p["id"], p["has_image"])
+        image_url, thumb = image_urls(p.id, p.has_image)
         posts.append(
-            AccountPost(
-                post_id=p["id"], caption=p["caption"], likes=p["likes"], image_url=image_url, thumbnail_url=thumb
-            )
+            AccountPost(post_id=p.id, caption=p.caption, likes=p.likes, image_url=image_url, thumbnail_url=thumb)
         )
     return AccountOut(
-        id=acc["id"],
-        kind=acc["kind"],
-        handle=acc["handle"],
-        category=acc["category"],
-        followers=acc["followers"],
-        n_posts=int(acc["posts"]),
+        id=acc.id,
+        kind=acc.kind,
+        handle=acc.handle,
+        category=acc.category,
+        followers=acc.followers,
+        n_posts=acc.posts,
         posts=posts,
         metrics=metrics_out(metrics_store.read(store, [account_id]).get(account_id)),
     )

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from congruence.cli.parser import Subcommands
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -70,12 +71,12 @@ def metrics_cell(d: dict[str, Any]) -> str:
     return f"{100 * m['engagement_rate']:.1f} %{flags}"
 
 
-def metrics_summary(report: dict[str, Any]) -> str:
-    """One line of a ``MetricsReport.to_dict()``: accounts, with an ER, changed, flagged per signal."""
-    flagged = ", ".join(f"{s} {n}" for s, n in dict(report.get("flagged") or {}).items())
+def metrics_summary(report: MetricsReport) -> str:
+    """One line of a metrics report: accounts, with an ER, changed, flagged per signal."""
+    flagged = ", ".join(f"{s} {n}" for s, n in report.flagged.items())
     return (
-        f"account metrics: {report.get('accounts')} accounts ({report.get('with_er')} with an engagement rate "
-        f"over their newest {report.get('last_n')} posts), {report.get('changed')} changed; flagged: {flagged}"
+        f"account metrics: {report.accounts} accounts ({report.with_er} with an engagement rate "
+        f"over their newest {report.last_n} posts), {report.changed} changed; flagged: {flagged}"
     )
 
 
@@ -88,7 +89,7 @@ def cmd_metrics(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         return 0
-    print(metrics_summary(report.to_dict()))
+    print(metrics_summary(report))
     dirty = {k: v for k, v in report.dirty.items() if v}
     if dirty:
         print("unknown or dirty values (left out of the figures): " + ", ".join(f"{k} {v}" for k, v in dirty.items()))
@@ -106,7 +107,7 @@ def er_posts_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser(
         "metrics",
         help="recompute account metrics: engagement rate, posts per week, sponsored "

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from congruence.cli.parser import Subcommands
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def cmd_analyze_engagement(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: Subcommands) -> None:
     p = sub.add_parser("score", help="each image's expected success 0-10 and which will get more attention")
     p.add_argument("images", nargs="+", metavar="IMG")
     p.add_argument(

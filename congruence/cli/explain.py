@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from congruence.cli.parser import Subcommands
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 
@@ -82,7 +83,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: Subcommands) -> None:
     from congruence.search.attribution import METHODS
 
     p = sub.add_parser("explain", help="heatmap of what in an image makes it match a brand")

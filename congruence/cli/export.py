@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from congruence.cli.progress import quiet_flag
+from congruence.cli.parser import Subcommands
 from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 
@@ -74,11 +74,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: Subcommands) -> None:
     from congruence.search.export import FORMATS
 
     p = sub.add_parser("export", help="top-k influencers of many brands, to a CSV, JSONL or Parquet file")
-    quiet_flag(p)
     p.add_argument("--brands", default="all", help="'all' (default), or a file of brand ids, one a line")
     p.add_argument("-k", type=int, default=100, help="influencers per brand (default 100)")
     p.add_argument("--format", choices=FORMATS, default="csv", help="file format (default csv)")

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from congruence.cli.account_metrics import add_parser as add_metrics_parser
 from congruence.cli.engagement import add_parsers as add_engagement_parsers
 from congruence.cli.explain import add_parser as add_explain_parser
 from congruence.cli.export import add_parser as add_export_parser
-from congruence.cli.progress import quiet_flag
+from congruence.cli.parser import CommandParser, error_text
 from congruence.cli.safety import add_parser as add_safety_parser
 from congruence.cli.serve import add_parsers as add_serve_parsers
 from congruence.cli.training import add_parsers as add_training_parsers
@@ -72,10 +71,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             f"encoded: {report.images_encoded} images, {report.texts_encoded} captions; "
             f"pooled {report.accounts_pooled} accounts"
         )
-        print(metrics_summary(report.metrics))
-        print(
-            f"index: {report.index.get('size')} influencers ({report.index.get('kind')}, {report.index.get('reason')})"
-        )
+        if report.metrics is not None:
+            print(metrics_summary(report.metrics))
+        if report.index is not None:
+            print(f"index: {report.index.size} influencers ({report.index.kind}, {report.index.reason})")
         if report.rejected:
             print(f"rejected {len(report.rejected)} rows:", file=sys.stderr)
             for e in report.rejected:
@@ -265,16 +264,14 @@ def _query_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="congruence", description="Match brands with micro-influencers.")
+    parser = CommandParser(prog="congruence", description="Match brands with micro-influencers.", quiet_default=False)
     parser.add_argument("-v", "--verbose", action="store_true")
-    quiet_flag(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "ingest",
         help="validate, store, encode, pool and index a corpus folder (or an Instaloader "
         "folder, or CSV/Parquet tables); recompute the account metrics",
     )
-    quiet_flag(p)
     p.add_argument("folder", help="the corpus folder; with --format table, the posts table")
     from congruence.cli.account_metrics import er_posts_arg
     from congruence.cli.formats import format_args
@@ -318,46 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-serve", action="store_true", help="print matches for a demo brand instead of serving")
     p.add_argument("-k", type=int, default=10, help="with --no-serve: number of influencers")
     p.set_defaults(func=cmd_demo)
-    _quiet_everywhere(parser)
     return parser
-
-
-def _quiet_everywhere(parser: argparse.ArgumentParser) -> None:
-    """--quiet after any subcommand, nested ones too (any command that starts the engine may
-    build the index, with progress)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for p in action.choices.values():
-                if "--quiet" not in p._option_string_actions:
-                    quiet_flag(p)
-                _quiet_everywhere(p)
-
-
-def _option_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
-    """The command's options named as the library and the API name them (``like_weight``) ->
-    as typed (``--like-weight``), along the chain of subcommands that ran; only names with an
-    underscore, which cannot be ordinary words of a message."""
-    out: dict[str, str] = {}
-    p: argparse.ArgumentParser | None = parser
-    while p is not None:
-        nxt = None
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                nxt = action.choices.get(getattr(args, action.dest, None) or "")
-            elif action.option_strings and "_" in action.dest:
-                out[action.dest] = max(action.option_strings, key=len)
-        p = nxt
-    return out
-
-
-def _as_typed(message: str, names: dict[str, str]) -> str:
-    """``message`` with the options' field names written as the command line spells them: a
-    name standing alone, not part of a path, a file name or a quoted id (``/x/test_brands.txt``,
-    ``'brand_safe'``); a full stop may end the sentence after it."""
-    if not names:
-        return message
-    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.sub(rf"(?<![\w\-/\\.'\"`])({alternatives})(?![\w\-/\\'\"`]|\.\w)", lambda m: names[m.group(1)], message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -372,8 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args.func(args, settings))
         sys.stdout.flush()  # into a pipe, the last block goes out here: a reader that left shows now
         return code
-    except (CongruenceError, ValueError, FileNotFoundError) as e:
-        print(f"error: {_as_typed(str(e), _option_names(parser, args))}", file=sys.stderr)
+    except CongruenceError as e:
+        print(f"error: {error_text(e, args)}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)

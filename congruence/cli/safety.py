@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from congruence.cli.parser import Subcommands
 from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def safety_args(p: argparse.ArgumentParser) -> None:
 
 def feedback_args(p: argparse.ArgumentParser) -> None:
     """--like, --dislike and their weights."""
-    from congruence.search.feedback import DISLIKE_WEIGHT, LIKE_WEIGHT
+    from congruence.search.feedback import PARAMS
 
     p.add_argument(
         "--like",
@@ -62,7 +63,7 @@ def feedback_args(p: argparse.ArgumentParser) -> None:
         "--like-weight",
         type=float,
         default=None,
-        help=f"weight of the liked (default {LIKE_WEIGHT}; 0 here or in --dislike-weight also drops "
+        help=f"weight of the liked (default {PARAMS.like_weight}; 0 here or in --dislike-weight also drops "
         "what tells the liked from the disliked)",
     )
     p.add_argument(
@@ -70,7 +71,7 @@ def feedback_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help=f"weight of the disliked: the closest, and (once something is liked) a push that grows "
-        f"with every disliked one nearby (default {DISLIKE_WEIGHT})",
+        f"with every disliked one nearby (default {PARAMS.dislike_weight})",
     )
 
 
@@ -163,7 +164,7 @@ def cmd_screen(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("screen", help="flag posts by brand-safety category (incremental; ingest runs it too)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_screen)

@@ -9,6 +9,7 @@ import socket
 import sys
 from typing import Any
 
+from congruence.cli.parser import Subcommands
 from congruence.core.errors import InvalidInput
 from congruence.core.settings import Settings
 
@@ -100,7 +101,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: Subcommands) -> None:
     p = sub.add_parser("serve", help="the HTTP API and web page")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=8000)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from congruence.cli.progress import quiet_flag
+from congruence.cli.parser import Subcommands
 from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 
@@ -138,9 +138,8 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: Subcommands) -> None:
     p = sub.add_parser("train", help="train the congruence head on the store's matches, evaluate, deploy")
-    quiet_flag(p)
     p.add_argument(
         "--json", action="store_true", help='print {"results": {"random": M, "pooled_cosine": M, "head": M, ...}}'
     )

@@ -11,14 +11,33 @@ def first_of(items: Sequence[str], n: int = 10, sep: str = ", ") -> str:
 
 
 class CongruenceError(Exception):
-    """Base class for errors a user can act on; the message names what and where."""
+    """Base class for errors a user can act on; the message names what and where.
+
+    ``field``: the parameter the error is about, when there is one, named as the library and the
+    API name it (``like_weight``); the message then follows the field's name ("must be a number
+    from 0 to 10, got -1"). Each face spells the field its own way (``spelt``): the command line
+    as its option (``--like-weight``), the API as the parameter.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def spelt(self, name: str | None) -> str:
+        """The message with the field written as ``name`` (the field itself when None)."""
+        name = name or self.field
+        return f"{name} {self.message}" if name else self.message
+
+    def __str__(self) -> str:
+        return self.spelt(None)
 
 
 class NotFound(CongruenceError):
     """An id that the store does not know (brand, influencer, post, model)."""
 
 
-class InvalidInput(CongruenceError):
+class InvalidInput(CongruenceError, ValueError):
     """Input that was refused: a bad image, a bad filter, a wrong-shaped vector."""
 
 

@@ -193,7 +193,7 @@ def train_engagement(
         data = load_engagement_data(store, encs)
         unknown = [] if test_accounts is None else sorted(set(test_accounts) - set(store.account_kinds(test_accounts)))
     if unknown:
-        raise InvalidInput(f"test accounts: unknown account ids: {first_of(unknown)}")
+        raise InvalidInput(f"names unknown account ids: {first_of(unknown)}", field="test_accounts")
     if len(data.account_ids) < 2:
         raise InvalidInput("too few accounts with two or more liked posts to train the engagement model")
     train_acc, test_acc = split_accounts_of(data, test_accounts, test_fraction, config.seed)

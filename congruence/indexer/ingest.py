@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
+from congruence.indexer.account_metrics.recompute import MetricsReport
 from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.corpus import CorpusReader, RowError, read_corpus
 from congruence.indexer.derived import DerivedSpace, update_space
@@ -29,6 +30,24 @@ logger = logging.getLogger(__name__)
 POOL_CHUNK = 2000
 
 
+@dataclass(frozen=True)
+class IndexSummary:
+    """One space's index after an ingest: its size and kind, what changed, and why."""
+
+    size: int
+    kind: str
+    codec: str
+    added: int
+    removed: int
+    rebuilt: bool
+    reason: str
+
+    @classmethod
+    def of(cls, res: SyncResult) -> IndexSummary:
+        man = res.manifest
+        return cls(man.count, man.kind, man.codec, res.added, res.removed, res.rebuilt, res.reason)
+
+
 @dataclass
 class IngestReport:
     accounts_new: int = 0
@@ -39,18 +58,24 @@ class IngestReport:
     images_encoded: int = 0
     texts_encoded: int = 0
     accounts_pooled: int = 0
-    index: dict[str, object] = field(default_factory=dict)
+    index: IndexSummary | None = None  # the pooled space's
+    derived_indexes: dict[str, IndexSummary] = field(default_factory=dict)  # by space (the head's)
     rejected: list[RowError] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    metrics: dict[str, object] = field(default_factory=dict)  # the account metrics' MetricsReport
+    metrics: MetricsReport | None = None
 
     @property
     def exit_code(self) -> int:
         return 2 if self.rejected else 0
 
     def to_dict(self) -> dict[str, object]:
-        d = {k: v for k, v in self.__dict__.items() if k != "rejected"}
+        """The report as ``ingest --json`` prints it (the derived spaces' indexes inside ``index``)."""
+        skip = ("index", "derived_indexes", "rejected", "metrics")
+        d: dict[str, object] = {k: v for k, v in self.__dict__.items() if k not in skip}
+        index = asdict(self.index) if self.index is not None else {}
+        d["index"] = index | {space: asdict(s) for space, s in self.derived_indexes.items()}
         d["rejected"] = [{"file": e.file, "line": e.line, "reason": e.reason} for e in self.rejected]
+        d["metrics"] = self.metrics.to_dict() if self.metrics is not None else {}
         return d
 
 
@@ -93,19 +118,19 @@ def ingest(
         with _Timer(report, "encode"):
             encode_pending(vstore, encs, ids, settings.batch_size, report, progress, runner)
         with _Timer(report, "metrics"):  # after encoding, which drops posts whose image turns out broken
-            report.metrics = recompute_metrics(store, metrics_last_n).to_dict()
+            report.metrics = recompute_metrics(store, metrics_last_n)
         with _Timer(report, "pool"):
             report.accounts_pooled = pool_dirty(store, vstore, ids)
             for derived in spaces:
                 update_space(vstore, ids, derived)
         with _Timer(report, "index"):
             res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, layout_for(settings))
-            report.index = _index_summary(res)
+            report.index = IndexSummary.of(res)
             for derived in spaces:
                 res = sync_index(
                     vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim)
                 )
-                report.index[derived.space] = _index_summary(res)
+                report.derived_indexes[derived.space] = IndexSummary.of(res)
         if (
             report.accounts_new
             or report.accounts_updated
@@ -195,15 +220,3 @@ def pool_dirty(store: Store, vstore: VectorStore, ids: ModelIds) -> int:
             vstore.clear_dirty(empty, ids.pooled_space)
         done += len(sets)
     return done
-
-
-def _index_summary(res: SyncResult) -> dict[str, object]:
-    return {
-        "size": res.manifest.count,
-        "kind": res.manifest.kind,
-        "codec": res.manifest.codec,
-        "added": res.added,
-        "removed": res.removed,
-        "rebuilt": res.rebuilt,
-        "reason": res.reason,
-    }

@@ -79,10 +79,13 @@ def check_categories(values: Iterable[str] | None) -> tuple[str, ...]:
         return ()
     items = [] if isinstance(values, str) else list(values)
     if isinstance(values, str) or any(not isinstance(v, str) for v in items):
-        raise InvalidInput("exclude_categories: expected a list of category names")
+        raise InvalidInput("expects a list of category names", field="exclude_categories")
     # "adult,arms" in one item, as a form field or a query parameter carries them
     got = {p.strip().lower() for v in items for p in v.split(",") if p.strip()}
     bad = sorted(got - set(NAMES))
     if bad:
-        raise InvalidInput(f"unknown safety category {bad[0]!r}: expected one of {', '.join(NAMES)}")
+        raise InvalidInput(
+            f"names an unknown safety category {bad[0]!r}: expected one of {', '.join(NAMES)}",
+            field="exclude_categories",
+        )
     return tuple(n for n in NAMES if n in got)

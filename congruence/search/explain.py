@@ -120,13 +120,13 @@ class Explainer:
 
     def _post_image(self, post_id: str) -> tuple[Image.Image, str, str]:
         post = self.engine.store.post(post_id)
-        if not post["image"]:
+        if not post.image:
             raise InvalidInput(f"post {post_id!r} has no image to explain")
-        path = Path(post["corpus_root"]) / post["image"]
+        path = Path(post.corpus_root) / post.image
         if not path.is_file():
             raise NotFound(f"post {post_id!r}: image file not found at {path}")
         image, digest = read_image(path)
-        return image, digest, post["caption"] or ""
+        return image, digest, post.caption or ""
 
     def top_posts(self, brand_id: str, influencer_id: str, n: int = 3) -> list[tuple[str, float]]:
         """(post id, score) of the influencer's n image posts that match the brand best."""
@@ -142,7 +142,7 @@ class Explainer:
             scores = np.asarray([brand.head.score_candidates(brand.posts, [v[None, :]])[0] for v in vecs])
         else:
             scores = vecs @ engine.entry(snap, brand_id, "brand").vector
-        with_image = {pid for pid in pids if engine.store.post(pid)["image"]}
+        with_image = {pid for pid in pids if engine.store.post(pid).image}
         order = [int(i) for i in np.argsort(-scores, kind="stable") if pids[int(i)] in with_image]
         return [(pids[i], float(scores[i])) for i in order[:n]]
 
@@ -229,4 +229,4 @@ class Explainer:
 
 def _check_method(method: str) -> None:
     if method not in METHODS:
-        raise InvalidInput(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+        raise InvalidInput(f"must be one of {', '.join(METHODS)}, got {method!r}", field="method")

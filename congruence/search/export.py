@@ -58,11 +58,11 @@ class ExportSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
-            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}, got {self.k!r}")
+            raise InvalidInput(f"must be a whole number from 1 to {MAX_K}, got {self.k!r}", field="k")
         if self.fmt not in FORMATS:
-            raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+            raise InvalidInput(f"must be one of {', '.join(FORMATS)}, got {self.fmt!r}", field="format")
         if self.brands is not None and not self.brands:
-            raise InvalidInput("brands: expected at least one brand id")
+            raise InvalidInput("expects at least one brand id", field="brands")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def run_export(
     """
     t0 = time.perf_counter()
     if isinstance(batch_brands, bool) or not isinstance(batch_brands, int) or not 1 <= batch_brands <= MAX_BATCH:
-        raise InvalidInput(f"batch_brands must be a whole number from 1 to {MAX_BATCH}, got {batch_brands!r}")
+        raise InvalidInput(f"must be a whole number from 1 to {MAX_BATCH}, got {batch_brands!r}", field="batch_brands")
     out = Path(out)
     if out.is_dir():
         raise InvalidInput(f"{out} is a folder; give a file path")

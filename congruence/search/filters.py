@@ -57,34 +57,33 @@ class Filters:
     ) -> Filters:
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise InvalidInput(f"{name} must be a non-negative whole number, got {v!r}")
+                raise InvalidInput(f"must be a non-negative whole number, got {v!r}", field=name)
         if min_followers is not None and max_followers is not None and min_followers > max_followers:
-            raise InvalidInput(f"min_followers ({min_followers}) is greater than max_followers ({max_followers})")
+            raise InvalidInput(
+                f"({min_followers}) is greater than the maximum follower count ({max_followers})", field="min_followers"
+            )
         if micro:
             lo = MICRO[0] if min_followers is None else max(min_followers, MICRO[0])
             hi = MICRO[1] if max_followers is None else min(max_followers, MICRO[1])
-            if lo > hi:
-                given = " and ".join(
-                    f"{n} {v}"
-                    for n, v in (("min_followers", min_followers), ("max_followers", max_followers))
-                    if v is not None
-                )
+            if lo > hi:  # min <= max here, so one bound lies outside the micro range
+                name, v = ("min_followers", min_followers) if lo > MICRO[1] else ("max_followers", max_followers)
                 raise InvalidInput(
-                    f"micro-influencers have {MICRO[0]:,}-{MICRO[1]:,} followers: none can also meet {given}"
+                    f"({v}) leaves no micro-influencer: they have {MICRO[0]:,}-{MICRO[1]:,} followers", field=name
                 )
             min_followers, max_followers = lo, hi
         cat = category.strip().lower() if category else None
         if cat is not None and len(cat) > 100:
-            raise InvalidInput("category is longer than 100 characters")
+            raise InvalidInput("is longer than 100 characters", field="category")
         last = SAFE_LAST if safe_last is None else safe_last
         if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= MAX_SAFE_LAST:
-            raise InvalidInput(f"safe_last must be a whole number from 1 to {MAX_SAFE_LAST}, got {last!r}")
+            raise InvalidInput(f"must be a whole number from 1 to {MAX_SAFE_LAST}, got {last!r}", field="safe_last")
         excluded = check_categories(exclude_categories)
         screened = bool(brand_safe) or bool(excluded)
         if safe_last is not None and not screened:  # a bound nothing reads: the user meant a screen
             raise InvalidInput(
-                f"safe_last ({safe_last}) needs brand_safe or exclude_categories: it is how many "
-                "newest posts they look at"
+                f"({safe_last}) applies only with a brand-safety filter (brand-safe, or categories to exclude): "
+                "it is how many newest posts they look at",
+                field="safe_last",
             )
         m = (metrics or MetricBounds()).checked()
         return cls(

@@ -71,9 +71,9 @@ def _fraction_or_none(name: str, v: object, upper: float | None = None) -> float
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-        raise InvalidInput(f"{name} must be a number of at least 0, got {v!r}")
+        raise InvalidInput(f"must be a number of at least 0, got {v!r}", field=name)
     if upper is not None and v > upper:
-        raise InvalidInput(f"{name} must be at most {upper:g}, got {v!r}")
+        raise InvalidInput(f"must be at most {upper:g}, got {v!r}", field=name)
     return float(v)
 
 
@@ -99,7 +99,9 @@ class MetricBounds:
             bool(self.no_flags),
         )
         if out.min_er is not None and out.max_er is not None and out.min_er > out.max_er:
-            raise InvalidInput(f"min_er ({out.min_er:g}) is greater than max_er ({out.max_er:g})")
+            raise InvalidInput(
+                f"({out.min_er:g}) is greater than the maximum engagement rate ({out.max_er:g})", field="min_er"
+            )
         return out
 
     @property

@@ -19,7 +19,7 @@ from congruence.core.hashes import sha256_text
 from congruence.core.settings import Settings
 from congruence.store import database
 from congruence.store.columns import CodeColumn, StrColumnBuilder
-from congruence.store.rows import Account, AccountTable, Match, StoredPost
+from congruence.store.rows import Account, AccountRow, AccountTable, Counts, Match, PostBrief, PostRow, StoredPost
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Store:
         rows = self.conn.execute("SELECT id, kind FROM accounts WHERE id = ANY(%s)", (list(ids),))
         return {r[0]: r[1] for r in rows}
 
-    def account(self, account_id: str) -> dict[str, Any]:
+    def account(self, account_id: str) -> AccountRow:
         row = self.conn.execute(
             "SELECT id, kind, handle, category, followers, extra,"
             " (SELECT count(*) FROM posts p WHERE p.account_id = a.id) FROM accounts a WHERE id = %s",
@@ -120,8 +120,8 @@ class Store:
         ).fetchone()
         if row is None:
             raise NotFound(f"unknown account {account_id!r}")
-        keys = ("id", "kind", "handle", "category", "followers", "extra", "posts")
-        return dict(zip(keys, row, strict=True))
+        aid, kind, handle, category, followers, extra, posts = row
+        return AccountRow(aid, kind, handle, category, followers, extra or {}, int(posts))
 
     def require_kind(self, account_id: str, kind: str) -> None:
         self.check_kind(account_id, self.account_kinds([account_id]).get(account_id), kind)
@@ -271,15 +271,14 @@ class Store:
             followers=np.concatenate(fols) if fols else np.zeros(0, np.int64),
         )
 
-    def post(self, post_id: str) -> dict[str, Any]:
+    def post(self, post_id: str) -> PostRow:
         row = self.conn.execute(
             "SELECT id, account_id, image, image_hash, caption, corpus_root, likes, sponsored FROM posts WHERE id = %s",
             (post_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"unknown post {post_id!r}")
-        keys = ("id", "account_id", "image", "image_hash", "caption", "corpus_root", "likes", "sponsored")
-        return dict(zip(keys, row, strict=True))
+        return PostRow(*row)
 
     def find_accounts(self, kind: str, q: str, limit: int) -> list[tuple[str, str, str]]:
         """(id, handle, category) of accounts of ``kind`` whose id or handle contains ``q``."""
@@ -303,14 +302,14 @@ class Store:
         rows = self.conn.execute("SELECT id FROM posts WHERE id = ANY(%s) AND image IS NOT NULL", (list(post_ids),))
         return {r[0] for r in rows}
 
-    def account_posts(self, account_id: str, limit: int) -> list[dict[str, Any]]:
-        """The account's first ``limit`` posts in PostSet order: id, caption, likes, has_image."""
+    def account_posts(self, account_id: str, limit: int) -> list[PostBrief]:
+        """The account's first ``limit`` posts in PostSet order."""
         rows = self.conn.execute(
             "SELECT id, caption, likes, image IS NOT NULL FROM posts WHERE account_id = %s"
             " ORDER BY ts NULLS LAST, id LIMIT %s",
             (account_id, limit),
         )
-        return [dict(zip(("id", "caption", "likes", "has_image"), r, strict=True)) for r in rows]
+        return [PostBrief(*r) for r in rows]
 
     def seqs_of(self, account_ids: Sequence[str]) -> list[int]:
         """The seq of each account, aligned (-1 for an unknown id)."""
@@ -329,12 +328,13 @@ class Store:
             out.setdefault(aid, []).append(pid)
         return out
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self) -> Counts:
         kinds: dict[str, int] = dict(self.conn.execute("SELECT kind, count(*) FROM accounts GROUP BY kind").fetchall())
         posts = self.conn.execute("SELECT count(*) FROM posts").fetchone()
         matches = self.conn.execute("SELECT count(*) FROM matches").fetchone()
-        return {
-            "accounts": {"brand": int(kinds.get("brand", 0)), "influencer": int(kinds.get("influencer", 0))},
-            "posts": int(posts[0]) if posts else 0,
-            "matches": int(matches[0]) if matches else 0,
-        }
+        return Counts(
+            int(kinds.get("brand", 0)),
+            int(kinds.get("influencer", 0)),
+            int(posts[0]) if posts else 0,
+            int(matches[0]) if matches else 0,
+        )

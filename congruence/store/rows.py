@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from congruence.store.columns import CodeColumn
+
+Kind = Literal["brand", "influencer"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,58 @@ class AccountTable:
             (index.setdefault(c, len(index)) for c in self.categories), np.int32, count=len(self.categories)
         )
         return codes, index
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One stored account; ``followers`` None when unknown, ``posts``: how many it has."""
+
+    id: str
+    kind: Kind
+    handle: str
+    category: str
+    followers: int | None
+    extra: dict[str, Any]
+    posts: int
+
+
+@dataclass(frozen=True)
+class PostRow:
+    """One stored post; ``image`` relative to ``corpus_root``, None for a text-only post;
+    ``likes`` and ``sponsored`` None when unknown."""
+
+    id: str
+    account_id: str
+    image: str | None
+    image_hash: str | None
+    caption: str
+    corpus_root: str
+    likes: int | None
+    sponsored: bool | None
+
+
+@dataclass(frozen=True)
+class PostBrief:
+    """What an account's page lists of one of its posts."""
+
+    id: str
+    caption: str
+    likes: int | None
+    has_image: bool
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many accounts of each kind, posts and known matches the store holds."""
+
+    brands: int
+    influencers: int
+    posts: int
+    matches: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "accounts": {"brand": self.brands, "influencer": self.influencers},
+            "posts": self.posts,
+            "matches": self.matches,
+        }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from congruence.core.errors import InvalidInput
 from congruence.core.vectors import l2_normalize
 from congruence.store.postsets import PostSets
 
@@ -48,11 +49,11 @@ def brand_disjoint_split(
     if test_brands is not None:
         unknown = sorted(set(test_brands) - set(brands))
         if unknown:
-            raise ValueError(f"test_brands: unknown brand ids: {', '.join(unknown)}")
+            raise InvalidInput(f"names unknown brand ids: {', '.join(unknown)}", field="test_brands")
         test = set(test_brands)
     else:
         if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction: must be in (0, 1), got {test_fraction}")
+            raise InvalidInput(f"must be in (0, 1), got {test_fraction}", field="test_fraction")
         n_test = min(max(1, round(test_fraction * len(brands))), max(1, len(brands) - 1))
         order = np.random.default_rng(seed).permutation(len(brands))
         test = {brands[i] for i in order[:n_test]} if brands else set()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 import numpy as np
 import torch
 
+from congruence.core.errors import InvalidInput
 from congruence.store.postsets import PostSets
 from congruence.training.data import (
     Pair,
@@ -126,7 +127,7 @@ def evaluate(
     index = postsets.index_of()
     unknown = sorted(b for b in test if b not in index)
     if unknown:
-        raise ValueError(f"test_brands: unknown brand ids: {', '.join(unknown)}")
+        raise InvalidInput(f"names unknown brand ids: {', '.join(unknown)}", field="test_brands")
     brand_ids = sorted(test)
     brand_rows = np.asarray([index[b] for b in brand_ids], dtype=np.int64)
     cand_rows = test_candidates(postsets, pairs, test) if candidates is None else candidate_rows(postsets, candidates)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from congruence.core.errors import InvalidInput
 from congruence.store.postsets import PostSets
 from congruence.training.data import Pair, Split, brand_disjoint_split, held_out_influencers
 from congruence.training.evaluate import (
@@ -169,7 +170,9 @@ def run_experiment(
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"variants: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
+        raise InvalidInput(
+            f"names unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}", field="variants"
+        )
     brands = sorted({b for b, _ in pairs})
     split = brand_disjoint_split(brands, test_fraction, config.seed, test_brands)
     heldout = (

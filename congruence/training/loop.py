@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from congruence.core.device import resolve_device
+from congruence.core.errors import InvalidInput
 from congruence.store.postsets import PostSets
 from congruence.training.data import CandidateLists, Pair, RankingData, build_ranking_data, sample_candidate_lists
 from congruence.training.losses import category_loss, listmle_loss, listnet_loss
@@ -59,22 +60,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"loss: expected listnet or listmle, got {self.loss!r}")
+            raise InvalidInput(f"must be listnet or listmle, got {self.loss!r}", field="loss")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
-        if self.epochs < 1 or self.batch_brands < 1 or self.list_size < 2 or self.max_posts < 0 or self.aux_batch < 0:
-            raise ValueError(
-                "epochs, batch_brands: at least 1; list_size: at least 2; max_posts, aux_batch: at least 0"
-            )
-        if (
-            not 0.0 <= self.hard_negative_fraction <= 1.0
-            or not 0.0 <= self.lookalike_fraction <= 1.0
-            or self.aux_weight < 0
-            or self.lr <= 0
-        ):
-            raise ValueError(
-                "hard_negative_fraction, lookalike_fraction: in [0, 1]; aux_weight: at least 0; lr: positive"
-            )
+            raise InvalidInput(f"must be auto, cpu or cuda, got {self.device!r}", field="device")
+        for name, low in (("epochs", 1), ("batch_brands", 1), ("list_size", 2), ("max_posts", 0), ("aux_batch", 0)):
+            if getattr(self, name) < low:
+                raise InvalidInput(f"must be at least {low}, got {getattr(self, name)!r}", field=name)
+        for name in ("hard_negative_fraction", "lookalike_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidInput(f"must be from 0 to 1, got {getattr(self, name)!r}", field=name)
+        if self.aux_weight < 0:
+            raise InvalidInput(f"must be at least 0, got {self.aux_weight!r}", field="aux_weight")
+        if self.lr <= 0:
+            raise InvalidInput(f"must be positive, got {self.lr!r}", field="lr")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def test_split_is_seeded_and_disjoint() -> None:
 def test_split_with_given_test_brands() -> None:
     split = brand_disjoint_split(BRANDS, test_brands=["b2", "b7"])
     assert split.test_brands == ("b2", "b7") and len(split.train_brands) == 8
-    with pytest.raises(ValueError, match="test_brands: unknown brand ids: zz"):
+    with pytest.raises(ValueError, match="test_brands names unknown brand ids: zz"):
         brand_disjoint_split(BRANDS, test_brands=["b2", "zz"])
 
 

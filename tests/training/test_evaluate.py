@@ -39,7 +39,7 @@ def test_evaluation_refuses_a_leaking_split(synthetic: tuple[PostSets, list]) ->
 
 def test_evaluate_unknown_brand(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    with pytest.raises(ValueError, match="test_brands: unknown brand ids: zz"):
+    with pytest.raises(ValueError, match="test_brands names unknown brand ids: zz"):
         evaluate(random_scorer(), postsets, pairs, ["zz"])
 
 

@@ -89,7 +89,7 @@ def test_listmle_without_aux_task_and_mean_pooling(synthetic: tuple[PostSets, li
 
 def test_bad_inputs_are_refused(synthetic: tuple[PostSets, list]) -> None:
     postsets, pairs = synthetic
-    with pytest.raises(ValueError, match="loss: expected listnet or listmle, got 'hinge'"):
+    with pytest.raises(ValueError, match="loss must be listnet or listmle, got 'hinge'"):
         TrainConfig(loss="hinge")
     with pytest.raises(ValueError, match="head_config: d_image=4, d_text=4 do not match postsets"):
         train(postsets, pairs, CONFIG, HeadConfig(d_image=4, d_text=4))

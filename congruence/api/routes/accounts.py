@@ -52,10 +52,10 @@ def account_metrics(account_id: str, engine: EngineDep, _key: KeyDep) -> Account
     points, (peers, total) = post_points(store, account_id), peer_points(store, account_id)
     m = metrics_store.read(store, [account_id]).get(account_id)
     return AccountMetricsResponse(
-        account_id=acc["id"],
-        kind=acc["kind"],
-        category=acc["category"],
-        followers=acc["followers"],
+        account_id=acc.id,
+        kind=acc.kind,
+        category=acc.category,
+        followers=acc.followers,
         metrics=metrics_out(m),
         posts=[PostPointOut(**p.__dict__) for p in points],
         peers=[PeerPointOut(**p.__dict__) for p in peers],

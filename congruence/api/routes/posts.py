@@ -32,15 +32,15 @@ _TYPES = {
 def post_image_path(engine: Engine, post_id: str) -> tuple[Path, str]:
     """The image file of a post, kept inside its corpus folder; (path, content hash)."""
     post = engine.store.post(post_id)
-    if not post["image"]:
+    if not post.image:
         raise NotFound(f"post {post_id!r} has no image")
-    root = Path(post["corpus_root"]).resolve()
-    path = (root / post["image"]).resolve()
+    root = Path(post.corpus_root).resolve()
+    path = (root / post.image).resolve()
     if not path.is_relative_to(root):  # checked at ingest too; a moved corpus must not open a door
         raise NotFound(f"post {post_id!r}: image is outside its corpus folder")
     if not path.is_file():
         raise NotFound(f"post {post_id!r}: image file not found (was the corpus folder moved?)")
-    return path, str(post["image_hash"] or "")
+    return path, post.image_hash or ""
 
 
 def _thumbnail(path: Path, digest: str, size: int, cache: Path) -> Path:

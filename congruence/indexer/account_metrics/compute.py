@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from congruence.core.errors import InvalidInput
 from congruence.store.account_metrics import AccountArrays, PostArrays
 
 N_LAST = 12
@@ -42,8 +43,12 @@ class Figures:
 
 
 def check_n_last(n: object) -> int:
+    """``n``, the posts the engagement rate is over (``er_posts`` to the command line), if valid."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N_LAST:
-        raise ValueError(f"posts for the engagement rate must be a whole number from 1 to {MAX_N_LAST}, got {n!r}")
+        raise InvalidInput(
+            f"(the posts the engagement rate is over) must be a whole number from 1 to {MAX_N_LAST}, got {n!r}",
+            field="er_posts",
+        )
     return n
 
 
