@@ -22,6 +22,7 @@ from congruence.core.settings import Settings
 from congruence.datasets.demo import build_demo
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
+from congruence.search.status import status
 from congruence.store import database
 
 pytestmark = pytest.mark.slow
@@ -201,7 +202,7 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(
     conc = Settings(home=tmp_path / "conc", database_url=concurrent_url, batch_size=8)
     with Engine(seq) as a, Engine(conc) as b:
         influencers = [row for row in _dump(sequential_url)["accounts"] if row[1] == "influencer"]
-        assert a.status()["index"]["size"] == b.status()["index"]["size"] == len(influencers) == 24
+        assert status(a).index.size == status(b).index.size == len(influencers) == 24
         for brand in ("brand_peakfit", "brand_happy_paws"):
             assert [h.influencer_id for h in a.match_brand(brand, 10)] == [
                 h.influencer_id for h in b.match_brand(brand, 10)

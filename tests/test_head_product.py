@@ -16,6 +16,7 @@ from congruence.core.settings import Settings
 from congruence.encoders.inference import encode_images
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
+from congruence.search.status import status
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
@@ -251,7 +252,7 @@ def test_retraining_swaps_the_index_without_downtime(settings: Settings, small_c
         after = serving.match_brand("brand_happy_paws", k=5)
         assert after != before and len(after) == 5
         assert serving.snapshot.head is not None and serving.snapshot.head.version == second.version
-        assert serving.status()["index"]["space"] == head_space(second.version)
+        assert status(serving).index.space == head_space(second.version)
         deploy(settings, third)
     with Store.open(settings) as store:
         spaces = VectorStore(store).spaces()
@@ -288,7 +289,7 @@ def test_engine_catches_up_accounts_ingested_without_the_head(settings: Settings
     with Store.open(settings) as store:
         store.conn.execute("DELETE FROM account_vectors WHERE account_id = 'travel_creator_01' AND space LIKE 'head:%'")
     with Engine(settings) as engine:
-        assert engine.status()["index"]["size"] == 18
+        assert status(engine).index.size == 18
         assert "travel_creator_01" in {h.influencer_id for h in engine.match_brand("brand_wanderly", k=18)}
 
 

@@ -15,6 +15,7 @@ from congruence.indexer.ingest import ingest
 from congruence.indexer.maintenance import delete_accounts
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
+from congruence.search.status import status
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 
@@ -36,10 +37,11 @@ def test_ingest_stores_encodes_pools_and_indexes(settings: Settings, small_corpu
     assert (report.accounts_new, report.posts_new) == (24, 48)
     assert report.images_encoded == 48
     with Engine(settings) as engine:
-        st = engine.status()
-    assert st["accounts"] == {"brand": 6, "influencer": 18}
-    assert st["posts"] == 48 and st["embedded_posts"] == 48
-    assert st["index"]["size"] == 18 and st["index"]["stale"] is False
+        st = status(engine)
+    assert (st.counts.brands, st.counts.influencers, st.counts.posts, st.embedded_posts) == (6, 18, 48, 48)
+    assert st.index.size == 18 and st.index.stale is False
+    doc = st.to_dict()  # as status --json prints it
+    assert doc["accounts"] == {"brand": 6, "influencer": 18} and doc["index"]["stale"] is False
 
 
 def test_reingest_is_idempotent_and_encodes_nothing(settings: Settings, small_corpus: Path) -> None:
@@ -177,7 +179,7 @@ def test_similar_excludes_the_influencer_and_respects_deletion(settings: Setting
     with Engine(settings) as engine:
         ids = {h.influencer_id for h in engine.similar("pets_creator_00", k=17)}
         assert "pets_creator_01" not in ids and len(ids) == 16
-        assert engine.status()["index"]["size"] == 17
+        assert status(engine).index.size == 17
 
 
 def test_new_brand_from_images_and_text(settings: Settings, small_corpus: Path) -> None:
@@ -213,7 +215,7 @@ def test_corrupt_or_stale_index_is_rebuilt_from_postgres(settings: Settings, sma
         )
     with Engine(settings) as engine:
         assert engine.match_brand("brand_circuitry", k=1)[0].influencer_id == "fashion_creator_02"
-        assert engine.status()["index"]["stale"] is False
+        assert status(engine).index.stale is False
 
 
 def test_other_encoder_on_the_same_store_is_refused(settings: Settings, small_corpus: Path) -> None:
@@ -242,7 +244,7 @@ def test_an_emptied_index_takes_its_accounts_back(settings: Settings, small_corp
         delete_accounts(settings, gone)
         shutil.rmtree(settings.index_dir)
         with Engine(settings) as engine:
-            assert engine.status()["index"]["size"] == 0
+            assert status(engine).index.size == 0
         report = ingest(small_corpus, settings)  # and grows from nothing again
         assert report.index is not None and report.index.size == 18 and report.index.added == 18
         with Engine(settings) as engine:

@@ -153,9 +153,10 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.search.engine import Engine
+    from congruence.search.status import status
 
     with Engine(settings) as engine:
-        st = engine.status()
+        st = status(engine).to_dict()
     if args.json:
         _out(st)
     else:

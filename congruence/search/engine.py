@@ -20,8 +20,8 @@ from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.encoders.inference import encode_images
 from congruence.indexer.derived import update_space
-from congruence.indexer.index import Manifest, Selection
-from congruence.indexer.index_sync import SyncResult, is_stale, layout_for, sync_index
+from congruence.indexer.index import Selection
+from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
 from congruence.indexer.pool import pool, pool_features
 from congruence.safety.screen import screen_version
 from congruence.search.feedback import CONTENT_SPACE, Feedback, Marked, apply, content_vectors, resolve
@@ -386,7 +386,6 @@ class Engine:
             for i, a in enumerate(sets.account_ids)
         }
 
-    # -- status -------------------------------------------------------------------------
     def ranking(self, snap: Snapshot | None = None) -> str:
         """How the scores of ``snap`` (the snapshot in service by default) are computed, in words."""
         head = (snap or self.snapshot).head
@@ -396,36 +395,3 @@ class Engine:
             f"congruence head {head.version}: FAISS top-{self.settings.candidates} over head embeddings, "
             "reranked by the head"
         )
-
-    def status(self) -> dict[str, object]:
-        snap = self.snapshot
-        counts = self.store.counts().to_dict()
-        man_stale = is_stale(self.vstore, _manifest(snap), snap.space, snap.model)
-        head = snap.head
-        ranking = self.ranking()
-        return {
-            **counts,
-            "embedded_posts": self.vstore.count_embedded_posts(self.ids.image, self.ids.text),
-            "models": {
-                "image": self.ids.image_name,
-                "text": self.ids.text_name,
-                "head": head.version if head is not None else None,
-            },
-            "ranking": ranking,
-            "index": {
-                "size": snap.index.n_alive,
-                "kind": snap.index.kind,
-                "model": snap.model,
-                "space": snap.space,
-                "dim": snap.index.dim,
-                "stale": man_stale is not None,
-                "stale_reason": man_stale,
-            },
-        }
-
-
-def _manifest(snap: Snapshot) -> Manifest:
-    seq_ver = snap.index.live_versions()
-    return Manifest(
-        snap.space, snap.model, snap.index.dim, snap.index.kind, len(seq_ver), int(sum(seq_ver.values())), 0.0, {}
-    )
