@@ -19,6 +19,15 @@ PHOTOS = SHARED / "photos"
 TABLES = "accounts, posts, vectors, models, store_meta, account_vectors, matches, api_keys"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def on_the_cpu() -> Iterator[None]:
+    """Every model in the tests runs on the CPU, so trained heads and scores compared with
+    brute force are the same on a host with a GPU (tests/test_device.py asks for CUDA itself)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONGRUENCE_DEVICE", "cpu")  # the CLI and the servers the tests start
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A real PostgreSQL with pgvector: CONGRUENCE_TEST_DATABASE_URL, or an embedded one."""
@@ -38,7 +47,7 @@ def settings(pg_url: str, tmp_path: Path) -> Settings:
     """Settings on an emptied database and a fresh CONGRUENCE_HOME."""
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    return Settings(home=tmp_path / "home", database_url=pg_url, batch_size=16)
+    return Settings(home=tmp_path / "home", database_url=pg_url, batch_size=16, device="cpu")
 
 
 @pytest.fixture
@@ -46,6 +55,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The same settings, exported as the environment the CLI reads."""
     monkeypatch.setenv("CONGRUENCE_HOME", str(settings.home))
     monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("CONGRUENCE_DEVICE", settings.device)
     return settings
 
 

@@ -56,7 +56,7 @@ def corpus_with_head(pg_url: str, home: Path, corpus: Path, engagement: bool = F
     (and, with ``engagement``, an engagement model)."""
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=home, database_url=pg_url, batch_size=16, rate_limit=0)
+    settings = Settings(home=home, database_url=pg_url, batch_size=16, rate_limit=0, device="cpu")
     ingest(corpus, settings)
     train_and_deploy(
         settings,

@@ -65,6 +65,8 @@ def test_errors_are_sentences_with_exit_codes(
     assert code == 1 and err.strip() == "error: -k must be a whole number from 1 to 1000, got 0"
     names = tmp_path / "names.txt"
     names.write_text("brand_peakfit\nno_such_brand\n")
+    code, _, err = run(capsys, "train", "--hard-negatives", "2")  # an option named otherwise than its field
+    assert code == 1 and err.strip() == "error: --hard-negatives must be from 0 to 1, got 2.0"
     code, _, err = run(capsys, "train", "--test-brands", str(names))
     assert code == 1 and err.strip() == "error: --test-brands names unknown brand ids: no_such_brand", err
     empty = tmp_path / "test_brands.txt"  # an option's name inside a path stays as it is

@@ -115,7 +115,7 @@ def _kill_mid_encoding(
 def test_killed_ingest_resumes_to_the_same_store(two_databases: tuple[str, str], tmp_path: Path) -> None:
     corpus = build_demo(tmp_path / "corpus", influencers_per_category=6, posts_per_influencer=5, posts_per_brand=3)
     ref_url, killed_url = two_databases
-    ref = Settings(home=tmp_path / "ref", database_url=ref_url, batch_size=8)
+    ref = Settings(home=tmp_path / "ref", database_url=ref_url, batch_size=8, device="cpu")
     assert ingest(corpus, ref).exit_code == 0
     with database.connect(ref_url) as conn:
         total = _count(conn)
@@ -149,7 +149,7 @@ def test_killed_ingest_resumes_to_the_same_store(two_databases: tuple[str, str],
     assert report["images_encoded"] + report["texts_encoded"] == total - have  # only what was missing
 
     _same(_dump(ref_url), _dump(killed_url))
-    killed = Settings(home=tmp_path / "killed", database_url=killed_url, batch_size=8)
+    killed = Settings(home=tmp_path / "killed", database_url=killed_url, batch_size=8, device="cpu")
     with Engine(ref) as a, Engine(killed) as b:
         for brand in ("brand_peakfit", "brand_happy_paws"):
             ha, hb = a.match_brand(brand, 10), b.match_brand(brand, 10)
@@ -174,7 +174,7 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(
             (folder / f"{table}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         halves.append(folder)
     sequential_url, concurrent_url = two_databases
-    seq = Settings(home=tmp_path / "seq", database_url=sequential_url, batch_size=8)
+    seq = Settings(home=tmp_path / "seq", database_url=sequential_url, batch_size=8, device="cpu")
     for folder in halves:
         assert ingest(folder, seq).exit_code == 0
 
@@ -199,7 +199,7 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
 
     _same(_dump(sequential_url), _dump(concurrent_url))
-    conc = Settings(home=tmp_path / "conc", database_url=concurrent_url, batch_size=8)
+    conc = Settings(home=tmp_path / "conc", database_url=concurrent_url, batch_size=8, device="cpu")
     with Engine(seq) as a, Engine(conc) as b:
         influencers = [row for row in _dump(sequential_url)["accounts"] if row[1] == "influencer"]
         assert status(a).index.size == status(b).index.size == len(influencers) == 24

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from congruence.core.device import resolve_device
+from congruence.core.settings import Settings, load_settings
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
@@ -41,3 +42,8 @@ def test_encoders_and_training_use_it() -> None:
     for load in (lambda: text_encoder("minilm-l6", "cuda"), lambda: train(postsets, pairs, TrainConfig(device="cuda"))):
         with pytest.raises(ValueError, match="^device: cuda was asked for but is not available$"):
             load()
+
+
+def test_the_suite_runs_on_the_cpu(settings: Settings) -> None:
+    """The tests pin the CPU (conftest), so what they train and compare is the same on a GPU host."""
+    assert settings.device == "cpu" and load_settings().device == "cpu"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import shutil
@@ -29,13 +28,6 @@ from congruence.indexer.ingest import ingest
 from congruence.store.records import Store
 
 SMOKE = EngagementConfig(epochs=3, val_fraction=0.2, batch_accounts=4)
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The emptied store's settings, on the CPU: the models trained and compared here are the
-    same on a host with a GPU."""
-    return dataclasses.replace(settings, device="cpu")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -298,9 +298,20 @@ def test_feedback_is_checked_at_the_boundary() -> None:
     with pytest.raises(InvalidInput, match="^like_weight must be a number from 0 to 10, got nan$") as nan:
         Feedback.make(["a"], like_weight=float("nan"))
     assert nan.value.field == "like_weight" and nan.value.message == "must be a number from 0 to 10, got nan"
-    with pytest.raises(InvalidInput, match=r"^dislike_weight \(2.0\) must be below 1 \+ like_weight \(1.5\)") as low:
+    with pytest.raises(
+        InvalidInput, match=r"^dislike_weight \(2.0\) must be below 1 \+ the like weight \(1.5\)"
+    ) as low:
         Feedback.make(["a"], dislike_weight=2.0, like_weight=0.5)
     assert low.value.field == "dislike_weight"
+    for bad_params, field in (
+        ({"width": 0.0}, "width"),
+        ({"like_content": 1.5}, "like_content"),
+        ({"accumulate": float("nan")}, "accumulate"),
+        ({"neighbours": 0}, "neighbours"),
+    ):
+        with pytest.raises(InvalidInput) as e:
+            FeedbackParams(**bad_params)  # type: ignore[arg-type]
+        assert e.value.field == field
     for bad, field, text in (
         ("abc", "like", "like expects a list of influencer ids"),
         ([f"i{n}" for n in range(501)], "like", "like takes at most 500 influencer ids, got 501"),

@@ -63,7 +63,8 @@ def _imports(path: Path, annotations: bool = True) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("congruence"):
             for a in node.names:  # `from congruence.store import records` imports a module
                 sub = f"{node.module}.{a.name}"
-                is_module = (ROOT.parent / Path(*sub.split("."))).with_suffix(".py").exists()
+                where = ROOT.parent / Path(*sub.split("."))
+                is_module = where.with_suffix(".py").exists() or (where / "__init__.py").exists()
                 out.add(sub if is_module else node.module)
     return out
 
@@ -85,6 +86,8 @@ def test_imports_point_one_way() -> None:
         if mine is None:  # congruence/__init__.py, __main__.py: the entry points
             continue
         for dep in _imports(path):
+            if dep == "congruence":  # the package itself: what a module needs has its own name
+                wrong.append(f"{module} imports congruence")
             theirs = _rank(dep)
             if theirs is not None and dep.split(".")[1] != module.split(".")[1] and theirs >= mine:
                 wrong.append(f"{module} imports {dep}")

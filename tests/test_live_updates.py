@@ -35,6 +35,15 @@ def _match(client: httpx.Client, body: dict) -> dict:
     return r.json()
 
 
+def answered(count: Callable[[], int], more: int = 4, timeout: float = 120) -> None:
+    """Wait until the querying threads have answered ``more`` more times: with 3 threads, 4 more
+    answers include one that started after this call (a condition, not a delay)."""
+    target, deadline = count() + more, time.monotonic() + timeout
+    while count() < target:
+        assert time.monotonic() < deadline, f"the querying threads answered {count()} times, waited for {target}"
+        time.sleep(0.01)
+
+
 @contextmanager
 def querying(url: str, ask: Callable[[httpx.Client], None], n: int = 3) -> Iterator[None]:
     """``ask`` in a loop on n threads until the block ends; the first failure in a thread
@@ -140,10 +149,10 @@ def test_queries_during_deletions_never_return_an_acknowledged_deletion(
         victims = _ids(url, {"brand_id": BRAND, "k": 18})[:6]
         with querying(url, query):
             for victim in victims:
-                time.sleep(0.3)
+                answered(lambda: answers[0], 2)
                 assert delete_accounts(settings, [victim]) == [victim]
                 deleted_at[victim] = time.monotonic()  # acknowledged
-            time.sleep(0.5)
+            answered(lambda: answers[0])
     assert not violations, violations[:5]
     assert answers[0] > 10
 
@@ -161,7 +170,7 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
     with serving(settings, auth=False) as url, httpx.Client(base_url=url, timeout=60) as client:
         before = _match(client, body)
         with querying(url, query):
-            time.sleep(0.5)
+            answered(lambda: len(seen))
             out = train_and_deploy(
                 settings,
                 TrainConfig(epochs=2, batch_brands=4, list_size=8, seed=5, device="cpu"),
@@ -170,7 +179,7 @@ def test_answers_during_a_head_swap_come_from_one_head(pg_url: str, small_corpus
                 0.3,
                 activate_anyway=True,
             )
-            time.sleep(0.5)
+            answered(lambda: len(seen))
         after = _match(client, body)
     old = before["ranking"].split()[2].rstrip(":")
     expected = {
@@ -227,10 +236,10 @@ def test_answers_during_an_adding_ingest_come_from_one_version(pg_url: str, smal
     with serving(settings, auth=False) as url, httpx.Client(base_url=url, timeout=60) as client:
         before = answer(client)
         with querying(url, query):
-            time.sleep(0.3)
+            answered(lambda: len(seen))
             assert ingest(extra, settings, spaces=active_spaces(settings)).exit_code == 0
             acknowledged = time.monotonic()
-            time.sleep(0.5)
+            answered(lambda: len(seen))
         after = answer(client)
     assert set(newcomers) <= {i for i, _, _ in after} and not set(newcomers) & {i for i, _, _ in before}
     mixed = [hits for _, hits in seen if hits not in (before, after)]

@@ -38,7 +38,11 @@ def site(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFacto
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     settings = Settings(
-        home=tmp_path_factory.mktemp("metrics-web") / "home", database_url=pg_url, batch_size=16, rate_limit=0
+        home=tmp_path_factory.mktemp("metrics-web") / "home",
+        database_url=pg_url,
+        batch_size=16,
+        rate_limit=0,
+        device="cpu",
     )
     ingest(small_corpus, settings)
     with Store.open(settings) as store:

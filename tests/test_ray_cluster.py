@@ -50,9 +50,10 @@ def _free_port() -> int:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without what an in-process Ray session of another test left in it
-    (RAY_AUTH_MODE, RAY_CLIENT_MODE, RAY_ADDRESS, PYTHONBREAKPOINT), plus ``extra``."""
+    (RAY_AUTH_MODE, RAY_CLIENT_MODE, RAY_ADDRESS, PYTHONBREAKPOINT), plus ``extra``. The device
+    is ``auto``, not the suite's CPU: these tests check that actors ask Ray for the cluster's GPU."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "PYTHONBREAKPOINT"}
-    return {**env, "RAY_USAGE_STATS_ENABLED": "0", **extra}
+    return {**env, "RAY_USAGE_STATS_ENABLED": "0", "CONGRUENCE_DEVICE": "auto", **extra}
 
 
 def _listening(port: int) -> bool:

@@ -59,7 +59,7 @@ def planted_store(pg_url: str, small_corpus: Path, tmp: Path, with_head: bool) -
     (``with_head``) or on the pooled embeddings: what the feedback tests serve."""
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0)
+    settings = Settings(home=tmp / "home", database_url=pg_url, batch_size=16, rate_limit=0, device="cpu")
     ingest(planted(small_corpus, tmp / "corpus"), settings)
     screen(settings)
     if with_head:

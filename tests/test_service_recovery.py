@@ -54,7 +54,7 @@ def _match(url: str) -> httpx.Response:
 
 
 def test_database_down_then_back(own_pg: OwnPostgres, small_corpus: Path, tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home", database_url=own_pg.url, batch_size=16, rate_limit=0)
+    settings = Settings(home=tmp_path / "home", database_url=own_pg.url, batch_size=16, rate_limit=0, device="cpu")
     ingest(small_corpus, settings)
     with serving(settings, auth=False) as url:
         before = _match(url)
@@ -103,7 +103,7 @@ def test_secrets_never_reach_answers_or_logs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = Settings(home=tmp_path / "home", database_url=database_url, rate_limit=0)
+    settings = Settings(home=tmp_path / "home", database_url=database_url, rate_limit=0, device="cpu")
     caplog.set_level("DEBUG")
     with serving(settings, auth=True) as url:
         ready = httpx.get(url + "/readyz", timeout=30)

@@ -76,7 +76,9 @@ def stored(pg_url: str, small_corpus: Path, tmp_path_factory: pytest.TempPathFac
 
     with database.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    settings = Settings(home=tmp_path_factory.mktemp("doors") / "home", database_url=pg_url, batch_size=16)
+    settings = Settings(
+        home=tmp_path_factory.mktemp("doors") / "home", database_url=pg_url, batch_size=16, device="cpu"
+    )
     ingest(small_corpus, settings)
     return settings
 

@@ -266,7 +266,9 @@ def test_empty_store_and_unreachable_server_read_as_sentences(pg_url: str, brows
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS web_empty WITH (FORCE)")
         conn.execute("CREATE DATABASE web_empty")
-    empty = Settings(home=tmp_path / "home", database_url=make_conninfo(pg_url, dbname="web_empty"), rate_limit=0)
+    empty = Settings(
+        home=tmp_path / "home", database_url=make_conninfo(pg_url, dbname="web_empty"), rate_limit=0, device="cpu"
+    )
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         pg = context.new_page()

@@ -126,7 +126,7 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
     if bool(args.brand) == bool(args.images or args.text):
         print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
         return 1
-    from congruence.cli.safety import feedback_of
+    from congruence.cli.feedback import feedback_of
 
     filters, feedback = _filters(args), feedback_of(args)
     with Engine(settings) as engine:
@@ -142,7 +142,7 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.cli.safety import feedback_of
+    from congruence.cli.feedback import feedback_of
     from congruence.search.engine import Engine
 
     with Engine(settings) as engine:
@@ -257,7 +257,8 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
     p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N}')
     from congruence.cli.account_metrics import metric_args
-    from congruence.cli.safety import feedback_args, safety_args
+    from congruence.cli.feedback import feedback_args
+    from congruence.cli.safety import safety_args
 
     safety_args(p)
     metric_args(p)

@@ -34,9 +34,15 @@ class CommandParser(argparse.ArgumentParser):
 
 def option_of(field: str | None, args: argparse.Namespace) -> str | None:
     """How this command spells the parameter ``field``: ``--like-weight`` for ``like_weight``
-    (every option is named after its field so), ``-k`` for ``k``; None when the command that ran
-    has no such option (the library's own name is said then)."""
-    if field is None or field not in vars(args):
+    (options are named after their field so), ``-k`` for ``k``, or as the command names it where
+    its option is called otherwise (``set_defaults(field_options={field: option})``); None when
+    the command that ran has no such option (the library's own name is said then)."""
+    if field is None:
+        return None
+    named: dict[str, str] = getattr(args, "field_options", {})
+    if field in named:
+        return named[field]
+    if field not in vars(args):
         return None
     return ("-" if len(field) == 1 else "--") + field.replace("_", "-")
 

@@ -1,4 +1,4 @@
-"""`congruence screen`, and the feedback and brand-safety flags of `match`, `similar` and `export`."""
+"""`congruence screen`, and the brand-safety flags of `match`, `similar` and `export`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from congruence.core.settings import Settings
 
 if TYPE_CHECKING:
     from congruence.safety.screen import ScreenReport
-    from congruence.search.feedback import Feedback
     from congruence.search.hits import Hit
     from congruence.store.records import Store
 
@@ -41,40 +40,6 @@ def safety_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def feedback_args(p: argparse.ArgumentParser) -> None:
-    """--like, --dislike and their weights."""
-    from congruence.search.feedback import PARAMS
-
-    p.add_argument(
-        "--like",
-        nargs="+",
-        metavar="INFLUENCER",
-        default=None,
-        help="influencers you liked: move the search toward them (they are not suggested again)",
-    )
-    p.add_argument(
-        "--dislike",
-        nargs="+",
-        metavar="INFLUENCER",
-        default=None,
-        help="influencers you disliked: move the search away from them (they never come back)",
-    )
-    p.add_argument(
-        "--like-weight",
-        type=float,
-        default=None,
-        help=f"weight of the liked (default {PARAMS.like_weight}; 0 here or in --dislike-weight also drops "
-        "what tells the liked from the disliked)",
-    )
-    p.add_argument(
-        "--dislike-weight",
-        type=float,
-        default=None,
-        help=f"weight of the disliked: the closest, and (once something is liked) a push that grows "
-        f"with every disliked one nearby (default {PARAMS.dislike_weight})",
-    )
-
-
 def safety_filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The brand-safety arguments of ``Filters.make``."""
     return {
@@ -82,17 +47,6 @@ def safety_filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "exclude_categories": getattr(args, "exclude_categories", None),
         "safe_last": getattr(args, "safe_last", None),
     }
-
-
-def feedback_of(args: argparse.Namespace) -> Feedback:
-    from congruence.search.feedback import Feedback
-
-    return Feedback.make(
-        getattr(args, "like", None),
-        getattr(args, "dislike", None),
-        getattr(args, "like_weight", None),
-        getattr(args, "dislike_weight", None),
-    )
 
 
 def hits_with_safety(store: Store, hits: list[Hit]) -> list[dict[str, object]]:

@@ -164,6 +164,7 @@ def add_parsers(sub: Subcommands) -> None:
     p.add_argument("--loss", choices=("listnet", "listmle"), default="listnet")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the category task (0 disables it)")
     p.add_argument("--hard-negatives", type=float, default=0.25, help="share of negatives from the brand's category")
+    p.set_defaults(field_options={"hard_negative_fraction": "--hard-negatives"})
     p.add_argument("--d-model", type=int, default=0, help="width of the head's embedding space (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table", metavar="FILE", help="markdown table path (default $CONGRUENCE_HOME/reports/)")

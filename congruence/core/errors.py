@@ -1,4 +1,4 @@
-"""Domain exceptions. HTTP codes and exit codes are chosen in ``api/`` only."""
+"""Domain exceptions. HTTP codes are chosen in ``api/``, exit codes in ``cli/``, nowhere else."""
 
 from __future__ import annotations
 

@@ -70,13 +70,16 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, object]:
         """The report as ``ingest --json`` prints it (the derived spaces' indexes inside ``index``)."""
-        skip = ("index", "derived_indexes", "rejected", "metrics")
-        d: dict[str, object] = {k: v for k, v in self.__dict__.items() if k not in skip}
+        counts = ["accounts_new", "accounts_updated", "posts_new", "posts_updated", "matches_new"]
+        counts += ["images_encoded", "texts_encoded", "accounts_pooled"]
         index = asdict(self.index) if self.index is not None else {}
-        d["index"] = index | {space: asdict(s) for space, s in self.derived_indexes.items()}
-        d["rejected"] = [{"file": e.file, "line": e.line, "reason": e.reason} for e in self.rejected]
-        d["metrics"] = self.metrics.to_dict() if self.metrics is not None else {}
-        return d
+        return {
+            **{k: getattr(self, k) for k in counts},
+            "index": index | {space: asdict(s) for space, s in self.derived_indexes.items()},
+            "seconds": self.seconds,
+            "metrics": self.metrics.to_dict() if self.metrics is not None else {},
+            "rejected": [{"file": e.file, "line": e.line, "reason": e.reason} for e in self.rejected],
+        }
 
 
 class _Timer:
@@ -99,7 +102,7 @@ def ingest(
     read: CorpusReader = read_corpus,
     metrics_last_n: int | None = None,
 ) -> IngestReport:
-    """Ingest a corpus folder into the store and the index; see the README for the format.
+    """Ingest a corpus folder into the store and the index; see docs/formats.md for the formats.
 
     spaces: derived spaces (the active congruence head) brought up to date with the pooled one.
     ray_address: encode on this Ray cluster (indexer.ray_encode); everything else stays here.

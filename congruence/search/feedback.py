@@ -60,6 +60,20 @@ class FeedbackParams:
     max_around: int = 64
     """liked influencers searched around, at most."""
 
+    def __post_init__(self) -> None:
+        for name in ("like_weight", "dislike_weight", "accumulate", "separate"):
+            if not getattr(self, name) >= 0:  # NaN too
+                raise InvalidInput(f"must be a number of at least 0, got {getattr(self, name)!r}", field=name)
+        for name in ("like_content", "dislike_content"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InvalidInput(f"must be a share from 0 to 1, got {getattr(self, name)!r}", field=name)
+        for name in ("width", "ridge"):
+            if not getattr(self, name) > 0:
+                raise InvalidInput(f"must be positive, got {getattr(self, name)!r}", field=name)
+        for name in ("neighbours", "max_around"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"must be at least 1, got {getattr(self, name)!r}", field=name)
+
     def describe(self, head: bool) -> str:
         """The feedback terms in words, as the API's ranking text appends them to how the list
         was scored without feedback (``head``: a head is in service)."""
@@ -120,7 +134,7 @@ class Feedback:
         c = _weight(params.dislike_weight if dislike_weight is None else dislike_weight, "dislike_weight")
         if c >= 1 + b:
             raise InvalidInput(
-                f"({c}) must be below 1 + like_weight ({1 + b}): the query would point away from the brand",
+                f"({c}) must be below 1 + the like weight ({1 + b}): the query would point away from the brand",
                 field="dislike_weight",
             )
         return cls(likes, dislikes, replace(params, like_weight=b, dislike_weight=c))

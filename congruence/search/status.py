@@ -46,7 +46,11 @@ class Status:
             "embedded_posts": self.embedded_posts,
             "models": {"image": self.image_model, "text": self.text_model, "head": self.head},
             "ranking": self.ranking,
-            "index": asdict(self.index) | {"stale": self.index.stale},
+            "index": {
+                **{k: v for k, v in asdict(self.index).items() if k != "stale_reason"},
+                "stale": self.index.stale,
+                "stale_reason": self.index.stale_reason,
+            },
         }
 
 

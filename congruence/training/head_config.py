@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from congruence.core.errors import InvalidInput
+
 POOLINGS = ("attention", "mean")
 TOWERS = ("shared", "two")
 MetaValue = str | int | float | bool | None
@@ -35,15 +37,20 @@ class HeadConfig:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling: expected attention or mean, got {self.pooling!r}")
+            raise InvalidInput(f"must be attention or mean, got {self.pooling!r}", field="pooling")
         if self.towers not in TOWERS:
-            raise ValueError(f"towers: expected shared or two, got {self.towers!r}")
+            raise InvalidInput(f"must be shared or two, got {self.towers!r}", field="towers")
         if self.d_image < 0 or self.d_text < 0 or self.d_image + self.d_text < 1:
-            raise ValueError("d_image + d_text: must be at least 1")
-        if self.d_model < 1 or self.d_hidden < 1 or self.n_categories < 0:
-            raise ValueError("d_model and d_hidden: must be at least 1; n_categories: at least 0")
-        if not 0.0 <= self.dropout < 1.0 or self.temperature <= 0.0:
-            raise ValueError("dropout: must be in [0, 1); temperature: must be positive")
+            raise InvalidInput(
+                f"and d_text must be at least 1 together, got {self.d_image} + {self.d_text}", field="d_image"
+            )
+        for name, low in (("d_model", 1), ("d_hidden", 1), ("n_categories", 0)):
+            if getattr(self, name) < low:
+                raise InvalidInput(f"must be at least {low}, got {getattr(self, name)!r}", field=name)
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidInput(f"must be from 0 up to 1, got {self.dropout!r}", field="dropout")
+        if self.temperature <= 0.0:
+            raise InvalidInput(f"must be positive, got {self.temperature!r}", field="temperature")
 
     @property
     def d_in(self) -> int:

@@ -82,7 +82,7 @@ def test_classify_needs_categories() -> None:
 
 
 def test_bad_config_is_refused() -> None:
-    with pytest.raises(ValueError, match="pooling: expected attention or mean, got 'max'"):
+    with pytest.raises(ValueError, match="pooling must be attention or mean, got 'max'"):
         HeadConfig(d_image=8, d_text=4, pooling="max")
 
 
