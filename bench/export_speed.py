@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,16 +94,30 @@ def build_store(settings: Settings, cfg: ExportConfig) -> dict[str, float]:
         times = {"generate": time.perf_counter() - t}
         t = time.perf_counter()
         kinds = ["brand"] * cfg.brands + ["influencer"] * cfg.influencers
-        with (
-            store.conn.cursor() as cur,
-            cur.copy("COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy,
-        ):
-            for a, kind, cat, fol in zip(ids, kinds, cats, followers.tolist(), strict=True):
-                copy.write_row((a, kind, a, cat, fol, "-", False))
-        _write_vectors(store, head_space(head.version), ids, offsets, posts, pooled)
-        store.set_meta(ACTIVE_KEY, head.version)
+        write_store(store, head.version, (ids, kinds, cats, followers), offsets, posts, pooled)
         times["write_postgres"] = time.perf_counter() - t
     return times
+
+
+def write_store(
+    store: Store,
+    version: str,
+    accounts: tuple[list[str], list[str], Any, np.ndarray],
+    offsets: np.ndarray,
+    posts: np.ndarray,
+    pooled: np.ndarray,
+) -> None:
+    """The accounts (ids, kinds, categories, followers), their vectors in head ``version``'s
+    space, and that head in service: a store as ingest and deploy would leave it."""
+    ids, kinds, cats, followers = accounts
+    with (
+        store.conn.cursor() as cur,
+        cur.copy("COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy,
+    ):
+        for a, kind, cat, fol in zip(ids, kinds, cats, followers.tolist(), strict=True):
+            copy.write_row((a, kind, a, cat, fol, "-", False))
+    _write_vectors(store, head_space(version), ids, offsets, posts, pooled)
+    store.set_meta(ACTIVE_KEY, version)
 
 
 def _write_vectors(

@@ -240,27 +240,20 @@ def prepare(quick: bool) -> tuple[Path, Path] | str:
     return corpus, home
 
 
+def train_head(corpus: Path, home: Path, quick: bool, seed: int | None = None) -> None:
+    """Train the product head in ``home`` on the corpus's training brands and put it in service
+    (``seed``: the training seed, else the default)."""
+    seeded = [] if seed is None else ["--seed", str(seed)]
+    argv = ["train", "--json", "--test-brands", str(corpus / "test_brands.txt"), "--variants", "product"]
+    cli([*argv, "--activate-anyway", "--epochs", "2" if quick else "30", *seeded], home, 7200)
+
+
 def ensure_head(corpus: Path, home: Path, quick: bool, seed: int | None = None) -> dict[str, Any]:
-    """``congruence status`` of ``home``, after training a head there (``seed``: the training
-    seed, else the default) when none is in service."""
+    """``congruence status`` of ``home``, after training a head there (``train_head``) when none
+    is in service."""
     status = cli(["status", "--json"], home, 600).doc
     if status["models"]["head"] is None:
-        cli(
-            [
-                "train",
-                "--json",
-                "--test-brands",
-                str(corpus / "test_brands.txt"),
-                "--variants",
-                "product",
-                "--activate-anyway",
-                "--epochs",
-                "2" if quick else "30",
-                *([] if seed is None else ["--seed", str(seed)]),
-            ],
-            home,
-            7200,
-        )
+        train_head(corpus, home, quick, seed)
         status = cli(["status", "--json"], home, 600).doc
     return status
 

@@ -29,6 +29,7 @@ from bench.feedback import (
     ensure_head,
     per_brand,
     prepare,
+    train_head,
     truth_of,
 )
 from bench.ranking import cli, skipped
@@ -63,23 +64,7 @@ def seed_home(corpus: Path, home: Path, seed: int, quick: bool) -> Path:
         stop_embedded(home / "pg")  # a copy of a running server's folder would reach that server
         copy_home(home, out)
     if not (out / SEEDED).is_file():
-        cli(
-            [
-                "train",
-                "--json",
-                "--test-brands",
-                str(corpus / "test_brands.txt"),
-                "--variants",
-                "product",
-                "--activate-anyway",
-                "--epochs",
-                "2" if quick else "30",
-                "--seed",
-                str(seed),
-            ],
-            out,
-            7200,
-        )
+        train_head(corpus, out, quick, seed)
         (out / SEEDED).write_text(f"{seed}\n", encoding="utf-8")
     return out
 

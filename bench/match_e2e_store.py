@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.export_speed import D_HEAD, _write_vectors
+from bench.export_speed import D_HEAD, write_store
 from congruence.core.settings import Settings
 from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
 
@@ -48,9 +48,7 @@ def build_store(settings: Settings, cfg: E2eConfig, n: int) -> dict[str, float]:
     from congruence.encoders.encoder_set import EncoderSet
     from congruence.store.records import Store
     from congruence.training.deploy import (
-        ACTIVE_KEY,
         encoder_meta,
-        head_space,
         save_checkpoint,
     )
     from congruence.training.model import CongruenceHead, HeadConfig
@@ -81,14 +79,7 @@ def build_store(settings: Settings, cfg: E2eConfig, n: int) -> dict[str, float]:
         times = {"generate": time.perf_counter() - t}
         t = time.perf_counter()
         kinds = ["brand"] * cfg.brands + ["influencer"] * n
-        with (
-            store.conn.cursor() as cur,
-            cur.copy("COPY accounts (id, kind, handle, category, followers, row_hash, pool_dirty) FROM STDIN") as copy,
-        ):
-            for a, kind, cat, fol in zip(ids, kinds, cats, followers.tolist(), strict=True):
-                copy.write_row((a, kind, a, cat, fol, "-", False))
-        _write_vectors(store, head_space(head.version), ids, offsets, posts, pooled)
-        store.set_meta(ACTIVE_KEY, head.version)
+        write_store(store, head.version, (ids, kinds, list(cats), followers), offsets, posts, pooled)
         times["write_postgres"] = time.perf_counter() - t
     times["posts"] = float(len(posts))
     return times
