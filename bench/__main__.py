@@ -140,6 +140,12 @@ def _index_build(ctx: RunContext) -> Section:
     return index_build.run(index_build.BuildConfig.for_run(ctx.quick), ctx.tmp / "index-build")
 
 
+def _load(ctx: RunContext) -> Section:
+    from bench import serve_load
+
+    return serve_load.run(serve_load.ServeLoadConfig.for_run(ctx.quick), ctx.tmp / "serve-load")
+
+
 def _gpu(ctx: RunContext) -> Section:
     from bench import gpu_check
     from bench.common import Table
@@ -176,6 +182,7 @@ SECTIONS: dict[str, SectionSpec] = {
         SectionSpec("caption-safety", _caption_safety, default=False),
         SectionSpec("encoder-rates", _encoder_rates, default=False),
         SectionSpec("index-build", _index_build, default=False),
+        SectionSpec("load", _load, default=False),
         SectionSpec("gpu", _gpu, default=False),
     )
 }

@@ -42,6 +42,7 @@ from congruence.training.deploy import (
     ACTIVE_KEY,
     encoder_meta,
     head_space,
+    publish_current,
     save_checkpoint,
 )
 from congruence.training.model import CongruenceHead, HeadConfig
@@ -211,6 +212,7 @@ def run(cfg: ExportConfig, tmp: Path) -> Section:
         settings = Settings(home=tmp / "home", database_url=pg.fresh_database("export"), device="cpu")
         setup = build_store(settings, cfg)
         t = time.perf_counter()
+        publish_current(settings)  # the writer's step: the index built from PostgreSQL and published
         with Engine(settings) as engine:
             setup["engine_start_index_build"] = time.perf_counter() - t
             snap = engine.snapshot

@@ -147,7 +147,7 @@ def summary(rows: Sequence[dict[str, Any]], groups: dict[str, str], cfg: Feedbac
 @contextmanager
 def without_head() -> Iterator[None]:
     """Engines opened inside serve the pooled space, as before any head was trained."""
-    with mock.patch("congruence.search.engine.load_active", return_value=None):
+    with mock.patch.object(Engine, "_head", return_value=None):
         yield
 
 

@@ -36,6 +36,8 @@ from bench.match_e2e_store import E2eConfig, build_store
 from congruence.core.settings import Settings
 from congruence.search.engine import Engine
 from congruence.store.embedded_pg import embedded_pg
+from congruence.store.vectors import VectorStore
+from congruence.training.deploy import publish_current
 
 logger = logging.getLogger(__name__)
 TARGET_P50_MS, TARGET_P99_MS, TARGET_MEMORY_GB = 20.0, 50.0, 3.0
@@ -107,6 +109,7 @@ def serve(settings: Settings, brands: int, k: int) -> Served:
 
     _no_encoders()
     t = time.perf_counter()
+    publish_current(settings)  # the writer's step: the index built from PostgreSQL and published
     engine = Engine(settings)
     start_s = time.perf_counter() - t
     snap = engine.snapshot
@@ -179,7 +182,9 @@ def _exact_top(engine: Engine, xq: np.ndarray, n: int) -> np.ndarray:
     snap = engine.snapshot
     best_d = np.full((len(xq), n), -np.inf, np.float32)
     best_l = np.full((len(xq), n), -1, np.int64)
-    for part in engine.vstore.account_vector_chunks(snap.space, "influencer"):
+    with engine.reading() as store:
+        parts = list(VectorStore(store).account_vector_chunks(snap.space, "influencer"))
+    for part in parts:
         d = np.concatenate([best_d, xq @ part.vectors.T], axis=1)
         lab = np.concatenate([best_l, np.broadcast_to(part.seq, (len(xq), len(part.seq)))], axis=1)
         top = np.argsort(-d, axis=1, kind="stable")[:, :n]
@@ -207,14 +212,16 @@ def _agreement(engine: Engine, brands: list[str], k: int) -> float:
     PostgreSQL (the system of record) instead of HNSW codes and the int8 copy in memory."""
     snap = engine.snapshot
     assert snap.head is not None
-    entries = [engine.vstore.account_entry(snap.space, b) for b in brands]
+    with engine.reading() as store:
+        entries = [VectorStore(store).account_entry(snap.space, b) for b in brands]
     xq = np.stack([e.vector for e in entries if e is not None and e.vector is not None])
     cands = _exact_top(engine, xq, max(k, engine.settings.candidates))
     ids = np.asarray(snap.table.ids, dtype=object)
     overlap = []
     for b, e, seqs in zip(brands, entries, cands, strict=True):
         assert e is not None and e.posts is not None
-        got = engine.vstore.post_vectors(snap.space, seqs=seqs.tolist())
+        with engine.reading() as store:
+            got = VectorStore(store).post_vectors(snap.space, seqs=seqs.tolist())
         names = ids[snap.row_of_seq[seqs]]
         scores = snap.head.score_candidates(e.posts, [got[a] for a in names])
         exact = set(names[np.argsort(-scores, kind="stable")[:k]].tolist())

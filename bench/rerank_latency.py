@@ -25,7 +25,7 @@ def measure(settings: Settings, n_brands: int = 50, k: int = 20, repeats: int = 
         snap = engine.snapshot
         if snap.head is None:
             raise SystemExit("no congruence head in service: run `congruence train` on this store first")
-        brands = engine.store.account_table("brand").ids[:n_brands]
+        brands = engine.brand_ids()[:n_brands]
         faiss_ms, rerank_ms = [], []
         for brand in brands:
             engine.match_brand(brand, k=k)  # warm caches once per brand

@@ -29,12 +29,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(settings: Settings, auth: bool) -> Iterator[str]:
+def serving(settings: Settings, auth: bool, read_only: bool = False) -> Iterator[str]:
     """Yield the base URL of the real app served by uvicorn; stop it afterwards."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, auth=auth), host="127.0.0.1", port=port, log_level="warning", access_log=False
+            create_app(settings, auth=auth, read_only=read_only),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

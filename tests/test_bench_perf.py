@@ -42,6 +42,7 @@ def test_sections_are_registered_in_one_table() -> None:
         "caption-safety",
         "encoder-rates",
         "index-build",
+        "load",
         "gpu",
     ]
     assert all(name == spec.name for name, spec in sections.items())

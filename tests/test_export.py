@@ -33,7 +33,7 @@ from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
 from congruence.store import account_metrics as metrics_store
 from congruence.store.records import Store
-from congruence.training.deploy import deploy
+from congruence.training.deploy import deploy, publish_current
 from congruence.training.model import CongruenceHead
 
 from .conftest import run
@@ -89,7 +89,8 @@ def reference(engine: Engine, brands: tuple[str, ...], k: int, filters: Filters)
         for b in brands
         for h in engine.match_brand(b, k, filters)
     ]
-    metrics = metric_columns(engine.store, [str(r["influencer_id"]) for r in rows])
+    with engine.reading() as store:
+        metrics = metric_columns(store, [str(r["influencer_id"]) for r in rows])
     return [r | metrics[str(r["influencer_id"])] for r in rows]
 
 
@@ -156,6 +157,7 @@ def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp
             "UPDATE account_vectors SET post_vectors = NULL WHERE account_id = 'fitness_creator_01'"
             " AND space LIKE 'head:%'"
         )
+    publish_current(headed)  # changed behind the writers' back: published as a writer would
     with Engine(headed) as engine:
         assert engine.snapshot.head is not None
         brands = BRANDS[::-1]
@@ -189,6 +191,7 @@ def test_export_equals_match_brand_on_a_compressed_index(corpus: Settings, tmp_p
     if with_head:
         deploy(corpus, trained_head(corpus, epochs=2))
     small = corpus.with_(exact_threshold=5, compress_threshold=10, candidates=12)
+    publish_current(small)  # the writers' layout: past both thresholds
     with Engine(small) as engine:
         assert (engine.snapshot.index.kind, engine.snapshot.index.codec) == ("hnsw", "sq8")
         assert (engine.snapshot.head is not None) == with_head
@@ -539,7 +542,7 @@ def test_a_killed_export_resumes_to_the_bytes_of_an_uninterrupted_one(
     out, whole = outdir / f"s.{fmt}", tmp_path / f"whole.{fmt}"
     with Engine(env) as engine:
         run_export(engine, ExportSpec(None, 5, fmt, Filters.make(micro=True)), whole, batch_brands=1)
-        order = engine.store.account_table("brand").ids
+        order = engine.brand_ids()
     assert len(order) == 6
     argv = ["export", "-k", "5", "--micro", "--format", fmt, "--batch-brands", "1", "--json", "--out", str(out)]
 
@@ -686,7 +689,7 @@ def test_an_api_job_cut_off_by_a_restart_resumes_from_its_chunks(
                 time.sleep(0.05)
         finally:
             jobs.close()
-        brand_order = engine.store.account_table("brand").ids
+        brand_order = engine.brand_ids()
     assert state.status == "done" and (state.done_brands, state.total_brands, state.rows) == (6, 6, 30)
     assert seen == brand_order[2:]  # the first chunk's two brands were not ranked again
     assert jobs.result_path(state).read_bytes() == (tmp_path / "whole.csv").read_bytes()

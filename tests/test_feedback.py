@@ -46,7 +46,8 @@ def moves(
 
 
 def influencer_vectors(engine: Engine, space: str | None = None) -> dict[str, np.ndarray]:
-    _, ids, vecs = VectorStore(engine.store).account_vectors(space or engine.snapshot.space, kind="influencer")
+    with engine.reading() as store:
+        _, ids, vecs = VectorStore(store).account_vectors(space or engine.snapshot.space, kind="influencer")
     return dict(zip(ids, vecs, strict=True))
 
 

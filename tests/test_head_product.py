@@ -20,7 +20,7 @@ from congruence.search.status import status
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
-from congruence.training.deploy import active_spaces, deploy, head_space
+from congruence.training.deploy import active_spaces, deploy, head_space, publish_current
 from congruence.training.jobs import load_training_data
 from congruence.training.loop import TrainConfig, train
 from congruence.training.model import HeadConfig
@@ -222,9 +222,9 @@ def test_rerank_orders_candidates_as_the_head_scores_them(settings: Settings, sm
     deploy(settings, head)
     with Engine(settings) as engine:
         hits = engine.match_brand("brand_peakfit", k=18)
-        vs = VectorStore(engine.store)
         ids = [h.influencer_id for h in hits]
-        stored = vs.post_vectors(engine.snapshot.space, ids=ids + ["brand_peakfit"])
+        with engine.reading() as store:
+            stored = VectorStore(store).post_vectors(engine.snapshot.space, ids=ids + ["brand_peakfit"])
         served = engine.per_post_vectors(engine.snapshot, ids)  # the int8 copy beside the index
     brand = stored["brand_peakfit"]
     expected = head.score_candidates(brand, [served[i] for i in ids])
@@ -331,6 +331,7 @@ def test_compressed_index_with_in_memory_posts_answers_as_the_exact_one(
         exact = {b: engine.match_brand(b, k=10, posts=1) for b in brands}
         similar = engine.similar("pets_creator_00", k=6)
     small = settings.with_(exact_threshold=5, compress_threshold=10)
+    publish_current(small)  # the writers' layout: past both thresholds
     with Engine(small) as engine:
         index = engine.snapshot.index
         assert (index.kind, index.codec) == ("hnsw", "sq8") and index.posts is not None

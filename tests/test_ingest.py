@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from congruence.cli.engine import open_engine
 from congruence.core.errors import ModelMismatch, StoreUnavailable
 from congruence.core.settings import Settings
+from congruence.indexer.index import IndexCorrupt
 from congruence.indexer.ingest import ingest
 from congruence.indexer.maintenance import delete_accounts
 from congruence.search.engine import Engine
@@ -191,7 +193,8 @@ def test_new_brand_from_images_and_text(settings: Settings, small_corpus: Path) 
     with Engine(settings) as engine:
         hits = engine.match_new(imgs, text, k=3)
         q = engine.brand_vector(imgs, text)
-        _, ids, vecs = engine.vstore.account_vectors("pooled", kind="influencer")
+        with engine.reading() as store:
+            _, ids, vecs = VectorStore(store).account_vectors("pooled", kind="influencer")
     assert [h.category for h in hits[:2]] == ["travel"] * 2
     assert [h.influencer_id for h in hits] == [ids[i] for i in np.argsort(-(vecs @ q))[:3]]
 
@@ -204,7 +207,9 @@ def test_corrupt_or_stale_index_is_rebuilt_from_postgres(settings: Settings, sma
     data = bytearray((current / "index.faiss").read_bytes())
     data[-10] ^= 0xFF
     (current / "index.faiss").write_bytes(bytes(data))
-    with Engine(settings) as engine:
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        Engine(settings)  # the serving engine only reads: it refuses a damaged index, never repairs it
+    with open_engine(settings) as engine:  # a command publishes first: the index rebuilt
         assert [h.influencer_id for h in engine.match_brand("brand_circuitry", k=5)] == before
     # stale: a vector changed in PostgreSQL behind the index's back
     with Store.open(settings) as store:
@@ -213,7 +218,9 @@ def test_corrupt_or_stale_index_is_rebuilt_from_postgres(settings: Settings, sma
             " WHERE account_id = 'brand_circuitry'), version = nextval('vector_version')"
             " WHERE account_id = 'fashion_creator_02'"
         )
-    with Engine(settings) as engine:
+    with Engine(settings) as engine:  # serves what was published, and says it is stale
+        assert status(engine).index.stale is True
+    with open_engine(settings) as engine:
         assert engine.match_brand("brand_circuitry", k=1)[0].influencer_id == "fashion_creator_02"
         assert status(engine).index.stale is False
 
@@ -243,7 +250,7 @@ def test_an_emptied_index_takes_its_accounts_back(settings: Settings, small_corp
     for gone in (influencers, influencers + brands):
         delete_accounts(settings, gone)
         shutil.rmtree(settings.index_dir)
-        with Engine(settings) as engine:
+        with open_engine(settings) as engine:  # published again first: rebuilt, empty
             assert status(engine).index.size == 0
         report = ingest(small_corpus, settings)  # and grows from nothing again
         assert report.index is not None and report.index.size == 18 and report.index.added == 18

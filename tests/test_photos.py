@@ -16,6 +16,7 @@ from congruence.core.settings import Settings
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.ingest import ingest
 from congruence.search.engine import Engine
+from congruence.store.vectors import VectorStore
 from tests.conftest import PHOTOS, requires_photos
 
 pytestmark = [requires_photos(), pytest.mark.slow]
@@ -81,7 +82,8 @@ def test_untrained_match_finds_same_vertical_influencers(settings: Settings, tmp
             precisions.append(np.mean([h.category == v for h in hits]))
         # HNSW on these real embeddings (posts as the database) keeps recall@10 >= 0.95
         ids = engine.ids
-        sets = engine.vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text)
+        with engine.reading() as store:
+            sets = VectorStore(store).post_sets(ids.image, ids.text, ids.d_image, ids.d_text)
     p10 = float(np.mean(precisions))
     print(f"precision@10 over {len(truth)} brands: {p10:.3f}")
     assert p10 >= 0.8

@@ -108,7 +108,8 @@ def waiting_posts(settings: Settings) -> set[str]:
 def ranked(engine: Engine, brand: str, keep: set[str]) -> list[str]:
     """Brute force: every influencer that passes, by inner product with the brand's vector."""
     space = engine.snapshot.space
-    _, ids, xb = VectorStore(engine.store).account_vectors(space, kind="influencer")
+    with engine.reading() as store:
+        _, ids, xb = VectorStore(store).account_vectors(space, kind="influencer")
     q = engine.entry(engine.snapshot, brand, "brand").vector
     order = np.argsort(-(xb @ q), kind="stable")
     return [ids[i] for i in order if ids[i] in keep]

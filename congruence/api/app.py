@@ -85,8 +85,14 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings, auth: bool = True, services: Services | None = None) -> FastAPI:
-    services = services or Services(settings, auth=auth)
+WORKER_ENV = "CONGRUENCE_SERVE_WORKER"  # set by `serve --workers N` for its worker processes
+
+
+def create_app(
+    settings: Settings, auth: bool = True, services: Services | None = None, read_only: bool = False
+) -> FastAPI:
+    """read_only: serve what writers published and never write (``Services``)."""
+    services = services or Services(settings, auth=auth, read_only=read_only)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,3 +120,33 @@ def create_app(settings: Settings, auth: bool = True, services: Services | None 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimit)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``serve --workers N`` (uvicorn's factory): settings
+    from the environment, auth and read-only as the parent process was told, and no
+    publication at start-up (the parent published once)."""
+    import json
+    import os
+
+    from congruence.core.settings import load_settings
+
+    opts = json.loads(os.environ[WORKER_ENV])
+    share_cores(int(opts["workers"]))
+    settings = load_settings()
+    services = Services(settings, auth=bool(opts["auth"]), read_only=bool(opts["read_only"]), publish=False)
+    return create_app(settings, services=services)
+
+
+def share_cores(workers: int) -> None:
+    """Each of ``workers`` processes computes on its share of the cores (torch and FAISS
+    would each start a thread per core in every process: oversubscribed under load)."""
+    import os
+
+    import faiss
+    import torch
+
+    n = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
+

@@ -37,7 +37,8 @@ def require_key(
             "missing API key: send the header 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key_id = verify_key(services.keys_conn(), creds.credentials)
+    with services.pool().reading() as store:
+        key_id = verify_key(store.conn, creds.credentials, touch=not services.read_only)
     if key_id is None:
         raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     wait = services.limiter.take(key_id)

@@ -270,6 +270,8 @@ class Readiness(BaseModel):
     index: str
     influencers: int | None = None
     head: str | None = None
+    generation: int | None = None  # the published generation answering
+    load_error: str | None = None  # why a newer generation could not be loaded (the one before answers meanwhile)
 
 
 class AccountSummary(BaseModel):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
 from congruence.api.schemas_account_metrics import metrics_out
+from congruence.search.engine import Engine, Snapshot
 from congruence.search.hits import Hit
 from congruence.store import account_metrics as metrics_store
 from congruence.store import flags as flag_store
@@ -43,6 +45,21 @@ def safety_out(s: flag_store.AccountSafety | None) -> SafetyOut | None:
             for f in s.flags
         ],
     )
+
+
+def answer(
+    engine: Engine,
+    rank: Callable[[Snapshot], list[Hit]],
+    ranking: Callable[[Snapshot], str],
+    query_id: str | None = None,
+) -> MatchResponse:
+    """One query, whole, in the calling (worker) thread: the snapshot in service, ``rank`` on
+    it, and the hits decorated (images, safety, metrics) on a pooled connection. The
+    snapshot answers and names its head: ``ranking`` of it."""
+    snap = engine.current()
+    hits = rank(snap)
+    with engine.reading() as store:
+        return match_response(store, hits, ranking(snap), query_id)
 
 
 def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:

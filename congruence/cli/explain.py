@@ -39,8 +39,8 @@ def _write(exp, image, out: str | None, raw: str | None) -> dict[str, object]:  
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.cli.engine import open_engine
     from congruence.encoders.images import read_image
-    from congruence.search.engine import Engine
     from congruence.search.explain import Explainer
 
     chosen = [a for a in ("post", "image", "influencer") if getattr(args, a)]
@@ -50,7 +50,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput("--influencer needs --out-dir DIR for her posts' heatmaps")
     if chosen[0] != "influencer" and not (args.out or args.raw):
         raise InvalidInput("give --out FILE.png (overlay) and/or --raw FILE.npy (float32 map)")
-    with Engine(settings) as engine:
+    with open_engine(settings) as engine:
         explainer = Explainer(engine)
         if args.post:
             exp, image = explainer.explain_post(args.brand, args.post, args.method)

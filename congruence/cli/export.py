@@ -28,8 +28,8 @@ def _progress() -> Callable[[int, int], None]:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.cli.account_metrics import metric_bounds
+    from congruence.cli.engine import open_engine
     from congruence.cli.safety import safety_filter_kwargs
-    from congruence.search.engine import Engine
     from congruence.search.export import ExportSpec, read_brand_file, run_export
     from congruence.search.filters import Filters
 
@@ -41,8 +41,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         **safety_filter_kwargs(args),
         metrics=metric_bounds(args),
     )
-    with Engine(settings) as engine:
-        brands = None if args.brands == "all" else read_brand_file(Path(args.brands), engine.store)
+    with open_engine(settings) as engine:
+        with engine.reading() as store:
+            brands = None if args.brands == "all" else read_brand_file(Path(args.brands), store)
         spec = ExportSpec(brands, args.k, args.format, filters)
         report = run_export(
             engine,

@@ -10,7 +10,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from congruence.cli.account_metrics import add_parser as add_metrics_parser
 from congruence.cli.engagement import add_parsers as add_engagement_parsers
@@ -23,6 +23,9 @@ from congruence.cli.training import add_parsers as add_training_parsers
 from congruence.core.errors import CongruenceError
 from congruence.core.progress import ProgressBoard, ProgressStyle, current_board, set_board
 from congruence.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the engine loads torch and FAISS: imported by the commands that use it
+    from congruence.search.engine import Engine
 
 logger = logging.getLogger("congruence")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -97,12 +100,16 @@ def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
 
 
-def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
-    """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when ``store``)."""
+def _print_hits(hits: list, as_json: bool, engine: Engine | None = None) -> None:
+    """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when ``engine``)."""
     from congruence.cli.account_metrics import metrics_cell, with_metrics
     from congruence.cli.safety import hits_with_safety
 
-    data = with_metrics(store, hits_with_safety(store, hits)) if store is not None else [h.to_dict() for h in hits]
+    if engine is not None:
+        with engine.reading() as store:
+            data = with_metrics(store, hits_with_safety(store, hits))
+    else:
+        data = [h.to_dict() for h in hits]
     if as_json:
         _out({"data": data, "count": len(hits)})
         return
@@ -121,7 +128,7 @@ def _print_hits(hits: list, as_json: bool, store: Any = None) -> None:
 
 
 def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.search.engine import Engine
+    from congruence.cli.engine import open_engine
 
     if bool(args.brand) == bool(args.images or args.text):
         print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
@@ -129,7 +136,7 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.cli.feedback import feedback_of
 
     filters, feedback = _filters(args), feedback_of(args)
-    with Engine(settings) as engine:
+    with open_engine(settings) as engine:
         if args.brand:
             hits = engine.match_brand(args.brand, args.k, filters, feedback=feedback)
         else:
@@ -137,25 +144,25 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
             images = [read_image(Path(p))[0] for p in args.images or []]
             hits = engine.match_new(images, args.text or "", args.k, filters, feedback=feedback)
-        _print_hits(hits, args.json, engine.store)
+        _print_hits(hits, args.json, engine)
     return 0
 
 
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.cli.engine import open_engine
     from congruence.cli.feedback import feedback_of
-    from congruence.search.engine import Engine
 
-    with Engine(settings) as engine:
+    with open_engine(settings) as engine:
         hits = engine.similar(args.influencer, args.k, _filters(args), feedback=feedback_of(args))
-        _print_hits(hits, args.json, engine.store)
+        _print_hits(hits, args.json, engine)
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.search.engine import Engine
+    from congruence.cli.engine import open_engine
     from congruence.search.status import status
 
-    with Engine(settings) as engine:
+    with open_engine(settings, publish=False) as engine:
         st = status(engine).to_dict()
     if args.json:
         _out(st)
@@ -167,9 +174,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.indexer.maintenance import delete_accounts
+    from congruence.training.deploy import active_spaces
 
     wanted = list(dict.fromkeys(args.accounts))
-    gone = delete_accounts(settings, wanted)
+    gone = delete_accounts(settings, wanted, active_spaces(settings))
     gone_set = set(gone)
     missing = [a for a in wanted if a not in gone_set]
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import socket
 import sys
 from typing import Any
@@ -43,27 +44,64 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def serve(settings: Settings, host: str, port: int, no_auth: bool, log_level: str = "warning") -> int:
+MAX_WORKERS = 64
+
+
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    no_auth: bool,
+    log_level: str = "warning",
+    read_only: bool = False,
+    workers: int = 1,
+) -> int:
+    """workers > 1: that many server processes on one port, each its own read-only engine
+    over the same published generation (the store is published once, here, first)."""
     import uvicorn
 
-    from congruence.api.app import create_app
+    from congruence.api.app import WORKER_ENV, create_app
 
     check_bind(host, port, no_auth)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidInput(f"must be from 1 to {MAX_WORKERS}, got {workers}", field="workers")
     if not port_free(host, port):
         raise InvalidInput(f"port {port} on {host} is already in use: pick another with --port")
-    app = create_app(settings, auth=not no_auth)
-    shown = f"[{host}]" if ":" in host else host
-    print(
-        f"Congruence is serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)"
-        + ("  [no auth: loopback only]" if no_auth else ""),
-        flush=True,
-    )
+    if workers > 1:
+        if not read_only:
+            from congruence.training.deploy import publish_current
+
+            publish_current(settings, verify=True)
+        os.environ[WORKER_ENV] = json.dumps({"auth": not no_auth, "read_only": read_only, "workers": workers})
+        _announce(host, port, no_auth, f", {workers} workers")
+        uvicorn.run(
+            "congruence.api.app:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+        )
+        return 0
+    app = create_app(settings, auth=not no_auth, read_only=read_only)
+    _announce(host, port, no_auth)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     return 0
 
 
+def _announce(host: str, port: int, no_auth: bool, extra: str = "") -> None:
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"Congruence is serving on http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)"
+        + extra
+        + ("  [no auth: loopback only]" if no_auth else ""),
+        flush=True,
+    )
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    return serve(settings, args.host, args.port, args.no_auth)
+    return serve(settings, args.host, args.port, args.no_auth, read_only=args.read_only, workers=args.workers)
 
 
 def _keys_conn(settings: Settings) -> Any:
@@ -106,6 +144,17 @@ def add_parsers(sub: Subcommands) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-auth", action="store_true", help="no API keys (refused unless --host is loopback)")
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="serve what writers published, never write (a replica; a database role with SELECT alone will do)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes answering on the port, one read-only engine each (memory: one index copy each)",
+    )
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("keys", help="API keys: create, list, revoke")
     ks = p.add_subparsers(dest="keys_command", required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from congruence.core.errors import ModelMismatch
 from congruence.core.settings import Settings
 from congruence.encoders import inference, torch_models
 from congruence.encoders.base import BatchImageEncoder, ImageEncoder, TextEncoder
@@ -76,3 +77,20 @@ class EncoderSet:
             image_name=s.image_encoder,
             text_name=s.text_encoder,
         )
+
+    def stored_model_ids(self, store: Store) -> ModelIds | None:
+        """Both encoders as a writer registered them, read only (a serving engine never
+        writes); None when none was registered yet; ModelMismatch when the store was built
+        with other encoders."""
+        s = self.settings
+        meta = store.meta_values(["image_encoder", "text_encoder"])
+        for key, value in (("image_encoder", s.image_encoder), ("text_encoder", s.text_encoder)):
+            if meta.get(key, value) != value:
+                raise ModelMismatch(
+                    f"this store's vectors were made by {key.replace('_', ' ')} {meta[key]!r}, not {value!r}:"
+                    " use the same encoder, or a new CONGRUENCE_HOME / DATABASE_URL"
+                )
+        image, text = store.find_model("image", s.image_encoder), store.find_model("text", s.text_encoder)
+        if image is None or text is None:
+            return None
+        return ModelIds(image[0], text[0], image[1], text[1], s.image_encoder, s.text_encoder)

@@ -103,6 +103,7 @@ class VectorIndex:
         self.versions = np.zeros(0, np.int64)
         self.alive = np.zeros(0, bool)
         self._pos_by_seq = np.full(1, -1, np.int64)
+        self.source: Path | None = None  # the generation folder it was saved to or loaded from
         self._init_search()
 
     def _init_search(self) -> None:
@@ -308,6 +309,7 @@ class VectorIndex:
         (tmp / "manifest.json").write_text(json.dumps(asdict(man), indent=1))
         _fsync_dir(tmp)
         tmp.rename(gen)
+        self.source = gen
         link = root / f"current.{me}.tmp"
         link.unlink(missing_ok=True)
         link.symlink_to(gen.name)
@@ -317,8 +319,11 @@ class VectorIndex:
         return man
 
     @classmethod
-    def load(cls, root: Path) -> tuple[VectorIndex, Manifest]:
-        cur = root / "current"
+    def load(cls, root: Path, generation: str | None = None, mapped: bool = False) -> tuple[VectorIndex, Manifest]:
+        """The index under ``root``: its ``current`` generation, or the one named (a folder of
+        ``root``, as a publication names it). mapped: its per-post vectors memory-mapped, not
+        read (a serving engine, which never adds to it)."""
+        cur = root / (generation or "current")
         try:
             gen = cur.resolve(strict=True)
             man = Manifest(**json.loads((gen / "manifest.json").read_text()))
@@ -331,7 +336,8 @@ class VectorIndex:
             self.labels = np.load(gen / "labels.npy")
             self.versions = np.load(gen / "versions.npy")
             self.alive = np.load(gen / "alive.npy")
-            self.posts = PostMatrix.load(gen, man.post_dim) if man.post_dim > 0 else None
+            self.posts = PostMatrix.load(gen, man.post_dim, mapped) if man.post_dim > 0 else None
+            self.source = gen
             self._init_search()
         except IndexCorrupt:
             raise

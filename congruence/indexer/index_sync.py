@@ -43,12 +43,16 @@ class IndexLayout:
 
 @dataclass(frozen=True)
 class SyncResult:
-    index: VectorIndex
+    """index: the index as synced (None when its manifest alone showed it current: nothing
+    was loaded); folder: its generation folder on disk."""
+
+    index: VectorIndex | None
     manifest: Manifest
     added: int
     removed: int
     rebuilt: bool
     reason: str
+    folder: Path
 
 
 def layout_for(settings: Settings, post_dim: int = 0) -> IndexLayout:
@@ -90,9 +94,14 @@ def sync_index(
         for part in vstore.account_vector_chunks(space, "influencer", seqs=changed, with_posts=layout.post_dim > 0):
             _add(index, part, seq, ver)
     if len(gone) == 0 and len(changed) == 0:
-        return SyncResult(index, man, 0, 0, False, "up to date")
+        return SyncResult(index, man, 0, 0, False, "up to date", _folder(index))
     man = index.save(root, space, model, int(ver.sum()))
-    return SyncResult(index, man, len(changed), len(gone), False, "incremental")
+    return SyncResult(index, man, len(changed), len(gone), False, "incremental", _folder(index))
+
+
+def _folder(index: VectorIndex) -> Path:
+    assert index.source is not None, "an index synced is loaded or saved"
+    return index.source
 
 
 def _difference(index: VectorIndex, seq: np.ndarray, ver: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,4 +232,4 @@ def _rebuild(
     if index is None:
         index = VectorIndex(vstore.space_dim(space) or 1, kind, codec, layout.post_dim)
     man = index.save(root, space, model, int(ver.sum()))
-    return SyncResult(index, man, added, 0, True, reason)
+    return SyncResult(index, man, added, 0, True, reason, _folder(index))

@@ -15,11 +15,12 @@ from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.account_metrics.recompute import MetricsReport
 from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.corpus import CorpusReader, RowError, read_corpus
-from congruence.indexer.derived import DerivedSpace, update_space
+from congruence.indexer.derived import DerivedSpace
 from congruence.indexer.encode import Progress, encode_images, encode_texts
-from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
+from congruence.indexer.index_sync import SyncResult
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
+from congruence.indexer.publish import publish
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 
@@ -124,25 +125,18 @@ def ingest(
             report.metrics = recompute_metrics(store, metrics_last_n)
         with _Timer(report, "pool"):
             report.accounts_pooled = pool_dirty(store, vstore, ids)
-            for derived in spaces:
-                update_space(vstore, ids, derived)
-        with _Timer(report, "index"):
-            res = sync_index(vstore, settings.index_dir, ids.pooled_space, ids.pooled_model, layout_for(settings))
-            report.index = IndexSummary.of(res)
-            for derived in spaces:
-                res = sync_index(
-                    vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim)
-                )
-                report.derived_indexes[derived.space] = IndexSummary.of(res)
-        if (
+        changed = bool(
             report.accounts_new
             or report.accounts_updated
             or report.posts_new
             or report.posts_updated
             or report.accounts_pooled
             or report.rejected
-        ):
-            store.bump_generation()  # serving processes reload before their next answer
+        )
+        with _Timer(report, "index"):  # the head's vectors, every index, then one publication
+            _, results = publish(store, settings, ids, spaces, changed=changed)
+        report.index = IndexSummary.of(results[ids.pooled_space])
+        report.derived_indexes = {d.space: IndexSummary.of(results[d.space]) for d in spaces}
     return report
 
 

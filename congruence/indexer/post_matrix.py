@@ -151,9 +151,13 @@ class PostMatrix:
             np.save(folder / name, arr)
 
     @classmethod
-    def load(cls, folder: Path, dim: int) -> PostMatrix:
+    def load(cls, folder: Path, dim: int, mapped: bool = False) -> PostMatrix:
+        """mapped: the codes memory-mapped copy-on-write, not read into this process (a serving
+        engine's: its processes share the pages, and the OS keeps the hot ones in memory)."""
         self = cls(dim)
-        self.codes, self.scales, self.start, self.count = (np.load(folder / name) for name in FILES)
+        self.codes, self.scales, self.start, self.count = (
+            np.load(folder / name, mmap_mode="c" if mapped and name == FILES[0] else None) for name in FILES
+        )
         self.scales = self.scales.astype(np.float16, copy=False)
         self.count = self.count.astype(np.int32, copy=False)
         self.n = len(self.codes)

@@ -1,13 +1,18 @@
 """The query engine: brand → influencers, influencer → similar influencers.
 
-Opens the store, makes sure the FAISS index matches PostgreSQL (rebuilding it when it is
-missing, corrupt or stale: a stale index is never served silently), then answers queries.
+It only reads. Writers (ingest, deploy, delete) publish a generation (``indexer.publish``):
+the index of each space, the derived vectors and a record naming them. The engine loads
+the published index of the space in service and the head published with it, swaps in a new
+snapshot when the store's generation moves, and reads PostgreSQL through a pool of
+connections, so concurrent queries never queue behind one connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,10 +24,9 @@ from congruence.core.memory import release_free_memory
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.encoders.inference import encode_images
-from congruence.indexer.derived import update_space
-from congruence.indexer.index import Selection
-from congruence.indexer.index_sync import SyncResult, layout_for, sync_index
+from congruence.indexer.index import IndexCorrupt, Selection, VectorIndex
 from congruence.indexer.pool import pool, pool_features
+from congruence.indexer.publish import GENERATION_KEY, PUBLISHED_KEY, NotPublished, Publication
 from congruence.safety.screen import screen_version
 from congruence.search.feedback import CONTENT_SPACE, Feedback, Marked, apply, content_vectors, resolve
 from congruence.search.feedback_terms import seeds_query
@@ -33,13 +37,17 @@ from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened, load_safety
 from congruence.search.snapshot import Snapshot, VectorReader
+from congruence.store.pool import StorePool
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
-from congruence.training.deploy import check_encoders, derived_space, load_active
+from congruence.training.deploy import ACTIVE_KEY, check_encoders, head_space, load_version
+from congruence.training.model import CongruenceHead
 
 __all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Feedback", "Snapshot"]
 logger = logging.getLogger(__name__)
 MAX_SEEDS = 100  # influencers in one look-alike query
+RETRY_LOAD_S = 2.0  # a generation that failed to load is tried again after this long
+PUBLISH_HINT = "publish it: `congruence serve` does at start-up, as do ingest, train and delete"
 
 
 @dataclass(frozen=True)
@@ -66,19 +74,32 @@ class BrandQuery:
 
 
 class Engine:
-    def __init__(self, settings: Settings, store: Store | None = None):
+    """pool: the connections it reads through (its own by default, closed with it)."""
+
+    def __init__(self, settings: Settings, pool: StorePool | None = None):
         self.settings = settings
-        self.store = store or Store.open(settings)
-        self.vstore = VectorStore(self.store)
-        self.encoders = EncoderSet(settings)
-        self.ids: ModelIds = self.encoders.model_ids(self.store)
-        self._lock = threading.RLock()  # one store connection: one reader at a time
-        self.reader = VectorReader(self.vstore, self._lock)
-        self._screened_at = -1  # the generation whose posts were all seen by the safety screen
-        self.snapshot = self._load()
+        self._own_pool = pool is None
+        self.pool = pool or StorePool.open(settings)
+        try:
+            self.encoders = EncoderSet(settings)
+            with self.reading() as store:
+                ids = self.encoders.stored_model_ids(store)
+            if ids is None:
+                raise NotPublished(f"nothing is published in this store yet: {PUBLISH_HINT}")
+            self.ids: ModelIds = ids
+            self.reader = VectorReader(self.pool.reading)
+            self._load_lock = threading.Lock()  # one load at a time; queries go on meanwhile
+            self._screened_at = -1  # the generation whose posts were all seen by the safety screen
+            self.load_error: str | None = None  # why the newest generation could not be loaded
+            self._failed: tuple[int, float] | None = None  # (generation, when) of the last failed load
+            self.snapshot = self._load(None)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self.store.close()
+        if self._own_pool:
+            self.pool.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -86,43 +107,90 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _load(self, force: bool = False) -> Snapshot:
-        generation = self.store.generation()  # read first: a change during the load reloads again
-        head = load_active(self.settings, self.store)
-        space, model = self.ids.pooled_space, self.ids.pooled_model
-        if head is not None:
-            check_encoders(head, self.ids)
-            derived = derived_space(head)
-            # accounts ingested without the head (a library call) catch up here
-            update_space(self.vstore, self.ids, derived)
-            space, model = derived.space, derived.model
-        layout = layout_for(self.settings, head.config.d_model if head is not None else 0)
-        res: SyncResult = sync_index(self.vstore, self.settings.index_dir, space, model, layout, force_rebuild=force)
-        if res.rebuilt:
-            logger.info("index rebuilt from PostgreSQL: %s", res.reason)
-        table = self.store.account_table("influencer")
-        res.index.ef_search = self.settings.ef_search
+    def reading(self) -> contextlib.AbstractContextManager[Store]:
+        """A ``Store`` on a pooled connection, for one read (``with engine.reading() as store``)."""
+        return self.pool.reading()
+
+    def _load(self, previous: Snapshot | None) -> Snapshot:
+        """The published generation as a snapshot, sharing ``previous``'s index and head
+        where the publication kept them. Reads only: files on disk and PostgreSQL."""
+        with self.reading() as store:
+            meta = store.meta_values([GENERATION_KEY, PUBLISHED_KEY, ACTIVE_KEY])
+        if PUBLISHED_KEY not in meta:
+            raise NotPublished(f"nothing is published in this store yet: {PUBLISH_HINT}")
+        generation, pub = int(meta.get(GENERATION_KEY, 0)), Publication.from_json(meta[PUBLISHED_KEY])
+        head = self._head(meta.get(ACTIVE_KEY) or None, previous)
+        space, model = (head_space(head.version), head_space(head.version)) if head else self._pooled()
+        index = self._index(pub, space, model, previous)
+        with self.reading() as store:
+            table = store.account_table("influencer")
+            safety = load_safety(store, table, screen_version(self.settings))
+            metrics = load_metrics(store, table)
         release_free_memory()
         rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
         rows[table.seq] = np.arange(len(table.seq))
-        safety = load_safety(self.store, table, screen_version(self.settings))
-        return Snapshot(
-            res.index, table, rows, res.manifest.model, space, head, generation, safety, load_metrics(self.store, table)
-        )
+        held = index.labels[index.alive]
+        gone = held[(held >= len(rows)) | (rows[np.minimum(held, len(rows) - 1)] < 0)]
+        live = index.select(index.alive & ~np.isin(index.labels, gone)) if len(gone) else None
+        return Snapshot(index, table, rows, model, space, head, generation, safety, metrics, live)
+
+    def _pooled(self) -> tuple[str, str]:
+        return self.ids.pooled_space, self.ids.pooled_model
+
+    def _head(self, version: str | None, previous: Snapshot | None) -> CongruenceHead | None:
+        if version is None:
+            return None
+        if previous is not None and previous.head is not None and previous.head.version == version:
+            return previous.head
+        head = load_version(self.settings, version)
+        check_encoders(head, self.ids)
+        return head
+
+    def _index(self, pub: Publication, space: str, model: str, previous: Snapshot | None) -> VectorIndex:
+        entry = pub.indexes.get(space)
+        if entry is None:
+            raise NotPublished(f"no index of {space!r} is published: {PUBLISH_HINT}")
+        folder = entry.path(self.settings.index_dir)
+        if previous is not None and previous.index.source == folder:
+            return previous.index
+        index, man = VectorIndex.load(folder.parent, folder.name, mapped=True)
+        if (man.model, man.count, man.version_sum) != (model, entry.count, entry.version_sum):
+            raise IndexCorrupt(f"the index under {folder} is not the one published for {space!r}")
+        index.ef_search = self.settings.ef_search
+        logger.info("loaded the published index %s (%d accounts)", entry.folder, index.n_alive)
+        return index
 
     def refresh(self) -> None:
-        """Re-read PostgreSQL (and the head in service) and swap in an up-to-date snapshot."""
-        with self._lock:
-            self.snapshot = self._load()
+        """Load the published generation now (it would be before the next answer anyway)."""
+        with self._load_lock:
+            self.snapshot = self._load(self.snapshot)
+            self.load_error, self._failed = None, None
 
     def current(self) -> Snapshot:
-        """The snapshot to answer with, reloaded first when the store changed since it was
-        taken (an ingest, a deletion, a new head, by any process): an answer never predates
-        a change that was acknowledged before the query started."""
-        with self._lock:
-            if self.store.generation() != self.snapshot.generation:
-                self.snapshot = self._load()
+        """The snapshot to answer with, reloaded first when the store's generation moved since
+        it was taken (an ingest, a deletion, a new head, by any process): an answer never
+        predates a change that was published before the query started. When the newest
+        generation cannot be loaded (its files pruned or damaged meanwhile), the one loaded
+        before answers, and ``load_error`` says why."""
+        with self.reading() as store:
+            generation = int(store.meta_values([GENERATION_KEY]).get(GENERATION_KEY, 0))
+        if generation == self.snapshot.generation or self._failed_recently(generation):
             return self.snapshot
+        with self._load_lock:
+            if self.snapshot.generation != generation and not self._failed_recently(generation):
+                try:
+                    self.snapshot = self._load(self.snapshot)
+                    self.load_error, self._failed = None, None
+                except (IndexCorrupt, ModelMismatch, NotPublished) as e:
+                    self.load_error, self._failed = f"generation {generation}: {e}", (generation, time.monotonic())
+                    logger.warning("serving generation %d: cannot load %s", self.snapshot.generation, self.load_error)
+            return self.snapshot
+
+    def _failed_recently(self, generation: int) -> bool:
+        """Whether loading ``generation`` failed less than ``RETRY_LOAD_S`` ago (queries do not
+        all queue behind a load that fails)."""
+        failed = self._failed
+        return failed is not None and failed[0] == generation and time.monotonic() - failed[1] < RETRY_LOAD_S
 
     # -- queries ----------------------------------------------------------------------
     def match_brand(
@@ -247,8 +315,8 @@ class Engine:
         """For a brand-safety filter: refuse while posts wait for the screen (checked once
         per snapshot generation)."""
         if filters.screened and self._screened_at != snap.generation and snap.safety is not None:
-            with self._lock:
-                check_screened(self.store, snap.safety.version)
+            with self.reading() as store:
+                check_screened(store, snap.safety.version)
             self._screened_at = snap.generation
 
     def brand_vector(self, images: Sequence[Image.Image], text: str) -> np.ndarray:
@@ -258,8 +326,8 @@ class Engine:
 
     def entry(self, snap: Snapshot, account_id: str, kind: str) -> Entry:
         """The account's vector (and per-post vectors) in the snapshot's space, or why not."""
-        with self._lock:
-            entry = self.vstore.account_entry(snap.space, account_id)
+        with self.reading() as store:
+            entry = VectorStore(store).account_entry(snap.space, account_id)
         Store.check_kind(account_id, entry.kind if entry else None, kind)
         if entry is None or entry.vector is None:
             raise InvalidInput(f"{kind} {account_id!r} has no embedded posts to match on")
@@ -267,13 +335,13 @@ class Engine:
 
     def brand_ids(self) -> list[str]:
         """Every brand's id, in store order."""
-        with self._lock:
-            return list(self.store.account_table("brand").ids)
+        with self.reading() as store:
+            return list(store.account_table("brand").ids)
 
     def account_kinds(self, ids: Sequence[str]) -> dict[str, str]:
         """Account id -> 'brand' or 'influencer', for the ids that exist."""
-        with self._lock:
-            return self.store.account_kinds(list(ids))
+        with self.reading() as store:
+            return store.account_kinds(list(ids))
 
     def _encode_new(self, images: Sequence[Image.Image], text: str) -> tuple[np.ndarray, np.ndarray]:
         """(n_images, d_image) and (0 or 1, d_text) L2-normalised embeddings."""
@@ -345,7 +413,8 @@ class Engine:
         """Attach each influencer's n posts closest to the query, in the snapshot's space."""
         ids = [h.influencer_id for h in hits]
         per_post = self.per_post_vectors(snap, ids, seqs)
-        post_ids = self.store.post_ids_by_account(ids)
+        with self.reading() as store:
+            post_ids = store.post_ids_by_account(ids)
         out = []
         for h in hits:
             vecs, pids = per_post.get(h.influencer_id), post_ids.get(h.influencer_id, [])
@@ -362,8 +431,8 @@ class Engine:
         """``feedback`` resolved in the snapshot's space."""
 
         def lookup(ids: list[str]) -> tuple[dict[str, str], list[int]]:
-            with self._lock:
-                return self.store.account_kinds(ids), self.store.seqs_of(ids)
+            with self.reading() as store:
+                return store.account_kinds(ids), store.seqs_of(ids)
 
         return resolve(snap.space, snap.index.dim, feedback, lookup, self.reader.exact)
 
@@ -374,13 +443,14 @@ class Engine:
         accounts' seqs, aligned, when the caller knows them)."""
         if snap.head is not None and snap.index.posts is not None:
             if seqs is None:
-                with self._lock:
-                    seqs = self.store.seqs_of(account_ids)
+                with self.reading() as store:
+                    seqs = store.seqs_of(account_ids)
             pos = snap.index.positions(np.asarray(seqs, np.int64))
             found = {a: snap.index.posts.of(int(p)) for a, p in zip(account_ids, pos, strict=True) if p >= 0}
             return {a: v for a, v in found.items() if v is not None}
         ids = self.ids
-        sets = self.vstore.post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=account_ids)
+        with self.reading() as store:
+            sets = VectorStore(store).post_sets(ids.image, ids.text, ids.d_image, ids.d_text, account_ids=account_ids)
         return {
             a: np.stack([pool_features(f[None, :], ids.d_image) for f in sets.posts_of(i)])
             for i, a in enumerate(sets.account_ids)

@@ -119,7 +119,8 @@ class Explainer:
         return Explanation(heat, score, method, brand_key, model, image_hash, post_id)
 
     def _post_image(self, post_id: str) -> tuple[Image.Image, str, str]:
-        post = self.engine.store.post(post_id)
+        with self.engine.reading() as store:
+            post = store.post(post_id)
         if not post.image:
             raise InvalidInput(f"post {post_id!r} has no image to explain")
         path = Path(post.corpus_root) / post.image
@@ -131,25 +132,28 @@ class Explainer:
     def top_posts(self, brand_id: str, influencer_id: str, n: int = 3) -> list[tuple[str, float]]:
         """(post id, score) of the influencer's n image posts that match the brand best."""
         engine = self.engine
-        engine.store.require_kind(influencer_id, "influencer")
+        with engine.reading() as store:
+            store.require_kind(influencer_id, "influencer")
         snap = engine.current()
         brand, _, _ = self._brand_side(brand_id, "")
         vecs = engine.per_post_vectors(snap, [influencer_id]).get(influencer_id)
-        pids = engine.store.post_ids_by_account([influencer_id]).get(influencer_id, [])
+        with engine.reading() as store:
+            pids = store.post_ids_by_account([influencer_id]).get(influencer_id, [])
+            with_image = store.posts_with_images(pids)
         if vecs is None or len(vecs) != len(pids):
             raise InvalidInput(f"influencer {influencer_id!r} has no embedded posts to explain")
         if brand.head is not None and brand.posts is not None:
             scores = np.asarray([brand.head.score_candidates(brand.posts, [v[None, :]])[0] for v in vecs])
         else:
             scores = vecs @ engine.entry(snap, brand_id, "brand").vector
-        with_image = {pid for pid in pids if engine.store.post(pid).image}
         order = [int(i) for i in np.argsort(-scores, kind="stable") if pids[int(i)] in with_image]
         return [(pids[i], float(scores[i])) for i in order[:n]]
 
     # -- internals ----------------------------------------------------------------------
     def _brand_side(self, brand_id: str, caption: str) -> tuple[BrandSide, str, int]:
         engine, snap = self.engine, self.engine.current()
-        engine.store.require_kind(brand_id, "brand")
+        with engine.reading() as store:
+            store.require_kind(brand_id, "brand")
         cap = self._caption_vector(caption)
         try:
             entry = engine.entry(snap, brand_id, "brand")

@@ -33,7 +33,6 @@ from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
 
 logger = logging.getLogger(__name__)
 STAGE = "rank"
@@ -47,7 +46,7 @@ class _RankActor:
         device = resolve_device(settings.device)
         if snap.head is not None and device.type == "cuda":
             snap = dataclasses.replace(snap, head=snap.head.to(device))  # the GPU Ray gave this actor
-        reader = VectorReader(VectorStore(Store.open(settings)))  # this actor's own connection
+        reader = VectorReader.of_store(Store.open(settings))  # this actor's own connection
         self.ranker = BatchRanker(snap, reader, k, filters, settings.candidates)
         self.placement = placement(str(snap.head.device) if snap.head is not None else "cpu")
 
@@ -80,7 +79,7 @@ class RayRanker:
     @classmethod
     def connect(cls, address: str, engine: Engine, actors: int | None = None) -> RayRanker:
         """Connect to the cluster at ``address`` (see ``ray.cluster.connect``) and size the job."""
-        return cls(Actors.connect(address, engine.settings, engine.store.url, actors))
+        return cls(Actors.connect(address, engine.settings, engine.pool.url, actors))
 
     def report(self) -> dict[str, Any]:
         """What ran where: the address, the pool's size, GPUs per actor, each actor's placement."""

@@ -2,15 +2,17 @@
 and what it reads from PostgreSQL besides (query vectors, exact vectors, versions).
 
 A ``Snapshot`` is swapped whole by the engine, never mutated (but for its cache of filter
-selections). A ``VectorReader`` is the one door to PostgreSQL for the search path: the engine
-holds one (sharing the engine's lock, since a store has one connection), a Ray actor opens
-its own.
+selections); two snapshots may share one index. A ``VectorReader`` is the one door to
+PostgreSQL for the search path: the engine's borrows a pooled connection per read, a Ray
+actor's holds its own connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +21,7 @@ from congruence.indexer.index import Selection, VectorIndex
 from congruence.search.filters import Filters
 from congruence.search.metric_filters import MetricsIndex
 from congruence.search.safety import SafetyIndex
+from congruence.store.records import Store
 from congruence.store.rows import AccountTable
 from congruence.store.vectors import VectorStore
 from congruence.training.model import CongruenceHead
@@ -46,19 +49,19 @@ class Snapshot:
     generation: int = 0
     safety: SafetyIndex | None = None
     metrics: MetricsIndex | None = None
+    live: Selection | None = None
     selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
 
     def selection(self, filters: Filters) -> Selection | None:
-        """The index positions passing ``filters`` (None: no filter), built once per filter."""
+        """The index positions passing ``filters`` (None: every live one), built once per filter."""
         if not filters.active:
-            return None
+            return self.live
         sel = self.selections.get(filters)
         if sel is None:
             if len(self.selections) >= MAX_SELECTIONS:
                 self.selections.clear()
-            sel = self.selections[filters] = self.index.select(
-                filters.mask(self.table, self.index, safety=self.safety, metrics=self.metrics)
-            )
+            mask = filters.mask(self.table, self.index, safety=self.safety, metrics=self.metrics)
+            sel = self.selections[filters] = self.index.select(mask if self.live is None else mask & self.live.mask)
         return sel
 
     def rows(self, seqs: np.ndarray) -> np.ndarray:
@@ -84,23 +87,36 @@ class Queries:
 
 
 class VectorReader:
-    """Reads vectors of a snapshot's space from PostgreSQL, one caller at a time."""
+    """Reads vectors of a snapshot's space from PostgreSQL. reading: opens a ``Store`` for
+    one read (a pooled connection: ``StorePool.reading``); ``of_store`` shares one store's
+    connection, one caller at a time."""
 
-    def __init__(self, vstore: VectorStore, lock: threading.RLock | None = None):
-        self.vstore = vstore
-        self.lock = lock or threading.RLock()
+    def __init__(self, reading: Callable[[], AbstractContextManager[Store]]):
+        self.reading = reading
+
+    @classmethod
+    def of_store(cls, store: Store) -> VectorReader:
+        lock = threading.RLock()
+
+        @contextlib.contextmanager
+        def reading() -> Iterator[Store]:
+            with lock:
+                yield store
+
+        return cls(reading)
 
     def exact(self, space: str, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(seqs found, (n, d) float32 vectors) of ``seqs`` in ``space``, in seq order."""
-        with self.lock:
-            found, _, vecs = self.vstore.account_vectors(space, seqs=np.unique(np.asarray(seqs, np.int64)))
+        with self.reading() as store:
+            found, _, vecs = VectorStore(store).account_vectors(space, seqs=np.unique(np.asarray(seqs, np.int64)))
         return found, vecs
 
     def queries(self, space: str, ids: Sequence[str], with_posts: bool) -> Queries:
         """The vectors (and per-post vectors) of accounts ``ids`` (no duplicates) in ``space``."""
-        with self.lock:
-            _, got, vecs = self.vstore.account_vectors(space, ids=list(ids))
-            posts = self.vstore.post_vectors(space, ids=list(ids)) if with_posts and got else {}
+        with self.reading() as store:
+            vstore = VectorStore(store)
+            _, got, vecs = vstore.account_vectors(space, ids=list(ids))
+            posts = vstore.post_vectors(space, ids=list(ids)) if with_posts and got else {}
         where = {a: i for i, a in enumerate(got)}
         found = [a for a in ids if a in where]
         xq = vecs[[where[a] for a in found]] if found else np.zeros((0, 0), np.float32)
@@ -108,5 +124,5 @@ class VectorReader:
 
     def versions(self, space: str, ids: Sequence[str]) -> dict[str, int]:
         """Account id -> version of its vector in ``space`` (changes whenever the vector does)."""
-        with self.lock:
-            return self.vstore.vector_versions(space, ids)
+        with self.reading() as store:
+            return VectorStore(store).vector_versions(space, ids)

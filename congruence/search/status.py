@@ -10,6 +10,7 @@ from congruence.indexer.index_sync import is_stale
 from congruence.search.engine import Engine
 from congruence.search.snapshot import Snapshot
 from congruence.store.rows import Counts
+from congruence.store.vectors import VectorStore
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,20 @@ class Status:
 def status(engine: Engine) -> Status:
     snap, ids = engine.snapshot, engine.ids
     index = snap.index
-    state = IndexState(
-        index.n_alive,
-        index.kind,
-        snap.model,
-        snap.space,
-        index.dim,
-        is_stale(engine.vstore, _manifest(snap), snap.space, snap.model),
-    )
+    with engine.reading() as store:
+        vstore = VectorStore(store)
+        state = IndexState(
+            index.n_alive,
+            index.kind,
+            snap.model,
+            snap.space,
+            index.dim,
+            is_stale(vstore, _manifest(snap), snap.space, snap.model),
+        )
+        counts, embedded = store.counts(), vstore.count_embedded_posts(ids.image, ids.text)
     return Status(
-        engine.store.counts(),
-        engine.vstore.count_embedded_posts(ids.image, ids.text),
+        counts,
+        embedded,
         ids.image_name,
         ids.text_name,
         snap.head.version if snap.head is not None else None,

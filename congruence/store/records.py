@@ -70,6 +70,13 @@ class Store:
             raise ModelMismatch(f"{role} model {name!r} was stored with {row[1]} dimensions, now {dim}")
         return int(row[0])
 
+    def find_model(self, role: str, name: str, version: str = "") -> tuple[int, int] | None:
+        """(id, dim) of a registered model, or None (a read: ``model_id`` registers)."""
+        row = self.conn.execute(
+            "SELECT id, dim FROM models WHERE role = %s AND name = %s AND version = %s", (role, name, version)
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
     def pin_encoders(self, image: str, text: str) -> None:
         """Record the encoders of this store on first use; refuse different ones later."""
         with self.conn.transaction():
@@ -87,6 +94,10 @@ class Store:
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM store_meta").fetchall())
 
+    def meta_values(self, keys: Sequence[str]) -> dict[str, str]:
+        """The values of ``keys`` that are set, read together (one statement: one consistent view)."""
+        return dict(self.conn.execute("SELECT key, value FROM store_meta WHERE key = ANY(%s)", (list(keys),)))
+
     def set_meta(self, key: str, value: str) -> None:
         with self.conn.transaction():
             self.conn.execute(
@@ -101,11 +112,14 @@ class Store:
         row = self.conn.execute("SELECT value FROM store_meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
 
-    def bump_generation(self) -> None:
-        self.conn.execute(
+    def bump_generation(self) -> int:
+        """Move the generation (serving engines reload before their next answer); the new value."""
+        row = self.conn.execute(
             "INSERT INTO store_meta (key, value) VALUES ('generation', '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = (store_meta.value::bigint + 1)::text"
-        )
+            " DO UPDATE SET value = (store_meta.value::bigint + 1)::text RETURNING value"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     # -- accounts -----------------------------------------------------------------
     def account_kinds(self, ids: Iterable[str]) -> dict[str, str]:

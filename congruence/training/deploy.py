@@ -22,6 +22,7 @@ from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.index_sync import layout_for, space_dir, sync_index
+from congruence.indexer.publish import Publication, publish, publishing, record
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
@@ -72,10 +73,15 @@ def check_encoders(model: CongruenceHead, ids: ModelIds) -> None:
 def load_active(settings: Settings, store: Store) -> CongruenceHead | None:
     """The head in service, on ``settings.device``, or None when none was deployed; see
     ``lifecycle.load_active`` for a missing or unreadable checkpoint."""
-    if lifecycle.active_version(store, HEAD) is None:
-        return None
+    version = lifecycle.active_version(store, HEAD)
+    return None if version is None else load_version(settings, version)
+
+
+def load_version(settings: Settings, version: str) -> CongruenceHead:
+    """The head saved as ``version``, on ``settings.device`` (a serving engine loads the one
+    its publication names)."""
     device = resolve_device(settings.device)  # a device error is not the checkpoint's fault: raised as it is
-    return lifecycle.load_active(settings, store, HEAD, lambda path: load_head(path, map_location=device))
+    return lifecycle.load_version(settings, HEAD, version, lambda path: load_head(path, map_location=device))
 
 
 def save_checkpoint(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue] | None = None) -> Path:
@@ -90,11 +96,27 @@ def save_checkpoint(settings: Settings, model: CongruenceHead, meta: dict[str, M
 def active_spaces(settings: Settings) -> tuple[DerivedSpace, ...]:
     """The head in service's space, for ingest to keep up to date; () without a head."""
     with Store.open(settings) as store:
-        head = load_active(settings, store)
-        if head is None:
-            return ()
-        check_encoders(head, EncoderSet(settings).model_ids(store))
+        return _active_spaces(settings, store, EncoderSet(settings).model_ids(store))
+
+
+def _active_spaces(settings: Settings, store: Store, ids: ModelIds) -> tuple[DerivedSpace, ...]:
+    head = load_active(settings, store)
+    if head is None:
+        return ()
+    check_encoders(head, ids)
     return (derived_space(head),)
+
+
+def publish_current(settings: Settings, verify: bool = False) -> Publication:
+    """Publish the store as it is now (the writer's side of serving): the head in service's
+    vectors and index and the pooled index brought up to date, each rebuilt from PostgreSQL
+    when missing, damaged or stale. Cheap when the publication is current: each index's
+    manifest is checked against the store, nothing is loaded. ``verify``: load every index
+    and check its checksums too (a server's start-up)."""
+    with Store.open(settings) as store:
+        ids = EncoderSet(settings).model_ids(store)
+        pub, _ = publish(store, settings, ids, _active_spaces(settings, store, ids), verify=verify)
+    return pub
 
 
 @dataclass(frozen=True)
@@ -119,20 +141,25 @@ def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue]
         path = save_checkpoint(settings, model, meta)
         version = model.version
         derived = derived_space(model)
-        n = update_space(vstore, ids, derived)
-        res = sync_index(vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim))
-        with store.conn.transaction():
-            store.bump_generation()
-            previous = lifecycle.activate(store, HEAD, version)
-        _prune(settings, vstore, keep={version, previous or version})
+        with publishing(store):  # the head's space and index are published with the head, at once
+            n = update_space(vstore, ids, derived)
+            res = sync_index(
+                vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim)
+            )
+            with store.conn.transaction():
+                previous = lifecycle.activate(store, HEAD, version)
+                keep = {version, previous or version}
+                gone = [s for s in vstore.spaces() if s.startswith("head:") and s.removeprefix("head:") not in keep]
+                record(store, {derived.space: res}, settings.index_dir, drop=gone)
+            _prune(settings, vstore, gone)
     logger.info("deployed congruence head %s (%d accounts, index %s)", version, n, res.manifest.kind)
     return DeployReport(version, path, derived.space, n, res.manifest.count, res.manifest.kind, previous)
 
 
-def _prune(settings: Settings, vstore: VectorStore, keep: set[str]) -> None:
-    """Remove the spaces and indexes of heads other than ``keep`` (checkpoints stay on disk)."""
-    for space in vstore.spaces():
-        if space.startswith("head:") and space.removeprefix("head:") not in keep:
-            vstore.drop_space(space)
-            shutil.rmtree(space_dir(settings.index_dir, space), ignore_errors=True)
-            logger.info("removed space %s", space)
+def _prune(settings: Settings, vstore: VectorStore, spaces: list[str]) -> None:
+    """Remove the spaces and indexes of older heads (checkpoints stay on disk); no longer
+    published, so no engine loads them."""
+    for space in spaces:
+        vstore.drop_space(space)
+        shutil.rmtree(space_dir(settings.index_dir, space), ignore_errors=True)
+        logger.info("removed space %s", space)

@@ -133,8 +133,11 @@ def load_active(settings: Settings, store: Store, kind: ModelKind, load: Callabl
     (an older format, other encoders) passes through as it is.
     """
     version = active_version(store, kind)
-    if version is None:
-        return None
+    return None if version is None else load_version(settings, kind, version, load)
+
+
+def load_version(settings: Settings, kind: ModelKind, version: str, load: Callable[[Path], T]) -> T:
+    """The model of ``kind`` saved as ``version``, read by ``load``; errors as ``load_active``'s."""
     path = checkpoint_path(settings, kind, version)
     if not path.is_file():
         raise ModelMismatch(kind.missing.format(version=version, path=path))

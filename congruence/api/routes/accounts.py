@@ -30,13 +30,15 @@ def find_accounts(
     q: Annotated[str, Query(max_length=200, description="part of the id or handle")] = "",
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
 ) -> AccountList:
-    rows = engine.store.find_accounts(kind, q, limit)
+    with engine.reading() as store:
+        rows = store.find_accounts(kind, q, limit)
     return AccountList(data=[AccountSummary(id=i, handle=h, category=c) for i, h, c in rows], count=len(rows))
 
 
 @router.get("/v1/categories", response_model=CategoryList)
 def categories(engine: EngineDep, _key: KeyDep) -> CategoryList:
-    rows = engine.store.category_counts("influencer")
+    with engine.reading() as store:
+        rows = store.category_counts("influencer")
     return CategoryList(data=[CategoryCount(category=c, count=n) for c, n in rows], count=len(rows))
 
 
@@ -47,10 +49,10 @@ def categories(engine: EngineDep, _key: KeyDep) -> CategoryList:
     summary="An account's metrics, likes over time, and engagement rate against followers of its peers",
 )
 def account_metrics(account_id: str, engine: EngineDep, _key: KeyDep) -> AccountMetricsResponse:
-    store = engine.store
-    acc = store.account(account_id)
-    points, (peers, total) = post_points(store, account_id), peer_points(store, account_id)
-    m = metrics_store.read(store, [account_id]).get(account_id)
+    with engine.reading() as store:
+        acc = store.account(account_id)
+        points, (peers, total) = post_points(store, account_id), peer_points(store, account_id)
+        m = metrics_store.read(store, [account_id]).get(account_id)
     return AccountMetricsResponse(
         account_id=acc.id,
         kind=acc.kind,
@@ -67,4 +69,5 @@ def account_metrics(account_id: str, engine: EngineDep, _key: KeyDep) -> Account
 def account(
     account_id: str, engine: EngineDep, _key: KeyDep, posts: Annotated[int, Query(ge=0, le=100)] = 12
 ) -> AccountOut:
-    return account_out(engine.store, account_id, posts)
+    with engine.reading() as store:
+        return account_out(store, account_id, posts)

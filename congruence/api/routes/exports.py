@@ -39,7 +39,7 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
         if not req.brands or len(req.brands) > MAX_BRANDS:
             raise HTTPException(422, f'brands: give "all" or 1 to {MAX_BRANDS:,} brand ids')
         brands = tuple(dict.fromkeys(req.brands))
-        kinds = engine.store.account_kinds(brands)
+        kinds = engine.account_kinds(brands)
         unknown = [b for b in brands if kinds.get(b) != "brand"]
         if unknown:
             raise HTTPException(422, "brands: not brands in the corpus: " + first_of([repr(b) for b in unknown], 5))

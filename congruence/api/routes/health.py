@@ -22,7 +22,7 @@ def healthz() -> Health:
 def readyz(services: ServicesDep) -> JSONResponse:
     try:
         engine = services.engine()
-        engine.store.conn.execute("SELECT 1")
+        engine.pool.ping()
     except (CongruenceError, psycopg.Error) as e:  # the answer, not an error of this route
         reason = str(e) if isinstance(e, CongruenceError) else f"database unavailable: {type(e).__name__}"
         body = Readiness(ready=False, database=reason, index="not loaded")
@@ -35,5 +35,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         index=f"{snap.index.kind}, {snap.space}",
         influencers=snap.index.n_alive,
         head=head,
+        generation=snap.generation,
+        load_error=engine.load_error,
     )
     return JSONResponse(body.model_dump())

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from congruence.api.deps import EngineDep, KeyDep
 from congruence.api.params import feedback_of, filters_of, ranking_text
 from congruence.api.schemas import MatchResponse, SimilarRequest
-from congruence.api.views import match_response
+from congruence.api.views import answer
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import MAX_FEEDBACK, Feedback
 from congruence.search.filters import Filters
@@ -56,16 +56,21 @@ async def similar(
         metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags),
     )
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
-    snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
-    hits = await run_in_threadpool(engine.similar, influencer_id, k, filters, posts, feedback, snap)
-    return match_response(engine.store, hits, ranking_text(RANKING, feedback, snap.head is not None))
+    return await run_in_threadpool(
+        answer,
+        engine,
+        lambda snap: engine.similar(influencer_id, k, filters, posts, feedback, snap),
+        lambda snap: ranking_text(RANKING, feedback, snap.head is not None),
+    )
 
 
 @router.post("/v1/similar", response_model=MatchResponse, summary="Look-alikes of several influencers, best first")
 async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDep) -> MatchResponse:
     feedback = feedback_of(req)
-    snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
-    hits = await run_in_threadpool(engine.similar, req.influencers, req.k, filters_of(req), req.posts, feedback, snap)
-    return match_response(
-        engine.store, hits, ranking_text(RANKING + " (to the mean of the set)", feedback, snap.head is not None)
+    filters = filters_of(req)
+    return await run_in_threadpool(
+        answer,
+        engine,
+        lambda snap: engine.similar(req.influencers, req.k, filters, req.posts, feedback, snap),
+        lambda snap: ranking_text(RANKING + " (to the mean of the set)", feedback, snap.head is not None),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -11,8 +13,10 @@ from congruence.api.deps import EngineDep, KeyDep, ServicesDep
 from congruence.api.params import feedback_of, filters_of, ranking_text
 from congruence.api.schemas import MatchRequest, MatchResponse, NewBrandForm
 from congruence.api.uploads import read_form, read_images, text_fields
-from congruence.api.views import match_response
+from congruence.api.views import answer
+from congruence.search.engine import Engine, Snapshot
 from congruence.search.feedback import Feedback
+from congruence.search.hits import Hit
 
 router = APIRouter(tags=["match"])
 MAX_IMAGES = 20
@@ -49,8 +53,6 @@ _OPENAPI = {
 )
 async def match(request: Request, engine: EngineDep, services: ServicesDep, _key: KeyDep) -> MatchResponse:
     ctype = request.headers.get("content-type", "")
-    query_id = None
-    snap = await run_in_threadpool(engine.current)  # one snapshot answers and names its head
     if ctype.startswith("application/json"):
         try:
             req = MatchRequest.model_validate_json(await request.body())
@@ -58,12 +60,23 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             raise RequestValidationError(e.errors(include_url=False, include_context=False)) from None
         filters, feedback = filters_of(req), feedback_of(req)
         if req.query_id is not None:  # a new brand searched before: re-run with feedback, no upload
-            query_id, query = req.query_id, services.queries.get(req.query_id)
-            hits = await run_in_threadpool(engine.match_query, query, req.k, filters, req.posts, feedback, snap)
-        else:
-            assert req.brand_id is not None
-            hits = await run_in_threadpool(engine.match_brand, req.brand_id, req.k, filters, req.posts, feedback, snap)
-    elif ctype.startswith("multipart/form-data"):
+            query = services.queries.get(req.query_id)
+            return await run_in_threadpool(
+                answer,
+                engine,
+                lambda snap: engine.match_query(query, req.k, filters, req.posts, feedback, snap),
+                lambda snap: ranking_text(engine.ranking(snap), feedback, snap.head is not None),
+                req.query_id,
+            )
+        brand_id = req.brand_id
+        assert brand_id is not None
+        return await run_in_threadpool(
+            answer,
+            engine,
+            lambda snap: engine.match_brand(brand_id, req.k, filters, req.posts, feedback, snap),
+            lambda snap: ranking_text(engine.ranking(snap), feedback, snap.head is not None),
+        )
+    if ctype.startswith("multipart/form-data"):
         form = await read_form(request, MAX_IMAGES)
         try:
             fields = NewBrandForm.model_validate(text_fields(form, skip=("images",)))
@@ -72,16 +85,33 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
         uploads = await read_images(form, "images", MAX_IMAGES)
         if not uploads and not fields.text.strip():
             raise HTTPException(422, "describe the brand with at least one image or some text")
-        filters, feedback = filters_of(fields), Feedback()
-        filters.category_code(snap.table)  # before the upload is encoded and kept
-        query = await run_in_threadpool(engine.describe_new, [u.image for u in uploads], fields.text, snap)
-        query_id = services.queries.put(query)
-        hits = await run_in_threadpool(engine.match_query, query, fields.k, filters, fields.posts, feedback, snap)
-    else:
-        raise HTTPException(
-            415,
-            'send JSON {"brand_id": ...} for a brand in the corpus, '
-            "or multipart/form-data with images and text for a new brand",
+        filters = filters_of(fields)
+        queries = services.queries
+
+        def new_brand(snap: Snapshot) -> list[Hit]:
+            filters.category_code(snap.table)  # before the upload is encoded and kept
+            query = engine.describe_new([u.image for u in uploads], fields.text, snap)
+            ids.append(queries.put(query))
+            return engine.match_query(query, fields.k, filters, fields.posts, Feedback(), snap)
+
+        ids: list[str] = []
+        return await run_in_threadpool(
+            _answer_new,
+            engine,
+            new_brand,
+            lambda snap: ranking_text(engine.ranking(snap), Feedback(), snap.head is not None),
+            ids,
         )
-    ranking = ranking_text(engine.ranking(snap), feedback, snap.head is not None)
-    return match_response(engine.store, hits, ranking, query_id)
+    raise HTTPException(
+        415,
+        'send JSON {"brand_id": ...} for a brand in the corpus, '
+        "or multipart/form-data with images and text for a new brand",
+    )
+
+
+def _answer_new(
+    engine: Engine, rank: Callable[[Snapshot], list[Hit]], ranking: Callable[[Snapshot], str], ids: list[str]
+) -> MatchResponse:
+    """``answer`` for a new brand, whose query id is known once it is described."""
+    out = answer(engine, rank, ranking)
+    return out.model_copy(update={"query_id": ids[0]})

@@ -31,7 +31,8 @@ _TYPES = {
 
 def post_image_path(engine: Engine, post_id: str) -> tuple[Path, str]:
     """The image file of a post, kept inside its corpus folder; (path, content hash)."""
-    post = engine.store.post(post_id)
+    with engine.reading() as store:
+        post = store.post(post_id)
     if not post.image:
         raise NotFound(f"post {post_id!r} has no image")
     root = Path(post.corpus_root).resolve()
@@ -66,7 +67,7 @@ async def post_image(
     _key: KeyDep,
     size: Annotated[int | None, Query(ge=32, le=1024, description="longest side, px")] = None,
 ) -> FileResponse:
-    path, digest = post_image_path(engine, post_id)
+    path, digest = await run_in_threadpool(post_image_path, engine, post_id)
     if size is None:
         ctype = _TYPES.get(path.suffix.lower())
         if ctype is None:
