@@ -149,4 +149,3 @@ def share_cores(workers: int) -> None:
     n = max(1, (os.cpu_count() or 1) // workers)
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
-
