@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
 from congruence.api.schemas_account_metrics import metrics_out
@@ -14,6 +20,7 @@ from congruence.store import flags as flag_store
 from congruence.store.records import Store
 
 THUMB_PX = 256
+T = TypeVar("T")
 
 
 def _q(value: str) -> str:
@@ -45,6 +52,20 @@ def safety_out(s: flag_store.AccountSafety | None) -> SafetyOut | None:
             for f in s.flags
         ],
     )
+
+
+QUERY_THREADS = 2 * (os.cpu_count() or 1)  # queries computed at once: more only trade the GIL back and forth
+_limiter: anyio.CapacityLimiter | None = None
+
+
+async def in_query_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in a worker thread, at most ``QUERY_THREADS`` at once (the others wait
+    their turn on the event loop: a query holds the GIL for most of its time, and many
+    threads taking turns are slower, in total, than a few)."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(QUERY_THREADS)
+    return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=_limiter)
 
 
 def answer(

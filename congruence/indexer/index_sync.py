@@ -16,7 +16,7 @@ from congruence.core.progress import current_board
 from congruence.core.settings import Settings
 from congruence.indexer.index import IndexCorrupt, Manifest, VectorIndex
 from congruence.indexer.post_matrix import QuantizedPosts
-from congruence.store.vectors import AccountChunk, VectorStore
+from congruence.store.vectors import AccountChunk, Shard, VectorStore
 
 logger = logging.getLogger(__name__)
 REBUILD_DEAD_FRACTION = 0.3
@@ -59,8 +59,13 @@ def layout_for(settings: Settings, post_dim: int = 0) -> IndexLayout:
     return IndexLayout(settings.exact_threshold, settings.compress_threshold, post_dim)
 
 
-def space_dir(index_root: Path, space: str) -> Path:
-    return index_root / re.sub(r"[^A-Za-z0-9_.-]", "_", space)
+def space_dir(index_root: Path, space: str, shard: Shard | None = None) -> Path:
+    """The folder of a space's index generations (of one shard's: ``shards/<n>/<space>/<i>``)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", space)
+    if shard is None:
+        return index_root / name
+    i, n = shard
+    return index_root / "shards" / str(n) / name / str(i)
 
 
 def is_stale(vstore: VectorStore, man: Manifest, space: str, model: str) -> str | None:
@@ -76,19 +81,26 @@ def is_stale(vstore: VectorStore, man: Manifest, space: str, model: str) -> str 
 
 
 def sync_index(
-    vstore: VectorStore, index_root: Path, space: str, model: str, layout: IndexLayout, force_rebuild: bool = False
+    vstore: VectorStore,
+    index_root: Path,
+    space: str,
+    model: str,
+    layout: IndexLayout,
+    force_rebuild: bool = False,
+    shard: Shard | None = None,
 ) -> SyncResult:
-    """Bring the on-disk index of ``space`` up to date, incrementally where possible."""
-    root = space_dir(index_root, space)
-    seq, ver = vstore.vector_state(space, "influencer")
+    """Bring the on-disk index of ``space`` (of one shard's accounts) up to date, incrementally
+    where possible: a shard none of whose accounts changed is left as it is."""
+    root = space_dir(index_root, space, shard)
+    seq, ver = vstore.vector_state(space, "influencer", shard)
     kind, codec = layout.shape_for(len(seq))
     dim = vstore.space_dim(space) if len(seq) else None
     index, man, reason = _load_reusable(root, model, kind, codec, layout.post_dim, dim, force_rebuild)
     if index is None or man is None:
-        return _rebuild(vstore, root, space, model, layout, seq, ver, reason)
+        return _rebuild(vstore, root, space, model, layout, seq, ver, reason, shard)
     gone, changed = _difference(index, seq, ver)
     if index.n_dead + len(gone) + len(changed) > REBUILD_DEAD_FRACTION * max(len(seq), 1) and index.ntotal > 1000:
-        return _rebuild(vstore, root, space, model, layout, seq, ver, "too many removed vectors")
+        return _rebuild(vstore, root, space, model, layout, seq, ver, "too many removed vectors", shard)
     index.remove(gone)
     if len(changed):
         for part in vstore.account_vector_chunks(space, "influencer", seqs=changed, with_posts=layout.post_dim > 0):
@@ -208,6 +220,7 @@ def _rebuild(
     seq: np.ndarray,
     ver: np.ndarray,
     reason: str,
+    shard: Shard | None = None,
 ) -> SyncResult:
     """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory; a
     thread reads and quantises the next chunks while the graph takes this one."""
@@ -216,9 +229,10 @@ def _rebuild(
     index: VectorIndex | None = None
     added = 0
     board = current_board() if len(seq) >= PROGRESS_MIN else None
-    progress = board.task(f"index:{space}", f"index build {space}", "accounts", len(seq)) if board else None
-    reserve = vstore.post_count(space, "influencer") if layout.post_dim > 0 else 0
-    chunks = vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0)
+    name = space if shard is None else f"{space} shard {shard[0]}/{shard[1]}"
+    progress = board.task(f"index:{name}", f"index build {name}", "accounts", len(seq)) if board else None
+    reserve = vstore.post_count(space, "influencer", shard) if layout.post_dim > 0 else 0
+    chunks = vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0, shard=shard)
     for part, quantized in _read_ahead(chunks, layout.post_dim):
         if index is None:
             index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim)

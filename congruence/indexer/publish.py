@@ -26,7 +26,7 @@ from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.index import Manifest
 from congruence.indexer.index_sync import IndexLayout, SyncResult, layout_for, space_dir, sync_index
 from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
+from congruence.store.vectors import Shard, VectorStore
 
 logger = logging.getLogger(__name__)
 GENERATION_KEY = "generation"
@@ -51,12 +51,13 @@ class PublishedIndex:
     kind: str
     codec: str
     post_dim: int
+    dim: int = 0
 
     @classmethod
     def of(cls, res: SyncResult, index_root: Path) -> PublishedIndex:
         man = res.manifest
         folder = res.folder.relative_to(index_root).as_posix()
-        return cls(man.space, man.model, folder, man.count, man.version_sum, man.kind, man.codec, man.post_dim)
+        return cls(man.space, man.model, folder, man.count, man.version_sum, man.kind, man.codec, man.post_dim, man.dim)
 
     def path(self, index_root: Path) -> Path:
         return index_root / self.folder
@@ -64,17 +65,20 @@ class PublishedIndex:
 
 @dataclass(frozen=True)
 class Publication:
-    """What serving engines load: the generation it was published at, and the index in
-    service of each space (the pooled space, and the head's when one is in service)."""
+    """What serving engines load: the generation it was published at, the index in service
+    of each space (the pooled space, and the head's when one is in service) and, once
+    ``shards build`` ran, each space's shards (their indexes, shard i at position i)."""
 
     generation: int
     indexes: Mapping[str, PublishedIndex] = field(default_factory=dict)
     published_at: float = 0.0
+    shards: Mapping[str, tuple[PublishedIndex, ...]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
             {"generation": self.generation, "published_at": self.published_at}
             | {"indexes": {s: asdict(p) for s, p in sorted(self.indexes.items())}}
+            | {"shards": {s: [asdict(p) for p in ps] for s, ps in sorted(self.shards.items())}}
         )
 
     @classmethod
@@ -82,7 +86,8 @@ class Publication:
         try:
             doc = json.loads(text)
             indexes = {s: PublishedIndex(**p) for s, p in doc["indexes"].items()}
-            return cls(int(doc["generation"]), indexes, float(doc["published_at"]))
+            shards = {s: tuple(PublishedIndex(**p) for p in ps) for s, ps in doc.get("shards", {}).items()}
+            return cls(int(doc["generation"]), indexes, float(doc["published_at"]), shards)
         except (ValueError, KeyError, TypeError) as e:
             raise NotPublished(f"the store's publication record cannot be read ({e}): publish again") from None
 
@@ -106,11 +111,17 @@ def publishing(store: Store) -> Iterator[None]:
 
 
 def record(
-    store: Store, results: Mapping[str, SyncResult], index_root: Path, changed: bool = True, drop: Sequence[str] = ()
+    store: Store,
+    results: Mapping[str, SyncResult],
+    index_root: Path,
+    changed: bool = True,
+    drop: Sequence[str] = (),
+    shards: Mapping[str, Sequence[SyncResult]] | None = None,
 ) -> Publication:
-    """Publish the indexes of ``results`` (inside the caller's transaction, if any): they
-    replace their spaces'; the others carry over unless in ``drop`` or their folder is gone.
-    The generation moves when ``changed`` or any index did; returns the publication in service."""
+    """Publish the indexes of ``results`` and the shards of ``shards`` (inside the caller's
+    transaction, if any): they replace their spaces'; the others carry over unless in
+    ``drop`` or a folder of theirs is gone. The generation moves when ``changed`` or any
+    index did; returns the publication in service."""
     _, old = read_publication(store)
     indexes = {
         s: p
@@ -118,34 +129,87 @@ def record(
         if s not in drop and p.path(index_root).is_dir()
     }
     indexes.update({s: PublishedIndex.of(res, index_root) for s, res in results.items()})
-    if old is not None and not changed and dict(old.indexes) == indexes:
+    sharded = {
+        s: ps
+        for s, ps in (old.shards if old is not None else {}).items()
+        if s not in drop and all(p.path(index_root).is_dir() for p in ps)
+    }
+    sharded.update({s: tuple(PublishedIndex.of(r, index_root) for r in rs) for s, rs in (shards or {}).items()})
+    if old is not None and not changed and (dict(old.indexes), dict(old.shards)) == (indexes, sharded):
         return old
-    pub = Publication(store.bump_generation(), indexes, time.time())
+    pub = Publication(store.bump_generation(), indexes, time.time(), sharded)
     store.set_meta(PUBLISHED_KEY, pub.to_json())
     return pub
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a writer brought up to date: each space's index, and each sharded space's shards."""
+
+    indexes: dict[str, SyncResult]
+    shards: dict[str, list[SyncResult]]
+
+
 def prepare(
-    vstore: VectorStore, settings: Settings, ids: ModelIds, spaces: Sequence[DerivedSpace], verify: bool = False
-) -> dict[str, SyncResult]:
+    vstore: VectorStore,
+    settings: Settings,
+    ids: ModelIds,
+    spaces: Sequence[DerivedSpace],
+    verify: bool = False,
+    shards: int | None = None,
+) -> Prepared:
     """Every derived space's vectors and every space's index brought up to date with the
-    store (by the caller holding ``publishing``). ``verify``: load each index and check its
-    checksums even when the published record says it is current (start-up)."""
+    store (by the caller holding ``publishing``), and its shards: ``shards`` of them (``shards
+    build``), else as many as published before (none when never sharded). ``verify``: load each
+    index and check its checksums even when the published record says it is current."""
     _, pub = read_publication(vstore.store)
-    out: dict[str, SyncResult] = {}
+    out = Prepared({}, {})
     wanted = [(ids.pooled_space, ids.pooled_model, 0)] + [(d.space, d.model, d.dim) for d in spaces]
     for derived in spaces:
         update_space(vstore, ids, derived)
     for space, model, post_dim in wanted:
         layout = layout_for(settings, post_dim)
         current = pub.indexes.get(space) if pub is not None and not verify else None
-        res = _still_current(vstore, settings.index_dir, current, model, layout) if current else None
-        if res is None:
-            res = sync_index(vstore, settings.index_dir, space, model, layout)
-            if res.rebuilt:
-                logger.info("index rebuilt from PostgreSQL: %s (%s)", res.reason, space)
-        out[space] = res
+        out.indexes[space] = _synced(vstore, settings.index_dir, space, model, layout, current, None)
+        old = pub.shards.get(space, ()) if pub is not None else ()
+        n = shards or len(old)
+        for i in range(n):
+            current = old[i] if len(old) == n and not verify else None
+            out.shards.setdefault(space, []).append(
+                _synced(vstore, settings.index_dir, space, model, layout, current, (i, n))
+            )
     return out
+
+
+def shard_count(pub: Publication | None) -> int:
+    """How many shards the store's spaces are published in (0: not sharded)."""
+    return max((len(ps) for ps in pub.shards.values()), default=0) if pub is not None else 0
+
+
+def sync_shards(
+    vstore: VectorStore, settings: Settings, space: str, model: str, post_dim: int, n: int
+) -> list[SyncResult]:
+    """The ``n`` shards of ``space`` brought up to date (a new head's space, by its deploy)."""
+    layout = layout_for(settings, post_dim)
+    return [_synced(vstore, settings.index_dir, space, model, layout, None, (i, n)) for i in range(n)]
+
+
+def _synced(
+    vstore: VectorStore,
+    index_root: Path,
+    space: str,
+    model: str,
+    layout: IndexLayout,
+    current: PublishedIndex | None,
+    shard: Shard | None,
+) -> SyncResult:
+    res = _still_current(vstore, index_root, current, model, layout, shard) if current else None
+    if res is None:
+        res = sync_index(vstore, index_root, space, model, layout, shard=shard)
+        if res.rebuilt:
+            where = space if shard is None else f"{space}, shard {shard[0]} of {shard[1]}"
+            logger.info("index rebuilt from PostgreSQL: %s (%s)", res.reason, where)
+    return res
 
 
 def publish(
@@ -155,29 +219,36 @@ def publish(
     spaces: Sequence[DerivedSpace] = (),
     changed: bool = False,
     verify: bool = False,
+    shards: int | None = None,
 ) -> tuple[Publication, dict[str, SyncResult]]:
     """Bring the pooled space and ``spaces`` (the head in service's) up to date and publish
-    them; the generation moves when an index changed or ``changed`` (rows queries read did)."""
+    them, with their shards (``prepare``); the generation moves when an index changed or
+    ``changed`` (rows queries read did). Returns the publication and each space's index."""
     vstore = VectorStore(store)
     with publishing(store):
-        results = prepare(vstore, settings, ids, spaces, verify)
+        done = prepare(vstore, settings, ids, spaces, verify, shards)
         with store.conn.transaction():
-            pub = record(store, results, settings.index_dir, changed)
-    return pub, results
+            pub = record(store, done.indexes, settings.index_dir, changed, shards=done.shards)
+    return pub, done.indexes
 
 
 def _still_current(
-    vstore: VectorStore, index_root: Path, current: PublishedIndex, model: str, layout: IndexLayout
+    vstore: VectorStore,
+    index_root: Path,
+    current: PublishedIndex,
+    model: str,
+    layout: IndexLayout,
+    shard: Shard | None = None,
 ) -> SyncResult | None:
-    """The published index of a space as a result, when it still matches the store (checked
-    against its manifest alone: no index is loaded); None when it must be synced."""
+    """The published index of a space (of a shard) as a result, when it still matches the
+    store (checked against its manifest alone: no index is loaded); None when it must be synced."""
     folder = current.path(index_root)
     try:
         man = Manifest(**json.loads((folder / "manifest.json").read_text()))
-        live = (space_dir(index_root, current.space) / "current").resolve(strict=True)
+        live = (space_dir(index_root, current.space, shard) / "current").resolve(strict=True)
     except (OSError, ValueError, TypeError):
         return None
-    seq, ver = vstore.vector_state(current.space, "influencer")
+    seq, ver = vstore.vector_state(current.space, "influencer", shard)
     if (
         live != folder.resolve()
         or man.model != model

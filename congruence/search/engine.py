@@ -39,7 +39,7 @@ from congruence.search.safety import check_screened, load_safety
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.store.pool import StorePool
 from congruence.store.records import Store
-from congruence.store.vectors import VectorStore
+from congruence.store.vectors import Shard, VectorStore
 from congruence.training.deploy import ACTIVE_KEY, check_encoders, head_space, load_version
 from congruence.training.model import CongruenceHead
 
@@ -74,10 +74,12 @@ class BrandQuery:
 
 
 class Engine:
-    """pool: the connections it reads through (its own by default, closed with it)."""
+    """pool: the connections it reads through (its own by default, closed with it). shard:
+    (i, n) serves shard i of the n published (``shards build``): its index alone."""
 
-    def __init__(self, settings: Settings, pool: StorePool | None = None):
+    def __init__(self, settings: Settings, pool: StorePool | None = None, shard: Shard | None = None):
         self.settings = settings
+        self.shard = shard
         self._own_pool = pool is None
         self.pool = pool or StorePool.open(settings)
         try:
@@ -148,6 +150,15 @@ class Engine:
 
     def _index(self, pub: Publication, space: str, model: str, previous: Snapshot | None) -> VectorIndex:
         entry = pub.indexes.get(space)
+        if self.shard is not None:
+            i, n = self.shard
+            shards = pub.shards.get(space, ())
+            if len(shards) != n:
+                raise NotPublished(
+                    f"shard {i}: {n} shards of {space!r} are not published ({len(shards)} are):"
+                    f" run `congruence shards build --shards {n}`"
+                )
+            entry = shards[i]
         if entry is None:
             raise NotPublished(f"no index of {space!r} is published: {PUBLISH_HINT}")
         folder = entry.path(self.settings.index_dir)
@@ -309,6 +320,7 @@ class Engine:
             brand_posts=brand_posts,
             exclude=exclude,
             feedback=feedback,
+            filters=filters,
         )
 
     def check_screened(self, snap: Snapshot, filters: Filters) -> None:
@@ -441,6 +453,12 @@ class Engine:
     ) -> dict[str, np.ndarray]:
         """Account id -> (n_posts, d) per-post vectors in the snapshot's space (seqs: the
         accounts' seqs, aligned, when the caller knows them)."""
+        if snap.head is not None and snap.shards is not None:
+            if seqs is None:
+                with self.reading() as store:
+                    seqs = store.seqs_of(account_ids)
+            held = snap.shards.post_vectors(np.asarray(seqs, np.int64))
+            return {a: held[int(s)] for a, s in zip(account_ids, seqs, strict=True) if int(s) in held}
         if snap.head is not None and snap.index.posts is not None:
             if seqs is None:
                 with self.reading() as store:

@@ -46,7 +46,7 @@ class BatchRanker:
 
     def __init__(self, snap: Snapshot, reader: VectorReader, k: int, filters: Filters, candidates: int):
         self.snap, self.reader, self.k, self.candidates = snap, reader, check_k(k), candidates
-        self.selection = snap.selection(filters)
+        self.filters, self.selection = filters, snap.selection(filters)
 
     def rank(self, brands: Sequence[str]) -> RankedRows:
         """Top-k of each brand (ids of brands in the store, no duplicates)."""
@@ -63,6 +63,7 @@ class BatchRanker:
             candidates=self.candidates,  # noqa: E741
             selection=self.selection,
             brand_posts=q.posts,
+            filters=self.filters,
         )
         lengths = (I >= 0).sum(axis=1)
         ok = I >= 0

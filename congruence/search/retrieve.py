@@ -31,6 +31,7 @@ from congruence.core.errors import InvalidInput
 from congruence.core.vectors import as_matrix
 from congruence.indexer.index import Selection
 from congruence.search.feedback import CONTENT_SPACE, Marked
+from congruence.search.filters import Filters
 from congruence.search.rerank import Ranked, rerank
 from congruence.search.snapshot import Snapshot
 
@@ -38,6 +39,8 @@ MAX_K = 1000
 REFINE_FACTOR, REFINE_EXTRA = 4, 20
 # (space, seqs) -> (seqs found, (n, d) float32 vectors): the float32 vectors of compressed codes
 ExactVectors = Callable[[str, np.ndarray], tuple[np.ndarray, np.ndarray]]
+# (queries, each one's breadth, each one's excluded seqs) -> each one's FAISS (seqs, scores), best first
+Search = Callable[[np.ndarray, list[int], list[np.ndarray]], list["Ranked"]]
 _NONE = np.zeros(0, np.int64)
 
 
@@ -58,8 +61,15 @@ def retrieve(
     brand_posts: Sequence[np.ndarray | None] | None = None,
     exclude: Sequence[np.ndarray] | None = None,
     feedback: Sequence[Marked | None] | None = None,
+    filters: Filters | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): (nq, k) float32 scores and int64 seqs of each query's best k, best first.
+
+    Over a sharded snapshot (``snap.shards``: the ingress of sharded serving) the two parts
+    that need a shard's own data go to the shards: FAISS' top lists (each shard searches its
+    accounts with ``filters``; the lists are merged by score, so the candidates are the
+    single process's) and the head's scores of the candidates (each shard scores its own, the
+    order is made here as ``rerank`` makes it). The rest runs here, on the same code.
 
     xq: (nq, d) L2-normalised queries in ``snap.space``. brand_posts: per query, its (P, d)
     per-post vectors in that space, or None (that query is not reranked). exclude: per
@@ -87,18 +97,20 @@ def retrieve(
     wanted = [n + len(skips[i]) for i, n in enumerate(breadth)]
     for i in refined:
         wanted[i] += (REFINE_FACTOR - 1) * breadth[i] + REFINE_EXTRA
-    lists = _search(snap, xq, wanted, selection, skips)
+    search = _searcher(snap, selection, filters)
+    lists = search(xq, wanted, skips)
     if refined:
         lists = _refine(snap, xq, lists, refined, exact)
     lists = [(seqs[:n], sc[:n]) for (seqs, sc), n in zip(lists, breadth, strict=True)]
     fed = [i for i, m in enumerate(moves) if m is not None]
     if fed:
-        lists = _gather(snap, lists, [(i, m, breadth[i]) for i in fed if (m := moves[i]) is not None], selection, skips)
+        lists = _gather(lists, [(i, m, breadth[i]) for i in fed if (m := moves[i]) is not None], search, skips)
     todo = [i for i, r in enumerate(reranked) if r]
     if todo:
         assert snap.head is not None
         brands = [p for i in todo if (p := posts[i]) is not None]
-        ranked = rerank(snap.head, snap.index, brands, [lists[i][0] for i in todo])
+        cands = [lists[i][0] for i in todo]
+        ranked = snap.shards.rerank(brands, cands) if snap.shards else rerank(snap.head, snap.index, brands, cands)
         for i, pair in zip(todo, ranked, strict=True):
             lists[i] = pair
     if fed:
@@ -109,10 +121,9 @@ def retrieve(
 
 
 def _gather(
-    snap: Snapshot,
     lists: list[Ranked],
     fed: list[tuple[int, Marked, int]],
-    selection: Selection | None,
+    search: Search,
     skips: list[np.ndarray],
 ) -> list[Ranked]:
     """``lists`` with each fed query's candidates joined by those of its moved query (as many)
@@ -128,7 +139,7 @@ def _gather(
         size += [n] + [m.params.neighbours] * len(m.around)
         wanted += [w + len(skips[i]) for w in size[len(wanted) :]]
         owner += [i] * (1 + len(m.around))
-    found = _search(snap, np.concatenate(rows).astype(np.float32), wanted, selection, [skips[i] for i in owner])
+    found = search(np.concatenate(rows).astype(np.float32), wanted, [skips[i] for i in owner])
     out = list(lists)
     for i, _, _ in fed:
         parts = [out[i]] + [(f[0][:w], f[1][:w]) for f, o, w in zip(found, owner, size, strict=True) if o == i]
@@ -173,6 +184,22 @@ def _with_feedback(
         order = np.argsort(-new, kind="stable")
         out[i] = (cand[order], new[order].astype(np.float32))
     return out
+
+
+def _searcher(snap: Snapshot, selection: Selection | None, filters: Filters | None) -> Search:
+    """FAISS' top lists for ``retrieve``: of this snapshot's index, or of every shard's merged."""
+    shards = snap.shards
+    if shards is None:
+        return lambda xq, wanted, skips: _search(snap, xq, wanted, selection, skips)
+
+    def merged(xq: np.ndarray, wanted: list[int], skips: list[np.ndarray]) -> list[Ranked]:
+        out = []
+        for (seqs, sc), n, skip in zip(shards.search(xq, wanted, filters or Filters()), wanted, skips, strict=True):
+            keep = ~np.isin(seqs[:n], skip)
+            out.append((seqs[:n][keep], sc[:n][keep]))
+        return out
+
+    return merged
 
 
 def _search(

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -27,6 +28,24 @@ from congruence.store.vectors import VectorStore
 from congruence.training.model import CongruenceHead
 
 MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
+Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
+
+
+class ShardSet(Protocol):
+    """The shards behind a sharded snapshot, as its ingress reaches them (``search.shards``):
+    the two parts of ``retrieve`` that need a shard's own data."""
+
+    def search(self, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
+        """Per query, every shard's FAISS top ``wanted`` that pass ``filters``, merged by score."""
+        ...
+
+    def rerank(self, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
+        """Per query, its candidates ordered by the head's score as ``rerank.rerank`` orders them."""
+        ...
+
+    def post_vectors(self, seqs: np.ndarray) -> dict[int, np.ndarray]:
+        """seq -> (n_posts, d) per-post vectors held beside the shards' indexes."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -50,11 +69,12 @@ class Snapshot:
     safety: SafetyIndex | None = None
     metrics: MetricsIndex | None = None
     live: Selection | None = None
+    shards: ShardSet | None = None  # a sharded snapshot's: its index is empty, the shards hold the accounts
     selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
 
     def selection(self, filters: Filters) -> Selection | None:
         """The index positions passing ``filters`` (None: every live one), built once per filter."""
-        if not filters.active:
+        if not filters.active or self.shards is not None:  # shards select their own accounts
             return self.live
         sel = self.selections.get(filters)
         if sel is None:

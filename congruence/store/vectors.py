@@ -16,6 +16,8 @@ from congruence.core.vectors import as_matrix
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 
+Shard = tuple[int, int]  # (i, n): shard i of n, by a stable hash of the account id
+
 
 @dataclass(frozen=True)
 class AccountChunk:
@@ -150,12 +152,13 @@ class VectorStore:
             )
             self.conn.execute("UPDATE accounts SET pool_dirty = false WHERE id = ANY(%s)", (list(ids),))
 
-    def vector_state(self, space: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """(seq, version) of every account of ``kind`` with a vector in ``space``."""
+    def vector_state(self, space: str, kind: str, shard: Shard | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(seq, version) of every account of ``kind`` with a vector in ``space`` (of one shard)."""
+        where, args = _in_shard(shard)
         rows = self.conn.execute(
             "SELECT a.seq, v.version FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-            " WHERE v.space = %s AND a.kind = %s ORDER BY a.seq",
-            (space, kind),
+            f" WHERE v.space = %s AND a.kind = %s{where} ORDER BY a.seq",
+            (space, kind, *args),
         ).fetchall()
         seq = np.array([r[0] for r in rows], dtype=np.int64)
         ver = np.array([r[1] for r in rows], dtype=np.int64)
@@ -198,6 +201,7 @@ class VectorStore:
         seqs: Sequence[int] | np.ndarray | None = None,
         with_posts: bool = False,
         chunk: int = 0,
+        shard: Shard | None = None,
     ) -> Iterator[AccountChunk]:
         """``account_vectors`` of ``kind`` (all, or those ``seqs``) in seq order, ``chunk`` accounts at
         a time (keyset-paginated: memory stays bounded at millions of accounts; default 50k, or
@@ -205,7 +209,8 @@ class VectorStore:
         ``with_posts`` (None where the space has none)."""
         chunk = chunk or (10_000 if with_posts else 50_000)
         cols = "a.seq, v.embedding" + (", v.n_posts, v.post_vectors" if with_posts else "")
-        where, args = "v.space = %s AND a.kind = %s AND a.seq > %s", [space, kind]
+        in_shard, shard_args = _in_shard(shard)
+        where, args = f"v.space = %s AND a.kind = %s{in_shard} AND a.seq > %s", [space, kind, *shard_args]
         if seqs is not None:
             where += " AND a.seq = ANY(%s)"
         after = -1
@@ -229,12 +234,13 @@ class VectorStore:
                 if len(rows) < chunk:
                     return
 
-    def post_count(self, space: str, kind: str) -> int:
-        """How many per-post vectors the accounts of ``kind`` have in ``space``."""
+    def post_count(self, space: str, kind: str, shard: Shard | None = None) -> int:
+        """How many per-post vectors the accounts of ``kind`` have in ``space`` (in one shard)."""
+        where, args = _in_shard(shard)
         row = self.conn.execute(
             "SELECT coalesce(sum(v.n_posts), 0) FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
-            " WHERE v.space = %s AND a.kind = %s AND v.post_vectors IS NOT NULL",
-            (space, kind),
+            f" WHERE v.space = %s AND a.kind = %s AND v.post_vectors IS NOT NULL{where}",
+            (space, kind, *args),
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -395,3 +401,15 @@ def _rows_to_postsets(rows: list[tuple], d_image: int, d_text: int) -> PostSets:
         d_image=d_image,
         d_text=d_text,
     )
+
+
+# an account's shard among n, as ``core.hashes.shard_of`` computes it in Python
+SHARD_SQL = "(((('x' || substr(md5(a.id), 1, 8))::bit(32)::int %% %s) + %s) %% %s)"
+
+
+def _in_shard(shard: Shard | None) -> tuple[str, list[int]]:
+    """A WHERE clause (" AND ...", its arguments) keeping the accounts ``a`` of ``shard``."""
+    if shard is None:
+        return "", []
+    i, n = shard
+    return f" AND {SHARD_SQL} = %s", [n, n, n, i]

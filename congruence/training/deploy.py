@@ -22,7 +22,15 @@ from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.index_sync import layout_for, space_dir, sync_index
-from congruence.indexer.publish import Publication, publish, publishing, record
+from congruence.indexer.publish import (
+    Publication,
+    publish,
+    publishing,
+    read_publication,
+    record,
+    shard_count,
+    sync_shards,
+)
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
@@ -107,15 +115,16 @@ def _active_spaces(settings: Settings, store: Store, ids: ModelIds) -> tuple[Der
     return (derived_space(head),)
 
 
-def publish_current(settings: Settings, verify: bool = False) -> Publication:
+def publish_current(settings: Settings, verify: bool = False, shards: int | None = None) -> Publication:
     """Publish the store as it is now (the writer's side of serving): the head in service's
     vectors and index and the pooled index brought up to date, each rebuilt from PostgreSQL
     when missing, damaged or stale. Cheap when the publication is current: each index's
     manifest is checked against the store, nothing is loaded. ``verify``: load every index
-    and check its checksums too (a server's start-up)."""
+    and check its checksums too (a server's start-up). ``shards``: in that many shards too
+    (``shards build``; by default as many as published before)."""
     with Store.open(settings) as store:
         ids = EncoderSet(settings).model_ids(store)
-        pub, _ = publish(store, settings, ids, _active_spaces(settings, store, ids), verify=verify)
+        pub, _ = publish(store, settings, ids, _active_spaces(settings, store, ids), verify=verify, shards=shards)
     return pub
 
 
@@ -143,23 +152,26 @@ def deploy(settings: Settings, model: CongruenceHead, meta: dict[str, MetaValue]
         derived = derived_space(model)
         with publishing(store):  # the head's space and index are published with the head, at once
             n = update_space(vstore, ids, derived)
-            res = sync_index(
-                vstore, settings.index_dir, derived.space, derived.model, layout_for(settings, derived.dim)
-            )
+            layout = layout_for(settings, derived.dim)
+            res = sync_index(vstore, settings.index_dir, derived.space, derived.model, layout)
+            n_shards = shard_count(read_publication(store)[1])  # a sharded store: the head's space as many
+            shards = {derived.space: sync_shards(vstore, settings, derived.space, derived.model, derived.dim, n_shards)}
             with store.conn.transaction():
                 previous = lifecycle.activate(store, HEAD, version)
                 keep = {version, previous or version}
                 gone = [s for s in vstore.spaces() if s.startswith("head:") and s.removeprefix("head:") not in keep]
-                record(store, {derived.space: res}, settings.index_dir, drop=gone)
-            _prune(settings, vstore, gone)
+                record(store, {derived.space: res}, settings.index_dir, drop=gone, shards=shards if n_shards else None)
+            _prune(settings, vstore, gone, n_shards)
     logger.info("deployed congruence head %s (%d accounts, index %s)", version, n, res.manifest.kind)
     return DeployReport(version, path, derived.space, n, res.manifest.count, res.manifest.kind, previous)
 
 
-def _prune(settings: Settings, vstore: VectorStore, spaces: list[str]) -> None:
-    """Remove the spaces and indexes of older heads (checkpoints stay on disk); no longer
-    published, so no engine loads them."""
+def _prune(settings: Settings, vstore: VectorStore, spaces: list[str], shards: int) -> None:
+    """Remove the spaces and indexes (and shards) of older heads (checkpoints stay on disk); no
+    longer published, so no engine loads them."""
     for space in spaces:
         vstore.drop_space(space)
         shutil.rmtree(space_dir(settings.index_dir, space), ignore_errors=True)
+        if shards:
+            shutil.rmtree(space_dir(settings.index_dir, space, (0, shards)).parent, ignore_errors=True)
         logger.info("removed space %s", space)

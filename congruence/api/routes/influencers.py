@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep
 from congruence.api.params import feedback_of, filters_of, ranking_text
 from congruence.api.schemas import MatchResponse, SimilarRequest
-from congruence.api.views import answer
+from congruence.api.views import answer, in_query_thread
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import MAX_FEEDBACK, Feedback
 from congruence.search.filters import Filters
@@ -56,7 +55,7 @@ async def similar(
         metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags),
     )
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
-    return await run_in_threadpool(
+    return await in_query_thread(
         answer,
         engine,
         lambda snap: engine.similar(influencer_id, k, filters, posts, feedback, snap),
@@ -68,7 +67,7 @@ async def similar(
 async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDep) -> MatchResponse:
     feedback = feedback_of(req)
     filters = filters_of(req)
-    return await run_in_threadpool(
+    return await in_query_thread(
         answer,
         engine,
         lambda snap: engine.similar(req.influencers, req.k, filters, req.posts, feedback, snap),

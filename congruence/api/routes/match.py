@@ -7,13 +7,12 @@ from collections.abc import Callable
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from congruence.api.deps import EngineDep, KeyDep, ServicesDep
 from congruence.api.params import feedback_of, filters_of, ranking_text
 from congruence.api.schemas import MatchRequest, MatchResponse, NewBrandForm
 from congruence.api.uploads import read_form, read_images, text_fields
-from congruence.api.views import answer
+from congruence.api.views import answer, in_query_thread
 from congruence.search.engine import Engine, Snapshot
 from congruence.search.feedback import Feedback
 from congruence.search.hits import Hit
@@ -61,7 +60,7 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
         filters, feedback = filters_of(req), feedback_of(req)
         if req.query_id is not None:  # a new brand searched before: re-run with feedback, no upload
             query = services.queries.get(req.query_id)
-            return await run_in_threadpool(
+            return await in_query_thread(
                 answer,
                 engine,
                 lambda snap: engine.match_query(query, req.k, filters, req.posts, feedback, snap),
@@ -70,7 +69,7 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             )
         brand_id = req.brand_id
         assert brand_id is not None
-        return await run_in_threadpool(
+        return await in_query_thread(
             answer,
             engine,
             lambda snap: engine.match_brand(brand_id, req.k, filters, req.posts, feedback, snap),
@@ -95,7 +94,7 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             return engine.match_query(query, fields.k, filters, fields.posts, Feedback(), snap)
 
         ids: list[str] = []
-        return await run_in_threadpool(
+        return await in_query_thread(
             _answer_new,
             engine,
             new_brand,

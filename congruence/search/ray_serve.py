@@ -1,0 +1,126 @@
+"""Shards on Ray Serve: each shard a Serve application (``congruence-shard-<i>``) of one
+deployment with R replicas, each replica a ``ShardServer``; the ingress reaches them through
+Serve's handles (``ServeShard``), from ``congruence serve --ray-address ADDR --shards N``.
+
+A replica that dies is restarted by Serve. A call that meets a dead replica is tried once
+more (Serve sends it to another replica when there is one); when that fails too, the
+request gets a 503 naming the shard, never a shorter list. Serve checks each replica's
+health (its connection to PostgreSQL) every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from congruence.core.errors import CongruenceError
+from congruence.core.settings import Settings
+from congruence.ray.cluster import connect, import_ray, worker_settings
+from congruence.search.filters import Filters
+from congruence.search.shards import ShardHealth, ShardServer, ShardUnavailable
+from congruence.search.snapshot import Ranked
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+APP = "congruence-shard-{i}"
+CALL_TIMEOUT_S = 60.0
+
+
+class ShardReplica:
+    """One replica of one shard (the class Serve deploys)."""
+
+    def __init__(self, settings: Settings, i: int, n: int):
+        logging.getLogger("congruence").info("shard %d of %d: loading", i, n)
+        self.server = ShardServer(settings, i, n)
+
+    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
+        return self.server.search(generation, xq, wanted, filters)
+
+    def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
+        return self.server.rerank(generation, brand_posts, candidates)
+
+    def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]:
+        return self.server.post_vectors(generation, seqs)
+
+    def health(self) -> ShardHealth:
+        return self.server.health()
+
+    def check_health(self) -> None:
+        """Serve's periodic check: a replica that cannot reach PostgreSQL is replaced."""
+        self.server.engine.pool.ping()
+
+
+class ServeShard:
+    """The ingress's client of one shard on Serve (a ``ShardClient``)."""
+
+    def __init__(self, handle: Any, i: int, n: int):
+        self.handle, self.i, self.n = handle, i, n
+
+    def _call(self, method: str, *args: object) -> Any:
+        last: Exception | None = None
+        for _ in range(2):  # a replica that died mid-call: once more, to another replica
+            try:
+                return getattr(self.handle, method).remote(*args).result(timeout_s=CALL_TIMEOUT_S)
+            except Exception as e:  # noqa: BLE001 (Ray raises many kinds; the domain's pass through)
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, CongruenceError):
+                    raise cause from None
+                if isinstance(e, CongruenceError):
+                    raise
+                last = e
+                logger.warning("shard %d of %d: %s: %s", self.i, self.n, type(e).__name__, e)
+        raise ShardUnavailable(f"shard {self.i} of {self.n} is unavailable ({type(last).__name__}): try again shortly")
+
+    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
+        out: list[Ranked] = self._call("search", generation, xq, wanted, filters)
+        return out
+
+    def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
+        out: list[Ranked] = self._call("rerank", generation, brand_posts, candidates)
+        return out
+
+    def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = self._call("post_vectors", generation, seqs)
+        return out
+
+    def health(self) -> ShardHealth:
+        out: ShardHealth = self._call("health")
+        return out
+
+
+def deploy_shards(
+    address: str, settings: Settings, shards: int, replicas: int, options: Callable[[int], dict] | None = None
+) -> list[ServeShard]:
+    """Start (or update) the ``shards`` Serve applications on the cluster at ``address`` and
+    wait until every replica has loaded its shard; their clients, in shard order.
+    options: extra deployment options of shard i (tests: ``health_check_period_s``)."""
+    if shards < 1 or replicas < 1:
+        raise CongruenceError(f"--shards and --replicas must be at least 1, got {shards} and {replicas}")
+    cluster = connect(address)
+    import_ray()
+    from ray import serve
+
+    wsettings = worker_settings(settings, cluster)
+    serve.start(http_options={"location": "NoServer"})
+    clients = []
+    for i in range(shards):
+        opts: dict[str, Any] = {"name": "shard", "num_replicas": replicas, "ray_actor_options": {"num_cpus": 0}}
+        opts |= (options or (lambda _: {}))(i)
+        app = serve.deployment(**opts)(ShardReplica).bind(wsettings, i, shards)
+        try:
+            handle = serve.run(app, name=APP.format(i=i), route_prefix=None)
+        except Exception as e:  # noqa: BLE001 (a replica's constructor failed: say which shard)
+            raise ShardUnavailable(f"shard {i} of {shards} did not start: {e}") from None
+        clients.append(ServeShard(handle, i, shards))
+    logger.info("%d shards x %d replicas on Ray Serve at %s", shards, replicas, address)
+    return clients
+
+
+def shutdown_shards(shards: int) -> None:
+    from ray import serve
+
+    for i in range(shards):
+        serve.delete(APP.format(i=i))

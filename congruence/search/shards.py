@@ -1,0 +1,235 @@
+"""Sharded serving: shards that hold the accounts, an ingress that answers through them.
+
+Accounts are split by a stable hash of their id (``core.hashes.shard_of``) into n shards,
+each a published index of its own (``congruence shards build``). A shard (``ShardServer``)
+is a read-only ``Engine`` on its index. It answers the two parts of ``retrieve`` that need
+its data: FAISS' top lists of its accounts that pass the filters, and the head's scores
+of its candidates from the per-post vectors beside its index. The ingress
+(``ShardedEngine``) is an ``Engine`` whose snapshot holds no account vector: its
+``ShardSet`` fans each part out to every shard and merges, and the rest of ``retrieve``
+runs at the ingress, on the same code as a single process. With exact search in each
+shard, the answer is the single process's, ids, order and scores.
+
+Each answer comes from one generation. The ingress sends the generation of its snapshot
+with every request. A shard answers from that generation: its current snapshot, or the one
+before it, which it keeps for the ingresses that have not moved yet. When it has neither,
+it loads the newest, and refuses when that is still another (``ShardUnavailable``, 503,
+naming the shard).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from congruence.core.errors import Busy
+from congruence.core.hashes import shard_of
+from congruence.core.settings import Settings
+from congruence.indexer.index import VectorIndex
+from congruence.indexer.publish import NotPublished, Publication
+from congruence.search.engine import Engine
+from congruence.search.filters import Filters
+from congruence.search.rerank import rerank
+from congruence.search.retrieve import _search
+from congruence.search.snapshot import Ranked, Snapshot
+from congruence.store.pool import StorePool
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ShardUnavailable(Busy):
+    """A shard cannot answer (down, restarting, or on another generation): 503, naming it."""
+
+
+@dataclass(frozen=True)
+class ShardHealth:
+    shard: int
+    shards: int
+    generation: int
+    accounts: int
+    head: str | None
+    load_error: str | None
+
+
+class ShardServer:
+    """One shard: a read-only engine on shard ``i`` of ``n``, answering by generation."""
+
+    def __init__(self, settings: Settings, i: int, n: int, pool: StorePool | None = None):
+        self.i, self.n = i, n
+        self.engine = Engine(settings, pool, shard=(i, n))
+        self._previous: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def snapshot(self, generation: int) -> Snapshot:
+        """The snapshot of ``generation``: the current one, the one before, or the newest loaded
+        now; ShardUnavailable when none is that generation."""
+        with self._lock:
+            snap = self.engine.snapshot
+            if snap.generation == generation:
+                return snap
+            if self._previous is not None and self._previous.generation == generation:
+                return self._previous
+            newest = self.engine.current()
+            if newest is not snap:
+                self._previous = snap
+            if newest.generation == generation:
+                return newest
+        why = f": {self.engine.load_error}" if self.engine.load_error else ""
+        raise ShardUnavailable(
+            f"shard {self.i} of {self.n} serves generation {newest.generation}, the ingress asked for {generation}{why}"
+        )
+
+    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
+        """Per query, FAISS' top ``wanted`` of this shard's accounts that pass ``filters``."""
+        snap = self.snapshot(generation)
+        return _search(snap, xq, wanted, snap.selection(filters), [np.zeros(0, np.int64)] * len(xq))
+
+    def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
+        """Per query, its candidates (this shard's) ordered by the head's score."""
+        snap = self.snapshot(generation)
+        assert snap.head is not None, "rerank without a head in service"
+        return rerank(snap.head, snap.index, brand_posts, candidates)
+
+    def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]:
+        snap = self.snapshot(generation)
+        posts = snap.index.posts
+        if posts is None:
+            return {}
+        pos = snap.index.positions(np.asarray(seqs, np.int64))
+        found = {int(s): posts.of(int(p)) for s, p in zip(seqs, pos, strict=True) if p >= 0}
+        return {s: v for s, v in found.items() if v is not None}
+
+    def health(self) -> ShardHealth:
+        snap = self.engine.current()
+        head = snap.head.version if snap.head is not None else None
+        return ShardHealth(self.i, self.n, snap.generation, snap.index.n_alive, head, self.engine.load_error)
+
+
+class ShardClient(Protocol):
+    """How the ingress reaches one shard: in this process (``ShardServer``) or on Ray Serve."""
+
+    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]: ...
+
+    def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]: ...
+
+    def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]: ...
+
+    def health(self) -> ShardHealth: ...
+
+
+class Fanout:
+    """Calls every shard at once (a thread each), in shard order."""
+
+    def __init__(self, clients: Sequence[ShardClient]):
+        self.clients = list(clients)
+        self._threads = ThreadPoolExecutor(max_workers=max(1, 2 * len(clients)), thread_name_prefix="shard")
+
+    def __call__(self, call: Callable[[int, ShardClient], T], which: Sequence[int] | None = None) -> list[T]:
+        which = range(len(self.clients)) if which is None else which
+        futures = [self._threads.submit(call, i, self.clients[i]) for i in which]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The ``ShardSet`` of one ingress snapshot: its generation, and the shard of each seq."""
+
+    fanout: Fanout
+    generation: int
+    shard_of_seq: np.ndarray  # (max seq + 1,) int16: the shard of each influencer's seq
+
+    def search(self, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
+        parts = self.fanout(lambda _, c: c.search(self.generation, xq, wanted, filters))
+        out: list[Ranked] = []
+        for q, n in enumerate(wanted):
+            seqs = np.concatenate([p[q][0] for p in parts])
+            scores = np.concatenate([p[q][1] for p in parts])
+            order = np.argsort(-scores, kind="stable")[:n]
+            out.append((seqs[order], scores[order]))
+        return out
+
+    def rerank(self, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
+        """Each shard scores its candidates; each query's list ordered as ``rerank`` orders it
+        (by score, ties and the unscored (-inf, last) in the order of the candidates)."""
+        owner = [self.shard_of_seq[np.asarray(c, np.int64)] for c in candidates]
+        which = sorted({int(s) for o in owner for s in np.unique(o)})
+
+        def mine(i: int, c: ShardClient) -> list[Ranked]:
+            return c.rerank(self.generation, brand_posts, [a[o == i] for a, o in zip(candidates, owner, strict=True)])
+
+        scored = self.fanout(mine, which)
+        out: list[Ranked] = []
+        for q, cand in enumerate(candidates):
+            score = {int(s): float(v) for part in scored for s, v in zip(*part[q], strict=True)}
+            sc = np.array([score.get(int(s), -np.inf) for s in cand], np.float32)
+            order = np.argsort(-sc, kind="stable")
+            out.append((np.asarray(cand, np.int64)[order], sc[order]))
+        return out
+
+    def post_vectors(self, seqs: np.ndarray) -> dict[int, np.ndarray]:
+        seqs = np.asarray(seqs, np.int64)
+        owner = self.shard_of_seq[seqs]
+        which = sorted({int(s) for s in np.unique(owner)})
+        out: dict[int, np.ndarray] = {}
+        for part in self.fanout(lambda i, c: c.post_vectors(self.generation, seqs[owner == i]), which):
+            out |= part
+        return out
+
+
+class ShardedEngine(Engine):
+    """The ingress: an ``Engine`` whose snapshot holds the influencer table, the head and the
+    filters' columns, but no account vector: ``retrieve`` reaches the shards through it.
+    Everything else (brand vectors, feedback, hits and their decoration) is read from
+    PostgreSQL, as a single process does."""
+
+    def __init__(self, settings: Settings, clients: Sequence[ShardClient], pool: StorePool | None = None):
+        self.fanout = Fanout(clients)
+        super().__init__(settings, pool)
+
+    def close(self) -> None:
+        self.fanout.close()
+        super().close()
+
+    def _index(self, pub: Publication, space: str, model: str, previous: Snapshot | None) -> VectorIndex:
+        shards = pub.shards.get(space, ())
+        n = len(self.fanout.clients)
+        if len(shards) != n:
+            raise NotPublished(
+                f"{n} shards of {space!r} are not published ({len(shards)} are):"
+                f" run `congruence shards build --shards {n}`"
+            )
+        first = shards[0]
+        kind, codec = ("hnsw", first.codec) if first.codec != "float32" else ("flat", "float32")
+        return VectorIndex(first.dim, kind, codec, first.post_dim)  # empty: what retrieve asks of the shards' index
+
+    def _load(self, previous: Snapshot | None) -> Snapshot:
+        snap = super()._load(previous)
+        n = len(self.fanout.clients)
+        table = snap.table
+        owner = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int16)
+        owner[table.seq] = [shard_of(a, n) for a in table.ids]
+        return replace(snap, live=None, shards=Shards(self.fanout, snap.generation, owner))
+
+    def shard_health(self) -> list[ShardHealth | str]:
+        """Each shard's health, or why it cannot say."""
+
+        def one(_: int, c: ShardClient) -> ShardHealth | str:
+            try:
+                return c.health()
+            except Exception as e:  # noqa: BLE001 (reported, per shard)
+                return f"{type(e).__name__}: {e}"
+
+        return self.fanout(one)
