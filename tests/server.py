@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from congruence.api.app import create_app
+from congruence.api.services import Services
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
 from congruence.store import database
@@ -29,12 +30,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(settings: Settings, auth: bool, read_only: bool = False) -> Iterator[str]:
+def serving(settings: Settings, auth: bool, read_only: bool = False, services: Services | None = None) -> Iterator[str]:
     """Yield the base URL of the real app served by uvicorn; stop it afterwards."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, auth=auth, read_only=read_only),
+            create_app(settings, auth=auth, read_only=read_only, services=services),
             host="127.0.0.1",
             port=port,
             log_level="warning",

@@ -89,7 +89,10 @@ WORKER_ENV = "CONGRUENCE_SERVE_WORKER"  # set by `serve --workers N` for its wor
 
 
 def create_app(
-    settings: Settings, auth: bool = True, services: Services | None = None, read_only: bool = False
+    settings: Settings,
+    auth: bool = True,
+    services: Services | None = None,
+    read_only: bool = False,
 ) -> FastAPI:
     """read_only: serve what writers published and never write (``Services``)."""
     services = services or Services(settings, auth=auth, read_only=read_only)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from congruence.api.queries import QueryCache
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from congruence.engagement.service import Scorer
     from congruence.search.engine import Engine
     from congruence.search.explain import Explainer
+    from congruence.search.shards import ShardClient
     from congruence.store.pool import StorePool
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,19 @@ class Services:
     """read_only: serve what is published and never write (``serve --read-only``: no
     publication at start-up, API keys checked without recording their use). publish: publish
     the store at start-up, a writer's step before any answer (by default unless read-only;
-    ``serve --workers N`` publishes once, before it starts the workers)."""
+    ``serve --workers N`` publishes once, before it starts the workers). shards: answer
+    through these shards (``serve --ray-address ADDR --shards N``)."""
 
-    def __init__(self, settings: Settings, auth: bool = True, read_only: bool = False, publish: bool | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        auth: bool = True,
+        read_only: bool = False,
+        publish: bool | None = None,
+        shards: Sequence[ShardClient] | None = None,
+    ):
         self.settings = settings
+        self.shards = shards  # sharded serving: the ingress answers through these
         self.auth = auth
         self.read_only = read_only
         self.publish = not read_only if publish is None else publish and not read_only
@@ -98,6 +108,10 @@ class Services:
             from congruence.training.deploy import publish_current
 
             publish_current(self.settings, verify=True)
+        if self.shards is not None:
+            from congruence.search.shards import ShardedEngine
+
+            return ShardedEngine(self.settings, self.shards, pool)
         return Engine(self.settings, pool)
 
     def _retrying(self, opener: Callable[[], T]) -> T:

@@ -19,6 +19,7 @@ from congruence.cli.export import add_parser as add_export_parser
 from congruence.cli.parser import CommandParser, error_text
 from congruence.cli.safety import add_parser as add_safety_parser
 from congruence.cli.serve import add_parsers as add_serve_parsers
+from congruence.cli.shards import add_parser as add_shards_parser
 from congruence.cli.training import add_parsers as add_training_parsers
 from congruence.core.errors import CongruenceError
 from congruence.core.progress import ProgressBoard, ProgressStyle, current_board, set_board
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)
+    add_shards_parser(sub)
     p = sub.add_parser("demo", help="build the demo corpus, ingest it, train, and serve the web page")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-serve", action="store_true", help="print matches for a demo brand instead of serving")

@@ -55,18 +55,42 @@ def serve(
     log_level: str = "warning",
     read_only: bool = False,
     workers: int = 1,
+    ray_address: str | None = None,
+    shards: int = 0,
+    replicas: int = 1,
 ) -> int:
     """workers > 1: that many server processes on one port, each its own read-only engine
-    over the same published generation (the store is published once, here, first)."""
+    over the same published generation (the store is published once, here, first).
+    ray_address: serve the published shards (``shards``, each with ``replicas`` replicas) on
+    Ray Serve at that cluster; this process is their ingress."""
     import uvicorn
 
     from congruence.api.app import WORKER_ENV, create_app
+    from congruence.api.services import Services
 
     check_bind(host, port, no_auth)
     if not 1 <= workers <= MAX_WORKERS:
         raise InvalidInput(f"must be from 1 to {MAX_WORKERS}, got {workers}", field="workers")
+    if (ray_address is None) != (shards == 0):
+        raise InvalidInput("give --shards N with --ray-address, and --ray-address with --shards", field="shards")
+    if ray_address is not None and (shards < 1 or replicas < 1 or workers > 1):
+        raise InvalidInput(
+            f"sharded serving: --shards and --replicas at least 1, one --workers (got {shards}, {replicas}, {workers})",
+            field="shards",
+        )
     if not port_free(host, port):
         raise InvalidInput(f"port {port} on {host} is already in use: pick another with --port")
+    if ray_address is not None:
+        services = Services(
+            settings,
+            auth=not no_auth,
+            read_only=read_only,
+            shards=_deploy(settings, ray_address, shards, replicas, read_only),
+        )
+        app = create_app(settings, services=services)
+        _announce(host, port, no_auth, f", {shards} shards x {replicas} replicas on Ray at {ray_address}")
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        return 0
     if workers > 1:
         if not read_only:
             from congruence.training.deploy import publish_current
@@ -90,6 +114,25 @@ def serve(
     return 0
 
 
+def _deploy(settings: Settings, address: str, shards: int, replicas: int, read_only: bool) -> list[Any]:
+    """The published shards checked against ``shards``, then started on Ray Serve."""
+    from congruence.indexer.publish import NotPublished, read_publication, shard_count
+    from congruence.search.ray_serve import deploy_shards
+    from congruence.store.pool import StorePool
+    from congruence.training.deploy import publish_current
+
+    if not read_only:
+        publish_current(settings, verify=True)  # the writer's step, shards included, before any answer
+    with StorePool.open(settings, max_size=1) as pool, pool.reading() as store:
+        published = shard_count(read_publication(store)[1])
+    if published != shards:
+        raise NotPublished(
+            f"the store is published in {published} shards, not {shards}:"
+            f" run `congruence shards build --shards {shards}`"
+        )
+    return list(deploy_shards(address, settings, shards, replicas))
+
+
 def _announce(host: str, port: int, no_auth: bool, extra: str = "") -> None:
     shown = f"[{host}]" if ":" in host else host
     print(
@@ -101,7 +144,17 @@ def _announce(host: str, port: int, no_auth: bool, extra: str = "") -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    return serve(settings, args.host, args.port, args.no_auth, read_only=args.read_only, workers=args.workers)
+    return serve(
+        settings,
+        args.host,
+        args.port,
+        args.no_auth,
+        read_only=args.read_only,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        shards=args.shards,
+        replicas=args.replicas,
+    )
 
 
 def _keys_conn(settings: Settings) -> Any:
@@ -155,6 +208,13 @@ def add_parsers(sub: Subcommands) -> None:
         default=1,
         help="server processes answering on the port, one read-only engine each (memory: one index copy each)",
     )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="serve the published shards on Ray Serve at this cluster ('local' starts one here); see docs/serving.md",
+    )
+    p.add_argument("--shards", type=int, default=0, help="with --ray-address: how many shards (as `shards build` made)")
+    p.add_argument("--replicas", type=int, default=1, help="with --ray-address: replicas of each shard (default 1)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("keys", help="API keys: create, list, revoke")
     ks = p.add_subparsers(dest="keys_command", required=True)

@@ -26,7 +26,8 @@ from congruence.search.snapshot import Ranked
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 APP = "congruence-shard-{i}"
-CALL_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 30.0  # a shard's answer, or a replica to take the call, waited for this long
+ATTEMPTS = 3  # a call that met a replica dying is sent again this many times in all
 
 
 class ShardReplica:
@@ -56,14 +57,14 @@ class ShardReplica:
 class ServeShard:
     """The ingress's client of one shard on Serve (a ``ShardClient``)."""
 
-    def __init__(self, handle: Any, i: int, n: int):
-        self.handle, self.i, self.n = handle, i, n
+    def __init__(self, handle: Any, i: int, n: int, timeout_s: float = CALL_TIMEOUT_S):
+        self.handle, self.i, self.n, self.timeout_s = handle, i, n, timeout_s
 
     def _call(self, method: str, *args: object) -> Any:
         last: Exception | None = None
-        for _ in range(2):  # a replica that died mid-call: once more, to another replica
+        for _ in range(ATTEMPTS):  # a replica that died mid-call: again, to another replica
             try:
-                return getattr(self.handle, method).remote(*args).result(timeout_s=CALL_TIMEOUT_S)
+                return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout_s)
             except Exception as e:  # noqa: BLE001 (Ray raises many kinds; the domain's pass through)
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, CongruenceError):
@@ -92,7 +93,12 @@ class ServeShard:
 
 
 def deploy_shards(
-    address: str, settings: Settings, shards: int, replicas: int, options: Callable[[int], dict] | None = None
+    address: str,
+    settings: Settings,
+    shards: int,
+    replicas: int,
+    options: Callable[[int], dict] | None = None,
+    timeout_s: float = CALL_TIMEOUT_S,
 ) -> list[ServeShard]:
     """Start (or update) the ``shards`` Serve applications on the cluster at ``address`` and
     wait until every replica has loaded its shard; their clients, in shard order.
@@ -114,7 +120,7 @@ def deploy_shards(
             handle = serve.run(app, name=APP.format(i=i), route_prefix=None)
         except Exception as e:  # noqa: BLE001 (a replica's constructor failed: say which shard)
             raise ShardUnavailable(f"shard {i} of {shards} did not start: {e}") from None
-        clients.append(ServeShard(handle, i, shards))
+        clients.append(ServeShard(handle, i, shards, timeout_s))
     logger.info("%d shards x %d replicas on Ray Serve at %s", shards, replicas, address)
     return clients
 

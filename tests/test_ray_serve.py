@@ -1,0 +1,127 @@
+"""Sharded serving on a real local Ray cluster: 4 shards on Ray Serve answer as one process
+does (through the HTTP API too); shards built on Ray equal shards built here; a replica
+killed under load with 2 replicas fails no request; with 1 replica a request in the gap
+gets a 503 naming the shard, never a shorter list."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from congruence.api.services import Services
+from congruence.core.settings import Settings
+from congruence.indexer.publish import read_publication
+from congruence.indexer.ray_shards import build_on_ray
+from congruence.search.engine import Engine
+from congruence.search.feedback import Feedback
+from congruence.search.filters import Filters
+from congruence.search.shards import ShardedEngine, ShardUnavailable
+from congruence.store.records import Store
+from congruence.training.deploy import active_spaces
+
+from .server import serving
+from .test_ray import needs_ray, ray_cluster  # noqa: F401 (the module's cluster)
+from .test_shards import BRANDS, N, same, sharded_store  # noqa: F401 (the 4-shard store)
+
+pytestmark = needs_ray
+
+
+@pytest.fixture(scope="module")
+def on_serve(ray_cluster: None, sharded_store: Settings) -> Iterator[list]:  # noqa: F811
+    from congruence.search.ray_serve import deploy_shards
+
+    clients = deploy_shards("local", sharded_store, N, 1, options=lambda _: {"health_check_period_s": 1})
+    yield clients
+    from ray import serve
+
+    serve.shutdown()
+
+
+def test_four_shards_on_serve_answer_as_one_process(sharded_store: Settings, on_serve: list) -> None:  # noqa: F811
+    top = None
+    with Engine(sharded_store) as single, ShardedEngine(sharded_store, on_serve) as sharded:
+        for brand in BRANDS:
+            for filters in (Filters(), Filters.make(micro=True), Filters.make(brand_safe=True)):
+                same(sharded.match_brand(brand, 10, filters, posts=1), single.match_brand(brand, 10, filters, posts=1))
+        top = [h.influencer_id for h in single.match_brand("brand_peakfit", 10)]
+        feedback = Feedback.make(like=[top[3]], dislike=[top[0]])
+        same(
+            sharded.similar("travel_creator_01", 7, feedback=feedback),
+            single.similar("travel_creator_01", 7, feedback=feedback),
+        )
+        health = sharded.shard_health()
+        assert [h.shard for h in health] == list(range(N))  # type: ignore[union-attr]
+        assert {h.generation for h in health} == {sharded.snapshot.generation}  # type: ignore[union-attr]
+        assert sum(h.accounts for h in health) == single.snapshot.index.n_alive  # type: ignore[union-attr]
+    services = Services(sharded_store, auth=False, read_only=True, shards=on_serve)
+    with serving(sharded_store, auth=False, services=services) as url:
+        r = httpx.post(f"{url}/v1/match", json={"brand_id": "brand_peakfit", "k": 10}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert [h["influencer_id"] for h in r.json()["data"]] == top
+
+
+def test_shards_built_on_ray_are_the_shards_built_here(sharded_store: Settings, on_serve: list) -> None:  # noqa: F811
+    with Store.open(sharded_store) as store:
+        _, before = read_publication(store)
+    assert before is not None
+    pub, ran = build_on_ray(sharded_store, "local", N, active_spaces(sharded_store))
+    assert sorted((r["space"], r["shard"]) for r in ran) == sorted((s, i) for s in pub.shards for i in range(N))
+    assert all(r["reason"] == "up to date" for r in ran)  # the store did not change: no shard written again
+    assert {s: [p.count for p in ps] for s, ps in pub.shards.items()} == {
+        s: [p.count for p in ps] for s, ps in before.shards.items()
+    }
+
+
+def _kill_one_replica(shard: int) -> None:
+    import ray
+
+    names = [
+        a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if f"congruence-shard-{shard}" in a["name"]
+    ]
+    replica = next(n for n in names if "SERVE_REPLICA" in n)
+    ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)
+
+
+def test_a_killed_replica_fails_no_request_with_two_and_names_its_shard_with_one(
+    sharded_store: Settings,
+    on_serve: list,  # noqa: F811
+) -> None:
+    from congruence.search.ray_serve import deploy_shards
+
+    two = deploy_shards("local", sharded_store, N, 2, options=lambda _: {"health_check_period_s": 1})
+    with Engine(sharded_store) as single, ShardedEngine(sharded_store, two) as sharded:
+        reference = single.match_brand("brand_wanderly", 10)
+        results: list[object] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                try:
+                    results.append(sharded.match_brand("brand_wanderly", 10))
+                except Exception as e:  # noqa: BLE001 (counted: none may fail)
+                    results.append(e)
+
+        t = threading.Thread(target=load)
+        t.start()
+        while len(results) < 3:
+            pass
+        _kill_one_replica(2)
+        seen = len(results)
+        while len(results) < seen + 20:  # requests through the gap and after
+            pass
+        stop.set()
+        t.join()
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors[:3]
+    for hits in results:
+        same(hits, reference)  # type: ignore[arg-type]
+
+    one = deploy_shards("local", sharded_store, N, 1, timeout_s=2.0)
+    with ShardedEngine(sharded_store, one) as sharded:
+        assert len(sharded.match_brand("brand_wanderly", 10)) == 10
+        _kill_one_replica(1)
+        with pytest.raises(ShardUnavailable, match="shard 1 of 4 is unavailable"):
+            sharded.match_brand("brand_wanderly", 10)
