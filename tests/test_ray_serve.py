@@ -61,6 +61,9 @@ def test_four_shards_on_serve_answer_as_one_process(sharded_store: Settings, on_
         r = httpx.post(f"{url}/v1/match", json={"brand_id": "brand_peakfit", "k": 10}, timeout=60)
         assert r.status_code == 200, r.text
         assert [h["influencer_id"] for h in r.json()["data"]] == top
+        ready = httpx.get(f"{url}/readyz", timeout=60).json()
+        assert ready["ready"] and ready["influencers"] == 18 and len(ready["shards"]) == N, ready
+        assert {s["generation"] for s in ready["shards"]} == {ready["generation"]}
 
 
 def test_shards_built_on_ray_are_the_shards_built_here(sharded_store: Settings, on_serve: list) -> None:  # noqa: F811

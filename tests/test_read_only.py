@@ -73,6 +73,8 @@ def test_a_read_only_server_answers_everything_and_follows_the_writers(store: Se
         assert ready["ready"] and ready["head"] is not None, ready
         first = match(url, posts=2)
         assert len(first) == 10
+        named = c.post("/v1/match", json={"brand_id": BRAND, "k": 3}).json()  # every answer names its sources
+        assert (named["generation"], named["head"]) == (ready["generation"], ready["head"])
         liked, disliked = first[3], first[0]
         moved = match(url, like=[liked], dislike=[disliked])
         assert disliked not in moved and liked not in moved

@@ -133,3 +133,20 @@ def test_a_writers_change_reaches_every_shard_in_one_generation(sharded_store: S
     assert old.generation == generation
     with pytest.raises(ShardUnavailable, match=r"shard 0 of 4 serves generation \d+, the ingress asked for 1"):
         servers[0].snapshot(1)
+
+
+def test_compressed_shards_share_one_codebook(sharded_store: Settings) -> None:
+    """Past the thresholds every shard is HNSW over 8-bit codes trained on the same sample:
+    one set of per-dimension ranges, so their FAISS scores compare when merged."""
+    import faiss
+
+    small = sharded_store.with_(exact_threshold=1, compress_threshold=1)
+    publish_current(small, shards=N)
+    trained = []
+    for i in range(N):
+        server = ShardServer(small, i, N)
+        index = server.engine.snapshot.index
+        assert (index.kind, index.codec) == ("hnsw", "sq8")
+        trained.append(faiss.vector_to_array(faiss.downcast_index(index.index.storage).sq.trained))
+        server.close()
+    assert all(np.array_equal(t, trained[0]) for t in trained[1:])

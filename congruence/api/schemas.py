@@ -242,6 +242,8 @@ class MatchResponse(BaseModel):
     count: int
     ranking: str = Field(..., description="how the scores were computed")
     query_id: str | None = Field(None, description="a new brand's search: pass as ?query= to /v1/explain (kept 1 hour)")
+    generation: int | None = Field(default=None, description="the published generation that answered")
+    head: str | None = Field(default=None, description="the congruence head that answered (None: pooled cosine)")
 
 
 class ScoreResponse(BaseModel):
@@ -264,6 +266,15 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class ShardReadiness(BaseModel):
+    shard: int | None = None
+    ready: bool
+    generation: int | None = None
+    influencers: int | None = None
+    head: str | None = None
+    error: str | None = None  # why it is not ready
+
+
 class Readiness(BaseModel):
     ready: bool
     database: str
@@ -272,6 +283,7 @@ class Readiness(BaseModel):
     head: str | None = None
     generation: int | None = None  # the published generation answering
     load_error: str | None = None  # why a newer generation could not be loaded (the one before answers meanwhile)
+    shards: list[ShardReadiness] | None = None  # sharded serving: each shard's readiness
 
 
 class AccountSummary(BaseModel):

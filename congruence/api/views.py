@@ -80,7 +80,8 @@ def answer(
     snap = engine.current()
     hits = rank(snap)
     with engine.reading() as store:
-        return match_response(store, hits, ranking(snap), query_id)
+        out = match_response(store, hits, ranking(snap), query_id)
+    return out.model_copy(update={"generation": snap.generation, "head": snap.head.version if snap.head else None})
 
 
 def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:

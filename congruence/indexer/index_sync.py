@@ -21,6 +21,7 @@ from congruence.store.vectors import AccountChunk, Shard, VectorStore
 logger = logging.getLogger(__name__)
 REBUILD_DEAD_FRACTION = 0.3
 PROGRESS_MIN = 10_000  # smaller builds take seconds: no progress lines for them
+SHARED_SAMPLE = 50_000  # accounts the shards' shared 8-bit codebook is trained on (as one index's first batch)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,14 @@ def _add(
 _END = object()
 
 
+def _shared_sample(vstore: VectorStore, space: str) -> np.ndarray:
+    """The vectors every shard's 8-bit codes are trained on: the space's first accounts by
+    seq, whichever shard holds them, so that each shard learns the same per-dimension ranges."""
+    first = next(vstore.account_vector_chunks(space, "influencer", chunk=SHARED_SAMPLE), None)
+    assert first is not None, "a shard's index is built only from a space that has vectors"
+    return first.vectors
+
+
 def _read_ahead(
     chunks: Iterator[AccountChunk], post_dim: int, depth: int = 2
 ) -> Iterator[tuple[AccountChunk, QuantizedPosts | None]]:
@@ -238,6 +247,8 @@ def _rebuild(
             index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim)
             if index.posts is not None:
                 index.posts.reserve(reserve)
+            if shard is not None and codec == "sq8":  # one codebook for every shard: scores compare
+                index.index.train(_shared_sample(vstore, space))
         added += _add(index, part, seq, ver, quantized)
         if progress is not None:
             progress.update(len(part.seq))

@@ -125,7 +125,7 @@ class Engine:
         space, model = (head_space(head.version), head_space(head.version)) if head else self._pooled()
         index = self._index(pub, space, model, previous)
         with self.reading() as store:
-            table = store.account_table("influencer")
+            table = store.account_table("influencer", shard=self.shard)  # a shard's: its accounts alone
             safety = load_safety(store, table, screen_version(self.settings))
             metrics = load_metrics(store, table)
         release_free_memory()

@@ -92,7 +92,10 @@ class ShardServer:
     def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
         """Per query, FAISS' top ``wanted`` of this shard's accounts that pass ``filters``."""
         snap = self.snapshot(generation)
-        return _search(snap, xq, wanted, snap.selection(filters), [np.zeros(0, np.int64)] * len(xq))
+        none = np.zeros(0, np.int64)
+        if filters.category is not None and filters.category not in snap.table.category_codes[1]:
+            return [(none, np.zeros(0, np.float32))] * len(xq)  # none of this shard's accounts (the ingress knows it)
+        return _search(snap, xq, wanted, snap.selection(filters), [none] * len(xq))
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
         """Per query, its candidates (this shard's) ordered by the head's score."""

@@ -29,6 +29,19 @@ def _a(noun: str) -> str:
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
+Shard = tuple[int, int]  # (i, n): shard i of n, by a stable hash of the account id
+# an account's shard among n, as ``core.hashes.shard_of`` computes it in Python
+SHARD_SQL = "(((('x' || substr(md5(a.id), 1, 8))::bit(32)::int %% %s) + %s) %% %s)"
+
+
+def in_shard(shard: Shard | None) -> tuple[str, list[int]]:
+    """A WHERE clause (" AND ...", its arguments) keeping the accounts ``a`` of ``shard``."""
+    if shard is None:
+        return "", []
+    i, n = shard
+    return f" AND {SHARD_SQL} = %s", [n, n, n, i]
+
+
 def row_hash(obj: Any) -> str:
     return sha256_text(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False))
 
@@ -252,9 +265,10 @@ class Store:
             out = self.conn.execute("DELETE FROM accounts WHERE id = ANY(%s) RETURNING id", (list(ids),))
             return [r[0] for r in out.fetchall()]
 
-    def account_table(self, kind: str, chunk: int = 100_000) -> AccountTable:
-        """Every account of ``kind`` in seq order, read ``chunk`` rows at a time into compact
-        columns (a handle equal to its id is not stored twice)."""
+    def account_table(self, kind: str, chunk: int = 100_000, shard: Shard | None = None) -> AccountTable:
+        """Every account of ``kind`` (of one shard) in seq order, read ``chunk`` rows at a time
+        into compact columns (a handle equal to its id is not stored twice)."""
+        where, args = in_shard(shard)
         seqs, fols, codes = [], [], []
         names: dict[str, int] = {}
         ids, handles = StrColumnBuilder(), StrColumnBuilder()
@@ -262,9 +276,9 @@ class Store:
         after = -1
         while True:
             rows = self.conn.execute(
-                "SELECT seq, id, handle, category, coalesce(followers, -1) FROM accounts"
-                " WHERE kind = %s AND seq > %s ORDER BY seq LIMIT %s",
-                (kind, after, chunk),
+                "SELECT seq, id, handle, category, coalesce(followers, -1) FROM accounts a"
+                f" WHERE kind = %s AND seq > %s{where} ORDER BY seq LIMIT %s",
+                (kind, after, *args, chunk),
             ).fetchall()
             if not rows:
                 break

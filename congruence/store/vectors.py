@@ -14,9 +14,7 @@ from pgvector import Vector
 from congruence.core.errors import ModelMismatch
 from congruence.core.vectors import as_matrix
 from congruence.store.postsets import PostSets
-from congruence.store.records import Store
-
-Shard = tuple[int, int]  # (i, n): shard i of n, by a stable hash of the account id
+from congruence.store.records import Shard, Store, in_shard
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,7 @@ class VectorStore:
 
     def vector_state(self, space: str, kind: str, shard: Shard | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(seq, version) of every account of ``kind`` with a vector in ``space`` (of one shard)."""
-        where, args = _in_shard(shard)
+        where, args = in_shard(shard)
         rows = self.conn.execute(
             "SELECT a.seq, v.version FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
             f" WHERE v.space = %s AND a.kind = %s{where} ORDER BY a.seq",
@@ -209,8 +207,8 @@ class VectorStore:
         ``with_posts`` (None where the space has none)."""
         chunk = chunk or (10_000 if with_posts else 50_000)
         cols = "a.seq, v.embedding" + (", v.n_posts, v.post_vectors" if with_posts else "")
-        in_shard, shard_args = _in_shard(shard)
-        where, args = f"v.space = %s AND a.kind = %s{in_shard} AND a.seq > %s", [space, kind, *shard_args]
+        of_shard, shard_args = in_shard(shard)
+        where, args = f"v.space = %s AND a.kind = %s{of_shard} AND a.seq > %s", [space, kind, *shard_args]
         if seqs is not None:
             where += " AND a.seq = ANY(%s)"
         after = -1
@@ -236,7 +234,7 @@ class VectorStore:
 
     def post_count(self, space: str, kind: str, shard: Shard | None = None) -> int:
         """How many per-post vectors the accounts of ``kind`` have in ``space`` (in one shard)."""
-        where, args = _in_shard(shard)
+        where, args = in_shard(shard)
         row = self.conn.execute(
             "SELECT coalesce(sum(v.n_posts), 0) FROM account_vectors v JOIN accounts a ON a.id = v.account_id"
             f" WHERE v.space = %s AND a.kind = %s AND v.post_vectors IS NOT NULL{where}",
@@ -401,15 +399,3 @@ def _rows_to_postsets(rows: list[tuple], d_image: int, d_text: int) -> PostSets:
         d_image=d_image,
         d_text=d_text,
     )
-
-
-# an account's shard among n, as ``core.hashes.shard_of`` computes it in Python
-SHARD_SQL = "(((('x' || substr(md5(a.id), 1, 8))::bit(32)::int %% %s) + %s) %% %s)"
-
-
-def _in_shard(shard: Shard | None) -> tuple[str, list[int]]:
-    """A WHERE clause (" AND ...", its arguments) keeping the accounts ``a`` of ``shard``."""
-    if shard is None:
-        return "", []
-    i, n = shard
-    return f" AND {SHARD_SQL} = %s", [n, n, n, i]
