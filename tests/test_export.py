@@ -609,7 +609,7 @@ def test_without_ray_address_ingest_and_export_run_without_ray(
     assert json.loads(done.stdout)["rows"] == 18 and len(read_rows(tmp_path / "s.parquet", "parquet")) == 18
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert not [d for d in project["dependencies"] if d.startswith("ray")]  # an extra, not a dependency
-    assert project["optional-dependencies"]["ray"] == ["ray[data,client]>=2.10"]
+    assert project["optional-dependencies"]["ray"] == ["ray[data,client,serve]>=2.10"]
 
 
 # -- the same job behind POST /v1/exports ------------------------------------------------------

@@ -77,10 +77,12 @@ def test_a_reading_error_reaches_the_build_and_stopping_early_ends_the_reader() 
 
 def test_a_rebuild_equals_adding_chunk_by_chunk(tmp_path: Path) -> None:
     class Store:
-        def account_vector_chunks(self, space: str, kind: str, with_posts: bool = False) -> Iterator[AccountChunk]:
+        def account_vector_chunks(
+            self, space: str, kind: str, with_posts: bool = False, shard: object = None
+        ) -> Iterator[AccountChunk]:
             return _chunks(60, np.random.default_rng(2))
 
-        def post_count(self, space: str, kind: str) -> int:
+        def post_count(self, space: str, kind: str, shard: object = None) -> int:
             return sum(len(p) for c in _chunks(60, np.random.default_rng(2)) for p in c.posts or [] if p is not None)
 
         def space_dim(self, space: str) -> int:

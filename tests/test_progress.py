@@ -126,11 +126,11 @@ def test_index_build_reports_through_the_commands_board(tmp_path: Path, monkeypa
     from congruence.store.vectors import AccountChunk
 
     class Store:  # the three calls a rebuild makes
-        def account_vector_chunks(self, space: str, kind: str, with_posts: bool = False):  # type: ignore[no-untyped-def]
+        def account_vector_chunks(self, space: str, kind: str, with_posts: bool = False, shard=None):  # type: ignore[no-untyped-def]
             for i in range(0, 40, 10):
                 yield AccountChunk(np.arange(i, i + 10), np.eye(10, 4, dtype=np.float32) + 0.5, None)
 
-        def post_count(self, space: str, kind: str) -> int:
+        def post_count(self, space: str, kind: str, shard: object = None) -> int:
             return 0
 
         def space_dim(self, space: str) -> int:
