@@ -46,7 +46,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     folder, read = source_of(args)  # the corpus folder, an Instaloader folder, or a posts table
     from congruence.cli.account_metrics import metrics_summary
     from congruence.indexer.account_metrics.compute import check_n_last
-    from congruence.training.deploy import active_spaces
+    from congruence.training.deploy import in_service
 
     n_last = getattr(args, "er_posts", None)
     if n_last is not None:
@@ -56,7 +56,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         folder,
         settings,
         progress=board.stage_callback(ENCODE_LABELS),
-        spaces=active_spaces(settings),
+        spaces=in_service(settings),
         ray_address=args.ray_address,
         read=read,
         metrics_last_n=n_last,
@@ -175,10 +175,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.indexer.maintenance import delete_accounts
-    from congruence.training.deploy import active_spaces
+    from congruence.training.deploy import in_service
 
     wanted = list(dict.fromkeys(args.accounts))
-    gone = delete_accounts(settings, wanted, active_spaces(settings))
+    gone = delete_accounts(settings, wanted, in_service(settings))
     gone_set = set(gone)
     missing = [a for a in wanted if a not in gone_set]
     if args.json:

@@ -81,15 +81,16 @@ def serve(
     if not port_free(host, port):
         raise InvalidInput(f"port {port} on {host} is already in use: pick another with --port")
     if ray_address is not None:
-        services = Services(
-            settings,
-            auth=not no_auth,
-            read_only=read_only,
-            shards=_deploy(settings, ray_address, shards, replicas, read_only),
-        )
+        from congruence.search.ray_serve import shutdown_shards
+
+        clients = _deploy(settings, ray_address, shards, replicas, read_only)  # published first, unless read-only
+        services = Services(settings, auth=not no_auth, read_only=read_only, publish=False, shards=clients)
         app = create_app(settings, services=services)
         _announce(host, port, no_auth, f", {shards} shards x {replicas} replicas on Ray at {ray_address}")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        try:
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        finally:
+            shutdown_shards(shards)  # the shards' replicas end with their ingress
         return 0
     if workers > 1:
         if not read_only:

@@ -14,7 +14,7 @@ MAX_SHARDS = 4096
 
 
 def cmd_shards_build(args: argparse.Namespace, settings: Settings) -> int:
-    from congruence.training.deploy import active_spaces, publish_current
+    from congruence.training.deploy import in_service, publish_current
 
     if not 1 <= args.shards <= MAX_SHARDS:
         raise InvalidInput(f"must be from 1 to {MAX_SHARDS}, got {args.shards}", field="shards")
@@ -22,7 +22,7 @@ def cmd_shards_build(args: argparse.Namespace, settings: Settings) -> int:
     if args.ray_address is not None:
         from congruence.indexer.ray_shards import build_on_ray
 
-        pub, ran = build_on_ray(settings, args.ray_address, args.shards, active_spaces(settings))
+        pub, ran = build_on_ray(settings, args.ray_address, args.shards, in_service(settings))
     else:
         pub = publish_current(settings, shards=args.shards)
     doc = {

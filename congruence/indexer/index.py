@@ -309,7 +309,7 @@ class VectorIndex:
         (tmp / "manifest.json").write_text(json.dumps(asdict(man), indent=1))
         _fsync_dir(tmp)
         tmp.rename(gen)
-        self.source = gen
+        self.source = gen.resolve()
         link = root / f"current.{me}.tmp"
         link.unlink(missing_ok=True)
         link.symlink_to(gen.name)

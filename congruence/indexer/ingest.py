@@ -15,12 +15,11 @@ from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.indexer.account_metrics.recompute import MetricsReport
 from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
 from congruence.indexer.corpus import CorpusReader, RowError, read_corpus
-from congruence.indexer.derived import DerivedSpace
 from congruence.indexer.encode import Progress, encode_images, encode_texts
 from congruence.indexer.index_sync import SyncResult
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
-from congruence.indexer.publish import publish
+from congruence.indexer.publish import Spaces, publish
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 
@@ -98,14 +97,15 @@ def ingest(
     folder: Path,
     settings: Settings,
     progress: Progress | None = None,
-    spaces: tuple[DerivedSpace, ...] = (),
+    spaces: Spaces = (),
     ray_address: str | None = None,
     read: CorpusReader = read_corpus,
     metrics_last_n: int | None = None,
 ) -> IngestReport:
     """Ingest a corpus folder into the store and the index; see docs/formats.md for the formats.
 
-    spaces: derived spaces (the active congruence head) brought up to date with the pooled one.
+    spaces: derived spaces (the active congruence head) brought up to date with the pooled one,
+    or a function giving them (``training.deploy.in_service``), asked under the publishing lock.
     ray_address: encode on this Ray cluster (indexer.ray_encode); everything else stays here.
     read: the corpus reader (indexer.formats: Instaloader folders, CSV/Parquet tables).
     metrics_last_n: the posts the account metrics use (None: the last one given, else 12);
@@ -136,7 +136,7 @@ def ingest(
         with _Timer(report, "index"):  # the head's vectors, every index, then one publication
             _, results = publish(store, settings, ids, spaces, changed=changed)
         report.index = IndexSummary.of(results[ids.pooled_space])
-        report.derived_indexes = {d.space: IndexSummary.of(results[d.space]) for d in spaces}
+        report.derived_indexes = {s: IndexSummary.of(r) for s, r in results.items() if s != ids.pooled_space}
     return report
 
 

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet
 from congruence.indexer.account_metrics.recompute import recompute as recompute_metrics
-from congruence.indexer.derived import DerivedSpace
-from congruence.indexer.publish import publish
+from congruence.indexer.publish import Spaces, publish
 from congruence.store.records import Store
 
 
-def delete_accounts(settings: Settings, ids: Sequence[str], spaces: Sequence[DerivedSpace] = ()) -> list[str]:
+def delete_accounts(settings: Settings, ids: Sequence[str], spaces: Spaces = ()) -> list[str]:
     """Delete the accounts ``ids`` (posts, matches and vectors with them), bring the metrics
     and the indexes (the pooled one and ``spaces``'s, the head in service's) up to date and
     publish them; returns the ids that existed."""

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,10 @@ from congruence.store.records import Store
 from congruence.store.vectors import Shard, VectorStore
 
 logger = logging.getLogger(__name__)
+# the derived spaces to keep up to date (the head in service's), as of ``store``: asked under the
+# publishing lock, so a head deployed meanwhile is the one published
+SpacesOf = Callable[[Store, ModelIds], Sequence[DerivedSpace]]
+Spaces = Sequence[DerivedSpace] | SpacesOf
 GENERATION_KEY = "generation"
 PUBLISHED_KEY = "published"
 _PUBLISH_LOCK = 7_361_205  # advisory-lock key: one publishing writer at a time (migrations use 7_361_204)
@@ -56,7 +60,7 @@ class PublishedIndex:
     @classmethod
     def of(cls, res: SyncResult, index_root: Path) -> PublishedIndex:
         man = res.manifest
-        folder = res.folder.relative_to(index_root).as_posix()
+        folder = res.folder.resolve().relative_to(index_root.resolve()).as_posix()
         return cls(man.space, man.model, folder, man.count, man.version_sum, man.kind, man.codec, man.post_dim, man.dim)
 
     def path(self, index_root: Path) -> Path:
@@ -181,6 +185,11 @@ def prepare(
     return out
 
 
+def resolve_spaces(spaces: Spaces, store: Store, ids: ModelIds) -> Sequence[DerivedSpace]:
+    """``spaces``, or what they are as of ``store`` now (under the publishing lock)."""
+    return spaces(store, ids) if callable(spaces) else spaces
+
+
 def shard_count(pub: Publication | None) -> int:
     """How many shards the store's spaces are published in (0: not sharded)."""
     return max((len(ps) for ps in pub.shards.values()), default=0) if pub is not None else 0
@@ -216,7 +225,7 @@ def publish(
     store: Store,
     settings: Settings,
     ids: ModelIds,
-    spaces: Sequence[DerivedSpace] = (),
+    spaces: Spaces = (),
     changed: bool = False,
     verify: bool = False,
     shards: int | None = None,
@@ -226,7 +235,7 @@ def publish(
     ``changed`` (rows queries read did). Returns the publication and each space's index."""
     vstore = VectorStore(store)
     with publishing(store):
-        done = prepare(vstore, settings, ids, spaces, verify, shards)
+        done = prepare(vstore, settings, ids, resolve_spaces(spaces, store, ids), verify, shards)
         with store.conn.transaction():
             pub = record(store, done.indexes, settings.index_dir, changed, shards=done.shards)
     return pub, done.indexes

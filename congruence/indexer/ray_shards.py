@@ -13,16 +13,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet
-from congruence.indexer.derived import DerivedSpace, update_space
+from congruence.indexer.derived import update_space
 from congruence.indexer.index_sync import layout_for, sync_index
-from congruence.indexer.publish import Publication, prepare, publishing, record
+from congruence.indexer.publish import Publication, Spaces, prepare, publishing, record, resolve_spaces
 from congruence.ray.cluster import Batch, connect, import_ray, placement, run_pipeline, worker_settings
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
@@ -49,7 +48,7 @@ def _dataset(rows: list[str], settings: Settings) -> Any:
 
 
 def build_on_ray(
-    settings: Settings, address: str, shards: int, spaces: Sequence[DerivedSpace] = ()
+    settings: Settings, address: str, shards: int, spaces: Spaces = ()
 ) -> tuple[Publication, list[dict[str, Any]]]:
     """The pooled space and ``spaces`` (the head in service's) in ``shards`` shards, built on
     the cluster at ``address`` and published; (the publication, what each task did)."""
@@ -59,6 +58,7 @@ def build_on_ray(
     with Store.open(settings) as store, publishing(store):
         vstore = VectorStore(store)
         ids = EncoderSet(settings).model_ids(store)
+        spaces = resolve_spaces(spaces, store, ids)
         for derived in spaces:
             update_space(vstore, ids, derived)
         wanted = [(ids.pooled_space, ids.pooled_model, 0)] + [(d.space, d.model, d.dim) for d in spaces]

@@ -161,7 +161,7 @@ class Engine:
             entry = shards[i]
         if entry is None:
             raise NotPublished(f"no index of {space!r} is published: {PUBLISH_HINT}")
-        folder = entry.path(self.settings.index_dir)
+        folder = entry.path(self.settings.index_dir).resolve()  # as a loaded index names its source
         if previous is not None and previous.index.source == folder:
             return previous.index
         index, man = VectorIndex.load(folder.parent, folder.name, mapped=True)
@@ -310,6 +310,7 @@ class Engine:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings.
         selection: the accounts ranked, in place of the filters' (a benchmark's candidates)."""
         self.check_screened(snap, filters)
+        self.check_filters(snap, filters)
         return retrieve(
             snap,
             xq,
@@ -322,6 +323,10 @@ class Engine:
             feedback=feedback,
             filters=filters,
         )
+
+    def check_filters(self, snap: Snapshot, filters: Filters) -> None:
+        """Refuse a filter that cannot pass anyone for a reason to say (here: when its
+        selection is made; a sharded ingress checks before the shards select)."""
 
     def check_screened(self, snap: Snapshot, filters: Filters) -> None:
         """For a brand-safety filter: refuse while posts wait for the screen (checked once

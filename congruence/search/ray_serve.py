@@ -2,10 +2,9 @@
 deployment with R replicas, each replica a ``ShardServer``; the ingress reaches them through
 Serve's handles (``ServeShard``), from ``congruence serve --ray-address ADDR --shards N``.
 
-A replica that dies is restarted by Serve. A call that meets a dead replica is tried once
-more (Serve sends it to another replica when there is one); when that fails too, the
-request gets a 503 naming the shard, never a shorter list. Serve checks each replica's
-health (its connection to PostgreSQL) every few seconds.
+A replica that dies is restarted by Serve. A call that meets a dead replica is sent again
+(Serve sends it to another replica when there is one); when no replica takes it in time, the
+request gets a 503 naming the shard, never a shorter list. A timeout is not tried again.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ T = TypeVar("T")
 APP = "congruence-shard-{i}"
 CALL_TIMEOUT_S = 30.0  # a shard's answer, or a replica to take the call, waited for this long
 ATTEMPTS = 3  # a call that met a replica dying is sent again this many times in all
+REPLICA_GONE = frozenset({"RayActorError", "ActorDiedError", "ActorUnavailableError", "ActorUnschedulableError"})
 
 
 class ShardReplica:
@@ -50,8 +50,9 @@ class ShardReplica:
         return self.server.health()
 
     def check_health(self) -> None:
-        """Serve's periodic check: a replica that cannot reach PostgreSQL is replaced."""
-        self.server.engine.pool.ping()
+        """Serve's periodic check: the replica answers and holds its shard. (Not PostgreSQL:
+        the pool reconnects by itself, and a database restart must not restart every replica.)"""
+        assert self.server.engine.snapshot is not None
 
 
 class ServeShard:
@@ -73,6 +74,8 @@ class ServeShard:
                     raise
                 last = e
                 logger.warning("shard %d of %d: %s: %s", self.i, self.n, type(e).__name__, e)
+                if type(e).__name__ not in REPLICA_GONE:  # a timeout or a bug: no second try
+                    break
         raise ShardUnavailable(f"shard {self.i} of {self.n} is unavailable ({type(last).__name__}): try again shortly")
 
     def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:

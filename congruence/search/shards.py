@@ -35,6 +35,7 @@ from congruence.indexer.index import VectorIndex
 from congruence.indexer.publish import NotPublished, Publication
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
+from congruence.search.metric_filters import check_computed
 from congruence.search.rerank import rerank
 from congruence.search.retrieve import _search
 from congruence.search.snapshot import Ranked, Snapshot
@@ -42,6 +43,7 @@ from congruence.store.pool import StorePool
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+KEEP_GENERATIONS = 4  # an ingest moves the generation up to 3 times (metrics, screen, index); an export pins one
 
 
 class ShardUnavailable(Busy):
@@ -64,7 +66,7 @@ class ShardServer:
     def __init__(self, settings: Settings, i: int, n: int, pool: StorePool | None = None):
         self.i, self.n = i, n
         self.engine = Engine(settings, pool, shard=(i, n))
-        self._previous: Snapshot | None = None
+        self._previous: dict[int, Snapshot] = {}  # generations before, for ingresses that have not moved yet
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -73,15 +75,17 @@ class ShardServer:
     def snapshot(self, generation: int) -> Snapshot:
         """The snapshot of ``generation``: the current one, the one before, or the newest loaded
         now; ShardUnavailable when none is that generation."""
+        snap = self.engine.snapshot
+        if snap.generation == generation:
+            return snap
         with self._lock:
-            snap = self.engine.snapshot
-            if snap.generation == generation:
-                return snap
-            if self._previous is not None and self._previous.generation == generation:
-                return self._previous
+            if generation in self._previous:
+                return self._previous[generation]
             newest = self.engine.current()
             if newest is not snap:
-                self._previous = snap
+                self._previous[snap.generation] = snap  # they share the index while it did not change
+                for old in sorted(self._previous)[:-KEEP_GENERATIONS]:
+                    del self._previous[old]
             if newest.generation == generation:
                 return newest
         why = f": {self.engine.load_error}" if self.engine.load_error else ""
@@ -93,8 +97,11 @@ class ShardServer:
         """Per query, FAISS' top ``wanted`` of this shard's accounts that pass ``filters``."""
         snap = self.snapshot(generation)
         none = np.zeros(0, np.int64)
-        if filters.category is not None and filters.category not in snap.table.category_codes[1]:
-            return [(none, np.zeros(0, np.float32))] * len(xq)  # none of this shard's accounts (the ingress knows it)
+        # none of this shard's accounts can pass (the ingress checked the filter against them all)
+        absent = filters.category is not None and filters.category not in snap.table.category_codes[1]
+        uncomputed = filters.bounds.active and (snap.metrics is None or not snap.metrics.computed.any())
+        if absent or uncomputed:
+            return [(none, np.zeros(0, np.float32))] * len(xq)
         return _search(snap, xq, wanted, snap.selection(filters), [none] * len(xq))
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
@@ -113,7 +120,8 @@ class ShardServer:
         return {s: v for s, v in found.items() if v is not None}
 
     def health(self) -> ShardHealth:
-        snap = self.engine.current()
+        """What this shard holds now (never a load: a probe must not move it)."""
+        snap = self.engine.snapshot
         head = snap.head.version if snap.head is not None else None
         return ShardHealth(self.i, self.n, snap.generation, snap.index.n_alive, head, self.engine.load_error)
 
@@ -160,6 +168,9 @@ class Shards:
         for q, n in enumerate(wanted):
             seqs = np.concatenate([p[q][0] for p in parts])
             scores = np.concatenate([p[q][1] for p in parts])
+            known = seqs < len(self.shard_of_seq)
+            known[known] = self.shard_of_seq[seqs[known]] >= 0  # a shard that loaded before a delete the ingress saw
+            seqs, scores = seqs[known], scores[known]
             order = np.argsort(-scores, kind="stable")[:n]
             out.append((seqs[order], scores[order]))
         return out
@@ -215,7 +226,8 @@ class ShardedEngine(Engine):
                 f" run `congruence shards build --shards {n}`"
             )
         first = shards[0]
-        kind, codec = ("hnsw", first.codec) if first.codec != "float32" else ("flat", "float32")
+        # one shard on 8-bit codes: the candidates of all are re-scored exactly, as one such index's are
+        kind, codec = ("hnsw", "sq8") if any(p.codec == "sq8" for p in shards) else ("flat", "float32")
         return VectorIndex(first.dim, kind, codec, first.post_dim)  # empty: what retrieve asks of the shards' index
 
     def _load(self, previous: Snapshot | None) -> Snapshot:
@@ -225,6 +237,13 @@ class ShardedEngine(Engine):
         owner = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int16)
         owner[table.seq] = [shard_of(a, n) for a in table.ids]
         return replace(snap, live=None, shards=Shards(self.fanout, snap.generation, owner))
+
+    def check_filters(self, snap: Snapshot, filters: Filters) -> None:
+        """As a single process refuses them: an unknown category, metric bounds before any
+        metrics are computed (each shard then selects among its own accounts)."""
+        filters.category_code(snap.table)
+        if filters.bounds.active:
+            check_computed(snap.metrics)
 
     def shard_health(self) -> list[ShardHealth | str]:
         """Each shard's health, or why it cannot say."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,12 @@ def active_spaces(settings: Settings) -> tuple[DerivedSpace, ...]:
         return _active_spaces(settings, store, EncoderSet(settings).model_ids(store))
 
 
+def in_service(settings: Settings) -> Callable[[Store, ModelIds], tuple[DerivedSpace, ...]]:
+    """The head in service's space as a writer should see it: asked under the publishing lock
+    (``indexer.publish.Spaces``), so that an ingest beside a deploy publishes the new head's."""
+    return lambda store, ids: _active_spaces(settings, store, ids)
+
+
 def _active_spaces(settings: Settings, store: Store, ids: ModelIds) -> tuple[DerivedSpace, ...]:
     head = load_active(settings, store)
     if head is None:
@@ -124,7 +131,7 @@ def publish_current(settings: Settings, verify: bool = False, shards: int | None
     (``shards build``; by default as many as published before)."""
     with Store.open(settings) as store:
         ids = EncoderSet(settings).model_ids(store)
-        pub, _ = publish(store, settings, ids, _active_spaces(settings, store, ids), verify=verify, shards=shards)
+        pub, _ = publish(store, settings, ids, in_service(settings), verify=verify, shards=shards)
     return pub
 
 

@@ -24,6 +24,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
     try:
         engine = services.engine()
         engine.pool.ping()
+        engine.current()  # on the newest generation first, as a query would be
     except (CongruenceError, psycopg.Error) as e:  # the answer, not an error of this route
         reason = str(e) if isinstance(e, CongruenceError) else f"database unavailable: {type(e).__name__}"
         body = Readiness(ready=False, database=reason, index="not loaded")
