@@ -140,6 +140,12 @@ def _index_build(ctx: RunContext) -> Section:
     return index_build.run(index_build.BuildConfig.for_run(ctx.quick), ctx.tmp / "index-build")
 
 
+def _scale(ctx: RunContext) -> Section:
+    from bench import scale
+
+    return scale.run(scale.ScaleConfig.for_run(ctx.quick), ctx.tmp / "scale")
+
+
 def _load(ctx: RunContext) -> Section:
     from bench import serve_load
 
@@ -183,6 +189,7 @@ SECTIONS: dict[str, SectionSpec] = {
         SectionSpec("encoder-rates", _encoder_rates, default=False),
         SectionSpec("index-build", _index_build, default=False),
         SectionSpec("load", _load, default=False),
+        SectionSpec("scale", _scale, default=False),
         SectionSpec("gpu", _gpu, default=False),
     )
 }

@@ -43,6 +43,7 @@ def test_sections_are_registered_in_one_table() -> None:
         "encoder-rates",
         "index-build",
         "load",
+        "scale",
         "gpu",
     ]
     assert all(name == spec.name for name, spec in sections.items())

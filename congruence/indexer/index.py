@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from congruence.core.vectors import as_matrix
+from congruence.indexer import ivf
 from congruence.indexer.post_matrix import PostMatrix, QuantizedPosts
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ SUBSET_FRACTION = 0.05  # filters passing fewer than this share of accounts go e
 # scan costs ~0.3 us per allowed 256-d vector, while a filtered graph walk widens its
 # beam by 1/share (2,000 of 20,000 allowed: 0.7 ms exact against 8.8 ms through HNSW)
 EXACT_SCAN_FLOATS = 4_000_000
-CODECS = ("float32", "sq8")
+CODECS = ("float32", "sq8", "pq")
 
 
 class IndexCorrupt(Exception):
@@ -80,16 +81,23 @@ class VectorIndex:
     docs/performance.md). post_dim > 0 keeps each account's per-post vectors beside it
     (``posts``, a ``PostMatrix``), for the head's rerank."""
 
-    def __init__(self, dim: int, kind: str = "flat", codec: str = "float32", post_dim: int = 0):
-        if kind not in ("flat", "hnsw"):
-            raise ValueError(f"index kind must be flat or hnsw, got {kind!r}")
-        if codec not in CODECS or (kind == "flat" and codec != "float32"):
-            raise ValueError(f"index codec must be float32, or sq8 for hnsw, got {codec!r} for {kind}")
+    def __init__(self, dim: int, kind: str = "flat", codec: str = "float32", post_dim: int = 0, template: Any = None):
+        if kind not in ("flat", "hnsw", "ivfpq"):
+            raise ValueError(f"index kind must be flat, hnsw or ivfpq, got {kind!r}")
+        if codec not in CODECS or (kind == "flat" and codec != "float32") or ((kind == "ivfpq") != (codec == "pq")):
+            raise ValueError(f"index codec must be float32, sq8 for hnsw, or pq for ivfpq, got {codec!r} for {kind}")
         self.dim = dim
         self.kind = kind
         self.codec = codec
-        if kind == "flat":
-            self.index: Any = faiss.IndexFlatIP(dim)  # Any: the SWIG stubs lack the HNSW fields
+        # ivfpq: the exact vectors beside the codes (float16), re-scoring its candidates
+        self._refine: list[np.ndarray] = [np.zeros((0, dim), np.float16)]
+        self.index: Any  # the SWIG stubs lack the HNSW and IVF fields
+        if kind == "ivfpq":  # a copy of the shared trained quantiser and codebook (``ivf.train_ivfpq``)
+            if template is None or template.d != dim or not template.is_trained:
+                raise ValueError("an ivfpq index needs a trained template of its dimension (ivf.train_ivfpq)")
+            self.index = faiss.deserialize_index(faiss.serialize_index(template))  # a copy, of its own type
+        elif kind == "flat":
+            self.index = faiss.IndexFlatIP(dim)
         elif codec == "sq8":
             # per-dimension min/max ranges learnt from the first batch added (a rebuild's
             # first 50k accounts); widening them for later outliers cost more recall than it saved
@@ -180,6 +188,8 @@ class VectorIndex:
         if self.posts is not None and posts is not None:
             self.posts.append(posts)
         self.index.add(xb)
+        if self.kind == "ivfpq":
+            self._refine.append(xb.astype(np.float16))
         self.labels = np.concatenate([self.labels, seqs])
         self.versions = np.concatenate([self.versions, versions])
         self.alive = np.concatenate([self.alive, np.ones(len(seqs), bool)])
@@ -195,9 +205,18 @@ class VectorIndex:
             self._pos_by_seq[self.labels[pos]] = -1
         return len(pos)
 
+    @property
+    def refine(self) -> np.ndarray:
+        """(ntotal, dim) float16 exact vectors of an ivfpq index (memory-mapped when served)."""
+        if len(self._refine) > 1:
+            self._refine = [np.concatenate(self._refine)]
+        return self._refine[0]
+
     def vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
         """(n, dim) float32 stored vectors at ``positions`` (all when None): a view of float32
         storage when all are asked for, else a copy (decoded for sq8)."""
+        if self.kind == "ivfpq":
+            return (self.refine if positions is None else self.refine[positions]).astype(np.float32)
         store: Any = self.index if self.kind == "flat" else _faiss.downcast_index(self.index.storage)
         if self.ntotal == 0:
             return np.zeros((0, self.dim), np.float32)
@@ -239,7 +258,12 @@ class VectorIndex:
             return D, L
         # the absolute budget is for filters: unfiltered, the graph beats a scan of everything
         small = sel.n_ok <= SUBSET_FRACTION * self.ntotal or (sel.filtered and sel.n_ok * self.dim <= EXACT_SCAN_FLOATS)
-        if self.kind == "flat" or small:
+        if self.kind == "ivfpq":
+            if small:
+                d, p = ivf.scan(self.refine, xq, k_eff, np.flatnonzero(sel.mask))
+            else:
+                d, p = ivf.search(self.index, self.refine, xq, k_eff, sel.bitmap if sel.n_ok < self.ntotal else None)
+        elif self.kind == "flat" or small:
             d, p = self._exact(xq, k_eff, sel)
         else:
             d, p = self._hnsw(xq, k_eff, sel)
@@ -293,6 +317,8 @@ class VectorIndex:
             np.save(tmp / f"{name}.npy", arr)
         if self.posts is not None:
             self.posts.save(tmp)
+        if self.kind == "ivfpq":
+            np.save(tmp / "refine.npy", self.refine)
         sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
         man = Manifest(
             space,
@@ -337,6 +363,11 @@ class VectorIndex:
             self.versions = np.load(gen / "versions.npy")
             self.alive = np.load(gen / "alive.npy")
             self.posts = PostMatrix.load(gen, man.post_dim, mapped) if man.post_dim > 0 else None
+            self._refine = [
+                np.load(gen / "refine.npy", mmap_mode="c" if mapped else None)
+                if man.kind == "ivfpq"
+                else np.zeros((0, man.dim), np.float16)
+            ]
             self.source = gen
             self._init_search()
         except IndexCorrupt:
@@ -350,9 +381,12 @@ class VectorIndex:
         # the manifest holds the checksums, so nothing checksums it: check it against the files
         hnsw = isinstance(self.index, faiss.IndexHNSW)
         sq8 = hnsw and isinstance(_faiss.downcast_index(self.index.storage), faiss.IndexScalarQuantizer)
+        ivfpq = isinstance(self.index, faiss.IndexIVFPQ)
         if (
             self.index.d != man.dim
             or hnsw != (man.kind == "hnsw")
+            or ivfpq != (man.kind == "ivfpq")
+            or (ivfpq and len(self.refine) != self.ntotal)
             or sq8 != (man.codec == "sq8")
             or man.count != self.n_alive
             or (self.posts is not None and self.posts.dim != man.post_dim)

@@ -10,7 +10,7 @@ request gets a 503 naming the shard, never a shorter list. A timeout is not trie
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,7 +20,7 @@ from congruence.core.settings import Settings
 from congruence.ray.cluster import connect, import_ray, worker_settings
 from congruence.search.filters import Filters
 from congruence.search.shards import ShardHealth, ShardServer, ShardUnavailable
-from congruence.search.snapshot import Ranked
+from congruence.search.snapshot import Ranked, Scored
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,11 +34,25 @@ class ShardReplica:
     """One replica of one shard (the class Serve deploys)."""
 
     def __init__(self, settings: Settings, i: int, n: int):
+        import faiss
+        import torch
+
         logging.getLogger("congruence").info("shard %d of %d: loading", i, n)
+        # one query a call: a thread each (OpenMP's spinning threads, one per core in every
+        # replica, would fight over the cores the other replicas answer on)
+        faiss.omp_set_num_threads(1)
+        torch.set_num_threads(1)
         self.server = ShardServer(settings, i, n)
 
-    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
-        return self.server.search(generation, xq, wanted, filters)
+    def search(
+        self,
+        generation: int,
+        xq: np.ndarray,
+        wanted: list[int],
+        filters: Filters,
+        brand_posts: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[list[Ranked], list[Scored]]:
+        return self.server.search(generation, xq, wanted, filters, brand_posts)
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
         return self.server.rerank(generation, brand_posts, candidates)
@@ -78,8 +92,15 @@ class ServeShard:
                     break
         raise ShardUnavailable(f"shard {self.i} of {self.n} is unavailable ({type(last).__name__}): try again shortly")
 
-    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
-        out: list[Ranked] = self._call("search", generation, xq, wanted, filters)
+    def search(
+        self,
+        generation: int,
+        xq: np.ndarray,
+        wanted: list[int],
+        filters: Filters,
+        brand_posts: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[list[Ranked], list[Scored]]:
+        out: tuple[list[Ranked], list[Scored]] = self._call("search", generation, xq, wanted, filters, brand_posts)
         return out
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:

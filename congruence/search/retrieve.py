@@ -33,7 +33,7 @@ from congruence.indexer.index import Selection
 from congruence.search.feedback import CONTENT_SPACE, Marked
 from congruence.search.filters import Filters
 from congruence.search.rerank import Ranked, rerank
-from congruence.search.snapshot import Snapshot
+from congruence.search.snapshot import Scored, ShardSet, Snapshot
 
 MAX_K = 1000
 REFINE_FACTOR, REFINE_EXTRA = 4, 20
@@ -93,11 +93,12 @@ def retrieve(
         )
     reranked = [snap.reranks and p is not None for p in posts]
     breadth = [max(k, candidates) if r or m is not None else k for r, m in zip(reranked, moves, strict=True)]
-    refined = [i for i, r in enumerate(reranked) if not r and moves[i] is None and snap.index.codec != "float32"]
+    # 8-bit codes are re-scored from PostgreSQL; IVF-PQ re-scores its own from its vectors on disk
+    refined = [i for i, r in enumerate(reranked) if not r and moves[i] is None and snap.index.codec == "sq8"]
     wanted = [n + len(skips[i]) for i, n in enumerate(breadth)]
     for i in refined:
         wanted[i] += (REFINE_FACTOR - 1) * breadth[i] + REFINE_EXTRA
-    search = _searcher(snap, selection, filters)
+    search = _searcher(snap, selection, filters, [p if r else None for p, r in zip(posts, reranked, strict=True)])
     lists = search(xq, wanted, skips)
     if refined:
         lists = _refine(snap, xq, lists, refined, exact)
@@ -110,7 +111,11 @@ def retrieve(
         assert snap.head is not None
         brands = [p for i in todo if (p := posts[i]) is not None]
         cands = [lists[i][0] for i in todo]
-        ranked = snap.shards.rerank(brands, cands) if snap.shards else rerank(snap.head, snap.index, brands, cands)
+        if isinstance(search, _ShardSearch):  # the shards scored their own lists in the search already
+            known = search.known
+            ranked = search.shards.rerank(brands, cands, [known[i] for i in todo] if known is not None else None)
+        else:
+            ranked = rerank(snap.head, snap.index, brands, cands)
         for i, pair in zip(todo, ranked, strict=True):
             lists[i] = pair
     if fed:
@@ -186,20 +191,33 @@ def _with_feedback(
     return out
 
 
-def _searcher(snap: Snapshot, selection: Selection | None, filters: Filters | None) -> Search:
+def _searcher(
+    snap: Snapshot, selection: Selection | None, filters: Filters | None, brand_posts: list[np.ndarray | None]
+) -> Search:
     """FAISS' top lists for ``retrieve``: of this snapshot's index, or of every shard's merged."""
-    shards = snap.shards
-    if shards is None:
+    if snap.shards is None:
         return lambda xq, wanted, skips: _search(snap, xq, wanted, selection, skips)
+    return _ShardSearch(snap.shards, filters or Filters(), brand_posts)
 
-    def merged(xq: np.ndarray, wanted: list[int], skips: list[np.ndarray]) -> list[Ranked]:
+
+class _ShardSearch:
+    """Every shard's FAISS top lists, merged; the first call (the queries' own search) also
+    brings the head's scores of what each shard returned (``known``), for the rerank."""
+
+    def __init__(self, shards: ShardSet, filters: Filters, brand_posts: list[np.ndarray | None]):
+        self.shards, self.filters, self.brand_posts = shards, filters, brand_posts
+        self.known: list[Scored] | None = None
+
+    def __call__(self, xq: np.ndarray, wanted: list[int], skips: list[np.ndarray]) -> list[Ranked]:
+        first = self.known is None
+        lists, known = self.shards.search(xq, wanted, self.filters, self.brand_posts if first else None)
+        if first:
+            self.known = known
         out = []
-        for (seqs, sc), n, skip in zip(shards.search(xq, wanted, filters or Filters()), wanted, skips, strict=True):
+        for (seqs, sc), n, skip in zip(lists, wanted, skips, strict=True):
             keep = ~np.isin(seqs[:n], skip)
             out.append((seqs[:n][keep], sc[:n][keep]))
         return out
-
-    return merged
 
 
 def _search(

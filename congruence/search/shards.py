@@ -38,7 +38,7 @@ from congruence.search.filters import Filters
 from congruence.search.metric_filters import check_computed
 from congruence.search.rerank import rerank
 from congruence.search.retrieve import _search
-from congruence.search.snapshot import Ranked, Snapshot
+from congruence.search.snapshot import Ranked, Scored, Snapshot
 from congruence.store.pool import StorePool
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,26 @@ class ShardServer:
             f"shard {self.i} of {self.n} serves generation {newest.generation}, the ingress asked for {generation}{why}"
         )
 
-    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
-        """Per query, FAISS' top ``wanted`` of this shard's accounts that pass ``filters``."""
+    def search(
+        self,
+        generation: int,
+        xq: np.ndarray,
+        wanted: list[int],
+        filters: Filters,
+        brand_posts: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[list[Ranked], list[Scored]]:
+        """Per query, FAISS' top ``wanted`` of this shard's accounts that pass ``filters``; and,
+        for a query with ``brand_posts``, the head's score of each of them."""
+        lists = self._search(generation, xq, wanted, filters)
+        scored: list[Scored] = [{} for _ in lists]
+        todo = [i for i, p in enumerate(brand_posts or []) if p is not None and len(lists[i][0])]
+        if todo:
+            ranked = self.rerank(generation, [brand_posts[i] for i in todo], [lists[i][0] for i in todo])  # type: ignore[index,misc]
+            for i, (seqs, sc) in zip(todo, ranked, strict=True):
+                scored[i] = dict(zip(seqs.tolist(), sc.tolist(), strict=True))
+        return lists, scored
+
+    def _search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
         snap = self.snapshot(generation)
         none = np.zeros(0, np.int64)
         # none of this shard's accounts can pass (the ingress checked the filter against them all)
@@ -129,7 +147,14 @@ class ShardServer:
 class ShardClient(Protocol):
     """How the ingress reaches one shard: in this process (``ShardServer``) or on Ray Serve."""
 
-    def search(self, generation: int, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]: ...
+    def search(
+        self,
+        generation: int,
+        xq: np.ndarray,
+        wanted: list[int],
+        filters: Filters,
+        brand_posts: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[list[Ranked], list[Scored]]: ...
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]: ...
 
@@ -162,32 +187,47 @@ class Shards:
     generation: int
     shard_of_seq: np.ndarray  # (max seq + 1,) int16: the shard of each influencer's seq
 
-    def search(self, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
-        parts = self.fanout(lambda _, c: c.search(self.generation, xq, wanted, filters))
+    def search(
+        self, xq: np.ndarray, wanted: list[int], filters: Filters, brand_posts: Sequence[np.ndarray | None] | None
+    ) -> tuple[list[Ranked], list[Scored]]:
+        answers = self.fanout(lambda _, c: c.search(self.generation, xq, wanted, filters, brand_posts))
+        parts = [a[0] for a in answers]
+        known: list[Scored] = [{} for _ in wanted]
+        for _, scored in answers:
+            for q, s in enumerate(scored):
+                known[q] |= s
         out: list[Ranked] = []
         for q, n in enumerate(wanted):
             seqs = np.concatenate([p[q][0] for p in parts])
             scores = np.concatenate([p[q][1] for p in parts])
-            known = seqs < len(self.shard_of_seq)
-            known[known] = self.shard_of_seq[seqs[known]] >= 0  # a shard that loaded before a delete the ingress saw
-            seqs, scores = seqs[known], scores[known]
+            held = seqs < len(self.shard_of_seq)
+            held[held] = self.shard_of_seq[seqs[held]] >= 0  # a shard that loaded before a delete the ingress saw
+            seqs, scores = seqs[held], scores[held]
             order = np.argsort(-scores, kind="stable")[:n]
             out.append((seqs[order], scores[order]))
-        return out
+        return out, known
 
-    def rerank(self, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
-        """Each shard scores its candidates; each query's list ordered as ``rerank`` orders it
-        (by score, ties and the unscored (-inf, last) in the order of the candidates)."""
-        owner = [self.shard_of_seq[np.asarray(c, np.int64)] for c in candidates]
+    def rerank(
+        self, brand_posts: list[np.ndarray], candidates: list[np.ndarray], known: Sequence[Scored] | None = None
+    ) -> list[Ranked]:
+        """Each query's candidates ordered as ``rerank`` orders them (by score, ties and the
+        unscored (-inf, last) in the order of the candidates); the shards score those that
+        ``known`` lacks (none, when the search brought them all)."""
+        known = known or [{} for _ in candidates]
+        missing = [
+            np.asarray([s for s in c.tolist() if s not in k], np.int64) for c, k in zip(candidates, known, strict=True)
+        ]
+        owner = [self.shard_of_seq[m] for m in missing]
         which = sorted({int(s) for o in owner for s in np.unique(o)})
 
         def mine(i: int, c: ShardClient) -> list[Ranked]:
-            return c.rerank(self.generation, brand_posts, [a[o == i] for a, o in zip(candidates, owner, strict=True)])
+            return c.rerank(self.generation, brand_posts, [m[o == i] for m, o in zip(missing, owner, strict=True)])
 
-        scored = self.fanout(mine, which)
+        scored = self.fanout(mine, which) if which else []
         out: list[Ranked] = []
         for q, cand in enumerate(candidates):
-            score = {int(s): float(v) for part in scored for s, v in zip(*part[q], strict=True)}
+            score = dict(known[q])
+            score |= {int(s): float(v) for part in scored for s, v in zip(*part[q], strict=True)}
             sc = np.array([score.get(int(s), -np.inf) for s in cand], np.float32)
             order = np.argsort(-sc, kind="stable")
             out.append((np.asarray(cand, np.int64)[order], sc[order]))

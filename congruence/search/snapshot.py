@@ -29,18 +29,26 @@ from congruence.training.model import CongruenceHead
 
 MAX_SELECTIONS = 64  # filters whose selections a snapshot keeps (1M accounts: 1.1 MB each)
 Ranked = tuple[np.ndarray, np.ndarray]  # (seqs int64, scores float32), best first
+Scored = dict[int, float]  # seq -> the head's score of one query's candidate
 
 
 class ShardSet(Protocol):
     """The shards behind a sharded snapshot, as its ingress reaches them (``search.shards``):
     the two parts of ``retrieve`` that need a shard's own data."""
 
-    def search(self, xq: np.ndarray, wanted: list[int], filters: Filters) -> list[Ranked]:
-        """Per query, every shard's FAISS top ``wanted`` that pass ``filters``, merged by score."""
+    def search(
+        self, xq: np.ndarray, wanted: list[int], filters: Filters, brand_posts: Sequence[np.ndarray | None] | None
+    ) -> tuple[list[Ranked], list[Scored]]:
+        """Per query, every shard's FAISS top ``wanted`` that pass ``filters``, merged by score;
+        and, for a query with ``brand_posts``, the head's score of every candidate a shard
+        returned (scored in the same call: one round when nothing else is needed)."""
         ...
 
-    def rerank(self, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
-        """Per query, its candidates ordered by the head's score as ``rerank.rerank`` orders them."""
+    def rerank(
+        self, brand_posts: list[np.ndarray], candidates: list[np.ndarray], known: Sequence[Scored] | None = None
+    ) -> list[Ranked]:
+        """Per query, its candidates ordered by the head's score as ``rerank.rerank`` orders
+        them; the shards are asked only for those ``known`` lacks."""
         ...
 
     def post_vectors(self, seqs: np.ndarray) -> dict[int, np.ndarray]:

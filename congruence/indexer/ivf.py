@@ -1,0 +1,78 @@
+"""IVF-PQ for shards past what a graph holds in memory: 32-byte codes in RAM, exact vectors on disk.
+
+An ``IndexIVFPQ`` (inner product) keeps each account as its PQ code (``dim / 8`` bytes, 32
+for the head's 256-d space) in the inverted list of its nearest centroid. Its coarse
+quantiser and its codebook are trained once (``train_ivfpq``) and copied into every shard,
+so every shard's codes, and so their scores, are comparable. A search probes ``nprobe``
+lists, takes ``refine_factor × k + REFINE_EXTRA`` PQ candidates and re-scores them exactly
+with the float16 vectors kept beside the index (``refine.npy``, memory-mapped when served:
+on disk, not in the process), as FAISS' ``IndexRefine`` does with the refinement vectors left
+on disk. Filters pass a bitmap of positions into the probe; a selective filter is scanned
+exactly over the on-disk vectors instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faiss
+import numpy as np
+
+_faiss: Any = faiss
+NPROBE = 64
+REFINE_FACTOR, REFINE_EXTRA = 10, 50
+SCAN_CHUNK = 200_000  # rows of on-disk vectors scored at a time by an exact scan
+
+
+def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
+    """An empty ``IndexIVFPQ`` trained on ``sample`` (L2-normalised rows): ``nlist`` lists,
+    ``m`` sub-quantisers of 8 bits (default dim/8: 32 bytes a vector at 256-d)."""
+    d = sample.shape[1]
+    m = m or d // 8
+    quantizer: Any = faiss.IndexFlatIP(d)
+    index = _faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+    index.own_fields = True
+    quantizer.this.disown()
+    index.train(np.ascontiguousarray(sample, np.float32))
+    return index
+
+
+def search(
+    index: Any,
+    refine: np.ndarray,
+    xq: np.ndarray,
+    k: int,
+    bitmap: np.ndarray | None,
+    nprobe: int = NPROBE,
+    refine_factor: int = REFINE_FACTOR,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(D, P): exact scores and positions of each query's best k among the PQ candidates of
+    ``nprobe`` lists (``bitmap``: the positions allowed, packed little-endian; None: all)."""
+    r = min(index.ntotal, refine_factor * k + REFINE_EXTRA)
+    sel = _faiss.IDSelectorBitmap(bitmap) if bitmap is not None else None
+    _, cand = index.search(xq, r, params=_faiss.SearchParametersIVF(nprobe=nprobe, sel=sel))
+    D = np.full((len(xq), k), -np.inf, np.float32)
+    P = np.full((len(xq), k), -1, np.int64)
+    for i, row in enumerate(cand):
+        row = row[row >= 0]
+        if not len(row):
+            continue
+        order = np.argsort(row)  # in file order: the reads from disk go forward
+        exact = refine[row[order]].astype(np.float32) @ xq[i]
+        best = np.argsort(-exact, kind="stable")[:k]
+        D[i, : len(best)], P[i, : len(best)] = exact[best], row[order][best]
+    return D, P
+
+
+def scan(refine: np.ndarray, xq: np.ndarray, k: int, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D, P): the exact best k among ``positions``, scored on the on-disk vectors."""
+    D = np.full((len(xq), k), -np.inf, np.float32)
+    P = np.full((len(xq), k), -1, np.int64)
+    for start in range(0, len(positions), SCAN_CHUNK):
+        pos = positions[start : start + SCAN_CHUNK]
+        scores = xq @ refine[pos].astype(np.float32).T
+        both_d = np.concatenate([D, scores], axis=1)
+        both_p = np.concatenate([P, np.broadcast_to(pos, scores.shape)], axis=1)
+        top = np.argsort(-both_d, axis=1, kind="stable")[:, :k]
+        D, P = np.take_along_axis(both_d, top, axis=1), np.take_along_axis(both_p, top, axis=1)
+    return D, P
