@@ -20,34 +20,29 @@ import numpy as np
 from PIL import Image
 
 from congruence.core.errors import InvalidInput, ModelMismatch
-from congruence.core.memory import release_free_memory
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.encoders.inference import encode_images
-from congruence.indexer.index import IndexCorrupt, Selection, VectorIndex
+from congruence.indexer.index import IndexCorrupt, Selection
 from congruence.indexer.pool import pool, pool_features
-from congruence.indexer.publish import GENERATION_KEY, PUBLISHED_KEY, NotPublished, Publication
-from congruence.safety.screen import screen_version
+from congruence.indexer.publish import GENERATION_KEY, NotPublished
 from congruence.search.feedback import CONTENT_SPACE, Feedback, Marked, apply, content_vectors, resolve
 from congruence.search.feedback_terms import seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
-from congruence.search.metric_filters import load_metrics
+from congruence.search.loader import PUBLISH_HINT, SnapshotLoader
 from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
-from congruence.search.safety import check_screened, load_safety
+from congruence.search.safety import check_screened
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.store.pool import StorePool
 from congruence.store.records import Store
 from congruence.store.vectors import Shard, VectorStore
-from congruence.training.deploy import ACTIVE_KEY, check_encoders, head_space, load_version
-from congruence.training.model import CongruenceHead
 
 __all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Feedback", "Snapshot"]
 logger = logging.getLogger(__name__)
 MAX_SEEDS = 100  # influencers in one look-alike query
 RETRY_LOAD_S = 2.0  # a generation that failed to load is tried again after this long
-PUBLISH_HINT = "publish it: `congruence serve` does at start-up, as do ingest, train and delete"
 
 
 @dataclass(frozen=True)
@@ -94,6 +89,7 @@ class Engine:
             self._screened_at = -1  # the generation whose posts were all seen by the safety screen
             self.load_error: str | None = None  # why the newest generation could not be loaded
             self._failed: tuple[int, float] | None = None  # (generation, when) of the last failed load
+            self.loader = self._loader()
             self.snapshot = self._load(None)
         except BaseException:
             self.close()
@@ -113,63 +109,12 @@ class Engine:
         """A ``Store`` on a pooled connection, for one read (``with engine.reading() as store``)."""
         return self.pool.reading()
 
+    def _loader(self) -> SnapshotLoader:
+        """What reads a published generation into a snapshot (a sharded ingress's differs)."""
+        return SnapshotLoader(self.settings, self.pool, self.ids, self.shard)
+
     def _load(self, previous: Snapshot | None) -> Snapshot:
-        """The published generation as a snapshot, sharing ``previous``'s index and head
-        where the publication kept them. Reads only: files on disk and PostgreSQL."""
-        with self.reading() as store:
-            meta = store.meta_values([GENERATION_KEY, PUBLISHED_KEY, ACTIVE_KEY])
-        if PUBLISHED_KEY not in meta:
-            raise NotPublished(f"nothing is published in this store yet: {PUBLISH_HINT}")
-        generation, pub = int(meta.get(GENERATION_KEY, 0)), Publication.from_json(meta[PUBLISHED_KEY])
-        head = self._head(meta.get(ACTIVE_KEY) or None, previous)
-        space, model = (head_space(head.version), head_space(head.version)) if head else self._pooled()
-        index = self._index(pub, space, model, previous)
-        with self.reading() as store:
-            table = store.account_table("influencer", shard=self.shard)  # a shard's: its accounts alone
-            safety = load_safety(store, table, screen_version(self.settings))
-            metrics = load_metrics(store, table)
-        release_free_memory()
-        rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
-        rows[table.seq] = np.arange(len(table.seq))
-        held = index.labels[index.alive]
-        gone = held[(held >= len(rows)) | (rows[np.minimum(held, len(rows) - 1)] < 0)]
-        live = index.select(index.alive & ~np.isin(index.labels, gone)) if len(gone) else None
-        return Snapshot(index, table, rows, model, space, head, generation, safety, metrics, live)
-
-    def _pooled(self) -> tuple[str, str]:
-        return self.ids.pooled_space, self.ids.pooled_model
-
-    def _head(self, version: str | None, previous: Snapshot | None) -> CongruenceHead | None:
-        if version is None:
-            return None
-        if previous is not None and previous.head is not None and previous.head.version == version:
-            return previous.head
-        head = load_version(self.settings, version)
-        check_encoders(head, self.ids)
-        return head
-
-    def _index(self, pub: Publication, space: str, model: str, previous: Snapshot | None) -> VectorIndex:
-        entry = pub.indexes.get(space)
-        if self.shard is not None:
-            i, n = self.shard
-            shards = pub.shards.get(space, ())
-            if len(shards) != n:
-                raise NotPublished(
-                    f"shard {i}: {n} shards of {space!r} are not published ({len(shards)} are):"
-                    f" run `congruence shards build --shards {n}`"
-                )
-            entry = shards[i]
-        if entry is None:
-            raise NotPublished(f"no index of {space!r} is published: {PUBLISH_HINT}")
-        folder = entry.path(self.settings.index_dir).resolve()  # as a loaded index names its source
-        if previous is not None and previous.index.source == folder:
-            return previous.index
-        index, man = VectorIndex.load(folder.parent, folder.name, mapped=True)
-        if (man.model, man.count, man.version_sum) != (model, entry.count, entry.version_sum):
-            raise IndexCorrupt(f"the index under {folder} is not the one published for {space!r}")
-        index.ef_search = self.settings.ef_search
-        logger.info("loaded the published index %s (%d accounts)", entry.folder, index.n_alive)
-        return index
+        return self.loader.load(previous)
 
     def refresh(self) -> None:
         """Load the published generation now (it would be before the next answer anyway)."""

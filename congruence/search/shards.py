@@ -31,10 +31,12 @@ import numpy as np
 from congruence.core.errors import Busy
 from congruence.core.hashes import shard_of
 from congruence.core.settings import Settings
+from congruence.encoders.encoder_set import ModelIds
 from congruence.indexer.index import VectorIndex
 from congruence.indexer.publish import NotPublished, Publication
 from congruence.search.engine import Engine
 from congruence.search.filters import Filters
+from congruence.search.loader import SnapshotLoader
 from congruence.search.metric_filters import check_computed
 from congruence.search.rerank import rerank
 from congruence.search.retrieve import _search
@@ -257,26 +259,8 @@ class ShardedEngine(Engine):
         self.fanout.close()
         super().close()
 
-    def _index(self, pub: Publication, space: str, model: str, previous: Snapshot | None) -> VectorIndex:
-        shards = pub.shards.get(space, ())
-        n = len(self.fanout.clients)
-        if len(shards) != n:
-            raise NotPublished(
-                f"{n} shards of {space!r} are not published ({len(shards)} are):"
-                f" run `congruence shards build --shards {n}`"
-            )
-        first = shards[0]
-        # one shard on 8-bit codes: the candidates of all are re-scored exactly, as one such index's are
-        kind, codec = ("hnsw", "sq8") if any(p.codec == "sq8" for p in shards) else ("flat", "float32")
-        return VectorIndex(first.dim, kind, codec, first.post_dim)  # empty: what retrieve asks of the shards' index
-
-    def _load(self, previous: Snapshot | None) -> Snapshot:
-        snap = super()._load(previous)
-        n = len(self.fanout.clients)
-        table = snap.table
-        owner = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int16)
-        owner[table.seq] = [shard_of(a, n) for a in table.ids]
-        return replace(snap, live=None, shards=Shards(self.fanout, snap.generation, owner))
+    def _loader(self) -> SnapshotLoader:
+        return IngressLoader(self.settings, self.pool, self.ids, self.fanout)
 
     def check_filters(self, snap: Snapshot, filters: Filters) -> None:
         """As a single process refuses them: an unknown category, metric bounds before any
@@ -295,3 +279,39 @@ class ShardedEngine(Engine):
                 return f"{type(e).__name__}: {e}"
 
         return self.fanout(one)
+
+
+class IngressLoader(SnapshotLoader):
+    """The ingress's snapshot: the table, the head and the filter columns, an empty index of
+    the shards' shape (what ``retrieve`` asks of an index) and the ``Shards`` to reach."""
+
+    def __init__(self, settings: Settings, pool: StorePool, ids: ModelIds, fanout: Fanout):
+        super().__init__(settings, pool, ids)
+        self.fanout = fanout
+
+    def index(self, pub: Publication, space: str, model: str, previous: Snapshot | None) -> VectorIndex:
+        shards = pub.shards.get(space, ())
+        n = len(self.fanout.clients)
+        if len(shards) != n:
+            raise NotPublished(
+                f"{n} shards of {space!r} are not published ({len(shards)} are):"
+                f" run `congruence shards build --shards {n}`"
+            )
+        first = shards[0]
+        # one shard on 8-bit codes: the candidates of all are re-scored exactly, as one such index's are
+        kind, codec = ("hnsw", "sq8") if any(p.codec == "sq8" for p in shards) else ("flat", "float32")
+        return VectorIndex(first.dim, kind, codec, first.post_dim)  # empty: the shards hold the accounts
+
+    def load(self, previous: Snapshot | None) -> Snapshot:
+        snap = super().load(previous)
+        n = len(self.fanout.clients)
+        seq, ids = snap.table.seq, snap.table.ids
+        owner = np.full(int(seq.max()) + 1 if len(seq) else 1, -1, np.int16)
+        known = previous.shards.shard_of_seq if previous is not None and isinstance(previous.shards, Shards) else None
+        new = np.arange(len(seq))
+        if known is not None:  # an account's shard never changes: hash only the accounts new since
+            had = seq < len(known)
+            owner[seq[had]] = known[seq[had]]
+            new = np.flatnonzero(owner[seq] < 0)
+        owner[seq[new]] = [shard_of(ids[int(r)], n) for r in new]
+        return replace(snap, live=None, shards=Shards(self.fanout, snap.generation, owner))
