@@ -150,3 +150,25 @@ def test_compressed_shards_share_one_codebook(sharded_store: Settings) -> None:
         trained.append(faiss.vector_to_array(faiss.downcast_index(index.index.storage).sq.trained))
         server.close()
     assert all(np.array_equal(t, trained[0]) for t in trained[1:])
+
+
+def test_ivfpq_shards_built_from_postgres_answer_as_one_process(sharded_store: Settings) -> None:
+    """Shards past CONGRUENCE_SHARD_IVF_THRESHOLD are IVF-PQ with one trained quantiser and
+    codebook; at this size every list is probed, so the reranked answers are the single
+    process's, and a later change rewrites only the shard it touches."""
+    import faiss
+
+    ivf = sharded_store.with_(shard_ivf_threshold=1)
+    publish_current(ivf, shards=N)
+    servers = [ShardServer(ivf, i, N) for i in range(N)]
+    try:
+        indexes = [s.engine.snapshot.index for s in servers]
+        assert all((x.kind, x.codec) == ("ivfpq", "pq") for x in indexes)
+        centroids = [faiss.vector_to_array(x.index.pq.centroids) for x in indexes]
+        assert all(np.array_equal(c, centroids[0]) for c in centroids[1:])
+        with Engine(ivf) as single, ShardedEngine(ivf, servers) as sharded:
+            for brand in BRANDS:
+                same(sharded.match_brand(brand, 8, posts=1), single.match_brand(brand, 8, posts=1))
+    finally:
+        for s in servers:
+            s.close()

@@ -23,6 +23,8 @@ class Settings:
         "torch" (PyTorch eager, as before); CUDA and the explanations always use PyTorch.
     exact_threshold: indexes up to this many vectors are exact (flat); above, HNSW.
     compress_threshold: HNSW indexes above this many vectors store 8-bit codes (sq8).
+    shard_ivf_threshold: shards above this many vectors are IVF-PQ (0: never), their exact
+        vectors on disk.
     ef_search: HNSW search breadth for unfiltered queries (more: higher recall, slower).
     candidates: how many FAISS candidates a match query retrieves before reranking.
     batch_size: encoder batch size.
@@ -37,6 +39,7 @@ class Settings:
     cpu_runtime: str = "onnx"
     exact_threshold: int = 5_000
     compress_threshold: int = 200_000
+    shard_ivf_threshold: int = 0
     ef_search: int = 96
     candidates: int = 200
     batch_size: int = 32
@@ -89,6 +92,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cpu_runtime=cpu_runtime,
         exact_threshold=_int(env, "CONGRUENCE_EXACT_THRESHOLD", 5_000, 1),
         compress_threshold=_int(env, "CONGRUENCE_COMPRESS_THRESHOLD", 200_000, 1),
+        shard_ivf_threshold=_int(env, "CONGRUENCE_SHARD_IVF_THRESHOLD", 0, 0),
         ef_search=_int(env, "CONGRUENCE_EF_SEARCH", 96, 1),
         candidates=_int(env, "CONGRUENCE_CANDIDATES", 200, 1),
         batch_size=_int(env, "CONGRUENCE_BATCH_SIZE", 32, 1),

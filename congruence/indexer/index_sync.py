@@ -34,9 +34,12 @@ class IndexLayout:
     exact_threshold: int = 5_000
     compress_threshold: int = 200_000
     post_dim: int = 0
+    ivf_threshold: int = 0  # a shard's: IVF-PQ above this many vectors (0: never)
 
-    def shape_for(self, n: int) -> tuple[str, str]:
-        """(kind, codec) of an index holding n vectors."""
+    def shape_for(self, n: int, shard: bool = False) -> tuple[str, str]:
+        """(kind, codec) of an index (of a shard) holding n vectors."""
+        if shard and 0 < self.ivf_threshold < n:
+            return "ivfpq", "pq"
         if n <= self.exact_threshold:
             return "flat", "float32"
         return "hnsw", "sq8" if n > self.compress_threshold else "float32"
@@ -57,7 +60,7 @@ class SyncResult:
 
 
 def layout_for(settings: Settings, post_dim: int = 0) -> IndexLayout:
-    return IndexLayout(settings.exact_threshold, settings.compress_threshold, post_dim)
+    return IndexLayout(settings.exact_threshold, settings.compress_threshold, post_dim, settings.shard_ivf_threshold)
 
 
 def space_dir(index_root: Path, space: str, shard: Shard | None = None) -> Path:
@@ -94,7 +97,7 @@ def sync_index(
     where possible: a shard none of whose accounts changed is left as it is."""
     root = space_dir(index_root, space, shard)
     seq, ver = vstore.vector_state(space, "influencer", shard)
-    kind, codec = layout.shape_for(len(seq))
+    kind, codec = layout.shape_for(len(seq), shard is not None)
     dim = vstore.space_dim(space) if len(seq) else None
     index, man, reason = _load_reusable(root, model, kind, codec, layout.post_dim, dim, force_rebuild)
     if index is None or man is None:
@@ -148,12 +151,24 @@ def _add(
 _END = object()
 
 
-def _shared_sample(vstore: VectorStore, space: str) -> np.ndarray:
-    """The vectors every shard's 8-bit codes are trained on: the space's first accounts by
-    seq, whichever shard holds them, so that each shard learns the same per-dimension ranges."""
-    first = next(vstore.account_vector_chunks(space, "influencer", chunk=SHARED_SAMPLE), None)
+def _shared_sample(vstore: VectorStore, space: str, n: int = SHARED_SAMPLE) -> np.ndarray:
+    """The vectors every shard's codes are trained on: the space's first accounts by seq,
+    whichever shard holds them, so that each shard learns the same codebook."""
+    first = next(vstore.account_vector_chunks(space, "influencer", chunk=n), None)
     assert first is not None, "a shard's index is built only from a space that has vectors"
     return first.vectors
+
+
+def _shared_ivf(vstore: VectorStore, space: str) -> object:
+    """The IVF-PQ quantiser and codebook every shard of ``space`` copies: trained on the same
+    sample (the space's first accounts), so each shard's is the same and their scores compare;
+    about 4 lists per square root of the space's accounts."""
+    from congruence.indexer import ivf
+
+    total = len(vstore.vector_state(space, "influencer")[0])
+    nlist = int(min(65_536, max(16, 4 * np.sqrt(total))))
+    sample = _shared_sample(vstore, space, max(SHARED_SAMPLE, 40 * nlist))
+    return ivf.train_ivfpq(sample, min(nlist, max(1, len(sample) // 39)))
 
 
 def _read_ahead(
@@ -234,7 +249,7 @@ def _rebuild(
     """A new index from PostgreSQL, read in chunks so millions of accounts fit in memory; a
     thread reads and quantises the next chunks while the graph takes this one."""
     logger.info("rebuilding index %s: %s", space, reason)
-    kind, codec = layout.shape_for(len(seq))
+    kind, codec = layout.shape_for(len(seq), shard is not None)
     index: VectorIndex | None = None
     added = 0
     board = current_board() if len(seq) >= PROGRESS_MIN else None
@@ -244,7 +259,8 @@ def _rebuild(
     chunks = vstore.account_vector_chunks(space, "influencer", with_posts=layout.post_dim > 0, shard=shard)
     for part, quantized in _read_ahead(chunks, layout.post_dim):
         if index is None:
-            index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim)
+            template = _shared_ivf(vstore, space) if kind == "ivfpq" else None
+            index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim, template)
             if index.posts is not None:
                 index.posts.reserve(reserve)
             if shard is not None and codec == "sq8":  # one codebook for every shard: scores compare

@@ -26,11 +26,13 @@ SCAN_CHUNK = 200_000  # rows of on-disk vectors scored at a time by an exact sca
 
 def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
     """An empty ``IndexIVFPQ`` trained on ``sample`` (L2-normalised rows): ``nlist`` lists,
-    ``m`` sub-quantisers of 8 bits (default dim/8: 32 bytes a vector at 256-d)."""
+    ``m`` sub-quantisers of 8 bits (default dim/8: 32 bytes a vector at 256-d; fewer bits
+    when the sample is too small to train 256 centroids)."""
     d = sample.shape[1]
     m = m or d // 8
+    nbits = min(8, int(np.log2(max(len(sample), 2))))  # 8 bits need 256 training points a sub-quantiser
     quantizer: Any = faiss.IndexFlatIP(d)
-    index = _faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+    index = _faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
     index.own_fields = True
     quantizer.this.disown()
     index.train(np.ascontiguousarray(sample, np.float32))

@@ -261,7 +261,7 @@ def _still_current(
     if (
         live != folder.resolve()
         or man.model != model
-        or (man.kind, man.codec, man.post_dim) != (*layout.shape_for(len(seq)), layout.post_dim)
+        or (man.kind, man.codec, man.post_dim) != (*layout.shape_for(len(seq), shard is not None), layout.post_dim)
         or (man.count, man.version_sum) != (current.count, current.version_sum)
         or (len(seq), int(ver.sum())) != (man.count, man.version_sum)
     ):
