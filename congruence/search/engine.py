@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,14 +21,14 @@ from congruence.core.errors import InvalidInput, ModelMismatch
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.encoders.inference import encode_images
-from congruence.indexer.index import IndexCorrupt, Selection
+from congruence.indexer.index import Selection
 from congruence.indexer.pool import pool, pool_features
-from congruence.indexer.publish import GENERATION_KEY, NotPublished
+from congruence.indexer.publish import NotPublished
 from congruence.search.feedback import CONTENT_SPACE, Feedback, Marked, apply, content_vectors, resolve
 from congruence.search.feedback_terms import seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit, PostRef
-from congruence.search.loader import PUBLISH_HINT, SnapshotLoader
+from congruence.search.loader import PUBLISH_HINT, Published, SnapshotLoader
 from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened
@@ -42,7 +40,6 @@ from congruence.store.vectors import Shard, VectorStore
 __all__ = ["MAX_K", "BrandQuery", "Engine", "Entry", "Feedback", "Snapshot"]
 logger = logging.getLogger(__name__)
 MAX_SEEDS = 100  # influencers in one look-alike query
-RETRY_LOAD_S = 2.0  # a generation that failed to load is tried again after this long
 
 
 @dataclass(frozen=True)
@@ -85,12 +82,9 @@ class Engine:
                 raise NotPublished(f"nothing is published in this store yet: {PUBLISH_HINT}")
             self.ids: ModelIds = ids
             self.reader = VectorReader(self.pool.reading)
-            self._load_lock = threading.Lock()  # one load at a time; queries go on meanwhile
             self._screened_at = -1  # the generation whose posts were all seen by the safety screen
-            self.load_error: str | None = None  # why the newest generation could not be loaded
-            self._failed: tuple[int, float] | None = None  # (generation, when) of the last failed load
             self.loader = self._loader()
-            self.snapshot = self._load(None)
+            self.published = Published(self.loader)
         except BaseException:
             self.close()
             raise
@@ -113,40 +107,23 @@ class Engine:
         """What reads a published generation into a snapshot (a sharded ingress's differs)."""
         return SnapshotLoader(self.settings, self.pool, self.ids, self.shard)
 
-    def _load(self, previous: Snapshot | None) -> Snapshot:
-        return self.loader.load(previous)
+    @property
+    def snapshot(self) -> Snapshot:
+        """The snapshot loaded last (``current`` checks the store first)."""
+        return self.published.snapshot
+
+    @property
+    def load_error(self) -> str | None:
+        """Why the newest generation could not be loaded (the one before answers meanwhile)."""
+        return self.published.load_error
 
     def refresh(self) -> None:
         """Load the published generation now (it would be before the next answer anyway)."""
-        with self._load_lock:
-            self.snapshot = self._load(self.snapshot)
-            self.load_error, self._failed = None, None
+        self.published.refresh()
 
     def current(self) -> Snapshot:
-        """The snapshot to answer with, reloaded first when the store's generation moved since
-        it was taken (an ingest, a deletion, a new head, by any process): an answer never
-        predates a change that was published before the query started. When the newest
-        generation cannot be loaded (its files pruned or damaged meanwhile), the one loaded
-        before answers, and ``load_error`` says why."""
-        with self.reading() as store:
-            generation = int(store.meta_values([GENERATION_KEY]).get(GENERATION_KEY, 0))
-        if generation == self.snapshot.generation or self._failed_recently(generation):
-            return self.snapshot
-        with self._load_lock:
-            if self.snapshot.generation != generation and not self._failed_recently(generation):
-                try:
-                    self.snapshot = self._load(self.snapshot)
-                    self.load_error, self._failed = None, None
-                except (IndexCorrupt, ModelMismatch, NotPublished) as e:
-                    self.load_error, self._failed = f"generation {generation}: {e}", (generation, time.monotonic())
-                    logger.warning("serving generation %d: cannot load %s", self.snapshot.generation, self.load_error)
-            return self.snapshot
-
-    def _failed_recently(self, generation: int) -> bool:
-        """Whether loading ``generation`` failed less than ``RETRY_LOAD_S`` ago (queries do not
-        all queue behind a load that fails)."""
-        failed = self._failed
-        return failed is not None and failed[0] == generation and time.monotonic() - failed[1] < RETRY_LOAD_S
+        """The snapshot to answer with: ``Published.current``."""
+        return self.published.current()
 
     # -- queries ----------------------------------------------------------------------
     def match_brand(

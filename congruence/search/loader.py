@@ -5,9 +5,12 @@ disk and PostgreSQL; an index or a head the previous snapshot holds already is s
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import numpy as np
 
+from congruence.core.errors import ModelMismatch
 from congruence.core.memory import release_free_memory
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import ModelIds
@@ -23,6 +26,7 @@ from congruence.training.deploy import ACTIVE_KEY, check_encoders, head_space, l
 from congruence.training.model import CongruenceHead
 
 logger = logging.getLogger(__name__)
+RETRY_LOAD_S = 2.0  # a generation that failed to load is tried again after this long
 PUBLISH_HINT = "publish it: `congruence serve` does at start-up, as do ingest, train and delete"
 
 
@@ -90,3 +94,45 @@ class SnapshotLoader:
         index.ef_search = self.settings.ef_search
         logger.info("loaded the published index %s (%d accounts)", entry.folder, index.n_alive)
         return index
+
+
+class Published:
+    """The snapshot an engine answers with, swapped whole when the store's generation moves."""
+
+    def __init__(self, loader: SnapshotLoader):
+        self.loader = loader
+        self._lock = threading.Lock()  # one load at a time
+        self.load_error: str | None = None  # why the newest generation could not be loaded
+        self._failed: tuple[int, float] | None = None  # (generation, when) of the last failed load
+        self.snapshot = loader.load(None)
+
+    def refresh(self) -> None:
+        with self._lock:
+            self.snapshot = self.loader.load(self.snapshot)
+            self.load_error, self._failed = None, None
+
+    def current(self) -> Snapshot:
+        """The snapshot to answer with, reloaded first when the store's generation moved since
+        it was taken (an ingest, a deletion, a new head, by any process): an answer never
+        predates a change that was published before the query started. When the newest
+        generation cannot be loaded (its files pruned or damaged meanwhile), the one loaded
+        before answers, and ``load_error`` says why."""
+        with self.loader.pool.reading() as store:
+            generation = int(store.meta_values([GENERATION_KEY]).get(GENERATION_KEY, 0))
+        if generation == self.snapshot.generation or self._failed_recently(generation):
+            return self.snapshot
+        with self._lock:
+            if self.snapshot.generation != generation and not self._failed_recently(generation):
+                try:
+                    self.snapshot = self.loader.load(self.snapshot)
+                    self.load_error, self._failed = None, None
+                except (IndexCorrupt, ModelMismatch, NotPublished) as e:
+                    self.load_error, self._failed = f"generation {generation}: {e}", (generation, time.monotonic())
+                    logger.warning("serving generation %d: cannot load %s", self.snapshot.generation, self.load_error)
+            return self.snapshot
+
+    def _failed_recently(self, generation: int) -> bool:
+        """Whether loading ``generation`` failed less than ``RETRY_LOAD_S`` ago (queries do not
+        all queue behind a load that fails)."""
+        failed = self._failed
+        return failed is not None and failed[0] == generation and time.monotonic() - failed[1] < RETRY_LOAD_S
