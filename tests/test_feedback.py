@@ -514,7 +514,7 @@ def test_the_pool_around_the_liked_is_bounded(settings: Settings, small_corpus: 
         skip = np.asarray([seq[a] for a in [*liked, *far]], np.int64)
         vecs = np.stack([xb[a] for a in liked])
         empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-        search = retrieve_module._searcher(snap, None, None)
+        search = retrieve_module._searcher(snap, None, None, [None])
         pool = retrieve_module._gather(
             [empty], [(0, moves(vecs[0], vecs, vecs[:0], 4.0, 2.0, neighbours=1), 1)], search, [skip]
         )[0][0]

@@ -351,7 +351,7 @@ def test_empty_index_search() -> None:
 
 
 def test_bad_kind_and_bad_query_width() -> None:
-    with pytest.raises(ValueError, match=re.escape("index kind must be flat or hnsw, got 'ivf'")):
+    with pytest.raises(ValueError, match=re.escape("index kind must be flat, hnsw or ivfpq, got 'ivf'")):
         VectorIndex(8, "ivf")
     index = VectorIndex(8)
     with pytest.raises(ValueError, match=re.escape("query vectors: expected 8 dimensions, not 7")):

@@ -72,10 +72,16 @@ def test_sq8_save_load_round_trip_and_later_adds(
 
 
 def test_flat_refuses_sq8() -> None:
-    with pytest.raises(ValueError, match="index codec must be float32, or sq8 for hnsw, got 'sq8' for flat"):
+    with pytest.raises(
+        ValueError, match="index codec must be float32, sq8 for hnsw, or pq for ivfpq, got 'sq8' for flat"
+    ):
         VectorIndex(8, "flat", "sq8")
     with pytest.raises(ValueError, match="got 'pq' for hnsw"):
         VectorIndex(8, "hnsw", "pq")
+    with pytest.raises(ValueError, match="got 'float32' for ivfpq"):
+        VectorIndex(8, "ivfpq", "float32")
+    with pytest.raises(ValueError, match="needs a trained template"):
+        VectorIndex(8, "ivfpq", "pq")
 
 
 def test_layout_picks_kind_and_codec_by_size() -> None:
