@@ -12,11 +12,9 @@ selector, falling back to exact search for any query that came back short.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -29,6 +27,7 @@ import numpy as np
 
 from congruence.core.vectors import as_matrix
 from congruence.indexer import ivf
+from congruence.indexer.generations import fsync_dir, prune, sha256_file
 from congruence.indexer.post_matrix import PostMatrix, QuantizedPosts
 
 logger = logging.getLogger(__name__)
@@ -319,7 +318,7 @@ class VectorIndex:
             self.posts.save(tmp)
         if self.kind == "ivfpq":
             np.save(tmp / "refine.npy", self.refine)
-        sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
         man = Manifest(
             space,
             model,
@@ -333,15 +332,15 @@ class VectorIndex:
             self.posts.dim if self.posts is not None else 0,
         )
         (tmp / "manifest.json").write_text(json.dumps(asdict(man), indent=1))
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         tmp.rename(gen)
         self.source = gen.resolve()
         link = root / f"current.{me}.tmp"
         link.unlink(missing_ok=True)
         link.symlink_to(gen.name)
         os.replace(link, root / "current")
-        _fsync_dir(root)
-        _prune(root, keep=gen.name)
+        fsync_dir(root)
+        prune(root, keep=gen.name)
         return man
 
     @classmethod
@@ -354,7 +353,7 @@ class VectorIndex:
             gen = cur.resolve(strict=True)
             man = Manifest(**json.loads((gen / "manifest.json").read_text()))
             for name, digest in man.checksums.items():
-                if _sha256(gen / name) != digest:
+                if sha256_file(gen / name) != digest:
                     raise IndexCorrupt(f"{gen / name} fails its checksum")
             self = cls.__new__(cls)
             self.index = faiss.read_index(str(gen / "index.faiss"))
@@ -394,41 +393,3 @@ class VectorIndex:
             raise IndexCorrupt(f"index under {root} does not match its manifest (dim, kind, codec or count)")
         self._index_positions()
         return self, man
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    for f in path.iterdir():
-        if f.is_file():
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _prune(root: Path, keep: str) -> None:
-    """Remove older generations, keeping the newest other one for readers mid-load."""
-    try:  # another saver may have switched `current` since: never remove what it points to
-        live = os.readlink(root / "current")
-    except OSError:
-        live = None
-    gens: list[tuple[float, Path]] = []
-    for p in root.glob("gen-*"):
-        try:
-            if p.is_dir() and not p.name.endswith(".tmp"):
-                gens.append((p.stat().st_mtime, p))
-        except FileNotFoundError:  # pruned meanwhile by another saver
-            continue
-    old = [g for _, g in sorted(gens) if g.name not in (keep, live)]
-    for g in old[:-1]:
-        shutil.rmtree(g, ignore_errors=True)
