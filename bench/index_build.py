@@ -1,4 +1,4 @@
-"""Building the served index from PostgreSQL at engine start, stage by stage.
+"""Building the served index from PostgreSQL by a writer (publish, or serve at start-up), stage by stage.
 
 The store is the one ``bench.match_e2e`` builds (a seeded head in service, its 256-d space
 with 4-12 per-post vectors an account, written to a real embedded PostgreSQL). The timed
@@ -145,7 +145,7 @@ def rows_of(n: int, stages: dict[str, float]) -> list[Row]:
 def run(cfg: BuildConfig, workdir: Path) -> Section:
     from congruence.store.embedded_pg import embedded_pg
 
-    section = Section(f"index build from PostgreSQL at engine start: {cfg.n:,} influencers")
+    section = Section(f"index build from PostgreSQL by a writer: {cfg.n:,} influencers")
     workdir.mkdir(parents=True, exist_ok=True)
     with embedded_pg(workdir / "pg") as pg:
         url = (
