@@ -4,15 +4,20 @@ A clustered synthetic corpus (``datasets.synthetic``: each account a theme of th
 4 posts around it, 256-d, the head's space) of 10M influencers (200k with --quick) and 200
 brands. The account rows are in PostgreSQL (what shards and ingress read: ids, categories,
 followers); the vectors are not: each of 4 shards gets an IVF-PQ index (one coarse quantiser
-and codebook trained once on a sample, copied into every shard: 32-byte codes in RAM) with
-its accounts' float16 vectors and int8 per-post vectors beside it on disk, memory-mapped when
-served. The shards run on Ray Serve on a local cluster; the ingress is a ``ShardedEngine``
-in this process, the same code ``congruence serve --ray-address`` runs.
+and codebook trained once on a sample, copied into every shard) with its accounts' float16
+vectors and int8 per-post vectors beside it on disk, memory-mapped when served. A child
+process builds all of it and exits, so that only the serving processes are measured. The
+shards run on Ray Serve on a local cluster; the ingress is a ``ShardedEngine`` in this
+process, the same code ``congruence serve --ray-address`` runs. The search's settings
+(``ivf.NPROBE``, ``ivf.REFINE_EXTRA``) were chosen by ``bench.ivf_tune`` on queries of its own,
+never on these brands.
 
 Measured: the build (generation, the IVF-PQ adds, the files), the ANN bytes an account, the
 served recall@10 of retrieval against exact search over the same float32 vectors (computed
 while the corpus is generated), match with the head's rerank for one client (p50, p99), and
-the resident memory of every process (this one, Ray's, the replicas'; PostgreSQL apart).
+the resident memory of every serving process by role (this one, the replicas, Ray's own;
+PostgreSQL apart). A full run then times the single-process path at 1M (``bench.match_e2e``)
+for comparison.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -103,7 +109,7 @@ def _pool(posts: np.ndarray, per: int) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, xq: np.ndarray) -> dict[str, object]:
+def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, xq: np.ndarray) -> dict[str, Any]:
     """Every shard's IVF-PQ index from generated vectors, saved and published; the times,
     the ANN bytes an account, and the exact top 10 of each query (seqs)."""
     from congruence.indexer import ivf
@@ -159,39 +165,85 @@ def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, x
     return {"times": times, "ann_bytes": ann_bytes / cfg.n, "truth": best_s.tolist()}
 
 
-def _rss_gb() -> float:
-    """Resident memory of every process but PostgreSQL's (this one, Ray's, the replicas')."""
-    total = 0
-    for p in psutil.process_iter(["name", "cmdline", "memory_info"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if "postgres" in (p.info["name"] or "") or "postgres" in cmd.split(" ")[0]:
+def _build_all(settings: Settings, cfg: ScaleConfig) -> dict[str, Any]:
+    """The account rows, the head and every shard, built and published (in a child process of
+    its own, so that the serving processes are measured alone)."""
+    from congruence.store.records import Store
+    from congruence.store.vectors import VectorStore
+
+    t = time.perf_counter()
+    ids, version = _accounts(settings, cfg)
+    rows_s = time.perf_counter() - t
+    with Store.open(settings) as store:
+        _, _, xq = VectorStore(store).account_vectors(f"head:{version}", ids=_brands(cfg))
+    return {"rows_s": rows_s, **_build(settings, cfg, ids, version, xq[: cfg.queries])}
+
+
+def _brands(cfg: ScaleConfig) -> list[str]:
+    return [f"brand_{i:06d}" for i in range(cfg.brands)]
+
+
+def _memory() -> dict[str, dict[str, float]]:
+    """Resident memory of every serving process, by role: this process (the ingress), the
+    shard replicas, and Ray's own (raylet, GCS, Serve's controller, idle workers); PostgreSQL
+    apart. ``rss`` counts each process's pages whole, the memory-mapped files' pages it touched
+    included, split into ``anon`` (the process's own memory) and ``file`` (pages of mapped
+    files: the page cache's, which the kernel drops under pressure); ``pss`` divides each
+    shared page among the processes that map it, so the sum is what they hold together."""
+    me = psutil.Process()
+    groups: dict[str, dict[str, float]] = {}
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            cmd = " ".join(p.cmdline())
+            if "postgres" in p.name() or "postgres" in cmd.split(" ")[0]:
+                continue
+            full = p.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if p.pid == os.getpid() or "ray" in cmd or "raylet" in cmd or "gcs_server" in cmd:
-            total += p.info["memory_info"].rss if p.info["memory_info"] else 0
-    return total / 2**30
+        role = "ingress" if p.pid == me.pid else "shard replicas" if "ServeReplica" in cmd else "Ray's processes"
+        g = groups.setdefault(role, {"processes": 0, "rss_gb": 0.0, "anon_gb": 0.0, "file_gb": 0.0, "pss_gb": 0.0})
+        g["processes"] += 1
+        g["rss_gb"] += full.rss / 2**30
+        g["pss_gb"] += full.pss / 2**30
+        kb = _status_kb(p.pid)
+        g["anon_gb"] += kb.get("RssAnon", 0) / 2**20
+        g["file_gb"] += (kb.get("RssFile", 0) + kb.get("RssShmem", 0)) / 2**20
+    return groups
 
 
-def run(cfg: ScaleConfig, tmp: Path) -> Section:
+def _status_kb(pid: int) -> dict[str, int]:
+    """The kB figures of /proc/PID/status (RssAnon, RssFile, ...); empty when it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if v.strip().endswith("kB")}
+
+
+def run(cfg: ScaleConfig, tmp: Path, single: int | None = None) -> Section:
+    """single: also time the single-process path (``bench.match_e2e``) at this many accounts,
+    in the same run (None: 1M in a full run, none with --quick)."""
+    import multiprocessing
+
     import ray
 
     from congruence.search.ray_serve import deploy_shards
     from congruence.search.shards import ShardedEngine
     from congruence.store.embedded_pg import embedded_pg
+    from congruence.store.records import Store
+    from congruence.store.vectors import VectorStore
 
     section = Section(f"scale: {cfg.n:,} influencers x {cfg.posts} posts, {cfg.shards} shards on Ray Serve, IVF-PQ")
     with embedded_pg(tmp / "scale-pg" / "pg") as pg:
         settings = Settings(home=tmp / "scale-home", database_url=pg.fresh_database("scale"), device="cpu")
-        t0 = time.perf_counter()
-        ids, version = _accounts(settings, cfg)
-        rows_s = time.perf_counter() - t0
-        from congruence.store.records import Store
-        from congruence.store.vectors import VectorStore
-
-        brands = [f"brand_{i:06d}" for i in range(cfg.brands)]
+        with multiprocessing.get_context("spawn").Pool(1) as builder:
+            built = builder.apply(_build_all, (settings, cfg))
         with Store.open(settings) as store:
-            _, got, xq_all = VectorStore(store).account_vectors(f"head:{version}", ids=brands)
+            from congruence.training.deploy import ACTIVE_KEY
+
+            version = store.meta_values([ACTIVE_KEY])[ACTIVE_KEY]
+            _, got, xq_all = VectorStore(store).account_vectors(f"head:{version}", ids=_brands(cfg))
         xq = xq_all[: cfg.queries]
-        built = _build(settings, cfg, ids, version, xq)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp / "ray"))
         t = time.perf_counter()
@@ -201,7 +253,6 @@ def run(cfg: ScaleConfig, tmp: Path) -> Section:
             snap = engine.current()
             _, found = engine.retrieve(snap, xq, 10)
             truth = built["truth"]
-            assert isinstance(truth, list)
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found.tolist(), truth, strict=True)]))
             for b in got[:10]:
                 engine.match_brand(b, 20)  # warm
@@ -211,14 +262,16 @@ def run(cfg: ScaleConfig, tmp: Path) -> Section:
                 hits = engine.match_brand(b, 20)
                 lat.append(time.perf_counter() - t)
                 assert len(hits) == 20
-            rss = _rss_gb()
+            memory = _memory()
         ray.shutdown()
     s = stats(np.asarray(lat))
     times = built["times"]
-    assert isinstance(times, dict)
+    rss = sum(g["rss_gb"] for g in memory.values())
+    pss = sum(g["pss_gb"] for g in memory.values())
+    anon = sum(g["anon_gb"] for g in memory.values())
     row = {
         "influencers": cfg.n,
-        "rows to PostgreSQL s": rows_s,
+        "rows to PostgreSQL s": built["rows_s"],
         "train IVF-PQ s": times["train"],
         "generate s": times["generate"],
         "IVF-PQ add s": times["add"],
@@ -228,17 +281,31 @@ def run(cfg: ScaleConfig, tmp: Path) -> Section:
         "served recall@10": recall,
         "match p50 ms": s.median_ms,
         "match p99 ms": s.p99_ms,
-        "RSS GB (all but PostgreSQL)": rss,
+        "RSS GB (all serving processes)": rss,
+        "of which anonymous GB": anon,
+        "PSS GB": pss,
     }
     met = {
-        "ANN bytes/account <= 100": float(built["ann_bytes"]) <= TARGETS["ann_bytes"],  # type: ignore[arg-type]
+        "ANN bytes/account <= 100": float(built["ann_bytes"]) <= TARGETS["ann_bytes"],
         "recall@10 >= 0.95": recall >= TARGETS["recall"],
         "p50 <= 30 ms": s.median_ms <= TARGETS["p50_ms"],
         "p99 <= 100 ms": s.p99_ms <= TARGETS["p99_ms"],
         "RSS <= 8 GB": rss <= TARGETS["rss_gb"],
     }
     section.tables.append(Table("build and serve (1 client, k=20, the head reranking 200 candidates)", [row]))
+    section.tables.append(
+        Table("resident memory by process (PostgreSQL apart)", [{"role": r, **g} for r, g in memory.items()])
+    )
     section.notes += [f"target {k}: {'met' if v else 'MISSED'}" for k, v in met.items()]
     section.details = {"config": asdict(cfg), "row": json.loads(json.dumps(row, default=float)), "targets": met}
+    section.details["memory"] = memory
     section.details["targets_met"] = all(met.values()) if cfg.n >= 10_000_000 else None
+    single = single if single is not None else (0 if cfg.n < 10_000_000 else 1_000_000)
+    if single:
+        from bench import match_e2e
+        from bench.match_e2e_store import E2eConfig
+
+        one = match_e2e.run(E2eConfig((single,), brands=100), tmp / "single")
+        section.tables += [replace(t, title=f"single process at {single:,}: {t.title}") for t in one.tables]
+        section.details["single_process"] = one.details
     return section

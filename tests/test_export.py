@@ -365,6 +365,24 @@ def test_spec_is_checked_at_the_boundary() -> None:
         ExportSpec(brands=())
 
 
+def test_shards_need_a_ray_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONGRUENCE_HOME", str(tmp_path / "home"))
+    out = ("export", "--out", str(tmp_path / "s.csv"))
+    assert run(capsys, *out, "--shards", "4") == (
+        1,
+        "",
+        "error: --shards needs --ray-address: the Ray cluster whose Serve runs the shards\n",
+    )
+    assert run(capsys, *out, "--shards", "-1", "--ray-address", "local") == (
+        1,
+        "",
+        "error: --shards must be at least 1, got -1\n",
+    )
+    assert not (tmp_path / "home").exists()  # refused before the store was opened
+
+
 def cli_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())

@@ -1,4 +1,4 @@
-"""IVF-PQ shards: 32-byte codes trained once and shared, candidates re-scored exactly from
+"""IVF-PQ shards: PQ codes (dim / 4 bytes) trained once and shared, candidates re-scored exactly from
 the float16 vectors on disk; recall against brute force, filters, save and a mapped load."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_refined_ivfpq_recall_at_10_and_exact_scores(data: tuple[np.ndarray, np.
     pos = index.positions(L.ravel()).reshape(L.shape)
     np.testing.assert_allclose(D_, np.einsum("qd,qkd->qk", xq, xb[pos]), atol=2e-3)  # float16 vectors: exact to 1e-3
     codes = faiss.extract_index_ivf(index.index).code_size
-    assert codes == D // 8  # the bytes an account costs in RAM, besides its id
+    assert codes == D // 4  # the bytes an account costs in RAM, besides its id
 
 
 def test_shards_from_one_template_share_quantiser_and_codebook(data: tuple[np.ndarray, np.ndarray]) -> None:

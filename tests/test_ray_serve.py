@@ -1,12 +1,15 @@
 """Sharded serving on a real local Ray cluster: 4 shards on Ray Serve answer as one process
-does (through the HTTP API too); shards built on Ray equal shards built here; a replica
-killed under load with 2 replicas fails no request; with 1 replica a request in the gap
-gets a 503 naming the shard, never a shorter list."""
+does (through the HTTP API too); a Ray export ranks against them, shipping its actors no
+account, and writes the single process's rows; shards built on Ray equal shards built here;
+a replica killed under load with 2 replicas fails no request; with 1 replica a request in
+the gap gets a 503 naming the shard, never a shorter list."""
 
 from __future__ import annotations
 
+import csv
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,13 +18,16 @@ from congruence.api.services import Services
 from congruence.core.settings import Settings
 from congruence.indexer.publish import read_publication
 from congruence.indexer.ray_shards import build_on_ray
+from congruence.ray.actors import Actors
 from congruence.search.engine import Engine
+from congruence.search.export import ExportSpec, run_export
 from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
 from congruence.search.shards import ShardedEngine, ShardUnavailable
 from congruence.store.records import Store
 from congruence.training.deploy import active_spaces
 
+from .conftest import run
 from .server import serving
 from .test_ray import needs_ray, ray_cluster  # noqa: F401 (the module's cluster)
 from .test_shards import BRANDS, N, same, sharded_store  # noqa: F401 (the 4-shard store)
@@ -64,6 +70,41 @@ def test_four_shards_on_serve_answer_as_one_process(sharded_store: Settings, on_
         ready = httpx.get(f"{url}/readyz", timeout=60).json()
         assert ready["ready"] and ready["influencers"] == 18 and len(ready["shards"]) == N, ready
         assert {s["generation"] for s in ready["shards"]} == {ready["generation"]}
+
+
+def test_a_ray_export_ranks_against_the_shards_on_serve(
+    sharded_store: Settings,  # noqa: F811
+    on_serve: list,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shipped: list[dict] = []
+    real = Actors.map
+    monkeypatch.setattr(Actors, "map", lambda self, *a, **kw: shipped.append(kw["put"]) or real(self, *a, **kw))
+    monkeypatch.setenv("CONGRUENCE_HOME", str(sharded_store.home))  # the CLI's settings: the store's
+    monkeypatch.setenv("DATABASE_URL", str(sharded_store.database_url))
+    monkeypatch.setenv("CONGRUENCE_DEVICE", "cpu")
+    with Engine(sharded_store) as single:
+        spec = ExportSpec(None, 7, "csv", Filters.make(micro=True))
+        run_export(single, spec, tmp_path / "single.csv", batch_brands=4)
+    args = ("export", "-k", "7", "--micro", "--batch-brands", "4", "--out", str(tmp_path / "ray.csv"))
+    code, _, err = run(capsys, *args, "--ray-address", "local", "--shards", "3")
+    assert (code, err) == (
+        1,
+        "error: the store is published in 4 shards, not 3: run `congruence shards build --shards 3`\n",
+    )
+    code, out, err = run(capsys, *args, "--ray-address", "local", "--shards", str(N))  # the shards running: attached
+    assert code == 0, err
+    assert "no GPU, against 4 shards on Ray Serve" in out
+    a, b = (list(csv.DictReader((tmp_path / f).open())) for f in ("ray.csv", "single.csv"))
+    assert len(a) == len(b) == 6 * 7
+    for x, y in zip(a, b, strict=True):  # scores to 1e-5: the head's batches are made up differently
+        assert {**x, "score": None} == {**y, "score": None}
+        assert float(x["score"]) == pytest.approx(float(y["score"]), abs=1e-5)
+    [put] = shipped
+    assert put["snapshot"].index.n_alive == 0 and put["snapshot"].shards is None  # no account went to the actors
+    assert len(put["snapshot"].table.ids) == 18 and put["shards"].n == N
 
 
 def test_shards_built_on_ray_are_the_shards_built_here(sharded_store: Settings, on_serve: list) -> None:  # noqa: F811

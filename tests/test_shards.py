@@ -17,6 +17,7 @@ from congruence.cli.safety import run_screen
 from congruence.core.hashes import shard_of
 from congruence.core.settings import Settings
 from congruence.indexer.maintenance import delete_accounts
+from congruence.search import shards as shards_mod
 from congruence.search.engine import Engine
 from congruence.search.export import ExportSpec, run_export
 from congruence.search.feedback import Feedback
@@ -80,6 +81,21 @@ def test_match_and_similar_equal_the_single_process(engines: tuple, filters: Fil
             same(sharded.match_brand(brand, k, filters, posts=2), single.match_brand(brand, k, filters, posts=2))
     for seeds in ("fitness_creator_00", ["travel_creator_01", "food_creator_00"]):
         same(sharded.similar(seeds, 8, filters, posts=1), single.similar(seeds, 8, filters, posts=1))
+
+
+def test_candidates_a_shard_did_not_score_are_scored_in_a_second_round(
+    engines: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    single, sharded, servers = engines
+    monkeypatch.setattr(shards_mod, "SCORE_MARGIN", 0.0)
+    monkeypatch.setattr(shards_mod, "SCORE_EXTRA", 1)  # each shard scores its first candidate only
+    asked: list[int] = []
+    for s in servers:
+        real = s.rerank
+        monkeypatch.setattr(s, "rerank", lambda g, b, c, real=real: asked.append(sum(map(len, c))) or real(g, b, c))
+    for brand in BRANDS:
+        same(sharded.match_brand(brand, 10, posts=2), single.match_brand(brand, 10, posts=2))
+    assert asked and max(asked) > 1  # the second round asked the shards for the rest
 
 
 def test_feedback_and_a_new_brand_equal_the_single_process(engines: tuple) -> None:

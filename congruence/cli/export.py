@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from congruence.cli.parser import Subcommands
+from congruence.core.errors import InvalidInput
 from congruence.core.progress import current_board
 from congruence.core.settings import Settings
+
+if TYPE_CHECKING:
+    from congruence.search.engine import Engine
 
 
 def _progress() -> Callable[[int, int], None]:
@@ -26,9 +32,34 @@ def _progress() -> Callable[[int, int], None]:
     return update
 
 
+@contextmanager
+def _engine(settings: Settings, ray_address: str | None, shards: int) -> Iterator[Engine]:
+    """The export's engine: one process's, or, with ``shards``, an ingress whose shards are on
+    Ray Serve at ``ray_address`` (``search.ray_export.shards_on_serve``: running, or started
+    for this export), so that the rank actors hold no account."""
+    from congruence.cli.engine import open_engine
+
+    if not shards:
+        with open_engine(settings) as engine:
+            yield engine
+        return
+    if shards < 1:
+        raise InvalidInput(f"must be at least 1, got {shards}", field="shards")
+    if ray_address is None:
+        raise InvalidInput("needs --ray-address: the Ray cluster whose Serve runs the shards", field="shards")
+    from congruence.cli.shards import check_published
+    from congruence.search.ray_export import shards_on_serve
+    from congruence.search.shards import ShardedEngine
+    from congruence.training.deploy import publish_current
+
+    publish_current(settings)  # the command is its own writer first, as open_engine is
+    check_published(settings, shards)
+    with shards_on_serve(ray_address, settings, shards) as clients, ShardedEngine(settings, clients) as engine:
+        yield engine
+
+
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.cli.account_metrics import metric_bounds
-    from congruence.cli.engine import open_engine
     from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.export import ExportSpec, read_brand_file, run_export
     from congruence.search.filters import Filters
@@ -41,7 +72,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         **safety_filter_kwargs(args),
         metrics=metric_bounds(args),
     )
-    with open_engine(settings) as engine:
+    with _engine(settings, args.ray_address, args.shards) as engine:
         with engine.reading() as store:
             brands = None if args.brands == "all" else read_brand_file(Path(args.brands), store)
         spec = ExportSpec(brands, args.k, args.format, filters)
@@ -67,6 +98,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"ranked on Ray at {report.ray['address']}: {n} actor{'' if n == 1 else 's'}"
             + (f", GPUs {', '.join(map(str, gpus))}" if gpus else ", no GPU")
+            + (f", against {report.ray['shards']} shards on Ray Serve" if report.ray["shards"] else "")
         )
     if report.skipped:
         print(f"skipped {len(report.skipped)} brands:", file=sys.stderr)
@@ -103,5 +135,12 @@ def add_parser(sub: Subcommands) -> None:
         "--ray-address",
         help="rank on this Ray cluster: auto, ray://HOST:PORT, HOST:PORT or local "
         "(needs congruence[ray]; see docs/scale-out.md)",
+    )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="with --ray-address: rank against the N shards on Ray Serve there (those `serve --shards N` runs, "
+        "else started for the export), not a copy of the index in every actor",
     )
     p.set_defaults(func=cmd_export)

@@ -117,20 +117,13 @@ def serve(
 
 def _deploy(settings: Settings, address: str, shards: int, replicas: int, read_only: bool) -> list[Any]:
     """The published shards checked against ``shards``, then started on Ray Serve."""
-    from congruence.indexer.publish import NotPublished, read_publication, shard_count
+    from congruence.cli.shards import check_published
     from congruence.search.ray_serve import deploy_shards
-    from congruence.store.pool import StorePool
     from congruence.training.deploy import publish_current
 
     if not read_only:
         publish_current(settings, verify=True)  # the writer's step, shards included, before any answer
-    with StorePool.open(settings, max_size=1) as pool, pool.reading() as store:
-        published = shard_count(read_publication(store)[1])
-    if published != shards:
-        raise NotPublished(
-            f"the store is published in {published} shards, not {shards}:"
-            f" run `congruence shards build --shards {shards}`"
-        )
+    check_published(settings, shards)
     return list(deploy_shards(address, settings, shards, replicas))
 
 

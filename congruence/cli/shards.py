@@ -13,6 +13,20 @@ from congruence.core.settings import Settings
 MAX_SHARDS = 4096
 
 
+def check_published(settings: Settings, shards: int) -> None:
+    """Refuse when the store is not published in ``shards`` shards (``shards build`` makes them)."""
+    from congruence.indexer.publish import NotPublished, read_publication, shard_count
+    from congruence.store.pool import StorePool
+
+    with StorePool.open(settings, max_size=1) as pool, pool.reading() as store:
+        published = shard_count(read_publication(store)[1])
+    if published != shards:
+        raise NotPublished(
+            f"the store is published in {published} shards, not {shards}:"
+            f" run `congruence shards build --shards {shards}`"
+        )
+
+
 def cmd_shards_build(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.training.deploy import in_service, publish_current
 

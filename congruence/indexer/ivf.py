@@ -1,10 +1,10 @@
-"""IVF-PQ for shards past what a graph holds in memory: 32-byte codes in RAM, exact vectors on disk.
+"""IVF-PQ for shards past what a graph holds in memory: 64-byte codes in RAM, exact vectors on disk.
 
-An ``IndexIVFPQ`` (inner product) keeps each account as its PQ code (``dim / 8`` bytes, 32
+An ``IndexIVFPQ`` (inner product) keeps each account as its PQ code (``dim / 4`` bytes, 64
 for the head's 256-d space) in the inverted list of its nearest centroid. Its coarse
 quantiser and its codebook are trained once (``train_ivfpq``) and copied into every shard,
 so every shard's codes, and so their scores, are comparable. A search probes ``nprobe``
-lists, takes ``refine_factor × k + REFINE_EXTRA`` PQ candidates and re-scores them exactly
+lists, takes ``k + REFINE_EXTRA`` PQ candidates and re-scores them exactly
 with the float16 vectors kept beside the index (``refine.npy``, memory-mapped when served:
 on disk, not in the process), as FAISS' ``IndexRefine`` does with the refinement vectors left
 on disk. Filters pass a bitmap of positions into the probe; a selective filter is scanned
@@ -19,17 +19,21 @@ import faiss
 import numpy as np
 
 _faiss: Any = faiss
+# chosen by ``python -m bench.ivf_tune`` on queries of its own, at one shard of the 10M
+# benchmark (2.5M accounts, 4,096 lists): with 64-byte codes, 64 probes and k + 800 re-scored
+# held recall@10 0.998 and recall@200 0.975 on the check queries; 32-byte codes needed
+# k + 3,200 (4x the reads) for recall@200 0.95 (docs/performance.md)
 NPROBE = 64
-REFINE_FACTOR, REFINE_EXTRA = 10, 50
+REFINE_EXTRA = 800
 SCAN_CHUNK = 200_000  # rows of on-disk vectors scored at a time by an exact scan
 
 
 def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
     """An empty ``IndexIVFPQ`` trained on ``sample`` (L2-normalised rows): ``nlist`` lists,
-    ``m`` sub-quantisers of 8 bits (default dim/8: 32 bytes a vector at 256-d; fewer bits
+    ``m`` sub-quantisers of 8 bits (default dim/4: 64 bytes a vector at 256-d; fewer bits
     when the sample is too small to train 256 centroids)."""
     d = sample.shape[1]
-    m = m or d // 8
+    m = m or max(j for j in range(1, max(1, d // 4) + 1) if d % j == 0)  # FAISS: m divides d
     nbits = min(8, int(np.log2(max(len(sample), 2))))  # 8 bits need 256 training points a sub-quantiser
     quantizer: Any = faiss.IndexFlatIP(d)
     index = _faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
@@ -46,11 +50,11 @@ def search(
     k: int,
     bitmap: np.ndarray | None,
     nprobe: int = NPROBE,
-    refine_factor: int = REFINE_FACTOR,
+    extra: int = REFINE_EXTRA,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(D, P): exact scores and positions of each query's best k among the PQ candidates of
     ``nprobe`` lists (``bitmap``: the positions allowed, packed little-endian; None: all)."""
-    r = min(index.ntotal, refine_factor * k + REFINE_EXTRA)
+    r = min(index.ntotal, k + extra)
     sel = _faiss.IDSelectorBitmap(bitmap) if bitmap is not None else None
     _, cand = index.search(xq, r, params=_faiss.SearchParametersIVF(nprobe=nprobe, sel=sel))
     D = np.full((len(xq), k), -np.inf, np.float32)

@@ -20,6 +20,7 @@ naming the shard).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,10 @@ from congruence.store.pool import StorePool
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# a shard's expected part of a merged list of N is N / n; the head scores its first
+# N * SCORE_MARGIN / n + SCORE_EXTRA in the search's round (at N = 200, n = 4: 85, where its
+# part exceeds 60 once in a thousand), and the ingress asks for any more it needs
+SCORE_MARGIN, SCORE_EXTRA = 1.5, 10
 KEEP_GENERATIONS = 4  # an ingest moves the generation up to 3 times (metrics, screen, index); an export pins one
 
 
@@ -104,12 +109,15 @@ class ShardServer:
         brand_posts: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[list[Ranked], list[Scored]]:
         """Per query, FAISS' top ``wanted`` of this shard's accounts that pass ``filters``; and,
-        for a query with ``brand_posts``, the head's score of each of them."""
+        for a query with ``brand_posts``, the head's score of the first of them, as many as
+        this shard's part of the merged list is likely to be (``SCORE_MARGIN``)."""
         lists = self._search(generation, xq, wanted, filters)
         scored: list[Scored] = [{} for _ in lists]
         todo = [i for i, p in enumerate(brand_posts or []) if p is not None and len(lists[i][0])]
         if todo:
-            ranked = self.rerank(generation, [brand_posts[i] for i in todo], [lists[i][0] for i in todo])  # type: ignore[index,misc]
+            share = [min(wanted[i], math.ceil(wanted[i] * SCORE_MARGIN / self.n) + SCORE_EXTRA) for i in todo]
+            cands = [lists[i][0][:m] for i, m in zip(todo, share, strict=True)]
+            ranked = self.rerank(generation, [brand_posts[i] for i in todo], cands)  # type: ignore[index,misc]
             for i, (seqs, sc) in zip(todo, ranked, strict=True):
                 scored[i] = dict(zip(seqs.tolist(), sc.tolist(), strict=True))
         return lists, scored
