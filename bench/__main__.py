@@ -146,6 +146,12 @@ def _scale(ctx: RunContext) -> Section:
     return scale.run(scale.ScaleConfig.for_run(ctx.quick), ctx.tmp / "scale")
 
 
+def _serve_calls(ctx: RunContext) -> Section:
+    from bench import serve_calls
+
+    return serve_calls.run(100 if ctx.quick else 300, ctx.tmp / "ray")
+
+
 def _load(ctx: RunContext) -> Section:
     from bench import serve_load
 
@@ -190,6 +196,7 @@ SECTIONS: dict[str, SectionSpec] = {
         SectionSpec("index-build", _index_build, default=False),
         SectionSpec("load", _load, default=False),
         SectionSpec("scale", _scale, default=False),
+        SectionSpec("serve-calls", _serve_calls, default=False),
         SectionSpec("gpu", _gpu, default=False),
     )
 }
