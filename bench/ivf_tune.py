@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.scale import D, _pool, _posts
+from bench.scale import D, pool_posts, theme_posts
 from congruence.datasets.synthetic import SyntheticDataset
 from congruence.indexer import ivf
 
@@ -54,23 +54,24 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def run(n: int, nlist: int, queries: int, target: float) -> dict[str, object]:
     space = SyntheticDataset(D, 0, 0, 0)
-    sample = _pool(_posts(space, 40 * nlist, POSTS, np.random.default_rng(7)), POSTS)
+    sample = pool_posts(theme_posts(space, 40 * nlist, POSTS, np.random.default_rng(7)), POSTS)
     xb = np.concatenate(
         [
-            _pool(_posts(space, min(100_000, n - s), POSTS, np.random.default_rng([0, 99, s])), POSTS)
+            pool_posts(theme_posts(space, min(100_000, n - s), POSTS, np.random.default_rng([0, 99, s])), POSTS)
             for s in range(0, n, 100_000)
         ]
     )
     refine = xb.astype(np.float16)
-    tune_q = _pool(_posts(space, queries, POSTS, np.random.default_rng(1001)), POSTS)
-    check_q = _pool(_posts(space, queries, POSTS, np.random.default_rng(2002)), POSTS)
+    tune_q = pool_posts(theme_posts(space, queries, POSTS, np.random.default_rng(1001)), POSTS)
+    check_q = pool_posts(theme_posts(space, queries, POSTS, np.random.default_rng(2002)), POSTS)
     kmax = max(KS)
     tune_t, check_t = _truth(tune_q, xb, kmax), _truth(check_q, xb, kmax)
     rows, chosen = [], {}
     for m in MS:
         index = ivf.train_ivfpq(sample, nlist, m)
         index.add(xb)
-        ivf.faiss.omp_set_num_threads(1)
+        threads = ivf.faiss.omp_get_max_threads()
+        ivf.faiss.omp_set_num_threads(1)  # one query, one thread: as a shard replica searches
         mine = []
         for nprobe in NPROBES:
             for extra in EXTRAS:
@@ -94,7 +95,7 @@ def run(n: int, nlist: int, queries: int, target: float) -> dict[str, object]:
             check[f"check_recall@{k}"] = _recall(P, check_t[:, :k])
         chosen[m] = {**best, **check, "met": bool(ok)}
         rows += mine
-        ivf.faiss.omp_set_num_threads(2)
+        ivf.faiss.omp_set_num_threads(threads)
         del index
     return {"n": n, "nlist": nlist, "queries": queries, "sweep": rows, "chosen": chosen}
 

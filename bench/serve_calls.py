@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Section, Table, sample_latency, stats
+from bench.common import Row, Section, Table, sample_latency, stats
 
 SHARDS = 4
 
@@ -40,7 +40,7 @@ def run(calls: int, tmp: Path) -> Section:
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, _temp_dir=str(tmp))
     try:
         serve.start(http_options={"location": "NoServer"})
-        opts = {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}}
+        opts: dict[str, Any] = {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}}
         handles = [
             serve.run(serve.deployment(name="shard", **opts)(_Shard).bind(), name=f"bench-shard-{i}", route_prefix=None)
             for i in range(SHARDS)
@@ -60,7 +60,7 @@ def run(calls: int, tmp: Path) -> Section:
             "Serve, gRPC": lambda n: serve_calls(grpc, n),
             "plain Ray actors": actor_calls,
         }
-        rows = []
+        rows: list[Row] = []
         for n in (1, SHARDS):
             times = {name: stats(sample_latency(make(n), calls, warmup=20)) for name, make in ways.items()}
             base = times["plain Ray actors"].median_ms

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from congruence.api.services import Services
@@ -70,6 +71,22 @@ def test_four_shards_on_serve_answer_as_one_process(sharded_store: Settings, on_
         ready = httpx.get(f"{url}/readyz", timeout=60).json()
         assert ready["ready"] and ready["influencers"] == 18 and len(ready["shards"]) == N, ready
         assert {s["generation"] for s in ready["shards"]} == {ready["generation"]}
+
+
+def test_a_batch_past_grpcs_4_mib_is_answered_as_its_queries_one_by_one(
+    sharded_store: Settings,  # noqa: F811
+    on_serve: list,
+) -> None:
+    client = on_serve[0]
+    with ShardedEngine(sharded_store, on_serve) as sharded:
+        snap = sharded.current()
+        xq = np.random.default_rng(0).standard_normal((5000, snap.index.dim)).astype(np.float32)  # 5 MB at 256-d
+        xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+        assert xq.nbytes > 4 << 20
+        lists, _ = client.search(snap.generation, xq, [3] * len(xq), Filters())
+        for q in (0, 4999):
+            alone, _ = client.search(snap.generation, xq[q : q + 1], [3], Filters())  # one query: over gRPC
+            assert np.array_equal(lists[q][0], alone[0][0])
 
 
 def test_a_ray_export_ranks_against_the_shards_on_serve(

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from congruence.cli.safety import run_screen
+from congruence.core.errors import InvalidInput
 from congruence.core.hashes import shard_of
 from congruence.core.settings import Settings
 from congruence.indexer.maintenance import delete_accounts
@@ -129,13 +130,25 @@ def test_export_equals_the_single_process(engines: tuple, tmp_path: Path) -> Non
             assert float(x["score"]) == pytest.approx(float(y["score"]), abs=1e-5)
 
 
-def test_a_writers_change_reaches_every_shard_in_one_generation(sharded_store: Settings, engines: tuple) -> None:
+def test_a_writers_change_reaches_every_shard_in_one_generation(
+    sharded_store: Settings, engines: tuple, tmp_path: Path
+) -> None:
     single, sharded, servers = engines
     before = sharded.match_brand("brand_peakfit", 10)
     gone = before[0].influencer_id
     owner = shard_of(gone, N)
     folders = {s.i: s.engine.snapshot.index.source for s in servers}
+    out = tmp_path / "s.csv"
+
+    def interrupt(done: int, total: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # an export cut off before the change
+        run_export(sharded, ExportSpec(None, 5, "csv"), out, progress=interrupt, batch_brands=3)
     assert delete_accounts(sharded_store, [gone], active_spaces(sharded_store)) == [gone]
+    with pytest.raises(InvalidInput, match=r"unfinished export of something else \([^)]*shards_generation"):
+        run_export(sharded, ExportSpec(None, 5, "csv"), out)  # its chunks were ranked on the shards before
     after = sharded.match_brand("brand_peakfit", 10)
     assert gone not in {h.influencer_id for h in after}
     same(after, single.match_brand("brand_peakfit", 10))

@@ -4,7 +4,7 @@ An ``IndexIVFPQ`` (inner product) keeps each account as its PQ code (``dim / 4``
 for the head's 256-d space) in the inverted list of its nearest centroid. Its coarse
 quantiser and its codebook are trained once (``train_ivfpq``) and copied into every shard,
 so every shard's codes, and so their scores, are comparable. A search probes ``nprobe``
-lists, takes ``k + REFINE_EXTRA`` PQ candidates and re-scores them exactly
+lists, takes ``k + REFINE_EXTRA`` PQ candidates (``REFINE_FACTOR × k`` past k = 200) and re-scores them exactly
 with the float16 vectors kept beside the index (``refine.npy``, memory-mapped when served:
 on disk, not in the process), as FAISS' ``IndexRefine`` does with the refinement vectors left
 on disk. Filters pass a bitmap of positions into the probe; a selective filter is scanned
@@ -13,18 +13,21 @@ exactly over the on-disk vectors instead.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faiss
 import numpy as np
 
 _faiss: Any = faiss
+logger = logging.getLogger(__name__)
 # chosen by ``python -m bench.ivf_tune`` on queries of its own, at one shard of the 10M
 # benchmark (2.5M accounts, 4,096 lists): with 64-byte codes, 64 probes and k + 800 re-scored
 # held recall@10 0.998 and recall@200 0.975 on the check queries; 32-byte codes needed
-# k + 3,200 (4x the reads) for recall@200 0.95 (docs/performance.md)
+# k + 3,200 (4x the reads) for recall@200 0.95 (docs/performance.md); past k = 200 the
+# re-score takes 5 x k, the tuned point's ratio (k + 800 = 5k at k = 200)
 NPROBE = 64
-REFINE_EXTRA = 800
+REFINE_EXTRA, REFINE_FACTOR = 800, 5
 SCAN_CHUNK = 200_000  # rows of on-disk vectors scored at a time by an exact scan
 
 
@@ -33,7 +36,10 @@ def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
     ``m`` sub-quantisers of 8 bits (default dim/4: 64 bytes a vector at 256-d; fewer bits
     when the sample is too small to train 256 centroids)."""
     d = sample.shape[1]
-    m = m or max(j for j in range(1, max(1, d // 4) + 1) if d % j == 0)  # FAISS: m divides d
+    if not m:
+        m = max(j for j in range(1, max(1, d // 4) + 1) if d % j == 0)  # FAISS: m divides d
+        if 4 * m != d:
+            logger.warning("IVF-PQ at %d dimensions: %d-byte codes (dim / 4 does not divide it)", d, m)
     nbits = min(8, int(np.log2(max(len(sample), 2))))  # 8 bits need 256 training points a sub-quantiser
     quantizer: Any = faiss.IndexFlatIP(d)
     index = _faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
@@ -54,7 +60,7 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(D, P): exact scores and positions of each query's best k among the PQ candidates of
     ``nprobe`` lists (``bitmap``: the positions allowed, packed little-endian; None: all)."""
-    r = min(index.ntotal, k + extra)
+    r = min(index.ntotal, max(k + extra, REFINE_FACTOR * k))
     sel = _faiss.IDSelectorBitmap(bitmap) if bitmap is not None else None
     _, cand = index.search(xq, r, params=_faiss.SearchParametersIVF(nprobe=nprobe, sel=sel))
     D = np.full((len(xq), k), -np.inf, np.float32)

@@ -135,6 +135,8 @@ def _fingerprint(
         "model": snap.model,
         "candidates": engine.settings.candidates if snap.head is not None else None,
         "index": {"size": index.n_alive, "version_sum": int(index.versions[index.alive].sum())},
+        # the accounts of sharded serving are on the shards: the generation names what they hold
+        **({"shards_generation": snap.generation} if snap.shards is not None else {}),
         "metrics": snap.metrics.version if snap.metrics is not None else None,
         "brand_version_sum": sum(brand_versions.values()),
         "chunk_brands": batch_brands,

@@ -132,7 +132,9 @@ def shards_on_serve(address: str, settings: Settings, n: int) -> Iterator[list[S
     held = {c.health().shards for c in clients}
     if held != {n}:
         raise CongruenceError(
-            f"the shards on Ray Serve at {address!r} are of {min(held)}, not {n}: give --shards {min(held)}"
+            f"the shard applications on Ray Serve at {address!r} serve a split into"
+            f" {', '.join(map(str, sorted(held)))} shards, not {n}: restart them with `congruence serve"
+            f" --ray-address {address} --shards {n}`"
         )
     yield clients
 

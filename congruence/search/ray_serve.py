@@ -2,13 +2,16 @@
 deployment with R replicas, each replica a ``ShardServer``; the ingress reaches them through
 Serve's handles (``ServeShard``), from ``congruence serve --ray-address ADDR --shards N``.
 
-Calls go to the replicas over Serve's gRPC transport (``_by_reference=False``): on 2 cores a
-call of four shards at once took about 14 ms that way, against 19 ms through Ray's object
-store (``bench`` notes in docs/performance.md).
+One query's calls go to the replicas over Serve's gRPC transport (``_by_reference=False``): on
+2 cores a call of four shards at once took 14.5 ms p50 that way, against 22.3 ms through Ray's
+object store (``python -m bench --only serve-calls``). gRPC carries at most 4 MiB a message,
+so batches (an export's chunk of brands) and per-post vectors go through the object store.
 
-A replica that dies is restarted by Serve. A call that meets a dead replica is sent again
-(Serve sends it to another replica when there is one); when no replica takes it in time, the
-request gets a 503 naming the shard, never a shorter list. A timeout is not tried again.
+A replica that dies is restarted by Serve. A call that meets a dead replica (Ray's
+actor-gone errors, and gRPC's UNAVAILABLE and CANCELLED: every call only reads) is sent
+again, to another replica when there is one; when no replica takes it in time, the request
+gets a 503 naming the shard, never a shorter list. A timeout or any other error is not
+tried again.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ APP = "congruence-shard-{i}"
 CALL_TIMEOUT_S = 30.0  # a shard's answer, or a replica to take the call, waited for this long
 ATTEMPTS = 3  # a call that met a replica dying is sent again this many times in all
 REPLICA_GONE = frozenset({"RayActorError", "ActorDiedError", "ActorUnavailableError", "ActorUnschedulableError"})
+GRPC_GONE = frozenset({"UNAVAILABLE", "CANCELLED"})  # status codes of a replica going away mid-call
+GRPC_MAX_BYTES = 1 << 20  # a call whose arrays pass this goes through the object store (gRPC: 4 MiB at most)
 
 
 class ShardReplica:
@@ -74,16 +79,19 @@ class ShardReplica:
 
 
 class ServeShard:
-    """The ingress's client of one shard on Serve (a ``ShardClient``)."""
+    """The ingress's client of one shard on Serve (a ``ShardClient``). ``handle``: the Serve
+    handle (through Ray's object store); one query's calls take its gRPC twin."""
 
     def __init__(self, handle: Any, i: int, n: int, timeout_s: float = CALL_TIMEOUT_S):
         self.handle, self.i, self.n, self.timeout_s = handle, i, n, timeout_s
+        self.fast = handle.options(_by_reference=False)
 
-    def _call(self, method: str, *args: object) -> Any:
+    def _call(self, method: str, *args: object, fast: bool = False) -> Any:
+        handle = self.fast if fast else self.handle
         last: Exception | None = None
         for _ in range(ATTEMPTS):  # a replica that died mid-call: again, to another replica
             try:
-                return getattr(self.handle, method).remote(*args).result(timeout_s=self.timeout_s)
+                return getattr(handle, method).remote(*args).result(timeout_s=self.timeout_s)
             except Exception as e:  # noqa: BLE001 (Ray raises many kinds; the domain's pass through)
                 cause = getattr(e, "cause", None)
                 if isinstance(cause, CongruenceError):
@@ -92,7 +100,7 @@ class ServeShard:
                     raise
                 last = e
                 logger.warning("shard %d of %d: %s: %s", self.i, self.n, type(e).__name__, e)
-                if type(e).__name__ not in REPLICA_GONE:  # a timeout or a bug: no second try
+                if not _gone(e):  # a timeout or a bug: no second try
                     break
         raise ShardUnavailable(f"shard {self.i} of {self.n} is unavailable ({type(last).__name__}): try again shortly")
 
@@ -104,15 +112,19 @@ class ServeShard:
         filters: Filters,
         brand_posts: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[list[Ranked], list[Scored]]:
-        out: tuple[list[Ranked], list[Scored]] = self._call("search", generation, xq, wanted, filters, brand_posts)
+        fast = len(xq) == 1 and _small([xq, *(brand_posts or [])])
+        out: tuple[list[Ranked], list[Scored]] = self._call(
+            "search", generation, xq, wanted, filters, brand_posts, fast=fast
+        )
         return out
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
-        out: list[Ranked] = self._call("rerank", generation, brand_posts, candidates)
+        fast = len(brand_posts) == 1 and _small([*brand_posts, *candidates])
+        out: list[Ranked] = self._call("rerank", generation, brand_posts, candidates, fast=fast)
         return out
 
     def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = self._call("post_vectors", generation, seqs)
+        out: dict[int, np.ndarray] = self._call("post_vectors", generation, seqs)  # an answer of any size
         return out
 
     def health(self) -> ShardHealth:
@@ -120,8 +132,18 @@ class ServeShard:
         return out
 
 
-def _client(handle: Any, i: int, n: int, timeout_s: float = CALL_TIMEOUT_S) -> ServeShard:
-    return ServeShard(handle.options(_by_reference=False), i, n, timeout_s)
+def _small(arrays: Sequence[np.ndarray | None]) -> bool:
+    """Whether these arrays fit a gRPC call with room to spare (``GRPC_MAX_BYTES``)."""
+    return sum(a.nbytes for a in arrays if a is not None) <= GRPC_MAX_BYTES
+
+
+def _gone(e: Exception) -> bool:
+    """Whether ``e`` says the replica went away (so another may answer), not that the call failed."""
+    if type(e).__name__ in REPLICA_GONE:
+        return True
+    code = getattr(e, "code", None)  # grpc.aio.AioRpcError
+    status = code() if callable(code) else None
+    return getattr(status, "name", None) in GRPC_GONE
 
 
 def serve_clients(n: int, timeout_s: float = CALL_TIMEOUT_S) -> list[ServeShard]:
@@ -129,7 +151,7 @@ def serve_clients(n: int, timeout_s: float = CALL_TIMEOUT_S) -> list[ServeShard]
     (this process connected to their cluster)."""
     from ray import serve
 
-    return [_client(serve.get_app_handle(APP.format(i=i)), i, n, timeout_s) for i in range(n)]
+    return [ServeShard(serve.get_app_handle(APP.format(i=i)), i, n, timeout_s) for i in range(n)]
 
 
 def deploy_shards(
@@ -160,7 +182,7 @@ def deploy_shards(
             handle = serve.run(app, name=APP.format(i=i), route_prefix=None)
         except Exception as e:  # noqa: BLE001 (a replica's constructor failed: say which shard)
             raise ShardUnavailable(f"shard {i} of {shards} did not start: {e}") from None
-        clients.append(_client(handle, i, shards, timeout_s))
+        clients.append(ServeShard(handle, i, shards, timeout_s))
     logger.info("%d shards x %d replicas on Ray Serve at %s", shards, replicas, address)
     return clients
 

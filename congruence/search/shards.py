@@ -47,8 +47,8 @@ from congruence.store.pool import StorePool
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # a shard's expected part of a merged list of N is N / n; the head scores its first
-# N * SCORE_MARGIN / n + SCORE_EXTRA in the search's round (at N = 200, n = 4: 85, where its
-# part exceeds 60 once in a thousand), and the ingress asks for any more it needs
+# N * SCORE_MARGIN / n + SCORE_EXTRA in the search's round (at N = 200, n = 4: 85; its part,
+# binomial, passes 85 with probability 2e-8), and the ingress asks for any more it needs
 SCORE_MARGIN, SCORE_EXTRA = 1.5, 10
 KEEP_GENERATIONS = 4  # an ingest moves the generation up to 3 times (metrics, screen, index); an export pins one
 
