@@ -44,6 +44,7 @@ def test_sections_are_registered_in_one_table() -> None:
         "index-build",
         "load",
         "scale",
+        "serve-calls",
         "gpu",
     ]
     assert all(name == spec.name for name, spec in sections.items())

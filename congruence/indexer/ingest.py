@@ -189,8 +189,8 @@ def encode_pending(
         report.images_encoded = n
         for h, reason in failed:
             # the file changed or broke after it was checked: drop its posts, report them
-            gone = vstore.conn.execute("DELETE FROM posts WHERE image_hash = %s RETURNING id", (h,)).fetchall()
-            report.rejected += [RowError("posts.jsonl", 0, f"post {pid!r}: {reason}") for (pid,) in gone]
+            gone = vstore.store.delete_posts_with_image(h)
+            report.rejected += [RowError("posts.jsonl", 0, f"post {pid!r}: {reason}") for pid in gone]
     if vstore.pending_texts(ids.text):
         report.texts_encoded = (
             runner.texts(vstore, ids.text, progress)

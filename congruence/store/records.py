@@ -17,6 +17,7 @@ import psycopg
 from congruence.core.errors import ModelMismatch, NotFound
 from congruence.core.hashes import sha256_text
 from congruence.core.settings import Settings
+from congruence.store import collaborations as graph
 from congruence.store import database
 from congruence.store.columns import CodeColumn, StrColumnBuilder
 from congruence.store.rows import Account, AccountRow, AccountTable, Counts, Match, PostBrief, PostRow, StoredPost
@@ -162,7 +163,8 @@ class Store:
             raise NotFound(f"{account_id!r} is {_a(found)}, not {_a(kind)}")
 
     def upsert_accounts(self, accounts: Sequence[Account]) -> tuple[int, int]:
-        """Insert new and update changed accounts; returns (inserted, updated)."""
+        """Insert new and update changed accounts; returns (inserted, updated). The edges of the
+        collaboration graph to their ids and handles, old and new, are resolved again."""
         if not accounts:
             return 0, 0
         rows = []
@@ -171,6 +173,10 @@ class Store:
             h = row_hash([a.kind, a.handle, a.category, a.followers, extra])
             rows.append((a.id, a.kind, a.handle, a.category, a.followers, extra, h))
         with self.conn.transaction():
+            graph.lock(self.conn)
+            before: dict[str, str] = dict(
+                self.conn.execute("SELECT id, handle FROM accounts WHERE id = ANY(%s)", ([r[0] for r in rows],))
+            )
             out = self.conn.execute(
                 "INSERT INTO accounts (id, kind, handle, category, followers, extra, row_hash)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
@@ -178,14 +184,18 @@ class Store:
                 " ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, handle = EXCLUDED.handle,"
                 " category = EXCLUDED.category, followers = EXCLUDED.followers, extra = EXCLUDED.extra,"
                 " row_hash = EXCLUDED.row_hash, updated_at = now()"
-                " WHERE accounts.row_hash <> EXCLUDED.row_hash RETURNING (xmax = 0)",
+                " WHERE accounts.row_hash <> EXCLUDED.row_hash RETURNING id, handle, (xmax = 0)",
                 [list(c) for c in zip(*rows, strict=True)],
             ).fetchall()
-        inserted = sum(1 for (new,) in out if new)
+            renamed = {i: before[i] for i, h, _ in out if before.get(i, h) != h}  # id -> old handle
+            graph.refresh(self.conn, list(renamed))  # its own handle is no edge of its own
+            graph.resolve(self.conn, [*(r[0] for r in out), *(r[1] for r in out), *renamed.values()])
+        inserted = sum(1 for *_, new in out if new)
         return inserted, len(out) - inserted
 
     def upsert_posts(self, posts: Sequence[StoredPost]) -> tuple[int, int]:
-        """Insert new and update changed posts, marking their accounts for re-pooling."""
+        """Insert new and update changed posts, marking their accounts for re-pooling and
+        rebuilding their edges of the collaboration graph."""
         if not posts:
             return 0, 0
         cols = [
@@ -205,6 +215,7 @@ class Store:
             [p.corpus_root for p in posts],
         ]
         with self.conn.transaction():
+            graph.lock(self.conn)
             # the same corpus read from another folder: follow it, nothing to re-encode
             self.conn.execute(
                 "UPDATE posts SET corpus_root = t.root FROM unnest(%s::text[], %s::text[], %s::text[])"
@@ -212,11 +223,12 @@ class Store:
                 (cols[0], cols[12], cols[13]),
             )
             # a post that moves to another account leaves the old one to re-pool too
-            self.conn.execute(
+            left = self.conn.execute(
                 "UPDATE accounts SET pool_dirty = true WHERE id IN (SELECT p.account_id FROM posts p"
-                " JOIN unnest(%s::text[], %s::text[]) AS t(id, h) ON t.id = p.id WHERE p.row_hash <> t.h)",
+                " JOIN unnest(%s::text[], %s::text[]) AS t(id, h) ON t.id = p.id WHERE p.row_hash <> t.h)"
+                " RETURNING id",
                 (cols[0], cols[12]),
-            )
+            ).fetchall()
             out = self.conn.execute(
                 "INSERT INTO posts (id, account_id, image, image_hash, caption, caption_hash, likes,"
                 " comments, ts, sponsored, tagged, extra, row_hash, corpus_root)"
@@ -237,6 +249,7 @@ class Store:
             ).fetchall()
             changed = sorted({r[0] for r in out})
             self.conn.execute("UPDATE accounts SET pool_dirty = true WHERE id = ANY(%s)", (changed,))
+            graph.refresh(self.conn, [*changed, *(r[0] for r in left)])
         inserted = sum(1 for r in out if r[1])
         return inserted, len(out) - inserted
 
@@ -260,10 +273,25 @@ class Store:
         return [(r[0], r[1]) for r in self.conn.execute("SELECT brand_id, influencer_id FROM matches ORDER BY 1, 2")]
 
     def delete_accounts(self, ids: Sequence[str]) -> list[str]:
-        """Delete accounts with their posts, matches and vectors; returns the ids that existed."""
+        """Delete accounts with their posts, matches, vectors and edges; returns the ids that
+        existed. Edges to them lose their account, or find the one that now has the handle."""
         with self.conn.transaction():
-            out = self.conn.execute("DELETE FROM accounts WHERE id = ANY(%s) RETURNING id", (list(ids),))
-            return [r[0] for r in out.fetchall()]
+            graph.lock(self.conn)
+            out = self.conn.execute("DELETE FROM accounts WHERE id = ANY(%s) RETURNING id, handle", (list(ids),))
+            gone = out.fetchall()
+            graph.resolve(self.conn, [n for row in gone for n in row])
+        return [r[0] for r in gone]
+
+    def delete_posts_with_image(self, image_hash: str) -> list[str]:
+        """Delete the posts of one image (it broke after it was checked); their ids. Their
+        accounts' edges are rebuilt."""
+        with self.conn.transaction():
+            graph.lock(self.conn)
+            rows = self.conn.execute(
+                "DELETE FROM posts WHERE image_hash = %s RETURNING id, account_id", (image_hash,)
+            ).fetchall()
+            graph.refresh(self.conn, [a for _, a in rows])
+        return [i for i, _ in rows]
 
     def account_table(self, kind: str, chunk: int = 100_000, shard: Shard | None = None) -> AccountTable:
         """Every account of ``kind`` (of one shard) in seq order, read ``chunk`` rows at a time

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -112,6 +113,25 @@ class PostBrief:
     caption: str
     likes: int | None
     has_image: bool
+
+
+@dataclass(frozen=True)
+class Collaboration:
+    """One edge of the collaboration graph: ``account_id`` named ``handle`` (in its normal form)
+    as ``kind`` ('tag', 'sponsor' of a paid partnership, caption 'mention') in ``posts`` of its
+    posts, ``sponsored_posts`` of them sponsored, the first and last at ``first_at`` and
+    ``last_at`` (None when none is dated); ``target_id``: the account of the store the handle is,
+    None when none (or several) is. Kind 'match': a known match, the brand as ``target_id``, no
+    posts counted."""
+
+    account_id: str
+    kind: str
+    handle: str
+    posts: int
+    sponsored_posts: int
+    first_at: datetime | None
+    last_at: datetime | None
+    target_id: str | None
 
 
 @dataclass(frozen=True)
