@@ -60,6 +60,7 @@ def _dump(url: str) -> dict[str, list[tuple]]:
                 "SELECT account_id, space, n_posts, embedding FROM account_vectors ORDER BY 1, 2"
             ).fetchall(),
             "matches": conn.execute("SELECT brand_id, influencer_id FROM matches ORDER BY 1, 2").fetchall(),
+            "collaborations": conn.execute("SELECT * FROM collaborations ORDER BY 1, 2, 3").fetchall(),
         }
 
 
@@ -171,6 +172,8 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(
         for table, key in (("accounts", "id"), ("posts", "account_id"), ("matches", "influencer_id")):
             rows = [json.loads(line) for line in (full / f"{table}.jsonl").read_text().splitlines()]
             rows = [r for r in rows if r[key] in kept and r.get("brand_id", next(iter(kept))) in kept]
+            for r in rows if table == "posts" else []:  # edges of the collaboration graph, the same in both
+                r["tagged"] = [f"@Partner_{len(r['id']) % 3}", accounts[len(r["id"]) % len(accounts)]["id"]]
             (folder / f"{table}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         halves.append(folder)
     sequential_url, concurrent_url = two_databases
@@ -198,6 +201,7 @@ def test_two_overlapping_ingests_at_once_equal_one_after_the_other(
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
 
+    assert _dump(sequential_url)["collaborations"]
     _same(_dump(sequential_url), _dump(concurrent_url))
     conc = Settings(home=tmp_path / "conc", database_url=concurrent_url, batch_size=8, device="cpu")
     with Engine(seq) as a, Engine(conc) as b:
