@@ -128,6 +128,12 @@ def _ranking_instagram(ctx: RunContext) -> Section:
     return ranking.instagram_section(ctx.quick)
 
 
+def _warm_start(ctx: RunContext) -> Section:
+    from bench import warm_start
+
+    return warm_start.run(ctx.quick)
+
+
 def _encoder_rates(ctx: RunContext) -> Section:
     from bench import encoder_rates
 
@@ -189,6 +195,7 @@ SECTIONS: dict[str, SectionSpec] = {
         SectionSpec("export", _export),
         SectionSpec("ranking-photos", _ranking_photos, default=False),
         SectionSpec("ranking-instagram", _ranking_instagram, default=False),
+        SectionSpec("warm-start", _warm_start, default=False),
         SectionSpec("feedback", _feedback, default=False),
         SectionSpec("feedback-seeds", _feedback_seeds, default=False),
         SectionSpec("caption-safety", _caption_safety, default=False),

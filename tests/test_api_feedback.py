@@ -101,7 +101,9 @@ def test_lookalikes_of_several_and_a_new_brand_rerun(served: tuple[httpx.Client,
     with Engine(settings) as engine:
         want = engine.similar(seeds, 5, Filters.make(micro=True), feedback=Feedback.make(None, ["pets_creator_01"]))
         head = engine.snapshot.head is not None
-    assert answer.json()["ranking"].endswith(
+    ranking, signals = answer.json()["ranking"].rsplit("; signals: ", 1)  # the signals that served come last
+    assert signals.startswith("content only")  # the demo names no handle: no fusion
+    assert ranking.endswith(
         "(to the mean of the set), plus the feedback terms (like weight x similarity to the closest liked influencer, "
         "minus dislike weight x (similarity to the closest disliked one + once something is liked, a push that grows "
         "with every disliked one nearby), plus, once both are marked, 0.25 x the position along what tells the liked "

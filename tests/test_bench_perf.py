@@ -37,6 +37,7 @@ def test_sections_are_registered_in_one_table() -> None:
         "export",
         "ranking-photos",
         "ranking-instagram",
+        "warm-start",
         "feedback",
         "feedback-seeds",
         "caption-safety",

@@ -14,6 +14,7 @@ import sys
 import time
 import tomllib
 from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,7 @@ from congruence.search.export import ExportSpec, read_brand_file, run_export
 from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
 from congruence.store import account_metrics as metrics_store
+from congruence.store import collaborations as collab_graph
 from congruence.store.records import Store
 from congruence.training.deploy import deploy, publish_current
 from congruence.training.model import CongruenceHead
@@ -74,8 +76,25 @@ def metric_columns(store: Store, ids: list[str]) -> dict[str, dict[str, object]]
     return {i: row(got.get(i)) for i in ids}
 
 
+def collab_columns(store: Store, ids: list[str], filters: Filters) -> dict[str, dict[str, object]]:
+    """Account id -> its export's collaboration columns, from ``edges_from`` alone: the distinct
+    handles of its edges, and its edges with the handles the filters name (None: none named)."""
+    named = tuple(dict.fromkeys((*filters.worked_with, *filters.not_worked_with)))
+
+    def row(account: str) -> dict[str, object]:
+        edges = collab_graph.edges_from(store, account)
+        mine = sorted((named.index(e.handle), collab_graph.KINDS.index(e.kind), e) for e in edges if e.handle in named)
+        text = ";".join(
+            f"{e.handle}:{e.kind}:{e.posts}:{e.last_at.astimezone(UTC).date() if e.last_at else ''}" for *_, e in mine
+        )
+        return {"collaborations": len({e.handle for e in edges}), "collaborated_with": text if named else None}
+
+    return {i: row(i) for i in ids}
+
+
 def reference(engine: Engine, brands: tuple[str, ...], k: int, filters: Filters) -> list[dict[str, object]]:
-    """The brute-force reference: one match_brand call per brand, with each influencer's metrics."""
+    """The brute-force reference: one match_brand call per brand, with each influencer's metrics
+    and collaboration columns."""
     rows = [
         {
             "brand_id": b,
@@ -91,7 +110,8 @@ def reference(engine: Engine, brands: tuple[str, ...], k: int, filters: Filters)
     ]
     with engine.reading() as store:
         metrics = metric_columns(store, [str(r["influencer_id"]) for r in rows])
-    return [r | metrics[str(r["influencer_id"])] for r in rows]
+        collabs = collab_columns(store, [str(r["influencer_id"]) for r in rows], filters)
+    return [r | metrics[str(r["influencer_id"])] | collabs[str(r["influencer_id"])] for r in rows]
 
 
 def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
@@ -110,6 +130,8 @@ def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
                 **{c: float(r[c]) if r[c] else None for c in METRICS[:4]},
                 # "": no flag raised (every account here has metrics; CSV cannot tell null from "")
                 "authenticity_flags": r["authenticity_flags"],
+                "collaborations": int(r["collaborations"]),
+                "collaborated_with": r["collaborated_with"] or None,  # these tests name no handle
             }
             for r in csv.DictReader(f)
         ]
@@ -418,10 +440,11 @@ def test_cli_export_json(corpus: Settings, tmp_path: Path, capsys: pytest.Captur
 
 
 # -- the exact columns, the CLI's filters and progress ----------------------------------------
-COLUMNS = ["brand_id", "influencer_id", "handle", "followers", "category", "score", "rank", *METRICS]
+COLLABS = ["collaborations", "collaborated_with"]
+COLUMNS = ["brand_id", "influencer_id", "handle", "followers", "category", "score", "rank", *METRICS, *COLLABS]
 
 
-def test_each_format_has_exactly_the_twelve_columns_in_order(corpus: Settings, tmp_path: Path) -> None:
+def test_each_format_has_exactly_the_fourteen_columns_in_order(corpus: Settings, tmp_path: Path) -> None:
     with Engine(corpus) as engine:
         for fmt in ("csv", "jsonl", "parquet"):
             run_export(engine, ExportSpec(None, 3, fmt), tmp_path / f"s.{fmt}")
@@ -442,6 +465,8 @@ def test_each_format_has_exactly_the_twelve_columns_in_order(corpus: Settings, t
         ("sponsored_share", "double"),
         ("sponsored_ratio", "double"),
         ("authenticity_flags", "string"),
+        ("collaborations", "int32"),
+        ("collaborated_with", "string"),
     ]
     rows = read_rows(tmp_path / "s.parquet", "parquet")  # one row per (brand, rank), ranks 1..k
     assert sorted((r["brand_id"], r["rank"]) for r in rows) == sorted((b, i) for b in BRANDS for i in (1, 2, 3))

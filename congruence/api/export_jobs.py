@@ -40,6 +40,8 @@ class JobState:
     rows: int | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the export's (``ExportReport.warnings``)
+    signals: str = "all"
 
     def spec(self) -> ExportSpec:
         return ExportSpec(
@@ -47,6 +49,7 @@ class JobState:
             k=self.k,
             fmt=self.format,
             filters=Filters(**self.filters),  # type: ignore[arg-type]
+            signals=self.signals,
         )
 
 
@@ -69,8 +72,9 @@ class ExportJobs:
             spec.fmt,
             spec.k,
             list(spec.brands) if spec.brands is not None else None,
-            {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},
+            spec.filters.to_json(),
             total_brands=len(spec.brands) if spec.brands is not None else 0,
+            signals=spec.signals,
         )
         self._save(job)
         self._queue.put(job.id)
@@ -161,5 +165,6 @@ class ExportJobs:
                 total_brands=report.brands,
                 rows=report.rows,
                 skipped=skipped,
+                warnings=list(report.warnings),
             )
         )

@@ -4,6 +4,7 @@ that says how the list was scored."""
 from __future__ import annotations
 
 from congruence.api.schemas import FeedbackFields, FilterFields
+from congruence.search.collab_rank import Signals
 from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
 
@@ -19,12 +20,20 @@ def filters_of(f: FilterFields) -> Filters:
         exclude_categories=f.exclude_categories,
         safe_last=f.safe_last,
         metrics=f.bounds(),
+        worked_with=f.worked_with,
+        not_worked_with=f.not_worked_with,
+        since=f.since,
     )
 
 
 def feedback_of(f: FeedbackFields) -> Feedback:
     """The request's feedback, checked (``Feedback.make``)."""
     return Feedback.make(f.like, f.dislike, f.like_weight, f.dislike_weight)
+
+
+def signals_text(used: Signals) -> str:
+    """The signals that served a list, as ``ranking`` ends."""
+    return f"; signals: {used.describe()}"
 
 
 def ranking_text(base: str, feedback: Feedback, head: bool) -> str:

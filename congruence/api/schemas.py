@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from congruence.api.schemas_account_metrics import MetricFilterFields, MetricsOut
+from congruence.api.schemas_collab_filters import CollabFilterFields
+from congruence.api.schemas_collaborations import CollaborationOut
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import MAX_FEEDBACK, PARAMS
 
@@ -18,7 +20,7 @@ class _Strict(BaseModel):
 
 
 # -- requests -------------------------------------------------------------------------------
-class FilterFields(MetricFilterFields):
+class FilterFields(MetricFilterFields, CollabFilterFields):
     category: str | None = Field(None, max_length=100, description="only influencers of this category")
     min_followers: int | None = Field(None, ge=0, le=10**12)
     max_followers: int | None = Field(None, ge=0, le=10**12)
@@ -46,6 +48,11 @@ class FilterFields(MetricFilterFields):
 class QueryFields(FilterFields):
     k: int = Field(20, ge=1, le=MAX_K, description="number of influencers")
     posts: int = Field(3, ge=0, le=12, description="top matching posts per influencer")
+    signals: Literal["all", "content"] = Field(
+        "all",
+        description="all: content and, for a brand with known partners, their collaborations (a learned fusion); "
+        "content: what the posts look and read like alone (the answer's ranking says which served)",
+    )
 
 
 class FeedbackFields(_Strict):
@@ -111,6 +118,11 @@ class ExportRequest(FilterFields):
     brands: list[str] | Literal["all"] = Field("all", description='"all", or a list of brand ids (at most 100,000)')
     k: int = Field(100, ge=1, le=MAX_K)
     format: Format = "csv"
+    signals: Literal["all", "content"] = Field(
+        "all",
+        description="all: content and, for a brand with known partners, their collaborations (a learned fusion); "
+        "content: what the posts look and read like alone (the answer's ranking says which served)",
+    )
 
 
 # -- items ----------------------------------------------------------------------------------
@@ -177,6 +189,21 @@ class AccountOut(BaseModel):
         description="engagement rate, posts per week, sponsored share and "
         "ratio, authenticity flags (None: not computed yet)",
     )
+    collaborations: int = Field(..., description="distinct handles it worked with: tags, sponsors, known matches")
+    worked_with: list[CollaborationOut] = Field(
+        ..., description="its edges (tags, sponsors, known matches), most posts first, at most `edges`"
+    )
+    worked_with_total: int = Field(..., description="all its edges, listed or not")
+    tagged_by: list[CollaborationOut] = Field(
+        ...,
+        description="the other accounts' tags and sponsor names of it (for a brand: the creators who tagged it "
+        "or were sponsored by it), most posts first, at most `edges`",
+    )
+    tagged_by_total: int = Field(..., description="all of those, listed or not")
+    partners: list[CollaborationOut] = Field(
+        ..., description="the known matches naming it (for a brand: its known partners), at most `edges`"
+    )
+    partners_total: int = Field(..., description="all of those, listed or not")
 
 
 class SuggestionOut(BaseModel):
@@ -232,6 +259,9 @@ class ExportJobOut(BaseModel):
     rows: int | None = None
     skipped: list[dict[str, str]] = []
     error: str | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="why the filters may give less than they seem to ask for"
+    )
     format: Format
     download_url: str | None = None
 
@@ -244,6 +274,10 @@ class MatchResponse(BaseModel):
     query_id: str | None = Field(None, description="a new brand's search: pass as ?query= to /v1/explain (kept 1 hour)")
     generation: int | None = Field(default=None, description="the published generation that answered")
     head: str | None = Field(default=None, description="the congruence head that answered (None: pooled cosine)")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="why the filters may give less than they seem to ask for (e.g. a handle nobody tagged)",
+    )
 
 
 class ScoreResponse(BaseModel):

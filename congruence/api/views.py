@@ -13,9 +13,12 @@ import anyio.to_thread
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
 from congruence.api.schemas_account_metrics import metrics_out
+from congruence.api.schemas_collaborations import collaborations_out
 from congruence.search.engine import Engine, Snapshot
+from congruence.search.filters import Filters
 from congruence.search.hits import Hit
 from congruence.store import account_metrics as metrics_store
+from congruence.store import collaborations as graph
 from congruence.store import flags as flag_store
 from congruence.store.records import Store
 
@@ -73,15 +76,19 @@ def answer(
     rank: Callable[[Snapshot], list[Hit]],
     ranking: Callable[[Snapshot], str],
     query_id: str | None = None,
+    filters: Filters | None = None,
 ) -> MatchResponse:
     """One query, whole, in the calling (worker) thread: the snapshot in service, ``rank`` on
     it, and the hits decorated (images, safety, metrics) on a pooled connection. The
-    snapshot answers and names its head: ``ranking`` of it."""
+    snapshot answers and names its head: ``ranking`` of it; and says why ``filters`` (those
+    ``rank`` applied) may give less than they seem to ask for (``Filters.warnings``)."""
     snap = engine.current()
     hits = rank(snap)
     with engine.reading() as store:
         out = match_response(store, hits, ranking(snap), query_id)
-    return out.model_copy(update={"generation": snap.generation, "head": snap.head.version if snap.head else None})
+    warnings = filters.warnings(snap.collabs) if filters is not None else []
+    head = snap.head.version if snap.head else None
+    return out.model_copy(update={"generation": snap.generation, "head": head, "warnings": warnings})
 
 
 def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:
@@ -118,8 +125,11 @@ def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | 
     return MatchResponse(data=data, count=len(data), ranking=ranking, query_id=query_id)
 
 
-def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:
+def account_out(store: Store, account_id: str, n_posts: int, n_edges: int = 100) -> AccountOut:
+    """The account, its newest ``n_posts`` posts, its metrics and who it worked with (at most
+    ``n_edges`` edges per list, most posts first)."""
     acc = store.account(account_id)
+    collabs = graph.account_collaborations(store, acc.id, n_edges)
     posts = []
     for p in store.account_posts(account_id, n_posts):
         image_url, thumb = image_urls(p.id, p.has_image)
@@ -135,4 +145,11 @@ def account_out(store: Store, account_id: str, n_posts: int) -> AccountOut:
         n_posts=acc.posts,
         posts=posts,
         metrics=metrics_out(metrics_store.read(store, [account_id]).get(account_id)),
+        collaborations=collabs.handles,
+        worked_with=collaborations_out(collabs.worked_with),
+        worked_with_total=collabs.worked_with_total,
+        tagged_by=collaborations_out(collabs.tagged_by),
+        tagged_by_total=collabs.tagged_by_total,
+        partners=collaborations_out(collabs.partners),
+        partners_total=collabs.partners_total,
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from congruence.cli.account import add_parser as add_account_parser
 from congruence.cli.account_metrics import add_parser as add_metrics_parser
 from congruence.cli.engagement import add_parsers as add_engagement_parsers
 from congruence.cli.explain import add_parser as add_explain_parser
@@ -26,7 +27,9 @@ from congruence.core.progress import ProgressBoard, ProgressStyle, current_board
 from congruence.core.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the engine loads torch and FAISS: imported by the commands that use it
+    from congruence.search.collab_rank import Signals
     from congruence.search.engine import Engine
+    from congruence.search.snapshot import Snapshot
 
 logger = logging.getLogger("congruence")
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -88,6 +91,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from congruence.cli.account_metrics import metric_bounds
+    from congruence.cli.collab_filters import collab_filter_kwargs
     from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.filters import Filters
 
@@ -98,12 +102,18 @@ def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         micro=args.micro,
         **safety_filter_kwargs(args),
         metrics=metric_bounds(args),
+        **collab_filter_kwargs(args),
     )
 
 
-def _print_hits(hits: list, as_json: bool, engine: Engine | None = None) -> None:
-    """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when ``engine``)."""
+def _print_hits(
+    hits: list, as_json: bool, engine: Engine | None = None, warnings: Sequence[str] = (), ranking: str = ""
+) -> None:
+    """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when
+    ``engine``); ``warnings`` (``Filters.warnings``) on stderr, and in the JSON; ``ranking`` (which
+    signals served) in the JSON, and on stderr under the table."""
     from congruence.cli.account_metrics import metrics_cell, with_metrics
+    from congruence.cli.collab_filters import print_warnings
     from congruence.cli.safety import hits_with_safety
 
     if engine is not None:
@@ -111,9 +121,12 @@ def _print_hits(hits: list, as_json: bool, engine: Engine | None = None) -> None
             data = with_metrics(store, hits_with_safety(store, hits))
     else:
         data = [h.to_dict() for h in hits]
+    print_warnings(warnings)
     if as_json:
-        _out({"data": data, "count": len(hits)})
+        _out({"data": data, "count": len(hits), "warnings": list(warnings), "ranking": ranking})
         return
+    if ranking:
+        print(f"ranking: {ranking}", file=sys.stderr)
     if not hits:
         print("no influencers pass these filters")
         return
@@ -128,6 +141,11 @@ def _print_hits(hits: list, as_json: bool, engine: Engine | None = None) -> None
         )
 
 
+def _ranking(engine: Engine, snap: Snapshot, used: Signals) -> str:
+    """How a list was scored, in words: the snapshot's ranking and the signals that served."""
+    return f"{engine.ranking(snap)}; signals: {used.describe()}"
+
+
 def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.cli.engine import open_engine
 
@@ -138,14 +156,18 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
 
     filters, feedback = _filters(args), feedback_of(args)
     with open_engine(settings) as engine:
+        snap = engine.current()  # one snapshot answers and says why the filters may give little
         if args.brand:
-            hits = engine.match_brand(args.brand, args.k, filters, feedback=feedback)
+            hits = engine.match_brand(args.brand, args.k, filters, feedback=feedback, snap=snap, signals=args.signals)
+            used = engine.signals(snap, args.signals, brand_id=args.brand)
         else:
             from congruence.encoders.images import read_image
 
             images = [read_image(Path(p))[0] for p in args.images or []]
-            hits = engine.match_new(images, args.text or "", args.k, filters, feedback=feedback)
-        _print_hits(hits, args.json, engine)
+            query = engine.describe_new(images, args.text or "", snap)
+            hits = engine.match_query(query, args.k, filters, feedback=feedback, snap=snap)
+            used = engine.signals(snap, args.signals)
+        _print_hits(hits, args.json, engine, filters.warnings(snap.collabs), _ranking(engine, snap, used))
     return 0
 
 
@@ -153,9 +175,14 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.cli.engine import open_engine
     from congruence.cli.feedback import feedback_of
 
+    filters = _filters(args)
     with open_engine(settings) as engine:
-        hits = engine.similar(args.influencer, args.k, _filters(args), feedback=feedback_of(args))
-        _print_hits(hits, args.json, engine)
+        snap = engine.current()
+        hits = engine.similar(
+            args.influencer, args.k, filters, feedback=feedback_of(args), snap=snap, signals=args.signals
+        )
+        used = engine.signals(snap, args.signals, seeds=args.influencer)
+        _print_hits(hits, args.json, engine, filters.warnings(snap.collabs), _ranking(engine, snap, used))
     return 0
 
 
@@ -219,6 +246,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         min_followers=None,
         max_followers=None,
         micro=True,
+        signals="all",
     )
     return cmd_match(ns, settings)
 
@@ -264,13 +292,16 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-followers", type=int)
     p.add_argument("--max-followers", type=int)
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
-    p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N}')
+    p.add_argument("--json", action="store_true", help='print {"data": [...], "count": N, "warnings": [...]}')
     from congruence.cli.account_metrics import metric_args
+    from congruence.cli.collab_filters import collab_args, signals_arg
     from congruence.cli.feedback import feedback_args
     from congruence.cli.safety import safety_args
 
     safety_args(p)
     metric_args(p)
+    collab_args(p)
+    signals_arg(p)
     feedback_args(p)
 
 
@@ -318,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(sub)
     add_safety_parser(sub)
     add_metrics_parser(sub)
+    add_account_parser(sub)
     add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)

@@ -24,6 +24,7 @@ from congruence.encoders.inference import encode_images
 from congruence.indexer.index import Selection
 from congruence.indexer.pool import pool, pool_features
 from congruence.indexer.publish import NotPublished
+from congruence.search.collab_rank import Signals, check_signals, signals_used
 from congruence.search.feedback import CONTENT_SPACE, Feedback, Marked, apply, content_vectors, resolve
 from congruence.search.feedback_terms import seeds_query
 from congruence.search.filters import Filters
@@ -33,6 +34,7 @@ from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened
 from congruence.search.snapshot import Snapshot, VectorReader
+from congruence.store.collab_signal import Partners, brand_partners, own_handles
 from congruence.store.pool import StorePool
 from congruence.store.records import Store
 from congruence.store.vectors import Shard, VectorStore
@@ -134,12 +136,42 @@ class Engine:
         posts: int = 0,
         feedback: Feedback = Feedback(),
         snap: Snapshot | None = None,
+        signals: str = "all",
     ) -> list[Hit]:
         """``snap``: answer from this snapshot (taken with ``current``, so that a caller can name
-        the head that answered: ``ranking(snap)``); the current one by default."""
+        the head that answered: ``ranking(snap)``); the current one by default. signals: 'all'
+        adds the brand's known partners' collaborative evidence (``collab_rank``), 'content' not."""
         snap = snap or self.current()
         entry = self.entry(snap, brand_id, "brand")
-        return self._hits(snap, entry.vector, k, filters, posts, brand_posts=entry.posts, feedback=feedback)
+        known = self.brand_partners(snap, brand_id) if check_signals(signals) == "all" else None
+        return self._hits(
+            snap, entry.vector, k, filters, posts, brand_posts=entry.posts, feedback=feedback, partners=known
+        )
+
+    def signals(
+        self, snap: Snapshot, signals: str = "all", brand_id: str | None = None, seeds: Sequence[str] = ()
+    ) -> Signals:
+        """What ranks a match of ``brand_id``, a ``similar`` of ``seeds``, or (neither) a new
+        brand: content alone or with the collaboration signal, and why (for ``ranking``)."""
+        partners = None
+        if check_signals(signals) == "all" and snap.collabs is not None:
+            if brand_id is not None:
+                partners = self.brand_partners(snap, brand_id)
+            elif seeds:
+                with self.reading() as store:
+                    got = np.asarray(store.seqs_of(list(seeds)), np.int64)
+                rows = snap.rows(got[(got >= 0) & (got < len(snap.row_of_seq))])
+                partners = Partners(rows[rows >= 0])
+        return signals_used(snap, signals, partners, new_brand=brand_id is None and not seeds)
+
+    def brand_partners(self, snap: Snapshot, brand_id: str) -> Partners | None:
+        """The brand's known partners in ``snap``'s table: its matches and the creators who tagged
+        it or were sponsored by it (None: the snapshot holds no graph)."""
+        if snap.collabs is None:
+            return None
+        with self.reading() as store:
+            own = own_handles(store, [brand_id]).get(brand_id, ())
+        return brand_partners(snap.collabs, own)
 
     def match_new(
         self,
@@ -188,10 +220,11 @@ class Engine:
         posts: int = 0,
         feedback: Feedback = Feedback(),
         snap: Snapshot | None = None,
+        signals: str = "all",
     ) -> list[Hit]:
         """Look-alikes of one influencer, or of a set (ranked by the mean cosine to the seeds,
-        the seeds excluded), in the influencer tower when a head is in service. ``snap``: as
-        ``match_brand``'s."""
+        the seeds excluded), in the influencer tower when a head is in service. ``snap``,
+        ``signals``: as ``match_brand``'s (the seeds are the known partners)."""
         seeds = [influencers] if isinstance(influencers, str) else list(influencers)
         if any(not isinstance(a, str) for a in seeds):
             raise InvalidInput("similar: expected influencer ids")
@@ -216,6 +249,9 @@ class Engine:
             feedback=feedback,
             examples=vecs,
             example_seqs=[e.seq for e in entries],
+            partners=Partners(snap.rows(np.array([e.seq for e in entries])))
+            if check_signals(signals) == "all" and snap.collabs is not None
+            else None,
         )
 
     def retrieve(
@@ -228,6 +264,7 @@ class Engine:
         exclude: Sequence[np.ndarray] | None = None,
         feedback: Sequence[Marked | None] | None = None,
         selection: Selection | None = None,
+        partners: Sequence[Partners | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings.
         selection: the accounts ranked, in place of the filters' (a benchmark's candidates)."""
@@ -244,6 +281,7 @@ class Engine:
             exclude=exclude,
             feedback=feedback,
             filters=filters,
+            partners=partners,
         )
 
     def check_filters(self, snap: Snapshot, filters: Filters) -> None:
@@ -305,9 +343,12 @@ class Engine:
         feedback: Feedback = Feedback(),
         examples: np.ndarray | None = None,
         example_seqs: Sequence[int] = (),
+        partners: Partners | None = None,
     ) -> list[Hit]:
         """One query through ``rank``, as hits (with each hit's ``posts`` best posts)."""
-        D, I = self.rank(snap, q, k, filters, brand_posts, exclude, feedback, examples, example_seqs)  # noqa: E741
+        D, I = self.rank(  # noqa: E741
+            snap, q, k, filters, brand_posts, exclude, feedback, examples, example_seqs, partners=partners
+        )
         seqs = I[0][I[0] >= 0]
         rows = snap.rows(seqs)
         t = snap.table
@@ -336,6 +377,7 @@ class Engine:
         examples: np.ndarray | None = None,
         example_seqs: Sequence[int] = (),
         selection: Selection | None = None,
+        partners: Partners | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(D, I) of one (d,) query: ``feedback`` resolved and applied (``examples``: vectors that
         count as liked, of the accounts ``example_seqs``; ``feedback.apply``), then ``retrieve``.
@@ -346,7 +388,13 @@ class Engine:
         if marked is not None and examples is not None and snap.space != CONTENT_SPACE:
             examples_content = content_vectors(self.reader.exact, example_seqs)
         skip, applied = apply(q, marked, exclude, examples, examples_content)
-        return self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [applied], selection)
+        if partners is not None and feedback.like:  # a liked influencer is a known partner too
+            with self.reading() as store:
+                liked = np.asarray(store.seqs_of(list(feedback.like)), np.int64)
+            liked = liked[(liked >= 0) & (liked < len(snap.row_of_seq))]
+            rows = snap.row_of_seq[liked]
+            partners = Partners(np.concatenate([partners.rows, rows[rows >= 0]]), partners.own)
+        return self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [applied], selection, [partners])
 
     def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:
         """Attach each influencer's n posts closest to the query, in the snapshot's space."""

@@ -1,9 +1,11 @@
 """Bulk shortlist export: the top-k influencers of many brands, written to one file.
 
 One row per (brand, rank): brand_id, influencer_id, handle, followers, category, score,
-rank, and the influencer's account metrics (engagement_rate, posts_per_week,
-sponsored_share, sponsored_ratio, authenticity_flags: the signals raised, ';'-separated);
-the rows of a brand are what ``Engine.match_brand(brand, k, filters)`` returns. Brands go
+rank, the influencer's account metrics (engagement_rate, posts_per_week,
+sponsored_share, sponsored_ratio, authenticity_flags: the signals raised, ';'-separated)
+and its collaborations (collaborations: how many handles it worked with; collaborated_with:
+its edges with the handles the filters name, ``export_collabs``); the rows of a brand are
+what ``Engine.match_brand(brand, k, filters)`` returns. Brands go
 through FAISS and the head's rerank in batches (``export_rank``); each batch is written
 as a chunk under ``<out>.parts/`` (``export_files``), so an interrupted export resumes from
 its finished chunks, and the file appears under its final name only when complete.
@@ -26,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from congruence.core.errors import InvalidInput, NotFound
 from congruence.core.idfile import read_id_lines
+from congruence.search.collab_rank import check_signals
 from congruence.search.engine import MAX_K, Engine, Snapshot
+from congruence.search.export_collabs import CollabColumns
 from congruence.search.export_files import (
     FORMATS,
     assemble,
@@ -55,8 +59,10 @@ class ExportSpec:
     k: int = 100
     fmt: str = "csv"
     filters: Filters = field(default_factory=Filters)
+    signals: str = "all"  # 'content': without the collaboration signal (search/collab_rank.py)
 
     def __post_init__(self) -> None:
+        check_signals(self.signals)
         if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
             raise InvalidInput(f"must be a whole number from 1 to {MAX_K}, got {self.k!r}", field="k")
         if self.fmt not in FORMATS:
@@ -70,7 +76,8 @@ class ExportReport:
     """path: the file written; brands: brands in the job (skipped ones included); rows:
     rows written; resumed_brands: brands taken from an interrupted run's finished chunks;
     skipped: (brand id, reason) of brands with no rows; seconds: wall time of this run;
-    ray: with a Ray cluster, what ran where (``RayRanker.report``), else None."""
+    ray: with a Ray cluster, what ran where (``RayRanker.report``), else None; warnings: why
+    the filters may give less than they seem to ask for (``Filters.warnings``)."""
 
     path: Path
     brands: int
@@ -79,11 +86,13 @@ class ExportReport:
     skipped: tuple[tuple[str, str], ...]
     seconds: float
     ray: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["path"] = str(self.path)
         d["skipped"] = [{"brand_id": b, "reason": r} for b, r in self.skipped]
+        d["warnings"] = list(self.warnings)
         return d
 
 
@@ -130,7 +139,8 @@ def _fingerprint(
         "n_brands": len(brands),
         "k": spec.k,
         "format": spec.fmt,
-        "filters": {**asdict(spec.filters), "exclude_categories": list(spec.filters.exclude_categories)},  # as JSON
+        "filters": spec.filters.to_json(),
+        "signals": spec.signals,
         "space": snap.space,
         "model": snap.model,
         "candidates": engine.settings.candidates if snap.head is not None else None,
@@ -138,6 +148,7 @@ def _fingerprint(
         # the accounts of sharded serving are on the shards: the generation names what they hold
         **({"shards_generation": snap.generation} if snap.shards is not None else {}),
         "metrics": snap.metrics.version if snap.metrics is not None else None,
+        "collaborations": snap.collabs.version if snap.collabs is not None else None,
         "brand_version_sum": sum(brand_versions.values()),
         "chunk_brands": batch_brands,
     }
@@ -166,8 +177,13 @@ def run_export(
         raise InvalidInput(f"{out} is a folder; give a file path")
     brands = _brands(engine, spec)
     on_ray = _ray_ranker(ray_address, engine) if ray_address is not None else None
-    ranker = BatchRanker(engine.current(), engine.reader, spec.k, spec.filters, engine.settings.candidates)
+    ranker = BatchRanker(
+        engine.current(), engine.reader, spec.k, spec.filters, engine.settings.candidates, spec.signals
+    )
     engine.check_screened(ranker.snap, spec.filters)
+    warnings = tuple(spec.filters.warnings(ranker.snap.collabs))
+    for w in warnings:
+        logger.info("export to %s: %s", out, w)  # the report carries them: the CLI prints them, a job keeps them
     fingerprint = _fingerprint(engine, ranker.snap, spec, brands, batch_brands)
     out.parent.mkdir(parents=True, exist_ok=True)
     with parts_folder(out, fingerprint, restart) as (parts, stored):
@@ -181,8 +197,11 @@ def run_export(
         if progress is not None:
             progress(finished, len(brands))
         todo = {i: brands[i * size : (i + 1) * size] for i in range(n_chunks) if i not in done}
+        collab_columns = CollabColumns.of(ranker.snap.collabs, spec.filters)  # read once, for every chunk
         for i, ranked in _ranked(ranker, spec, todo, on_ray):
-            done[i] = write_chunk(parts, i, spec.fmt, ranked, ranker.snap.table, len(todo[i]), ranker.snap.metrics)
+            done[i] = write_chunk(
+                parts, i, spec.fmt, ranked, ranker.snap.table, len(todo[i]), ranker.snap.metrics, collab_columns
+            )
             finished += len(todo[i])
             if progress is not None:
                 progress(finished, len(brands))
@@ -196,6 +215,7 @@ def run_export(
         tuple(s for c in infos for s in c.skipped),
         time.perf_counter() - t0,
         on_ray.report() if on_ray is not None else None,
+        warnings,
     )
 
 
@@ -210,5 +230,5 @@ def _ranked(
 ) -> Iterator[tuple[int, RankedRows]]:
     """(chunk number, rows) of every chunk in ``todo``: here in order, or on Ray as they finish."""
     if on_ray is not None:
-        return on_ray.rank(ranker.snap, spec.k, spec.filters, todo)
+        return on_ray.rank(ranker.snap, spec.k, spec.filters, todo, spec.signals)
     return ((i, ranker.rank(chunk)) for i, chunk in todo.items())

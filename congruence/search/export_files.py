@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from congruence.core.errors import Busy, InvalidInput
+from congruence.search.export_collabs import CollabColumns
 from congruence.search.export_rank import RankedRows
 from congruence.search.metric_filters import MetricsIndex
 from congruence.store.rows import AccountTable
@@ -45,9 +46,12 @@ SCHEMA = pa.schema(
         ("sponsored_share", pa.float64()),
         ("sponsored_ratio", pa.float64()),
         ("authenticity_flags", pa.string()),
+        ("collaborations", pa.int32()),
+        ("collaborated_with", pa.string()),
     ]
 )
-METRIC_COLUMNS = SCHEMA.names[7:]  # from the account metrics; empty (null) where unknown
+METRIC_COLUMNS = SCHEMA.names[7:12]  # from the account metrics; empty (null) where unknown
+COLLAB_COLUMNS = SCHEMA.names[12:]  # from the collaboration graph (``export_collabs``)
 
 
 @dataclass(frozen=True)
@@ -159,14 +163,16 @@ def write_chunk(
     table: AccountTable,
     n_brands: int,
     metrics: MetricsIndex | None = None,
+    collabs: CollabColumns | None = None,
 ) -> ChunkInfo:
     """Write chunk ``i`` (data, then its marker) and return what it holds (``metrics``: the
-    account metrics aligned with ``table``, for their columns)."""
+    account metrics aligned with ``table``, ``collabs``: its collaboration graph, for their
+    columns; None: those columns null)."""
     if fmt == "jsonl":
-        body = _jsonl(ranked, table, metrics)
+        body = _jsonl(ranked, table, metrics, collabs)
         write_atomic(chunk_path(parts, i, fmt), lambda f: f.write(body))
     else:
-        tab = to_arrow(ranked, table, metrics)
+        tab = to_arrow(ranked, table, metrics, collabs)
         write_atomic(chunk_path(parts, i, fmt), lambda f: _write_arrow(tab, fmt, f))
     info = ChunkInfo(n_brands, len(ranked.brand_ids), ranked.skipped)
     marker = {"brands": info.brands, "rows": info.rows, "skipped": [list(s) for s in info.skipped]}
@@ -189,7 +195,9 @@ def _metric_columns(rows: np.ndarray, metrics: MetricsIndex | None) -> list[pa.A
     return cols
 
 
-def to_arrow(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None = None) -> pa.Table:
+def to_arrow(
+    ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None = None, collabs: CollabColumns | None = None
+) -> pa.Table:
     rows = ranked.rows
     fol = table.followers[rows]
     scores = np.where(np.isfinite(ranked.scores), ranked.scores, np.nan)
@@ -203,6 +211,7 @@ def to_arrow(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | No
             pa.array(scores, pa.float64(), mask=~np.isfinite(ranked.scores)),
             pa.array(ranked.ranks, pa.int32()),
             *_metric_columns(rows, metrics),
+            *(collabs or CollabColumns(None)).arrays(rows),
         ],
         schema=SCHEMA,
     )
@@ -215,11 +224,13 @@ def _write_arrow(tab: pa.Table, fmt: str, f: IO[bytes]) -> None:
         pq.write_table(tab, f)
 
 
-def _jsonl(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None) -> bytes:
+def _jsonl(
+    ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None, collabs: CollabColumns | None
+) -> bytes:
     """One object a line, keys in ``SCHEMA`` order; a score the head could not give is null."""
     middle: dict[int, str] = {}
     tail: dict[int, str] = {}
-    mcols = _metric_columns(ranked.rows, metrics)
+    mcols = _metric_columns(ranked.rows, metrics) + (collabs or CollabColumns(None)).arrays(ranked.rows)
     lines = []
     for j, (brand, r, score, rank) in enumerate(
         zip(ranked.brand_ids, ranked.rows.tolist(), ranked.scores.tolist(), ranked.ranks.tolist(), strict=True)
@@ -239,7 +250,8 @@ def _jsonl(ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None
         end = tail.get(r)
         if end is None:
             end = tail[r] = json.dumps(
-                {c: col[j].as_py() for c, col in zip(METRIC_COLUMNS, mcols, strict=True)}, ensure_ascii=False
+                {c: col[j].as_py() for c, col in zip(METRIC_COLUMNS + COLLAB_COLUMNS, mcols, strict=True)},
+                ensure_ascii=False,
             )[1:-1]
         s = repr(score) if np.isfinite(score) else "null"
         lines.append(

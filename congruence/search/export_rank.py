@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from congruence.search.collab_rank import check_signals
 from congruence.search.filters import Filters
 from congruence.search.retrieve import check_k, retrieve
 from congruence.search.snapshot import Snapshot, VectorReader
+from congruence.store.collab_signal import Partners, brand_partners, own_handles
 
 NO_VECTORS = "no embedded posts to match on"
 
@@ -44,9 +46,21 @@ class BatchRanker:
     candidates: the rerank's breadth (``Settings.candidates``), as the engine uses it.
     """
 
-    def __init__(self, snap: Snapshot, reader: VectorReader, k: int, filters: Filters, candidates: int):
+    def __init__(
+        self, snap: Snapshot, reader: VectorReader, k: int, filters: Filters, candidates: int, signals: str = "all"
+    ):
         self.snap, self.reader, self.k, self.candidates = snap, reader, check_k(k), candidates
         self.filters, self.selection = filters, snap.selection(filters)
+        self.signals = check_signals(signals)
+
+    def partners(self, brands: Sequence[str]) -> list[Partners | None] | None:
+        """Each brand's known partners, as ``Engine.match_brand`` finds them (None: content only)."""
+        ci = self.snap.collabs
+        if self.signals != "all" or ci is None:
+            return None
+        with self.reader.reading() as store:
+            own = own_handles(store, brands)
+        return [brand_partners(ci, own.get(b, ())) for b in brands]
 
     def rank(self, brands: Sequence[str]) -> RankedRows:
         """Top-k of each brand (ids of brands in the store, no duplicates)."""
@@ -64,6 +78,7 @@ class BatchRanker:
             selection=self.selection,
             brand_posts=q.posts,
             filters=self.filters,
+            partners=self.partners(q.ids),
         )
         lengths = (I >= 0).sum(axis=1)
         ok = I >= 0

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import date
 
 import numpy as np
 
 from congruence.core.errors import InvalidInput, first_of
 from congruence.indexer.index import VectorIndex
 from congruence.safety.categories import NAMES, check_categories
+from congruence.search.collab_filters import check_collab_filters, collab_rows, collab_warnings
 from congruence.search.metric_filters import MetricBounds, MetricsIndex, check_computed
 from congruence.search.safety import SafetyIndex
+from congruence.store.collab_index import CollabIndex
 from congruence.store.rows import AccountTable
 
 MICRO = (5_000, 100_000)
@@ -26,7 +29,9 @@ class Filters:
     ``safe_last`` posts; exclude_categories: none flagged in these (``safety.categories``).
     min_er, max_er (engagement rate, a fraction), max_sponsored_share, min_posts_per_week:
     bounds on the account metrics (an unknown figure does not pass a bound on it); no_flags:
-    no authenticity flag raised (``metrics.signals``)."""
+    no authenticity flag raised (``metrics.signals``). worked_with: worked with any of these
+    handles (a tag, a sponsor, a known match); not_worked_with: with none of these, or (``since``,
+    an ISO date) none on or after that day; handles in normal form (``search.collab_filters``)."""
 
     category: str | None = None
     min_followers: int | None = None
@@ -39,9 +44,13 @@ class Filters:
     max_sponsored_share: float | None = None
     min_posts_per_week: float | None = None
     no_flags: bool = False
+    worked_with: tuple[str, ...] = ()
+    not_worked_with: tuple[str, ...] = ()
+    since: str | None = None
 
-    def __post_init__(self) -> None:  # a job file's JSON gives a list: keep the filter hashable
-        object.__setattr__(self, "exclude_categories", tuple(self.exclude_categories))
+    def __post_init__(self) -> None:  # a job file's JSON gives lists: keep the filter hashable
+        for name in ("exclude_categories", "worked_with", "not_worked_with"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @classmethod
     def make(
@@ -54,6 +63,9 @@ class Filters:
         exclude_categories: Sequence[str] | None = None,
         safe_last: int | None = None,
         metrics: MetricBounds | None = None,
+        worked_with: Sequence[str] | None = None,
+        not_worked_with: Sequence[str] | None = None,
+        since: str | date | None = None,
     ) -> Filters:
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
@@ -86,6 +98,7 @@ class Filters:
                 field="safe_last",
             )
         m = (metrics or MetricBounds()).checked()
+        worked, not_worked, day = check_collab_filters(worked_with, not_worked_with, since)
         return cls(
             cat or None,
             min_followers,
@@ -98,6 +111,9 @@ class Filters:
             m.max_sponsored_share,
             m.min_posts_per_week,
             m.no_flags,
+            worked,
+            not_worked,
+            day,
         )
 
     @property
@@ -110,20 +126,43 @@ class Filters:
         return self.brand_safe or bool(self.exclude_categories)
 
     @property
+    def collab(self) -> bool:
+        """Whether a collaboration filter decides who passes."""
+        return bool(self.worked_with or self.not_worked_with)
+
+    @property
     def active(self) -> bool:
         return (
             self.screened
             or self.bounds.active
+            or self.collab
             or any(v is not None for v in (self.category, self.min_followers, self.max_followers))
         )
 
+    def to_json(self) -> dict[str, object]:
+        """The fields as JSON takes them (lists for tuples): an export job's file, a resume's
+        fingerprint; ``Filters(**d)`` reads it back."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def warnings(self, collabs: CollabIndex | None) -> list[str]:
+        """Why a filter may give less than it seems to ask for, in sentences (an answer carries
+        them; none is an error): a collaboration filter's handle nobody ever named."""
+        return collab_warnings(collabs, self.worked_with, self.not_worked_with)
+
     def rows(
-        self, table: AccountTable, safety: SafetyIndex | None = None, metrics: MetricsIndex | None = None
+        self,
+        table: AccountTable,
+        safety: SafetyIndex | None = None,
+        metrics: MetricsIndex | None = None,
+        collabs: CollabIndex | None = None,
     ) -> np.ndarray:
         """Boolean mask over the table's rows that pass (``safety``: the screen's view of the
         same table, needed when ``screened``; ``metrics``: the account metrics, aligned, needed
-        for a metric bound)."""
+        for a metric bound; ``collabs``: the collaboration graph, aligned, needed for a
+        collaboration filter)."""
         ok = np.ones(len(table.ids), bool)
+        if self.collab:
+            ok &= collab_rows(collabs, self.worked_with, self.not_worked_with, self.since)
         if self.bounds.active:
             ok &= self.bounds.passing(check_computed(metrics))
         if self.screened:
@@ -161,12 +200,13 @@ class Filters:
         exclude: np.ndarray | None = None,
         safety: SafetyIndex | None = None,
         metrics: MetricsIndex | None = None,
+        collabs: CollabIndex | None = None,
     ) -> np.ndarray | None:
         """(ntotal,) mask over index positions, or None when nothing is filtered."""
         if not self.active and (exclude is None or len(exclude) == 0):
             return None
         mask = np.zeros(index.ntotal, bool)
-        pos = index.positions(table.seq[self.rows(table, safety, metrics)])
+        pos = index.positions(table.seq[self.rows(table, safety, metrics, collabs)])
         mask[pos[pos >= 0]] = True
         if exclude is not None and len(exclude):
             ex = index.positions(exclude)

@@ -20,6 +20,7 @@ from congruence.safety.screen import screen_version
 from congruence.search.metric_filters import load_metrics
 from congruence.search.safety import load_safety
 from congruence.search.snapshot import Snapshot
+from congruence.store.collab_index import load_collabs
 from congruence.store.pool import StorePool
 from congruence.store.records import Shard
 from congruence.training.deploy import ACTIVE_KEY, check_encoders, head_space, load_version
@@ -55,13 +56,14 @@ class SnapshotLoader:
             table = store.account_table("influencer", shard=self.shard)  # a shard's: its accounts alone
             safety = load_safety(store, table, screen_version(self.settings))
             metrics = load_metrics(store, table)
+            collabs = load_collabs(store, table)
         release_free_memory()
         rows = np.full(int(table.seq.max()) + 1 if len(table.seq) else 1, -1, np.int32)
         rows[table.seq] = np.arange(len(table.seq))
         held = index.labels[index.alive]
         gone = held[(held >= len(rows)) | (rows[np.minimum(held, len(rows) - 1)] < 0)]
         live = index.select(index.alive & ~np.isin(index.labels, gone)) if len(gone) else None
-        return Snapshot(index, table, rows, model, space, head, generation, safety, metrics, live)
+        return Snapshot(index, table, rows, model, space, head, generation, safety, metrics, live, collabs)
 
     def head(self, version: str | None, previous: Snapshot | None) -> CongruenceHead | None:
         if version is None:

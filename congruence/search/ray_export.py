@@ -51,7 +51,13 @@ class _RankActor:
     """Holds a snapshot and a store connection; ranks one chunk of brands a call."""
 
     def __init__(
-        self, settings: Settings, snapshot: list[Any], k: int, filters: Filters, shards: list[Any] | None = None
+        self,
+        settings: Settings,
+        snapshot: list[Any],
+        k: int,
+        filters: Filters,
+        shards: list[Any] | None = None,
+        signals: str = "all",
     ):
         ray = import_ray()
         snap: Snapshot = ray.get(snapshot[0])  # wrapped in a list: Ray Data passes it as is
@@ -61,7 +67,7 @@ class _RankActor:
         if snap.head is not None and device.type == "cuda":
             snap = dataclasses.replace(snap, head=snap.head.to(device))  # the GPU Ray gave this actor
         reader = VectorReader.of_store(Store.open(settings))  # this actor's own connection
-        self.ranker = BatchRanker(snap, reader, k, filters, settings.candidates)
+        self.ranker = BatchRanker(snap, reader, k, filters, settings.candidates, signals)
         self.placement = placement(str(snap.head.device) if snap.head is not None else "cpu")
 
     def __call__(self, batch: Batch) -> Batch:
@@ -165,13 +171,13 @@ class RayRanker:
         }
 
     def rank(
-        self, snap: Snapshot, k: int, filters: Filters, chunks: Mapping[int, Sequence[str]]
+        self, snap: Snapshot, k: int, filters: Filters, chunks: Mapping[int, Sequence[str]], signals: str = "all"
     ) -> Iterator[tuple[int, RankedRows]]:
         """(chunk number, its rows) for every chunk, in the order they finish."""
         if not chunks:
             return
         rows = [{"chunk": i, "brands": json.dumps(list(b))} for i, b in chunks.items()]
-        kwargs = {"settings": self.pool.settings, "k": k, "filters": filters}
+        kwargs = {"settings": self.pool.settings, "k": k, "filters": filters, "signals": signals}
         for out in self.pool.map(STAGE, rows, _RankActor, kwargs, batch_size=1, n_blocks=len(rows), put=_shipped(snap)):
             for i, ranked in zip(out["chunk"], out["ranked"], strict=True):
                 yield int(i), pickle.loads(ranked)

@@ -30,10 +30,13 @@ import numpy as np
 from congruence.core.errors import InvalidInput
 from congruence.core.vectors import as_matrix
 from congruence.indexer.index import Selection
+from congruence.search import collab_rank
+from congruence.search.collab_rank import fusion_of
 from congruence.search.feedback import CONTENT_SPACE, Marked
 from congruence.search.filters import Filters
 from congruence.search.rerank import Ranked, rerank
 from congruence.search.snapshot import Scored, ShardSet, Snapshot
+from congruence.store.collab_signal import Partners
 
 MAX_K = 1000
 REFINE_FACTOR, REFINE_EXTRA = 4, 20
@@ -62,6 +65,7 @@ def retrieve(
     exclude: Sequence[np.ndarray] | None = None,
     feedback: Sequence[Marked | None] | None = None,
     filters: Filters | None = None,
+    partners: Sequence[Partners | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(D, I): (nq, k) float32 scores and int64 seqs of each query's best k, best first.
 
@@ -79,7 +83,9 @@ def retrieve(
     feedback's) breadth. exact: reads float32 vectors (the re-score of compressed codes, the
     feedback's terms). I = -1 pads a short list (D = -inf there); D = -inf also marks a
     candidate the head could not score or, with feedback, whose vector is gone (it keeps its
-    FAISS rank, after the scored ones).
+    FAISS rank, after the scored ones). partners: per query, its known partners (None: content
+    only); a reranked query with some, over a snapshot whose head carries a learned fusion, also
+    gets the graph's candidates and is ordered by the fusion (``collab_rank``; D is then its score).
     """
     check_k(k)
     xq = as_matrix(xq, snap.index.dim, name="query vectors")
@@ -87,7 +93,8 @@ def retrieve(
     posts = list(brand_posts) if brand_posts is not None else [None] * nq
     skips = [np.asarray(e, np.int64) for e in exclude] if exclude is not None else [_NONE] * nq
     moves = list(feedback) if feedback is not None else [None] * nq
-    if len(posts) != nq or len(skips) != nq or len(moves) != nq:
+    told = list(partners) if partners is not None else [None] * nq
+    if len(posts) != nq or len(skips) != nq or len(moves) != nq or len(told) != nq:
         raise ValueError(
             f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions and {len(moves)} feedbacks"
         )
@@ -103,6 +110,13 @@ def retrieve(
     if refined:
         lists = _refine(snap, xq, lists, refined, exact)
     lists = [(seqs[:n], sc[:n]) for (seqs, sc), n in zip(lists, breadth, strict=True)]
+    fusion = fusion_of(snap)
+    collab = {i: p for i, p in enumerate(told) if p is not None and len(p) and fusion is not None}
+    if collab:
+        lists = collab_rank.join(snap, lists, collab, collab_rank.allowed_rows(snap, selection, filters), skips)
+        plain = [i for i in collab if not reranked[i]]  # the graph's candidates get the query's cosine
+        if plain:
+            lists = _refine(snap, xq, lists, plain, exact)
     fed = [i for i, m in enumerate(moves) if m is not None]
     if fed:
         lists = _gather(lists, [(i, m, breadth[i]) for i in fed if (m := moves[i]) is not None], search, skips)
@@ -122,6 +136,8 @@ def retrieve(
         lists = _with_feedback(
             snap, xq, lists, [(i, m, reranked[i]) for i in fed if (m := moves[i]) is not None], exact
         )
+    if collab and fusion is not None:
+        lists = collab_rank.fuse(snap, fusion, lists, collab)
     return _pack(lists, k)
 
 

@@ -22,6 +22,7 @@ from congruence.indexer.index import Selection, VectorIndex
 from congruence.search.filters import Filters
 from congruence.search.metric_filters import MetricsIndex
 from congruence.search.safety import SafetyIndex
+from congruence.store.collab_index import CollabIndex
 from congruence.store.records import Store
 from congruence.store.rows import AccountTable
 from congruence.store.vectors import VectorStore
@@ -77,6 +78,7 @@ class Snapshot:
     safety: SafetyIndex | None = None
     metrics: MetricsIndex | None = None
     live: Selection | None = None
+    collabs: CollabIndex | None = None  # the collaboration graph of the table (None: not read)
     shards: ShardSet | None = None  # a sharded snapshot's: its index is empty, the shards hold the accounts
     selections: dict[Filters, Selection] = field(default_factory=dict, compare=False, repr=False)
 
@@ -88,7 +90,7 @@ class Snapshot:
         if sel is None:
             if len(self.selections) >= MAX_SELECTIONS:
                 self.selections.clear()
-            mask = filters.mask(self.table, self.index, safety=self.safety, metrics=self.metrics)
+            mask = filters.mask(self.table, self.index, safety=self.safety, metrics=self.metrics, collabs=self.collabs)
             sel = self.selections[filters] = self.index.select(mask if self.live is None else mask & self.live.mask)
         return sel
 

@@ -74,6 +74,7 @@ class ExperimentResult:
     aux_category_accuracy: dict[str, float | None]
     n_heldout_influencers: int
     seconds: dict[str, float]
+    reserved: tuple[str, ...] = ()  # training brands no head trained on (the fusion's: ``training.fusion``)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -82,6 +83,7 @@ class ExperimentResult:
             "aux_category_accuracy": self.aux_category_accuracy,
             "split": {
                 "train_brands": len(self.split.train_brands),
+                "fusion_brands": len(self.reserved),
                 "test_brands": list(self.split.test_brands),
                 "heldout_influencers": self.n_heldout_influencers,
             },
@@ -160,8 +162,12 @@ def run_experiment(
     heldout_fraction: float = 0.2,
     progress: Callable[[str, EpochStats], None] | None = None,
     test_influencers: Collection[str] | None = None,
+    reserve: Callable[[Sequence[str]], Sequence[str]] | None = None,
 ) -> ExperimentResult:
     """Split brands, train every variant on the training brands, evaluate all on the test brands.
+
+    reserve: given the training brands, those to keep out of every head's training as well
+    (neither trained on nor evaluated: the fusion learns on them, ``training.fusion``).
 
     test_influencers: influencers never trained on (not even as negatives), and the only
     candidates of the evaluation; by default, those paired only with test brands plus a
@@ -175,6 +181,9 @@ def run_experiment(
         )
     brands = sorted({b for b, _ in pairs})
     split = brand_disjoint_split(brands, test_fraction, config.seed, test_brands)
+    reserved = tuple(sorted(reserve(split.train_brands))) if reserve is not None else ()
+    if reserved:
+        split = Split(tuple(b for b in split.train_brands if b not in set(reserved)), split.test_brands)
     heldout = (
         heldout_rows(postsets, pairs, split, heldout_fraction, config.seed)
         if test_influencers is None
@@ -204,7 +213,7 @@ def run_experiment(
         int(test_candidates(postsets, pairs, split.test_brands).size) if test_influencers is None else int(heldout.size)
     )
     logger.info("evaluated on %d test brands x %d candidates", len(split.test_brands), n_cands)
-    return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds)
+    return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds, reserved)
 
 
 def evaluate_models(

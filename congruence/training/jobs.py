@@ -18,8 +18,9 @@ from congruence.training.checkpoint import load_head, save_head
 from congruence.training.data import Pair
 from congruence.training.deploy import DeployReport, deploy, encoder_meta, load_active, save_checkpoint
 from congruence.training.experiment import PRODUCT, ExperimentResult, evaluate_models, run_experiment
+from congruence.training.fusion import Graph, fusion_brands
 from congruence.training.loop import EpochStats, TrainConfig
-from congruence.training.model import CongruenceHead, HeadConfig
+from congruence.training.model import CongruenceHead, HeadConfig, MetaValue
 from congruence.training.ranking_metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,12 @@ def train_and_deploy(
         head_config = replace(head_config, d_model=d_model)
     if PRODUCT not in variants:
         variants = (PRODUCT, *variants)
+    with Store.open(settings) as store:
+        graph = Graph.load(store)
+    reserve = None
+    if graph is not None:  # collaborative evidence: keep some training brands for the fusion to learn on
+        counts = graph.partner_counts(data.pairs)
+        reserve = lambda train: fusion_brands({b: counts.get(b, 0) for b in train}, config.seed)  # noqa: E731
     exp = run_experiment(
         data.postsets,
         data.pairs,
@@ -131,9 +138,10 @@ def train_and_deploy(
         test_fraction=test_fraction,
         progress=progress,
         test_influencers=test_influencers,
+        reserve=reserve,
     )
     head = exp.models[PRODUCT]
-    meta = {
+    meta: dict[str, MetaValue] = {
         **encoder_meta(data.ids),
         "loss": config.loss,
         "aux_weight": config.aux_weight,
@@ -141,6 +149,10 @@ def train_and_deploy(
         "seed": config.seed,
         "towers": head.config.towers,
     }
+    if graph is not None and exp.reserved:
+        fusion = graph.fit(data.postsets, head, exp.reserved, data.pairs, settings.candidates, config.seed)
+        if fusion is not None:
+            meta.update(fusion.to_meta())
     verdict = Verdict.of(exp)
     if activate and not verdict.beats and not activate_anyway:
         logger.warning("head not put in service: %s", verdict)

@@ -1,4 +1,5 @@
-"""Accounts: find brands or influencers, read one with its first posts, list categories."""
+"""Accounts: find brands or influencers, read one with its first posts and who it worked with, list
+categories."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from congruence.api.schemas_account_metrics import AccountMetricsResponse, PeerP
 from congruence.api.views import account_out
 from congruence.store import account_metrics as metrics_store
 from congruence.store.account_views import peer_points, post_points
+from congruence.store.collaborations import MAX_EDGES
 
 router = APIRouter(tags=["accounts"])
 
@@ -67,7 +69,13 @@ def account_metrics(account_id: str, engine: EngineDep, _key: KeyDep) -> Account
 
 @router.get("/v1/accounts/{account_id:path}", response_model=AccountOut)
 def account(
-    account_id: str, engine: EngineDep, _key: KeyDep, posts: Annotated[int, Query(ge=0, le=100)] = 12
+    account_id: str,
+    engine: EngineDep,
+    _key: KeyDep,
+    posts: Annotated[int, Query(ge=0, le=100)] = 12,
+    edges: Annotated[
+        int, Query(ge=0, le=MAX_EDGES, description="at most this many edges per collaboration list, most posts first")
+    ] = 100,
 ) -> AccountOut:
     with engine.reading() as store:
-        return account_out(store, account_id, posts)
+        return account_out(store, account_id, posts, edges)

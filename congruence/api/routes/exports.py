@@ -27,6 +27,7 @@ def _out(job: JobState) -> ExportJobOut:
         rows=job.rows,
         skipped=job.skipped,
         error=job.error,
+        warnings=job.warnings,
         format=job.format,  # type: ignore[arg-type]
         download_url=url,
     )
@@ -52,11 +53,16 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
         exclude_categories=req.exclude_categories,
         safe_last=req.safe_last,
         metrics=req.bounds(),
+        worked_with=req.worked_with,
+        not_worked_with=req.not_worked_with,
+        since=req.since,
     )
     snap = engine.current()
     filters.category_code(snap.table)  # a typo is a 422 now, not a failed job later
     engine.check_screened(snap, filters)  # so are posts still waiting for the brand-safety screen
-    return _out(exports.submit(ExportSpec(brands=brands, k=req.k, fmt=req.format, filters=filters)))
+    return _out(
+        exports.submit(ExportSpec(brands=brands, k=req.k, fmt=req.format, filters=filters, signals=req.signals))
+    )
 
 
 @router.get("/v1/exports/{job_id}", response_model=ExportJobOut)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from congruence.api.deps import EngineDep, KeyDep
-from congruence.api.params import feedback_of, filters_of, ranking_text
+from congruence.api.params import feedback_of, filters_of, ranking_text, signals_text
 from congruence.api.schemas import MatchResponse, SimilarRequest
 from congruence.api.views import answer, in_query_thread
+from congruence.search.collab_filters import MAX_HANDLES
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import MAX_FEEDBACK, Feedback
 from congruence.search.filters import Filters
@@ -43,6 +45,10 @@ async def similar(
     max_sponsored_share: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
     min_posts_per_week: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     no_flags: bool = False,
+    worked_with: Annotated[list[str], Query(max_length=MAX_HANDLES)] = [],  # noqa: B006
+    not_worked_with: Annotated[list[str], Query(max_length=MAX_HANDLES)] = [],  # noqa: B006
+    since: date | None = None,
+    signals: Literal["all", "content"] = "all",
 ) -> MatchResponse:
     filters = Filters.make(
         category,
@@ -53,13 +59,21 @@ async def similar(
         exclude_categories=exclude_categories,
         safe_last=safe_last,
         metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags),
+        worked_with=worked_with,
+        not_worked_with=not_worked_with,
+        since=since,
     )
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
     return await in_query_thread(
         answer,
         engine,
-        lambda snap: engine.similar(influencer_id, k, filters, posts, feedback, snap),
-        lambda snap: ranking_text(RANKING, feedback, snap.head is not None),
+        lambda snap: engine.similar(influencer_id, k, filters, posts, feedback, snap, signals),
+        lambda snap: (
+            ranking_text(RANKING, feedback, snap.head is not None)
+            + signals_text(engine.signals(snap, signals, seeds=[influencer_id]))
+        ),
+        None,
+        filters,
     )
 
 
@@ -70,6 +84,11 @@ async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDe
     return await in_query_thread(
         answer,
         engine,
-        lambda snap: engine.similar(req.influencers, req.k, filters, req.posts, feedback, snap),
-        lambda snap: ranking_text(RANKING + " (to the mean of the set)", feedback, snap.head is not None),
+        lambda snap: engine.similar(req.influencers, req.k, filters, req.posts, feedback, snap, req.signals),
+        lambda snap: (
+            ranking_text(RANKING + " (to the mean of the set)", feedback, snap.head is not None)
+            + signals_text(engine.signals(snap, req.signals, seeds=req.influencers))
+        ),
+        None,
+        filters,
     )

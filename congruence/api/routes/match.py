@@ -9,12 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from congruence.api.deps import EngineDep, KeyDep, ServicesDep
-from congruence.api.params import feedback_of, filters_of, ranking_text
+from congruence.api.params import feedback_of, filters_of, ranking_text, signals_text
 from congruence.api.schemas import MatchRequest, MatchResponse, NewBrandForm
 from congruence.api.uploads import read_form, read_images, text_fields
 from congruence.api.views import answer, in_query_thread
 from congruence.search.engine import Engine, Snapshot
 from congruence.search.feedback import Feedback
+from congruence.search.filters import Filters
 from congruence.search.hits import Hit
 
 router = APIRouter(tags=["match"])
@@ -64,16 +65,25 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
                 answer,
                 engine,
                 lambda snap: engine.match_query(query, req.k, filters, req.posts, feedback, snap),
-                lambda snap: ranking_text(engine.ranking(snap), feedback, snap.head is not None),
+                lambda snap: (
+                    ranking_text(engine.ranking(snap), feedback, snap.head is not None)
+                    + signals_text(engine.signals(snap, req.signals))
+                ),
                 req.query_id,
+                filters,
             )
         brand_id = req.brand_id
         assert brand_id is not None
         return await in_query_thread(
             answer,
             engine,
-            lambda snap: engine.match_brand(brand_id, req.k, filters, req.posts, feedback, snap),
-            lambda snap: ranking_text(engine.ranking(snap), feedback, snap.head is not None),
+            lambda snap: engine.match_brand(brand_id, req.k, filters, req.posts, feedback, snap, req.signals),
+            lambda snap: (
+                ranking_text(engine.ranking(snap), feedback, snap.head is not None)
+                + signals_text(engine.signals(snap, req.signals, brand_id=brand_id))
+            ),
+            None,
+            filters,
         )
     if ctype.startswith("multipart/form-data"):
         form = await read_form(request, MAX_IMAGES)
@@ -98,8 +108,12 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             _answer_new,
             engine,
             new_brand,
-            lambda snap: ranking_text(engine.ranking(snap), Feedback(), snap.head is not None),
+            lambda snap: (
+                ranking_text(engine.ranking(snap), Feedback(), snap.head is not None)
+                + signals_text(engine.signals(snap, fields.signals))
+            ),
             ids,
+            filters,
         )
     raise HTTPException(
         415,
@@ -109,8 +123,12 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
 
 
 def _answer_new(
-    engine: Engine, rank: Callable[[Snapshot], list[Hit]], ranking: Callable[[Snapshot], str], ids: list[str]
+    engine: Engine,
+    rank: Callable[[Snapshot], list[Hit]],
+    ranking: Callable[[Snapshot], str],
+    ids: list[str],
+    filters: Filters,
 ) -> MatchResponse:
     """``answer`` for a new brand, whose query id is known once it is described."""
-    out = answer(engine, rank, ranking)
+    out = answer(engine, rank, ranking, None, filters)
     return out.model_copy(update={"query_id": ids[0]})

@@ -1,4 +1,5 @@
-// The account view: its metrics and flags, likes over time, engagement rate against followers of its peers.
+// The account view: its metrics and flags, likes over time, engagement rate against followers of its
+// peers, and who it worked with (the collaboration graph).
 "use strict";
 
 const W = 520, H = 260, PAD = { l: 56, r: 12, t: 10, b: 34 };
@@ -78,6 +79,44 @@ function showPlots(data) {
 
 function $(id) { return document.getElementById(id); }
 
+function accountLink(id, text) { return el("a", { href: `/account?id=${encodeURIComponent(id)}` }, text); }
+
+// Edges as table rows. who "handle": the handle each names (a link when it is an account of the
+// store); who "account": the account whose posts name this one (always a link).
+function edgeTable(table, edges, who) {
+  const day = at => (at ? at.slice(0, 10) : "–");
+  const head = el("tr", {}, ...[who === "handle" ? "Handle" : "Account", "Kind", "Posts", "Sponsored", "First", "Last"]
+    .map(h => el("th", h === "Posts" || h === "Sponsored" ? { class: "num" } : {}, h)));
+  const rows = edges.map(e => el("tr", { "data-kind": e.kind },
+    el("td", {}, who === "handle" ? (e.target_id ? accountLink(e.target_id, e.handle) : e.handle)
+                                  : accountLink(e.account_id, e.account_id)),
+    el("td", {}, e.kind), el("td", { class: "num" }, fmt.format(e.posts)),
+    el("td", { class: "num" }, fmt.format(e.sponsored_posts)), el("td", {}, day(e.first_at)), el("td", {}, day(e.last_at))));
+  table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  table.hidden = !edges.length;
+}
+
+function edgeNote(edges, total, none) {
+  if (!total) return none;
+  return edges.length < total ? `The ${edges.length} with the most posts of ${fmt.format(total)}.` : "";
+}
+
+// Who the account worked with; for a brand (or anyone others tagged) who tagged it, and its known partners.
+function showCollaborations(acc) {
+  edgeTable($("worked-with"), acc.worked_with, "handle");
+  $("worked-with-note").textContent = acc.collaborations
+    ? `${fmt.format(acc.collaborations)} handle${acc.collaborations === 1 ? "" : "s"}: tags, paid-partnership ` +
+      `sponsors and known matches. ${edgeNote(acc.worked_with, acc.worked_with_total, "")}`
+    : "No tag, sponsor or known match recorded.";
+  const brand = acc.kind === "brand";
+  $("tagged-by-box").hidden = !(brand || acc.tagged_by_total);
+  edgeTable($("tagged-by"), acc.tagged_by, "account");
+  $("tagged-by-note").textContent = edgeNote(acc.tagged_by, acc.tagged_by_total, "No post of the corpus tags it.");
+  $("partners-box").hidden = !(brand || acc.partners_total);
+  edgeTable($("partners"), acc.partners, "account");
+  $("partners-note").textContent = edgeNote(acc.partners, acc.partners_total, "No known match.");
+}
+
 async function loadAccount() {
   const id = new URLSearchParams(location.search).get("id");
   if (!id) { setStatus($("status"), "No account given: open this page from a search result.", true); return; }
@@ -87,6 +126,7 @@ async function loadAccount() {
     const [acc, data] = await Promise.all([apiJson(`/v1/accounts/${q}?posts=12`), apiJson(`/v1/accounts/${q}/metrics`)]);
     $("account-title").textContent = `@${acc.handle}`;
     showMetrics(acc, data.metrics);
+    showCollaborations(acc);
     showPlots(data);
     $("posts").replaceChildren(...acc.posts.map(p => {
       if (!p.thumbnail_url) return el("div", { class: "noimg", title: p.caption }, "text post");

@@ -20,7 +20,7 @@ function filterValues() {
   return { category: $("category").value || null, min_followers: num("min-followers"),
            max_followers: num("max-followers"), micro: $("micro").checked, k: num("k") || 24,
            brand_safe: $("brand-safe").checked, exclude_categories: excluded,
-           safe_last: screened ? num("safe-last") : null, ...metricFilterValues() };
+           safe_last: screened ? num("safe-last") : null, ...metricFilterValues(), ...collabFilterValues() };
 }
 
 // The filters as the form shows them now, or null (and why, in the status line) when they contradict.
@@ -30,6 +30,10 @@ function checkedFilters() {
     setStatus($("status"), "The minimum number of followers is above the maximum.", true);
     return null;
   }
+  if (f.since && !f.not_worked_with.length) {
+    setStatus($("status"), "“… since” applies only with handles in “Not worked with”.", true);
+    return null;
+  }
   return f;
 }
 
@@ -37,7 +41,7 @@ function checkedFilters() {
 function filterBody(f) {
   return { k: f.k, posts: 3, category: f.category, micro: f.micro, min_followers: f.min_followers,
            max_followers: f.max_followers, brand_safe: f.brand_safe, exclude_categories: f.exclude_categories,
-           safe_last: f.safe_last, ...metricFilterBody(f) };
+           safe_last: f.safe_last, ...metricFilterBody(f), ...collabFilterBody(f) };
 }
 
 async function loadCatalog() {
@@ -102,6 +106,7 @@ async function runQuery(path, request, title, fresh = false) {
     if (res.query_id) state.lastQuery.queryId = res.query_id;
     for (const h of res.data) state.handles[h.influencer_id] = h.handle;
     $("ranking").textContent = res.ranking ? `Scores: ${res.ranking}` : "";
+    showWarnings(res.warnings);
     render(res.data, title, before);
     showFeedback(before, res.data);
     setStatus($("status"), res.count ? `${res.count} influencers, best first.` : "");
@@ -291,7 +296,8 @@ async function exportShortlist() {
   if (!f) return;
   const body = { brands: [brand], k: f.k, format: "csv", category: f.category, micro: f.micro,
                  min_followers: f.min_followers, max_followers: f.max_followers, brand_safe: f.brand_safe,
-                 exclude_categories: f.exclude_categories, safe_last: f.safe_last, ...metricFilterBody(f) };
+                 exclude_categories: f.exclude_categories, safe_last: f.safe_last, ...metricFilterBody(f),
+                 ...collabFilterBody(f) };
   $("export-btn").disabled = true;
   const bar = $("progress");
   bar.hidden = false;
@@ -307,6 +313,7 @@ async function exportShortlist() {
     }
     if (job.status !== "done") throw new Error(`The export failed: ${job.error || "no reason given"}.`);
     bar.firstElementChild.style.width = "100%";
+    showWarnings(job.warnings);
     saveBlob(await (await api(job.download_url)).blob(), `shortlist-${brand}.csv`);
     setStatus($("status"), `Exported ${job.rows} rows.`);
   } catch (e) {
