@@ -18,8 +18,9 @@ AUC: over each brand's pool, ``match -k 1000`` first in its order, the rest tied
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,10 +216,11 @@ def section(
         )
     info = json.loads((corpus / "corpus_info.json").read_text())
     sec = Section("warm-start", tables)
-    served = sorted(set(used.values()))
+    served = Counter(re.sub(r"\(\d+ known partners", "(N known partners", u) for u in used.values())
     sec.notes += [
         f"corpus: {info['influencers']} influencers, {info['brands']} brands ({info['test_brands']} held out), "
-        f"seed {info['config']['seed']}; the product served: {'; '.join(served)}",
+        f"seed {info['config']['seed']}; the product served: "
+        + "; ".join(f"{n} brands: {what}" for what, n in served.most_common()),
         "seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()),
     ]
     sec.details.update(

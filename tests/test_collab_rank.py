@@ -27,6 +27,8 @@ from congruence.training.fusion_model import query_features
 from congruence.training.jobs import train_and_deploy
 from congruence.training.loop import TrainConfig
 
+from .test_ray import needs_ray, ray_cluster  # noqa: F401  (fixture)
+
 COMMUNITIES = [
     "running shoes trail marathon",
     "vegan recipes kitchen bowl",
@@ -230,6 +232,29 @@ def test_sharded_serving_ranks_with_the_signal_as_one_process(trained: Settings)
     finally:
         for s in servers:
             s.close()
+
+
+@needs_ray
+def test_a_ray_export_ranks_with_the_signal_as_the_local_one(
+    trained: Settings,
+    ray_cluster: None,
+    tmp_path: Path,  # noqa: F811
+) -> None:
+    import json
+
+    from congruence.search.export import ExportSpec, run_export
+
+    with Engine(trained) as engine:
+        for signals in ("all", "content"):
+            spec = ExportSpec(("brand00", "brand13", "brand32", "brand25"), 10, "jsonl", Filters(), signals)
+            run_export(engine, spec, tmp_path / f"local-{signals}.jsonl", batch_brands=2)
+            run_export(engine, spec, tmp_path / f"ray-{signals}.jsonl", batch_brands=2, ray_address="local")
+            ray_bytes = (tmp_path / f"ray-{signals}.jsonl").read_bytes()
+            assert ray_bytes == (tmp_path / f"local-{signals}.jsonl").read_bytes()
+            rows = [json.loads(line) for line in (tmp_path / f"ray-{signals}.jsonl").open(encoding="utf-8")]
+            snap = engine.current()
+            want = [h.influencer_id for h in engine.match_brand("brand13", 10, snap=snap, signals=signals)]
+            assert [r["influencer_id"] for r in rows if r["brand_id"] == "brand13"] == want
 
 
 def test_a_store_without_tags_trains_as_before(small_corpus: Path, settings: Settings) -> None:
