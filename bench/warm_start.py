@@ -81,6 +81,7 @@ def run(quick: bool) -> Section:
             "--json",
             "--variants",
             "product",
+            "--activate-anyway",  # the guard decides on the test brands: here they are the evaluation's
             "--test-brands",
             str(corpus / "test_brands.txt"),
             *(("--epochs", "2") if quick else ()),
@@ -104,7 +105,7 @@ def cases(corpus: Path) -> list[BrandCase]:
 def measure(corpus: Path, home: Path, seconds: dict[str, float], train_doc: dict[str, Any]) -> Section:
     from congruence.core.settings import load_settings
     from congruence.search.collab_rank import signals_used
-    from congruence.search.engine import Engine
+    from congruence.search.engine import MAX_K, Engine
     from congruence.store.collab_signal import Partners, signal_of
     from congruence.training.fusion_model import category_share
 
@@ -127,18 +128,20 @@ def measure(corpus: Path, home: Path, seconds: dict[str, float], train_doc: dict
             pools[b.id] = pool
             rows = np.array([row_of[a] for a in pool])
             p = Partners(np.array([row_of[a] for a in b.known if a in row_of]))
-            used[b.id] = signals_used(snap, "all", engine.brand_partners(snap, b.id)).describe()
+            own = engine.brand_partners(snap, b.id)
+            assert own is not None
+            used[b.id] = signals_used(snap, "all", own).describe()
             baselines: dict[str, np.ndarray] = {
                 "random": rng.random(len(pool)),
                 "popularity": signal.propensity(rows),
                 "category prior": category_share(table, p.rows, rows),
-                "collaboration only": signal.scores(signal.weights(Partners(p.rows, (b.handle.lower(),))), rows),
+                "collaboration only": signal.scores(signal.weights(Partners(p.rows, own.own)), rows),
             }
             for name, s in baselines.items():
                 scored[name][b.id] = s
                 ranked[name][b.id] = [pool[i] for i in np.lexsort((rng.random(len(s)), -s))]
             for name, signals in (("content only (--signals content)", "content"), ("the product", "all")):
-                top = engine.match_brand(b.id, max(KS) + len(known), signals=signals, snap=snap)
+                top = engine.match_brand(b.id, min(MAX_K, max(KS) + len(known)), signals=signals, snap=snap)
                 ranked[name][b.id] = [h.influencer_id for h in top if h.influencer_id not in known]
                 wide = engine.match_brand(b.id, 1000, signals=signals, snap=snap)
                 scored[name][b.id] = list_scores([h.influencer_id for h in wide if h.influencer_id not in known], pool)

@@ -15,7 +15,7 @@ from congruence.core.settings import Settings
 from congruence.indexer.corpus import Corpus, Post
 from congruence.indexer.corpus_write import write_corpus
 from congruence.indexer.ingest import ingest
-from congruence.search.collab_rank import fusion_of, signals_used
+from congruence.search.collab_rank import allowed_rows, fusion_of, join, signals_used
 from congruence.search.engine import Engine
 from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
@@ -202,8 +202,15 @@ def test_the_graphs_candidates_join_a_narrow_content_list(trained: Settings) -> 
         assert partners is not None
         content = [h.influencer_id for h in engine.match_brand("brand31", 4, snap=snap, signals="content")]
         signal = signal_of(snap.collabs)
+        known = {snap.table.ids[r] for r in partners.rows}
         graph = [snap.table.ids[r] for r in signal.best(signal.weights(partners), 200)]
+        graph = [a for a in graph if a not in known and a not in content]  # never a known partner
         union = set(content) | set(graph)
+        seqs = np.array([int(snap.table.seq[snap.table.ids.index(a)]) for a in content], np.int64)
+        _, joined = join(
+            snap, [(seqs, np.zeros(len(seqs), np.float32))], {0: partners}, allowed_rows(snap, None, None), [seqs[:0]]
+        )
+        assert [snap.table.ids[r] for r in snap.rows(joined[0])] == graph
         got = [h.influencer_id for h in engine.match_brand("brand31", 4, snap=snap)]
         assert got == brute_force(engine, snap, "brand31", partners, union)[:4]
         assert set(got) - set(content), "no candidate of the graph's made the list"
@@ -211,14 +218,18 @@ def test_the_graphs_candidates_join_a_narrow_content_list(trained: Settings) -> 
 
 def test_sharded_serving_ranks_with_the_signal_as_one_process(trained: Settings) -> None:
     """Three in-process shards behind an ingress (the ingress holds the graph, the shards score
-    the graph's candidates they hold) answer as the single process, filters included."""
+    the graph's candidates they hold) answer as the single process, filters included; a rerank
+    breadth of 4 makes most of each list the graph's candidates."""
+    import dataclasses
+
     from congruence.search.shards import ShardedEngine, ShardServer
     from congruence.training.deploy import publish_current
 
-    publish_current(trained, shards=3)
-    servers = [ShardServer(trained, i, 3) for i in range(3)]
+    narrow = dataclasses.replace(trained, candidates=4)
+    publish_current(narrow, shards=3)
+    servers = [ShardServer(narrow, i, 3) for i in range(3)]
     try:
-        with Engine(trained) as single, ShardedEngine(trained, servers) as sharded:
+        with Engine(narrow) as single, ShardedEngine(narrow, servers) as sharded:
             for brand, f in (
                 ("brand02", Filters()),
                 ("brand02", Filters.make(category="cat0")),
@@ -240,11 +251,12 @@ def test_a_ray_export_ranks_with_the_signal_as_the_local_one(
     ray_cluster: None,
     tmp_path: Path,  # noqa: F811
 ) -> None:
+    import dataclasses
     import json
 
     from congruence.search.export import ExportSpec, run_export
 
-    with Engine(trained) as engine:
+    with Engine(dataclasses.replace(trained, candidates=4)) as engine:  # mostly the graph's candidates
         for signals in ("all", "content"):
             spec = ExportSpec(("brand00", "brand13", "brand32", "brand25"), 10, "jsonl", Filters(), signals)
             run_export(engine, spec, tmp_path / f"local-{signals}.jsonl", batch_brands=2)

@@ -7,6 +7,7 @@ a shared one. Skipped when Ray is not installed, except the checks that need no 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -61,7 +62,9 @@ def ray_cluster() -> Iterator[None]:
     )  # workers' output stays off capsys
     yield
     ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
+    # removed when the test process ends, not now: Ray Data configures its log file once per
+    # process, under the first cluster's folder, and a later module's cluster still writes there
+    atexit.register(shutil.rmtree, temp, True)
 
 
 def dump(settings: Settings) -> dict[str, list[tuple]]:

@@ -159,14 +159,14 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
         snap = engine.current()  # one snapshot answers and says why the filters may give little
         if args.brand:
             hits = engine.match_brand(args.brand, args.k, filters, feedback=feedback, snap=snap, signals=args.signals)
-            used = engine.signals(snap, args.signals, brand_id=args.brand)
+            used = engine.signals(snap, args.signals, brand_id=args.brand, feedback=feedback)
         else:
             from congruence.encoders.images import read_image
 
             images = [read_image(Path(p))[0] for p in args.images or []]
             query = engine.describe_new(images, args.text or "", snap)
-            hits = engine.match_query(query, args.k, filters, feedback=feedback, snap=snap)
-            used = engine.signals(snap, args.signals)
+            hits = engine.match_query(query, args.k, filters, feedback=feedback, snap=snap, signals=args.signals)
+            used = engine.signals(snap, args.signals, feedback=feedback)
         _print_hits(hits, args.json, engine, filters.warnings(snap.collabs), _ranking(engine, snap, used))
     return 0
 
@@ -178,10 +178,9 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
     filters = _filters(args)
     with open_engine(settings) as engine:
         snap = engine.current()
-        hits = engine.similar(
-            args.influencer, args.k, filters, feedback=feedback_of(args), snap=snap, signals=args.signals
-        )
-        used = engine.signals(snap, args.signals, seeds=args.influencer)
+        feedback = feedback_of(args)
+        hits = engine.similar(args.influencer, args.k, filters, feedback=feedback, snap=snap, signals=args.signals)
+        used = engine.signals(snap, args.signals, seeds=args.influencer, feedback=feedback)
         _print_hits(hits, args.json, engine, filters.warnings(snap.collabs), _ranking(engine, snap, used))
     return 0
 

@@ -9,6 +9,7 @@ known partners. Otherwise the list is content alone, and ``signals_used`` says s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,49 +75,78 @@ def signals_used(snap: Snapshot, signals: str, partners: Partners | None, new_br
     return Signals(True, n)
 
 
-def allowed_rows(snap: Snapshot, selection: Selection | None, filters: Filters | None) -> np.ndarray:
-    """(rows,) bool: the table rows a query may return (its filter's selection, or, on a sharded
-    ingress whose shards select their own, the filter applied to the ingress's table)."""
-    n = len(snap.table.ids)
+def allowed_rows(
+    snap: Snapshot, selection: Selection | None, filters: Filters | None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving, for some table rows, whether a query may return them: in the index
+    and its filter's selection; on a sharded ingress (whose shards select their own, and whose
+    index is empty), the filter applied to the ingress's table (an account the shards do not
+    hold is dropped after their rerank: ``fuse``). Reads only the rows asked about."""
     if snap.shards is not None:
         f = filters or Filters()
-        return f.rows(snap.table, snap.safety, snap.metrics, snap.collabs) if f.active else np.ones(n, bool)
+        if not f.active:
+            return lambda rows: np.ones(len(rows), bool)
+        mask = f.rows(snap.table, snap.safety, snap.metrics, snap.collabs)
+        return lambda rows: mask[rows]
     sel = selection if selection is not None else snap.live
-    pos = snap.index.positions(snap.table.seq)
-    ok = pos >= 0
-    if sel is not None:
-        ok[ok] = sel.mask[pos[ok]]
-    return ok
+
+    def allowed(rows: np.ndarray) -> np.ndarray:
+        pos = snap.index.positions(snap.table.seq[rows])
+        ok = pos >= 0
+        if sel is not None:
+            ok[ok] = sel.mask[pos[ok]]
+        return ok
+
+    return allowed
 
 
 def join(
-    snap: Snapshot, lists: list[Ranked], queries: dict[int, Partners], allowed: np.ndarray, skips: list[np.ndarray]
-) -> list[Ranked]:
+    snap: Snapshot,
+    lists: list[Ranked],
+    queries: dict[int, Partners],
+    allowed: Callable[[np.ndarray], np.ndarray],
+    skips: list[np.ndarray],
+) -> tuple[list[Ranked], dict[int, np.ndarray]]:
     """``lists`` with each query's best ``COLLAB_CANDIDATES`` by the graph appended (those it
-    may return, not excluded, not there yet; score -inf until the rerank scores them)."""
+    may return, not excluded, not there yet, and not its known partners, as in the lists the
+    fusion learned on; score -inf until the rerank scores them), and each query's seqs joined."""
     assert snap.collabs is not None
     signal = signal_of(snap.collabs)
-    out = list(lists)
+    out, joined = list(lists), {}
     for i, p in queries.items():
         seqs, sc = lists[i]
-        ok = allowed.copy()
-        ok[snap.rows(seqs[seqs >= 0])] = False
         skip = skips[i][(skips[i] >= 0) & (skips[i] < len(snap.row_of_seq))]
         r = snap.row_of_seq[skip]
-        ok[r[r >= 0]] = False
+        taken = np.concatenate([snap.rows(seqs[seqs >= 0]), r[r >= 0], p.rows])
+
+        def ok(rows: np.ndarray, taken: np.ndarray = taken) -> np.ndarray:
+            return allowed(rows) & ~np.isin(rows, taken)
+
         extra = snap.table.seq[signal.best(signal.weights(p), COLLAB_CANDIDATES, ok)].astype(np.int64)
         out[i] = (np.concatenate([seqs, extra]), np.concatenate([sc, np.full(len(extra), -np.inf, np.float32)]))
-    return out
+        joined[i] = extra
+    return out, joined
 
 
-def fuse(snap: Snapshot, fusion: Fusion, lists: list[Ranked], queries: dict[int, Partners]) -> list[Ranked]:
+def fuse(
+    snap: Snapshot,
+    fusion: Fusion,
+    lists: list[Ranked],
+    queries: dict[int, Partners],
+    joined: dict[int, np.ndarray] | None = None,
+) -> list[Ranked]:
     """Each query's list ordered by the fusion's score of its candidates (the content score
-    being the list's: the head's, with feedback's terms when marked)."""
+    being the list's: the head's, with feedback's terms when marked). A candidate the graph
+    joined (``joined``) that got no content score is dropped: no vector (not embedded yet, or
+    not held by any shard), so not an account the search may return."""
     assert snap.collabs is not None
     signal = signal_of(snap.collabs)
     out = list(lists)
     for i, p in queries.items():
         seqs, sc = lists[i]
+        if joined is not None and i in joined and len(joined[i]):
+            keep = np.isfinite(sc) | ~np.isin(seqs, joined[i])
+            seqs, sc = seqs[keep], sc[keep]
         if not len(seqs):
             continue
         x = query_features(signal, snap.table, p, snap.rows(seqs), sc)

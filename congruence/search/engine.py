@@ -149,20 +149,41 @@ class Engine:
         )
 
     def signals(
-        self, snap: Snapshot, signals: str = "all", brand_id: str | None = None, seeds: Sequence[str] = ()
+        self,
+        snap: Snapshot,
+        signals: str = "all",
+        brand_id: str | None = None,
+        seeds: Sequence[str] = (),
+        feedback: Feedback = Feedback(),
     ) -> Signals:
         """What ranks a match of ``brand_id``, a ``similar`` of ``seeds``, or (neither) a new
-        brand: content alone or with the collaboration signal, and why (for ``ranking``)."""
+        brand, with ``feedback`` (its liked count as known partners): content alone or with the
+        collaboration signal, and why (for ``ranking``); as ``rank`` decides it."""
         partners = None
         if check_signals(signals) == "all" and snap.collabs is not None:
             if brand_id is not None:
                 partners = self.brand_partners(snap, brand_id)
-            elif seeds:
-                with self.reading() as store:
-                    got = np.asarray(store.seqs_of(list(seeds)), np.int64)
-                rows = snap.rows(got[(got >= 0) & (got < len(snap.row_of_seq))])
-                partners = Partners(rows[rows >= 0])
-        return signals_used(snap, signals, partners, new_brand=brand_id is None and not seeds)
+            else:
+                partners = Partners(self._rows_of(snap, seeds))
+            partners = self._with_liked(snap, partners, feedback)
+        new = brand_id is None and not seeds and not feedback.like
+        return signals_used(snap, signals, partners, new_brand=new)
+
+    def _rows_of(self, snap: Snapshot, ids: Sequence[str]) -> np.ndarray:
+        """The table rows of the influencers ``ids`` in ``snap`` (those it holds)."""
+        if not ids:
+            return np.zeros(0, np.int64)
+        with self.reading() as store:
+            got = np.asarray(store.seqs_of(list(ids)), np.int64)
+        rows = snap.row_of_seq[got[(got >= 0) & (got < len(snap.row_of_seq))]].astype(np.int64)
+        return rows[rows >= 0]
+
+    def _with_liked(self, snap: Snapshot, partners: Partners | None, feedback: Feedback) -> Partners | None:
+        """``partners`` with the influencers ``feedback`` likes (a liked influencer is a known
+        partner too)."""
+        if partners is None or not feedback.like:
+            return partners
+        return Partners(np.concatenate([partners.rows, self._rows_of(snap, list(feedback.like))]), partners.own)
 
     def brand_partners(self, snap: Snapshot, brand_id: str) -> Partners | None:
         """The brand's known partners in ``snap``'s table: its matches and the creators who tagged
@@ -204,13 +225,20 @@ class Engine:
         posts: int = 0,
         feedback: Feedback = Feedback(),
         snap: Snapshot | None = None,
+        signals: str = "all",
     ) -> list[Hit]:
+        """A brand not in the corpus: no known partners, but those it likes through feedback."""
         snap = snap or self.current()
         if query.space != snap.space:
             raise ModelMismatch(
                 f"this brand was described in {query.space!r}, but {snap.space!r} is in service now: describe it again"
             )
-        return self._hits(snap, query.vector, k, filters, posts, brand_posts=query.posts, feedback=feedback)
+        liked = (
+            Partners(np.zeros(0, np.int64)) if check_signals(signals) == "all" and snap.collabs is not None else None
+        )
+        return self._hits(
+            snap, query.vector, k, filters, posts, brand_posts=query.posts, feedback=feedback, partners=liked
+        )
 
     def similar(
         self,
@@ -249,7 +277,7 @@ class Engine:
             feedback=feedback,
             examples=vecs,
             example_seqs=[e.seq for e in entries],
-            partners=Partners(snap.rows(np.array([e.seq for e in entries])))
+            partners=Partners(self._rows_of(snap, seeds))
             if check_signals(signals) == "all" and snap.collabs is not None
             else None,
         )
@@ -388,12 +416,7 @@ class Engine:
         if marked is not None and examples is not None and snap.space != CONTENT_SPACE:
             examples_content = content_vectors(self.reader.exact, example_seqs)
         skip, applied = apply(q, marked, exclude, examples, examples_content)
-        if partners is not None and feedback.like:  # a liked influencer is a known partner too
-            with self.reading() as store:
-                liked = np.asarray(store.seqs_of(list(feedback.like)), np.int64)
-            liked = liked[(liked >= 0) & (liked < len(snap.row_of_seq))]
-            rows = snap.row_of_seq[liked]
-            partners = Partners(np.concatenate([partners.rows, rows[rows >= 0]]), partners.own)
+        partners = self._with_liked(snap, partners, feedback)
         return self.retrieve(snap, q[None, :], k, filters, [brand_posts], [skip], [applied], selection, [partners])
 
     def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:

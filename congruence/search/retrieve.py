@@ -84,8 +84,9 @@ def retrieve(
     feedback's terms). I = -1 pads a short list (D = -inf there); D = -inf also marks a
     candidate the head could not score or, with feedback, whose vector is gone (it keeps its
     FAISS rank, after the scored ones). partners: per query, its known partners (None: content
-    only); a reranked query with some, over a snapshot whose head carries a learned fusion, also
-    gets the graph's candidates and is ordered by the fusion (``collab_rank``; D is then its score).
+    only); a query with some, over a snapshot whose head carries a learned fusion, searches as
+    wide as a rerank, gets the graph's candidates too and is ordered by the fusion
+    (``collab_rank``; D is then its score).
     """
     check_k(k)
     xq = as_matrix(xq, snap.index.dim, name="query vectors")
@@ -99,7 +100,13 @@ def retrieve(
             f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions and {len(moves)} feedbacks"
         )
     reranked = [snap.reranks and p is not None for p in posts]
-    breadth = [max(k, candidates) if r or m is not None else k for r, m in zip(reranked, moves, strict=True)]
+    fusion = fusion_of(snap)
+    collab = {i: p for i, p in enumerate(told) if p is not None and len(p) and fusion is not None}
+    # a fused list holds the content top ``candidates``, as those the fusion learned on
+    breadth = [
+        max(k, candidates) if r or m is not None or i in collab else k
+        for i, (r, m) in enumerate(zip(reranked, moves, strict=True))
+    ]
     # 8-bit codes are re-scored from PostgreSQL; IVF-PQ re-scores its own from its vectors on disk
     refined = [i for i, r in enumerate(reranked) if not r and moves[i] is None and snap.index.codec == "sq8"]
     wanted = [n + len(skips[i]) for i, n in enumerate(breadth)]
@@ -110,10 +117,10 @@ def retrieve(
     if refined:
         lists = _refine(snap, xq, lists, refined, exact)
     lists = [(seqs[:n], sc[:n]) for (seqs, sc), n in zip(lists, breadth, strict=True)]
-    fusion = fusion_of(snap)
-    collab = {i: p for i, p in enumerate(told) if p is not None and len(p) and fusion is not None}
+    joined: dict[int, np.ndarray] = {}
     if collab:
-        lists = collab_rank.join(snap, lists, collab, collab_rank.allowed_rows(snap, selection, filters), skips)
+        allowed = collab_rank.allowed_rows(snap, selection, filters)
+        lists, joined = collab_rank.join(snap, lists, collab, allowed, skips)
         plain = [i for i in collab if not reranked[i]]  # the graph's candidates get the query's cosine
         if plain:
             lists = _refine(snap, xq, lists, plain, exact)
@@ -137,7 +144,7 @@ def retrieve(
             snap, xq, lists, [(i, m, reranked[i]) for i in fed if (m := moves[i]) is not None], exact
         )
     if collab and fusion is not None:
-        lists = collab_rank.fuse(snap, fusion, lists, collab)
+        lists = collab_rank.fuse(snap, fusion, lists, collab, joined)
     return _pack(lists, k)
 
 

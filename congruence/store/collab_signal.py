@@ -17,7 +17,7 @@ ingress computes them once and any holder of some candidates' edges scores those
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,16 +75,18 @@ class CollabSignal:
         m = self.matrix if rows is None else self.matrix[np.asarray(rows, np.int64)]
         return np.asarray(m @ w, np.float64).ravel()
 
-    def best(self, w: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
-        """Up to ``n`` rows with a positive score, best first (``allowed``: (rows,) bool mask),
-        reading only the rows that share a weighted handle."""
+    def best(
+        self, w: np.ndarray, n: int, allowed: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Up to ``n`` rows with a positive score, best first, reading only the rows that share a
+        weighted handle (``allowed``: a (rows,) bool mask, or a function giving some rows' mask)."""
         hs = np.flatnonzero(w)
         if not len(hs):
             return np.zeros(0, np.int64)
         sub = self.by_handle[hs]
         rows = np.unique(sub.indices).astype(np.int64)
         if allowed is not None:
-            rows = rows[allowed[rows]]
+            rows = rows[allowed(rows) if callable(allowed) else allowed[rows]]
         if not len(rows):
             return rows
         s = self.scores(w, rows)
@@ -96,7 +98,7 @@ class CollabSignal:
         return self.degree[np.asarray(rows, np.int64)].astype(np.float64)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # the snapshot in service, and the one before it while it answers
 def signal_of(ci: CollabIndex) -> CollabSignal:
     """One ``CollabSignal`` per snapshot graph (built on first use)."""
     return CollabSignal(ci)

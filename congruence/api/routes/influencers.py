@@ -70,7 +70,7 @@ async def similar(
         lambda snap: engine.similar(influencer_id, k, filters, posts, feedback, snap, signals),
         lambda snap: (
             ranking_text(RANKING, feedback, snap.head is not None)
-            + signals_text(engine.signals(snap, signals, seeds=[influencer_id]))
+            + signals_text(engine.signals(snap, signals, seeds=[influencer_id], feedback=feedback))
         ),
         None,
         filters,
@@ -87,7 +87,7 @@ async def similar_to_several(req: SimilarRequest, engine: EngineDep, _key: KeyDe
         lambda snap: engine.similar(req.influencers, req.k, filters, req.posts, feedback, snap, req.signals),
         lambda snap: (
             ranking_text(RANKING + " (to the mean of the set)", feedback, snap.head is not None)
-            + signals_text(engine.signals(snap, req.signals, seeds=req.influencers))
+            + signals_text(engine.signals(snap, req.signals, seeds=req.influencers, feedback=feedback))
         ),
         None,
         filters,

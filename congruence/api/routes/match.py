@@ -64,10 +64,10 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             return await in_query_thread(
                 answer,
                 engine,
-                lambda snap: engine.match_query(query, req.k, filters, req.posts, feedback, snap),
+                lambda snap: engine.match_query(query, req.k, filters, req.posts, feedback, snap, req.signals),
                 lambda snap: (
                     ranking_text(engine.ranking(snap), feedback, snap.head is not None)
-                    + signals_text(engine.signals(snap, req.signals))
+                    + signals_text(engine.signals(snap, req.signals, feedback=feedback))
                 ),
                 req.query_id,
                 filters,
@@ -80,7 +80,7 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             lambda snap: engine.match_brand(brand_id, req.k, filters, req.posts, feedback, snap, req.signals),
             lambda snap: (
                 ranking_text(engine.ranking(snap), feedback, snap.head is not None)
-                + signals_text(engine.signals(snap, req.signals, brand_id=brand_id))
+                + signals_text(engine.signals(snap, req.signals, brand_id=brand_id, feedback=feedback))
             ),
             None,
             filters,
