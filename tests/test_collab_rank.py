@@ -28,6 +28,7 @@ from congruence.training.jobs import train_and_deploy
 from congruence.training.loop import TrainConfig
 
 from .test_ray import needs_ray, ray_cluster  # noqa: F401  (fixture)
+from .test_web import CHROMIUM, browser, page  # noqa: F401  (fixtures)
 
 COMMUNITIES = [
     "running shoes trail marathon",
@@ -267,6 +268,35 @@ def test_a_ray_export_ranks_with_the_signal_as_the_local_one(
             snap = engine.current()
             want = [h.influencer_id for h in engine.match_brand("brand13", 10, snap=snap, signals=signals)]
             assert [r["influencer_id"] for r in rows if r["brand_id"] == "brand13"] == want
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_page_ranks_with_the_signal_and_says_so(trained: Settings, page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The search page's "Rank by" sends ``signals``: its cards are match's, and its scores line
+    names the signals that served."""
+    from .server import serving
+
+    with Engine(trained) as engine:
+        snap = engine.current()
+        want = {
+            s: [h.influencer_id for h in engine.match_brand("brand10", 6, snap=snap, signals=s)]
+            for s in ("all", "content")
+        }
+    with serving(trained, auth=False) as site:
+        page.goto(site + "/")
+        page.wait_for_function("document.querySelectorAll('#brand-list option').length === 24")
+        page.fill("#brand", "brand10")
+        page.uncheck("#micro")
+        page.fill("#k", "6")
+        for signals, words in (
+            ("all", "content + collaboration (8 known partners"),
+            ("content", "content only (signals=content)"),
+        ):
+            page.select_option("#signals", signals)
+            page.click("#search-btn")
+            page.wait_for_function("w => document.querySelector('#ranking').textContent.includes(w)", arg=words)
+            page.wait_for_function("document.querySelectorAll('.card').length === 6")
+            assert [c.get_attribute("data-influencer") for c in page.locator(".card").all()] == want[signals]
 
 
 def test_a_store_without_tags_trains_as_before(small_corpus: Path, settings: Settings) -> None:
