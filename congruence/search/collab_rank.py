@@ -68,7 +68,12 @@ def signals_used(snap: Snapshot, signals: str, partners: Partners | None, new_br
     if snap.collabs is None or not len(snap.collabs.handles):
         return Signals(False, n, "no collaboration graph: no post names a handle")
     if fusion_of(snap) is None:
-        why = "no head in service" if snap.head is None else f"head {snap.head.version} carries no learned fusion"
+        if snap.head is None:
+            why = "no head in service"
+        elif not snap.collabs.edge_mask(("tag", "sponsor")).any():
+            why = "no post tags a handle or names a sponsor: congruence train learns the fusion from those"
+        else:
+            why = f"head {snap.head.version} carries no learned fusion: too few brands with 6+ partners to learn one"
         return Signals(False, n, why)
     if not n:
         return Signals(False, 0, "no known partners")
