@@ -97,7 +97,8 @@ def retrieve(
     told = list(partners) if partners is not None else [None] * nq
     if len(posts) != nq or len(skips) != nq or len(moves) != nq or len(told) != nq:
         raise ValueError(
-            f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions and {len(moves)} feedbacks"
+            f"retrieve: {nq} queries, {len(posts)} brand post sets, {len(skips)} exclusions, {len(moves)} feedbacks"
+            f" and {len(told)} partner sets"
         )
     reranked = [snap.reranks and p is not None for p in posts]
     fusion = fusion_of(snap)
