@@ -61,7 +61,8 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny demo corpus: 6 (direct) brands and 18 influencers in 6 categories."""
+    """A tiny demo corpus: 6 (direct) brands and 18 influencers in 6 categories; no post tags
+    anyone (``collaborations=False``): its tests add the tags they need."""
     from congruence.datasets.demo import build_demo
 
     return build_demo(
@@ -71,6 +72,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         posts_per_brand=2,
         partner_brands=0,
         direct_brands=1,
+        collaborations=False,
     )
 
 

@@ -105,3 +105,19 @@ def test_breakdown_averages_the_cli_per_brand_metrics_per_kind(tmp_path: Path) -
     assert got["cross"]["AUC"] == pytest.approx(0.8) and got["cross"]["cAUC"] == pytest.approx(0.6)
     assert got["cross"]["n"] == 2 and got["direct"]["n"] == 1
     assert breakdown(tmp_path, {}) == []
+
+
+def test_the_cold_start_products_targets() -> None:
+    """The product for a brand with no known partner (``head+category``): an AUC to reach on the
+    brand-tag benchmark, and at most so much AUC lost against the head on the photos."""
+    results = {"pooled_cosine": metrics(0.6, 0.01), "head": metrics(0.68, 0.02), "head+category": metrics(0.76, 0.03)}
+    rows = check_targets(results, Targets(0.8, 3.0, product_auc=0.74))
+    assert rows[2]["target"].startswith("product") and rows[2]["met"] == "yes"
+    rows = check_targets({**results, "head+category": metrics(0.73, 0.03)}, Targets(0.8, 3.0, product_auc=0.74))
+    assert rows[2]["met"] == "NO"
+    lost = check_targets({**results, "head+category": metrics(0.665, 0.03)}, Targets(product_loss=0.01))
+    assert lost[2]["value"] == pytest.approx(0.015) and lost[2]["met"] == "NO"
+    assert check_targets(results, Targets(product_loss=0.01))[2]["met"] == "yes"
+    # no blend learned: the product is the head, which loses nothing against itself
+    alone = check_targets({k: v for k, v in results.items() if k != "head+category"}, Targets(product_loss=0.01))
+    assert alone[2]["value"] == 0 and alone[2]["met"] == "yes"

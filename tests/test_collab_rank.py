@@ -41,7 +41,8 @@ WORDS = ["morning", "light", "weekend", "city", "friends", "coffee", "sunset", "
 
 def corpus(root: Path, seed: int = 0) -> Path:
     """4 communities (categories) of 16 creators and 6 brands; each brand has 8 partners in its
-    community, who tag it; each creator tags the brands it partners with and a shop of its own."""
+    community, who tag it; each creator tags the brands it partners with and a shop of its own.
+    One more brand, ``brand_cold`` (cat0), has posts and no partner: a cold start."""
     rng = np.random.default_rng(seed)
     accounts, posts, matches = [], [], []
     for c, words in enumerate(COMMUNITIES):
@@ -59,6 +60,8 @@ def corpus(root: Path, seed: int = 0) -> Path:
             for k in range(2):
                 text = f"{' '.join(rng.choice(words.split(), 2))} {' '.join(rng.choice(WORDS, 4))}"
                 posts.append(Post(f"{a}_p{k}", a, None, text, tagged=tagged if k == 0 else ()))
+    accounts.append(Account("brand_cold", "brand", "brand_cold", "cat0", None))
+    posts += [Post(f"brand_cold_p{k}", "brand_cold", None, f"{COMMUNITIES[0]} {WORDS[k]}") for k in range(2)]
     return write_corpus(Corpus(root, accounts, posts, matches))
 
 
@@ -115,6 +118,32 @@ def test_match_ranks_by_the_learned_fusion_as_brute_force_does(trained: Settings
             assert content == brute_force(engine, snap, brand, None)[:20]
             assert got != content  # the collaboration signal changed the order
         assert "signals=content" in signals_used(snap, "content", partners).describe()
+
+
+def test_a_brand_with_no_partner_is_ranked_by_the_cold_start_blend(trained: Settings) -> None:
+    """The head carries a blend learned on the fusion's reserved brands; a brand with no known
+    partner is ordered by it, propensity counted from tags and sponsors, as brute force does."""
+    from congruence.search.collab_rank import blend_of
+
+    with Engine(trained) as engine:
+        snap = engine.current()
+        blend = blend_of(snap)
+        assert blend is not None and blend.knows("cat0")
+        partners = engine.brand_partners(snap, "brand_cold")
+        assert partners is not None and len(partners) == 0 and partners.category == "cat0"
+        used = signals_used(snap, "all", partners)
+        assert used.category == "cat0" and "no collaboration: no known partners" in used.describe()
+        entry = engine.entry(snap, "brand_cold", "brand")
+        [(cand, content)] = rerank(snap.head, snap.index, [entry.posts], [snap.table.seq.astype(np.int64)])
+        rows = snap.rows(cand)
+        assert snap.collabs is not None and snap.collabs.tag_counts(rows).max() >= 2  # every creator tags
+        score = blend.score(
+            content, "cat0", [snap.table.categories[int(r)] for r in rows], snap.collabs.tag_counts(rows, partners.own)
+        )
+        order = np.lexsort((np.arange(len(rows)), -score))
+        hits = engine.match_brand("brand_cold", 30, snap=snap)
+        assert [h.influencer_id for h in hits] == [snap.table.ids[int(r)] for r in rows[order][:30]]
+        np.testing.assert_allclose([h.score for h in hits], score[order][:30], rtol=1e-5, atol=1e-5)
 
 
 def test_filters_hold_for_the_graphs_candidates(trained: Settings) -> None:
@@ -284,7 +313,7 @@ def test_the_page_ranks_with_the_signal_and_says_so(trained: Settings, page) -> 
         }
     with serving(trained, auth=False) as site:
         page.goto(site + "/")
-        page.wait_for_function("document.querySelectorAll('#brand-list option').length === 24")
+        page.wait_for_function("document.querySelectorAll('#brand-list option').length === 25")  # 24 and brand_cold
         page.fill("#brand", "brand10")
         page.uncheck("#micro")
         page.fill("#k", "6")

@@ -61,6 +61,19 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
         assert r.status_code == 200, r.text  # no key needed
         body = r.json()
         assert body["count"] == 5 and body["ranking"].startswith(f"congruence head {ready['head']}")
+        # the demo's creators tag brands: the head carries a learned fusion, and matches rank with it
+        assert "collaboration fusion learned on" in out
+        assert body["ranking"].endswith("learned fusion)") and "signals: content + collaboration (" in body["ranking"]
+        r = httpx.post(url + "v1/match", json={"brand_id": "brand_peakfit", "k": 5, "signals": "content"}, timeout=60)
+        assert r.status_code == 200 and r.json()["ranking"].endswith("signals: content only (signals=content)")
+        brand = httpx.get(url + "v1/accounts/brand_peakfit", timeout=60).json()
+        partners = {e["account_id"] for e in brand["partners"]}
+        tagged_by = {e["account_id"] for e in brand["tagged_by"]}
+        assert partners and partners < tagged_by  # its known partners tagged it, and so did other creators
+        creator = httpx.get(url + f"v1/accounts/{min(partners)}", timeout=60).json()
+        assert {(e["handle"], e["target_id"]) for e in creator["worked_with"] if e["kind"] == "tag"} >= {
+            ("peakfit", "brand_peakfit")
+        }
         scored = httpx.post(
             url + "v1/score",
             files=[("images", (f"{c}.png", _png(c), "image/png")) for c in ("white", "black")],
@@ -80,6 +93,7 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
     assert "building" not in again.stderr and "training" not in again.stderr
     assert "posts: 0 new, 0 updated" in again.stdout and "encoded: 0 images, 0 captions" in again.stdout
     assert "best-matching influencers for brand_peakfit" in again.stdout
+    assert "learned fusion)" in again.stderr  # the ranking line under the matches
 
     # an engagement checkpoint of an older format (a home from before its inputs changed) is
     # replaced by the next demo, not served as a 409 on the score page

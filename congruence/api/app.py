@@ -20,6 +20,7 @@ from congruence.api.routes import (
     exports,
     health,
     influencers,
+    lists,
     match,
     pages,
     posts,
@@ -29,6 +30,7 @@ from congruence.api.services import Services
 from congruence.api.uploads import BodyLimit
 from congruence.core.errors import (
     Busy,
+    Conflict,
     CongruenceError,
     ModelMismatch,
     NotFound,
@@ -46,6 +48,7 @@ _STATUS: list[tuple[type[CongruenceError], int]] = [
     (TooLarge, 413),
     (UnsupportedMedia, 415),
     (ModelMismatch, 409),
+    (Conflict, 409),
     (Busy, 503),
     (StoreUnavailable, 503),
     (CongruenceError, 422),
@@ -117,7 +120,7 @@ def create_app(
     app.add_exception_handler(psycopg.DataError, _bad_characters)
     app.add_exception_handler(psycopg.OperationalError, _database_error)
     app.add_exception_handler(psycopg.InterfaceError, _database_error)
-    for module in (health, match, influencers, accounts, posts, explain, exports, score, pages):
+    for module in (health, match, influencers, accounts, lists, posts, explain, exports, score, pages):
         app.include_router(module.router)
     static = resources.files("congruence.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -23,6 +23,8 @@ def filters_of(f: FilterFields) -> Filters:
         worked_with=f.worked_with,
         not_worked_with=f.not_worked_with,
         since=f.since,
+        exclude_list=f.exclude_list,
+        exclude_status=f.exclude_status,
     )
 
 

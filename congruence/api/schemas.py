@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from congruence.api.schemas_account_metrics import MetricFilterFields, MetricsOut
 from congruence.api.schemas_collab_filters import CollabFilterFields
 from congruence.api.schemas_collaborations import CollaborationOut
+from congruence.api.schemas_list_filters import ListFilterFields
+from congruence.api.schemas_lists import OtherListOut
 from congruence.search.engine import MAX_K
 from congruence.search.feedback import MAX_FEEDBACK, PARAMS
 
@@ -20,7 +22,7 @@ class _Strict(BaseModel):
 
 
 # -- requests -------------------------------------------------------------------------------
-class FilterFields(MetricFilterFields, CollabFilterFields):
+class FilterFields(MetricFilterFields, CollabFilterFields, ListFilterFields):
     category: str | None = Field(None, max_length=100, description="only influencers of this category")
     min_followers: int | None = Field(None, ge=0, le=10**12)
     max_followers: int | None = Field(None, ge=0, le=10**12)
@@ -166,6 +168,9 @@ class MatchHit(BaseModel):
     account_url: str
     safety: SafetyOut | None = Field(None, description="the brand-safety screen of the account (None: not screened)")
     metrics: MetricsOut | None = Field(None, description="the account's metrics (None: not computed yet)")
+    in_lists: list[OtherListOut] = Field(
+        [], description="the campaign lists of the brand matched holding this influencer, with its status there"
+    )
 
 
 class AccountPost(BaseModel):

@@ -14,12 +14,14 @@ import anyio.to_thread
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
 from congruence.api.schemas_account_metrics import metrics_out
 from congruence.api.schemas_collaborations import collaborations_out
+from congruence.api.schemas_lists import OtherListOut
 from congruence.search.engine import Engine, Snapshot
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit
 from congruence.store import account_metrics as metrics_store
 from congruence.store import collaborations as graph
 from congruence.store import flags as flag_store
+from congruence.store.list_views import in_lists
 from congruence.store.records import Store
 
 THUMB_PX = 256
@@ -77,24 +79,29 @@ def answer(
     ranking: Callable[[Snapshot], str],
     query_id: str | None = None,
     filters: Filters | None = None,
+    brand_id: str | None = None,
 ) -> MatchResponse:
     """One query, whole, in the calling (worker) thread: the snapshot in service, ``rank`` on
     it, and the hits decorated (images, safety, metrics) on a pooled connection. The
     snapshot answers and names its head: ``ranking`` of it; and says why ``filters`` (those
-    ``rank`` applied) may give less than they seem to ask for (``Filters.warnings``)."""
+    ``rank`` applied) may give less than they seem to ask for (``Filters.warnings``). brand_id:
+    the brand matched, whose campaign lists holding a hit it names (``in_lists``)."""
     snap = engine.current()
     hits = rank(snap)
     with engine.reading() as store:
-        out = match_response(store, hits, ranking(snap), query_id)
+        out = match_response(store, hits, ranking(snap), query_id, brand_id)
     warnings = filters.warnings(snap.collabs) if filters is not None else []
     head = snap.head.version if snap.head else None
     return out.model_copy(update={"generation": snap.generation, "head": head, "warnings": warnings})
 
 
-def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | None = None) -> MatchResponse:
+def match_response(
+    store: Store, hits: list[Hit], ranking: str, query_id: str | None = None, brand_id: str | None = None
+) -> MatchResponse:
     with_image = store.posts_with_images([p.post_id for h in hits for p in h.top_posts])
     safety = flag_store.accounts(store, [h.influencer_id for h in hits], max_flags=5)
     metrics = metrics_store.read(store, [h.influencer_id for h in hits])
+    listed = in_lists(store, brand_id, [h.influencer_id for h in hits]) if brand_id else {}
     data = []
     for h in hits:
         posts = [
@@ -120,6 +127,7 @@ def match_response(store: Store, hits: list[Hit], ranking: str, query_id: str | 
                 account_url=f"/v1/accounts/{_q(h.influencer_id)}",
                 safety=safety_out(safety.get(h.influencer_id)),
                 metrics=metrics_out(metrics.get(h.influencer_id)),
+                in_lists=[OtherListOut(**o.__dict__) for o in listed.get(h.influencer_id, ())],
             )
         )
     return MatchResponse(data=data, count=len(data), ranking=ranking, query_id=query_id)

@@ -61,6 +61,7 @@ def _engine(settings: Settings, ray_address: str | None, shards: int) -> Iterato
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.cli.account_metrics import metric_bounds
     from congruence.cli.collab_filters import collab_filter_kwargs, print_warnings
+    from congruence.cli.list_filters import list_filter_kwargs
     from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.export import ExportSpec, read_brand_file, run_export
     from congruence.search.filters import Filters
@@ -73,6 +74,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         **safety_filter_kwargs(args),
         metrics=metric_bounds(args),
         **collab_filter_kwargs(args),
+        **list_filter_kwargs(args),
     )
     with _engine(settings, args.ray_address, args.shards) as engine:
         with engine.reading() as store:
@@ -124,11 +126,13 @@ def add_parser(sub: Subcommands) -> None:
     p.add_argument("--micro", action="store_true", help="micro-influencers only: 5,000-100,000 followers")
     from congruence.cli.account_metrics import metric_args
     from congruence.cli.collab_filters import collab_args, signals_arg
+    from congruence.cli.list_filters import list_args
     from congruence.cli.safety import safety_args
 
     safety_args(p)
     metric_args(p)
     collab_args(p)
+    list_args(p)
     signals_arg(p)
     p.add_argument("--batch-brands", type=int, default=256, help="brands per batch and per chunk (default 256)")
     p.add_argument(

@@ -17,6 +17,7 @@ from congruence.cli.account_metrics import add_parser as add_metrics_parser
 from congruence.cli.engagement import add_parsers as add_engagement_parsers
 from congruence.cli.explain import add_parser as add_explain_parser
 from congruence.cli.export import add_parser as add_export_parser
+from congruence.cli.lists import add_parser as add_lists_parser
 from congruence.cli.parser import CommandParser, error_text
 from congruence.cli.safety import add_parser as add_safety_parser
 from congruence.cli.serve import add_parsers as add_serve_parsers
@@ -92,6 +93,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from congruence.cli.account_metrics import metric_bounds
     from congruence.cli.collab_filters import collab_filter_kwargs
+    from congruence.cli.list_filters import list_filter_kwargs
     from congruence.cli.safety import safety_filter_kwargs
     from congruence.search.filters import Filters
 
@@ -103,22 +105,30 @@ def _filters(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         **safety_filter_kwargs(args),
         metrics=metric_bounds(args),
         **collab_filter_kwargs(args),
+        **list_filter_kwargs(args),
     )
 
 
 def _print_hits(
-    hits: list, as_json: bool, engine: Engine | None = None, warnings: Sequence[str] = (), ranking: str = ""
+    hits: list,
+    as_json: bool,
+    engine: Engine | None = None,
+    warnings: Sequence[str] = (),
+    ranking: str = "",
+    brand: str | None = None,
 ) -> None:
     """The hits as a table, or as JSON (with each account's brand-safety screen and metrics when
-    ``engine``); ``warnings`` (``Filters.warnings``) on stderr, and in the JSON; ``ranking`` (which
-    signals served) in the JSON, and on stderr under the table."""
+    ``engine``; and the campaign lists of ``brand`` holding it, ``in_lists``); ``warnings``
+    (``Filters.warnings``) on stderr, and in the JSON; ``ranking`` (which signals served) in the
+    JSON, and on stderr under the table."""
     from congruence.cli.account_metrics import metrics_cell, with_metrics
     from congruence.cli.collab_filters import print_warnings
+    from congruence.cli.lists import in_lists_cell, with_in_lists
     from congruence.cli.safety import hits_with_safety
 
     if engine is not None:
         with engine.reading() as store:
-            data = with_metrics(store, hits_with_safety(store, hits))
+            data = with_in_lists(store, with_metrics(store, hits_with_safety(store, hits)), brand)
     else:
         data = [h.to_dict() for h in hits]
     print_warnings(warnings)
@@ -137,7 +147,7 @@ def _print_hits(
         flagged = f"{s['flagged_posts']}/{s['screened_posts']}" if isinstance(s, dict) else "-"
         print(
             f"{h.rank:>4}  {h.influencer_id[:28]:<28} {h.category[:12]:<12} {fol:>9}  {h.score:.3f}  "
-            f"{flagged:<7}  {metrics_cell(d)}"
+            f"{flagged:<7}  {metrics_cell(d)}{in_lists_cell(d)}"
         )
 
 
@@ -167,7 +177,8 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
             query = engine.describe_new(images, args.text or "", snap)
             hits = engine.match_query(query, args.k, filters, feedback=feedback, snap=snap, signals=args.signals)
             used = engine.signals(snap, args.signals, feedback=feedback)
-        _print_hits(hits, args.json, engine, filters.warnings(snap.collabs), _ranking(engine, snap, used))
+        warnings = filters.warnings(snap.collabs)
+        _print_hits(hits, args.json, engine, warnings, _ranking(engine, snap, used), args.brand)
     return 0
 
 
@@ -258,6 +269,8 @@ def _train_demo_models(settings: Settings) -> None:
     from congruence.engagement.train import train_engagement
     from congruence.store.records import Store
     from congruence.training.deploy import ACTIVE_KEY
+    from congruence.training.experiment import PRODUCT
+    from congruence.training.fusion_model import Fusion
     from congruence.training.jobs import train_and_deploy
     from congruence.training.loop import TrainConfig
 
@@ -283,6 +296,13 @@ def _train_demo_models(settings: Settings) -> None:
         out = train_and_deploy(settings, TrainConfig(epochs=30, seed=0, device=settings.device), ("head",), test, 0.2)
         state = "in service" if out.deployed else "not put in service (matches rank by pooled cosine)"
         print(f"head {out.version} {state}: {out.verdict}", file=sys.stderr)
+        fusion = Fusion.from_meta(out.experiment.models[PRODUCT].meta)
+        if fusion is not None:  # the demo's creators tag brands: matches also rank by who the partners worked with
+            print(
+                f"collaboration fusion learned on {fusion.brands} training brands ({fusion.lists} lists): "
+                "a brand's matches rank by content and by who its known partners worked with",
+                file=sys.stderr,
+            )
 
 
 def _query_args(p: argparse.ArgumentParser) -> None:
@@ -295,11 +315,13 @@ def _query_args(p: argparse.ArgumentParser) -> None:
     from congruence.cli.account_metrics import metric_args
     from congruence.cli.collab_filters import collab_args, signals_arg
     from congruence.cli.feedback import feedback_args
+    from congruence.cli.list_filters import list_args
     from congruence.cli.safety import safety_args
 
     safety_args(p)
     metric_args(p)
     collab_args(p)
+    list_args(p)
     signals_arg(p)
     feedback_args(p)
 
@@ -349,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_safety_parser(sub)
     add_metrics_parser(sub)
     add_account_parser(sub)
+    add_lists_parser(sub)
     add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)

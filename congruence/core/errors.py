@@ -49,6 +49,15 @@ class ModelMismatch(CongruenceError):
     """Vectors of one model meeting vectors of another, or a wrong vector size."""
 
 
+class Conflict(CongruenceError):
+    """A write that collides with what is stored: a name already taken, or a stale write (the row
+    changed since the caller read it). ``current``: what is stored now, for the caller to show."""
+
+    def __init__(self, message: str, *, field: str | None = None, current: object = None) -> None:
+        super().__init__(message, field=field)
+        self.current = current
+
+
 class Busy(CongruenceError):
     """A heavy job is already running and this one would have to wait."""
 

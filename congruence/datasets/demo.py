@@ -11,6 +11,10 @@ which plain similarity finds; its ``partner_brands`` *goods* brands post product
 the category's palette but partner with creators of another category (PARTNERS: a
 running-gear maker working with food creators), which cosine ranks last and a trained head
 learns from the other goods brands.
+
+Creators tag the brands of their taste in their posts, some as paid partnerships
+(``demo_tags``): a brand's known partners and more, so the demo shows who worked with whom and
+learns to rank with it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from congruence.datasets.demo_tags import OUTSIDE, tag_plan, tag_posts
 from congruence.indexer.corpus import Corpus, Post
 from congruence.indexer.corpus_write import write_corpus
 from congruence.store.rows import Account, Match
@@ -95,6 +100,7 @@ PARTNERS = {
     "fashion": "tech",
     "tech": "pets",
 }
+HELD_OUT = ("food", "travel", "pets")  # the categories whose last brands the demo holds out of training
 GOODS_WORDS = ("new in", "shop the drop", "limited edition", "now in store")
 
 
@@ -208,10 +214,13 @@ def build_demo(
     seed: int = 7,
     partner_brands: int = 2,
     direct_brands: int = 2,
+    collaborations: bool = True,
 ) -> Path:
     """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/):
     per category ``direct_brands`` direct brands (at least 1), ``influencers_per_category``
-    creators and ``partner_brands`` goods brands (see the module doc)."""
+    creators and ``partner_brands`` goods brands (see the module doc). ``collaborations``: the
+    creators tag brands in their posts (``demo_tags``); without, no post tags anyone, and the
+    rest of the corpus is the same."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     c = _Corpus(out, random.Random(seed))
     cats = list(STYLES)
@@ -248,16 +257,29 @@ def build_demo(
                 creators(PARTNERS[cat], 1),
                 product=True,
             )
+    if collaborations:  # each category's goods partners also tag a brand that is no account of the corpus
+        outside = {i: OUTSIDE[cat] for cat in cats for i in creators(cat, 1)}
+        plan = tag_plan(c.accounts, c.matches, outside)
+        # a held-out brand's handle is tagged but never written in a caption: captions are content,
+        # and its matches' captions naming it would hand the head its labels
+        held = {a.handle for a in c.accounts if a.id in set(_held_out(direct_brands, partner_brands))}
+        c.posts = tag_posts(c.posts, plan, random.Random(seed * 1000 + 17), unnamed=held)
     write_corpus(Corpus(out, c.accounts, c.posts, c.matches))
     _write_test_brands(out, direct_brands, partner_brands)
     return out
 
 
+def _held_out(direct_brands: int, partner_brands: int) -> list[str]:
+    held = [f"brand_{BRANDS[c]}_{direct_brands}" for c in HELD_OUT if direct_brands >= 2]
+    return held + [f"brand_{BRANDS[c]}_goods{partner_brands}" for c in HELD_OUT if partner_brands >= 2]
+
+
 def _write_test_brands(out: Path, direct_brands: int, partner_brands: int) -> None:
-    """test_brands.txt: the brands the demo holds out of training, one of each kind in every
-    other category, each with a sibling of its kind and category left to learn from."""
-    cats = list(STYLES)
-    held = [f"brand_{BRANDS[c]}_{direct_brands}" for c in cats[::2] if direct_brands >= 2]
-    held += [f"brand_{BRANDS[c]}_goods{partner_brands}" for c in cats[1::2] if partner_brands >= 2]
+    """test_brands.txt: the brands the demo holds out of training, the last direct and the last
+    goods brand of food, travel and pets (HELD_OUT), each with a sibling of its kind and
+    category left to learn from. ``congruence train`` also keeps a seeded quarter of the
+    training brands from the head, for the fusion; at the demo's seed they are of the other
+    three categories, so no held-out brand loses its sibling (tests/test_demo_collabs.py)."""
+    held = _held_out(direct_brands, partner_brands)
     if held:
         (out / "test_brands.txt").write_text("".join(f"{b}\n" for b in held), encoding="utf-8")

@@ -4,12 +4,14 @@ fusion of the content score with the collaborative evidence (``training.fusion_m
 
 It applies when the head in service reranks and carries a fusion (``congruence train`` learns
 one when the store has collaboration evidence), the snapshot holds the graph, and the query has
-known partners. Otherwise the list is content alone, and ``signals_used`` says so.
+known partners. Otherwise, a brand whose category the head's cold-start blend knows
+(``training.category_blend``) is ordered by that blend of its content score with the category
+prior and propensity (``blend``); else the list is content alone. ``signals_used`` says which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,10 +20,12 @@ from congruence.indexer.index import Selection
 from congruence.search.filters import Filters
 from congruence.search.snapshot import Ranked, Snapshot
 from congruence.store.collab_signal import COLLAB_CANDIDATES, Partners, signal_of
+from congruence.training.category_blend import CategoryBlend
 from congruence.training.fusion_model import Fusion, query_features
 
 SIGNALS = ("all", "content")
 _FUSIONS: dict[str, Fusion | None] = {}
+_BLENDS: dict[str, CategoryBlend | None] = {}
 
 
 def check_signals(signals: object) -> str:
@@ -42,18 +46,39 @@ def fusion_of(snap: Snapshot) -> Fusion | None:
     return _FUSIONS[head.version]
 
 
+def blend_of(snap: Snapshot) -> CategoryBlend | None:
+    """The cold-start blend the head in service carries, when it reranks."""
+    head = snap.head
+    if head is None or not snap.reranks:
+        return None
+    if head.version not in _BLENDS:
+        _BLENDS[head.version] = CategoryBlend.from_meta(head.meta)
+    return _BLENDS[head.version]
+
+
+def blends(snap: Snapshot, partners: Partners | None) -> bool:
+    """Whether a query with ``partners`` (its brand's category) that the fusion does not serve is
+    ordered by the cold-start blend."""
+    blend = blend_of(snap)
+    return partners is not None and blend is not None and blend.knows(partners.category)
+
+
 @dataclass(frozen=True)
 class Signals:
-    """What served one answer: ``collaboration`` (with how many known partners) or content only,
-    and why not (for ``ranking``)."""
+    """What served one answer: ``collaboration`` (with how many known partners) or not, and why
+    not; ``category``: the brand category whose prior the cold-start blend added (for ``ranking``)."""
 
     collaboration: bool
     partners: int
     why_not: str = ""
+    category: str = ""
 
     def describe(self) -> str:
         if self.collaboration:
             return f"content + collaboration ({self.partners} known partners, learned fusion)"
+        if self.category:
+            why = f"; no collaboration: {self.why_not}" if self.why_not else ""
+            return f"content + category prior ({self.category} brands' partners, learned blend{why})"
         return f"content only ({self.why_not})" if self.why_not else "content only"
 
 
@@ -64,6 +89,14 @@ def signals_used(snap: Snapshot, signals: str, partners: Partners | None, new_br
         return Signals(False, 0, "signals=content")
     if new_brand:
         return Signals(False, 0, "a new brand has no known partners")
+    got = _collaboration(snap, partners)
+    if not got.collaboration and blends(snap, partners):
+        assert partners is not None
+        return Signals(False, got.partners, got.why_not, partners.category)
+    return got
+
+
+def _collaboration(snap: Snapshot, partners: Partners | None) -> Signals:
     n = len(partners) if partners is not None else 0
     if snap.collabs is None or not len(snap.collabs.handles):
         return Signals(False, n, "no collaboration graph: no post names a handle")
@@ -158,4 +191,42 @@ def fuse(
         fused = fusion.score(x)
         order = np.lexsort((np.arange(len(seqs)), -fused))
         out[i] = (seqs[order], fused[order].astype(np.float32))
+    return out
+
+
+def order(
+    snap: Snapshot,
+    lists: list[Ranked],
+    told: Sequence[Partners | None],
+    collab: dict[int, Partners],
+    joined: dict[int, np.ndarray],
+    reranked: list[bool],
+) -> list[Ranked]:
+    """The lists in their final order: the queries with known partners (``collab``) by the learned
+    fusion; the other reranked queries whose brand category the cold-start blend knows, by the
+    blend; the rest as they are (content)."""
+    fusion = fusion_of(snap)
+    if collab and fusion is not None:
+        lists = fuse(snap, fusion, lists, collab, joined)
+    cold = {i: p for i, p in enumerate(told) if p is not None and i not in collab and reranked[i] and blends(snap, p)}
+    return blend(snap, lists, cold) if cold else lists
+
+
+def blend(snap: Snapshot, lists: list[Ranked], queries: dict[int, Partners]) -> list[Ranked]:
+    """Each query's list ordered by the cold-start blend of its content scores (the head's, with
+    feedback's terms when marked) with its brand category's prior and each candidate's
+    propensity; a candidate without a content score stays last, in its order."""
+    b = blend_of(snap)
+    assert b is not None
+    categories = snap.table.categories
+    out = list(lists)
+    for i, p in queries.items():
+        seqs, sc = lists[i]
+        if not len(seqs):
+            continue
+        rows = snap.rows(seqs)
+        prop = snap.collabs.tag_counts(rows, p.own) if snap.collabs is not None else np.zeros(len(rows))
+        score = b.score(sc, p.category, [categories[int(r)] for r in rows], prop)
+        order = np.lexsort((np.arange(len(seqs)), -score))
+        out[i] = (seqs[order], score[order].astype(np.float32))
     return out

@@ -34,7 +34,7 @@ from congruence.search.rerank import describe_new_brand
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened
 from congruence.search.snapshot import Snapshot, VectorReader
-from congruence.store.collab_signal import Partners, brand_partners, own_handles
+from congruence.store.collab_signal import Partners, brand_categories, brand_partners, own_handles
 from congruence.store.pool import StorePool
 from congruence.store.records import Store
 from congruence.store.vectors import Shard, VectorStore
@@ -183,7 +183,8 @@ class Engine:
         partner too)."""
         if partners is None or not feedback.like:
             return partners
-        return Partners(np.concatenate([partners.rows, self._rows_of(snap, list(feedback.like))]), partners.own)
+        liked = self._rows_of(snap, list(feedback.like))
+        return Partners(np.concatenate([partners.rows, liked]), partners.own, partners.category)
 
     def brand_partners(self, snap: Snapshot, brand_id: str) -> Partners | None:
         """The brand's known partners in ``snap``'s table: its matches and the creators who tagged
@@ -192,7 +193,8 @@ class Engine:
             return None
         with self.reading() as store:
             own = own_handles(store, [brand_id]).get(brand_id, ())
-        return brand_partners(snap.collabs, own)
+            category = brand_categories(store, [brand_id]).get(brand_id, "")
+        return brand_partners(snap.collabs, own, category)
 
     def match_new(
         self,
@@ -296,6 +298,7 @@ class Engine:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``search.retrieve.retrieve`` over ``snap`` with this engine's reader and settings.
         selection: the accounts ranked, in place of the filters' (a benchmark's candidates)."""
+        filters = self.with_lists(filters)
         self.check_screened(snap, filters)
         self.check_filters(snap, filters)
         return retrieve(
@@ -311,6 +314,15 @@ class Engine:
             filters=filters,
             partners=partners,
         )
+
+    def with_lists(self, filters: Filters) -> Filters:
+        """``filters`` with the campaign list it excludes read now (``search.list_filters``)."""
+        if filters.exclude_list is None or filters.listed is not None:
+            return filters
+        from congruence.search.list_filters import resolve
+
+        with self.reading() as store:
+            return resolve(store, filters)
 
     def check_filters(self, snap: Snapshot, filters: Filters) -> None:
         """Refuse a filter that cannot pass anyone for a reason to say (here: when its

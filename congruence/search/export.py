@@ -22,7 +22,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +176,7 @@ def run_export(
     if out.is_dir():
         raise InvalidInput(f"{out} is a folder; give a file path")
     brands = _brands(engine, spec)
+    spec = replace(spec, filters=engine.with_lists(spec.filters))  # a campaign list as it is now
     on_ray = _ray_ranker(ray_address, engine) if ray_address is not None else None
     ranker = BatchRanker(
         engine.current(), engine.reader, spec.k, spec.filters, engine.settings.candidates, spec.signals

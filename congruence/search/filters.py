@@ -12,6 +12,7 @@ from congruence.core.errors import InvalidInput, first_of
 from congruence.indexer.index import VectorIndex
 from congruence.safety.categories import NAMES, check_categories
 from congruence.search.collab_filters import check_collab_filters, collab_rows, collab_warnings
+from congruence.search.list_filters import check_list_filters, unlisted_rows
 from congruence.search.metric_filters import MetricBounds, MetricsIndex, check_computed
 from congruence.search.safety import SafetyIndex
 from congruence.store.collab_index import CollabIndex
@@ -31,7 +32,10 @@ class Filters:
     bounds on the account metrics (an unknown figure does not pass a bound on it); no_flags:
     no authenticity flag raised (``metrics.signals``). worked_with: worked with any of these
     handles (a tag, a sponsor, a known match); not_worked_with: with none of these, or (``since``,
-    an ISO date) none on or after that day; handles in normal form (``search.collab_filters``)."""
+    an ISO date) none on or after that day; handles in normal form (``search.collab_filters``).
+    exclude_list: leave out the influencers of this campaign list (only those with a status of
+    ``exclude_status``, when given); listed: their seqs, read when the search runs
+    (``search.list_filters.resolve``; None: not read yet)."""
 
     category: str | None = None
     min_followers: int | None = None
@@ -47,10 +51,15 @@ class Filters:
     worked_with: tuple[str, ...] = ()
     not_worked_with: tuple[str, ...] = ()
     since: str | None = None
+    exclude_list: str | None = None
+    exclude_status: tuple[str, ...] = ()
+    listed: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:  # a job file's JSON gives lists: keep the filter hashable
-        for name in ("exclude_categories", "worked_with", "not_worked_with"):
+        for name in ("exclude_categories", "worked_with", "not_worked_with", "exclude_status"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.listed is not None:
+            object.__setattr__(self, "listed", tuple(int(s) for s in self.listed))
 
     @classmethod
     def make(
@@ -66,6 +75,8 @@ class Filters:
         worked_with: Sequence[str] | None = None,
         not_worked_with: Sequence[str] | None = None,
         since: str | date | None = None,
+        exclude_list: str | None = None,
+        exclude_status: Sequence[str] | str | None = None,
     ) -> Filters:
         for name, v in (("min_followers", min_followers), ("max_followers", max_followers)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
@@ -99,6 +110,7 @@ class Filters:
             )
         m = (metrics or MetricBounds()).checked()
         worked, not_worked, day = check_collab_filters(worked_with, not_worked_with, since)
+        listed_in, statuses = check_list_filters(exclude_list, exclude_status)
         return cls(
             cat or None,
             min_followers,
@@ -114,6 +126,8 @@ class Filters:
             worked,
             not_worked,
             day,
+            listed_in,
+            statuses,
         )
 
     @property
@@ -136,6 +150,7 @@ class Filters:
             self.screened
             or self.bounds.active
             or self.collab
+            or self.exclude_list is not None
             or any(v is not None for v in (self.category, self.min_followers, self.max_followers))
         )
 
@@ -161,6 +176,8 @@ class Filters:
         for a metric bound; ``collabs``: the collaboration graph, aligned, needed for a
         collaboration filter)."""
         ok = np.ones(len(table.ids), bool)
+        if self.exclude_list is not None:
+            ok &= unlisted_rows(table.seq, self.listed)
         if self.collab:
             ok &= collab_rows(collabs, self.worked_with, self.not_worked_with, self.since)
         if self.bounds.active:

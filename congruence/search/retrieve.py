@@ -86,7 +86,9 @@ def retrieve(
     FAISS rank, after the scored ones). partners: per query, its known partners (None: content
     only); a query with some, over a snapshot whose head carries a learned fusion, searches as
     wide as a rerank, gets the graph's candidates too and is ordered by the fusion
-    (``collab_rank``; D is then its score).
+    (``collab_rank``; D is then its score). A reranked query that the fusion does not serve,
+    whose partners name a brand category the head's cold-start blend knows, is ordered by that
+    blend (``collab_rank.blend``; D is then its score).
     """
     check_k(k)
     xq = as_matrix(xq, snap.index.dim, name="query vectors")
@@ -144,8 +146,7 @@ def retrieve(
         lists = _with_feedback(
             snap, xq, lists, [(i, m, reranked[i]) for i in fed if (m := moves[i]) is not None], exact
         )
-    if collab and fusion is not None:
-        lists = collab_rank.fuse(snap, fusion, lists, collab, joined)
+    lists = collab_rank.order(snap, lists, told, collab, joined, reranked)
     return _pack(lists, k)
 
 

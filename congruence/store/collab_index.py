@@ -63,6 +63,26 @@ class CollabIndex:
         pairs = np.unique(self.rows[ok] * max(len(self.handles), 1) + self.handle[ok])
         return np.bincount(pairs // max(len(self.handles), 1), minlength=len(self)).astype(np.int32)
 
+    def tag_counts(self, rows: np.ndarray, own: Sequence[str] = ()) -> np.ndarray:
+        """(len(rows),) float64: how many distinct handles each of ``rows`` tagged or was sponsored
+        by, but the handles ``own`` (a brand itself): a creator's propensity to work with brands,
+        from its posts alone (a known match is a label, not a post)."""
+        rows = np.asarray(rows, np.int64)
+        out = self._tagged[rows].astype(np.float64)
+        codes = self.codes(own)
+        if len(codes):
+            ok = self.edge_mask(("tag", "sponsor")) & np.isin(self.handle, codes)
+            pairs = np.unique(self.rows[ok] * max(len(self.handles), 1) + self.handle[ok])
+            touched = np.bincount(pairs // max(len(self.handles), 1), minlength=len(self))
+            out -= touched[rows]
+        return out
+
+    @functools.cached_property
+    def _tagged(self) -> np.ndarray:
+        ok = self.edge_mask(("tag", "sponsor"))
+        pairs = np.unique(self.rows[ok] * max(len(self.handles), 1) + self.handle[ok])
+        return np.bincount(pairs // max(len(self.handles), 1), minlength=len(self)).astype(np.int32)
+
     @functools.cached_property
     def handle_kinds(self) -> np.ndarray:
         """(H,) uint8: per handle, the kinds some edge to it has (bit ``KIND_CODE[k]`` for kind k)."""

@@ -34,10 +34,12 @@ COLLAB_CANDIDATES = 200  # the best-scored by the graph alone join a query's can
 @dataclass(frozen=True)
 class Partners:
     """A query's known partners: table rows (matches, creators who tagged the brand, liked
-    influencers, ``similar``'s seeds), and the handles that are the brand itself (weigh nothing)."""
+    influencers, ``similar``'s seeds), the handles that are the brand itself (weigh nothing), and
+    the brand's category ("": unknown, or no brand; the cold-start blend needs it)."""
 
     rows: np.ndarray
     own: tuple[str, ...] = ()
+    category: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", np.unique(np.asarray(self.rows, np.int64)))
@@ -118,6 +120,12 @@ def own_handles(store: Store, brand_ids: Sequence[str]) -> dict[str, tuple[str, 
     return {b: tuple(dict.fromkeys((h, i))) for b, h, i in rows}
 
 
-def brand_partners(ci: CollabIndex, own: tuple[str, ...]) -> Partners:
-    """The known partners of the brand whose handles are ``own``."""
-    return Partners(partner_rows(ci, own), own)
+def brand_categories(store: Store, brand_ids: Sequence[str]) -> dict[str, str]:
+    """Brand id -> its category ("" when unknown)."""
+    rows = store.conn.execute("SELECT id, coalesce(category, '') FROM accounts WHERE id = ANY(%s)", (list(brand_ids),))
+    return {str(b): str(c) for b, c in rows}
+
+
+def brand_partners(ci: CollabIndex, own: tuple[str, ...], category: str = "") -> Partners:
+    """The known partners of the brand whose handles are ``own`` (of ``category``)."""
+    return Partners(partner_rows(ci, own), own, category)

@@ -75,6 +75,7 @@ class ExperimentResult:
     n_heldout_influencers: int
     seconds: dict[str, float]
     reserved: tuple[str, ...] = ()  # training brands no head trained on (the fusion's: ``training.fusion``)
+    excluded: frozenset[str] = frozenset()  # influencers no head trained on (the held-out candidates)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -128,7 +129,7 @@ def _tagged(progress: Callable[[str, EpochStats], None] | None, name: str) -> Ca
     return lambda stats: progress(name, stats)
 
 
-def _train_variant(
+def train_variant(
     name: str,
     postsets: PostSets,
     pairs: Sequence[Pair],
@@ -203,7 +204,7 @@ def run_experiment(
     base = head_config or HeadConfig(d_image=postsets.d_image, d_text=postsets.d_text)
     for name in variants:
         start = time.perf_counter()
-        models[name] = _train_variant(name, postsets, pairs, config, base, split, excluded, progress)
+        models[name] = train_variant(name, postsets, pairs, config, base, split, excluded, progress)
         seconds[f"train_{name}"] = time.perf_counter() - start
         results[name] = measure(models[name])
         if VARIANTS[name].aux:
@@ -213,7 +214,7 @@ def run_experiment(
         int(test_candidates(postsets, pairs, split.test_brands).size) if test_influencers is None else int(heldout.size)
     )
     logger.info("evaluated on %d test brands x %d candidates", len(split.test_brands), n_cands)
-    return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds, reserved)
+    return ExperimentResult(results, models, split, accuracy, int(heldout.size), seconds, reserved, frozenset(excluded))
 
 
 def evaluate_models(

@@ -14,7 +14,10 @@ from congruence.encoders.encoder_set import EncoderSet, ModelIds
 from congruence.store.postsets import PostSets
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
+from congruence.training.category_blend import CategoryBlend
 from congruence.training.checkpoint import load_head, save_head
+from congruence.training.cold_start import blend_results
+from congruence.training.cold_start import learn as learn_blend
 from congruence.training.data import Pair
 from congruence.training.deploy import DeployReport, deploy, encoder_meta, load_active, save_checkpoint
 from congruence.training.experiment import PRODUCT, ExperimentResult, evaluate_models, run_experiment
@@ -153,6 +156,12 @@ def train_and_deploy(
         fusion = graph.fit(data.postsets, head, exp.reserved, data.pairs, settings.candidates, config.seed)
         if fusion is not None:
             meta.update(fusion.to_meta())
+    blend = learn_blend(data.postsets, data.pairs, exp, config, graph, progress)
+    if blend is not None:
+        meta.update(blend.to_meta())
+        test = exp.split.test_brands
+        rows = blend_results(blend, head, data.postsets, data.pairs, test, graph, test_influencers, settings.candidates)
+        exp.results.update(rows)
     verdict = Verdict.of(exp)
     if activate and not verdict.beats and not activate_anyway:
         logger.warning("head not put in service: %s", verdict)
@@ -196,4 +205,11 @@ def evaluate_saved(
     run_dir = settings.models_dir / "runs" / head.version
     for path in sorted(run_dir.glob("*.pt")) if head.version else []:
         models[path.stem] = load_head(path)
-    return evaluate_models(data.postsets, data.pairs, test, models, seed, test_influencers), head, test
+    results = evaluate_models(data.postsets, data.pairs, test, models, seed, test_influencers)
+    blend = CategoryBlend.from_meta(head.meta)
+    if blend is not None:  # the product for a brand with no known partner, as train reports it
+        with Store.open(settings) as store:
+            graph = Graph.load(store)
+        ps, pairs, n = data.postsets, data.pairs, settings.candidates
+        results.update(blend_results(blend, head, ps, pairs, test, graph, test_influencers, n))
+    return results, head, test

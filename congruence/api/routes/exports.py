@@ -56,6 +56,8 @@ def create_export(req: ExportRequest, engine: EngineDep, exports: ExportsDep, _k
         worked_with=req.worked_with,
         not_worked_with=req.not_worked_with,
         since=req.since,
+        exclude_list=req.exclude_list,
+        exclude_status=req.exclude_status,
     )
     snap = engine.current()
     filters.category_code(snap.table)  # a typo is a 422 now, not a failed job later

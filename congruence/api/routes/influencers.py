@@ -16,6 +16,7 @@ from congruence.search.engine import MAX_K
 from congruence.search.feedback import MAX_FEEDBACK, Feedback
 from congruence.search.filters import Filters
 from congruence.search.metric_filters import MetricBounds
+from congruence.store.lists import MAX_NAME
 
 router = APIRouter(tags=["influencers"])
 RANKING = "cosine similarity of the influencers' embeddings"
@@ -48,6 +49,8 @@ async def similar(
     worked_with: Annotated[list[str], Query(max_length=MAX_HANDLES)] = [],  # noqa: B006
     not_worked_with: Annotated[list[str], Query(max_length=MAX_HANDLES)] = [],  # noqa: B006
     since: date | None = None,
+    exclude_list: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)] = None,
+    exclude_status: Annotated[list[str], Query(max_length=5)] = [],  # noqa: B006
     signals: Literal["all", "content"] = "all",
 ) -> MatchResponse:
     filters = Filters.make(
@@ -62,6 +65,8 @@ async def similar(
         worked_with=worked_with,
         not_worked_with=not_worked_with,
         since=since,
+        exclude_list=exclude_list,
+        exclude_status=[s for v in exclude_status for s in v.split(",") if s.strip()],
     )
     feedback = Feedback.make(like, dislike, like_weight, dislike_weight)
     return await in_query_thread(

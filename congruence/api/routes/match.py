@@ -84,6 +84,7 @@ async def match(request: Request, engine: EngineDep, services: ServicesDep, _key
             ),
             None,
             filters,
+            brand_id,
         )
     if ctype.startswith("multipart/form-data"):
         form = await read_form(request, MAX_IMAGES)

@@ -45,9 +45,11 @@ async function api(path, options = {}) {
                             "(create one with `congruence keys create NAME`).");
   }
   if (!resp.ok) {
-    let message = `The server answered ${resp.status}.`;
-    try { message = describeDetail((await resp.json()).detail); } catch (e) { /* not JSON */ }
-    throw new ApiError(resp.status, message.endsWith(".") ? message : message + ".");
+    let message = `The server answered ${resp.status}.`, body = null;
+    try { body = await resp.json(); message = describeDetail(body.detail); } catch (e) { /* not JSON */ }
+    const err = new ApiError(resp.status, message.endsWith(".") ? message : message + ".");
+    err.body = body;  // a 409's current entry, say
+    throw err;
   }
   return resp;
 }

@@ -20,7 +20,8 @@ function filterValues() {
   return { category: $("category").value || null, min_followers: num("min-followers"),
            max_followers: num("max-followers"), micro: $("micro").checked, k: num("k") || 24,
            brand_safe: $("brand-safe").checked, exclude_categories: excluded,
-           safe_last: screened ? num("safe-last") : null, ...metricFilterValues(), ...collabFilterValues() };
+           safe_last: screened ? num("safe-last") : null, ...metricFilterValues(), ...collabFilterValues(),
+           ...listFilterValues() };
 }
 
 // The filters as the form shows them now, or null (and why, in the status line) when they contradict.
@@ -41,7 +42,7 @@ function checkedFilters() {
 function filterBody(f) {
   return { k: f.k, posts: 3, category: f.category, micro: f.micro, min_followers: f.min_followers,
            max_followers: f.max_followers, brand_safe: f.brand_safe, exclude_categories: f.exclude_categories,
-           safe_last: f.safe_last, ...metricFilterBody(f), ...collabFilterBody(f) };
+           safe_last: f.safe_last, ...metricFilterBody(f), ...collabFilterBody(f), ...listFilterBody(f) };
 }
 
 async function loadCatalog() {
@@ -156,6 +157,7 @@ function card(h, was = null) {
     metricsLine(h),
     thumbs,
     el("div", { class: "votes" }, vote("like", "More like this", "👍"), vote("dislike", "Fewer like this", "👎")),
+    listControls(h),
     el("a", { class: "similar", onclick: () => showSimilar(h) }, "Similar influencers →"));
 }
 
@@ -297,7 +299,7 @@ async function exportShortlist() {
   const body = { brands: [brand], k: f.k, format: "csv", category: f.category, micro: f.micro,
                  min_followers: f.min_followers, max_followers: f.max_followers, brand_safe: f.brand_safe,
                  exclude_categories: f.exclude_categories, safe_last: f.safe_last, ...metricFilterBody(f),
-                 ...collabFilterBody(f) };
+                 ...collabFilterBody(f), ...listFilterBody(f) };
   $("export-btn").disabled = true;
   const bar = $("progress");
   bar.hidden = false;
