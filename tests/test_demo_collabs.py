@@ -12,7 +12,7 @@ import pytest
 from congruence.datasets.demo import build_demo
 from congruence.training.fusion import MIN_PARTNERS, fusion_brands
 
-DEMO_SEED = 0  # the seed `congruence demo` trains with (cli.main._train_demo_models)
+DEMO_SEED = 0  # the seed `congruence demo` trains with (cli.demo._train_demo_models)
 
 
 def _rows(folder: Path, name: str) -> list[dict]:

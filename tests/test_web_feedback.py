@@ -1,5 +1,5 @@
-"""👍 / 👎 on the web page's cards, the brand-safety filters and look-alikes of the liked, in
-Debian's Chromium, with and without a trained head."""
+"""Like / dislike on the web page's cards, the brand-safety filters and look-alikes of the liked,
+in Debian's Chromium, with and without a trained head."""
 
 from __future__ import annotations
 
@@ -68,13 +68,35 @@ def search_brand(page, site: dict, k: int) -> None:  # type: ignore[no-untyped-d
     page.click("#search-btn")
 
 
+def assert_icon_button(button, label: str, title: str) -> None:  # type: ignore[no-untyped-def]
+    """A labelled button drawn with an inline SVG icon, not an emoji (a bare Debian has no emoji
+    font: an emoji there is an empty box, with a size of its own, so the size alone proves nothing)."""
+    assert button.get_attribute("aria-label") == label and button.get_attribute("title") == title
+    assert button.is_visible()
+    box = button.bounding_box()
+    assert box is not None and box["width"] > 0 and box["height"] > 0, box
+    icon = button.locator("svg")
+    assert icon.count() == 1 and icon.get_attribute("aria-hidden") == "true"
+    drawn = icon.bounding_box()
+    assert drawn is not None and drawn["width"] > 0 and drawn["height"] > 0, drawn
+    text = button.text_content()
+    assert text.isascii(), f"a pictograph in {label!r}: {text!r}"
+
+
 def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None:  # type: ignore[no-untyped-def]
     search_brand(page, site, 6)
     first = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6})
     wait_for(page, first)
-    page.locator(f'.card[data-influencer="{first[0]}"] button.dislike').click()
+    card = page.locator(f'.card[data-influencer="{first[0]}"]')
+    handle = card.locator(".handle").inner_text()
+    assert_icon_button(card.locator("button.like"), f"More like this {handle}", "More like this")
+    assert_icon_button(card.locator("button.dislike"), f"Fewer like this {handle}", "Fewer like this")
+    assert card.locator("button.like").get_attribute("aria-pressed") == "false"
+    card.locator("button.dislike").click()
     second = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 6, "dislike": [first[0]]})
     wait_for(page, second)  # re-run at once, as the API ranks with the feedback
+    unmark = page.locator(f'.feedback .mark.dislike[data-influencer="{first[0]}"] button')
+    assert_icon_button(unmark, f"Remove the mark: disliked {handle}", "Remove this mark")
     assert first[0] not in second
     new = [a for a in second if a not in first]
     changes = page.locator("#changes").inner_text()
@@ -90,7 +112,7 @@ def test_thumbs_rerun_the_search_and_show_what_changed(site: dict, page) -> None
     look = api_ids(site, "/v1/similar", {"influencers": [liked], "k": 6, "dislike": [first[0]]})
     wait_for(page, look)
     assert page.locator("#results-title").inner_text() == "Look-alikes of 1 influencer"
-    page.locator(".feedback .mark.dislike button").click()  # ✕ undoes a mark and re-runs
+    page.locator(".feedback .mark.dislike button").click()  # its remove button undoes a mark and re-runs
     wait_for(page, api_ids(site, "/v1/similar", {"influencers": [liked], "k": 6}))
 
 
@@ -98,9 +120,11 @@ def test_brand_safe_filters_and_flags_on_cards(site: dict, page) -> None:  # typ
     search_brand(page, site, 18)
     wait_for(page, api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18}))
     flag = page.locator('.card[data-influencer="fitness_creator_01"] .flagged')
-    assert flag.inner_text() == "⚠ 1 of 3 posts flagged: drugs" and "beer_p: drugs, craft beer" in flag.get_attribute(
+    assert flag.inner_text() == "1 of 3 posts flagged: drugs" and "beer_p: drugs, craft beer" in flag.get_attribute(
         "title"
     )
+    warning = flag.locator("svg.icon-warning")  # the sign is drawn, not an emoji
+    assert warning.get_attribute("aria-hidden") == "true" and (warning.bounding_box() or {}).get("width", 0) > 0
     page.check("#brand-safe")
     page.click("#search-btn")
     safe = api_ids(site, "/v1/match", {"brand_id": BRAND, "k": 18, "brand_safe": True})

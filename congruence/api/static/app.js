@@ -78,6 +78,30 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Icons drawn as inline SVG, not emoji: a machine without an emoji font (headless Chromium on a
+// bare Debian) draws a thumbs-up emoji as an empty box. Decorative: the control carries the words
+// (its aria-label and title).
+const ICONS = {
+  like: "M2 10h4v11H2zM8 10l4.5-7c1-1.2 3-.4 2.5 1.5L14 9h6c1.2 0 2.1 1.1 1.8 2.3L20 19.2c-.3 1.1-1.2 1.8-2.3 1.8H8z",
+  dislike: "M2 14h4V3H2zM8 14l4.5 7c1 1.2 3 .4 2.5-1.5L14 15h6c1.2 0 2.1-1.1 1.8-2.3L20 4.8C19.7 3.7 18.8 3 17.7 3H8z",
+  remove: "M5.6 4.2 12 10.6l6.4-6.4 1.4 1.4-6.4 6.4 6.4 6.4-1.4 1.4-6.4-6.4-6.4 6.4-1.4-1.4 6.4-6.4-6.4-6.4z",
+  warning: "M12 2 1 21h22zm-1 7h2v6h-2zm0 8h2v2h-2z",
+};
+
+function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({ class: `icon icon-${name}`, viewBox: "0 0 24 24", width: "16", height: "16",
+                                        fill: "currentColor", "aria-hidden": "true", focusable: "false" })) {
+    svg.setAttribute(k, v);
+  }
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill-rule", "evenodd");
+  svg.append(path);
+  return svg;
+}
+
 function setStatus(node, message, isError = false) {
   node.textContent = message;
   node.classList.toggle("error", isError);

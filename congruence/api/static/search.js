@@ -91,7 +91,7 @@ function jsonPost(body) {
   return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
 }
 
-// Each call is numbered: an answer that arrives after a later call was made (two quick 👎, say)
+// Each call is numbered: an answer that arrives after a later call was made (two quick dislikes, say)
 // is dropped, so the list on screen is always the one of the latest marks and filters. fresh: a
 // new list (a look-alike search), not the same one re-run: nothing to compare it with.
 async function runQuery(path, request, title, fresh = false) {
@@ -145,9 +145,12 @@ function card(h, was = null) {
     thumbs.append(img);
   }
   const followers = h.followers === null ? "followers unknown" : `${fmt.format(h.followers)} followers`;
-  const vote = (kind, label, text) => el("button", { type: "button", class: `${kind}${state[kind].includes(h.influencer_id) ? " on" : ""}`,
-                                                     title: label, "aria-label": `${label} @${h.handle}`,
-                                                     onclick: () => mark(h, kind) }, text);
+  const vote = (kind, label) => {
+    const on = state[kind].includes(h.influencer_id);
+    return el("button", { type: "button", class: `${kind}${on ? " on" : ""}`, title: label,
+                          "aria-label": `${label} @${h.handle}`, "aria-pressed": String(on),
+                          onclick: () => mark(h, kind) }, icon(kind));
+  };
   return el("article", { class: "card", "data-influencer": h.influencer_id },
     el("div", { class: "top" }, el("span", { class: "handle" }, `@${h.handle}`), movement(h, was),
        el("span", { class: "rank" }, `#${h.rank}`)),
@@ -156,7 +159,7 @@ function card(h, was = null) {
     safetyLine(h.safety),
     metricsLine(h),
     thumbs,
-    el("div", { class: "votes" }, vote("like", "More like this", "👍"), vote("dislike", "Fewer like this", "👎")),
+    el("div", { class: "votes" }, vote("like", "More like this"), vote("dislike", "Fewer like this")),
     listControls(h),
     el("a", { class: "similar", onclick: () => showSimilar(h) }, "Similar influencers →"));
 }
@@ -174,8 +177,8 @@ function safetyLine(s) {
   const cats = [...new Set(s.flags.map(f => f.category))].join(", ");
   const why = s.flags.map(f => `${f.post_id}: ${f.category}, ${f.evidence}` +
                               (f.source === "words" ? "" : ` (${f.source} ${f.score.toFixed(2)})`)).join("\n");
-  return el("div", { class: "flagged", title: why },
-            `⚠ ${s.flagged_posts} of ${s.screened_posts} posts flagged: ${cats}`);
+  return el("div", { class: "flagged", title: why }, icon("warning"),
+            `${s.flagged_posts} of ${s.screened_posts} posts flagged: ${cats}`);
 }
 
 function feedbackActive() { return state.like.length + state.dislike.length > 0; }
@@ -186,7 +189,7 @@ function resetFeedback() {
   $("feedback").hidden = true;
 }
 
-// 👍 / 👎 on a card: toggle the mark, re-run the search at once with all the feedback.
+// Like / dislike on a card: toggle the mark, re-run the search at once with all the feedback.
 async function mark(h, kind) {
   const other = kind === "like" ? "dislike" : "like";
   state[other] = state[other].filter(a => a !== h.influencer_id);
@@ -207,9 +210,12 @@ function showFeedback(before, hits) {
   const box = $("feedback");
   box.hidden = !feedbackActive();
   if (box.hidden) return;
-  const chip = (a, kind) => el("span", { class: `mark ${kind}`, "data-influencer": a },
-    `${kind === "like" ? "👍" : "👎"} @${state.handles[a] || a}`,
-    el("button", { type: "button", title: "remove", onclick: () => unmark(a) }, "✕"));
+  const chip = (a, kind) => {
+    const who = `@${state.handles[a] || a}`, what = kind === "like" ? "liked" : "disliked";
+    return el("span", { class: `mark ${kind}`, "data-influencer": a, title: `${what} ${who}` }, icon(kind), who,
+      el("button", { type: "button", class: "unmark", title: "Remove this mark", "aria-label": `Remove the mark: ${what} ${who}`,
+                     onclick: () => unmark(a) }, icon("remove")));
+  };
   $("feedback-marks").replaceChildren(...state.like.map(a => chip(a, "like")), ...state.dislike.map(a => chip(a, "dislike")));
   $("lookalikes-btn").hidden = !state.like.length;
   if (!before) {  // a new list: the marks carried over, nothing to compare
