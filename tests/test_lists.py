@@ -260,7 +260,11 @@ def test_export_carries_account_metrics_list_fields_and_collaborations(
             m.posts_per_week
         )
         assert p["authenticity_flags"] == ";".join(sorted({f.signal for f in m.flags}))
-        assert p["collaborations"] == account_collaborations(store, i).handles
+        collabs = account_collaborations(store, i)
+        assert p["collaborations"] == collabs.handles
+        edges = sorted(collabs.worked_with, key=lambda e: (e.handle, e.kind))
+        day = lambda e: e.last_at.date().isoformat() if e.last_at else ""  # noqa: E731
+        assert p["worked_with"] == ";".join(f"{e.handle}:{e.kind}:{e.posts}:{day(e)}" for e in edges)
         assert (p["status"], p["note"], p["version"], p["gone"]) == ("contacted", 'said "maybe", later', 1, False)
         assert r["note"] == p["note"] and r["status"] == "contacted" and r["collaborations"] == str(p["collaborations"])
     assert [p["other_lists"] for p in table] == ["", "autumn:prospect"]

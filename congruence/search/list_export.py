@@ -1,7 +1,8 @@
 """A campaign list to a CSV or Parquet file (``congruence list export``, ``GET
 /v1/lists/{name}/export``): each entry's account, its metrics (the columns the bulk export writes,
-``export_files.METRIC_COLUMNS``), its collaborations count (as ``export_collabs`` counts it), and
-the list's fields. Written to a temporary name and renamed: no half file ever has the name."""
+``export_files.METRIC_COLUMNS``), its collaborations count (as ``export_collabs`` counts it) and
+those edges (``worked_with``), and the list's fields. Written to a temporary name and renamed:
+no half file ever has the name."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ SCHEMA = pa.schema(
         ("sponsored_ratio", pa.float64()),
         ("authenticity_flags", pa.string()),
         ("collaborations", pa.int32()),
+        ("worked_with", pa.string()),
         ("status", pa.string()),
         ("note", pa.string()),
         ("version", pa.int32()),

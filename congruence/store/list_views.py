@@ -37,7 +37,8 @@ class Change:
 class ExportRow:
     """One entry as a list export writes it: the account (None where unknown: gone), its metrics
     (None: not computed), its collaborations (distinct handles it tagged, was sponsored by or is a
-    known match of), and the list's fields."""
+    known match of) and those edges (``worked_with``: ``handle:kind:posts:last day`` by handle
+    then kind, ';'-separated, as the export's ``collaborated_with``), and the list's fields."""
 
     influencer_id: str
     handle: str | None
@@ -49,6 +50,7 @@ class ExportRow:
     sponsored_ratio: float | None
     authenticity_flags: str | None
     collaborations: int | None
+    worked_with: str | None
     status: str
     note: str
     version: int
@@ -66,6 +68,11 @@ SELECT e.influencer_id, a.handle, a.category, a.followers,
            SELECT DISTINCT f->>'signal' FROM jsonb_array_elements(m.flags) f ORDER BY 1), ';') END,
        CASE WHEN a.id IS NOT NULL THEN (SELECT count(DISTINCT c.handle)::integer FROM collaboration_edges c
            WHERE c.account_id = e.influencer_id AND c.kind = ANY(%(kinds)s)) END,
+       CASE WHEN a.id IS NOT NULL THEN array_to_string(ARRAY(
+           SELECT c.handle || ':' || c.kind || ':' || c.posts || ':'
+                  || coalesce(to_char(c.last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '')
+           FROM collaboration_edges c WHERE c.account_id = e.influencer_id AND c.kind = ANY(%(kinds)s)
+           ORDER BY c.handle, c.kind), ';') END,
        e.status, e.note, e.version, e.added_at, e.updated_at, e.updated_by, e.gone_at IS NOT NULL,
        array_to_string(ARRAY(SELECT o.name || ':' || oe.status FROM list_entries oe JOIN lists o ON o.id = oe.list_id
            WHERE oe.influencer_id = e.influencer_id AND o.brand_id = l.brand_id AND o.id <> l.id ORDER BY o.name), ';')
