@@ -74,6 +74,11 @@ def test_demo_builds_trains_and_serves_on_loopback_without_auth(env: Settings) -
         assert {(e["handle"], e["target_id"]) for e in creator["worked_with"] if e["kind"] == "tag"} >= {
             ("peakfit", "brand_peakfit")
         }
+        # two earlier months of follower counts, then the corpus's own: a growth of 0.5-4 % a month
+        history = creator["follower_history"]
+        assert [h["source"] for h in history] == ["given", "given", "ingest"]
+        assert history[0]["followers"] < history[1]["followers"] < history[2]["followers"] == creator["followers"]
+        assert 0.004 <= creator["metrics"]["growth_monthly"] <= 0.045  # 30.44-day months of 30-day steps
         scored = httpx.post(
             url + "v1/score",
             files=[("images", (f"{c}.png", _png(c), "image/png")) for c in ("white", "black")],

@@ -55,7 +55,14 @@ BRANDS = (
 FILTERS = (Filters(), Filters.make(micro=True), Filters.make(category="travel"), Filters.make(min_followers=20_000))
 
 
-METRICS = ["engagement_rate", "posts_per_week", "sponsored_share", "sponsored_ratio", "authenticity_flags"]
+METRICS = [
+    "engagement_rate",
+    "posts_per_week",
+    "sponsored_share",
+    "sponsored_ratio",
+    "follower_growth",
+    "authenticity_flags",
+]
 
 
 def metric_columns(store: Store, ids: list[str]) -> dict[str, dict[str, object]]:
@@ -70,6 +77,7 @@ def metric_columns(store: Store, ids: list[str]) -> dict[str, dict[str, object]]
             "posts_per_week": m.posts_per_week,
             "sponsored_share": m.sponsored_share,
             "sponsored_ratio": m.sponsored_ratio,
+            "follower_growth": m.growth_monthly,
             "authenticity_flags": ";".join(sorted({f.signal for f in m.flags})),
         }
 
@@ -127,7 +135,7 @@ def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
                 "followers": int(r["followers"]) if r["followers"] else None,
                 "score": float(r["score"]) if r["score"] else None,
                 "rank": int(r["rank"]),
-                **{c: float(r[c]) if r[c] else None for c in METRICS[:4]},
+                **{c: float(r[c]) if r[c] else None for c in METRICS[:5]},
                 # "": no flag raised (every account here has metrics; CSV cannot tell null from "")
                 "authenticity_flags": r["authenticity_flags"],
                 "collaborations": int(r["collaborations"]),
@@ -464,6 +472,7 @@ def test_each_format_has_exactly_the_fourteen_columns_in_order(corpus: Settings,
         ("posts_per_week", "double"),
         ("sponsored_share", "double"),
         ("sponsored_ratio", "double"),
+        ("follower_growth", "double"),
         ("authenticity_flags", "string"),
         ("collaborations", "int32"),
         ("collaborated_with", "string"),

@@ -283,9 +283,12 @@ def test_cli_ingest_is_incremental_and_loses_nothing(
         "comment_like_ratio": 0,
         "like_spike": 0,
         "er_outlier": 0,
+        "growth_spike": 0,
     }
+    assert body["follower_snapshots"] == 2  # anna's and nike's counts, dated by their profile files
     body = json.loads(run(capsys, *args)[1])
     assert (body["accounts_new"], body["accounts_updated"], body["posts_new"], body["posts_updated"]) == (0, 0, 0, 0)
+    assert body["follower_snapshots"] == 0
     first = root / "anna" / f"{base_name(T0)}.json.xz"  # P1, stored: its file breaks
     first.write_bytes(first.read_bytes()[:30])
     save_post(root, post_node("P5", "anna", 1, T0 + 9 * DAY, likes=80))

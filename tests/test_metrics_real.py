@@ -50,7 +50,8 @@ def test_the_figures_docs_metrics_reports() -> None:
     s = r["sponsored"]
     assert (s["sponsored_posts"], s["accounts_with_both"], s["accounts_ratio_below_1"]) == (197, 119, 79)
     assert s["account_ratio_q1_median_q3"][1] == pytest.approx(0.742, abs=1e-3)
-    assert r["flagged"] == {"comment_like_ratio": 9, "like_spike": 15, "er_outlier": 175} and r["flagged_any"] == 198
+    assert r["flagged"] == {"comment_like_ratio": 9, "like_spike": 15, "er_outlier": 175, "growth_spike": 0}
+    assert r["flagged_any"] == 198  # growth_spike: one follower count an account, no history
 
 
 def _subset(tmp_path: Path, n: int) -> tuple[Path, list[dict]]:

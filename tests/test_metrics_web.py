@@ -134,7 +134,7 @@ def test_cards_filters_and_account_view(site: dict, page) -> None:  # type: igno
     page.locator(".card").first.locator("a.account-link").click()
     page.wait_for_url("**/account?id=*")
     page.wait_for_selector(".tile")
-    assert page.locator(".tile").count() == 4 and page.locator("#flags .ok").count() == 1
+    assert page.locator(".tile").count() == 5 and page.locator("#flags .ok").count() == 1
     page.goto(site["url"] + f"/account?id={FLAGGED}")
     page.wait_for_selector("#flags li.auth-flags")
     assert page.locator("#flags li.auth-flags").inner_text() == f"⚑ like spike: {FLAG['text']}"

@@ -25,6 +25,7 @@ from congruence.api.routes import (
     pages,
     posts,
     score,
+    searches,
 )
 from congruence.api.services import Services
 from congruence.api.uploads import BodyLimit
@@ -120,7 +121,7 @@ def create_app(
     app.add_exception_handler(psycopg.DataError, _bad_characters)
     app.add_exception_handler(psycopg.OperationalError, _database_error)
     app.add_exception_handler(psycopg.InterfaceError, _database_error)
-    for module in (health, match, influencers, accounts, lists, posts, explain, exports, score, pages):
+    for module in (health, match, influencers, accounts, lists, searches, posts, explain, exports, score, pages):
         app.include_router(module.router)
     static = resources.files("congruence.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

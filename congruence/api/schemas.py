@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from congruence.api.schemas_account_metrics import MetricFilterFields, MetricsOut
+from congruence.api.schemas_account_metrics import FollowerPointOut, MetricFilterFields, MetricsOut
 from congruence.api.schemas_collab_filters import CollabFilterFields
 from congruence.api.schemas_collaborations import CollaborationOut
 from congruence.api.schemas_list_filters import ListFilterFields
@@ -193,6 +193,9 @@ class AccountOut(BaseModel):
         None,
         description="engagement rate, posts per week, sponsored share and "
         "ratio, authenticity flags (None: not computed yet)",
+    )
+    follower_history: list[FollowerPointOut] = Field(
+        [], description="its dated follower counts, oldest first (one stored each time an ingest saw it change)"
     )
     collaborations: int = Field(..., description="distinct handles it worked with: tags, sponsors, known matches")
     worked_with: list[CollaborationOut] = Field(

@@ -22,13 +22,25 @@ class MetricFilterFields(BaseModel):
     )
     min_posts_per_week: float | None = Field(None, ge=0, description="minimum posts per week")
     no_flags: bool = Field(False, description="only accounts with no authenticity flag")
+    min_growth: float | None = Field(
+        None, ge=-1, description="minimum monthly follower growth, a fraction (0.02 = +2 % a month)"
+    )
+    max_growth: float | None = Field(None, ge=-1, description="maximum monthly follower growth, a fraction")
 
     def bounds(self) -> MetricBounds:
-        return MetricBounds(self.min_er, self.max_er, self.max_sponsored_share, self.min_posts_per_week, self.no_flags)
+        return MetricBounds(
+            self.min_er,
+            self.max_er,
+            self.max_sponsored_share,
+            self.min_posts_per_week,
+            self.no_flags,
+            self.min_growth,
+            self.max_growth,
+        )
 
 
 class MetricFlagOut(BaseModel):
-    signal: Literal["comment_like_ratio", "like_spike", "er_outlier"]
+    signal: Literal["comment_like_ratio", "like_spike", "er_outlier", "growth_spike"]
     value: float = Field(..., description="the figure compared: a robust z, or a post's likes over the median")
     threshold: float = Field(..., description="what the value crossed (|z| above it, or a ratio at least it)")
     text: str = Field(..., description="the flag in a sentence, with its numbers")
@@ -53,10 +65,27 @@ class MetricsOut(BaseModel):
     flags: list[MetricFlagOut] = Field(
         ..., description="authenticity signals raised, each with its figure and threshold"
     )
+    growth_monthly: float | None = Field(
+        None,
+        description="monthly follower growth, compounded, a fraction (0.05 = +5 % a month); null with no two "
+        "snapshots 7 or more days apart",
+    )
+    follower_snapshots: int = Field(0, description="dated follower counts on record")
 
 
 def metrics_out(m: AccountMetrics | None) -> MetricsOut | None:
     return None if m is None else MetricsOut.model_validate(m.to_dict())
+
+
+class FollowerPointOut(BaseModel):
+    followers: int
+    at: datetime = Field(..., description="when this count was first seen")
+    last_seen: datetime | None = Field(None, description="when the same count was last seen again (null: once)")
+    source: Literal["given", "file", "posts", "ingest"] = Field(
+        ...,
+        description="where the date came from: a followers_at field, an Instaloader profile file's date, "
+        "its newest post, or the time of the ingest",
+    )
 
 
 class PostPointOut(BaseModel):

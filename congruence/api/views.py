@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 
 from congruence.api.schemas import AccountOut, AccountPost, FlagOut, MatchHit, MatchResponse, PostOut, SafetyOut
-from congruence.api.schemas_account_metrics import metrics_out
+from congruence.api.schemas_account_metrics import FollowerPointOut, metrics_out
 from congruence.api.schemas_collaborations import collaborations_out
 from congruence.api.schemas_lists import OtherListOut
 from congruence.search.engine import Engine, Snapshot
@@ -21,6 +21,7 @@ from congruence.search.hits import Hit
 from congruence.store import account_metrics as metrics_store
 from congruence.store import collaborations as graph
 from congruence.store import flags as flag_store
+from congruence.store import follower_history
 from congruence.store.list_views import in_lists
 from congruence.store.records import Store
 
@@ -153,6 +154,9 @@ def account_out(store: Store, account_id: str, n_posts: int, n_edges: int = 100)
         n_posts=acc.posts,
         posts=posts,
         metrics=metrics_out(metrics_store.read(store, [account_id]).get(account_id)),
+        follower_history=[
+            FollowerPointOut.model_validate(s.to_dict()) for s in follower_history.history(store, acc.id)
+        ],
         collaborations=collabs.handles,
         worked_with=collaborations_out(collabs.worked_with),
         worked_with_total=collabs.worked_with_total,

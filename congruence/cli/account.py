@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from congruence.cli.parser import Subcommands
@@ -15,10 +16,13 @@ from congruence.core.settings import Settings
 if TYPE_CHECKING:
     from congruence.store.account_metrics import AccountMetrics
     from congruence.store.collaborations import AccountCollaborations
+    from congruence.store.follower_history import Snapshot
     from congruence.store.rows import AccountRow, Collaboration
 
 
-def account_dict(acc: AccountRow, metrics: AccountMetrics | None, collabs: AccountCollaborations) -> dict[str, Any]:
+def account_dict(
+    acc: AccountRow, metrics: AccountMetrics | None, collabs: AccountCollaborations, history: Sequence[Snapshot]
+) -> dict[str, Any]:
     """The account as `--json` prints it: the fields of `GET /v1/accounts/{id}`, without its posts."""
     return {
         "id": acc.id,
@@ -28,6 +32,7 @@ def account_dict(acc: AccountRow, metrics: AccountMetrics | None, collabs: Accou
         "followers": acc.followers,
         "n_posts": acc.posts,
         "metrics": metrics.to_dict() if metrics is not None else None,
+        "follower_history": [s.to_dict() for s in history],
         **collabs.to_dict(),
     }
 
@@ -40,10 +45,26 @@ def _metrics_line(m: AccountMetrics | None) -> str:
     share = "unknown" if m.sponsored_share is None else f"{100 * m.sponsored_share:.0f} %"
     ratio = "n/a" if m.sponsored_ratio is None else f"{m.sponsored_ratio:.2f}x"
     flags = ", ".join(sorted({f.signal for f in m.flags})) or "none"
+    growth = "unknown" if m.growth_monthly is None else f"{100 * m.growth_monthly:+.1f} % a month"
     return (
         f"metrics: engagement rate {er} (newest {m.er_posts} posts), {ppw} posts/week, {share} sponsored, "
-        f"sponsored vs organic {ratio}; authenticity flags: {flags}"
+        f"sponsored vs organic {ratio}, follower growth {growth}; authenticity flags: {flags}"
     )
+
+
+def _history_lines(history: Sequence[Snapshot]) -> None:
+    if not history:
+        print("follower history: none (no ingest has seen a follower count)")
+        return
+    shown = ", the newest 12 shown" if len(history) > 12 else ""
+    print(f"follower history ({len(history)} count{'' if len(history) == 1 else 's'}{shown}):")
+    for s in history[-12:]:
+        seen = f", seen again until {_utc_day(s.last_seen)}" if s.last_seen is not None else ""
+        print(f"  {_utc_day(s.at)}  {s.followers:>12,}  ({s.source}{seen})")
+
+
+def _utc_day(at: datetime) -> str:
+    return at.astimezone(UTC).date().isoformat()
 
 
 def _day(e: Collaboration, which: str) -> str:
@@ -70,11 +91,14 @@ def _row(name: str, kind: str, posts: object, sponsored: object, first: str, las
     return f"  {name[:28]:<28} {kind:<8} {posts:>5} {sponsored:>9}  {first:<10}  {last:<10}  {other}".rstrip()
 
 
-def print_account(acc: AccountRow, metrics: AccountMetrics | None, collabs: AccountCollaborations) -> None:
+def print_account(
+    acc: AccountRow, metrics: AccountMetrics | None, collabs: AccountCollaborations, history: Sequence[Snapshot]
+) -> None:
     followers = f"{acc.followers:,} followers" if acc.followers is not None else "followers unknown"
     print(f"@{acc.handle} ({acc.id})")
     print(f"{acc.kind} · {acc.category or 'no category'} · {followers} · {acc.posts} posts")
     print(_metrics_line(metrics))
+    _history_lines(history)
     print(f"worked with {collabs.handles} handle{'' if collabs.handles == 1 else 's'} (tags, sponsors, known matches)")
     _edge_table("worked with", collabs.worked_with, collabs.worked_with_total, "handle")
     if acc.kind == "brand" or collabs.tagged_by_total:
@@ -85,6 +109,7 @@ def print_account(acc: AccountRow, metrics: AccountMetrics | None, collabs: Acco
 
 def cmd_account(args: argparse.Namespace, settings: Settings) -> int:
     from congruence.store import account_metrics as metrics_store
+    from congruence.store import follower_history
     from congruence.store.collaborations import account_collaborations
     from congruence.store.records import Store
 
@@ -92,10 +117,11 @@ def cmd_account(args: argparse.Namespace, settings: Settings) -> int:
         acc = store.account(args.id)  # NotFound: "unknown account 'x'"
         metrics = metrics_store.read(store, [acc.id]).get(acc.id)
         collabs = account_collaborations(store, acc.id, args.limit)
+        history = follower_history.history(store, acc.id)
     if args.json:
-        sys.stdout.write(json.dumps(account_dict(acc, metrics, collabs), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(account_dict(acc, metrics, collabs, history), ensure_ascii=False) + "\n")
     else:
-        print_account(acc, metrics, collabs)
+        print_account(acc, metrics, collabs, history)
     return 0
 
 

@@ -27,7 +27,7 @@ def rate(text: str) -> float:
 
 
 def metric_args(p: argparse.ArgumentParser) -> None:
-    """--min-er, --max-er, --max-sponsored-share, --min-posts-per-week, --no-flags."""
+    """--min-er, --max-er, --max-sponsored-share, --min-posts-per-week, --min-growth, --max-growth, --no-flags."""
     p.add_argument(
         "--min-er", type=rate, metavar="RATE", help="minimum engagement rate: a fraction (0.02) or a percent (2%%)"
     )
@@ -39,6 +39,13 @@ def metric_args(p: argparse.ArgumentParser) -> None:
         help="maximum share of paid partnerships among the newest posts (0.2 or 20%%)",
     )
     p.add_argument("--min-posts-per-week", type=float, metavar="N", help="minimum posts per week")
+    p.add_argument(
+        "--min-growth",
+        type=rate,
+        metavar="RATE",
+        help="minimum monthly follower growth: a fraction (0.02) or a percent (2%%; a loss: --min-growth=-5%%)",
+    )
+    p.add_argument("--max-growth", type=rate, metavar="RATE", help="maximum monthly follower growth")
     p.add_argument("--no-flags", action="store_true", help="only accounts with no authenticity flag")
 
 
@@ -51,6 +58,8 @@ def metric_bounds(args: argparse.Namespace) -> MetricBounds:
         getattr(args, "max_sponsored_share", None),
         getattr(args, "min_posts_per_week", None),
         bool(getattr(args, "no_flags", False)),
+        getattr(args, "min_growth", None),
+        getattr(args, "max_growth", None),
     )
 
 
@@ -76,7 +85,8 @@ def metrics_summary(report: MetricsReport) -> str:
     flagged = ", ".join(f"{s} {n}" for s, n in report.flagged.items())
     return (
         f"account metrics: {report.accounts} accounts ({report.with_er} with an engagement rate "
-        f"over their newest {report.last_n} posts), {report.changed} changed; flagged: {flagged}"
+        f"over their newest {report.last_n} posts, {report.with_growth} with a follower growth), "
+        f"{report.changed} changed; flagged: {flagged}"
     )
 
 

@@ -28,12 +28,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, ingest: Command, matc
     from congruence.datasets.demo import BRANDS, build_demo
 
     corpus = settings.home / "demo-corpus"
+    history = []
     if not (corpus / "accounts.jsonl").exists():
         print(f"building the demo corpus in {corpus} ...", file=sys.stderr)
-        build_demo(corpus)
-    code = ingest(argparse.Namespace(folder=str(corpus), json=False, ray_address=None, quiet=False), settings)
-    if code == 1:
-        return code
+        build_demo(corpus, history=True)
+        history = sorted((corpus / "history").iterdir())  # the follower counts of the months before
+    for folder in [*history, corpus]:
+        code = ingest(argparse.Namespace(folder=str(folder), json=False, ray_address=None, quiet=False), settings)
+        if code == 1:
+            return code
     _train_demo_models(settings)
     if not args.no_serve:
         from congruence.cli.serve import serve

@@ -21,6 +21,7 @@ from congruence.cli.export import add_parser as add_export_parser
 from congruence.cli.lists import add_parser as add_lists_parser
 from congruence.cli.parser import CommandParser, error_text
 from congruence.cli.safety import add_parser as add_safety_parser
+from congruence.cli.searches import add_parser as add_searches_parser
 from congruence.cli.serve import add_parsers as add_serve_parsers
 from congruence.cli.shards import add_parser as add_shards_parser
 from congruence.cli.training import add_parsers as add_training_parsers
@@ -74,7 +75,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _out(report.to_dict())
     else:
-        print(f"accounts: {report.accounts_new} new, {report.accounts_updated} updated")
+        print(
+            f"accounts: {report.accounts_new} new, {report.accounts_updated} updated; "
+            f"{report.follower_snapshots} follower snapshots stored"
+        )
         print(f"posts: {report.posts_new} new, {report.posts_updated} updated")
         print(
             f"encoded: {report.images_encoded} images, {report.texts_encoded} captions; "
@@ -296,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_metrics_parser(sub)
     add_account_parser(sub)
     add_lists_parser(sub)
+    add_searches_parser(sub, _query_args, _filters, _ranking)
     add_engagement_parsers(sub)
     add_export_parser(sub)
     add_serve_parsers(sub)

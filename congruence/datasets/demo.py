@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from congruence.datasets.demo_history import write_history
 from congruence.datasets.demo_tags import OUTSIDE, tag_plan, tag_posts
 from congruence.indexer.corpus import Corpus, Post
 from congruence.indexer.corpus_write import write_corpus
@@ -215,12 +216,14 @@ def build_demo(
     partner_brands: int = 2,
     direct_brands: int = 2,
     collaborations: bool = True,
+    history: bool = False,
 ) -> Path:
     """Write a demo corpus folder (accounts.jsonl, posts.jsonl, matches.jsonl, images/):
     per category ``direct_brands`` direct brands (at least 1), ``influencers_per_category``
     creators and ``partner_brands`` goods brands (see the module doc). ``collaborations``: the
     creators tag brands in their posts (``demo_tags``); without, no post tags anyone, and the
-    rest of the corpus is the same."""
+    rest of the corpus is the same. ``history``: also the accounts' counts of the two months
+    before (``demo_history``: ``history/<date>/accounts.jsonl``, for ``congruence demo``)."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     c = _Corpus(out, random.Random(seed))
     cats = list(STYLES)
@@ -266,6 +269,8 @@ def build_demo(
         c.posts = tag_posts(c.posts, plan, random.Random(seed * 1000 + 17), unnamed=held)
     write_corpus(Corpus(out, c.accounts, c.posts, c.matches))
     _write_test_brands(out, direct_brands, partner_brands)
+    if history:
+        write_history(out, c.accounts, datetime.now(UTC), seed)
     return out
 
 

@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +128,8 @@ def _count(row: dict[str, Any], key: str) -> int | None:
     return int(v)
 
 
-def _ts(row: dict[str, Any]) -> datetime | None:
-    v = row.get("ts")
+def _ts(row: dict[str, Any], key: str = "ts") -> datetime | None:
+    v = row.get(key)
     if v is None or v == "":
         return None
     try:
@@ -142,7 +142,7 @@ def _ts(row: dict[str, Any]) -> datetime | None:
             return t if t.tzinfo else t.replace(tzinfo=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         pass
-    raise RowInvalid(f"field 'ts' is not a timestamp (ISO 8601 or epoch seconds): {str(v)[:40]!r}")
+    raise RowInvalid(f"field '{key}' is not a timestamp (ISO 8601 or epoch seconds): {str(v)[:40]!r}")
 
 
 def resolve_image(root: Path, rel: str) -> Path:
@@ -177,6 +177,14 @@ def parse_account(row: dict[str, Any]) -> Account:
     if isinstance(followers, (int, float)) and not isinstance(followers, bool) and followers < 0:
         # a scraper's "hidden" (-1) or a bad count: unknown, the figure kept for the dirty-value counts
         extra["followers_reported"], followers = followers, None
+    extra.pop("followers_at_source", None)  # set by the Instaloader reader alone, after this
+    at = _ts(row, "followers_at")  # when the count was seen (store.follower_history); absent: the ingest's time
+    if at is not None:
+        if at > datetime.now(UTC) + timedelta(days=1):
+            raise RowInvalid(f"field 'followers_at' is in the future: {at.isoformat()}")
+        extra["followers_at"] = at.isoformat()
+    elif "followers_at" in extra:
+        del extra["followers_at"]
     return Account(
         id=acc_id,
         kind=kind,

@@ -20,6 +20,7 @@ from congruence.indexer.index_sync import SyncResult
 from congruence.indexer.pool import pool_features
 from congruence.indexer.prepare import prepare_posts
 from congruence.indexer.publish import Spaces, publish
+from congruence.store import follower_history
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 
@@ -55,6 +56,7 @@ class IngestReport:
     posts_new: int = 0
     posts_updated: int = 0
     matches_new: int = 0
+    follower_snapshots: int = 0  # follower counts that changed, dated (store.follower_history)
     images_encoded: int = 0
     texts_encoded: int = 0
     accounts_pooled: int = 0
@@ -70,7 +72,7 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, object]:
         """The report as ``ingest --json`` prints it (the derived spaces' indexes inside ``index``)."""
-        counts = ["accounts_new", "accounts_updated", "posts_new", "posts_updated", "matches_new"]
+        counts = ["accounts_new", "accounts_updated", "posts_new", "posts_updated", "matches_new", "follower_snapshots"]
         counts += ["images_encoded", "texts_encoded", "accounts_pooled"]
         index = asdict(self.index) if self.index is not None else {}
         return {
@@ -157,6 +159,7 @@ def _store_rows(folder: Path, store: Store, ids: ModelIds, report: IngestReport,
     corpus = read(folder, known)
     report.rejected.extend(corpus.errors)
     report.accounts_new, report.accounts_updated = store.upsert_accounts(corpus.accounts)
+    report.follower_snapshots = follower_history.record(store, corpus.accounts)
     known_images = _known_image_hashes(store, ids.image)
     posts, errors = prepare_posts(corpus.posts, corpus.root, known_images)
     report.rejected.extend(errors)

@@ -2,7 +2,7 @@
 
 One row per (brand, rank): brand_id, influencer_id, handle, followers, category, score,
 rank, the influencer's account metrics (engagement_rate, posts_per_week,
-sponsored_share, sponsored_ratio, authenticity_flags: the signals raised, ';'-separated)
+sponsored_share, sponsored_ratio, follower_growth, authenticity_flags: the signals raised, ';'-separated)
 and its collaborations (collaborations: how many handles it worked with; collaborated_with:
 its edges with the handles the filters name, ``export_collabs``); the rows of a brand are
 what ``Engine.match_brand(brand, k, filters)`` returns. Brands go

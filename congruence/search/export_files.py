@@ -45,13 +45,14 @@ SCHEMA = pa.schema(
         ("posts_per_week", pa.float64()),
         ("sponsored_share", pa.float64()),
         ("sponsored_ratio", pa.float64()),
+        ("follower_growth", pa.float64()),
         ("authenticity_flags", pa.string()),
         ("collaborations", pa.int32()),
         ("collaborated_with", pa.string()),
     ]
 )
-METRIC_COLUMNS = SCHEMA.names[7:12]  # from the account metrics; empty (null) where unknown
-COLLAB_COLUMNS = SCHEMA.names[12:]  # from the collaboration graph (``export_collabs``)
+METRIC_COLUMNS = SCHEMA.names[7:13]  # from the account metrics; empty (null) where unknown
+COLLAB_COLUMNS = SCHEMA.names[13:]  # from the collaboration graph (``export_collabs``)
 
 
 @dataclass(frozen=True)
@@ -181,11 +182,12 @@ def write_chunk(
 
 
 def _metric_columns(rows: np.ndarray, metrics: MetricsIndex | None) -> list[pa.Array]:
-    """engagement_rate, posts_per_week, sponsored_share, sponsored_ratio, authenticity_flags of ``rows``."""
+    """engagement_rate, posts_per_week, sponsored_share, sponsored_ratio, follower_growth (monthly),
+    authenticity_flags of ``rows``."""
     if metrics is None:
-        return [pa.nulls(len(rows), pa.float64())] * 4 + [pa.nulls(len(rows), pa.string())]
+        return [pa.nulls(len(rows), pa.float64())] * 5 + [pa.nulls(len(rows), pa.string())]
     cols: list[pa.Array] = []
-    for v in (metrics.er, metrics.posts_per_week, metrics.sponsored_share, metrics.sponsored_ratio):
+    for v in (metrics.er, metrics.posts_per_week, metrics.sponsored_share, metrics.sponsored_ratio, metrics.growth):
         x = v[rows]
         cols.append(pa.array(np.nan_to_num(x), pa.float64(), mask=~np.isfinite(x)))
     done = metrics.computed[rows]

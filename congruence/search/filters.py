@@ -28,8 +28,9 @@ class Filters:
     """category: exact (case-insensitive); followers bounds inclusive; None = no bound.
     brand_safe: no post flagged in any safety category among the account's newest
     ``safe_last`` posts; exclude_categories: none flagged in these (``safety.categories``).
-    min_er, max_er (engagement rate, a fraction), max_sponsored_share, min_posts_per_week:
-    bounds on the account metrics (an unknown figure does not pass a bound on it); no_flags:
+    min_er, max_er (engagement rate, a fraction), max_sponsored_share, min_posts_per_week,
+    min_growth, max_growth (monthly follower growth, a fraction): bounds on the account
+    metrics (an unknown figure does not pass a bound on it); no_flags:
     no authenticity flag raised (``metrics.signals``). worked_with: worked with any of these
     handles (a tag, a sponsor, a known match); not_worked_with: with none of these, or (``since``,
     an ISO date) none on or after that day; handles in normal form (``search.collab_filters``).
@@ -54,6 +55,8 @@ class Filters:
     exclude_list: str | None = None
     exclude_status: tuple[str, ...] = ()
     listed: tuple[int, ...] | None = None
+    min_growth: float | None = None
+    max_growth: float | None = None
 
     def __post_init__(self) -> None:  # a job file's JSON gives lists: keep the filter hashable
         for name in ("exclude_categories", "worked_with", "not_worked_with", "exclude_status"):
@@ -128,11 +131,21 @@ class Filters:
             day,
             listed_in,
             statuses,
+            min_growth=m.min_growth,
+            max_growth=m.max_growth,
         )
 
     @property
     def bounds(self) -> MetricBounds:
-        return MetricBounds(self.min_er, self.max_er, self.max_sponsored_share, self.min_posts_per_week, self.no_flags)
+        return MetricBounds(
+            self.min_er,
+            self.max_er,
+            self.max_sponsored_share,
+            self.min_posts_per_week,
+            self.no_flags,
+            self.min_growth,
+            self.max_growth,
+        )
 
     @property
     def screened(self) -> bool:
@@ -181,7 +194,7 @@ class Filters:
         if self.collab:
             ok &= collab_rows(collabs, self.worked_with, self.not_worked_with, self.since)
         if self.bounds.active:
-            ok &= self.bounds.passing(check_computed(metrics))
+            ok &= self.bounds.passing(check_computed(metrics, self.bounds))
         if self.screened:
             cats = NAMES if self.brand_safe else self.exclude_categories
             if safety is None:

@@ -32,6 +32,7 @@ SCHEMA = pa.schema(
         ("posts_per_week", pa.float64()),
         ("sponsored_share", pa.float64()),
         ("sponsored_ratio", pa.float64()),
+        ("follower_growth", pa.float64()),
         ("authenticity_flags", pa.string()),
         ("collaborations", pa.int32()),
         ("worked_with", pa.string()),

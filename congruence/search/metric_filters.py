@@ -16,9 +16,10 @@ from congruence.store.rows import AccountTable
 @dataclass(frozen=True)
 class MetricsIndex:
     """Aligned with the table, NaN when unknown: er (engagement rate, a fraction),
-    posts_per_week, sponsored_share, sponsored_ratio; flags (n,) int32 authenticity flags
-    raised; flag_names (n,) their signals joined by ';'; computed (n,) bool: the account has
-    metrics; version: changes whenever any account's metrics do."""
+    posts_per_week, sponsored_share, sponsored_ratio, growth (monthly follower growth, a
+    fraction); flags (n,) int32 authenticity flags raised; flag_names (n,) their signals joined
+    by ';'; computed (n,) bool: the account has metrics; version: changes whenever any
+    account's metrics do."""
 
     er: np.ndarray
     posts_per_week: np.ndarray
@@ -28,6 +29,7 @@ class MetricsIndex:
     flag_names: Sequence[str]
     computed: np.ndarray
     version: str
+    growth: np.ndarray
 
     def __len__(self) -> int:
         return len(self.er)
@@ -36,11 +38,11 @@ class MetricsIndex:
 def load_metrics(store: Store, table: AccountTable) -> MetricsIndex:
     """The metrics of ``table``'s accounts (read once per snapshot)."""
     n = len(table.seq)
-    cols = [np.full(n, np.nan) for _ in range(4)]
+    cols = [np.full(n, np.nan) for _ in range(5)]
     flags, computed = np.zeros(n, np.int32), np.zeros(n, bool)
     names = [""] * n
     rows = store.conn.execute(
-        "SELECT a.seq, m.engagement_rate, m.posts_per_week, m.sponsored_share, m.sponsored_ratio,"
+        "SELECT a.seq, m.engagement_rate, m.posts_per_week, m.sponsored_share, m.sponsored_ratio, m.growth_monthly,"
         " ARRAY(SELECT DISTINCT f->>'signal' FROM jsonb_array_elements(m.flags) f ORDER BY 1)"
         " FROM account_metrics m JOIN accounts a ON a.id = m.account_id WHERE a.kind = 'influencer'"
     ).fetchall()
@@ -56,22 +58,29 @@ def load_metrics(store: Store, table: AccountTable) -> MetricsIndex:
             flags[i], names[i], computed[i] = len(signals), ";".join(signals), True
     ver = store.conn.execute("SELECT count(*), coalesce(max(computed_at)::text, '') FROM account_metrics").fetchone()
     return MetricsIndex(
-        cols[0], cols[1], cols[2], cols[3], flags, names, computed, f"{ver[0]}:{ver[1]}" if ver else "0:"
+        cols[0], cols[1], cols[2], cols[3], flags, names, computed, f"{ver[0]}:{ver[1]}" if ver else "0:", cols[4]
     )
 
 
-def check_computed(metrics: MetricsIndex | None) -> MetricsIndex:
-    """InvalidInput when no account has metrics yet: a metric filter would pass nobody."""
+def check_computed(metrics: MetricsIndex | None, bounds: MetricBounds | None = None) -> MetricsIndex:
+    """InvalidInput when no account has metrics yet, or (``bounds`` on the growth) no account
+    has a known growth yet: the filter would pass nobody and not say why."""
     if metrics is None or (len(metrics) and not metrics.computed.any()):
         raise InvalidInput("account metrics have not been computed yet: run `congruence metrics` (ingest does it)")
+    if bounds is not None and bounds.on_growth and len(metrics) and not np.isfinite(metrics.growth).any():
+        raise InvalidInput(
+            "passes nobody yet: no influencer has a known follower growth (it takes two follower counts seen "
+            "7 or more days apart: ingest the accounts again later, or give their followers_at)",
+            field="min_growth" if bounds.min_growth is not None else "max_growth",
+        )
     return metrics
 
 
-def _fraction_or_none(name: str, v: object, upper: float | None = None) -> float | None:
+def _fraction_or_none(name: str, v: object, upper: float | None = None, lower: float = 0.0) -> float | None:
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-        raise InvalidInput(f"must be a number of at least 0, got {v!r}", field=name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < lower:
+        raise InvalidInput(f"must be a number of at least {lower:g}, got {v!r}", field=name)
     if upper is not None and v > upper:
         raise InvalidInput(f"must be at most {upper:g}, got {v!r}", field=name)
     return float(v)
@@ -80,14 +89,17 @@ def _fraction_or_none(name: str, v: object, upper: float | None = None) -> float
 @dataclass(frozen=True)
 class MetricBounds:
     """The metric filters: min_er, max_er (engagement rate, a fraction: 0.02 is 2 %),
-    max_sponsored_share (0-1), min_posts_per_week; None = no bound. no_flags: no authenticity
-    flag raised. An account whose figure is unknown does not pass a bound on it."""
+    max_sponsored_share (0-1), min_posts_per_week; min_growth, max_growth (monthly follower
+    growth, a fraction from -1: 0.05 is +5 % a month); None = no bound. no_flags: no
+    authenticity flag raised. An account whose figure is unknown does not pass a bound on it."""
 
     min_er: float | None = None
     max_er: float | None = None
     max_sponsored_share: float | None = None
     min_posts_per_week: float | None = None
     no_flags: bool = False
+    min_growth: float | None = None
+    max_growth: float | None = None
 
     def checked(self) -> MetricBounds:
         """These bounds as floats, or InvalidInput naming the bad one."""
@@ -97,17 +109,31 @@ class MetricBounds:
             _fraction_or_none("max_sponsored_share", self.max_sponsored_share, 1.0),
             _fraction_or_none("min_posts_per_week", self.min_posts_per_week),
             bool(self.no_flags),
+            _fraction_or_none("min_growth", self.min_growth, lower=-1.0),
+            _fraction_or_none("max_growth", self.max_growth, lower=-1.0),
         )
-        if out.min_er is not None and out.max_er is not None and out.min_er > out.max_er:
-            raise InvalidInput(
-                f"({out.min_er:g}) is greater than the maximum engagement rate ({out.max_er:g})", field="min_er"
-            )
+        for lo, hi, what in (("min_er", "max_er", "engagement rate"), ("min_growth", "max_growth", "growth")):
+            a, b = getattr(out, lo), getattr(out, hi)
+            if a is not None and b is not None and a > b:
+                raise InvalidInput(f"({a:g}) is greater than the maximum {what} ({b:g})", field=lo)
         return out
+
+    @property
+    def on_growth(self) -> bool:
+        return self.min_growth is not None or self.max_growth is not None
 
     @property
     def active(self) -> bool:
         return self.no_flags or any(
-            v is not None for v in (self.min_er, self.max_er, self.max_sponsored_share, self.min_posts_per_week)
+            v is not None
+            for v in (
+                self.min_er,
+                self.max_er,
+                self.max_sponsored_share,
+                self.min_posts_per_week,
+                self.min_growth,
+                self.max_growth,
+            )
         )
 
     def passing(self, m: MetricsIndex) -> np.ndarray:
@@ -122,6 +148,10 @@ class MetricBounds:
                 ok &= m.sponsored_share <= self.max_sponsored_share
             if self.min_posts_per_week is not None:
                 ok &= m.posts_per_week >= self.min_posts_per_week
+            if self.min_growth is not None:
+                ok &= m.growth >= self.min_growth
+            if self.max_growth is not None:
+                ok &= m.growth <= self.max_growth
         if self.no_flags:
             ok &= m.flags == 0
         return ok

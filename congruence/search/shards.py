@@ -127,7 +127,9 @@ class ShardServer:
         none = np.zeros(0, np.int64)
         # none of this shard's accounts can pass (the ingress checked the filter against them all)
         absent = filters.category is not None and filters.category not in snap.table.category_codes[1]
-        uncomputed = filters.bounds.active and (snap.metrics is None or not snap.metrics.computed.any())
+        m = snap.metrics
+        uncomputed = filters.bounds.active and (m is None or not m.computed.any())
+        uncomputed |= filters.bounds.on_growth and m is not None and not np.isfinite(m.growth).any()
         if absent or uncomputed:
             return [(none, np.zeros(0, np.float32))] * len(xq)
         return _search(snap, xq, wanted, snap.selection(filters), [none] * len(xq))
@@ -275,7 +277,7 @@ class ShardedEngine(Engine):
         metrics are computed (each shard then selects among its own accounts)."""
         filters.category_code(snap.table)
         if filters.bounds.active:
-            check_computed(snap.metrics)
+            check_computed(snap.metrics, filters.bounds)
 
     def shard_health(self) -> list[ShardHealth | str]:
         """Each shard's health, or why it cannot say."""

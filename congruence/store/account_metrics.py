@@ -78,6 +78,8 @@ class AccountMetrics:
     organic_posts: int
     follower_band: str | None
     flags: tuple[Flag, ...] = ()
+    growth_monthly: float | None = None
+    follower_snapshots: int = 0
 
     def to_dict(self) -> dict[str, object]:
         d = {k: v for k, v in self.__dict__.items() if k not in ("account_id", "flags")}
@@ -120,15 +122,17 @@ def write(store: Store, rows: Sequence[tuple]) -> int:
     with store.conn.transaction():
         out = store.conn.execute(
             "INSERT INTO account_metrics (account_id, last_n, engagement_rate, er_posts, posts_per_week,"
-            " sponsored_share, sponsored_ratio, sponsored_posts, organic_posts, follower_band, flags, row_hash)"
+            " sponsored_share, sponsored_ratio, sponsored_posts, organic_posts, follower_band, flags,"
+            " growth_monthly, follower_snapshots, row_hash)"
             " SELECT * FROM unnest(%s::text[], %s::int[], %s::float8[], %s::int[], %s::float8[], %s::float8[],"
-            " %s::float8[], %s::int[], %s::int[], %s::text[], %s::jsonb[], %s::text[])"
+            " %s::float8[], %s::int[], %s::int[], %s::text[], %s::jsonb[], %s::float8[], %s::int[], %s::text[])"
             " ON CONFLICT (account_id) DO UPDATE SET last_n = EXCLUDED.last_n,"
             " engagement_rate = EXCLUDED.engagement_rate, er_posts = EXCLUDED.er_posts,"
             " posts_per_week = EXCLUDED.posts_per_week, sponsored_share = EXCLUDED.sponsored_share,"
             " sponsored_ratio = EXCLUDED.sponsored_ratio, sponsored_posts = EXCLUDED.sponsored_posts,"
             " organic_posts = EXCLUDED.organic_posts, follower_band = EXCLUDED.follower_band,"
-            " flags = EXCLUDED.flags, row_hash = EXCLUDED.row_hash, computed_at = now()"
+            " flags = EXCLUDED.flags, growth_monthly = EXCLUDED.growth_monthly,"
+            " follower_snapshots = EXCLUDED.follower_snapshots, row_hash = EXCLUDED.row_hash, computed_at = now()"
             " WHERE account_metrics.row_hash <> EXCLUDED.row_hash RETURNING 1",
             cols,
         ).fetchall()
@@ -150,7 +154,19 @@ def remember_last_n(store: Store, n_last: int) -> None:
 def _metrics(row: tuple) -> AccountMetrics:
     flags = tuple(Flag(**f) for f in (row[10] or []))
     return AccountMetrics(
-        row[0], int(row[1]), row[2], int(row[3]), row[4], row[5], row[6], int(row[7]), int(row[8]), row[9], flags
+        row[0],
+        int(row[1]),
+        row[2],
+        int(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        int(row[7]),
+        int(row[8]),
+        row[9],
+        flags,
+        row[11],
+        int(row[12]),
     )
 
 
@@ -158,7 +174,8 @@ def read(store: Store, ids: Sequence[str]) -> dict[str, AccountMetrics]:
     """Account id -> its stored metrics, for the ids that have them."""
     rows = store.conn.execute(
         "SELECT account_id, last_n, engagement_rate, er_posts, posts_per_week, sponsored_share, sponsored_ratio,"
-        " sponsored_posts, organic_posts, follower_band, flags FROM account_metrics WHERE account_id = ANY(%s)",
+        " sponsored_posts, organic_posts, follower_band, flags, growth_monthly, follower_snapshots"
+        " FROM account_metrics WHERE account_id = ANY(%s)",
         (list(ids),),
     ).fetchall()
     return {r[0]: _metrics(r) for r in rows}

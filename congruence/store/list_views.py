@@ -48,6 +48,7 @@ class ExportRow:
     posts_per_week: float | None
     sponsored_share: float | None
     sponsored_ratio: float | None
+    follower_growth: float | None
     authenticity_flags: str | None
     collaborations: int | None
     worked_with: str | None
@@ -63,7 +64,7 @@ class ExportRow:
 
 _EXPORT_SQL = """
 SELECT e.influencer_id, a.handle, a.category, a.followers,
-       m.engagement_rate, m.posts_per_week, m.sponsored_share, m.sponsored_ratio,
+       m.engagement_rate, m.posts_per_week, m.sponsored_share, m.sponsored_ratio, m.growth_monthly,
        CASE WHEN m.account_id IS NOT NULL THEN array_to_string(ARRAY(
            SELECT DISTINCT f->>'signal' FROM jsonb_array_elements(m.flags) f ORDER BY 1), ';') END,
        CASE WHEN a.id IS NOT NULL THEN (SELECT count(DISTINCT c.handle)::integer FROM collaboration_edges c

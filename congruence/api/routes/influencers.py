@@ -46,6 +46,8 @@ async def similar(
     max_sponsored_share: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
     min_posts_per_week: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     no_flags: bool = False,
+    min_growth: Annotated[float | None, Query(ge=-1, allow_inf_nan=False)] = None,
+    max_growth: Annotated[float | None, Query(ge=-1, allow_inf_nan=False)] = None,
     worked_with: Annotated[list[str], Query(max_length=MAX_HANDLES)] = [],  # noqa: B006
     not_worked_with: Annotated[list[str], Query(max_length=MAX_HANDLES)] = [],  # noqa: B006
     since: date | None = None,
@@ -61,7 +63,7 @@ async def similar(
         brand_safe=brand_safe,
         exclude_categories=exclude_categories,
         safe_last=safe_last,
-        metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags),
+        metrics=MetricBounds(min_er, max_er, max_sponsored_share, min_posts_per_week, no_flags, min_growth, max_growth),
         worked_with=worked_with,
         not_worked_with=not_worked_with,
         since=since,

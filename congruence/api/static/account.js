@@ -12,29 +12,34 @@ function svgEl(tag, attrs = {}, text = null) {
   return node;
 }
 
-// A linear or log10 scale from [lo, hi] onto [a, b].
-function scale(values, a, b, log) {
+// A linear or log10 scale from [lo, hi] onto [a, b]; one value alone is padded by pad(value).
+function scale(values, a, b, log, pad = () => 1) {
   const f = log ? v => Math.log10(v) : v => v;
   const vs = values.map(f);
   let lo = Math.min(...vs), hi = Math.max(...vs);
-  if (lo === hi) { lo -= 1; hi += 1; }
+  if (lo === hi) { const p = pad(lo); lo -= p; hi += p; }
   const s = v => a + ((f(v) - lo) / (hi - lo)) * (b - a);
   s.ticks = () => [lo, (lo + hi) / 2, hi].map(t => (log ? 10 ** t : t));
   return s;
 }
 
-// A scatter plot of points {x, y, cls, title} into svg; x may be dates (ms).
-function scatter(svg, points, { xlog = false, ylog = false, xfmt, yfmt, xlabel, ylabel }) {
+// A scatter plot of points {x, y, cls, title} into svg (joined by a line when line); x may be dates (ms).
+function scatter(svg, points, { xlog = false, ylog = false, xfmt, yfmt, xlabel, ylabel, line = false,
+                                xpad = undefined, ypad = undefined }) {
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.replaceChildren();
   if (!points.length) { svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "axis" }, "no data")); return; }
-  const sx = scale(points.map(p => p.x), PAD.l, W - PAD.r, xlog), sy = scale(points.map(p => p.y), H - PAD.b, PAD.t, ylog);
+  const sx = scale(points.map(p => p.x), PAD.l, W - PAD.r, xlog, xpad);
+  const sy = scale(points.map(p => p.y), H - PAD.b, PAD.t, ylog, ypad);
   svg.append(svgEl("line", { x1: PAD.l, y1: H - PAD.b, x2: W - PAD.r, y2: H - PAD.b, class: "axis-line" }),
              svgEl("line", { x1: PAD.l, y1: PAD.t, x2: PAD.l, y2: H - PAD.b, class: "axis-line" }));
   for (const t of sx.ticks()) svg.append(svgEl("text", { x: sx(t), y: H - PAD.b + 14, "text-anchor": "middle", class: "axis" }, xfmt(t)));
   for (const t of sy.ticks()) svg.append(svgEl("text", { x: PAD.l - 4, y: sy(t) + 4, "text-anchor": "end", class: "axis" }, yfmt(t)));
   svg.append(svgEl("text", { x: (PAD.l + W - PAD.r) / 2, y: H - 4, "text-anchor": "middle", class: "axis" }, xlabel),
              svgEl("text", { x: 12, y: H / 2, transform: `rotate(-90 12 ${H / 2})`, "text-anchor": "middle", class: "axis" }, ylabel));
+  if (line && points.length > 1)
+    svg.append(svgEl("polyline", { class: "trend", fill: "none",
+                                   points: points.map(p => `${sx(p.x)},${sy(p.y)}`).join(" ") }));
   for (const p of points) {
     const c = svgEl("circle", { cx: sx(p.x), cy: sy(p.y), r: p.cls.includes("me") ? 6 : 3.5, class: p.cls });
     if (p.id) c.setAttribute("data-id", p.id);
@@ -58,9 +63,28 @@ function showMetrics(acc, m) {
     tile("Posts per week", num(m.posts_per_week, 1), `over the newest ${m.last_n} posts with a date`),
     tile("Sponsored share", percent(m.sponsored_share, 0), `paid partnerships among the newest ${m.last_n} posts`),
     tile("Sponsored vs organic", m.sponsored_ratio === null ? "n/a" : `${m.sponsored_ratio.toFixed(2)}×`,
-         `median engagement of ${m.sponsored_posts} sponsored over ${m.organic_posts} organic posts`));
+         `median engagement of ${m.sponsored_posts} sponsored over ${m.organic_posts} organic posts`),
+    tile("Follower growth", m.growth_monthly === null ? "unknown"
+         : `${m.growth_monthly >= 0 ? "+" : ""}${percent(m.growth_monthly, 1)} / month`,
+         `compounded monthly over the recent follower history (${m.follower_snapshots} snapshots); ` +
+         "unknown without two 7 or more days apart"));
   $("flags").replaceChildren(...(m.flags.length ? m.flags.map(f => el("li", { class: "auth-flags", "data-signal": f.signal },
     `⚑ ${f.signal.replace(/_/g, " ")}: ${f.text}`)) : [el("li", { class: "ok" }, "No authenticity flag raised.")]));
+}
+
+const DATED_BY = { ingest: "dated by the ingest", given: "dated by the data", file: "dated by the profile file",
+                   posts: "dated by its newest post" };
+
+// Followers over time: each count where it was first and last seen, joined.
+function showFollowers(history) {
+  const points = history.flatMap(s => [s.at, s.last_seen].filter(Boolean).map((at, i) => ({
+    x: Date.parse(at), y: s.followers, cls: "pt",
+    title: `${at.slice(0, 10)}: ${fmt.format(s.followers)} followers (${i ? "seen again" : DATED_BY[s.source]})` })));
+  $("followers-caption").textContent =
+    `Followers over time (${history.length} count${history.length === 1 ? "" : "s"}, ${points.length} sightings)`;
+  scatter($("followers-plot"), points, { line: true, xfmt: t => new Date(t).toISOString().slice(0, 10),
+                                         yfmt: t => fmt.format(Math.round(t)), xlabel: "date", ylabel: "followers",
+                                         xpad: () => 15 * 86400e3, ypad: v => Math.max(Math.abs(v) * 0.05, 1) });
 }
 
 function showPlots(data) {
@@ -127,6 +151,7 @@ async function loadAccount() {
     $("account-title").textContent = `@${acc.handle}`;
     showMetrics(acc, data.metrics);
     showCollaborations(acc);
+    showFollowers(acc.follower_history);
     showPlots(data);
     $("posts").replaceChildren(...acc.posts.map(p => {
       if (!p.thumbnail_url) return el("div", { class: "noimg", title: p.caption }, "text post");

@@ -294,7 +294,8 @@ function csvCell(v) {
 
 async function exportShortlist() {
   const brand = state.lastQuery && state.lastQuery.brand;
-  if (!brand || feedbackActive()) {  // a new brand, a similar list or a list steered by feedback: the rows on screen
+  if (!brand || feedbackActive() || state.lastQuery.saved) {  // a new brand, a similar list, a list steered by
+    // feedback or a saved search's (its options are not the form's): the rows on screen
     const header = ["rank", "influencer_id", "handle", "followers", "category", "score"];
     const lines = [header.join(",")].concat(state.lastHits.map(h => header.map(k => csvCell(h[k])).join(",")));
     saveBlob(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }), "shortlist.csv");

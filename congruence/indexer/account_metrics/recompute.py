@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from congruence.indexer.account_metrics.compute import N_LAST, Figures, check_n_last, figures
+from congruence.indexer.account_metrics.growth import growth_monthly, growth_spike_flags
 from congruence.indexer.account_metrics.signals import BAND_NAMES, SIGNALS, authenticity, follower_band
 from congruence.store import account_metrics as stored
+from congruence.store import follower_history
 from congruence.store.account_metrics import AccountArrays, Flag, PostArrays
 from congruence.store.records import Store, row_hash
 
@@ -33,6 +35,7 @@ class MetricsReport:
     with_er: int = 0
     flagged: dict[str, int] = field(default_factory=dict)
     dirty: dict[str, int] = field(default_factory=dict)
+    with_growth: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -57,7 +60,9 @@ def _clean(v: float) -> float | None:
     return None if not np.isfinite(v) else float(v)
 
 
-def _rows(accounts: AccountArrays, figs: Figures, flags: list[list[Flag]], n_last: int) -> list[tuple]:
+def _rows(
+    accounts: AccountArrays, figs: Figures, flags: list[list[Flag]], n_last: int, growth: np.ndarray, snaps: np.ndarray
+) -> list[tuple]:
     band = follower_band(accounts.followers)
     out = []
     for i, aid in enumerate(accounts.ids):
@@ -72,6 +77,8 @@ def _rows(accounts: AccountArrays, figs: Figures, flags: list[list[Flag]], n_las
             int(figs.organic_posts[i]),
             BAND_NAMES[band[i]] if band[i] >= 0 else None,
             json.dumps([f.to_dict() for f in flags[i]]),
+            _clean(growth[i]),
+            int(snaps[i]),
         )
         out.append((aid, *vals, row_hash(list(vals))))
     return out
@@ -90,10 +97,19 @@ def recompute(store: Store, n_last: int | None = None) -> MetricsReport:
     n = last_n(store, n_last)
     accounts, posts = stored.read_inputs(store)
     figs = figures(accounts, posts, n)
-    flags = authenticity(accounts, posts, figs.er, n)
-    changed = stored.write(store, _rows(accounts, figs, flags, n))
+    snapshots = follower_history.read_arrays(store, accounts.ids)
+    growth, n_snaps = growth_monthly(len(accounts.ids), snapshots)
+    spikes = growth_spike_flags(accounts, snapshots)
+    flags = [a + b for a, b in zip(authenticity(accounts, posts, figs.er, n), spikes, strict=True)]
+    changed = stored.write(store, _rows(accounts, figs, flags, n, growth, n_snaps))
     flagged = {s: sum(1 for fl in flags if any(f.signal == s for f in fl)) for s in SIGNALS}
     logger.info("account metrics: %d accounts, %d changed", len(accounts.ids), changed)
     return MetricsReport(
-        len(accounts.ids), changed, n, int(np.isfinite(figs.er).sum()), flagged, dirty_counts(accounts, posts)
+        len(accounts.ids),
+        changed,
+        n,
+        int(np.isfinite(figs.er).sum()),
+        flagged,
+        dirty_counts(accounts, posts),
+        int(np.isfinite(growth).sum()),
     )

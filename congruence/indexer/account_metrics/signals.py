@@ -14,6 +14,7 @@ both. Nothing here estimates a "real audience %": that needs the followers thems
   the same kind, category and follower band (fewer than 20 with an ER: the same band, any
   category). Far above suggests engagement groups or bought engagement; far below, bought
   followers.
+- ``growth_spike``: a jump in the follower count, from the follower history (``growth``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MIN_RATIO_POSTS = 3
 MIN_SPIKE_POSTS = 5
 BANDS = (1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000)
 BAND_NAMES = ("<1k", "1k-5k", "5k-10k", "10k-50k", "50k-100k", "100k-500k", "500k-1M", "1M+")
-SIGNALS = ("comment_like_ratio", "like_spike", "er_outlier")
+SIGNALS = ("comment_like_ratio", "like_spike", "er_outlier", "growth_spike")
 
 
 def follower_band(followers: np.ndarray) -> np.ndarray:
@@ -56,30 +57,36 @@ class Peers:
     level: np.ndarray
 
 
-def _codes(*keys: Sequence[object] | np.ndarray) -> np.ndarray:
+def codes(*keys: Sequence[object] | np.ndarray) -> np.ndarray:
     joined = ["\x1f".join(map(str, k)) for k in zip(*keys, strict=True)]
     return np.unique(np.asarray(joined, dtype=object), return_inverse=True)[1].astype(np.int64)
 
 
-def peer_z(x: np.ndarray, valid: np.ndarray, keys: Sequence[np.ndarray]) -> Peers:
+def peer_z(
+    x: np.ndarray, valid: np.ndarray, keys: Sequence[np.ndarray], floor: float = 0.0, owners: np.ndarray | None = None
+) -> Peers:
     """Robust z of ``x`` within each account's peer group: the first key's group when it has
-    at least MIN_PEERS valid members and a MAD above 0, else the next key's."""
+    at least MIN_PEERS valid members and a scale above 0 (1.4826 x MAD, at least ``floor``),
+    else the next key's. ``owners``: when the values are not one an account, the account of
+    each; members are then counted as distinct accounts (``Peers.n`` too)."""
     n = len(x)
     out = Peers(
         np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64), np.full(n, -1, np.int64)
     )
     todo = valid.copy()
-    for level, codes in enumerate(keys):
-        g = int(codes.max()) + 1 if n else 0
-        med, cnt = group_median(codes[valid], x[valid], g)
-        mad, _ = group_median(codes[valid], np.abs(x[valid] - med[codes[valid]]), g)
-        scale = 1.4826 * mad
-        ok = todo & (cnt[codes] >= MIN_PEERS) & (scale[codes] > 0)
-        out.z[ok] = (x[ok] - med[codes[ok]]) / scale[codes[ok]]
+    for level, group in enumerate(keys):
+        g = int(group.max()) + 1 if n else 0
+        med, cnt = group_median(group[valid], x[valid], g)
+        mad, _ = group_median(group[valid], np.abs(x[valid] - med[group[valid]]), g)
+        scale = np.maximum(1.4826 * mad, floor)
+        if owners is not None and valid.any():
+            cnt = np.bincount(np.unique(np.stack([group[valid], owners[valid]]), axis=1)[0], minlength=g)
+        ok = todo & (cnt[group] >= MIN_PEERS) & (scale[group] > 0)
+        out.z[ok] = (x[ok] - med[group[ok]]) / scale[group[ok]]
         out.median[ok], out.scale[ok], out.n[ok], out.level[ok] = (
-            med[codes[ok]],
-            scale[codes[ok]],
-            cnt[codes[ok]],
+            med[group[ok]],
+            scale[group[ok]],
+            cnt[group[ok]],
             level,
         )
         todo &= ~ok
@@ -102,7 +109,7 @@ def comment_like_flags(accounts: AccountArrays, posts: PostArrays, n_last: int) 
     likes, comments, cnt = _window_sums(accounts, posts, n_last)
     x = np.log10((comments + 1) / (likes + 1))
     kinds, cats = list(accounts.kinds), list(accounts.categories)
-    p = peer_z(x, cnt >= MIN_RATIO_POSTS, [_codes(kinds, cats), _codes(kinds)])
+    p = peer_z(x, cnt >= MIN_RATIO_POSTS, [codes(kinds, cats), codes(kinds)])
     out: list[list[Flag]] = [[] for _ in accounts.ids]
     for i in np.flatnonzero(np.abs(np.nan_to_num(p.z)) > Z_MAX):
         lo, hi = 10 ** (p.median[i] - Z_MAX * p.scale[i]), 10 ** (p.median[i] + Z_MAX * p.scale[i])
@@ -158,7 +165,7 @@ def er_outlier_flags(accounts: AccountArrays, er: np.ndarray) -> list[list[Flag]
         x = np.log10(er)
     valid = np.isfinite(x) & (band >= 0)
     kinds, cats = list(accounts.kinds), list(accounts.categories)
-    p = peer_z(x, valid, [_codes(kinds, cats, band), _codes(kinds, band)])
+    p = peer_z(x, valid, [codes(kinds, cats, band), codes(kinds, band)])
     out: list[list[Flag]] = [[] for _ in accounts.ids]
     for i in np.flatnonzero(np.abs(np.nan_to_num(p.z)) > Z_MAX):
         group = (

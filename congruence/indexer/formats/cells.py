@@ -108,7 +108,7 @@ def convert(field: str, v: object) -> Any:
         return count(v, field)
     if field == "sponsored":
         return flag(v, field)
-    if field == "ts":
+    if field in ("ts", "followers_at"):
         return timestamp(v)
     if field == "tagged":
         return names(v, field)

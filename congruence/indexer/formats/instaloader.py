@@ -15,7 +15,8 @@ JSONL reader's checks (``corpus.parse_post``/``parse_account``). A carousel is o
 first image, with the likes, comments, caption and time) plus one row per further image
 (``<shortcode>_<n>``, ``extra.slide_of``), so every image is embedded and metrics count the
 post once. A file that cannot be read, or a post without its image, is a ``RowError`` naming
-the file (line 0: the file is the row).
+the file (line 0: the file is the row). The profile's follower count is dated by the profile
+file's date, or by its newest post when that date cannot be right (``store.follower_history``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import lzma
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ from instaloader.exceptions import InvalidArgumentException
 from congruence.indexer.corpus import Corpus, Post, RowError, RowInvalid, parse_account, parse_post
 from congruence.indexer.formats.common import KnownAccounts, Sourced, SourceOptions, assemble
 from congruence.indexer.formats.offline import NetworkRefused, OfflineContext, known
+from congruence.store.follower_history import FOLLOWERS_AT, FOLLOWERS_AT_SOURCE
 
+INSTAGRAM_LAUNCH = datetime(2010, 10, 6, tzinfo=UTC)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
 MAX_FILE_BYTES = 20 << 20  # a post's or profile's .json.xz is a few kB
 # Instaloader's resume files (--resume-prefix, "iterator" by default): ``iterator_<magic>.json.xz``
@@ -102,8 +105,33 @@ class _Folder:
         return None
 
 
-def _account(profile: instaloader.Profile) -> dict[str, Any]:
-    """The account row (a dict for ``parse_account``) of a profile; unknown fields are null."""
+def _file_date(path: Path) -> datetime | None:
+    """When the profile file was saved (its modification time), or None when that date cannot be
+    right: before Instagram existed (an archive that dropped dates), or in the future."""
+    at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return at if INSTAGRAM_LAUNCH <= at <= datetime.now(UTC) + timedelta(days=1) else None
+
+
+def _dated(accounts: list[Sourced], posts: list[Post]) -> list[Sourced]:
+    """The accounts whose profile file has no usable date, dated by their newest post instead
+    (the count was seen no earlier); those without a dated post stay undated (the ingest's time)."""
+    newest: dict[str, datetime] = {}
+    for p in posts:
+        if p.ts is not None and (p.account_id not in newest or p.ts > newest[p.account_id]):
+            newest[p.account_id] = p.ts
+    out = []
+    for s in accounts:
+        a = s.account
+        if a.followers is not None and FOLLOWERS_AT not in a.extra and a.id in newest:
+            extra = a.extra | {FOLLOWERS_AT: newest[a.id].isoformat(), FOLLOWERS_AT_SOURCE: "posts"}
+            s = replace(s, account=replace(a, extra=extra))
+        out.append(s)
+    return out
+
+
+def _account(profile: instaloader.Profile, saved: datetime | None) -> dict[str, Any]:
+    """The account row (a dict for ``parse_account``) of a profile saved at ``saved``; unknown
+    fields are null."""
     username = known(lambda: profile.username)
     if not username:
         raise RowInvalid("a profile node without a username")
@@ -124,6 +152,8 @@ def _account(profile: instaloader.Profile) -> dict[str, Any]:
         "posts_total": known(lambda: profile.mediacount),
         "external_url": known(lambda: profile.external_url),
     }
+    if saved is not None:
+        extra[FOLLOWERS_AT] = saved.isoformat()
     return row | {k: v for k, v in extra.items() if v is not None}
 
 
@@ -323,11 +353,15 @@ def read_instaloader(
         try:
             structure = _load(ctx, path)
             if isinstance(structure, instaloader.Profile):
-                accounts.append(Sourced(parse_account(_account(structure)), rel))
+                saved = _file_date(path)
+                acc = parse_account(_account(structure, saved))
+                if saved is not None:
+                    acc = replace(acc, extra=acc.extra | {FOLLOWERS_AT_SOURCE: "file"})
+                accounts.append(Sourced(acc, rel))
             elif isinstance(structure, instaloader.Post):
                 rows = _post_rows(structure, files.root / path.relative_to(root), files.root, files, errors)
                 posts += _parsed(rows, root, rel, errors)
             # stories and hashtags are not posts of a profile: not read
         except RowInvalid as e:
             errors.append(RowError(rel, 0, str(e)))
-    return assemble(root, accounts, posts, options, known_accounts, errors)
+    return assemble(root, _dated(accounts, posts), posts, options, known_accounts, errors)

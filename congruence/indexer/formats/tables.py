@@ -1,7 +1,7 @@
 """Reading CSV or Parquet tables: ``congruence ingest --format table POSTS --accounts ACCOUNTS``.
 
 Columns are named as in the JSONL format (posts: id, account_id, image, caption, likes,
-comments, ts, sponsored, tagged; accounts: id, kind, handle, category, followers), or mapped
+comments, ts, sponsored, tagged; accounts: id, kind, handle, category, followers, followers_at), or mapped
 with ``--map field=column`` (``posts.field=column`` / ``accounts.field=column`` when only
 one table uses that name). Other columns are kept as the row's extra fields. Image paths are
 relative to the posts table's folder. Every row goes through the JSONL reader's checks; a
@@ -26,7 +26,7 @@ from congruence.indexer.formats.cells import convert, has_bad_utf8
 from congruence.indexer.formats.common import KnownAccounts, Sourced, SourceOptions, assemble
 
 POST_FIELDS = ("id", "account_id", "image", "caption", "likes", "comments", "ts", "sponsored", "tagged")
-ACCOUNT_FIELDS = ("id", "kind", "handle", "category", "followers")
+ACCOUNT_FIELDS = ("id", "kind", "handle", "category", "followers", "followers_at")
 REQUIRED = {"posts": ("id", "account_id"), "accounts": ("id",)}
 SUFFIXES = (".csv", ".parquet")
 _FIELD = re.compile(r"field '(\w+)'")
