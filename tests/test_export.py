@@ -34,6 +34,7 @@ from congruence.search.export_rank import BatchRanker
 from congruence.search.filters import Filters
 from congruence.store import account_metrics as metrics_store
 from congruence.store import collaborations as collab_graph
+from congruence.store.list_views import in_lists
 from congruence.store.records import Store
 from congruence.training.deploy import deploy, publish_current
 from congruence.training.model import CongruenceHead
@@ -119,7 +120,18 @@ def reference(engine: Engine, brands: tuple[str, ...], k: int, filters: Filters)
     with engine.reading() as store:
         metrics = metric_columns(store, [str(r["influencer_id"]) for r in rows])
         collabs = collab_columns(store, [str(r["influencer_id"]) for r in rows], filters)
-    return [r | metrics[str(r["influencer_id"])] | collabs[str(r["influencer_id"])] for r in rows]
+        listed = {b: in_lists(store, b, [str(r["influencer_id"]) for r in rows if r["brand_id"] == b]) for b in brands}
+    return [
+        r
+        | metrics[str(r["influencer_id"])]
+        | collabs[str(r["influencer_id"])]
+        | {
+            "in_lists": ";".join(
+                f"{o.list}:{o.status}" for o in listed[str(r["brand_id"])].get(str(r["influencer_id"]), ())
+            )
+        }
+        for r in rows
+    ]
 
 
 def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
@@ -140,6 +152,7 @@ def read_rows(path: Path, fmt: str) -> list[dict[str, object]]:
                 "authenticity_flags": r["authenticity_flags"],
                 "collaborations": int(r["collaborations"]),
                 "collaborated_with": r["collaborated_with"] or None,  # these tests name no handle
+                "in_lists": r["in_lists"],
             }
             for r in csv.DictReader(f)
         ]
@@ -449,7 +462,18 @@ def test_cli_export_json(corpus: Settings, tmp_path: Path, capsys: pytest.Captur
 
 # -- the exact columns, the CLI's filters and progress ----------------------------------------
 COLLABS = ["collaborations", "collaborated_with"]
-COLUMNS = ["brand_id", "influencer_id", "handle", "followers", "category", "score", "rank", *METRICS, *COLLABS]
+COLUMNS = [
+    "brand_id",
+    "influencer_id",
+    "handle",
+    "followers",
+    "category",
+    "score",
+    "rank",
+    *METRICS,
+    *COLLABS,
+    "in_lists",
+]
 
 
 def test_each_format_has_exactly_the_fourteen_columns_in_order(corpus: Settings, tmp_path: Path) -> None:
@@ -476,6 +500,7 @@ def test_each_format_has_exactly_the_fourteen_columns_in_order(corpus: Settings,
         ("authenticity_flags", "string"),
         ("collaborations", "int32"),
         ("collaborated_with", "string"),
+        ("in_lists", "string"),
     ]
     rows = read_rows(tmp_path / "s.parquet", "parquet")  # one row per (brand, rank), ranks 1..k
     assert sorted((r["brand_id"], r["rank"]) for r in rows) == sorted((b, i) for b in BRANDS for i in (1, 2, 3))

@@ -131,6 +131,29 @@ def test_export_equals_match_and_the_job_file_round_trips(engine: Engine, tmp_pa
         assert Filters(**json.loads(json.dumps(g.to_json()))) == g  # an export job's file
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_export_rows_name_the_lists_of_their_brand(engine: Engine, tmp_path: Path, fmt: str) -> None:
+    """An influencer already in a list of the row's brand is marked there, as match marks it;
+    the same influencer under another brand is not."""
+    with Store.open(engine.settings) as store:
+        lists.create_list(store, "autumn", BRAND, "bo")
+        lists.add(store, "autumn", [F1], "bo", status="prospect")
+    try:
+        out = tmp_path / f"s.{fmt}"
+        run_export(engine, ExportSpec((BRAND, "brand_wanderly"), 18, fmt, Filters()), out)
+        rows = read_rows(out, fmt)
+        got = {(r["brand_id"], r["influencer_id"]): r["in_lists"] for r in rows}
+        assert len(rows) == 36 and {k: v for k, v in got.items() if v} == {
+            (BRAND, F0): "spring:contacted",
+            (BRAND, F1): "autumn:prospect;spring:declined",
+            (BRAND, T0): "spring:prospect",
+            (BRAND, FOOD): "spring:agreed",
+        }
+    finally:
+        with Store.open(engine.settings) as store:
+            lists.delete_list(store, "autumn")
+
+
 def test_make_checks_the_list_filters() -> None:
     with pytest.raises(InvalidInput, match=r"^exclude_status \(declined\) applies only with a list to exclude"):
         Filters.make(exclude_status=["declined"])

@@ -4,7 +4,8 @@ One row per (brand, rank): brand_id, influencer_id, handle, followers, category,
 rank, the influencer's account metrics (engagement_rate, posts_per_week,
 sponsored_share, sponsored_ratio, follower_growth, authenticity_flags: the signals raised, ';'-separated)
 and its collaborations (collaborations: how many handles it worked with; collaborated_with:
-its edges with the handles the filters name, ``export_collabs``); the rows of a brand are
+its edges with the handles the filters name, ``export_collabs``) and ``in_lists`` (the brand's
+campaign lists holding it, ``export_lists``); the rows of a brand are
 what ``Engine.match_brand(brand, k, filters)`` returns. Brands go
 through FAISS and the head's rerank in batches (``export_rank``); each batch is written
 as a chunk under ``<out>.parts/`` (``export_files``), so an interrupted export resumes from
@@ -38,6 +39,7 @@ from congruence.search.export_files import (
     parts_folder,
     write_chunk,
 )
+from congruence.search.export_lists import ListColumns
 from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
 from congruence.store.records import Store
@@ -199,9 +201,19 @@ def run_export(
             progress(finished, len(brands))
         todo = {i: brands[i * size : (i + 1) * size] for i in range(n_chunks) if i not in done}
         collab_columns = CollabColumns.of(ranker.snap.collabs, spec.filters)  # read once, for every chunk
+        with engine.reading() as store:
+            list_columns = ListColumns.of(store, brands)
         for i, ranked in _ranked(ranker, spec, todo, on_ray):
             done[i] = write_chunk(
-                parts, i, spec.fmt, ranked, ranker.snap.table, len(todo[i]), ranker.snap.metrics, collab_columns
+                parts,
+                i,
+                spec.fmt,
+                ranked,
+                ranker.snap.table,
+                len(todo[i]),
+                ranker.snap.metrics,
+                collab_columns,
+                list_columns,
             )
             finished += len(todo[i])
             if progress is not None:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from congruence.core.errors import Busy, InvalidInput
 from congruence.search.export_collabs import CollabColumns
+from congruence.search.export_lists import ListColumns
 from congruence.search.export_rank import RankedRows
 from congruence.search.metric_filters import MetricsIndex
 from congruence.store.rows import AccountTable
@@ -49,10 +50,12 @@ SCHEMA = pa.schema(
         ("authenticity_flags", pa.string()),
         ("collaborations", pa.int32()),
         ("collaborated_with", pa.string()),
+        ("in_lists", pa.string()),
     ]
 )
 METRIC_COLUMNS = SCHEMA.names[7:13]  # from the account metrics; empty (null) where unknown
-COLLAB_COLUMNS = SCHEMA.names[13:]  # from the collaboration graph (``export_collabs``)
+COLLAB_COLUMNS = SCHEMA.names[13:15]  # from the collaboration graph (``export_collabs``)
+LIST_COLUMNS = SCHEMA.names[15:]  # from the campaign lists (``export_lists``)
 
 
 @dataclass(frozen=True)
@@ -165,15 +168,16 @@ def write_chunk(
     n_brands: int,
     metrics: MetricsIndex | None = None,
     collabs: CollabColumns | None = None,
+    lists: ListColumns | None = None,
 ) -> ChunkInfo:
     """Write chunk ``i`` (data, then its marker) and return what it holds (``metrics``: the
-    account metrics aligned with ``table``, ``collabs``: its collaboration graph, for their
-    columns; None: those columns null)."""
+    account metrics aligned with ``table``, ``collabs``: its collaboration graph, ``lists``:
+    the brands' campaign lists, for their columns; None: those columns null, or empty)."""
     if fmt == "jsonl":
-        body = _jsonl(ranked, table, metrics, collabs)
+        body = _jsonl(ranked, table, metrics, collabs, lists)
         write_atomic(chunk_path(parts, i, fmt), lambda f: f.write(body))
     else:
-        tab = to_arrow(ranked, table, metrics, collabs)
+        tab = to_arrow(ranked, table, metrics, collabs, lists)
         write_atomic(chunk_path(parts, i, fmt), lambda f: _write_arrow(tab, fmt, f))
     info = ChunkInfo(n_brands, len(ranked.brand_ids), ranked.skipped)
     marker = {"brands": info.brands, "rows": info.rows, "skipped": [list(s) for s in info.skipped]}
@@ -198,7 +202,11 @@ def _metric_columns(rows: np.ndarray, metrics: MetricsIndex | None) -> list[pa.A
 
 
 def to_arrow(
-    ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None = None, collabs: CollabColumns | None = None
+    ranked: RankedRows,
+    table: AccountTable,
+    metrics: MetricsIndex | None = None,
+    collabs: CollabColumns | None = None,
+    lists: ListColumns | None = None,
 ) -> pa.Table:
     rows = ranked.rows
     fol = table.followers[rows]
@@ -214,6 +222,7 @@ def to_arrow(
             pa.array(ranked.ranks, pa.int32()),
             *_metric_columns(rows, metrics),
             *(collabs or CollabColumns(None)).arrays(rows),
+            (lists or ListColumns()).array(ranked.brand_ids, [table.ids[r] for r in rows]),
         ],
         schema=SCHEMA,
     )
@@ -227,7 +236,11 @@ def _write_arrow(tab: pa.Table, fmt: str, f: IO[bytes]) -> None:
 
 
 def _jsonl(
-    ranked: RankedRows, table: AccountTable, metrics: MetricsIndex | None, collabs: CollabColumns | None
+    ranked: RankedRows,
+    table: AccountTable,
+    metrics: MetricsIndex | None,
+    collabs: CollabColumns | None,
+    lists: ListColumns | None,
 ) -> bytes:
     """One object a line, keys in ``SCHEMA`` order; a score the head could not give is null."""
     middle: dict[int, str] = {}
@@ -256,8 +269,10 @@ def _jsonl(
                 ensure_ascii=False,
             )[1:-1]
         s = repr(score) if np.isfinite(score) else "null"
+        listed = json.dumps((lists or ListColumns()).text(brand, table.ids[r]), ensure_ascii=False)
         lines.append(
-            f'{{"brand_id": {json.dumps(brand, ensure_ascii=False)}, {mid}, "score": {s}, "rank": {rank}, {end}}}\n'
+            f'{{"brand_id": {json.dumps(brand, ensure_ascii=False)}, {mid}, "score": {s}, "rank": {rank}, {end}, '
+            f'"in_lists": {listed}}}\n'
         )
     return "".join(lines).encode()
 

@@ -119,6 +119,21 @@ def in_lists(store: Store, brand_id: str, ids: Sequence[str]) -> dict[str, tuple
     return {i: tuple(v) for i, v in out.items()}
 
 
+def brand_lists(store: Store, brand_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Brand -> influencer -> the brand's lists holding it, ``name:status`` by list name,
+    ';'-separated, for the brands of ``brand_ids`` that have a list (as ``in_lists`` marks hits)."""
+    rows = store.conn.execute(
+        "SELECT l.brand_id, e.influencer_id, string_agg(l.name || ':' || e.status, ';' ORDER BY l.name)"
+        " FROM list_entries e JOIN lists l ON l.id = e.list_id"
+        " WHERE l.brand_id = ANY(%s) GROUP BY l.brand_id, e.influencer_id",
+        (list(brand_ids),),
+    )
+    out: dict[str, dict[str, str]] = {}
+    for brand, influencer, text in rows:
+        out.setdefault(brand, {})[influencer] = text
+    return out
+
+
 def history(store: Store, name: str, influencer_id: str | None = None) -> list[Change]:
     """Every change of the list (of one influencer's entry), oldest first."""
     lst = get_list(store, name)
