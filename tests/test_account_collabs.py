@@ -306,7 +306,7 @@ def test_export_columns_equal_brute_force_over_edges_from(site: dict, fmt: str, 
     with Store.open(settings) as store:
         for name in filters:
             rows = read_export(tmp_path / f"{name}.{fmt}", fmt)
-            assert rows and list(rows[0])[-2:] == ["collaborations", "collaborated_with"]
+            assert rows and list(rows[0])[-3:] == ["collaborations", "collaborated_with", "in_lists"]
             for r in rows:
                 count, text = brute_force(store, r["influencer_id"], named[name])
                 if fmt == "csv":
