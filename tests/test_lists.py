@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,14 @@ def test_errors_name_the_field(store: Store) -> None:
         lists.create_list(store, "a/b", BRAND, "ann")
     with pytest.raises(InvalidInput, match=r"^name must be 1 to 100 characters"):
         lists.create_list(store, " ", BRAND, "ann")
+    for dots in (".", ".."):
+        message = f"name must not be '.' or '..' (they are no name in a URL), got '{dots}'"
+        with pytest.raises(InvalidInput, match=f"^{re.escape(message)}$"):
+            lists.create_list(store, dots, BRAND, "ann")
+    with pytest.raises(InvalidInput, match=r"^name must not begin or end with a space, got ' spring'$"):
+        lists.create_list(store, " spring", BRAND, "ann")
+    with pytest.raises(InvalidInput, match=r"^name must not begin or end with a space, got 'spring '$"):
+        lists.create_list(store, "spring ", BRAND, "ann")
     lists.create_list(store, "spring", BRAND, "ann")
     with pytest.raises(Conflict, match="^name a list named 'spring' exists already$"):
         lists.create_list(store, "spring", OTHER_BRAND, "ann")

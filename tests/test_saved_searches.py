@@ -14,13 +14,17 @@ from typing import Any
 
 import pytest
 
+from congruence.cli.feedback import feedback_of
 from congruence.cli.main import _filters, build_parser
 from congruence.cli.searches import spec_of
 from congruence.core.settings import Settings
 from congruence.indexer.ingest import ingest
+from congruence.search.engine import Engine
 from congruence.search.saved_searches import SearchSpec
-from congruence.store import database
+from congruence.store import database, saved_searches
 from congruence.store.records import Store
+from congruence.training.jobs import train_and_deploy
+from congruence.training.loop import TrainConfig
 
 from .conftest import TABLES, run
 
@@ -70,7 +74,13 @@ def test_save_run_list_delete(cli: Settings, capsys: pytest.CaptureFixture[str])
     assert listed["count"] == 1
     s = listed["data"][0]
     assert (s["name"], s["brand_id"], s["new_brand"], s["runs"], s["last_run_at"]) == ("weekly", BRAND, False, 0, None)
-    assert s["options"]["k"] == 6 and s["options"]["filters"]["min_followers"] == 5000
+    opts = s["options"]  # as typed (micro a flag, no bound set), resolved when it runs
+    assert (opts["version"], opts["k"], opts["filters"]["micro"], opts["filters"]["min_followers"]) == (
+        1,
+        6,
+        True,
+        None,
+    )
 
     first = run_json(capsys, "search", "run", "weekly", "--json")
     assert first["count"] == 6 and len(first["data"]) == 6
@@ -106,8 +116,12 @@ MATCH_OPTIONS = (
 def test_options_round_trip_and_rerun_equals_match(cli: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["search", "save", "x", "--brand", BRAND, *MATCH_OPTIONS])
     spec = spec_of(args, _filters)
-    again = SearchSpec.from_options(BRAND, json.loads(json.dumps(spec.to_options())))
-    assert again == spec and again.filters.not_worked_with == ("nike",) and again.feedback.params.like_weight == 2.5
+    again = SearchSpec.from_options("x", BRAND, json.loads(json.dumps(spec.to_options())))
+    assert again == spec and again.resolve() == (_filters(args), feedback_of(args))
+    filters, feedback = again.resolve()
+    assert filters.not_worked_with == ("nike",) and feedback.params.like_weight == 2.5
+    # what was typed is kept: the weight left unset is null (its default is read when it runs)
+    assert (spec.feedback["like_weight"], spec.feedback["dislike_weight"]) == (2.5, None)
 
     assert run(capsys, "list", "create", "spring", "--brand", BRAND)[0] == 0
     assert run(capsys, "list", "add", "spring", "fitness_creator_00")[0] == 0
@@ -139,20 +153,31 @@ def test_bad_options_are_refused_when_saved(cli: Settings, capsys: pytest.Captur
         (("--brand", BRAND, "--category", "knitting"), "no influencer has the category 'knitting'"),
         (("--brand", BRAND, "--exclude-list", "nolist"), "unknown list 'nolist'"),
         (("--brand", BRAND, "-k", "0"), "-k must be a whole number from 1 to 1000, got 0"),
-        (("--brand", BRAND, "--like", "ghost"), "ghost"),
+        (("--brand", BRAND, "--like", "ghost"), "error: --like names an unknown influencer: 'ghost'\n"),
         (("--brand", BRAND, "--since", "2026-01-01"), "--since (2026-01-01) applies only with handles"),
         ((), "give either --brand ID, or --images/--text"),
     ]
     for options, message in cases:
         code, _, err = run(capsys, "search", "save", "bad", *options)
         assert code == 1 and message in err, (options, err)
-    code, _, err = run(capsys, "search", "save", "a/b", "--brand", BRAND)
-    assert code == 1 and "NAME must have no '/'" in err
+    for name, message in (
+        ("a/b", "must have no '/' and no control character, got 'a/b'"),
+        (".", "must not be '.' or '..' (they are no name in a URL), got '.'"),
+        ("..", "must not be '.' or '..' (they are no name in a URL), got '..'"),
+        (" weekly", "must not begin or end with a space, got ' weekly'"),
+        ("weekly ", "must not begin or end with a space, got 'weekly '"),
+    ):
+        code, _, err = run(capsys, "search", "save", name, "--brand", BRAND)
+        assert (code, err) == (1, f"error: NAME {message}\n"), name
     assert run_json(capsys, "search", "list", "--json")["count"] == 0  # nothing was kept
 
     assert run(capsys, "search", "save", "dup", "--brand", BRAND, "-k", "3")[0] == 0
     code, _, err = run(capsys, "search", "save", "dup", "--brand", BRAND, "-k", "4")
-    assert code == 1 and "a saved search named 'dup' exists already" in err
+    assert (code, err) == (
+        1,
+        "error: a saved search named 'dup' exists already: replace it (--replace), or update it and keep its runs "
+        "(--update)\n",
+    )
     run_json(capsys, "search", "run", "dup", "--json")
     code, _, err = run(capsys, "search", "save", "dup", "--brand", BRAND, "-k", "4", "--replace")
     assert code == 0, err
@@ -168,19 +193,21 @@ def test_a_new_brand_is_kept_and_rerun_by_a_new_engine(
     new_brand = ("--images", *images, "--text", "trail running shoes", "-k", "5")
     code, out, err = run(capsys, "search", "save", "shoes", *new_brand)
     assert code == 0 and "a new brand" in out, err
-    with Store.open(cli) as store:  # the query's vectors are in PostgreSQL, not only in a process
-        space, dim = store.conn.execute(
-            "SELECT query_space, array_length(query_vector, 1) FROM saved_searches WHERE name = 'shoes'"
+    with Engine(cli) as engine:
+        ids = engine.ids
+    with Store.open(cli) as store:  # the encoders' outputs are in PostgreSQL, not only in a process
+        dims = store.conn.execute(
+            "SELECT array_dims(query_images), array_dims(query_text) FROM saved_searches WHERE name = 'shoes'"
         ).fetchone()
-    assert space == "pooled" and dim > 100
+    assert dims == (f"[1:2][1:{ids.d_image}]", f"[1:{ids.d_text}]")
     ran = run_json(capsys, "search", "run", "shoes", "--json")  # each command opens its own engine
     matched = run_json(capsys, "match", *new_brand, "--json")
     assert ran["count"] == 5 and without_marks(ran["data"]) == matched["data"]
     assert run_json(capsys, "search", "list", "--json")["data"][0]["new_brand"] is True
-    with Store.open(cli) as store:  # as if another head were put in service since: said, not ranked wrongly
-        store.conn.execute("UPDATE saved_searches SET query_space = 'head:v0' WHERE name = 'shoes'")
-    code, _, err = run(capsys, "search", "run", "shoes")
-    assert code == 1 and "saved search 'shoes' describes its brand in 'head:v0', but 'pooled' is in service" in err
+    with Store.open(cli) as store:  # the list reads no query vectors; one search, with them
+        assert [s.query for s in saved_searches.all_searches(store)] == [None]
+        kept = saved_searches.get(store, "shoes").query
+    assert kept is not None and kept.images is not None and kept.images.shape == (2, ids.d_image)
 
 
 def _newcomer(corpus: Path, folder: Path) -> Path:
@@ -239,13 +266,166 @@ def test_new_since_the_previous_run_and_gone(
     assert code == 1 and "saved search 'watch': unknown brand 'brand_peakfit'" in err
 
 
+def test_a_deleted_like_is_left_out_and_a_deleted_list_repaired_by_update(
+    pg_url: str, small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = fresh_corpus(pg_url, small_corpus, tmp_path / "home")
+    monkeypatch.setenv("CONGRUENCE_HOME", str(settings.home))
+    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
+    assert run(capsys, "list", "create", "spring", "--brand", BRAND)[0] == 0
+    assert run(capsys, "list", "add", "spring", "fitness_creator_00")[0] == 0
+    steer = ("--brand", BRAND, "-k", "5", "--dislike", "travel_creator_00")
+    saved = ("search", "save", "steer", *steer, "--like", "fitness_creator_02", "--exclude-list", "spring")
+    assert run(capsys, *saved)[0] == 0
+    assert run_json(capsys, "search", "run", "steer", "--json")["warnings"] == []
+
+    assert run(capsys, "delete", "fitness_creator_02")[0] == 0  # the liked one: left out, and said so
+    ran = run_json(capsys, "search", "run", "steer", "--json")
+    assert ran["warnings"] == [
+        "liked influencer 'fitness_creator_02' no longer exists (deleted since the search was saved): "
+        "left out of the feedback"
+    ]
+    matched = run_json(capsys, "match", *steer, "--exclude-list", "spring", "--json")
+    assert without_marks(ran["data"]) == matched["data"] and ran["ranking"] == matched["ranking"]
+
+    assert run(capsys, "list", "delete", "spring")[0] == 0  # the list left out: an error naming both
+    code, _, err = run(capsys, "search", "run", "steer")
+    assert (code, err) == (
+        1,
+        "error: saved search 'steer' leaves out the campaign list 'spring', which no longer exists: update the "
+        "search (its runs stay) to leave out another list, or none\n",
+    )
+    code, out, err = run(capsys, "search", "save", "steer", *steer, "--update")  # the repair: its runs stay
+    assert code == 0 and out.startswith("updated search 'steer': brand 'brand_peakfit', k 5"), err
+    s = run_json(capsys, "search", "list", "--json")["data"][0]
+    assert (s["runs"], s["options"]["filters"]["exclude_list"], s["options"]["feedback"]["like"]) == (2, None, None)
+    assert s["updated_at"] is not None
+    ran = run_json(capsys, "search", "run", "steer", "--json")
+    assert ran["previous_run"]["count"] == 5 and ran["warnings"] == [
+        "the options changed since the previous run (the search was updated): what is marked new compares "
+        "with a run of the old options"
+    ]
+    assert without_marks(ran["data"]) == run_json(capsys, "match", *steer, "--json")["data"]
+    assert run_json(capsys, "search", "run", "steer", "--json")["warnings"] == []  # the same options since
+    code, _, err = run(capsys, "search", "save", "nope", *steer, "--update")
+    assert (code, err) == (1, "error: unknown saved search 'nope'\n")
+    with pytest.raises(SystemExit):
+        run(capsys, "search", "save", "nope", *steer, "--update", "--replace")
+    assert capsys.readouterr().err.endswith("error: argument --replace: not allowed with argument --update\n")
+
+
+V1 = {  # the options of `search save NAME --brand B -k 4 --micro`, as version 1 writes them
+    "version": 1,
+    "k": 4,
+    "posts": 0,
+    "signals": "all",
+    "filters": {
+        "category": None, "min_followers": None, "max_followers": None, "micro": True, "brand_safe": False,
+        "exclude_categories": None, "safe_last": None, "worked_with": None, "not_worked_with": None,
+        "since": None, "exclude_list": None, "exclude_status": None,
+        "metrics": {
+            "min_er": None, "max_er": None, "max_sponsored_share": None, "min_posts_per_week": None,
+            "no_flags": False, "min_growth": None, "max_growth": None,
+        },
+    },
+    "feedback": {"like": None, "dislike": None, "like_weight": None, "dislike_weight": None},
+}  # fmt: skip
+
+
+def _stored(settings: Settings, name: str, options: dict[str, Any]) -> None:
+    """A saved search as an older or a newer congruence left it."""
+    with Store.open(settings) as store:
+        store.conn.execute(
+            "INSERT INTO saved_searches (name, brand_id, options) VALUES (%s, %s, %s)",
+            (name, BRAND, json.dumps(options)),
+        )
+
+
+def test_options_are_versioned_and_read_tolerantly(cli: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "search", "save", "micro", "--brand", BRAND, "-k", "4", "--micro")[0] == 0
+    assert run_json(capsys, "search", "list", "--json")["data"][0]["options"] == V1
+    matched = run_json(capsys, "match", "--brand", BRAND, "-k", "4", "--micro", "--json")
+    _stored(cli, "v1", V1)
+    _stored(cli, "sparse", {"version": 1, "k": 4, "filters": {"micro": True}})  # absent keys: their defaults
+    _stored(cli, "unversioned", {"k": 4, "filters": {"micro": True}})
+    for name in ("micro", "v1", "sparse", "unversioned"):
+        assert without_marks(run_json(capsys, "search", "run", name, "--json")["data"]) == matched["data"], name
+    newer = "it was saved by a newer congruence"
+    for name, options, message in (
+        ("colour", V1 | {"colour": "red"}, f"saved search 'colour' has an option this congruence does not know, "
+                                           f"'colour': {newer}"),
+        ("reach", {"k": 4, "filters": {"micro": True, "min_reach": 5}}, "saved search 'reach' has an option this "
+                                           f"congruence does not know, 'filters.min_reach': {newer}"),
+        ("v2", V1 | {"version": 2}, "saved search 'v2' was saved by a newer congruence (options version 2; this "
+                                    "one reads version 1)"),
+        ("badk", V1 | {"k": "4"}, "saved search 'badk': k must be a whole number from 1 to 1000, got '4'"),
+        ("badcat", {"filters": {"category": 5}}, "saved search 'badcat' has options this congruence cannot read: "
+                                                 "'int' object has no attribute 'strip'"),
+    ):  # fmt: skip
+        _stored(cli, name, options)
+        code, _, err = run(capsys, "search", "run", name)
+        assert (code, err) == (1, f"error: {message}\n"), name
+
+
+def test_a_run_compares_with_the_run_recorded_while_it_waited(cli: Settings) -> None:
+    """Rank first, then under the search's row lock: read the previous run, record this one. A run
+    recorded while this one waited for the lock is the one it compares with; a run of an older
+    snapshot generation than the previous run's is not recorded."""
+    import threading
+    import time
+
+    from congruence.search.saved_searches import NOT_RECORDED, run_search, save_search
+    from congruence.store.saved_searches import NewRun
+
+    with Engine(cli) as engine:
+        save_search(engine, "race", SearchSpec(BRAND, 3), None, "t")
+        first = run_search(engine, "race")
+        assert first.recorded is not None
+        got: list[Any] = []
+        with Store.open(cli) as holder, holder.conn.transaction():
+            sid = holder.conn.execute("SELECT id FROM saved_searches WHERE name = 'race' FOR UPDATE").fetchone()[0]
+            waiting = threading.Thread(target=lambda: got.append(run_search(engine, "race")))
+            waiting.start()
+            time.sleep(1.0)
+            assert waiting.is_alive() and not got  # ranked, and waiting for the lock
+            other = NewRun(("fitness_creator_00",), (0.5,), first.recorded.max_seq, first.recorded.generation,
+                           first.recorded.space, first.recorded.options_hash)  # fmt: skip
+            _, between = saved_searches.record_run(holder, sid, other)
+        waiting.join(timeout=60)
+        (second,) = got
+        assert between is not None and second.previous == between
+        ids = [h.influencer_id for h in second.hits]
+        assert ids == [h.influencer_id for h in first.hits]  # marked new against the run recorded between
+        assert second.marks == [(False, None) if a == "fitness_creator_00" else (True, "moved in") for a in ids]
+
+        with Store.open(cli) as store:  # a previous run of a newer generation: this one is not kept
+            newer = NewRun(("fitness_creator_00",), (0.5,), 0, second.snap.generation + 1, second.snap.space, "x")
+            _, ahead = saved_searches.record_run(store, sid, newer)
+            runs = saved_searches.get(store, "race").runs
+        stale = run_search(engine, "race")
+        assert (stale.previous, stale.recorded) == (ahead, None) and NOT_RECORDED in stale.warnings
+        with Store.open(cli) as store:
+            assert saved_searches.get(store, "race").runs == runs
+
+
+def test_the_newest_runs_are_kept(cli: Settings) -> None:
+    from congruence.store.saved_searches import KEEP_RUNS, NewRun
+
+    with Store.open(cli) as store:
+        s = saved_searches.save(store, "kept", BRAND, SearchSpec(BRAND, 3).to_options(), None, "t")
+        for i in range(KEEP_RUNS + 3):
+            saved_searches.record_run(store, s.id, NewRun((f"a{i}",), (1.0,), i, None, "pooled", "h"))
+        assert saved_searches.get(store, "kept").runs == KEEP_RUNS == 100
+        left = saved_searches.runs(store, s.id, limit=1000)
+    assert [r.max_seq for r in left] == list(range(KEEP_RUNS + 2, 2, -1))
+
+
 def test_concurrent_saves_of_one_name(cli: Settings) -> None:
     """Of saves racing for one name exactly one wins (the others: Conflict); racing replaces all
     succeed, one after the other, and one search of the name is left."""
     import threading
 
     from congruence.core.errors import Conflict
-    from congruence.store import saved_searches
 
     options = SearchSpec(BRAND, 3).to_options()
 
@@ -255,7 +435,8 @@ def test_concurrent_saves_of_one_name(cli: Settings) -> None:
         def save(i: int) -> None:
             with Store.open(cli) as store:
                 try:
-                    saved_searches.save(store, "race", BRAND, options | {"k": i + 1}, None, f"w{i}", replace)
+                    mode = "replace" if replace else "create"
+                    saved_searches.save(store, "race", BRAND, options | {"k": i + 1}, None, f"w{i}", mode)
                     got.append("ok")
                 except Conflict:
                     got.append("conflict")
@@ -271,3 +452,70 @@ def test_concurrent_saves_of_one_name(cli: Settings) -> None:
     assert race(True) == ["ok"] * 6
     with Store.open(cli) as store:
         assert [s.name for s in saved_searches.all_searches(store)] == ["race"]
+
+
+def _deploy(settings: Settings, seed: int) -> str:
+    """Train a tiny head and put it in service; its space."""
+    outcome = train_and_deploy(
+        settings,
+        TrainConfig(epochs=1, batch_brands=4, list_size=8, device="cpu", seed=seed),
+        ("head",),
+        None,
+        0.3,
+        activate_anyway=True,
+    )
+    return f"head:{outcome.version}"
+
+
+def test_a_new_brand_reruns_after_each_retrain_and_keeps_its_history(
+    pg_url: str, small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new brand is kept as its encoders' outputs: each head put in service rebuilds its query
+    (as `match` with the same images and text does), the runs stay, and the run says the head changed."""
+    settings = fresh_corpus(pg_url, small_corpus, tmp_path / "home")
+    monkeypatch.setenv("CONGRUENCE_HOME", str(settings.home))
+    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
+    images = [str(small_corpus / "images" / f"brand_peakfit_p{i}.jpg") for i in range(2)]
+    new_brand = ("--images", *images, "--text", "trail running shoes", "-k", "5")
+    assert run(capsys, "search", "save", "shoes", *new_brand)[0] == 0
+    assert run_json(capsys, "search", "run", "shoes", "--json")["previous_run"] is None
+    before = "pooled"
+    for runs, seed in enumerate((0, 1), start=2):
+        now = _deploy(settings, seed)
+        assert now != before
+        ran = run_json(capsys, "search", "run", "shoes", "--json")
+        matched = run_json(capsys, "match", *new_brand, "--json")
+        assert ran["count"] == 5 and without_marks(ran["data"]) == matched["data"]
+        assert ran["ranking"] == matched["ranking"] and ran["ranking"].startswith(f"congruence head {now[5:]}")
+        assert ran["previous_run"]["space"] == before  # the history stays, and says which model ranked it
+        assert ran["warnings"] == [
+            f'another model ranks since the previous run ({before} then, {now} now): "moved in" includes '
+            "re-ranking by the new head"
+        ]
+        assert run_json(capsys, "search", "list", "--json")["data"][0]["runs"] == runs
+        before = now
+    again = run_json(capsys, "search", "run", "shoes", "--json")  # the same head: nothing to say
+    assert again["warnings"] == [] and again["previous_run"]["space"] == before
+
+
+def test_new_is_decided_by_the_snapshot_that_ranked(
+    pg_url: str, small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hit's seq for new/moved in is the one of the snapshot that ranked it: an account
+    ingested after the previous run, and deleted while this run ranked, is newly ingested."""
+    from congruence.indexer.maintenance import delete_accounts
+    from congruence.search.saved_searches import run_search, save_search
+
+    settings = fresh_corpus(pg_url, small_corpus, tmp_path / "home")
+    with Engine(settings) as engine:
+        save_search(engine, "all", SearchSpec(BRAND, 100), None, "t")
+        assert run_search(engine, "all").previous is None
+        assert ingest(_newcomer(small_corpus, tmp_path / "extra"), settings).rejected == []
+        snap = engine.current()
+        assert "newcomer" in snap.table.ids
+        assert delete_accounts(settings, ["newcomer"]) == ["newcomer"]
+        monkeypatch.setattr(engine, "current", lambda: snap)  # the snapshot taken before the delete ranks
+        ran = run_search(engine, "all")
+    marks = dict(zip([h.influencer_id for h in ran.hits], ran.marks, strict=True))
+    assert marks["newcomer"] == (True, "newly ingested")
+    assert [m for a, m in marks.items() if a != "newcomer"] == [(False, None)] * (len(marks) - 1)

@@ -6,6 +6,7 @@ saved by its query_id reruns on a restarted server, whose query cache has forgot
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from congruence.api.keys import create_key
 from congruence.core.settings import Settings
 from congruence.store import database
 from congruence.store.records import Store
+from congruence.training.jobs import train_and_deploy
+from congruence.training.loop import TrainConfig
 
 from .server import corpus_with_head, serving
 from .test_saved_searches import BRAND, SEARCH_TABLES, without_marks
@@ -70,6 +73,7 @@ def test_create_list_get_run_delete(api: httpx.Client, keyed: tuple[str, str, st
     )  # fmt: skip
     assert s["options"]["feedback"]["like"] == ["fitness_creator_01"]
     assert s["options"]["filters"]["exclude_categories"] == ["violence"] and s["options"]["posts"] == 2
+    assert s["options"]["version"] == 1 and s["options"]["feedback"]["like_weight"] is None
     assert api.get("/v1/searches").json()["count"] == 1
 
     first = api.post("/v1/searches/weekly/run").json()
@@ -106,16 +110,23 @@ def test_errors(api: httpx.Client) -> None:
     r = api.post("/v1/searches", json={"name": "dup", "brand_id": BRAND, "k": 4})
     assert r.status_code == 409
     assert r.json() == {
-        "detail": "a saved search named 'dup' exists already: replace it (--replace, or \"replace\": true)"
+        "detail": "a saved search named 'dup' exists already: replace it (\"replace\": true), or update it and keep "
+        'its runs ("update": true)'
     }
     r = api.post("/v1/searches", json={"name": "dup", "brand_id": BRAND, "k": 4, "replace": True})
     assert r.status_code == 201 and r.json()["options"]["k"] == 4
+    r = api.post("/v1/searches", json={"name": "dup", "brand_id": BRAND, "k": 4, "replace": True, "update": True})
+    assert (r.status_code, r.json()) == (
+        422,
+        {"detail": 'update send "replace": true or "update": true, not both', "field": "update"},
+    )
+    r = api.post("/v1/searches", json={"name": "nope", "brand_id": BRAND, "update": True})
+    assert (r.status_code, r.json()["detail"]) == (404, "unknown saved search 'nope'")
     bad = [
         ({"brand_id": "nope"}, 404, "unknown brand 'nope'"),
         ({"brand_id": BRAND, "min_followers": 10, "max_followers": 5}, 422, "min_followers (10) is greater"),
         ({"brand_id": BRAND, "category": "knitting"}, 422, "no influencer has the category 'knitting'"),
         ({"brand_id": BRAND, "exclude_list": "nolist"}, 404, "unknown list 'nolist'"),
-        ({"brand_id": BRAND, "like": ["ghost"]}, 404, "ghost"),
         ({"query_id": "0" * 16}, 404, "unknown or expired search"),
         ({"brand_id": BRAND, "k": 0}, 422, "greater than or equal to 1"),
         ({}, 422, "brand_id"),
@@ -123,9 +134,63 @@ def test_errors(api: httpx.Client) -> None:
     for body, status, message in bad:
         r = api.post("/v1/searches", json={"name": "bad", **body})
         assert r.status_code == status and message in r.text, (body, r.status_code, r.text)
+    r = api.post("/v1/searches", json={"name": "bad", "brand_id": BRAND, "like": ["ghost"]})
+    assert (r.status_code, r.json()) == (404, {"detail": "like names an unknown influencer: 'ghost'", "field": "like"})
     r = api.post("/v1/searches", json={"name": "a/b", "brand_id": BRAND})
     assert r.status_code == 422 and "no '/'" in r.json()["detail"]
+    r = api.post("/v1/searches", json={"name": "..", "brand_id": BRAND})
+    assert (r.status_code, r.json()) == (
+        422,
+        {"detail": "name must not be '.' or '..' (they are no name in a URL), got '..'", "field": "name"},
+    )
     assert [s["name"] for s in api.get("/v1/searches").json()["data"]] == ["dup"]  # nothing bad was kept
+
+
+def test_a_key_is_required(api: httpx.Client, keyed: tuple[str, str, str]) -> None:
+    assert api.post("/v1/searches", json={"name": "kept", "brand_id": BRAND, "k": 3}).status_code == 201
+    for verb, path, body in (
+        ("GET", "/v1/searches", None),
+        ("POST", "/v1/searches", {"name": "other", "brand_id": BRAND}),
+        ("GET", "/v1/searches/kept", None),
+        ("POST", "/v1/searches/kept/run", None),
+        ("DELETE", "/v1/searches/kept", None),
+    ):
+        r = httpx.request(verb, keyed[0] + path, json=body, timeout=60)  # no key
+        assert (r.status_code, r.headers["www-authenticate"]) == (401, "Bearer"), (verb, path)
+    got = api.get("/v1/searches/kept").json()
+    assert got["runs"] == 0 and [s["name"] for s in api.get("/v1/searches").json()["data"]] == ["kept"]
+
+
+def test_update_keeps_the_runs_and_stored_options_are_read_tolerantly(api: httpx.Client, headed: Settings) -> None:
+    assert api.post("/v1/searches", json={"name": "weekly", **BODY}).status_code == 201
+    first = api.post("/v1/searches/weekly/run").json()
+    r = api.post("/v1/searches", json={"name": "weekly", **BODY, "k": 4, "update": True})
+    assert r.status_code == 200 and (r.json()["options"]["k"], r.json()["runs"]) == (4, 1), r.text
+    ran = api.post("/v1/searches/weekly/run").json()
+    assert ran["previous_run"]["influencer_ids"] == [h["influencer_id"] for h in first["data"]]
+    assert ran["count"] == 4 and ran["warnings"] == [
+        "the options changed since the previous run (the search was updated): what is marked new compares "
+        "with a run of the old options"
+    ]
+    assert ran["previous_run"]["space"] == f"head:{ran['head']}"
+
+    with Store.open(headed) as store:  # as a newer congruence would leave them: a 409 that says so, not a 500
+        for name, options in (("future", {"version": 2, "k": 3}), ("colour", {"k": 3, "colour": "red"})):
+            store.conn.execute(
+                "INSERT INTO saved_searches (name, brand_id, options) VALUES (%s, %s, %s)",
+                (name, BRAND, json.dumps(options)),
+            )
+    r = api.post("/v1/searches/future/run")
+    assert (r.status_code, r.json()["detail"]) == (
+        409,
+        "saved search 'future' was saved by a newer congruence (options version 2; this one reads version 1)",
+    )
+    r = api.post("/v1/searches/colour/run")
+    assert (r.status_code, r.json()["detail"]) == (
+        409,
+        "saved search 'colour' has an option this congruence does not know, 'colour': it was saved by a newer "
+        "congruence",
+    )
 
 
 def _jpeg(path: Path) -> bytes:
@@ -145,16 +210,28 @@ def test_a_new_brand_reruns_after_a_restart(headed: Settings, small_corpus: Path
         matched = r.json()
         r = c.post("/v1/searches", json={"name": "gym", "query_id": matched["query_id"], "k": 5})
         assert r.status_code == 201 and r.json()["new_brand"] is True and r.json()["brand_id"] is None
-    with Store.open(headed) as store:  # the query's (d,) vector and (P, d) per-post vectors, in PostgreSQL
-        dims = store.conn.execute(
-            "SELECT array_ndims(query_vector), array_ndims(query_posts), query_space FROM saved_searches"
-        ).fetchone()
-    assert dims[:2] == (1, 2) and dims[2] != "pooled"
+    with Store.open(headed) as store:  # the encoders' (2, d_image) and (d_text,) outputs, in PostgreSQL
+        dims = store.conn.execute("SELECT array_ndims(query_images), array_ndims(query_text) FROM saved_searches")
+        assert dims.fetchone() == (2, 1)
     with serving(headed, auth=False) as url, httpx.Client(base_url=url, timeout=120) as c:  # a new process's cache
         assert c.post("/v1/match", json={"query_id": matched["query_id"]}).status_code == 404
         ran = c.post("/v1/searches/gym/run").json()
-    assert ran["count"] == 5 and without_marks(ran["data"]) == matched["data"]
-    assert ran["ranking"] == matched["ranking"]
+        assert ran["count"] == 5 and without_marks(ran["data"]) == matched["data"]
+        assert ran["ranking"] == matched["ranking"]
+
+        before = ran["head"]  # another head in service: the query is rebuilt for it, the runs stay
+        train_and_deploy(headed, TrainConfig(epochs=1, batch_brands=4, list_size=8, device="cpu", seed=5), ("head",),
+                         None, 0.3, activate_anyway=True)  # fmt: skip
+        r = c.post("/v1/searches/gym/run")
+        assert r.status_code == 200, r.text
+        ran = r.json()
+        again = c.post("/v1/match", files=files, data={"text": "gym workouts", "k": "5"}).json()
+    assert ran["head"] != before and ran["head"] == again["head"]
+    assert without_marks(ran["data"]) == again["data"] and ran["ranking"] == again["ranking"]
+    assert ran["previous_run"]["space"] == f"head:{before}" and ran["warnings"] == [
+        f'another model ranks since the previous run (head:{before} then, head:{ran["head"]} now): "moved in" '
+        "includes re-ranking by the new head"
+    ]
 
 
 def test_a_read_only_server_runs_but_neither_saves_nor_records(headed: Settings) -> None:

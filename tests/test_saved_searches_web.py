@@ -2,7 +2,7 @@
 (docs/saved-searches.md): save the search form (with a like) under a name, rerun it from the
 saved-searches panel (the same list as the match), delete an account, rerun: the one that moved
 in is marked on its card and the deleted one is named gone; a taken name asks to confirm the
-replacement; delete."""
+replacement; delete, once confirmed."""
 
 from __future__ import annotations
 
@@ -97,6 +97,13 @@ def test_save_rerun_new_and_gone(site: str, store: Settings, page) -> None:  # t
     _saved_status(page, "Saved the search weekly")
     assert page.locator("#saved-select option:checked").inner_text() == f"weekly · {BRAND} · k 5 (never run)"
 
+    asked: list[str] = []  # deleting asks first: dismissed, nothing is deleted
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#saved-delete")
+    page.wait_for_function("document.getElementById('saved-select').value === 'weekly'")
+    assert asked == ["Delete the saved search weekly and its runs?"]
+    assert httpx.get(f"{site}/v1/searches", timeout=60).json()["count"] == 1
+    page.once("dialog", lambda d: d.accept())
     page.click("#saved-delete")
     _saved_status(page, "Deleted the saved search weekly")
     assert page.locator("#saved-select option").all_inner_texts() == ["no saved search yet"]

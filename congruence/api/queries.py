@@ -15,7 +15,9 @@ TTL_SECONDS = 3600.0
 
 
 class QueryCache:
-    """A bounded, expiring map from query id to the encoded brand (a few KB each)."""
+    """A bounded, expiring map from query id to the encoded brand (a few tens of KB each): its
+    query, and the encoder outputs it was built from (``BrandQuery.images``, ``text``), which a
+    saved search keeps to rebuild the query for whichever head serves when it runs."""
 
     def __init__(self, max_items: int = MAX_QUERIES, ttl: float = TTL_SECONDS):
         self.max_items, self.ttl = max_items, ttl

@@ -16,8 +16,11 @@ class SearchCreate(MatchRequest):
     """A match request (a brand_id, or the query_id of a new brand's multipart search, whose
     vectors are then kept with the search) under a name."""
 
-    name: str = Field(..., min_length=1, max_length=MAX_NAME, description="unique; no '/'")
-    replace: bool = Field(False, description="replace a saved search of this name (and its runs); else 409")
+    name: str = Field(
+        ..., min_length=1, max_length=MAX_NAME, description="unique; no '/', not '.' or '..', no space at either end"
+    )
+    replace: bool = Field(False, description="replace a saved search of this name (its runs go); else 409")
+    update: bool = Field(False, description="change the options of the saved search of this name (its runs stay)")
 
 
 class RunOut(BaseModel):
@@ -25,6 +28,8 @@ class RunOut(BaseModel):
     count: int
     max_seq: int = Field(..., description="the newest influencer seq when it ran: those above came later")
     generation: int | None
+    space: str = Field(..., description="the space that ranked it: pooled, or head:<version>")
+    options_hash: str = Field(..., description="of the options it ran with: another means the search was updated")
     influencer_ids: list[str] = Field(..., description="in rank order")
 
 
@@ -32,9 +37,12 @@ class SearchOut(BaseModel):
     name: str
     brand_id: str | None = Field(..., description="None: a new brand, whose query vectors are kept")
     new_brand: bool
-    options: dict[str, Any] = Field(..., description="k, posts, signals, filters and feedback, as they run")
+    options: dict[str, Any] = Field(
+        ..., description="version, k, posts, signals, filters and feedback, as given (resolved when it runs)"
+    )
     created_by: str
     created_at: datetime
+    updated_at: datetime | None
     runs: int
     last_run_at: datetime | None
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from congruence.search.filters import Filters
     from congruence.search.saved_searches import RunResult, SearchSpec
     from congruence.search.snapshot import Snapshot
+    from congruence.store.saved_searches import Mode
 
 # what `match` builds its search with, handed over by cli.main (which imports this module)
 FiltersOf = Callable[[argparse.Namespace], "Filters"]
@@ -37,7 +38,8 @@ def spec_of(args: argparse.Namespace, filters_of: FiltersOf) -> SearchSpec:
     from congruence.cli.feedback import feedback_of
     from congruence.search.saved_searches import SearchSpec
 
-    return SearchSpec(args.brand, args.k, filters_of(args), feedback_of(args), args.signals)
+    filters, feedback = filters_of(args), feedback_of(args)  # match's checks, match's messages
+    return SearchSpec.typed(args.brand, args, args.k, args.signals).same_as(filters, feedback)
 
 
 def _new_brand(engine: Engine, args: argparse.Namespace) -> BrandQuery | None:
@@ -53,19 +55,25 @@ def _new_brand(engine: Engine, args: argparse.Namespace) -> BrandQuery | None:
 def cmd_save(args: argparse.Namespace, settings: Settings, filters_of: FiltersOf) -> int:
     from congruence.cli.engine import open_engine
     from congruence.cli.lists import actor
+    from congruence.core.errors import Conflict
     from congruence.search.saved_searches import save_search
 
     if bool(args.brand) == bool(args.images or args.text):
         print("error: give either --brand ID, or --images/--text for a brand not in the corpus", file=sys.stderr)
         return 1
     spec = spec_of(args, filters_of)  # bad options fail here, before the engine opens
+    mode: Mode = "update" if args.update else "replace" if args.replace else "create"
     with open_engine(settings) as engine:
-        saved = save_search(engine, args.name, spec, _new_brand(engine, args), actor(args), args.replace)
+        try:
+            saved = save_search(engine, args.name, spec, _new_brand(engine, args), actor(args), mode)
+        except Conflict as e:
+            raise Conflict(f"{e.message}: replace it (--replace), or update it and keep its runs (--update)") from e
     if args.json:
         _out(saved.to_dict())
     else:
-        what = f"brand {saved.brand_id!r}" if saved.brand_id else "a new brand (its vectors are kept)"
-        print(f"saved search {saved.name!r}: {what}, k {spec.k}; run it with `congruence search run {saved.name}`")
+        what = f"brand {saved.brand_id!r}" if saved.brand_id else "a new brand (its encodings are kept)"
+        done = "updated" if mode == "update" else "saved"
+        print(f"{done} search {saved.name!r}: {what}, k {spec.k}; run it with `congruence search run {saved.name}`")
     return 0
 
 
@@ -138,6 +146,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, ranking_of: RankingOf)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from congruence.search.saved_search_options import DEFAULT_K
     from congruence.store import saved_searches
     from congruence.store.records import Store
 
@@ -151,7 +160,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for s in rows:
         what = f"brand {s.brand_id}" if s.brand_id else "a new brand"
         last = f"last run {s.last_run_at:%Y-%m-%d %H:%M}" if s.last_run_at else "never run"
-        print(f"{s.name}  {what}  k {s.options['k']}  {s.runs} run{'' if s.runs == 1 else 's'}, {last}")
+        print(f"{s.name}  {what}  k {s.options.get('k', DEFAULT_K)}  {s.runs} run{'' if s.runs == 1 else 's'}, {last}")
     return 0
 
 
@@ -180,11 +189,17 @@ def add_parser(
     group = sub.add_parser("search", help="saved searches: rerun a match, see who is new (docs/saved-searches.md)")
     ssub = group.add_subparsers(dest="search_command", required=True)
     p = ssub.add_parser("save", help="save a match's brand, filters, feedback and k under a name")
-    p.add_argument("name", metavar="NAME", help="the search's name (1 to 100 characters, no '/')")
+    p.add_argument(
+        "name", metavar="NAME", help="the search's name (1 to 100 characters, no '/', not '.' or '..', no end spaces)"
+    )
     p.add_argument("--brand", help="id of a brand in the corpus")
-    p.add_argument("--images", nargs="+", help="images of a brand not in the corpus (their vectors are kept)")
+    p.add_argument("--images", nargs="+", help="images of a brand not in the corpus (their encodings are kept)")
     p.add_argument("--text", help="description of a brand not in the corpus")
-    p.add_argument("--replace", action="store_true", help="replace a saved search of this name (and its runs)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--replace", action="store_true", help="replace a saved search of this name (its runs go)")
+    how.add_argument(
+        "--update", action="store_true", help="change the options of the saved search of this name (its runs stay)"
+    )
     query_args(p)
     p.set_defaults(func=functools.partial(cmd_save, filters_of=filters_of), field_options=_FIELDS, by=None)
     p = ssub.add_parser("run", help="rerun a saved search: who is new since its previous run, who is gone")

@@ -60,12 +60,16 @@ class BrandQuery:
     """A brand given by images and text rather than an id.
 
     vector: (d,) L2-normalised query in ``space``; posts: (P, d) per-post head projections
-    when a head is in service (None in the pooled space).
+    when a head is in service (None in the pooled space). images, text: the encoder outputs it
+    was built from (``Engine.describe_encoded``): (n, d_image) image embeddings and the
+    (d_text,) text embedding (None: no text); images None when they were not kept.
     """
 
     vector: np.ndarray
     posts: np.ndarray | None
     space: str
+    images: np.ndarray | None = None
+    text: np.ndarray | None = None
 
 
 class Engine(EngineReads):
@@ -165,12 +169,29 @@ class Engine(EngineReads):
         """A brand not in the corpus, in the space in service now (encoded once, reusable)."""
         snap = snap or self.current()
         img, txt = self._encode_new(images, text)
+        return self.describe_encoded(img, txt[0] if len(txt) else None, snap)
+
+    def describe_encoded(self, images: np.ndarray, text: np.ndarray | None, snap: Snapshot | None = None) -> BrandQuery:
+        """A brand not in the corpus from its encoder outputs (``_encode_new``'s: (n, d_image)
+        image embeddings, the (d_text,) text embedding or None; L2-normalised), in the space of
+        ``snap`` (the one in service by default): how ``describe_new`` ends, and how a saved
+        search rebuilds its query for whichever head serves when it runs."""
+        d_image, d_text = self.ids.d_image, self.ids.d_text
+        img = np.asarray(images, np.float32)
+        txt = None if text is None else np.asarray(text, np.float32)
+        if img.ndim != 2 or img.shape[1] != d_image or (txt is not None and txt.shape != (d_text,)):
+            got = f"{img.shape}" + ("" if txt is None else f" and {txt.shape}")
+            raise ModelMismatch(
+                f"expected (n, {d_image}) image and ({d_text},) text embeddings of this store's encoders, got {got}"
+            )
+        if not len(img) and txt is None:
+            raise InvalidInput("describe the brand with at least one image or some text")
+        snap = snap or self.current()
         if snap.head is None:
-            return BrandQuery(pool(img, txt, self.ids.d_image, self.ids.d_text), None, snap.space)
-        q, brand_posts = describe_new_brand(
-            snap.head, img, txt[0] if len(txt) else None, self.ids.d_image, self.ids.d_text
-        )
-        return BrandQuery(q, brand_posts, snap.space)
+            rows = np.zeros((0, d_text), np.float32) if txt is None else txt[None, :]
+            return BrandQuery(pool(img, rows, d_image, d_text), None, snap.space, img, txt)
+        q, brand_posts = describe_new_brand(snap.head, img, txt, d_image, d_text)
+        return BrandQuery(q, brand_posts, snap.space, img, txt)
 
     def match_query(
         self,

@@ -86,11 +86,16 @@ class Entry:
 
 # -- checks at the boundary ----------------------------------------------------------------
 def check_name(name: object) -> str:
-    """A list's name: 1 to 100 characters, no control character and no '/' (it is a URL's part)."""
+    """A list's (or a saved search's) name: 1 to 100 characters, no control character, no '/'
+    and not '.' or '..' (it is a URL's part), no space at either end (it would name another)."""
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise InvalidInput(f"must be 1 to {MAX_NAME} characters, got {name!r}", field="name")
     if "/" in name or any(unicodedata.category(c).startswith("C") for c in name):
         raise InvalidInput(f"must have no '/' and no control character, got {name!r}", field="name")
+    if name in (".", ".."):
+        raise InvalidInput(f"must not be '.' or '..' (they are no name in a URL), got {name!r}", field="name")
+    if name != name.strip():
+        raise InvalidInput(f"must not begin or end with a space, got {name!r}", field="name")
     return name
 
 

@@ -19,9 +19,11 @@ from congruence.api.schemas_searches import (
 )
 from congruence.api.services import Services
 from congruence.api.views import in_query_thread, match_response
+from congruence.core.errors import Conflict, InvalidInput
 from congruence.search.engine import Engine
 from congruence.search.saved_searches import SearchSpec, run_search, save_search
 from congruence.store import saved_searches
+from congruence.store.saved_searches import Mode
 
 router = APIRouter(tags=["searches"])
 
@@ -42,15 +44,30 @@ def all_searches(services: ServicesDep, _key: KeyDep) -> SearchesResponse:
     "/v1/searches",
     response_model=SearchOut,
     status_code=201,
-    responses={409: {"description": "name taken (send replace: true)"}},
+    responses={
+        200: {"description": "updated in place (update: true)"},
+        409: {"description": "name taken (send replace: true, or update: true)"},
+    },
     summary="Save a match under a name (checked by running it once)",
 )
-async def create_search(req: SearchCreate, engine: EngineDep, services: ServicesDep, key: KeyDep) -> SearchOut:
+async def create_search(
+    req: SearchCreate, response: Response, engine: EngineDep, services: ServicesDep, key: KeyDep
+) -> SearchOut:
     _writable(services)
-    spec = SearchSpec(req.brand_id, req.k, filters_of(req), feedback_of(req), req.signals, req.posts)
+    if req.replace and req.update:
+        raise InvalidInput('send "replace": true or "update": true, not both', field="update")
+    filters, feedback = filters_of(req), feedback_of(req)  # match's checks, match's messages
+    spec = SearchSpec.typed(req.brand_id, req, req.k, req.signals, req.posts).same_as(filters, feedback)
     query = services.queries.get(req.query_id) if req.query_id is not None else None
     actor = f"key:{key}" if key else "api"
-    saved = await in_query_thread(save_search, engine, req.name, spec, query, actor, req.replace)
+    mode: Mode = "update" if req.update else "replace" if req.replace else "create"
+    try:
+        saved = await in_query_thread(save_search, engine, req.name, spec, query, actor, mode)
+    except Conflict as e:
+        hint = 'replace it ("replace": true), or update it and keep its runs ("update": true)'
+        raise Conflict(f"{e.message}: {hint}") from e
+    if mode == "update":
+        response.status_code = 200
     return search_out(saved)
 
 
@@ -66,7 +83,7 @@ def _run(engine: Engine, name: str, record: bool) -> SearchRunResponse:
     """One run, whole, in a worker thread: ranked, compared, recorded, decorated."""
     result = run_search(engine, name, record)
     snap, spec = result.snap, result.spec
-    ranking = ranking_text(engine.ranking(snap), spec.feedback, snap.head is not None) + signals_text(result.used)
+    ranking = ranking_text(engine.ranking(snap), result.feedback, snap.head is not None) + signals_text(result.used)
     with engine.reading() as store:
         out = match_response(store, result.hits, ranking, None, spec.brand_id)
     data = [

@@ -14,7 +14,7 @@ async function loadSearches(pick = null) {
     const select = sEl("saved-select"), was = pick || select.value;
     select.replaceChildren(...(res.count ? res.data.map(s => el("option", { value: s.name }, searchLabel(s)))
                                          : [el("option", { value: "" }, "no saved search yet")]));
-    if (was in saved.byName) select.value = was;
+    if (Object.hasOwn(saved.byName, was)) select.value = was;
     sEl("saved-run").disabled = sEl("saved-delete").disabled = !res.count;
   } catch (e) {
     setStatus(sEl("saved-status"), e.message, true);
@@ -70,7 +70,8 @@ async function runSaved() {
     resetFeedback();
     state.rerun = null;  // its options are the saved ones, not the form's
     state.lastHits = res.data;
-    state.lastQuery = { brand: (saved.byName[name] || {}).brand_id || null, saved: name };
+    const s = Object.hasOwn(saved.byName, name) ? saved.byName[name] : {};
+    state.lastQuery = { brand: s.brand_id || null, saved: name };
     for (const h of res.data) state.handles[h.influencer_id] = h.handle;
     $("ranking").textContent = res.ranking ? `Scores: ${res.ranking}` : "";
     showWarnings(res.warnings);
@@ -110,6 +111,7 @@ function runSummary(res) {
 async function deleteSaved() {
   const name = sEl("saved-select").value;
   if (!name) return;
+  if (!confirm(`Delete the saved search ${name} and its runs?`)) return;
   try {
     await api(searchPath(name), { method: "DELETE" });
     await loadSearches();
