@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only SECTION] [--out bench/results/NAME.json]``.
 
 Sections are registered in ``SECTIONS`` (name, runner, needs PostgreSQL, runs by default).
-The ranking sections (``ranking-photos``, ``ranking-instagram``) train the congruence head
+The ranking sections (``ranking-photos``, ``ranking-photos-fine``, ``ranking-instagram``) train the congruence head
 through the CLI and take minutes (plus a first ingest of a few minutes, cached under
 bench/.cache), so they run only when named with ``--only``; so do ``encoder-rates`` (PyTorch vs
 ONNX Runtime on real photos and captions), ``index-build`` (the index built from PostgreSQL,
@@ -122,6 +122,12 @@ def _ranking_photos(ctx: RunContext) -> Section:
     return ranking.photos_section(ctx.quick)
 
 
+def _ranking_photos_fine(ctx: RunContext) -> Section:
+    from bench import ranking
+
+    return ranking.fine_section(ctx.quick)
+
+
 def _ranking_instagram(ctx: RunContext) -> Section:
     from bench import ranking
 
@@ -194,6 +200,7 @@ SECTIONS: dict[str, SectionSpec] = {
         SectionSpec("explain", _explain),
         SectionSpec("export", _export),
         SectionSpec("ranking-photos", _ranking_photos, default=False),
+        SectionSpec("ranking-photos-fine", _ranking_photos_fine, default=False),
         SectionSpec("ranking-instagram", _ranking_instagram, default=False),
         SectionSpec("warm-start", _warm_start, default=False),
         SectionSpec("feedback", _feedback, default=False),

@@ -3,7 +3,8 @@
 ``build_photo_corpus(photos_dir, out, config)`` writes a corpus folder in the README's
 format (accounts.jsonl, posts.jsonl, matches.jsonl, images/) plus ``test_brands.txt``
 (the held-out brands, one id a line) and ``corpus_info.json`` (sizes and design).
-Deterministic for a given config: same seed, same bytes.
+Deterministic for a given config: same seed, same bytes. ``write_photo_corpus`` writes any
+planned ``PhotoWorld``; photo_fine's fine-grained kind is written by it too.
 
 Design (details in photo_design and photo_posts): 20 brand kinds, a direct and a cross
 kind per vertical, ``brands_per_kind`` brands each of which ``test_brands_per_kind`` are
@@ -20,6 +21,7 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,25 +138,37 @@ def _accounts(brands: list[BrandPlan], influencers: list[InfluencerPlan], seed: 
     return out
 
 
-def _post_plans(
-    config: PhotoCorpusConfig,
-    catalog: Catalog,
-    brands: list[BrandPlan],
-    influencers: list[InfluencerPlan],
-    accounts: list[Account],
-) -> list[tuple[str, PostPlan]]:
+InfluencerPosts = Callable[[Catalog, InfluencerPlan, int, int, PostStyle, int], list[PostPlan]]
+
+
+@dataclass(frozen=True)
+class PhotoWorld:
+    """A planned photo corpus, ready to write: its accounts, how their posts are drawn
+    (``variants`` per side, ``style``, ``influencer_posts``: an influencer's posts), the image
+    size, the seed, and the ``design`` that corpus_info.json records."""
+
+    catalog: Catalog
+    brands: tuple[BrandPlan, ...]
+    influencers: tuple[InfluencerPlan, ...]
+    variants: Mapping[str, int]
+    style: PostStyle
+    image_side: int
+    seed: int
+    design: Mapping[str, Any]
+    influencer_posts: InfluencerPosts = influencer_posts
+
+
+def _post_plans(world: PhotoWorld, accounts: list[Account]) -> list[tuple[str, PostPlan]]:
     """(side, post) for every account, brands first."""
     followers = {a.id: a.followers or 0 for a in accounts}
-    variants = {"train": config.train_variants, "test": config.test_variants}
+    variants, style, seed = world.variants, world.style, world.seed
     out: list[tuple[str, PostPlan]] = []
-    for b in brands:
-        out += [
-            (b.side, p) for p in brand_posts(catalog, b, followers[b.id], variants[b.side], config.style, config.seed)
-        ]
-    for i in influencers:
+    for b in world.brands:
+        out += [(b.side, p) for p in brand_posts(world.catalog, b, followers[b.id], variants[b.side], style, seed)]
+    for i in world.influencers:
         out += [
             (i.side, p)
-            for p in influencer_posts(catalog, i, followers[i.id], variants[i.side], config.style, config.seed)
+            for p in world.influencer_posts(world.catalog, i, followers[i.id], variants[i.side], style, seed)
         ]
     return out
 
@@ -172,12 +186,12 @@ def _post(out: Path, side: str, p: PostPlan) -> Post:
     )
 
 
-def _write_images(photos_dir: Path, posts: list[Post], config: PhotoCorpusConfig) -> int:
+def _write_images(photos_dir: Path, posts: list[Post], image_side: int, seed: int) -> int:
     """Render every image file the posts use (skipping files already there); returns how many."""
     wanted = sorted({(p.image, p.extra["source_photo"], p.extra["augmentation"]) for p in posts if p.image})
     for target, photo, variant in wanted:
         if not target.exists():
-            write_variant(photos_dir, photo, variant, target, config.image_side, config.seed)
+            write_variant(photos_dir, photo, variant, target, image_side, seed)
     return len(wanted)
 
 
@@ -218,24 +232,34 @@ def _design_doc(roles: Roles, config: PhotoCorpusConfig) -> dict[str, Any]:
     }
 
 
+def write_photo_corpus(photos_dir: Path, out: Path, world: PhotoWorld) -> PhotoCorpusInfo:
+    """Write ``world`` to ``out`` (created; existing image files are reused): the corpus files,
+    the images, ``test_brands.txt`` and ``corpus_info.json``; returns its description."""
+    pairs = ground_truth(world.brands, world.influencers)
+    accounts = _accounts(list(world.brands), list(world.influencers), world.seed)
+    posts = [_post(out, side, p) for side, p in _post_plans(world, accounts)]
+    n_images = _write_images(photos_dir, posts, world.image_side, world.seed)
+    write_corpus(Corpus(out, accounts, posts, [Match(b, i) for b, i in pairs]))
+    brands = list(world.brands)
+    (out / "test_brands.txt").write_text("".join(f"{b.id}\n" for b in brands if b.side == "test"), encoding="utf-8")
+    info = _info(out, brands, list(world.influencers), posts, pairs, n_images)
+    doc = {**info.to_dict(), "design": dict(world.design)}
+    (out / "corpus_info.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    logger.info("photo corpus in %s: %s", out, info)
+    return info
+
+
 def build_photo_corpus(photos_dir: Path, out: Path, config: PhotoCorpusConfig = PhotoCorpusConfig()) -> PhotoCorpusInfo:
     """Write the corpus to ``out`` (created; existing image files are reused) and describe it."""
     catalog = load_catalog(photos_dir)
     roles = assign_roles(catalog, config.n_product, config.seed)
-    brands = list(plan_brands(catalog, roles, config.brands_per_kind, config.test_brands_per_kind, config.seed))
-    influencers = [
+    brands = plan_brands(catalog, roles, config.brands_per_kind, config.test_brands_per_kind, config.seed)
+    influencers = tuple(
         i
         for side, n in (("train", config.train_influencers), ("test", config.test_influencers))
         for i in plan_influencers(catalog, brands, side, n, config.seed)
-    ]
-    pairs = ground_truth(brands, influencers)
-    accounts = _accounts(brands, influencers, config.seed)
-    posts = [_post(out, side, p) for side, p in _post_plans(config, catalog, brands, influencers, accounts)]
-    n_images = _write_images(photos_dir, posts, config)
-    write_corpus(Corpus(out, accounts, posts, [Match(b, i) for b, i in pairs]))
-    (out / "test_brands.txt").write_text("".join(f"{b.id}\n" for b in brands if b.side == "test"), encoding="utf-8")
-    info = _info(out, brands, influencers, posts, pairs, n_images)
-    doc = {**info.to_dict(), "design": _design_doc(roles, config)}
-    (out / "corpus_info.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    logger.info("photo corpus in %s: %s", out, info)
-    return info
+    )
+    variants = {"train": config.train_variants, "test": config.test_variants}
+    design = _design_doc(roles, config)
+    world = PhotoWorld(catalog, brands, influencers, variants, config.style, config.image_side, config.seed, design)
+    return write_photo_corpus(photos_dir, out, world)

@@ -114,7 +114,7 @@ def brand_labels(brand: BrandPlan, n: int, rng: random.Random) -> list[str]:
     return [cycle[i] if i < len(cycle) else rng.choice(cycle) for i in range(n)]
 
 
-def _posts(
+def account_posts(
     account_id: str,
     labels: Sequence[str],
     split: str,
@@ -125,6 +125,8 @@ def _posts(
     style: PostStyle,
     rng: random.Random,
 ) -> list[PostPlan]:
+    """One post per class of ``labels``, in order: a photo of ``split``, a variant, a caption,
+    likes and a time, all drawn from ``rng`` (the account's own stream)."""
     out = []
     for n, label in enumerate(labels):
         likes = int(followers * rng.uniform(0.01, 0.08))
@@ -149,7 +151,7 @@ def influencer_posts(
 ) -> list[PostPlan]:
     rng = random.Random(f"posts:{inf.id}:{seed}")
     labels = influencer_labels(catalog, inf, rng.randint(*style.influencer_posts), style, rng)
-    return _posts(inf.id, labels, inf.side, variants, False, followers, catalog, style, rng)
+    return account_posts(inf.id, labels, inf.side, variants, False, followers, catalog, style, rng)
 
 
 def brand_posts(
@@ -157,4 +159,4 @@ def brand_posts(
 ) -> list[PostPlan]:
     rng = random.Random(f"posts:{brand.id}:{seed}")
     labels = brand_labels(brand, rng.randint(*style.brand_posts), rng)
-    return _posts(brand.id, labels, brand.side, variants, True, followers, catalog, style, rng)
+    return account_posts(brand.id, labels, brand.side, variants, True, followers, catalog, style, rng)
