@@ -36,6 +36,7 @@ def test_sections_are_registered_in_one_table() -> None:
         "explain",
         "export",
         "ranking-photos",
+        "ranking-photos-fine",
         "ranking-instagram",
         "warm-start",
         "feedback",

@@ -263,6 +263,23 @@ def test_account_page_plots_followers_over_time(site: dict, page) -> None:  # ty
     assert "growth spike: followers rose 50 %" in page.locator("#flags li.auth-flags").inner_text()
 
 
+def test_search_page_growth_filter(site: dict, page) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    page.goto(site["url"] + "/")
+    page.wait_for_function("document.querySelectorAll('#brand-list option').length > 0")
+    page.fill("#brand", BRAND)
+    page.uncheck("#micro")
+    page.fill("#min-growth", "5")  # percent a month
+    page.click("#search-btn")
+    page.wait_for_function("document.querySelectorAll('.card').length === 1")
+    card = page.locator(f'.card[data-influencer="{JUMPER}"]')
+    assert "/month followers" in card.locator(".metrics").inner_text()
+    page.fill("#min-growth", "")
+    page.fill("#max-growth", "5")
+    page.click("#search-btn")
+    page.wait_for_function(f"document.querySelectorAll('.card').length === {N - 1}")
+    assert page.locator(f'.card[data-influencer="{JUMPER}"]').count() == 0
+
+
 def test_reingest_adds_nothing_an_undated_count_is_the_ingest_time_and_delete_drops_it(
     env: Settings, small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
