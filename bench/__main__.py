@@ -117,21 +117,21 @@ def _caption_safety(ctx: RunContext) -> Section:
 
 
 def _ranking_photos(ctx: RunContext) -> Section:
-    from bench import ranking
+    from bench import ranking_sections
 
-    return ranking.photos_section(ctx.quick)
+    return ranking_sections.photos_section(ctx.quick)
 
 
 def _ranking_photos_fine(ctx: RunContext) -> Section:
-    from bench import ranking
+    from bench import ranking_sections
 
-    return ranking.fine_section(ctx.quick)
+    return ranking_sections.fine_section(ctx.quick)
 
 
 def _ranking_instagram(ctx: RunContext) -> Section:
-    from bench import ranking
+    from bench import ranking_sections
 
-    return ranking.instagram_section(ctx.quick)
+    return ranking_sections.instagram_section(ctx.quick)
 
 
 def _warm_start(ctx: RunContext) -> Section:

@@ -326,77 +326,12 @@ def run(cfg: RankingConfig) -> Section:
 
 
 SHARED = REPO.parent / "shared" / "data"
-# flags of `congruence train` for the photo benchmark: the head is still improving after the
-# default 10 epochs here (R@10 0.244 at 10, 0.264 at 30, 0.250 at 60 epochs with seed 0;
-# 0.258 and 0.264 with seeds 1 and 2 at 30)
-PHOTO_TRAIN_ARGS: tuple[str, ...] = ("--epochs", "30")
-BRAND_TAG_TRAIN_ARGS: tuple[str, ...] = ()
 
 
 def skipped(name: str, reason: str) -> Section:
     section = Section(name, notes=[f"skipped: {reason}"])
     section.details["skipped"] = reason
     return section
-
-
-def photos_section(quick: bool) -> Section:
-    """``ranking-photos``: the corpus of congruence/datasets/photo_corpus.py (tiny with ``quick``, targets
-    unchecked)."""
-    from congruence.datasets.photo_corpus import PhotoCorpusConfig, build_photo_corpus
-
-    photos_dir = SHARED / "photos"
-    if not (photos_dir / "labels.csv").exists():
-        return skipped("ranking-photos", f"real photos not found at {photos_dir}")
-    suffix = "-quick" if quick else ""
-    corpus = CACHE / f"photos-corpus{suffix}"
-    build_photo_corpus(photos_dir, corpus, PhotoCorpusConfig.quick() if quick else PhotoCorpusConfig())
-    return run(
-        RankingConfig(
-            "ranking-photos",
-            corpus,
-            CACHE / f"photos-home{suffix}",
-            PHOTO_TRAIN_ARGS,
-            targets=None if quick else PHOTO_TARGETS,
-        )
-    )
-
-
-def fine_section(quick: bool) -> Section:
-    """``ranking-photos-fine``: the fine-grained kind of congruence/datasets/photo_fine.py (issue 36:
-    which creators within the partner vertical; tiny with ``quick``, targets unchecked)."""
-    from congruence.datasets.photo_fine import FineCorpusConfig, build_fine_corpus
-
-    photos_dir = SHARED / "photos"
-    if not (photos_dir / "labels.csv").exists():
-        return skipped("ranking-photos-fine", f"real photos not found at {photos_dir}")
-    suffix = "-quick" if quick else ""
-    corpus = CACHE / f"photos-fine-corpus{suffix}"
-    build_fine_corpus(photos_dir, corpus, FineCorpusConfig.quick() if quick else FineCorpusConfig())
-    home = CACHE / f"photos-fine-home{suffix}"
-    return run(RankingConfig("ranking-photos-fine", corpus, home, PHOTO_TRAIN_ARGS, None if quick else FINE_TARGETS))
-
-
-def instagram_section(quick: bool) -> Section:
-    """``ranking-instagram``: the real brand-tag benchmark of congruence/datasets/brand_tags.py
-    (text and alt text; ``quick``: the first 6,000 posts, 2 epochs, targets unchecked)."""
-    from congruence.datasets.brand_tags import BrandTagConfig, build_brand_tag_corpus
-
-    posts_gz = SHARED / "instagram" / "posts.jsonl.gz"
-    if not posts_gz.exists():
-        return skipped("ranking-instagram", f"Instagram posts not found at {posts_gz}")
-    config = BrandTagConfig(min_taggers=5, max_posts=6000) if quick else BrandTagConfig()
-    suffix = "-quick" if quick else ""
-    corpus = build_brand_tag_corpus(posts_gz, CACHE / f"brand-tags-corpus{suffix}", config)
-    args = ("--epochs", "2") if quick else BRAND_TAG_TRAIN_ARGS
-    return run(
-        RankingConfig(
-            "ranking-instagram",
-            corpus,
-            CACHE / f"brand-tags-home{suffix}",
-            args,
-            targets=None if quick else BRAND_TAG_TARGETS,
-        )
-    )
 
 
 def category_prior(corpus: Path) -> dict[str, Any] | None:

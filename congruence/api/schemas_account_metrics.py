@@ -28,15 +28,7 @@ class MetricFilterFields(BaseModel):
     max_growth: float | None = Field(None, ge=-1, description="maximum monthly follower growth, a fraction")
 
     def bounds(self) -> MetricBounds:
-        return MetricBounds(
-            self.min_er,
-            self.max_er,
-            self.max_sponsored_share,
-            self.min_posts_per_week,
-            self.no_flags,
-            self.min_growth,
-            self.max_growth,
-        )
+        return MetricBounds.of(self)
 
 
 class MetricFlagOut(BaseModel):

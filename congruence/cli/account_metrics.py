@@ -52,15 +52,7 @@ def metric_args(p: argparse.ArgumentParser) -> None:
 def metric_bounds(args: argparse.Namespace) -> MetricBounds:
     from congruence.search.metric_filters import MetricBounds
 
-    return MetricBounds(
-        getattr(args, "min_er", None),
-        getattr(args, "max_er", None),
-        getattr(args, "max_sponsored_share", None),
-        getattr(args, "min_posts_per_week", None),
-        bool(getattr(args, "no_flags", False)),
-        getattr(args, "min_growth", None),
-        getattr(args, "max_growth", None),
-    )
+    return MetricBounds.of(args)
 
 
 def with_metrics(store: Store, data: list[dict[str, Any]]) -> list[dict[str, Any]]:

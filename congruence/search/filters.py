@@ -137,15 +137,7 @@ class Filters:
 
     @property
     def bounds(self) -> MetricBounds:
-        return MetricBounds(
-            self.min_er,
-            self.max_er,
-            self.max_sponsored_share,
-            self.min_posts_per_week,
-            self.no_flags,
-            self.min_growth,
-            self.max_growth,
-        )
+        return MetricBounds.of(self)
 
     @property
     def screened(self) -> bool:

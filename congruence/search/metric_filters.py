@@ -4,7 +4,7 @@ for the metric filters and the export's columns."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -117,6 +117,13 @@ class MetricBounds:
             if a is not None and b is not None and a > b:
                 raise InvalidInput(f"({a:g}) is greater than the maximum {what} ({b:g})", field=lo)
         return out
+
+    @classmethod
+    def of(cls, source: object) -> MetricBounds:
+        """The bounds that ``source`` (a request, parsed arguments, ``Filters``) holds as
+        attributes of the same names; one it lacks: no bound."""
+        none = cls()
+        return cls(**{f.name: getattr(source, f.name, getattr(none, f.name)) for f in fields(cls)})
 
     @property
     def on_growth(self) -> bool:

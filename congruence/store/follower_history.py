@@ -110,31 +110,36 @@ def record(store: Store, accounts: Sequence[Account]) -> int:
             (list(rows),),
         ):
             held[aid].append(Snapshot(at, int(f), src, last))
-        changed: dict[str, list[Snapshot]] = {}
+        gone: list[tuple[str, Snapshot]] = []  # runs to delete, then the runs to insert
+        added: list[tuple[str, Snapshot]] = []
         newest: list[tuple[str, int]] = []
         for aid, followers, at, source in rows.values():
             before = held.get(aid, [])
             after = merge(before, datetime.fromisoformat(at) if at else now, followers, source)
             new += _counts(after) != _counts(before)
-            if after != before:
-                changed[aid] = after
+            gone += [(aid, r) for r in before if r not in after]
+            added += [(aid, r) for r in after if r not in before]  # most often one run, or none
             latest = max(after, key=lambda r: r.seen).followers
             if latest != followers:
                 newest.append((aid, latest))
-        ids = list(changed)
-        runs = [(aid, r) for aid in ids for r in changed[aid]]
-        store.conn.execute("DELETE FROM follower_snapshots WHERE account_id = ANY(%s)", (ids,))
-        store.conn.execute(
-            "INSERT INTO follower_snapshots (account_id, at, last_seen, followers, source)"
-            " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::text[])",
-            (
-                [a for a, _ in runs],
-                [r.at for _, r in runs],
-                [r.last_seen for _, r in runs],
-                [r.followers for _, r in runs],
-                [r.source for _, r in runs],
-            ),
-        )
+        if gone:
+            store.conn.execute(
+                "DELETE FROM follower_snapshots s USING unnest(%s::text[], %s::timestamptz[]) AS u(a, t)"
+                " WHERE s.account_id = u.a AND s.at = u.t",
+                ([a for a, _ in gone], [r.at for _, r in gone]),
+            )
+        if added:
+            store.conn.execute(
+                "INSERT INTO follower_snapshots (account_id, at, last_seen, followers, source)"
+                " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::text[])",
+                (
+                    [a for a, _ in added],
+                    [r.at for _, r in added],
+                    [r.last_seen for _, r in added],
+                    [r.followers for _, r in added],
+                    [r.source for _, r in added],
+                ),
+            )
         if newest:
             store.conn.execute(
                 "UPDATE accounts SET followers = u.f FROM unnest(%s::text[], %s::bigint[]) AS u(a, f)"
