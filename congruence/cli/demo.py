@@ -7,6 +7,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from congruence.cli.parser import Subcommands
 from congruence.core.settings import Settings
@@ -33,10 +34,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, ingest: Command, matc
         print(f"building the demo corpus in {corpus} ...", file=sys.stderr)
         build_demo(corpus, history=True)
         history = sorted((corpus / "history").iterdir())  # the follower counts of the months before
-    for folder in [*history, corpus]:
-        code = ingest(argparse.Namespace(folder=str(folder), json=False, ray_address=None, quiet=False), settings)
-        if code == 1:
-            return code
+    code = ingest(argparse.Namespace(folder=str(corpus), json=False, ray_address=None, quiet=False), settings)
+    if code == 1:
+        return code
+    if history:
+        _ingest_history(settings, history)
     _train_demo_models(settings)
     if not args.no_serve:
         from congruence.cli.serve import serve
@@ -57,6 +59,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, ingest: Command, matc
         signals="all",
     )
     return match(ns, settings)
+
+
+def _ingest_history(settings: Settings, folders: list[Path]) -> None:
+    """The accounts' follower counts of the months before the corpus (accounts-only folders):
+    each account keeps its newest count, and its history gains the older ones."""
+    from congruence.indexer.ingest import ingest
+
+    print(f"adding the follower counts of {', '.join(f.name for f in folders)} ...", file=sys.stderr)
+    for folder in folders:
+        ingest(folder, settings)
 
 
 def _train_demo_models(settings: Settings) -> None:
