@@ -127,6 +127,24 @@ def test_every_brands_partners_follow_one_map_per_vertical_pair(built: tuple[Pat
 
 
 @pytest.mark.photos
+@pytest.mark.parametrize("seed", [0, 1])
+def test_what_a_brand_posts_tells_whom_it_partners_with(catalog: Catalog, seed: int) -> None:
+    """Each vertical's classes split in two halves, the same kind's and the cross kind's: no
+    class is favoured by brands of both kinds, so a brand's partner vertical follows from its
+    posts (if both kinds could favour any class, no ranking could tell them apart)."""
+    maps = class_maps(catalog, seed)
+    for a in catalog.verticals:
+        same, cross = set(maps[(a, a)]), next(set(m) for (x, y), m in maps.items() if x == a and y != a)
+        assert not same & cross and same | cross == set(catalog.classes[a]) and abs(len(same) - len(cross)) <= 1
+    brands, _ = plan_fine_accounts(catalog, maps, replace(FineCorpusConfig(), seed=seed))
+    kind_of: dict[str, set[str]] = defaultdict(set)
+    for b in brands:
+        for c in b.prefers:
+            kind_of[c].add(b.kind.group)
+    assert kind_of and all(len(k) == 1 for k in kind_of.values())
+
+
+@pytest.mark.photos
 @pytest.mark.parametrize("seed", [0, 13])
 def test_a_held_out_brand_favours_only_classes_whose_map_the_training_side_shows(catalog: Catalog, seed: int) -> None:
     """A training brand of its pair favours the class, and a training influencer has the
