@@ -170,6 +170,12 @@ def _load(ctx: RunContext) -> Section:
     return serve_load.run(serve_load.ServeLoadConfig.for_run(ctx.quick), ctx.tmp / "serve-load")
 
 
+def _head_memory(ctx: RunContext) -> Section:
+    from bench import head_memory
+
+    return head_memory.run(head_memory.MemoryBenchConfig.for_run(ctx.quick))
+
+
 def _gpu(ctx: RunContext) -> Section:
     from bench import gpu_check
     from bench.common import Table
@@ -211,6 +217,7 @@ SECTIONS: dict[str, SectionSpec] = {
         SectionSpec("load", _load, default=False),
         SectionSpec("scale", _scale, default=False),
         SectionSpec("serve-calls", _serve_calls, default=False),
+        SectionSpec("head-memory", _head_memory, default=False),
         SectionSpec("gpu", _gpu, default=False),
     )
 }

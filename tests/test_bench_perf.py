@@ -47,11 +47,22 @@ def test_sections_are_registered_in_one_table() -> None:
         "load",
         "scale",
         "serve-calls",
+        "head-memory",
         "gpu",
     ]
     assert all(name == spec.name for name, spec in sections.items())
     assert {name for name, spec in sections.items() if spec.needs_pg} == {"ingest", "pgvector"}
     assert tuple(sections)[:7] == bench_main.DEFAULT_SECTIONS  # the ranking sections and the rest run only when named
+
+
+def test_head_memory_times_the_rerank_with_and_without_a_partner_memory() -> None:
+    from bench.head_memory import MemoryBenchConfig
+    from bench.head_memory import run as memory_run
+
+    section = memory_run(MemoryBenchConfig(candidates=20, sizes=(3, 30), calls=5))
+    rows = section.tables[0].rows
+    assert [r["memory brands"] for r in rows] == [3, 30] and [r["partners"] for r in rows] == [45, 450]
+    assert all(float(r["with memory p50 ms"]) > 0 and float(r["ratio (paired medians)"]) > 0 for r in rows)  # type: ignore[arg-type]
 
 
 def test_index_scale_compares_product_index_and_sq8_against_brute_force() -> None:

@@ -89,6 +89,8 @@ def test_train_and_evaluate_json(
     assert body["split"]["test_brands"] == ["brand_peakfit", "brand_wanderly"]
     assert [b["brand_id"] for b in body["per_brand"]["head"]] == ["brand_peakfit", "brand_wanderly"]
     assert set(body["aux_category_accuracy"]) == {"head", "head_mean", "shared", "shared_mean"}
+    # 4 training brands: a held-back quarter of 1 cannot learn the memory's weight, so no memory
+    assert body["model"]["partner_memory"] == {"brands": 0, "weight": 0.0}
     assert "| head_mean_noaux |" in table.read_text() and "epoch 2" in err
     version = body["model"]["version"]
     st = json.loads(run(capsys, "status", "--json")[1])
@@ -237,6 +239,31 @@ def test_rerank_orders_candidates_as_the_head_scores_them(settings: Settings, sm
         assert np.abs(served[i] - stored[i]).max() <= np.abs(stored[i]).max(axis=1).max() / 254 + 1e-6
     # the reversed head pushes the brand's own category to the bottom
     assert hits[0].category != "fitness" and hits[-1].category == "fitness"
+
+
+def test_a_head_with_a_partner_memory_serves_its_scores(settings: Settings, small_corpus: Path) -> None:
+    """The memory is a term of the head's score: a served match's scores are the head's own,
+    memory term included (here weighted up so that it moves the ranking), from the checkpoint
+    the engine loads."""
+    ingest(small_corpus, settings)
+    head = trained_head(settings)
+    assert head.memory_brands >= 4
+    with torch.no_grad():
+        head.mem_weight.fill_(20.0)
+    deploy(settings, head)
+    with Engine(settings) as engine:
+        assert engine.snapshot.head is not None and float(engine.snapshot.head.mem_weight) == 20.0
+        hits = engine.match_brand("brand_peakfit", k=18)
+        ids = [h.influencer_id for h in hits]
+        served = engine.per_post_vectors(engine.snapshot, ids)
+        with engine.reading() as store:
+            brand = VectorStore(store).post_vectors(engine.snapshot.space, ids=["brand_peakfit"])["brand_peakfit"]
+    expected = head.score_candidates(brand, [served[i] for i in ids])
+    assert [h.score for h in hits] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-4)
+    with torch.no_grad():
+        head.mem_weight.zero_()
+    without = head.score_candidates(brand, [served[i] for i in ids])
+    assert np.abs(expected - without).max() > 0.1  # the memory moved the scores
 
 
 def test_retraining_swaps_the_index_without_downtime(settings: Settings, small_corpus: Path) -> None:

@@ -60,6 +60,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         loss=args.loss,
         aux_weight=args.aux_weight,
         hard_negative_fraction=args.hard_negatives,
+        geometry_weight=args.geometry_weight,
+        partner_memory=not args.no_memory,
         seed=args.seed,
         device=settings.device,
     )
@@ -82,6 +84,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     table = _table_path(args, settings, "train", out.version)
     _write_table(table, f"congruence head {out.version}: held-out brands", exp.results)
     refused = not args.no_activate and out.deployed is None
+    product = exp.models.get("head")
+    memory = {"brands": product.memory_brands, "weight": float(product.mem_weight)} if product is not None else None
     payload = {
         **exp.to_dict(),
         "model": {
@@ -90,6 +94,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             "runs": str(out.run_dir),
             "beats_cosine": out.verdict.beats,
             "verdict": str(out.verdict),
+            "partner_memory": memory,
         },
         "table": str(table),
     }
@@ -103,6 +108,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             if out.deployed
             else "saved, not activated" + ("" if refused else " (--no-activate)")
         )
+        if memory is not None:
+            print(f"partner memory: {memory['brands']} training brands, weight {memory['weight']:g}")
         print(f"head {out.version}: {state}; {out.verdict}")
     if refused:
         print(
@@ -164,6 +171,18 @@ def add_parsers(sub: Subcommands) -> None:
     p.add_argument("--loss", choices=("listnet", "listmle"), default="listnet")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the category task (0 disables it)")
     p.add_argument("--hard-negatives", type=float, default=0.25, help="share of negatives from the brand's category")
+    p.add_argument(
+        "--geometry-weight",
+        type=float,
+        default=3.0,
+        help="weight of the loss that keeps the frozen features' neighbours in the projection (default 3; 0: off)",
+    )
+    p.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="no partner memory (by default the head keeps the training brands' partners and scores candidates "
+        "by those of the brands that post alike; a second head learns its weight)",
+    )
     p.set_defaults(field_options={"hard_negative_fraction": "--hard-negatives"})
     p.add_argument("--d-model", type=int, default=0, help="width of the head's embedding space (default 256)")
     p.add_argument("--seed", type=int, default=0)

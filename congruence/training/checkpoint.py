@@ -62,7 +62,15 @@ def load_head(path: str | Path, map_location: str | torch.device = "cpu") -> Con
     known = {f.name for f in fields(HeadConfig)}
     config = HeadConfig(**{k: v for k, v in payload["config"].items() if k in known})
     model = CongruenceHead(config, categories=payload["categories"])
-    model.load_state_dict(payload["state_dict"])
+    state = dict(payload["state_dict"])
+    # the partner memory's buffers are sized by what training left; checkpoints from before it have none
+    empty = {k: v for k, v in model.state_dict().items() if k.startswith("mem_")}
+    for key, value in empty.items():
+        state.setdefault(key, value)
+    model.set_memory(
+        state["mem_posts"], state["mem_post_owner"], state["mem_partners"], state["mem_partner_owner"], 0.0
+    )
+    model.load_state_dict(state)
     model.train_brands = tuple(payload["train_brands"])
     model.meta = dict(payload["meta"])
     model.version = str(payload["version"])

@@ -22,6 +22,9 @@ class HeadConfig:
     towers: ``shared`` (one projection and pooling for both sides) or ``two`` (the brand side
         adds a residual adapter to the projection and a residual to the pooling query).
         Checkpoints from before towers existed load as ``shared``.
+    memory_temperature: softmax temperature over the partner memory's brands (see
+        ``model.CongruenceHead.set_memory``; lower = only the brands that post most alike).
+    memory_top: how many memory brands (those that post most like the brand) a score uses.
     """
 
     d_image: int
@@ -34,6 +37,8 @@ class HeadConfig:
     temperature: float = 0.1
     init_scale: float = 5.0
     towers: str = "shared"
+    memory_temperature: float = 0.03
+    memory_top: int = 8
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -44,13 +49,14 @@ class HeadConfig:
             raise InvalidInput(
                 f"and d_text must be at least 1 together, got {self.d_image} + {self.d_text}", field="d_image"
             )
-        for name, low in (("d_model", 1), ("d_hidden", 1), ("n_categories", 0)):
+        for name, low in (("d_model", 1), ("d_hidden", 1), ("n_categories", 0), ("memory_top", 1)):
             if getattr(self, name) < low:
                 raise InvalidInput(f"must be at least {low}, got {getattr(self, name)!r}", field=name)
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidInput(f"must be from 0 up to 1, got {self.dropout!r}", field="dropout")
-        if self.temperature <= 0.0:
-            raise InvalidInput(f"must be positive, got {self.temperature!r}", field="temperature")
+        for name in ("temperature", "memory_temperature"):
+            if getattr(self, name) <= 0.0:
+                raise InvalidInput(f"must be positive, got {getattr(self, name)!r}", field=name)
 
     @property
     def d_in(self) -> int:

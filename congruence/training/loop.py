@@ -21,7 +21,8 @@ from congruence.core.device import resolve_device
 from congruence.core.errors import InvalidInput
 from congruence.store.postsets import PostSets
 from congruence.training.data import CandidateLists, Pair, RankingData, build_ranking_data, sample_candidate_lists
-from congruence.training.losses import category_loss, listmle_loss, listnet_loss
+from congruence.training.losses import category_loss, geometry_loss, listmle_loss, listnet_loss
+from congruence.training.memory import attach
 from congruence.training.model import CongruenceHead, HeadConfig, brand_accounts
 from congruence.training.sets import pad_index
 
@@ -41,6 +42,13 @@ class TrainConfig:
         rarely holds the look-alikes a search must learn to put below the partners.
     aux_batch: extra random training influencers per step seen by the category task only,
         so that it learns from the whole pool, not just the few in candidate lists.
+    geometry_weight: weight of ``losses.geometry_loss`` on up to ``geometry_posts`` random
+        posts of each step's accounts, through the shared projection (0, the default, leaves
+        training as it was, draw for draw): the projection keeps the frozen features'
+        neighbours, so the head keeps the class detail that pooled cosine sees. 3 was chosen
+        on the fine photo kind's validation corpus (docs/ranking.md).
+    partner_memory: give the head its partner memory (``training.memory``): a second head
+        is trained on three quarters of the training brands to learn the memory's weight.
     """
 
     epochs: int = 10
@@ -55,6 +63,9 @@ class TrainConfig:
     max_posts: int = 32
     aux_batch: int = 64
     max_grad_norm: float = 1.0
+    geometry_weight: float = 3.0
+    geometry_posts: int = 512
+    partner_memory: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -63,14 +74,16 @@ class TrainConfig:
             raise InvalidInput(f"must be listnet or listmle, got {self.loss!r}", field="loss")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidInput(f"must be auto, cpu or cuda, got {self.device!r}", field="device")
-        for name, low in (("epochs", 1), ("batch_brands", 1), ("list_size", 2), ("max_posts", 0), ("aux_batch", 0)):
+        lows = (("epochs", 1), ("batch_brands", 1), ("list_size", 2), ("max_posts", 0), ("aux_batch", 0))
+        for name, low in (*lows, ("geometry_posts", 2)):
             if getattr(self, name) < low:
                 raise InvalidInput(f"must be at least {low}, got {getattr(self, name)!r}", field=name)
         for name in ("hard_negative_fraction", "lookalike_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidInput(f"must be from 0 to 1, got {getattr(self, name)!r}", field=name)
-        if self.aux_weight < 0:
-            raise InvalidInput(f"must be at least 0, got {self.aux_weight!r}", field="aux_weight")
+        for name in ("aux_weight", "geometry_weight"):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"must be at least 0, got {getattr(self, name)!r}", field=name)
         if self.lr <= 0:
             raise InvalidInput(f"must be positive, got {self.lr!r}", field="lr")
 
@@ -146,6 +159,17 @@ def _aux_rows(tensors: _Batchable, n: int, rng: np.random.Generator) -> np.ndarr
     return rng.choice(pool, size=min(n, pool.size), replace=False)
 
 
+def _geometry(
+    model: CongruenceHead, tensors: _Batchable, index: np.ndarray, config: TrainConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """``geometry_loss`` of up to ``config.geometry_posts`` random posts of ``index`` (A, P; -1 none)."""
+    rows = index[index >= 0]
+    if rows.size > config.geometry_posts:
+        rows = np.sort(rng.choice(rows, config.geometry_posts, replace=False))
+    raw = tensors.features[torch.from_numpy(rows).to(tensors.features.device)]
+    return geometry_loss(raw, model.project(raw))
+
+
 def _step_loss(
     model: CongruenceHead,
     tensors: _Batchable,
@@ -154,7 +178,8 @@ def _step_loss(
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ranking loss, category loss) of one batch of candidate lists."""
+    """(ranking loss, plus ``geometry_weight`` x the geometry loss when set; category loss)
+    of one batch of candidate lists."""
     device = tensors.features.device
     extra = _aux_rows(tensors, config.aux_batch, rng) if model.classifier is not None else brand_rows[:0]
     listed = np.concatenate([brand_rows, lists.rows[lists.mask]])
@@ -168,6 +193,8 @@ def _step_loss(
     scores = model.score_sets(padded[b], valid[b], pooled[b], padded[c], valid[c], pooled[c])
     labels = torch.from_numpy(lists.labels).to(device)
     rank = LOSSES[config.loss](scores, labels, torch.from_numpy(lists.mask).to(device))
+    if config.geometry_weight > 0:
+        rank = rank + config.geometry_weight * _geometry(model, tensors, tensors.post_index[accounts], config, rng)
     if model.classifier is None:
         return rank, rank.new_zeros(())
     targets = tensors.category_ids[torch.from_numpy(accounts).to(device)]
@@ -271,4 +298,14 @@ def train(
             )
             if progress is not None:
                 progress(stats)
-    return TrainResult(model=model.eval(), history=tuple(history))
+    model.eval()
+    if config.partner_memory:
+
+        def train_on(ids: Sequence[str]) -> CongruenceHead:
+            plain = replace(config, partner_memory=False)
+            return train(
+                postsets, pairs, plain, model.config, train_brands=ids, exclude_influencers=exclude_influencers
+            ).model
+
+        attach(model, postsets, data.brand_rows, data.positives, data.influencer_rows, train_on, config.seed)
+    return TrainResult(model=model, history=tuple(history))

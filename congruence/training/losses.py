@@ -82,3 +82,25 @@ def category_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if not bool(known.any()):
         return logits.sum() * 0.0
     return F.cross_entropy(logits[known], targets[known].long())
+
+
+def geometry_loss(raw: torch.Tensor, projected: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """How far the projection moved each post's neighbours in the frozen features (issue 36).
+
+    raw (N, d_in) frozen features and projected (N, d) their L2-normalised projections, of the
+    same N posts. Per post, the softmax over the other posts of their cosine at ``temperature``
+    is taken in both spaces; the loss is the mean KL divergence of the projected softmax from
+    the raw one. Zero when the projection keeps every post's neighbours as the raw features
+    rank and weigh them: a head trained with it keeps what pooled cosine sees (which posts
+    show the same class) while the ranking loss moves the rest.
+    """
+    n = raw.shape[0]
+    if projected.shape[0] != n or n < 2:
+        if projected.shape[0] != n:
+            raise ValueError(f"raw and projected: expected one row count, got {n} and {projected.shape[0]}")
+        return projected.sum() * 0.0
+    self_pairs = torch.eye(n, dtype=torch.bool, device=raw.device)
+    r = F.normalize(raw.float(), dim=-1)
+    target = F.log_softmax((r @ r.T).masked_fill(self_pairs, -1e4) / temperature, dim=-1)
+    pred = F.log_softmax((projected @ projected.T).masked_fill(self_pairs, -1e4) / temperature, dim=-1)
+    return F.kl_div(pred, target, log_target=True, reduction="batchmean")

@@ -18,6 +18,17 @@ kept direct brands at 0.990 held-out AUC (shared head 0.992) with look-alike bra
 influencer side (an L2 penalty) held direct brands (0.994) but lost look-alikes (0.921).
 FAISS holds influencer-tower vectors; a brand queries with its brand-tower vector.
 
+Partner memory (issue 36). The head also keeps the training brands' evidence: each training
+brand's post projections (brand tower) and its partners' pooled vectors (influencer tower),
+set after training (``set_memory``, ``training.memory``). A brand's posts are matched to each
+memory brand's posts (each post's best match, averaged); a softmax at
+``memory_temperature`` over the memory brands weighs them; a candidate's memory score is the
+weighted sum of its best cosine to each one's partners. ``mem_weight`` (learned on training
+brands the scoring head never saw) adds it to the score. Two training brands a vertical pair
+cannot teach the towers a class-to-class map; the memory needs no map, it follows the
+partners of the brands that post what this brand posts. It is a term of ``score_sets``, so
+every path that scores with the head (rerank, export, feedback, shards) scores with it.
+
 Shapes: d_in = d_image + d_text; d = d_model. Per-post projections and pooled vectors
 are L2-normalised.
 """
@@ -72,10 +83,73 @@ class CongruenceHead(nn.Module):
         self.mix = nn.Parameter(torch.full((2,), config.init_scale))
         self.bias = nn.Parameter(torch.zeros(()))
         self.classifier = nn.Linear(config.d_model, config.n_categories) if config.n_categories else None
+        # the partner memory: empty (no term) until set_memory
+        self.register_buffer("mem_posts", torch.zeros(0, config.d_model))
+        self.register_buffer("mem_post_owner", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("mem_partners", torch.zeros(0, config.d_model))
+        self.register_buffer("mem_partner_owner", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("mem_weight", torch.zeros(()))
 
     @property
     def device(self) -> torch.device:
         return self.mix.device
+
+    @property
+    def memory_brands(self) -> int:
+        """How many training brands the partner memory holds (0: no memory term)."""
+        return int(self.mem_post_owner.max().item()) + 1 if self.mem_post_owner.numel() else 0
+
+    def set_memory(
+        self,
+        posts: torch.Tensor,
+        post_owner: torch.Tensor,
+        partners: torch.Tensor,
+        partner_owner: torch.Tensor,
+        weight: float,
+    ) -> None:
+        """Set the partner memory: (M, d) brand post projections with their (M,) brand index
+        0..K-1, (N, d) partner pooled vectors with theirs, and the term's weight. Every memory
+        brand needs a post and a partner; K = 0 (empty tensors) removes the memory."""
+        owners = [o.long().flatten() for o in (post_owner, partner_owner)]
+        k = int(owners[0].max().item()) + 1 if owners[0].numel() else 0
+        for name, o in zip(("post_owner", "partner_owner"), owners, strict=True):
+            if o.numel() and not torch.equal(torch.unique(o), torch.arange(k, device=o.device)):
+                raise ValueError(f"{name}: expected every memory brand 0..{k - 1}, got {torch.unique(o).tolist()[:8]}")
+        dev = self.device
+        self.mem_posts = posts.float().reshape(-1, self.config.d_model).to(dev)
+        self.mem_post_owner = owners[0].to(dev)
+        self.mem_partners = partners.float().reshape(-1, self.config.d_model).to(dev)
+        self.mem_partner_owner = owners[1].to(dev)
+        self.mem_weight = torch.tensor(float(weight) if k else 0.0, device=dev)
+
+    def memory_score(
+        self, brand_post_proj: torch.Tensor, brand_mask: torch.Tensor, infl_pooled: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, C) partner-memory scores of B brands ((B, Pb, d) + (B, Pb) mask) against
+        candidates' pooled vectors, (B, C, d) or (C, d) for one list shared by all brands."""
+        k = self.memory_brands
+        shared = infl_pooled.ndim == 2
+        if k == 0:
+            c = infl_pooled.shape[0] if shared else infl_pooled.shape[1]
+            return brand_post_proj.new_zeros((brand_post_proj.shape[0], c))
+        sims = torch.einsum("bpd,md->bpm", brand_post_proj, self.mem_posts)
+        best = _segment_max(sims, self.mem_post_owner, k)  # (B, Pb, K): each post's best match in each brand
+        alike = masked_mean(best, brand_mask[..., None].expand_as(best), dim=1)  # (B, K)
+        # only the memory_top brands that post most alike count (the softmax leaves the others
+        # next to nothing): a query scores its candidates against their partners alone
+        top_sim, top = alike.topk(min(self.config.memory_top, k), dim=-1)  # (B, m)
+        weights = torch.softmax(top_sim / self.config.memory_temperature, dim=-1)
+        chosen = torch.unique(top)  # (U,) the brands some query of the batch uses
+        slot = torch.full((k,), -1, dtype=torch.long, device=chosen.device)
+        slot[chosen] = torch.arange(chosen.numel(), device=chosen.device)
+        rows = torch.nonzero(slot[self.mem_partner_owner] >= 0, as_tuple=True)[0]
+        partners, owner = self.mem_partners[rows], slot[self.mem_partner_owner[rows]]
+        if shared:
+            to_partners = _segment_max(infl_pooled @ partners.T, owner, chosen.numel())  # (C, U)
+            return torch.einsum("bm,bcm->bc", weights, to_partners.T[slot[top]].permute(0, 2, 1))
+        to_partners = _segment_max(torch.einsum("bcd,nd->bcn", infl_pooled, partners), owner, chosen.numel())
+        picked = torch.gather(to_partners, 2, slot[top][:, None, :].expand(-1, to_partners.shape[1], -1))
+        return torch.einsum("bm,bcm->bc", weights, picked)
 
     def project(self, features: torch.Tensor, brand: bool | torch.Tensor = False) -> torch.Tensor:
         """(n_posts, d_in) frozen features -> (n_posts, d) L2-normalised projections.
@@ -156,7 +230,10 @@ class CongruenceHead(nn.Module):
         per_brand_post = (weights * sims).sum(dim=-1)
         pmask = brand_mask[:, None, :].expand_as(per_brand_post)
         set_term = masked_mean(per_brand_post, pmask, dim=-1)
-        return self.mix[0] * cosine + self.mix[1] * set_term + self.bias
+        out = self.mix[0] * cosine + self.mix[1] * set_term + self.bias
+        if self.memory_brands:
+            out = out + self.mem_weight * self.memory_score(brand_post_proj, brand_mask, infl_pooled)
+        return out
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         """(N, d) pooled vectors -> (N, n_categories) category logits."""
@@ -253,6 +330,12 @@ class CongruenceHead(nn.Module):
 def brand_accounts(postsets: PostSets) -> np.ndarray:
     """(n_accounts,) bool: which accounts of ``postsets`` are brands (the brand tower's)."""
     return np.fromiter((k == "brand" for k in postsets.kinds), bool, count=len(postsets.kinds))
+
+
+def _segment_max(x: torch.Tensor, owner: torch.Tensor, k: int) -> torch.Tensor:
+    """(..., M) -> (..., k): the max of x over the columns of each owner 0..k-1."""
+    out = x.new_full((*x.shape[:-1], k), float("-inf"))
+    return out.scatter_reduce(-1, owner.expand(*x.shape[:-1], -1), x, reduce="amax", include_self=True)
 
 
 def _adapter(config: HeadConfig) -> nn.Module:

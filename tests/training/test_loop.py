@@ -95,3 +95,27 @@ def test_bad_inputs_are_refused(synthetic: tuple[PostSets, list]) -> None:
         train(postsets, pairs, CONFIG, HeadConfig(d_image=4, d_text=4))
     with pytest.raises(ValueError, match="pairs: no training brand has a positive influencer"):
         train(postsets, pairs, CONFIG, HEAD, train_brands=["nobody"])
+
+
+def test_the_geometry_loss_keeps_the_frozen_features_neighbours(
+    trained: TrainResult, synthetic: tuple[PostSets, list]
+) -> None:
+    """With --geometry-weight (3 by default) the trained projection of every post keeps the raw features'
+    neighbours far better than the ranking loss alone leaves them; the weight is validated."""
+    from dataclasses import replace
+
+    from congruence.core.errors import InvalidInput
+    from congruence.training.losses import geometry_loss
+
+    postsets, _ = synthetic
+    raw = torch.from_numpy(np.asarray(postsets.features, np.float32))
+
+    def drift(model: CongruenceHead) -> float:
+        with torch.no_grad():
+            return geometry_loss(raw, model.project(raw)).item()
+
+    assert CONFIG.geometry_weight == 3.0  # the default
+    loose = _train(synthetic, replace(CONFIG, geometry_weight=0.0))
+    assert drift(trained.model) < 0.5 * drift(loose.model)
+    with pytest.raises(InvalidInput, match="at least 0"):
+        TrainConfig(geometry_weight=-1.0)

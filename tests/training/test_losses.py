@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from congruence.training.losses import category_loss, listmle_loss, listnet_loss
+from congruence.training.losses import category_loss, geometry_loss, listmle_loss, listnet_loss
 
 # scores (1, 2, 3): logsumexp(1, 2, 3) = ln(e + e^2 + e^3) = ln(30.19287485) = 3.40760596
 LSE_123 = 3.40760596
@@ -78,3 +78,31 @@ def test_category_loss_ignores_unknown() -> None:
     loss = category_loss(logits, torch.tensor([0, -1, -1]))
     assert loss.item() == pytest.approx(math.log(2), abs=1e-6)
     assert category_loss(logits, torch.tensor([-1, -1, -1])).item() == 0.0
+
+
+def test_geometry_loss_is_zero_when_the_projection_keeps_the_neighbours() -> None:
+    """Zero for the normalised features themselves (or any rotation of them), positive when the
+    projection swaps which posts are neighbours, and it trains the projection towards them."""
+    gen = torch.Generator().manual_seed(0)
+    raw = torch.randn(12, 6, generator=gen)
+    kept = torch.nn.functional.normalize(raw, dim=-1)
+    rotation = torch.linalg.qr(torch.randn(6, 6, generator=gen))[0]
+    assert geometry_loss(raw, kept).item() == pytest.approx(0.0, abs=1e-5)
+    assert geometry_loss(raw, kept @ rotation).item() == pytest.approx(0.0, abs=1e-4)
+    shuffled = kept[torch.randperm(12, generator=gen)]
+    assert geometry_loss(raw, shuffled).item() > 0.5
+    proj = torch.nn.Linear(6, 6)
+    opt = torch.optim.Adam(proj.parameters(), lr=0.05)
+    first = geometry_loss(raw, torch.nn.functional.normalize(proj(raw), dim=-1)).item()
+    for _ in range(200):
+        loss = geometry_loss(raw, torch.nn.functional.normalize(proj(raw), dim=-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 4
+
+
+def test_geometry_loss_refuses_rows_that_do_not_pair() -> None:
+    with pytest.raises(ValueError, match="one row count"):
+        geometry_loss(torch.zeros(3, 4), torch.zeros(2, 4))
+    assert geometry_loss(torch.zeros(1, 4), torch.zeros(1, 2, requires_grad=True)).item() == 0.0
