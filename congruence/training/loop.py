@@ -43,10 +43,11 @@ class TrainConfig:
     aux_batch: extra random training influencers per step seen by the category task only,
         so that it learns from the whole pool, not just the few in candidate lists.
     geometry_weight: weight of ``losses.geometry_loss`` on up to ``geometry_posts`` random
-        posts of each step's accounts, through the shared projection (0, the default, leaves
-        training as it was, draw for draw): the projection keeps the frozen features'
-        neighbours, so the head keeps the class detail that pooled cosine sees. 3 was chosen
-        on the fine photo kind's validation corpus (docs/ranking.md).
+        posts of each step's accounts, through the shared projection, added to the ranking
+        loss (and reported in it); 0 leaves training as it was before it, draw for draw. The
+        projection keeps the frozen features' neighbours, so the head keeps the class detail
+        that pooled cosine sees. 3 was chosen on the fine photo kind's validation corpus
+        (docs/ranking.md).
     partner_memory: give the head its partner memory (``training.memory``): a second head
         is trained on three quarters of the training brands to learn the memory's weight.
     """
@@ -247,6 +248,12 @@ def _run_epoch(
     return EpochStats(epoch, float(mean[0]), float(mean[1]), float(mean[2]), time.perf_counter() - start)
 
 
+def _paired_elsewhere(postsets: PostSets, pairs: Sequence[Pair], brands: Collection[str]) -> np.ndarray:
+    """Rows of the influencers paired with some brand not in ``brands``."""
+    index = postsets.index_of()
+    return np.unique(np.fromiter((index[i] for b, i in pairs if b not in brands and i in index), np.int64))
+
+
 def train(
     postsets: PostSets,
     pairs: Sequence[Pair],
@@ -307,5 +314,6 @@ def train(
                 postsets, pairs, plain, model.config, train_brands=ids, exclude_influencers=exclude_influencers
             ).model
 
-        attach(model, postsets, data.brand_rows, data.positives, data.influencer_rows, train_on, config.seed)
+        elsewhere = _paired_elsewhere(postsets, pairs, {postsets.account_ids[int(r)] for r in data.brand_rows})
+        attach(model, postsets, data.brand_rows, data.positives, data.influencer_rows, elsewhere, train_on, config.seed)
     return TrainResult(model=model, history=tuple(history))

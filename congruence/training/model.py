@@ -144,6 +144,7 @@ class CongruenceHead(nn.Module):
         slot[chosen] = torch.arange(chosen.numel(), device=chosen.device)
         rows = torch.nonzero(slot[self.mem_partner_owner] >= 0, as_tuple=True)[0]
         partners, owner = self.mem_partners[rows], slot[self.mem_partner_owner[rows]]
+        weights = weights * brand_mask.any(dim=-1, keepdim=True)  # a brand without posts: no memory
         if shared:
             to_partners = _segment_max(infl_pooled @ partners.T, owner, chosen.numel())  # (C, U)
             return torch.einsum("bm,bcm->bc", weights, to_partners.T[slot[top]].permute(0, 2, 1))

@@ -16,7 +16,7 @@ from congruence.training.loop import TrainConfig, train
 from congruence.training.memory import WEIGHTS, fit_weight
 from congruence.training.model import CongruenceHead, HeadConfig
 
-from .training_synthetic import TRAIN_BRANDS
+from .training_synthetic import TEST_BRANDS, TRAIN_BRANDS
 
 D = 6
 CONFIG = HeadConfig(d_image=4, d_text=2, d_model=D, d_hidden=8, dropout=0.0, memory_temperature=0.1)
@@ -124,6 +124,11 @@ def test_train_learns_the_weight_on_held_back_brands_and_remembers_every_trainin
     assert model.memory_brands == len(TRAIN_BRANDS)
     partners = sum(1 for b, _ in pairs if b in TRAIN_BRANDS)
     assert model.mem_partners.shape == (partners, 16) and float(model.mem_weight) in WEIGHTS
+    # a creator that a held-out brand partners with too is never in the memory: an evaluation
+    # would score that held-out partner by its cosine to itself
+    shared = next(i for b, i in pairs if b == TRAIN_BRANDS[0])
+    leaky = train(postsets, [*pairs, (TEST_BRANDS[0], shared)], config, head_config, train_brands=TRAIN_BRANDS)
+    assert leaky.model.mem_partners.shape[0] == partners - sum(1 for b, i in pairs if i == shared)
     plain = train(postsets, pairs, replace(config, partner_memory=False), head_config, train_brands=TRAIN_BRANDS)
     assert plain.model.memory_brands == 0
     # the memory's helper head trains apart: the head in service is the one trained without it

@@ -26,9 +26,11 @@ KINDS = {"lookalike": ("a", "b"), "direct_c": ("c", "c"), "direct_d": ("d", "d")
 TEST = ("lookalike_6", "lookalike_7", "direct_c_6", "direct_c_7", "direct_d_6", "direct_d_7")
 
 
-def asymmetric_world(seed: int = 0) -> tuple[PostSets, list[tuple[str, str]]]:
+def asymmetric_world(seed: int = 0, split: bool = False) -> tuple[PostSets, list[tuple[str, str]]]:
     """4 influencer groups of 10 (4 posts each, one theme per group, noisy) and 8 brands of
-    each kind (3 posts of their theme); the last 2 of each kind are the test brands."""
+    each kind (3 posts of their theme); the last 2 of each kind are the test brands. Each
+    brand partners with its whole group, or with ``split``: training brands with its first 6,
+    test brands with its last 4 (no creator partners with both)."""
     rng = np.random.default_rng(seed)
     themes = {g: l2_normalize(rng.standard_normal(D)) for g in GROUPS}
     ids, kinds, feats, pairs = [], [], [], []
@@ -44,7 +46,8 @@ def asymmetric_world(seed: int = 0) -> tuple[PostSets, list[tuple[str, str]]]:
     for kind, (posts, partners) in KINDS.items():
         for j in range(8):
             add(f"{kind}_{j}", "brand", posts, 3)
-            pairs += [(f"{kind}_{j}", f"{partners}{k}") for k in range(10)]
+            members = range(10) if not split else range(6) if j < 6 else range(6, 10)
+            pairs += [(f"{kind}_{j}", f"{partners}{k}") for k in members]
     offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])]).astype(np.int64)
     return PostSets(
         ids,
@@ -94,13 +97,13 @@ def direct_and_lookalike(head: CongruenceHead, postsets: PostSets, pairs: list[t
     return float(np.mean([v for b, v in auc.items() if b.startswith("direct")])), lookalike
 
 
-def test_the_partner_memory_takes_even_the_shared_head_past_that_limit(
-    world: tuple[PostSets, list[tuple[str, str]]],
-) -> None:
+def test_the_partner_memory_takes_even_the_shared_head_past_that_limit() -> None:
     """The memory needs no mapping: a look-alike brand's posts match the training look-alike
-    brands', and their partners are group b."""
-    postsets, pairs = world
+    brands', and their partners are group b. The test brands' partners are other creators of
+    the group than the training brands' (a creator in the memory is never a candidate)."""
+    postsets, pairs = asymmetric_world(split=True)
     head = trained("shared", postsets, pairs, memory=True)
+    assert head.memory_brands == 18 and head.mem_partners.shape[0] == 18 * 6
     direct, lookalike = direct_and_lookalike(head, postsets, pairs)
     assert float(head.mem_weight) > 0 and direct > 0.95 and lookalike > 0.95
 
