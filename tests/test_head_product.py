@@ -42,9 +42,10 @@ METHODS = {
 METRIC_KEYS = {"auc", "cauc", "recall@10", "recall@50", "medr", "mrr", "n_brands"}
 
 
-def trained_head(settings: Settings, epochs: int = 1):  # type: ignore[no-untyped-def]
+def trained_head(settings: Settings, epochs: int = 1, memory: bool = False):  # type: ignore[no-untyped-def]
     data = load_training_data(settings)
-    return train(data.postsets, data.pairs, TrainConfig(epochs=epochs, batch_brands=4, list_size=8, device="cpu")).model
+    config = TrainConfig(epochs=epochs, batch_brands=4, list_size=8, device="cpu", partner_memory=memory)
+    return train(data.postsets, data.pairs, config).model
 
 
 def one_post_corpus(folder: Path, image: Path, account: str, category: str, caption: str) -> Path:
@@ -81,6 +82,7 @@ def test_train_and_evaluate_json(
         "--table",
         str(table),
         "--activate-anyway",
+        "--memory",
     )
     assert code == 0, err
     body = json.loads(out)
@@ -89,7 +91,7 @@ def test_train_and_evaluate_json(
     assert body["split"]["test_brands"] == ["brand_peakfit", "brand_wanderly"]
     assert [b["brand_id"] for b in body["per_brand"]["head"]] == ["brand_peakfit", "brand_wanderly"]
     assert set(body["aux_category_accuracy"]) == {"head", "head_mean", "shared", "shared_mean"}
-    # 4 training brands: a held-back quarter of 1 cannot learn the memory's weight, so no memory
+    # --memory with 4 training brands: a held-back quarter of 1 cannot learn its weight, so none
     assert body["model"]["partner_memory"] == {"brands": 0, "weight": 0.0}
     assert "| head_mean_noaux |" in table.read_text() and "epoch 2" in err
     version = body["model"]["version"]
@@ -246,7 +248,7 @@ def test_a_head_with_a_partner_memory_serves_its_scores(settings: Settings, smal
     memory term included (here weighted up so that it moves the ranking), from the checkpoint
     the engine loads."""
     ingest(small_corpus, settings)
-    head = trained_head(settings)
+    head = trained_head(settings, memory=True)
     assert head.memory_brands >= 4
     with torch.no_grad():
         head.mem_weight.fill_(20.0)

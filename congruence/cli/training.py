@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         aux_weight=args.aux_weight,
         hard_negative_fraction=args.hard_negatives,
         geometry_weight=args.geometry_weight,
-        partner_memory=not args.no_memory,
+        partner_memory=args.memory,
         seed=args.seed,
         device=settings.device,
     )
@@ -174,14 +174,15 @@ def add_parsers(sub: Subcommands) -> None:
     p.add_argument(
         "--geometry-weight",
         type=float,
-        default=3.0,
-        help="weight of the loss that keeps the frozen features' neighbours in the projection (default 3; 0: off)",
+        default=0.0,
+        help="weight of the loss that keeps the frozen features' neighbours in the projection (default 0: off; "
+        "3 helps photo corpora, hurts the real brand-tag benchmark: docs/ranking.md)",
     )
     p.add_argument(
-        "--no-memory",
+        "--memory",
         action="store_true",
-        help="no partner memory (by default the head keeps the training brands' partners and scores candidates "
-        "by those of the brands that post alike; a second head learns its weight)",
+        help="give the head a partner memory: it keeps the training brands' partners and scores candidates by "
+        "those of the brands that post alike; a second head learns its weight (docs/ranking.md)",
     )
     p.set_defaults(field_options={"hard_negative_fraction": "--hard-negatives"})
     p.add_argument("--d-model", type=int, default=0, help="width of the head's embedding space (default 256)")

@@ -119,7 +119,7 @@ def test_train_learns_the_weight_on_held_back_brands_and_remembers_every_trainin
 ) -> None:
     postsets, pairs = synthetic
     head_config = HeadConfig(d_image=8, d_text=4, d_model=16, d_hidden=32, dropout=0.0)
-    config = TrainConfig(epochs=8, lr=5e-3, batch_brands=4, list_size=8, seed=0, device="cpu")
+    config = TrainConfig(epochs=8, lr=5e-3, batch_brands=4, list_size=8, seed=0, device="cpu", partner_memory=True)
     model = train(postsets, pairs, config, head_config, train_brands=TRAIN_BRANDS).model
     assert model.memory_brands == len(TRAIN_BRANDS)
     partners = sum(1 for b, _ in pairs if b in TRAIN_BRANDS)

@@ -64,7 +64,15 @@ def asymmetric_world(seed: int = 0, split: bool = False) -> tuple[PostSets, list
 
 def trained(towers: str, postsets: PostSets, pairs: list[tuple[str, str]], memory: bool = False) -> CongruenceHead:
     config = TrainConfig(
-        epochs=40, lr=1e-2, batch_brands=6, list_size=16, aux_weight=0.0, seed=0, device="cpu", partner_memory=memory
+        epochs=40,
+        lr=1e-2,
+        batch_brands=6,
+        list_size=16,
+        aux_weight=0.0,
+        seed=0,
+        device="cpu",
+        partner_memory=memory,
+        geometry_weight=3.0 if memory else 0.0,
     )
     head = HeadConfig(0, D, d_model=16, d_hidden=32, dropout=0.0, towers=towers)
     train_brands = [b for b in {b for b, _ in pairs} if b not in TEST]
@@ -98,9 +106,10 @@ def direct_and_lookalike(head: CongruenceHead, postsets: PostSets, pairs: list[t
 
 
 def test_the_partner_memory_takes_even_the_shared_head_past_that_limit() -> None:
-    """The memory needs no mapping: a look-alike brand's posts match the training look-alike
-    brands', and their partners are group b. The test brands' partners are other creators of
-    the group than the training brands' (a creator in the memory is never a candidate)."""
+    """With the geometry loss it is designed with, the memory needs no mapping: a look-alike
+    brand's posts match the training look-alike brands', and their partners are group b. The
+    test brands' partners are other creators of the group than the training brands' (a
+    creator in the memory is never a candidate)."""
     postsets, pairs = asymmetric_world(split=True)
     head = trained("shared", postsets, pairs, memory=True)
     assert head.memory_brands == 18 and head.mem_partners.shape[0] == 18 * 6
