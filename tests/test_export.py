@@ -175,10 +175,18 @@ def corpus(settings: Settings, small_corpus: Path) -> Settings:
 
 @pytest.fixture
 def headed(corpus: Settings) -> Settings:
-    """A head in service that disagrees with cosine retrieval, and only 8 FAISS candidates."""
+    """A head in service that disagrees with cosine retrieval, and only 8 FAISS candidates; it
+    has a partner memory (seeded, weighted up), so exports score brands in batches with it."""
     head = trained_head(corpus)
     with torch.no_grad():
         head.mix.copy_(torch.tensor([1.0, -5.0]))  # reverses the set-to-set term: rerank reorders
+    gen = torch.Generator().manual_seed(0)
+
+    def unit(n: int) -> torch.Tensor:
+        return torch.nn.functional.normalize(torch.randn(n, head.config.d_model, generator=gen), dim=-1)
+
+    owners = torch.arange(3).repeat_interleave(3)
+    head.set_memory(unit(9), owners, unit(9), owners, 5.0)
     deploy(corpus, head)
     return corpus.with_(candidates=8)
 
@@ -202,7 +210,7 @@ def test_export_equals_match_brand_with_the_head_reranking(headed: Settings, tmp
         )
     publish_current(headed)  # changed behind the writers' back: published as a writer would
     with Engine(headed) as engine:
-        assert engine.snapshot.head is not None
+        assert engine.snapshot.head is not None and engine.snapshot.head.memory_brands == 3
         brands = BRANDS[::-1]
         for k in (5, 8):  # top 5 of the 8 reranked candidates; all 8, the unscorable one last
             out = tmp_path / f"top{k}.csv"
