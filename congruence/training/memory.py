@@ -16,6 +16,7 @@ post most like the brand being ranked (docs/ranking.md). ``attach`` fills it aft
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from congruence.store.postsets import PostSets
 from congruence.training.evaluate import head_scorer
 from congruence.training.model import CongruenceHead
+from congruence.training.ranking_metrics import auc
 from congruence.training.sets import pad_posts
 
 logger = logging.getLogger(__name__)
@@ -84,14 +86,10 @@ def _scores(
 
 
 def mean_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over rows of the AUC of (B, C) scores against (B, C) 0/1 labels (ties count half)."""
-    out = []
-    for s, y in zip(scores, labels, strict=True):
-        pos, neg = s[y > 0], s[y <= 0]
-        if pos.size and neg.size:
-            d = pos[:, None] - neg[None, :]
-            out.append(float((d > 0).mean() + 0.5 * (d == 0).mean()))
-    return float(np.mean(out)) if out else 0.5
+    """Mean over rows (those with a positive and a negative) of ``ranking_metrics.auc``."""
+    aucs = [auc(s, y > 0) for s, y in zip(scores, labels, strict=True)]
+    known = [a for a in aucs if not math.isnan(a)]
+    return float(np.mean(known)) if known else 0.5
 
 
 def fit_weight(base: np.ndarray, memory: np.ndarray, labels: np.ndarray) -> float:
