@@ -200,7 +200,15 @@ def _memory() -> dict[str, dict[str, float]]:
             full = p.memory_full_info()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        role = "ingress" if p.pid == me.pid else "shard replicas" if "ServeReplica" in cmd else "Ray's processes"
+        role = (
+            "ingress"
+            if p.pid == me.pid
+            else "shard workers"
+            if "ShardWorker" in cmd
+            else "shard replicas (Serve's, each supervising a worker)"
+            if "ServeReplica" in cmd
+            else "Ray's processes"
+        )
         g = groups.setdefault(role, {"processes": 0, "rss_gib": 0.0, "anon_gib": 0.0, "file_gib": 0.0, "pss_gib": 0.0})
         g["processes"] += 1
         g["rss_gib"] += full.rss / 2**30

@@ -5,9 +5,9 @@ and scores), on a local Ray cluster of this machine's cores. The ways the ingres
 them, one call and four at once (a match calls every shard once):
 
 - Ray Serve handles through Ray's object store (Serve's default);
-- Ray Serve handles over Serve's gRPC transport (``_by_reference=False``: what
-  ``search.ray_serve`` uses);
-- plain Ray actor calls (no Serve: no replica management, health checks or rolling updates).
+- Ray Serve handles over Serve's gRPC transport (``_by_reference=False``);
+- plain Ray actor calls: what ``search.ray_serve``'s ingress makes, to the workers that
+  Serve's replicas start and supervise.
 
 Medians, p99 and each way's ratio to the plain actors, all in one process and one run.
 """

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from congruence.api.services import Services
+from congruence.core.errors import CongruenceError
 from congruence.core.settings import Settings
 from congruence.indexer.publish import read_publication
 from congruence.indexer.ray_shards import build_on_ray
@@ -26,7 +27,7 @@ from congruence.search.export import ExportSpec, run_export
 from congruence.search.feedback import Feedback
 from congruence.search.filters import Filters
 from congruence.search.shards import ShardedEngine, ShardUnavailable
-from congruence.store.records import Store
+from congruence.store.records import STORE_ID_KEY, Store
 from congruence.training.deploy import active_spaces
 
 from .conftest import run
@@ -125,6 +126,30 @@ def test_a_ray_export_ranks_against_the_shards_on_serve(
     assert len(put["snapshot"].table.ids) == 18 and put["shards"].n == N
 
 
+def test_an_ingress_never_answers_from_the_shards_of_another_store(
+    sharded_store: Settings,  # noqa: F811
+    on_serve: list,
+) -> None:
+    from congruence.search.ray_export import shards_on_serve
+    from congruence.search.ray_serve import RayShard, running_shards, store_id
+
+    mine = store_id(sharded_store)
+    assert running_shards() == {(N, mine)}
+    # a client of another store finds none of these workers: a 503 naming the shard, not their rows
+    with pytest.raises(ShardUnavailable, match="shard 0 of 4 is unavailable"):
+        RayShard(0, N, "another-store", timeout_s=0.5).health()
+    # an export from a store that is not the running shards' is refused, saying whose they are
+    with Store.open(sharded_store) as store:
+        store.set_meta(STORE_ID_KEY, "another-store")
+    try:
+        refused = pytest.raises(CongruenceError, match=f"serve 4 shards of store {mine}, not 4 shards of this store")
+        with refused, shards_on_serve("local", sharded_store, N):
+            pass
+    finally:
+        with Store.open(sharded_store) as store:
+            store.set_meta(STORE_ID_KEY, mine)
+
+
 def test_shards_built_on_ray_are_the_shards_built_here(sharded_store: Settings, on_serve: list) -> None:  # noqa: F811
     with Store.open(sharded_store) as store:
         _, before = read_publication(store)
@@ -145,6 +170,40 @@ def _kill_one_replica(shard: int) -> None:
     ]
     replica = next(n for n in names if "SERVE_REPLICA" in n)
     ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)
+
+
+def _workers(shard: int) -> list[str]:
+    import ray
+
+    from congruence.search.ray_shard import NAMESPACE, WORKER
+
+    prefix = WORKER.format(i=shard, n=N, store="")[:-1]  # the workers of shard i of N, of any store
+    return sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix)
+    )
+
+
+def test_a_worker_that_dies_alone_fails_its_replicas_check_and_is_replaced(
+    sharded_store: Settings,
+    on_serve: list,  # noqa: F811
+) -> None:
+    import ray
+
+    from congruence.search.ray_shard import NAMESPACE
+
+    with Engine(sharded_store) as single, ShardedEngine(sharded_store, on_serve) as sharded:
+        reference = single.match_brand("brand_peakfit", 10)
+        same(sharded.match_brand("brand_peakfit", 10), reference)
+        old = _workers(3)
+        assert len(old) == 1, old  # one replica, one worker
+        ray.kill(ray.get_actor(old[0], namespace=NAMESPACE), no_restart=True)
+        # Serve's next health check (every second here) fails, and it replaces the replica; the
+        # request waits for the new worker to load, then answers in full
+        same(sharded.match_brand("brand_peakfit", 10), reference)
+        new = _workers(3)
+        assert len(new) == 1 and new != old, (old, new)
 
 
 def test_a_killed_replica_fails_no_request_with_two_and_names_its_shard_with_one(
@@ -186,14 +245,21 @@ def test_a_killed_replica_fails_no_request_with_two_and_names_its_shard_with_one
         assert len(sharded.match_brand("brand_wanderly", 10)) == 10
         _kill_one_replica(1)
         # Serve replaces a dead replica within seconds, as fast as the ingress retries on a quiet
-        # machine: so that the request lands in the gap, every replica shard 1 starts is killed
-        # until the request has answered
+        # machine: so that the request lands in the gap, every replica shard 1 starts, and every
+        # worker, is killed (a worker is named before it has loaded) until the request has answered
         answered = threading.Event()
 
         def keep_killing() -> None:
+            import ray
+
+            from congruence.search.ray_shard import NAMESPACE
+
             while not answered.wait(0.02):
                 with contextlib.suppress(Exception):  # none up right now, or it died first
                     _kill_one_replica(1)
+                for name in _workers(1):
+                    with contextlib.suppress(Exception):
+                        ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
 
         killer = threading.Thread(target=keep_killing)
         killer.start()

@@ -38,7 +38,15 @@ from congruence.ray.cluster import Batch, connect, import_ray, placement
 from congruence.search.engine import Engine
 from congruence.search.export_rank import BatchRanker, RankedRows
 from congruence.search.filters import Filters
-from congruence.search.ray_serve import APP, ServeShard, deploy_shards, serve_clients, shutdown_shards
+from congruence.search.ray_serve import (
+    APP,
+    RayShard,
+    deploy_shards,
+    running_shards,
+    serve_clients,
+    shutdown_shards,
+    store_id,
+)
 from congruence.search.shards import Fanout, Shards
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.store.records import Store
@@ -81,16 +89,18 @@ class _RankActor:
 
 @dataclass(frozen=True)
 class ShardRoute:
-    """How a rank actor reaches the shards of a sharded snapshot: the ``n`` shard apps on Ray
-    Serve, the generation to ask them for, and (max seq + 1,) int16 the shard of each seq."""
+    """How a rank actor reaches the shards of a sharded snapshot: the ``n`` shards of the
+    store ``store`` (its id) on Ray Serve, the generation to ask them for, and (max seq + 1,)
+    int16 the shard of each seq."""
 
     n: int
+    store: str
     generation: int
     shard_of_seq: np.ndarray
 
     def connect(self) -> Shards:
         """The snapshot's ``Shards``, its clients on this process's Ray connection."""
-        return Shards(Fanout(serve_clients(self.n)), self.generation, self.shard_of_seq)
+        return Shards(Fanout(serve_clients(self.n, self.store)), self.generation, self.shard_of_seq)
 
 
 def _shipped(snap: Snapshot) -> dict[str, Any]:
@@ -106,16 +116,17 @@ def _shipped(snap: Snapshot) -> dict[str, Any]:
     out: dict[str, Any] = {"snapshot": dataclasses.replace(snap, index=index, head=head, selections={}, shards=None)}
     if snap.shards is not None:
         shards = snap.shards
-        if not isinstance(shards, Shards) or not all(isinstance(c, ServeShard) for c in shards.fanout.clients):
+        if not isinstance(shards, Shards) or not all(isinstance(c, RayShard) for c in shards.fanout.clients):
             raise CongruenceError(
                 "a Ray export of a sharded engine needs its shards on Ray Serve (see shards_on_serve)"
             )
-        out["shards"] = ShardRoute(len(shards.fanout.clients), shards.generation, shards.shard_of_seq)
+        clients = [c for c in shards.fanout.clients if isinstance(c, RayShard)]
+        out["shards"] = ShardRoute(len(clients), clients[0].store, shards.generation, shards.shard_of_seq)
     return out
 
 
 @contextmanager
-def shards_on_serve(address: str, settings: Settings, n: int) -> Iterator[list[ServeShard]]:
+def shards_on_serve(address: str, settings: Settings, n: int) -> Iterator[list[RayShard]]:
     """Clients of the ``n`` shards on Ray Serve at ``address``: those running there (started by
     ``congruence serve --ray-address ADDR --shards N``), or, when none is, started for this
     export (one replica each, as ``deploy_shards`` does) and deleted after it."""
@@ -134,15 +145,15 @@ def shards_on_serve(address: str, settings: Settings, n: int) -> Iterator[list[S
     if not all(running):
         missing = ", ".join(str(i) for i, up in enumerate(running) if not up)
         raise CongruenceError(f"shards {missing} of {n} are not on Ray Serve at {address!r}")
-    clients = serve_clients(n)
-    held = {c.health().shards for c in clients}
-    if held != {n}:
+    store = store_id(settings)
+    held = running_shards()
+    if held != {(n, store)}:
+        seen = ", ".join(f"{m} shards of store {s}" for m, s in sorted(held)) or "no shard worker"
         raise CongruenceError(
-            f"the shard applications on Ray Serve at {address!r} serve a split into"
-            f" {', '.join(map(str, sorted(held)))} shards, not {n}: restart them with `congruence serve"
-            f" --ray-address {address} --shards {n}`"
+            f"the shards on Ray Serve at {address!r} serve {seen}, not {n} shards of this store ({store}):"
+            f" restart them with `congruence serve --ray-address {address} --shards {n}` and this DATABASE_URL"
         )
-    yield clients
+    yield serve_clients(n, store)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,30 @@
 """Shards on Ray Serve: each shard a Serve application (``congruence-shard-<i>``) of one
-deployment with R replicas, each replica a ``ShardServer``; the ingress reaches them through
-Serve's handles (``ServeShard``), from ``congruence serve --ray-address ADDR --shards N``.
+deployment with R replicas, from ``congruence serve --ray-address ADDR --shards N``.
 
-One query's calls go to the replicas over Serve's gRPC transport (``_by_reference=False``): on
-2 cores a call of four shards at once took 14.5 ms p50 that way, against 22.3 ms through Ray's
-object store (``python -m bench --only serve-calls``). gRPC carries at most 4 MiB a message,
-so batches (an export's chunk of brands) and per-post vectors go through the object store.
+Serve manages the replicas: it starts R of each shard, checks their health, restarts one
+that dies and rolls a new deployment out. Each replica (``ShardReplica``) starts the plain
+Ray actor that holds its shard and answers (``ShardWorker``, named
+``congruence-shard-<i>-of-<n>/<id>``), waits until it has loaded, and checks it at every
+health check; the worker dies with its replica, and a worker that dies alone fails its
+replica's check, so Serve replaces both.
 
-A replica that dies is restarted by Serve. A call that meets a dead replica (Ray's
-actor-gone errors, and gRPC's UNAVAILABLE and CANCELLED: every call only reads) is sent
-again, to another replica when there is one; when no replica takes it in time, the request
-gets a 503 naming the shard, never a shorter list. A timeout or any other error is not
-tried again.
+The ingress (``RayShard``) calls the workers directly: a plain actor call to four at once
+took 4.4 ms p50 on 2 cores, against 14.5 ms through Serve's router over gRPC and 22.3 ms
+through its object store (``python -m bench --only serve-calls``). It finds a shard's
+workers by name, uses those that have loaded, in turn, and looks again every
+``REFRESH_S`` and whenever one is gone. A call that meets a dead worker (Ray's actor-gone
+errors: every call only reads) is sent to another; when none answers in time the request
+gets a 503 naming the shard, never a shorter list. A timeout or any other error is not tried
+again.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -26,83 +34,107 @@ from congruence.core.errors import CongruenceError
 from congruence.core.settings import Settings
 from congruence.ray.cluster import connect, import_ray, worker_settings
 from congruence.search.filters import Filters
-from congruence.search.shards import ShardHealth, ShardServer, ShardUnavailable
+from congruence.search.ray_shard import NAMESPACE, WORKER, ShardReplica
+from congruence.search.shards import ShardHealth, ShardUnavailable
 from congruence.search.snapshot import Ranked, Scored
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 APP = "congruence-shard-{i}"
-CALL_TIMEOUT_S = 30.0  # a shard's answer, or a replica to take the call, waited for this long
-ATTEMPTS = 3  # a call that met a replica dying is sent again this many times in all
+_RUNNING = re.compile(r"congruence-shard-\d+-of-(\d+)@([^/]+)/")
+CALL_TIMEOUT_S = 30.0  # a shard's answer, or a loaded worker to take the call, waited for this long
+REFRESH_S = 5.0  # the ingress looks for a shard's workers again after this long
+POLL_S = 0.05  # while no worker of a shard has loaded, the ingress looks again this often
 REPLICA_GONE = frozenset({"RayActorError", "ActorDiedError", "ActorUnavailableError", "ActorUnschedulableError"})
-GRPC_GONE = frozenset({"UNAVAILABLE", "CANCELLED"})  # status codes of a replica going away mid-call
-GRPC_MAX_BYTES = 1 << 20  # a call whose arrays pass this goes through the object store (gRPC: 4 MiB at most)
 
 
-class ShardReplica:
-    """One replica of one shard (the class Serve deploys)."""
+class RayShard:
+    """The ingress's client of one shard (a ``ShardClient``): its calls go straight to the
+    shard's loaded workers, in turn."""
 
-    def __init__(self, settings: Settings, i: int, n: int):
-        import faiss
-        import torch
+    def __init__(self, i: int, n: int, store: str, timeout_s: float = CALL_TIMEOUT_S):
+        self.i, self.n, self.store, self.timeout_s = i, n, store, timeout_s
+        self._lock = threading.Lock()
+        self._up: dict[str, Any] = {}  # name: handle, of the workers that answered ``ready``
+        self._loading: dict[str, tuple[Any, Any]] = {}  # name: (handle, its pending ``ready``)
+        self._seen = -np.inf  # when the workers were last looked for (time.monotonic)
+        self._turn = itertools.count()
 
-        logging.getLogger("congruence").info("shard %d of %d: loading", i, n)
-        # one query a call: a thread each (OpenMP's spinning threads, one per core in every
-        # replica, would fight over the cores the other replicas answer on)
-        faiss.omp_set_num_threads(1)
-        torch.set_num_threads(1)
-        self.server = ShardServer(settings, i, n)
+    def _call(self, method: str, *args: object) -> Any:
+        import ray
 
-    def search(
-        self,
-        generation: int,
-        xq: np.ndarray,
-        wanted: list[int],
-        filters: Filters,
-        brand_posts: Sequence[np.ndarray | None] | None = None,
-    ) -> tuple[list[Ranked], list[Scored]]:
-        return self.server.search(generation, xq, wanted, filters, brand_posts)
-
-    def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
-        return self.server.rerank(generation, brand_posts, candidates)
-
-    def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]:
-        return self.server.post_vectors(generation, seqs)
-
-    def health(self) -> ShardHealth:
-        return self.server.health()
-
-    def check_health(self) -> None:
-        """Serve's periodic check: the replica answers and holds its shard. (Not PostgreSQL:
-        the pool reconnects by itself, and a database restart must not restart every replica.)"""
-        assert self.server.engine.snapshot is not None
-
-
-class ServeShard:
-    """The ingress's client of one shard on Serve (a ``ShardClient``). ``handle``: the Serve
-    handle (through Ray's object store); one query's calls take its gRPC twin."""
-
-    def __init__(self, handle: Any, i: int, n: int, timeout_s: float = CALL_TIMEOUT_S):
-        self.handle, self.i, self.n, self.timeout_s = handle, i, n, timeout_s
-        self.fast = handle.options(_by_reference=False)
-
-    def _call(self, method: str, *args: object, fast: bool = False) -> Any:
-        handle = self.fast if fast else self.handle
+        deadline = time.monotonic() + self.timeout_s
+        dead: set[str] = set()
         last: Exception | None = None
-        for _ in range(ATTEMPTS):  # a replica that died mid-call: again, to another replica
+        while True:
+            worker = self._pick(dead)
+            if worker is not None:
+                name, handle = worker
+                try:
+                    wait = max(0.0, deadline - time.monotonic())
+                    return ray.get(getattr(handle, method).remote(*args), timeout=wait)
+                except Exception as e:  # noqa: BLE001 (Ray raises many kinds; the domain's pass through)
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, CongruenceError):
+                        raise cause from None
+                    if isinstance(e, CongruenceError):
+                        raise
+                    last = e
+                    logger.warning("shard %d of %d, worker %s: %s: %s", self.i, self.n, name, type(e).__name__, e)
+                    if type(e).__name__ not in REPLICA_GONE:  # a timeout or a bug: no second try
+                        break
+                    dead.add(name)
+                    self._forget(name)
+                    continue
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)  # no worker of this shard has loaded yet: look again
+        why = type(last).__name__ if last is not None else "no replica has loaded"
+        raise ShardUnavailable(f"shard {self.i} of {self.n} is unavailable ({why}): try again shortly")
+
+    def _pick(self, dead: set[str]) -> tuple[str, Any] | None:
+        """A loaded worker not in ``dead``, in turn; None when there is none yet."""
+        import ray
+
+        with self._lock:
+            now = time.monotonic()
+            if now - self._seen > REFRESH_S or not (self._up.keys() - dead):
+                self._look(now)
+            if self._loading:
+                refs = [ref for _, ref in self._loading.values()]
+                done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+                for name in [n for n, (_, ref) in self._loading.items() if ref in done]:
+                    self._up[name] = self._loading.pop(name)[0]
+            live = sorted(self._up.keys() - dead)
+            if not live:
+                return None
+            name = live[next(self._turn) % len(live)]
+            return name, self._up[name]
+
+    def _look(self, now: float) -> None:
+        """The shard's workers as Ray names them now; a new one is used once it has loaded."""
+        import ray
+
+        prefix = WORKER.format(i=self.i, n=self.n, store=self.store)
+        names = {
+            a["name"]
+            for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == NAMESPACE and a["name"].startswith(prefix)
+        }
+        self._up = {k: v for k, v in self._up.items() if k in names}
+        self._loading = {k: v for k, v in self._loading.items() if k in names}
+        for name in names - self._up.keys() - self._loading.keys():
             try:
-                return getattr(handle, method).remote(*args).result(timeout_s=self.timeout_s)
-            except Exception as e:  # noqa: BLE001 (Ray raises many kinds; the domain's pass through)
-                cause = getattr(e, "cause", None)
-                if isinstance(cause, CongruenceError):
-                    raise cause from None
-                if isinstance(e, CongruenceError):
-                    raise
-                last = e
-                logger.warning("shard %d of %d: %s: %s", self.i, self.n, type(e).__name__, e)
-                if not _gone(e):  # a timeout or a bug: no second try
-                    break
-        raise ShardUnavailable(f"shard {self.i} of {self.n} is unavailable ({type(last).__name__}): try again shortly")
+                handle = ray.get_actor(name, namespace=NAMESPACE)
+            except ValueError:  # gone since it was listed
+                continue
+            self._loading[name] = (handle, handle.ready.remote())
+        self._seen = now
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._up.pop(name, None)
+            self._seen = -np.inf  # look again at the next call
 
     def search(
         self,
@@ -112,19 +144,15 @@ class ServeShard:
         filters: Filters,
         brand_posts: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[list[Ranked], list[Scored]]:
-        fast = len(xq) == 1 and _small([xq, *(brand_posts or [])])
-        out: tuple[list[Ranked], list[Scored]] = self._call(
-            "search", generation, xq, wanted, filters, brand_posts, fast=fast
-        )
+        out: tuple[list[Ranked], list[Scored]] = self._call("search", generation, xq, wanted, filters, brand_posts)
         return out
 
     def rerank(self, generation: int, brand_posts: list[np.ndarray], candidates: list[np.ndarray]) -> list[Ranked]:
-        fast = len(brand_posts) == 1 and _small([*brand_posts, *candidates])
-        out: list[Ranked] = self._call("rerank", generation, brand_posts, candidates, fast=fast)
+        out: list[Ranked] = self._call("rerank", generation, brand_posts, candidates)
         return out
 
     def post_vectors(self, generation: int, seqs: np.ndarray) -> dict[int, np.ndarray]:
-        out: dict[int, np.ndarray] = self._call("post_vectors", generation, seqs)  # an answer of any size
+        out: dict[int, np.ndarray] = self._call("post_vectors", generation, seqs)
         return out
 
     def health(self) -> ShardHealth:
@@ -132,26 +160,36 @@ class ServeShard:
         return out
 
 
-def _small(arrays: Sequence[np.ndarray | None]) -> bool:
-    """Whether these arrays fit a gRPC call with room to spare (``GRPC_MAX_BYTES``)."""
-    return sum(a.nbytes for a in arrays if a is not None) <= GRPC_MAX_BYTES
+def serve_clients(n: int, store: str, timeout_s: float = CALL_TIMEOUT_S) -> list[RayShard]:
+    """Clients of the ``n`` shards of ``store`` (its id) running on Ray Serve, as
+    ``deploy_shards`` starts them (this process connected to their cluster)."""
+    return [RayShard(i, n, store, timeout_s) for i in range(n)]
 
 
-def _gone(e: Exception) -> bool:
-    """Whether ``e`` says the replica went away (so another may answer), not that the call failed."""
-    if type(e).__name__ in REPLICA_GONE:
-        return True
-    code = getattr(e, "code", None)  # grpc.aio.AioRpcError
-    status = code() if callable(code) else None
-    return getattr(status, "name", None) in GRPC_GONE
+def running_shards() -> set[tuple[int, str]]:
+    """(shard count, store id) of the shard workers running on the cluster (one, when all is well)."""
+    import ray
+
+    names = (a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a.get("namespace") == NAMESPACE)
+    return {(int(m.group(1)), m.group(2)) for m in map(_RUNNING.match, names) if m}
 
 
-def serve_clients(n: int, timeout_s: float = CALL_TIMEOUT_S) -> list[ServeShard]:
-    """Clients of the ``n`` shard apps running on Ray Serve, as ``deploy_shards`` makes them
-    (this process connected to their cluster)."""
-    from ray import serve
+def store_id(settings: Settings) -> str:
+    """The id of the store ``settings`` name (what its shard workers are named with)."""
+    import psycopg
 
-    return [ServeShard(serve.get_app_handle(APP.format(i=i)), i, n, timeout_s) for i in range(n)]
+    from congruence.store import database
+    from congruence.store.records import Store
+
+    url = database.database_url(settings)
+    with database.connect(url, autocommit=True) as conn:  # not Store.open: a read-only role cannot migrate
+        try:
+            return Store(conn, url).store_id()
+        except psycopg.Error as e:  # none yet, and this role cannot draw it
+            raise CongruenceError(
+                f"this store has no id yet, and this role cannot write it ({type(e).__name__}):"
+                " a writer (`congruence shards build`) draws it"
+            ) from None
 
 
 def deploy_shards(
@@ -161,7 +199,7 @@ def deploy_shards(
     replicas: int,
     options: Callable[[int], dict] | None = None,
     timeout_s: float = CALL_TIMEOUT_S,
-) -> list[ServeShard]:
+) -> list[RayShard]:
     """Start (or update) the ``shards`` Serve applications on the cluster at ``address`` and
     wait until every replica has loaded its shard; their clients, in shard order.
     options: extra deployment options of shard i (tests: ``health_check_period_s``)."""
@@ -172,19 +210,18 @@ def deploy_shards(
     from ray import serve
 
     wsettings = worker_settings(settings, cluster)
+    store = store_id(settings)
     serve.start(http_options={"location": "NoServer"})
-    clients = []
     for i in range(shards):
         opts: dict[str, Any] = {"name": "shard", "num_replicas": replicas, "ray_actor_options": {"num_cpus": 0}}
         opts |= (options or (lambda _: {}))(i)
-        app = serve.deployment(**opts)(ShardReplica).bind(wsettings, i, shards)
+        app = serve.deployment(**opts)(ShardReplica).bind(wsettings, i, shards, store)
         try:
-            handle = serve.run(app, name=APP.format(i=i), route_prefix=None)
+            serve.run(app, name=APP.format(i=i), route_prefix=None)
         except Exception as e:  # noqa: BLE001 (a replica's constructor failed: say which shard)
             raise ShardUnavailable(f"shard {i} of {shards} did not start: {e}") from None
-        clients.append(ServeShard(handle, i, shards, timeout_s))
     logger.info("%d shards x %d replicas on Ray Serve at %s", shards, replicas, address)
-    return clients
+    return serve_clients(shards, store, timeout_s)
 
 
 def shutdown_shards(shards: int) -> None:

@@ -33,6 +33,7 @@ def _a(noun: str) -> str:
 Shard = tuple[int, int]  # (i, n): shard i of n, by a stable hash of the account id
 # an account's shard among n, as ``core.hashes.shard_of`` computes it in Python
 SHARD_SQL = "(((('x' || substr(md5(a.id), 1, 8))::bit(32)::int %% %s) + %s) %% %s)"
+STORE_ID_KEY = "store_id"  # store_meta: the store's identity (migration 011)
 
 
 def in_shard(shard: Shard | None) -> tuple[str, list[int]]:
@@ -111,6 +112,21 @@ class Store:
     def meta_values(self, keys: Sequence[str]) -> dict[str, str]:
         """The values of ``keys`` that are set, read together (one statement: one consistent view)."""
         return dict(self.conn.execute("SELECT key, value FROM store_meta WHERE key = ANY(%s)", (list(keys),)))
+
+    def store_id(self) -> str:
+        """This store's identity, drawn once: by migration 011, or here when store_meta was
+        emptied since. A PostgreSQL replica shares its primary's."""
+        read = "SELECT value FROM store_meta WHERE key = %s"
+        row = self.conn.execute(read, (STORE_ID_KEY,)).fetchone()
+        if row is None:
+            with self.conn.transaction():
+                self.conn.execute(
+                    "INSERT INTO store_meta (key, value) VALUES (%s, gen_random_uuid()::text) ON CONFLICT DO NOTHING",
+                    (STORE_ID_KEY,),
+                )
+            row = self.conn.execute(read, (STORE_ID_KEY,)).fetchone()
+        assert row is not None
+        return str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         with self.conn.transaction():
