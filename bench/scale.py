@@ -14,7 +14,8 @@ never on these brands.
 
 Measured: the build (generation, the IVF-PQ adds, the files), the ANN bytes an account, the
 served recall@10 of retrieval against exact search over the same float32 vectors (computed
-while the corpus is generated), match with the head's rerank for one client (p50, p99), and
+while the corpus is generated), match with the head's rerank for one client (p50, p99, and
+the machine's major page faults a match: reads of the mapped files that went to disk), and
 the resident memory of every serving process by role (this one, the replicas, Ray's own;
 PostgreSQL apart). A full run then times the single-process path at 1M (``bench.match_e2e``)
 for comparison.
@@ -219,6 +220,14 @@ def _memory() -> dict[str, dict[str, float]]:
     return groups
 
 
+def _major_faults() -> int:
+    """The machine's major page faults so far (``/proc/vmstat``: reads that went to disk)."""
+    for line in Path("/proc/vmstat").read_text().splitlines():
+        if line.startswith("pgmajfault "):
+            return int(line.split()[1])
+    return 0
+
+
 def _status_kb(pid: int) -> dict[str, int]:
     """The kB figures of /proc/PID/status (RssAnon, RssFile, ...); empty when it is gone."""
     try:
@@ -265,11 +274,13 @@ def run(cfg: ScaleConfig, tmp: Path, single: int | None = None) -> Section:
             for b in got[:10]:
                 engine.match_brand(b, 20)  # warm
             lat = []
+            faults = _major_faults()
             for b in got:
                 t = time.perf_counter()
                 hits = engine.match_brand(b, 20)
                 lat.append(time.perf_counter() - t)
                 assert len(hits) == 20
+            faults = _major_faults() - faults
             memory = _memory()
         ray.shutdown()
     s = stats(np.asarray(lat))
@@ -289,6 +300,7 @@ def run(cfg: ScaleConfig, tmp: Path, single: int | None = None) -> Section:
         "served recall@10": recall,
         "match p50 ms": s.median_ms,
         "match p99 ms": s.p99_ms,
+        "major page faults a match": faults / len(got),
         "RSS GiB (all serving processes)": rss,
         "of which anonymous GiB": anon,
         "PSS GiB": pss,
