@@ -15,14 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from congruence.core.errors import InvalidInput, ModelMismatch
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import EncoderSet, ModelIds
-from congruence.encoders.inference import encode_images
 from congruence.indexer.index import Selection
-from congruence.indexer.pool import pool
 from congruence.indexer.publish import NotPublished
 from congruence.search.collab_rank import check_signals
 from congruence.search.engine_reads import EngineReads
@@ -31,7 +28,7 @@ from congruence.search.feedback_terms import seeds_query
 from congruence.search.filters import Filters
 from congruence.search.hits import Hit
 from congruence.search.loader import PUBLISH_HINT, Published, SnapshotLoader
-from congruence.search.rerank import describe_new_brand
+from congruence.search.new_brands import BrandQuery, NewBrands
 from congruence.search.retrieve import MAX_K, retrieve
 from congruence.search.safety import check_screened
 from congruence.search.snapshot import Snapshot, VectorReader
@@ -55,24 +52,7 @@ class Entry:
     posts: np.ndarray | None
 
 
-@dataclass(frozen=True)
-class BrandQuery:
-    """A brand given by images and text rather than an id.
-
-    vector: (d,) L2-normalised query in ``space``; posts: (P, d) per-post head projections
-    when a head is in service (None in the pooled space). images, text: the encoder outputs it
-    was built from (``Engine.describe_encoded``): (n, d_image) image embeddings and the
-    (d_text,) text embedding (None: no text); images None when they were not kept.
-    """
-
-    vector: np.ndarray
-    posts: np.ndarray | None
-    space: str
-    images: np.ndarray | None = None
-    text: np.ndarray | None = None
-
-
-class Engine(EngineReads):
+class Engine(EngineReads, NewBrands):
     """pool: the connections it reads through (its own by default, closed with it). shard:
     (i, n) serves shard i of the n published (``shards build``): its index alone."""
 
@@ -152,46 +132,6 @@ class Engine(EngineReads):
         return self._hits(
             snap, entry.vector, k, filters, posts, brand_posts=entry.posts, feedback=feedback, partners=known
         )
-
-    def match_new(
-        self,
-        images: Sequence[Image.Image],
-        text: str,
-        k: int = 20,
-        filters: Filters = Filters(),
-        posts: int = 0,
-        feedback: Feedback = Feedback(),
-    ) -> list[Hit]:
-        """Match a brand that is not in the corpus, described by images and/or text."""
-        return self.match_query(self.describe_new(images, text), k, filters, posts, feedback)
-
-    def describe_new(self, images: Sequence[Image.Image], text: str, snap: Snapshot | None = None) -> BrandQuery:
-        """A brand not in the corpus, in the space in service now (encoded once, reusable)."""
-        snap = snap or self.current()
-        img, txt = self._encode_new(images, text)
-        return self.describe_encoded(img, txt[0] if len(txt) else None, snap)
-
-    def describe_encoded(self, images: np.ndarray, text: np.ndarray | None, snap: Snapshot | None = None) -> BrandQuery:
-        """A brand not in the corpus from its encoder outputs (``_encode_new``'s: (n, d_image)
-        image embeddings, the (d_text,) text embedding or None; L2-normalised), in the space of
-        ``snap`` (the one in service by default): how ``describe_new`` ends, and how a saved
-        search rebuilds its query for whichever head serves when it runs."""
-        d_image, d_text = self.ids.d_image, self.ids.d_text
-        img = np.asarray(images, np.float32)
-        txt = None if text is None else np.asarray(text, np.float32)
-        if img.ndim != 2 or img.shape[1] != d_image or (txt is not None and txt.shape != (d_text,)):
-            got = f"{img.shape}" + ("" if txt is None else f" and {txt.shape}")
-            raise ModelMismatch(
-                f"expected (n, {d_image}) image and ({d_text},) text embeddings of this store's encoders, got {got}"
-            )
-        if not len(img) and txt is None:
-            raise InvalidInput("describe the brand with at least one image or some text")
-        snap = snap or self.current()
-        if snap.head is None:
-            rows = np.zeros((0, d_text), np.float32) if txt is None else txt[None, :]
-            return BrandQuery(pool(img, rows, d_image, d_text), None, snap.space, img, txt)
-        q, brand_posts = describe_new_brand(snap.head, img, txt, d_image, d_text)
-        return BrandQuery(q, brand_posts, snap.space, img, txt)
 
     def match_query(
         self,
@@ -310,11 +250,6 @@ class Engine(EngineReads):
                 check_screened(store, snap.safety.version)
             self._screened_at = snap.generation
 
-    def brand_vector(self, images: Sequence[Image.Image], text: str) -> np.ndarray:
-        """The untrained pooled vector of a brand described by images and/or text."""
-        img, txt = self._encode_new(images, text)
-        return pool(img, txt, self.ids.d_image, self.ids.d_text)
-
     def entry(self, snap: Snapshot, account_id: str, kind: str) -> Entry:
         """The account's vector (and per-post vectors) in the snapshot's space, or why not."""
         with self.reading() as store:
@@ -333,17 +268,6 @@ class Engine(EngineReads):
         """Account id -> 'brand' or 'influencer', for the ids that exist."""
         with self.reading() as store:
             return store.account_kinds(list(ids))
-
-    def _encode_new(self, images: Sequence[Image.Image], text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(n_images, d_image) and (0 or 1, d_text) L2-normalised embeddings."""
-        text = (text or "").strip()
-        if not images and not text:
-            raise InvalidInput("describe the brand with at least one image or some text")
-        img = np.zeros((0, self.ids.d_image), np.float32)
-        if images:
-            img = encode_images(self.encoders.image, list(images))
-        txt = self.encoders.text.encode([text]) if text else np.zeros((0, self.ids.d_text), np.float32)
-        return img, txt
 
     def _hits(
         self,
