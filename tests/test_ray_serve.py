@@ -131,7 +131,8 @@ def test_an_ingress_never_answers_from_the_shards_of_another_store(
     on_serve: list,
 ) -> None:
     from congruence.search.ray_export import shards_on_serve
-    from congruence.search.ray_serve import RayShard, running_shards, store_id
+    from congruence.search.ray_serve import RayShard, running_shards
+    from congruence.search.ray_shard import store_id
 
     mine = store_id(sharded_store)
     assert running_shards() == {(N, mine)}

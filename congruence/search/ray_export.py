@@ -45,8 +45,8 @@ from congruence.search.ray_serve import (
     running_shards,
     serve_clients,
     shutdown_shards,
-    store_id,
 )
+from congruence.search.ray_shard import store_id
 from congruence.search.shards import Fanout, Shards
 from congruence.search.snapshot import Snapshot, VectorReader
 from congruence.store.records import Store
