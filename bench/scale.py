@@ -132,7 +132,7 @@ def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, x
     times["train"] = time.perf_counter() - t
     best_d = np.full((len(xq), 10), -np.inf, np.float32)
     best_s = np.full((len(xq), 10), -1, np.int64)
-    published, ann_bytes = [], 0
+    published, ann_bytes, file_bytes = [], 0, 0
     for i in range(cfg.shards):
         mine = np.flatnonzero(owner == i)
         index = VectorIndex(D, "ivfpq", "pq", post_dim=D, template=template)
@@ -155,6 +155,7 @@ def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, x
         man = index.save(space_dir(settings.index_dir, space_name, (i, cfg.shards)), space_name, space_name, len(mine))
         times["save"] += time.perf_counter() - t
         ann_bytes += (index.source / "index.faiss").stat().st_size if index.source else 0
+        file_bytes += sum(f.stat().st_size for f in index.source.iterdir()) if index.source else 0
         folder = index.source.relative_to(settings.index_dir.resolve()).as_posix() if index.source else ""
         published.append(
             PublishedIndex(space_name, space_name, folder, man.count, man.version_sum, "ivfpq", "pq", D, D)
@@ -163,7 +164,7 @@ def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, x
     with Store.open(settings) as store, store.conn.transaction():
         pub = Publication(store.bump_generation(), {}, time.time(), {space_name: tuple(published)})
         store.set_meta(PUBLISHED_KEY, pub.to_json())
-    return {"times": times, "ann_bytes": ann_bytes / cfg.n, "truth": best_s.tolist()}
+    return {"times": times, "ann_bytes": ann_bytes / cfg.n, "file_gb": file_bytes / 1e9, "truth": best_s.tolist()}
 
 
 def _build_all(settings: Settings, cfg: ScaleConfig) -> dict[str, Any]:
@@ -297,6 +298,7 @@ def run(cfg: ScaleConfig, tmp: Path, single: int | None = None) -> Section:
         "save s": times["save"],
         "shards loaded s": load_s,
         "ANN bytes/account": built["ann_bytes"],
+        "shard files GB (all, on disk)": built["file_gb"],
         "served recall@10": recall,
         "match p50 ms": s.median_ms,
         "match p99 ms": s.p99_ms,

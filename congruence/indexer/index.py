@@ -88,8 +88,8 @@ class VectorIndex:
         self.dim = dim
         self.kind = kind
         self.codec = codec
-        # ivfpq: the exact vectors beside the codes (float16), re-scoring its candidates
-        self._refine: list[np.ndarray] = [np.zeros((0, dim), np.float16)]
+        # ivfpq: the 8-bit vectors beside the codes, re-scoring its candidates
+        self._refine: list[ivf.RefineVectors] = [ivf.RefineVectors.empty(dim)]
         self.index: Any  # the SWIG stubs lack the HNSW and IVF fields
         if kind == "ivfpq":  # a copy of the shared trained quantiser and codebook (``ivf.train_ivfpq``)
             if template is None or template.d != dim or not template.is_trained:
@@ -188,7 +188,7 @@ class VectorIndex:
             self.posts.append(posts)
         self.index.add(xb)
         if self.kind == "ivfpq":
-            self._refine.append(xb.astype(np.float16))
+            self._refine.append(ivf.RefineVectors.of(xb))
         self.labels = np.concatenate([self.labels, seqs])
         self.versions = np.concatenate([self.versions, versions])
         self.alive = np.concatenate([self.alive, np.ones(len(seqs), bool)])
@@ -205,17 +205,17 @@ class VectorIndex:
         return len(pos)
 
     @property
-    def refine(self) -> np.ndarray:
-        """(ntotal, dim) float16 exact vectors of an ivfpq index (memory-mapped when served)."""
+    def refine(self) -> ivf.RefineVectors:
+        """The (ntotal, dim) 8-bit vectors of an ivfpq index (memory-mapped when served)."""
         if len(self._refine) > 1:
-            self._refine = [np.concatenate(self._refine)]
+            self._refine = [ivf.RefineVectors.join(self._refine)]
         return self._refine[0]
 
     def vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
         """(n, dim) float32 stored vectors at ``positions`` (all when None): a view of float32
         storage when all are asked for, else a copy (decoded for sq8)."""
         if self.kind == "ivfpq":
-            return (self.refine if positions is None else self.refine[positions]).astype(np.float32)
+            return self.refine.rows(positions)
         store: Any = self.index if self.kind == "flat" else _faiss.downcast_index(self.index.storage)
         if self.ntotal == 0:
             return np.zeros((0, self.dim), np.float32)
@@ -317,7 +317,7 @@ class VectorIndex:
         if self.posts is not None:
             self.posts.save(tmp)
         if self.kind == "ivfpq":
-            np.save(tmp / "refine.npy", self.refine)
+            self.refine.save(tmp)
         sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
         man = Manifest(
             space,
@@ -363,9 +363,7 @@ class VectorIndex:
             self.alive = np.load(gen / "alive.npy")
             self.posts = PostMatrix.load(gen, man.post_dim, mapped) if man.post_dim > 0 else None
             self._refine = [
-                np.load(gen / "refine.npy", mmap_mode="c" if mapped else None)
-                if man.kind == "ivfpq"
-                else np.zeros((0, man.dim), np.float16)
+                ivf.RefineVectors.load(gen, mapped) if man.kind == "ivfpq" else ivf.RefineVectors.empty(man.dim)
             ]
             self.source = gen
             self._init_search()

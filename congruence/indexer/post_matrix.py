@@ -84,6 +84,7 @@ class PostMatrix:
         self.start = np.zeros(0, np.int64)
         self.count = np.zeros(0, np.int32)
         self.n = 0
+        self.width = 1  # the largest post count of a position (at least 1): kept, not a scan a query
 
     @property
     def nbytes(self) -> int:
@@ -115,6 +116,7 @@ class PostMatrix:
         self.n += total
         self.start = np.concatenate([self.start, starts[: len(q.sizes)]])
         self.count = np.concatenate([self.count, q.sizes.astype(np.int32)])
+        self.width = max(self.width, int(q.sizes.max()) if len(q.sizes) else 1)
 
     def of(self, pos: int) -> np.ndarray | None:
         """(n_posts, dim) float32 vectors of one position, or None when unknown."""
@@ -161,6 +163,7 @@ class PostMatrix:
         self.scales = self.scales.astype(np.float16, copy=False)
         self.count = self.count.astype(np.int32, copy=False)
         self.n = len(self.codes)
+        self.width = max(1, int(self.count.max()) if len(self.count) else 1)
         if (
             self.codes.ndim != 2
             or self.codes.shape[1] != dim

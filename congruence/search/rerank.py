@@ -64,7 +64,7 @@ def rerank(
         [t[1] for t in todo],
         [t[3] for t in todo],
         posts.padded,
-        int(posts.count.max()) if len(posts.count) else 1,
+        posts.width,
     )
     for (i, _, scorable, _), sc in zip(todo, scores, strict=True):
         order = np.argsort(-sc, kind="stable")
