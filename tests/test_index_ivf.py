@@ -3,6 +3,7 @@ the 8-bit vectors on disk; recall against brute force, filters, save and a mappe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import faiss
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from congruence.indexer import ivf
+from congruence.indexer.generations import sha256_file
 from congruence.indexer.index import VectorIndex
 from tests.test_index import brute_force, recall, seqs_for, synthetic
 
@@ -72,18 +74,60 @@ def test_filters_and_a_mapped_load(data: tuple[np.ndarray, np.ndarray], tmp_path
         assert set(L[L >= 0].ravel().tolist()) <= set(seqs[ok].tolist())
 
 
-def test_8_bit_refinement_vectors_and_a_float16_generation_of_before(tmp_path: Path) -> None:
+def test_8_bit_refinement_vectors() -> None:
     xb, xq = synthetic(2000, 5, D, seed=9)
     ref = ivf.RefineVectors.of(xb)
     assert ref.codes.dtype == np.int8 and ref.codes.nbytes == xb.size  # a byte a dimension
     pos = np.arange(0, 2000, 3)
     err = np.abs(ref.scores(pos, xq) - xq @ xb[pos].T)
     assert err.max() < 5e-3 and err.mean() < 1e-3
-    np.testing.assert_allclose(ref.rows(pos), xb[pos], atol=np.abs(xb).max() / 254 + 1e-6)
-    np.save(tmp_path / "refine.npy", xb.astype(np.float16))  # as generations were written before
-    old = ivf.RefineVectors.load(tmp_path, mapped=True)
-    assert old.scale is None
-    np.testing.assert_allclose(old.scores(pos, xq), xq @ xb[pos].astype(np.float16).astype(np.float32).T, rtol=1e-5)
-    np.save(tmp_path / "refine_scale.npy", np.ones(3, np.float32))  # a scale file that does not fit
-    with pytest.raises(ValueError, match="inconsistent"):
-        ivf.RefineVectors.load(tmp_path, mapped=False)
+    np.testing.assert_allclose(ref.rows(pos), xb[pos], atol=np.abs(xb).max() / 254 + 1e-3)
+
+
+def _as_written_before(root: Path, xb_by_position: np.ndarray) -> None:
+    """Turn the current generation under ``root`` into one of before: float16 rows in
+    ``refine.npy``, no 8-bit files, the manifest's checksums to match."""
+    gen = (root / "current").resolve()
+    for name in ivf.FILES_Q8:
+        (gen / name).unlink()
+    np.save(gen / ivf.FILE_F16, xb_by_position.astype(np.float16))
+    man = json.loads((gen / "manifest.json").read_text())
+    man["checksums"] = {k: v for k, v in man["checksums"].items() if k not in ivf.FILES_Q8}
+    man["checksums"][ivf.FILE_F16] = sha256_file(gen / ivf.FILE_F16)
+    (gen / "manifest.json").write_text(json.dumps(man))
+
+
+def test_a_generation_of_float16_vectors_is_served_added_to_and_saved_again(
+    data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    xb, xq = data
+    seqs = seqs_for(len(xb))
+    template = ivf.train_ivfpq(xb[:10_000], nlist=64)
+    shard(template, xb[:15_000], seqs[:15_000]).save(tmp_path, "head:x", "head:x", 0)
+    _as_written_before(tmp_path, xb[:15_000])
+    old, _ = VectorIndex.load(tmp_path, mapped=True)
+    assert old.refine.scale is None and old.refine.codes.dtype == np.float16
+    D_, L = old.search(xq, 10)
+    pos = old.positions(L.ravel()).reshape(L.shape)
+    np.testing.assert_allclose(D_, np.einsum("qd,qkd->qk", xq, xb[pos]), atol=2e-4)  # float16: near exact
+    _, I_ref = brute_force(xq, xb[:15_000], 10)
+    assert recall(L, seqs[I_ref]) >= 0.95
+    # an in-place sync of it: accounts added (the old rows are quantised) or only removed
+    for added in (slice(15_000, 20_000), slice(0, 0)):
+        root = tmp_path / f"sync-{added.stop}"
+        shard(template, xb[:15_000], seqs[:15_000]).save(root, "head:x", "head:x", 0)
+        _as_written_before(root, xb[:15_000])
+        index, _ = VectorIndex.load(root)
+        assert index.refine.scale is None
+        index.remove(seqs[:50])
+        if added.stop:
+            index.add(seqs[added], np.ones(len(seqs[added]), np.int64), xb[added])
+        index.save(root, "head:x", "head:x", 0)
+        again, _ = VectorIndex.load(root, mapped=True)
+        assert again.refine.codes.dtype == np.int8 and len(again.refine) == len(index.labels)
+        n = 20_000 if added.stop else 15_000
+        ok = np.zeros(len(xb), bool)
+        ok[50:n] = True
+        D_, L = again.search(xq, 10)
+        _, I_ref = brute_force(xq, xb, 10, ok)
+        assert recall(L, seqs[I_ref]) >= 0.95 and not set(L.ravel().tolist()) & set(seqs[:50].tolist())

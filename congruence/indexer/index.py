@@ -363,7 +363,9 @@ class VectorIndex:
             self.alive = np.load(gen / "alive.npy")
             self.posts = PostMatrix.load(gen, man.post_dim, mapped) if man.post_dim > 0 else None
             self._refine = [
-                ivf.RefineVectors.load(gen, mapped) if man.kind == "ivfpq" else ivf.RefineVectors.empty(man.dim)
+                ivf.RefineVectors.load(gen, man.checksums, man.dim, mapped)
+                if man.kind == "ivfpq"
+                else ivf.RefineVectors.empty(man.dim)
             ]
             self.source = gen
             self._init_search()

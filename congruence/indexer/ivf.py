@@ -17,6 +17,7 @@ vectors instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 # re-score takes 5 x k, the tuned point's ratio (k + 800 = 5k at k = 200)
 NPROBE = 64
 REFINE_EXTRA, REFINE_FACTOR = 800, 5
-SCAN_CHUNK = 200_000  # rows of on-disk vectors scored at a time by an exact scan
+SCAN_CHUNK = 200_000  # rows of on-disk vectors scored at a time by a scan
 
 
 def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
@@ -56,11 +57,16 @@ def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
     return index
 
 
+FILES_Q8 = ("refine_q8.npy", "refine_scale.npy")  # int8 codes, (n,) float16 scales
+FILE_F16 = "refine.npy"  # float16 rows, as generations were written before 2026-12-08
+
+
 @dataclass
 class RefineVectors:
     """(n, d) vectors beside an IVF-PQ index: int8 codes, row i being ``codes[i] * scale[i]``
-    (quantised as the per-post vectors are: ``post_matrix.quantize``); a generation written
-    before them holds float16 rows and no scales (``scale`` None)."""
+    (quantised as the per-post vectors are: ``post_matrix.quantize``). A generation written
+    before holds float16 rows and no scales (``scale`` None); it is read as it is, and
+    quantised when it is added to or saved again."""
 
     codes: np.ndarray  # (n, d) int8, or float16; a memory map when served
     scale: np.ndarray | None  # (n,) float16, in memory (2 bytes an account)
@@ -71,17 +77,20 @@ class RefineVectors:
 
     @classmethod
     def of(cls, xb: np.ndarray) -> RefineVectors:
-        """``xb`` (rows of floats) quantised."""
-        return cls(*quantize(np.asarray(xb)))
+        """``xb`` (rows of floats) quantised (a memory map is read a block at a time)."""
+        return cls(*quantize(xb))
 
     def __len__(self) -> int:
         return len(self.codes)
 
+    def eight_bit(self) -> RefineVectors:
+        """These vectors as int8 codes and scales (float16 rows of before quantised)."""
+        return self if self.scale is not None else RefineVectors.of(self.codes)
+
     @classmethod
     def join(cls, parts: list[RefineVectors]) -> RefineVectors:
-        scales = [p.scale for p in parts]
-        assert all(s is not None for s in scales), "float16 rows (a loaded old generation) are never added to"
-        return cls(np.concatenate([p.codes for p in parts]), np.concatenate(scales))  # type: ignore[arg-type]
+        parts = [p.eight_bit() for p in parts]
+        return cls(np.concatenate([p.codes for p in parts]), np.concatenate([p.scale for p in parts]))  # type: ignore[misc]
 
     def scores(self, pos: np.ndarray, xq: np.ndarray) -> np.ndarray:
         """(len(xq), len(pos)): each query's inner product with the rows at ``pos``."""
@@ -97,21 +106,25 @@ class RefineVectors:
         return out
 
     def save(self, folder: Path) -> None:
-        np.save(folder / "refine.npy", self.codes)
-        np.save(folder / "refine_scale.npy", self.scale)
+        q8 = self.eight_bit()
+        for name, arr in zip(FILES_Q8, (q8.codes, q8.scale), strict=True):
+            np.save(folder / name, arr)
 
     @classmethod
-    def load(cls, folder: Path, mapped: bool) -> RefineVectors:
-        """mapped: the codes memory-mapped copy-on-write (the scales are read)."""
-        codes = np.load(folder / "refine.npy", mmap_mode="c" if mapped else None)
-        scale_file = folder / "refine_scale.npy"
-        scale = np.load(scale_file) if scale_file.exists() else None
+    def load(cls, folder: Path, files: Iterable[str], dim: int, mapped: bool) -> RefineVectors:
+        """The vectors in ``files`` (a generation's, as its manifest lists them: int8 codes and
+        scales, or float16 rows of before). mapped: the codes or rows memory-mapped
+        copy-on-write (the scales are read)."""
+        q8 = FILES_Q8[0] in set(files)
+        codes = np.load(folder / (FILES_Q8[0] if q8 else FILE_F16), mmap_mode="c" if mapped else None)
+        scale = np.load(folder / FILES_Q8[1]) if q8 else None
         if (
             codes.ndim != 2
-            or (scale is None) != (codes.dtype == np.float16)
-            or (scale is not None and (codes.dtype != np.int8 or scale.shape != (len(codes),)))
+            or codes.shape[1] != dim
+            or codes.dtype != (np.int8 if q8 else np.float16)
+            or (scale is not None and (scale.dtype != np.float16 or scale.shape != (len(codes),)))
         ):
-            raise ValueError(f"refinement vectors under {folder} have inconsistent types or shapes")
+            raise ValueError(f"refinement vectors under {folder} have the wrong type or shape")
         return cls(codes, scale)
 
 
@@ -124,7 +137,7 @@ def search(
     nprobe: int = NPROBE,
     extra: int = REFINE_EXTRA,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(D, P): exact scores and positions of each query's best k among the PQ candidates of
+    """(D, P): re-scored scores and positions of each query's best k among the PQ candidates of
     ``nprobe`` lists (``bitmap``: the positions allowed, packed little-endian; None: all)."""
     r = min(index.ntotal, max(k + extra, REFINE_FACTOR * k))
     sel = _faiss.IDSelectorBitmap(bitmap) if bitmap is not None else None
@@ -136,14 +149,14 @@ def search(
         if not len(row):
             continue
         order = np.argsort(row)  # in file order: the reads from disk go forward
-        exact = refine.scores(row[order], xq[i : i + 1])[0]
-        best = np.argsort(-exact, kind="stable")[:k]
-        D[i, : len(best)], P[i, : len(best)] = exact[best], row[order][best]
+        rescored = refine.scores(row[order], xq[i : i + 1])[0]
+        best = np.argsort(-rescored, kind="stable")[:k]
+        D[i, : len(best)], P[i, : len(best)] = rescored[best], row[order][best]
     return D, P
 
 
 def scan(refine: RefineVectors, xq: np.ndarray, k: int, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(D, P): the exact best k among ``positions``, scored on the on-disk vectors."""
+    """(D, P): the best k among ``positions``, scored on the on-disk vectors."""
     D = np.full((len(xq), k), -np.inf, np.float32)
     P = np.full((len(xq), k), -1, np.int64)
     for start in range(0, len(positions), SCAN_CHUNK):

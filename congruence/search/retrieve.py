@@ -110,7 +110,7 @@ def retrieve(
         max(k, candidates) if r or m is not None or i in collab else k
         for i, (r, m) in enumerate(zip(reranked, moves, strict=True))
     ]
-    # 8-bit codes are re-scored from PostgreSQL; IVF-PQ re-scores its own from its vectors on disk
+    # HNSW's 8-bit codes are re-scored from PostgreSQL; IVF-PQ re-scores its own from its 8-bit vectors on disk
     refined = [i for i, r in enumerate(reranked) if not r and moves[i] is None and snap.index.codec == "sq8"]
     wanted = [n + len(skips[i]) for i, n in enumerate(breadth)]
     for i in refined:
