@@ -11,9 +11,10 @@ answer of all shards needs from it.
 
 The sweep reports, per (code bytes m, nprobe, re-score breadth k + extra) and per k (10:
 an answer; 200: the head's candidates): recall@k and the median time of a one-query search
-(PQ scan plus the float16 re-score). The choice, per m, is the cheapest (nprobe, extra)
-whose tuning recall is at least ``--target`` + 0.01 at both k (a margin for the queries it
-was not chosen on); its recall on the check queries is then reported once.
+(PQ scan plus the re-score from 8-bit vectors, as the shards keep them). The choice, per m,
+is the cheapest (nprobe, extra) whose tuning recall is at least ``--target`` + 0.01 at both
+k (a margin for the queries it was not chosen on); its recall on the check queries is then
+reported once.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def run(n: int, nlist: int, queries: int, target: float) -> dict[str, object]:
             for s in range(0, n, 100_000)
         ]
     )
-    refine = xb.astype(np.float16)
+    refine = ivf.RefineVectors.of(xb)  # as the shards keep them
     tune_q = pool_posts(theme_posts(space, queries, POSTS, np.random.default_rng(1001)), POSTS)
     check_q = pool_posts(theme_posts(space, queries, POSTS, np.random.default_rng(2002)), POSTS)
     kmax = max(KS)

@@ -10,6 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
+from congruence.core.settings import load_settings
 from congruence.indexer import ivf
 from congruence.indexer.generations import sha256_file
 from congruence.indexer.index import VectorIndex
@@ -74,14 +75,23 @@ def test_filters_and_a_mapped_load(data: tuple[np.ndarray, np.ndarray], tmp_path
         assert set(L[L >= 0].ravel().tolist()) <= set(seqs[ok].tolist())
 
 
-def test_8_bit_refinement_vectors() -> None:
+def test_8_and_16_bit_refinement_vectors() -> None:
     xb, xq = synthetic(2000, 5, D, seed=9)
-    ref = ivf.RefineVectors.of(xb)
-    assert ref.codes.dtype == np.int8 and ref.codes.nbytes == xb.size  # a byte a dimension
     pos = np.arange(0, 2000, 3)
+    ref = ivf.RefineVectors.of(xb)
+    assert ref.bits == 8 and ref.codes.dtype == np.int8 and ref.codes.nbytes == xb.size  # a byte a dimension
     err = np.abs(ref.scores(pos, xq) - xq @ xb[pos].T)
     assert err.max() < 5e-3 and err.mean() < 1e-3
     np.testing.assert_allclose(ref.rows(pos), xb[pos], atol=np.abs(xb).max() / 254 + 1e-3)
+    wide = ivf.RefineVectors.of(xb, 16)
+    assert wide.bits == 16 and wide.codes.nbytes == 2 * xb.size
+    err16 = np.abs(wide.scores(pos, xq) - xq @ xb[pos].T)
+    assert err16.max() < 5e-4 and err16.mean() < err.mean() / 10
+    with pytest.raises(ValueError, match="8 or 16 bits"):
+        ivf.RefineVectors.of(xb, 12)
+    with pytest.raises(ValueError, match="CONGRUENCE_SHARD_REFINE_BITS: expected 8 or 16, got 12"):
+        load_settings({"CONGRUENCE_SHARD_REFINE_BITS": "12"})
+    assert load_settings({"CONGRUENCE_SHARD_REFINE_BITS": "16"}).shard_refine_bits == 16
 
 
 def _as_written_before(root: Path, xb_by_position: np.ndarray) -> None:
@@ -97,7 +107,7 @@ def _as_written_before(root: Path, xb_by_position: np.ndarray) -> None:
     (gen / "manifest.json").write_text(json.dumps(man))
 
 
-def test_a_generation_of_float16_vectors_is_served_added_to_and_saved_again(
+def test_float16_vectors_are_served_added_to_and_saved_again_as_float16(
     data: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:
     xb, xq = data
@@ -112,22 +122,25 @@ def test_a_generation_of_float16_vectors_is_served_added_to_and_saved_again(
     np.testing.assert_allclose(D_, np.einsum("qd,qkd->qk", xq, xb[pos]), atol=2e-4)  # float16: near exact
     _, I_ref = brute_force(xq, xb[:15_000], 10)
     assert recall(L, seqs[I_ref]) >= 0.95
-    # an in-place sync of it: accounts added (the old rows are quantised) or only removed
+    # an in-place sync of it keeps its precision: accounts added, or only removed
     for added in (slice(15_000, 20_000), slice(0, 0)):
         root = tmp_path / f"sync-{added.stop}"
         shard(template, xb[:15_000], seqs[:15_000]).save(root, "head:x", "head:x", 0)
         _as_written_before(root, xb[:15_000])
         index, _ = VectorIndex.load(root)
-        assert index.refine.scale is None
+        assert index.refine.scale is None and index.refine_bits == 16
         index.remove(seqs[:50])
         if added.stop:
             index.add(seqs[added], np.ones(len(seqs[added]), np.int64), xb[added])
         index.save(root, "head:x", "head:x", 0)
         again, _ = VectorIndex.load(root, mapped=True)
-        assert again.refine.codes.dtype == np.int8 and len(again.refine) == len(index.labels)
+        assert again.refine_bits == 16 and again.refine.codes.dtype == np.float16
+        assert len(again.refine) == len(index.labels)
         n = 20_000 if added.stop else 15_000
         ok = np.zeros(len(xb), bool)
         ok[50:n] = True
         D_, L = again.search(xq, 10)
+        pos = again.positions(L.ravel()).reshape(L.shape)
+        np.testing.assert_allclose(D_, np.einsum("qd,qkd->qk", xq, xb[pos]), atol=2e-4)  # still float16
         _, I_ref = brute_force(xq, xb, 10, ok)
         assert recall(L, seqs[I_ref]) >= 0.95 and not set(L.ravel().tolist()) & set(seqs[:50].tolist())

@@ -195,7 +195,20 @@ def test_ivfpq_shards_built_from_postgres_answer_as_one_process(sharded_store: S
         assert all((x.kind, x.codec) == ("ivfpq", "pq") for x in indexes)
         centroids = [faiss.vector_to_array(x.index.pq.centroids) for x in indexes]
         assert all(np.array_equal(c, centroids[0]) for c in centroids[1:])
+        assert all(x.refine_bits == 8 and x.refine.codes.dtype == np.int8 for x in indexes)
         with Engine(ivf) as single, ShardedEngine(ivf, servers) as sharded:
+            for brand in BRANDS:
+                same(sharded.match_brand(brand, 8, posts=1), single.match_brand(brand, 8, posts=1))
+    finally:
+        for s in servers:
+            s.close()
+    # CONGRUENCE_SHARD_REFINE_BITS=16: the next build rewrites every shard at float16
+    wide = ivf.with_(shard_refine_bits=16)
+    publish_current(wide, shards=N)
+    servers = [ShardServer(wide, i, N) for i in range(N)]
+    try:
+        assert all(s.engine.snapshot.index.refine.codes.dtype == np.float16 for s in servers)
+        with Engine(wide) as single, ShardedEngine(wide, servers) as sharded:
             for brand in BRANDS:
                 same(sharded.match_brand(brand, 8, posts=1), single.match_brand(brand, 8, posts=1))
     finally:

@@ -78,9 +78,19 @@ class VectorIndex:
     """codec: how HNSW stores vectors: ``float32``, or ``sq8`` (8-bit scalar quantisation
     per dimension, a quarter of the memory; recall@10 stays above 0.97 at 1M, see
     docs/performance.md). post_dim > 0 keeps each account's per-post vectors beside it
-    (``posts``, a ``PostMatrix``), for the head's rerank."""
+    (``posts``, a ``PostMatrix``), for the head's rerank. An ``ivfpq`` index keeps its
+    vectors for the re-score at ``refine_bits`` (8 or 16: ``ivf.RefineVectors``); a loaded
+    one keeps the precision it was saved with."""
 
-    def __init__(self, dim: int, kind: str = "flat", codec: str = "float32", post_dim: int = 0, template: Any = None):
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "flat",
+        codec: str = "float32",
+        post_dim: int = 0,
+        template: Any = None,
+        refine_bits: int = 8,
+    ):
         if kind not in ("flat", "hnsw", "ivfpq"):
             raise ValueError(f"index kind must be flat, hnsw or ivfpq, got {kind!r}")
         if codec not in CODECS or (kind == "flat" and codec != "float32") or ((kind == "ivfpq") != (codec == "pq")):
@@ -88,8 +98,9 @@ class VectorIndex:
         self.dim = dim
         self.kind = kind
         self.codec = codec
-        # ivfpq: the 8-bit vectors beside the codes, re-scoring its candidates
-        self._refine: list[ivf.RefineVectors] = [ivf.RefineVectors.empty(dim)]
+        # ivfpq: the vectors beside the codes, re-scoring its candidates (8 or 16 bits)
+        self.refine_bits = refine_bits
+        self._refine: list[ivf.RefineVectors] = [ivf.RefineVectors.empty(dim, refine_bits)]
         self.index: Any  # the SWIG stubs lack the HNSW and IVF fields
         if kind == "ivfpq":  # a copy of the shared trained quantiser and codebook (``ivf.train_ivfpq``)
             if template is None or template.d != dim or not template.is_trained:
@@ -188,7 +199,7 @@ class VectorIndex:
             self.posts.append(posts)
         self.index.add(xb)
         if self.kind == "ivfpq":
-            self._refine.append(ivf.RefineVectors.of(xb))
+            self._refine.append(ivf.RefineVectors.of(xb, self.refine_bits))
         self.labels = np.concatenate([self.labels, seqs])
         self.versions = np.concatenate([self.versions, versions])
         self.alive = np.concatenate([self.alive, np.ones(len(seqs), bool)])
@@ -206,9 +217,9 @@ class VectorIndex:
 
     @property
     def refine(self) -> ivf.RefineVectors:
-        """The (ntotal, dim) 8-bit vectors of an ivfpq index (memory-mapped when served)."""
+        """The (ntotal, dim) re-score vectors of an ivfpq index (memory-mapped when served)."""
         if len(self._refine) > 1:
-            self._refine = [ivf.RefineVectors.join(self._refine)]
+            self._refine = [ivf.RefineVectors.join(self._refine, self.refine_bits)]
         return self._refine[0]
 
     def vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
@@ -367,6 +378,7 @@ class VectorIndex:
                 if man.kind == "ivfpq"
                 else ivf.RefineVectors.empty(man.dim)
             ]
+            self.refine_bits = self._refine[0].bits  # an index keeps the precision it was built with
             self.source = gen
             self._init_search()
         except IndexCorrupt:

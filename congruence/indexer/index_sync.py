@@ -35,6 +35,7 @@ class IndexLayout:
     compress_threshold: int = 200_000
     post_dim: int = 0
     ivf_threshold: int = 0  # a shard's: IVF-PQ above this many vectors (0: never)
+    refine_bits: int = 8  # an IVF-PQ shard's re-score vectors: 8 or 16 bits
 
     def shape_for(self, n: int, shard: bool = False) -> tuple[str, str]:
         """(kind, codec) of an index (of a shard) holding n vectors."""
@@ -60,7 +61,13 @@ class SyncResult:
 
 
 def layout_for(settings: Settings, post_dim: int = 0) -> IndexLayout:
-    return IndexLayout(settings.exact_threshold, settings.compress_threshold, post_dim, settings.shard_ivf_threshold)
+    return IndexLayout(
+        settings.exact_threshold,
+        settings.compress_threshold,
+        post_dim,
+        settings.shard_ivf_threshold,
+        settings.shard_refine_bits,
+    )
 
 
 def space_dir(index_root: Path, space: str, shard: Shard | None = None) -> Path:
@@ -99,7 +106,7 @@ def sync_index(
     seq, ver = vstore.vector_state(space, "influencer", shard)
     kind, codec = layout.shape_for(len(seq), shard is not None)
     dim = vstore.space_dim(space) if len(seq) else None
-    index, man, reason = _load_reusable(root, model, kind, codec, layout.post_dim, dim, force_rebuild)
+    index, man, reason = _load_reusable(root, model, (kind, codec, layout), dim, force_rebuild)
     if index is None or man is None:
         return _rebuild(vstore, root, space, model, layout, seq, ver, reason, shard)
     gone, changed = _difference(index, seq, ver)
@@ -210,10 +217,13 @@ def _read_ahead(
 
 
 def _load_reusable(
-    root: Path, model: str, kind: str, codec: str, post_dim: int, dim: int | None, force: bool
+    root: Path, model: str, shape: tuple[str, str, IndexLayout], dim: int | None, force: bool
 ) -> tuple[VectorIndex | None, Manifest | None, str]:
     """The saved index of ``root`` if it can be brought up to date in place, else why not
-    (``dim``: the stored vectors' size, None when the space holds none)."""
+    (shape: the kind and codec it should have now, and the layout; ``dim``: the stored
+    vectors' size, None when the space holds none)."""
+    kind, codec, layout = shape
+    post_dim = layout.post_dim
     if force:
         return None, None, "rebuild requested"
     try:
@@ -232,6 +242,8 @@ def _load_reusable(
         why = f"per-post vectors: {man.post_dim}-d stored, {post_dim}-d wanted"
     elif dim is not None and index.dim != dim:  # built while the space was empty, its size unknown
         why = f"index of {index.dim}-d vectors, the store holds {dim}-d"
+    elif kind == "ivfpq" and index.refine_bits != layout.refine_bits:
+        why = f"re-score vectors at {index.refine_bits} bits, {layout.refine_bits} wanted"
     return (None, None, why) if why else (index, man, "loaded")
 
 
@@ -260,7 +272,7 @@ def _rebuild(
     for part, quantized in _read_ahead(chunks, layout.post_dim):
         if index is None:
             template = _shared_ivf(vstore, space) if kind == "ivfpq" else None
-            index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim, template)
+            index = VectorIndex(part.vectors.shape[1], kind, codec, layout.post_dim, template, layout.refine_bits)
             if index.posts is not None:
                 index.posts.reserve(reserve)
             if shard is not None and codec == "sq8":  # one codebook for every shard: scores compare

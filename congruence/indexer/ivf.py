@@ -5,13 +5,12 @@ for the head's 256-d space) in the inverted list of its nearest centroid. Its co
 quantiser and its codebook are trained once (``train_ivfpq``) and copied into every shard,
 so every shard's codes, and so their scores, are comparable. A search probes ``nprobe``
 lists, takes ``k + REFINE_EXTRA`` PQ candidates (``REFINE_FACTOR × k`` past k = 200) and
-re-scores them with the 8-bit vectors kept beside the index, as FAISS' ``IndexRefine`` does
-with the refinement vectors left on disk (``RefineVectors``: ``refine.npy``, int8 with a
-scale a row, memory-mapped when served: on disk, not in the process). Their scores are off
-by 3e-4 on average and 3e-3 at most at 256 dimensions. The float16 rows kept before were off
-by 1e-5, but took twice the disk and page cache (512 against 258 bytes an account). Filters
-pass a bitmap of positions into the probe; a selective filter is scanned over the on-disk
-vectors instead.
+re-scores them with the vectors kept beside the index, as FAISS' ``IndexRefine`` does with
+the refinement vectors left on disk (``RefineVectors``, memory-mapped when served: on disk,
+not in the process). At 8 bits (the default: int8 with a scale a row) their scores are off
+by 3e-4 on average and 3e-3 at most at 256 dimensions; at 16 (float16) by 1e-5, for twice
+the disk and page cache (512 against 258 bytes an account). Filters pass a bitmap of
+positions into the probe; a selective filter is scanned over the on-disk vectors instead.
 """
 
 from __future__ import annotations
@@ -58,38 +57,50 @@ def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
 
 
 FILES_Q8 = ("refine_q8.npy", "refine_scale.npy")  # int8 codes, (n,) float16 scales
-FILE_F16 = "refine.npy"  # float16 rows, as generations were written before 2026-12-08
+FILE_F16 = "refine.npy"  # float16 rows (``CONGRUENCE_SHARD_REFINE_BITS=16``, and every shard before 2026-12-08)
+REFINE_BITS = (8, 16)
+
+
+def bits_of(files: Iterable[str]) -> int:
+    """The precision of the re-score vectors of a generation holding ``files`` (its manifest's)."""
+    return 8 if FILES_Q8[0] in set(files) else 16
 
 
 @dataclass
 class RefineVectors:
-    """(n, d) vectors beside an IVF-PQ index: int8 codes, row i being ``codes[i] * scale[i]``
-    (quantised as the per-post vectors are: ``post_matrix.quantize``). A generation written
-    before holds float16 rows and no scales (``scale`` None); it is read as it is, and
-    quantised when it is added to or saved again."""
+    """(n, d) vectors beside an IVF-PQ index, at 8 bits: int8 codes, row i being
+    ``codes[i] * scale[i]`` (quantised as the per-post vectors are: ``post_matrix.quantize``),
+    or at 16: float16 rows and no scales (``scale`` None), twice the disk for scores off by
+    1e-5 instead of 3e-4."""
 
     codes: np.ndarray  # (n, d) int8, or float16; a memory map when served
     scale: np.ndarray | None  # (n,) float16, in memory (2 bytes an account)
 
-    @classmethod
-    def empty(cls, d: int) -> RefineVectors:
-        return cls(np.zeros((0, d), np.int8), np.zeros(0, np.float16))
+    @property
+    def bits(self) -> int:
+        return 16 if self.scale is None else 8
 
     @classmethod
-    def of(cls, xb: np.ndarray) -> RefineVectors:
-        """``xb`` (rows of floats) quantised (a memory map is read a block at a time)."""
-        return cls(*quantize(xb))
+    def empty(cls, d: int, bits: int = 8) -> RefineVectors:
+        return cls.of(np.zeros((0, d), np.float32), bits)
+
+    @classmethod
+    def of(cls, xb: np.ndarray, bits: int = 8) -> RefineVectors:
+        """``xb`` (rows of floats) at ``bits`` (a memory map is quantised a block at a time)."""
+        if bits not in REFINE_BITS:
+            raise ValueError(f"re-score vectors: expected 8 or 16 bits, got {bits}")
+        return cls(*quantize(xb)) if bits == 8 else cls(np.asarray(xb, np.float16), None)
 
     def __len__(self) -> int:
         return len(self.codes)
 
-    def eight_bit(self) -> RefineVectors:
-        """These vectors as int8 codes and scales (float16 rows of before quantised)."""
-        return self if self.scale is not None else RefineVectors.of(self.codes)
-
     @classmethod
-    def join(cls, parts: list[RefineVectors]) -> RefineVectors:
-        parts = [p.eight_bit() for p in parts]
+    def join(cls, parts: list[RefineVectors], bits: int) -> RefineVectors:
+        """``parts`` in one, at ``bits`` (a part at 16 bits is quantised for 8; one at 8 is
+        never widened: the index keeps the precision it was built with)."""
+        if bits == 16 and all(p.bits == 16 for p in parts):
+            return cls(np.concatenate([p.codes for p in parts]), None)
+        parts = [p if p.bits == 8 else RefineVectors.of(p.codes, 8) for p in parts]
         return cls(np.concatenate([p.codes for p in parts]), np.concatenate([p.scale for p in parts]))  # type: ignore[misc]
 
     def scores(self, pos: np.ndarray, xq: np.ndarray) -> np.ndarray:
@@ -106,16 +117,18 @@ class RefineVectors:
         return out
 
     def save(self, folder: Path) -> None:
-        q8 = self.eight_bit()
-        for name, arr in zip(FILES_Q8, (q8.codes, q8.scale), strict=True):
+        if self.scale is None:
+            np.save(folder / FILE_F16, self.codes)
+            return
+        for name, arr in zip(FILES_Q8, (self.codes, self.scale), strict=True):
             np.save(folder / name, arr)
 
     @classmethod
     def load(cls, folder: Path, files: Iterable[str], dim: int, mapped: bool) -> RefineVectors:
         """The vectors in ``files`` (a generation's, as its manifest lists them: int8 codes and
-        scales, or float16 rows of before). mapped: the codes or rows memory-mapped
+        scales, or float16 rows). mapped: the codes or rows memory-mapped
         copy-on-write (the scales are read)."""
-        q8 = FILES_Q8[0] in set(files)
+        q8 = bits_of(files) == 8
         codes = np.load(folder / (FILES_Q8[0] if q8 else FILE_F16), mmap_mode="c" if mapped else None)
         scale = np.load(folder / FILES_Q8[1]) if q8 else None
         if (

@@ -22,6 +22,7 @@ from pathlib import Path
 from congruence.core.errors import StoreUnavailable
 from congruence.core.settings import Settings
 from congruence.encoders.encoder_set import ModelIds
+from congruence.indexer import ivf
 from congruence.indexer.derived import DerivedSpace, update_space
 from congruence.indexer.index import Manifest
 from congruence.indexer.index_sync import IndexLayout, SyncResult, layout_for, space_dir, sync_index
@@ -262,6 +263,7 @@ def _still_current(
         live != folder.resolve()
         or man.model != model
         or (man.kind, man.codec, man.post_dim) != (*layout.shape_for(len(seq), shard is not None), layout.post_dim)
+        or (man.kind == "ivfpq" and ivf.bits_of(man.checksums) != layout.refine_bits)
         or (man.count, man.version_sum) != (current.count, current.version_sum)
         or (len(seq), int(ver.sum())) != (man.count, man.version_sum)
     ):
