@@ -53,7 +53,7 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
     )
 
 
-def run(n: int, nlist: int, queries: int, target: float) -> dict[str, object]:
+def run(n: int, nlist: int, queries: int, target: float, bits: int = 8) -> dict[str, object]:
     space = SyntheticDataset(D, 0, 0, 0)
     sample = pool_posts(theme_posts(space, 40 * nlist, POSTS, np.random.default_rng(7)), POSTS)
     xb = np.concatenate(
@@ -62,7 +62,7 @@ def run(n: int, nlist: int, queries: int, target: float) -> dict[str, object]:
             for s in range(0, n, 100_000)
         ]
     )
-    refine = ivf.RefineVectors.of(xb)  # as the shards keep them
+    refine = ivf.RefineVectors.of(xb, bits)  # as the shards keep them
     tune_q = pool_posts(theme_posts(space, queries, POSTS, np.random.default_rng(1001)), POSTS)
     check_q = pool_posts(theme_posts(space, queries, POSTS, np.random.default_rng(2002)), POSTS)
     kmax = max(KS)
@@ -98,7 +98,7 @@ def run(n: int, nlist: int, queries: int, target: float) -> dict[str, object]:
         rows += mine
         ivf.faiss.omp_set_num_threads(threads)
         del index
-    return {"n": n, "nlist": nlist, "queries": queries, "sweep": rows, "chosen": chosen}
+    return {"n": n, "nlist": nlist, "queries": queries, "bits": bits, "sweep": rows, "chosen": chosen}
 
 
 def main() -> None:
@@ -107,9 +107,10 @@ def main() -> None:
     p.add_argument("--nlist", type=int, default=4096)
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--target", type=float, default=0.95)
+    p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="the re-score vectors' precision")
     p.add_argument("--out", type=Path, default=Path("bench/results/ivf_tune.json"))
     a = p.parse_args()
-    out = run(a.n, a.nlist, a.queries, a.target)
+    out = run(a.n, a.nlist, a.queries, a.target, a.bits)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1))
     print(json.dumps(out["chosen"]))

@@ -36,7 +36,7 @@ import torch
 
 from bench.common import Section, Table, stats
 from congruence.core.hashes import shard_of
-from congruence.core.settings import Settings
+from congruence.core.settings import Settings, load_settings
 from congruence.datasets.synthetic import CATEGORY_SHARES, SyntheticDataset
 
 D = 256
@@ -53,10 +53,16 @@ class ScaleConfig:
     nlist: int = 4096
     chunk: int = 100_000
     seed: int = 0
+    refine_bits: int = 8  # the shards' re-score vectors (CONGRUENCE_SHARD_REFINE_BITS)
 
     @classmethod
     def for_run(cls, quick: bool) -> ScaleConfig:
-        return cls(200_000, nlist=256, brands=50, queries=50) if quick else cls(10_000_000)
+        bits = load_settings().shard_refine_bits
+        return (
+            cls(200_000, nlist=256, brands=50, queries=50, refine_bits=bits)
+            if quick
+            else cls(10_000_000, refine_bits=bits)
+        )
 
 
 def _accounts(settings: Settings, cfg: ScaleConfig) -> tuple[list[str], str]:
@@ -135,7 +141,7 @@ def _build(settings: Settings, cfg: ScaleConfig, ids: list[str], version: str, x
     published, ann_bytes, file_bytes = [], 0, 0
     for i in range(cfg.shards):
         mine = np.flatnonzero(owner == i)
-        index = VectorIndex(D, "ivfpq", "pq", post_dim=D, template=template)
+        index = VectorIndex(D, "ivfpq", "pq", post_dim=D, template=template, refine_bits=cfg.refine_bits)
         for start in range(0, len(mine), cfg.chunk):
             t = time.perf_counter()
             rows = mine[start : start + cfg.chunk]
@@ -253,7 +259,12 @@ def run(cfg: ScaleConfig, tmp: Path, single: int | None = None) -> Section:
 
     section = Section(f"scale: {cfg.n:,} influencers x {cfg.posts} posts, {cfg.shards} shards on Ray Serve, IVF-PQ")
     with embedded_pg(tmp / "scale-pg" / "pg") as pg:
-        settings = Settings(home=tmp / "scale-home", database_url=pg.fresh_database("scale"), device="cpu")
+        settings = Settings(
+            home=tmp / "scale-home",
+            database_url=pg.fresh_database("scale"),
+            device="cpu",
+            shard_refine_bits=cfg.refine_bits,
+        )
         with multiprocessing.get_context("spawn").Pool(1) as builder:
             built = builder.apply(_build_all, (settings, cfg))
         with Store.open(settings) as store:
@@ -298,6 +309,7 @@ def run(cfg: ScaleConfig, tmp: Path, single: int | None = None) -> Section:
         "save s": times["save"],
         "shards loaded s": load_s,
         "ANN bytes/account": built["ann_bytes"],
+        "re-score bits": cfg.refine_bits,
         "shard files GB (all, on disk)": built["file_gb"],
         "served recall@10": recall,
         "match p50 ms": s.median_ms,

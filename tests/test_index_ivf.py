@@ -92,6 +92,7 @@ def test_8_and_16_bit_refinement_vectors() -> None:
     with pytest.raises(ValueError, match="CONGRUENCE_SHARD_REFINE_BITS: expected 8 or 16, got 12"):
         load_settings({"CONGRUENCE_SHARD_REFINE_BITS": "12"})
     assert load_settings({"CONGRUENCE_SHARD_REFINE_BITS": "16"}).shard_refine_bits == 16
+    assert load_settings({}).shard_refine_bits == 8
 
 
 def _as_written_before(root: Path, xb_by_position: np.ndarray) -> None:

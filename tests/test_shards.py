@@ -17,6 +17,7 @@ from congruence.cli.safety import run_screen
 from congruence.core.errors import InvalidInput
 from congruence.core.hashes import shard_of
 from congruence.core.settings import Settings
+from congruence.indexer.index import VectorIndex
 from congruence.indexer.maintenance import delete_accounts
 from congruence.search import shards as shards_mod
 from congruence.search.engine import Engine
@@ -181,7 +182,9 @@ def test_compressed_shards_share_one_codebook(sharded_store: Settings) -> None:
     assert all(np.array_equal(t, trained[0]) for t in trained[1:])
 
 
-def test_ivfpq_shards_built_from_postgres_answer_as_one_process(sharded_store: Settings) -> None:
+def test_ivfpq_shards_built_from_postgres_answer_as_one_process(
+    sharded_store: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     """Shards past CONGRUENCE_SHARD_IVF_THRESHOLD are IVF-PQ with one trained quantiser and
     codebook; at this size every list is probed, so the reranked answers are the single
     process's, and a later change rewrites only the shard it touches."""
@@ -192,6 +195,7 @@ def test_ivfpq_shards_built_from_postgres_answer_as_one_process(sharded_store: S
     servers = [ShardServer(ivf, i, N) for i in range(N)]
     try:
         indexes = [s.engine.snapshot.index for s in servers]
+        space = servers[0].engine.snapshot.space
         assert all((x.kind, x.codec) == ("ivfpq", "pq") for x in indexes)
         centroids = [faiss.vector_to_array(x.index.pq.centroids) for x in indexes]
         assert all(np.array_equal(c, centroids[0]) for c in centroids[1:])
@@ -202,9 +206,10 @@ def test_ivfpq_shards_built_from_postgres_answer_as_one_process(sharded_store: S
     finally:
         for s in servers:
             s.close()
-    # CONGRUENCE_SHARD_REFINE_BITS=16: the next build rewrites every shard at float16
+    # CONGRUENCE_SHARD_REFINE_BITS=16: the next build rewrites every shard at float16, once
     wide = ivf.with_(shard_refine_bits=16)
-    publish_current(wide, shards=N)
+    folders = [p.folder for p in publish_current(wide, shards=N).shards[space]]
+    assert [p.folder for p in publish_current(wide, shards=N).shards[space]] == folders
     servers = [ShardServer(wide, i, N) for i in range(N)]
     try:
         assert all(s.engine.snapshot.index.refine.codes.dtype == np.float16 for s in servers)
@@ -214,3 +219,12 @@ def test_ivfpq_shards_built_from_postgres_answer_as_one_process(sharded_store: S
     finally:
         for s in servers:
             s.close()
+    # back to 8 bits (as a float16 shard of before meets the default): quantised in place
+    caplog.clear()
+    caplog.set_level("INFO", logger="congruence.indexer.index_sync")
+    back = publish_current(ivf, shards=N).shards[space]
+    assert "rebuilding index" not in caplog.text
+    for p in back:
+        gen = ivf.index_dir / p.folder
+        loaded, _ = VectorIndex.load(gen.parent, gen.name, mapped=True)
+        assert loaded.refine_bits == 8 and loaded.refine.codes.dtype == np.int8 and loaded.n_alive == p.count

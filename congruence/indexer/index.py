@@ -215,6 +215,11 @@ class VectorIndex:
             self._pos_by_seq[self.labels[pos]] = -1
         return len(pos)
 
+    def quantize_refine(self) -> None:
+        """An ivfpq index's float16 re-score vectors to 8 bits, in place (a sync saves it)."""
+        self._refine = [ivf.RefineVectors.join(self._refine, 8)]
+        self.refine_bits = 8
+
     @property
     def refine(self) -> ivf.RefineVectors:
         """The (ntotal, dim) re-score vectors of an ivfpq index (memory-mapped when served)."""

@@ -29,7 +29,8 @@ class IndexLayout:
     """How the index of a space is built: exact (flat) up to ``exact_threshold`` vectors,
     HNSW above, storing 8-bit codes instead of float32 above ``compress_threshold``;
     ``post_dim`` > 0 keeps each account's per-post vectors beside it (a head's space, for
-    the rerank)."""
+    the rerank). A shard is IVF-PQ above ``ivf_threshold`` (0: never), its re-score vectors
+    at ``refine_bits``."""
 
     exact_threshold: int = 5_000
     compress_threshold: int = 200_000
@@ -112,14 +113,18 @@ def sync_index(
     gone, changed = _difference(index, seq, ver)
     if index.n_dead + len(gone) + len(changed) > REBUILD_DEAD_FRACTION * max(len(seq), 1) and index.ntotal > 1000:
         return _rebuild(vstore, root, space, model, layout, seq, ver, "too many removed vectors", shard)
+    quantized = kind == "ivfpq" and index.refine_bits > layout.refine_bits
+    if quantized:  # float16 re-score vectors (a shard built before, or at 16 bits): seconds, no rebuild
+        index.quantize_refine()
     index.remove(gone)
     if len(changed):
         for part in vstore.account_vector_chunks(space, "influencer", seqs=changed, with_posts=layout.post_dim > 0):
             _add(index, part, seq, ver)
-    if len(gone) == 0 and len(changed) == 0:
+    if len(gone) == 0 and len(changed) == 0 and not quantized:
         return SyncResult(index, man, 0, 0, False, "up to date", _folder(index))
     man = index.save(root, space, model, int(ver.sum()))
-    return SyncResult(index, man, len(changed), len(gone), False, "incremental", _folder(index))
+    reason = "re-score vectors quantised to 8 bits" if quantized else "incremental"
+    return SyncResult(index, man, len(changed), len(gone), False, reason, _folder(index))
 
 
 def _folder(index: VectorIndex) -> Path:
@@ -242,7 +247,7 @@ def _load_reusable(
         why = f"per-post vectors: {man.post_dim}-d stored, {post_dim}-d wanted"
     elif dim is not None and index.dim != dim:  # built while the space was empty, its size unknown
         why = f"index of {index.dim}-d vectors, the store holds {dim}-d"
-    elif kind == "ivfpq" and index.refine_bits != layout.refine_bits:
+    elif kind == "ivfpq" and index.refine_bits < layout.refine_bits:  # (16 to 8 is done in place)
         why = f"re-score vectors at {index.refine_bits} bits, {layout.refine_bits} wanted"
     return (None, None, why) if why else (index, man, "loaded")
 

@@ -96,9 +96,11 @@ class RefineVectors:
 
     @classmethod
     def join(cls, parts: list[RefineVectors], bits: int) -> RefineVectors:
-        """``parts`` in one, at ``bits`` (a part at 16 bits is quantised for 8; one at 8 is
-        never widened: the index keeps the precision it was built with)."""
-        if bits == 16 and all(p.bits == 16 for p in parts):
+        """``parts`` in one, at ``bits``: parts at 16 bits are quantised for 8; a part at 8 is
+        never widened (an index keeps the precision it was built with)."""
+        if bits == 16:
+            if any(p.bits != 16 for p in parts):
+                raise ValueError("16-bit re-score vectors cannot take 8-bit parts: rebuild the index")
             return cls(np.concatenate([p.codes for p in parts]), None)
         parts = [p if p.bits == 8 else RefineVectors.of(p.codes, 8) for p in parts]
         return cls(np.concatenate([p.codes for p in parts]), np.concatenate([p.scale for p in parts]))  # type: ignore[misc]

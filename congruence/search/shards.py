@@ -310,7 +310,7 @@ class IngressLoader(SnapshotLoader):
         first = shards[0]
         # one HNSW shard on 8-bit codes: the candidates of all are re-scored exactly from
         # PostgreSQL, as one such index's are; IVF-PQ shards re-score their own, from their
-        # 8-bit vectors on disk (scores to about 3e-4: ``indexer.ivf``)
+        # vectors on disk (8 or 16 bits, CONGRUENCE_SHARD_REFINE_BITS: ``indexer.ivf``)
         kind, codec = ("hnsw", "sq8") if any(p.codec == "sq8" for p in shards) else ("flat", "float32")
         return VectorIndex(first.dim, kind, codec, first.post_dim)  # empty: the shards hold the accounts
 
