@@ -57,7 +57,7 @@ def train_ivfpq(sample: np.ndarray, nlist: int, m: int = 0) -> Any:
 
 
 FILES_Q8 = ("refine_q8.npy", "refine_scale.npy")  # int8 codes, (n,) float16 scales
-FILE_F16 = "refine.npy"  # float16 rows (``CONGRUENCE_SHARD_REFINE_BITS=16``, and every shard before 2026-12-08)
+FILE_F16 = "refine.npy"  # float16 rows (``CONGRUENCE_SHARD_REFINE_BITS=16``, and every shard built before it)
 REFINE_BITS = (8, 16)
 
 
