@@ -182,43 +182,39 @@ def test_compressed_shards_share_one_codebook(sharded_store: Settings) -> None:
     assert all(np.array_equal(t, trained[0]) for t in trained[1:])
 
 
+def _answering_as_one_process(settings: Settings) -> list[VectorIndex]:
+    """The published shards' indexes, once their reranked answers equal the single process's."""
+    servers = [ShardServer(settings, i, N) for i in range(N)]
+    try:
+        with Engine(settings) as single, ShardedEngine(settings, servers) as sharded:
+            for brand in BRANDS:
+                same(sharded.match_brand(brand, 8, posts=1), single.match_brand(brand, 8, posts=1))
+        return [s.engine.snapshot.index for s in servers]
+    finally:
+        for s in servers:
+            s.close()
+
+
 def test_ivfpq_shards_built_from_postgres_answer_as_one_process(
     sharded_store: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Shards past CONGRUENCE_SHARD_IVF_THRESHOLD are IVF-PQ with one trained quantiser and
     codebook; at this size every list is probed, so the reranked answers are the single
-    process's, and a later change rewrites only the shard it touches."""
+    process's, with the re-score vectors at 8 bits or, by CONGRUENCE_SHARD_REFINE_BITS, 16."""
     import faiss
 
     ivf = sharded_store.with_(shard_ivf_threshold=1)
-    publish_current(ivf, shards=N)
-    servers = [ShardServer(ivf, i, N) for i in range(N)]
-    try:
-        indexes = [s.engine.snapshot.index for s in servers]
-        space = servers[0].engine.snapshot.space
-        assert all((x.kind, x.codec) == ("ivfpq", "pq") for x in indexes)
-        centroids = [faiss.vector_to_array(x.index.pq.centroids) for x in indexes]
-        assert all(np.array_equal(c, centroids[0]) for c in centroids[1:])
-        assert all(x.refine_bits == 8 and x.refine.codes.dtype == np.int8 for x in indexes)
-        with Engine(ivf) as single, ShardedEngine(ivf, servers) as sharded:
-            for brand in BRANDS:
-                same(sharded.match_brand(brand, 8, posts=1), single.match_brand(brand, 8, posts=1))
-    finally:
-        for s in servers:
-            s.close()
-    # CONGRUENCE_SHARD_REFINE_BITS=16: the next build rewrites every shard at float16, once
+    space = next(k for k in publish_current(ivf, shards=N).shards if k.startswith("head:"))
+    indexes = _answering_as_one_process(ivf)
+    assert all((x.kind, x.codec) == ("ivfpq", "pq") for x in indexes)
+    centroids = [faiss.vector_to_array(x.index.pq.centroids) for x in indexes]
+    assert all(np.array_equal(c, centroids[0]) for c in centroids[1:])
+    assert all(x.refine_bits == 8 and x.refine.codes.dtype == np.int8 for x in indexes)
+    # at 16 bits the next publish rewrites every shard as float16, once
     wide = ivf.with_(shard_refine_bits=16)
     folders = [p.folder for p in publish_current(wide, shards=N).shards[space]]
     assert [p.folder for p in publish_current(wide, shards=N).shards[space]] == folders
-    servers = [ShardServer(wide, i, N) for i in range(N)]
-    try:
-        assert all(s.engine.snapshot.index.refine.codes.dtype == np.float16 for s in servers)
-        with Engine(wide) as single, ShardedEngine(wide, servers) as sharded:
-            for brand in BRANDS:
-                same(sharded.match_brand(brand, 8, posts=1), single.match_brand(brand, 8, posts=1))
-    finally:
-        for s in servers:
-            s.close()
+    assert all(x.refine.codes.dtype == np.float16 for x in _answering_as_one_process(wide))
     # back to 8 bits (as a float16 shard of before meets the default): quantised in place
     caplog.clear()
     caplog.set_level("INFO", logger="congruence.indexer.index_sync")
