@@ -210,6 +210,11 @@ def test_ivfpq_shards_built_from_postgres_answer_as_one_process(
     centroids = [faiss.vector_to_array(x.index.pq.centroids) for x in indexes]
     assert all(np.array_equal(c, centroids[0]) for c in centroids[1:])
     assert all(x.refine_bits == 8 and x.refine.codes.dtype == np.int8 for x in indexes)
+    # CONGRUENCE_POST_VECTORS=auto reads an IVF-PQ shard's per-post vectors paged; cached, as
+    # the kernel reads them: the same answers either way
+    assert all(x.posts is not None and x.posts.paged for x in indexes)
+    cached = _answering_as_one_process(ivf.with_(post_vectors="cached"))
+    assert all(x.posts is not None and not x.posts.paged for x in cached)
     # at 16 bits the next publish rewrites every shard as float16, once
     wide = ivf.with_(shard_refine_bits=16)
     folders = [p.folder for p in publish_current(wide, shards=N).shards[space]]

@@ -27,6 +27,12 @@ class Settings:
         vectors for the re-score on disk.
     shard_refine_bits: those vectors at 8 bits (int8 and a scale a row) or 16 (float16):
         half the disk and page cache, or scores ~30x closer to exact.
+    post_vectors: how a serving engine reads the per-post vectors it maps: 'cached' (the
+        kernel's defaults: the load's checksum leaves them in the page cache, which keeps them
+        while memory allows; fast while they fit), 'paged' (read a page at a time as queries
+        touch them, each query's pages read ahead together; the re-score vectors read whole:
+        memory bounded by use, each miss a disk read), or 'auto' (paged for IVF-PQ shards,
+        the layout for accounts past memory; cached otherwise).
     ef_search: HNSW search breadth for unfiltered queries (more: higher recall, slower).
     candidates: how many FAISS candidates a match query retrieves before reranking.
     batch_size: encoder batch size.
@@ -43,6 +49,7 @@ class Settings:
     compress_threshold: int = 200_000
     shard_ivf_threshold: int = 0
     shard_refine_bits: int = 8
+    post_vectors: str = "auto"
     ef_search: int = 96
     candidates: int = 200
     batch_size: int = 32
@@ -89,6 +96,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     refine_bits = _int(env, "CONGRUENCE_SHARD_REFINE_BITS", 8, 8)
     if refine_bits not in (8, 16):
         raise ValueError(f"CONGRUENCE_SHARD_REFINE_BITS: expected 8 or 16, got {refine_bits}")
+    post_vectors = env.get("CONGRUENCE_POST_VECTORS") or "auto"
+    if post_vectors not in ("auto", "cached", "paged"):
+        raise ValueError(f"CONGRUENCE_POST_VECTORS: expected auto, cached or paged, got {post_vectors!r}")
     return Settings(
         home=Path(env.get("CONGRUENCE_HOME") or ".congruence").expanduser().absolute(),
         database_url=env.get("DATABASE_URL") or None,
@@ -100,6 +110,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         compress_threshold=_int(env, "CONGRUENCE_COMPRESS_THRESHOLD", 200_000, 1),
         shard_ivf_threshold=_int(env, "CONGRUENCE_SHARD_IVF_THRESHOLD", 0, 0),
         shard_refine_bits=refine_bits,
+        post_vectors=post_vectors,
         ef_search=_int(env, "CONGRUENCE_EF_SEARCH", 96, 1),
         candidates=_int(env, "CONGRUENCE_CANDIDATES", 200, 1),
         batch_size=_int(env, "CONGRUENCE_BATCH_SIZE", 32, 1),

@@ -28,6 +28,7 @@ import numpy as np
 from congruence.core.vectors import as_matrix
 from congruence.indexer import ivf
 from congruence.indexer.generations import fsync_dir, prune, sha256_file
+from congruence.indexer.post_matrix import MAPPED as POST_FILES_MAPPED
 from congruence.indexer.post_matrix import PostMatrix, QuantizedPosts
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ _faiss: Any = faiss  # the SWIG stubs lack the search parameters, selectors and 
 HNSW_M = 32
 EF_CONSTRUCTION = 80
 EF_SEARCH = 96
+# the files a serving engine maps and reads only in part: the per-post codes (``load_mapped``)
+SPARSE_FILES = frozenset(POST_FILES_MAPPED)
 SUBSET_FRACTION = 0.05  # filters passing fewer than this share of accounts go exact
 # ... and so do filters whose allowed vectors hold at most this many floats: a selector
 # scan costs ~0.3 us per allowed 256-d vector, while a filtered graph walk widens its
@@ -360,16 +363,20 @@ class VectorIndex:
         return man
 
     @classmethod
-    def load(cls, root: Path, generation: str | None = None, mapped: bool = False) -> tuple[VectorIndex, Manifest]:
+    def load(
+        cls, root: Path, generation: str | None = None, mapped: bool = False, paged: bool = False
+    ) -> tuple[VectorIndex, Manifest]:
         """The index under ``root``: its ``current`` generation, or the one named (a folder of
-        ``root``, as a publication names it). mapped: its per-post vectors memory-mapped, not
-        read (a serving engine, which never adds to it)."""
+        ``root``, as a publication names it). mapped: its per-post vectors and re-score vectors
+        memory-mapped, not read (a serving engine, which never adds to it). paged (mapped
+        only): the per-post vectors left out of the page cache after their checksum, and read
+        as queries touch them (``CONGRUENCE_POST_VECTORS=paged``)."""
         cur = root / (generation or "current")
         try:
             gen = cur.resolve(strict=True)
             man = Manifest(**json.loads((gen / "manifest.json").read_text()))
             for name, digest in man.checksums.items():
-                if sha256_file(gen / name) != digest:
+                if sha256_file(gen / name, uncache=mapped and paged and name in SPARSE_FILES) != digest:
                     raise IndexCorrupt(f"{gen / name} fails its checksum")
             self = cls.__new__(cls)
             self.index = faiss.read_index(str(gen / "index.faiss"))
@@ -377,9 +384,9 @@ class VectorIndex:
             self.labels = np.load(gen / "labels.npy")
             self.versions = np.load(gen / "versions.npy")
             self.alive = np.load(gen / "alive.npy")
-            self.posts = PostMatrix.load(gen, man.post_dim, mapped) if man.post_dim > 0 else None
+            self.posts = PostMatrix.load(gen, man.post_dim, mapped, paged) if man.post_dim > 0 else None
             self._refine = [
-                ivf.RefineVectors.load(gen, man.checksums, man.dim, mapped)
+                ivf.RefineVectors.load(gen, man.checksums, man.dim, mapped, paged)
                 if man.kind == "ivfpq"
                 else ivf.RefineVectors.empty(man.dim)
             ]

@@ -24,6 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from congruence.indexer.generations import load_mapped
 from congruence.indexer.post_matrix import quantize
 
 _faiss: Any = faiss
@@ -126,12 +127,18 @@ class RefineVectors:
             np.save(folder / name, arr)
 
     @classmethod
-    def load(cls, folder: Path, files: Iterable[str], dim: int, mapped: bool) -> RefineVectors:
+    def load(cls, folder: Path, files: Iterable[str], dim: int, mapped: bool, paged: bool = False) -> RefineVectors:
         """The vectors in ``files`` (a generation's, as its manifest lists them: int8 codes and
-        scales, or float16 rows). mapped: the codes or rows memory-mapped
-        copy-on-write (the scales are read)."""
+        scales, or float16 rows). mapped: the codes or rows memory-mapped copy-on-write (the
+        scales are read); paged: and read at random, all of them read ahead at once
+        (``CONGRUENCE_POST_VECTORS=paged``: a search reads 1,000 of them)."""
         q8 = bits_of(files) == 8
-        codes = np.load(folder / (FILES_Q8[0] if q8 else FILE_F16), mmap_mode="c" if mapped else None)
+        name = FILES_Q8[0] if q8 else FILE_F16
+        codes = (
+            load_mapped(folder / name, hot=True)
+            if mapped and paged
+            else np.load(folder / name, mmap_mode="c" if mapped else None)
+        )
         scale = np.load(folder / FILES_Q8[1]) if q8 else None
         if (
             codes.ndim != 2

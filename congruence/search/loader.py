@@ -90,7 +90,10 @@ class SnapshotLoader:
         folder = entry.path(self.settings.index_dir).resolve()  # as a loaded index names its source
         if previous is not None and previous.index.source == folder:
             return previous.index
-        index, man = VectorIndex.load(folder.parent, folder.name, mapped=True)
+        # auto: IVF-PQ shards are the layout for accounts past memory, their files on disk
+        mode = self.settings.post_vectors
+        paged = mode == "paged" or (mode == "auto" and entry.kind == "ivfpq")
+        index, man = VectorIndex.load(folder.parent, folder.name, mapped=True, paged=paged)
         if (man.model, man.count, man.version_sum) != (model, entry.count, entry.version_sum):
             raise IndexCorrupt(f"the index under {folder} is not the one published for {space!r}")
         index.ef_search = self.settings.ef_search
