@@ -16,7 +16,7 @@ from congruence.search.collab_rank import Signals, check_signals, signals_used
 from congruence.search.feedback import Feedback, Marked, resolve
 from congruence.search.hits import Hit, PostRef
 from congruence.search.snapshot import Snapshot, VectorReader
-from congruence.store.collab_signal import Partners, brand_categories, brand_partners, own_handles
+from congruence.store.collab_signal import Partners, brand_identities, brand_partners
 from congruence.store.records import Store
 from congruence.store.vectors import VectorStore
 
@@ -72,8 +72,7 @@ class EngineReads:
         if snap.collabs is None:
             return None
         with self.reading() as store:
-            own = own_handles(store, [brand_id]).get(brand_id, ())
-            category = brand_categories(store, [brand_id]).get(brand_id, "")
+            own, category = brand_identities(store, [brand_id]).get(brand_id, ((), ""))
         return brand_partners(snap.collabs, own, category)
 
     def _with_posts(self, snap: Snapshot, hits: list[Hit], seqs: list[int], q: np.ndarray, n: int) -> list[Hit]:

@@ -18,7 +18,7 @@ from congruence.search.collab_rank import check_signals
 from congruence.search.filters import Filters
 from congruence.search.retrieve import check_k, retrieve
 from congruence.search.snapshot import Snapshot, VectorReader
-from congruence.store.collab_signal import Partners, brand_categories, brand_partners, own_handles
+from congruence.store.collab_signal import Partners, brand_identities, brand_partners
 
 NO_VECTORS = "no embedded posts to match on"
 
@@ -59,8 +59,8 @@ class BatchRanker:
         if self.signals != "all" or ci is None:
             return None
         with self.reader.reading() as store:
-            own, category = own_handles(store, brands), brand_categories(store, brands)
-        return [brand_partners(ci, own.get(b, ()), category.get(b, "")) for b in brands]
+            known = brand_identities(store, brands)
+        return [brand_partners(ci, *known.get(b, ((), ""))) for b in brands]
 
     def rank(self, brands: Sequence[str]) -> RankedRows:
         """Top-k of each brand (ids of brands in the store, no duplicates)."""

@@ -114,16 +114,17 @@ def partner_rows(ci: CollabIndex, own: Sequence[str]) -> np.ndarray:
 
 def own_handles(store: Store, brand_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """Brand id -> the handles that are the brand (the normal form of its handle and of its id)."""
+    return {b: own for b, (own, _) in brand_identities(store, brand_ids).items()}
+
+
+def brand_identities(store: Store, brand_ids: Sequence[str]) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Brand id -> (its handles, as ``own_handles``; its category, "" when unknown), in one
+    read: a match asks it of every brand, before any other work."""
     rows = store.conn.execute(
-        "SELECT id, collab_handle(handle), collab_handle(id) FROM accounts WHERE id = ANY(%s)", (list(brand_ids),)
+        "SELECT id, collab_handle(handle), collab_handle(id), coalesce(category, '') FROM accounts WHERE id = ANY(%s)",
+        (list(brand_ids),),
     )
-    return {b: tuple(dict.fromkeys((h, i))) for b, h, i in rows}
-
-
-def brand_categories(store: Store, brand_ids: Sequence[str]) -> dict[str, str]:
-    """Brand id -> its category ("" when unknown)."""
-    rows = store.conn.execute("SELECT id, coalesce(category, '') FROM accounts WHERE id = ANY(%s)", (list(brand_ids),))
-    return {str(b): str(c) for b, c in rows}
+    return {str(b): (tuple(dict.fromkeys((h, i))), str(c)) for b, h, i, c in rows}
 
 
 def brand_partners(ci: CollabIndex, own: tuple[str, ...], category: str = "") -> Partners:
