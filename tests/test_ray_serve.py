@@ -255,15 +255,22 @@ def test_a_killed_replica_fails_no_request_with_two_and_names_its_shard_with_one
 
             from congruence.search.ray_shard import NAMESPACE
 
-            while not answered.wait(0.02):
+            while True:
                 with contextlib.suppress(Exception):  # none up right now, or it died first
                     _kill_one_replica(1)
                 for name in _workers(1):
                     with contextlib.suppress(Exception):
                         ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+                swept.set()
+                if answered.wait(0.02):
+                    return
 
+        # the request starts once the first sweep is done: the worker of the replica killed
+        # above dies with it, but not at once, and on a busy machine it could still answer
+        swept = threading.Event()
         killer = threading.Thread(target=keep_killing)
         killer.start()
+        swept.wait()
         try:
             with pytest.raises(ShardUnavailable, match="shard 1 of 4 is unavailable"):
                 sharded.match_brand("brand_wanderly", 10)
