@@ -30,7 +30,7 @@ class Settings:
     post_vectors: how a serving engine reads the per-post vectors it maps: 'cached' (the
         kernel's defaults: the load's checksum leaves them in the page cache, which keeps them
         while memory allows; fast while they fit), 'paged' (read a page at a time as queries
-        touch them, each query's pages read ahead together; the re-score vectors read whole:
+        touch them, each query's pages read ahead together; the re-score vectors mapped whole:
         memory bounded by use, each miss a disk read), or 'auto' (paged for IVF-PQ shards,
         the layout for accounts past memory; cached otherwise).
     ef_search: HNSW search breadth for unfiltered queries (more: higher recall, slower).
