@@ -37,8 +37,6 @@ _faiss: Any = faiss  # the SWIG stubs lack the search parameters, selectors and 
 HNSW_M = 32
 EF_CONSTRUCTION = 80
 EF_SEARCH = 96
-# the files a serving engine maps and reads only in part: the per-post codes (``load_mapped``)
-SPARSE_FILES = frozenset(POST_FILES_MAPPED)
 SUBSET_FRACTION = 0.05  # filters passing fewer than this share of accounts go exact
 # ... and so do filters whose allowed vectors hold at most this many floats: a selector
 # scan costs ~0.3 us per allowed 256-d vector, while a filtered graph walk widens its
@@ -376,7 +374,7 @@ class VectorIndex:
             gen = cur.resolve(strict=True)
             man = Manifest(**json.loads((gen / "manifest.json").read_text()))
             for name, digest in man.checksums.items():
-                if sha256_file(gen / name, uncache=mapped and paged and name in SPARSE_FILES) != digest:
+                if sha256_file(gen / name, uncache=mapped and paged and name in POST_FILES_MAPPED) != digest:
                     raise IndexCorrupt(f"{gen / name} fails its checksum")
             self = cls.__new__(cls)
             self.index = faiss.read_index(str(gen / "index.faiss"))

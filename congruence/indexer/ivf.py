@@ -130,8 +130,8 @@ class RefineVectors:
     def load(cls, folder: Path, files: Iterable[str], dim: int, mapped: bool, paged: bool = False) -> RefineVectors:
         """The vectors in ``files`` (a generation's, as its manifest lists them: int8 codes and
         scales, or float16 rows). mapped: the codes or rows memory-mapped copy-on-write (the
-        scales are read); paged: and read at random, all of them read ahead at once
-        (``CONGRUENCE_POST_VECTORS=paged``: a search reads 1,000 of them)."""
+        scales are read); paged: and read and mapped whole now (``load_mapped``, hot:
+        ``CONGRUENCE_POST_VECTORS=paged``, where a search reads 1,000 of them)."""
         q8 = bits_of(files) == 8
         name = FILES_Q8[0] if q8 else FILE_F16
         codes = (
